@@ -1,1 +1,49 @@
-console.log('weft');
+/** `weft` command-line tool: generate, logits, layout. */
+import { WeftError } from '@weft/core';
+import { UsageError } from './cli/args.js';
+import { generateCommand, layoutCommand, logitsCommand } from './cli/commands.js';
+
+const HELP = `weft — vLLM-style distributed inference on TensorFlow.js
+
+usage:
+  weft generate [--model DIR] [--prompt TEXT | --ids 1,2,3] [--tp N] [--pp N] [--backend wasm|cpu|webgpu|tensorflow]
+                [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR] [--trace FILE]
+  weft logits --model DIR --ids 1,2,3 [--tp N] [--pp N] [--backend B] --json
+  weft layout --world-size N [--tp N] [--pp N] [--dp N] [--json]
+
+With no --model, generate runs the embedded weft-tiny-code model (models/weft-tiny-code).
+Add --verbose for stack traces.`;
+
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  generate: generateCommand,
+  logits: logitsCommand,
+  layout: layoutCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(HELP + '\n');
+    return cmd ? 0 : 2;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    process.stderr.write(`weft: unknown command '${cmd}' (try: ${Object.keys(commands).join(', ')})\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    if (rest.includes('--verbose')) process.stderr.write(`${err.stack ?? String(err)}\n`);
+    else process.stderr.write(`weft: ${err instanceof WeftError ? err.message : `${err.name}: ${err.message}`}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));

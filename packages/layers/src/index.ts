@@ -1,1 +1,11 @@
-export {};
+export * from './parameter.js';
+export * from './linear/index.js';
+export * from './vocab-parallel-embedding.js';
+export * from './weight-loading.js';
+export * from './scope.js';
+export * from './engine/index.js';
+export * from './rms-norm.js';
+export * from './rotary/index.js';
+export * from './attention-metadata.js';
+export * from './kv-cache.js';
+export * from './attention.js';

@@ -1,0 +1,65 @@
+/** Option parsing shared by the weft commands: one clear line for every bad option. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BACKEND_NAMES, ConfigError, type BackendName } from '@weft/core';
+
+export class UsageError extends ConfigError {
+  override name = 'UsageError';
+}
+
+export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, ''));
+  }
+}
+
+export function int(value: unknown, name: string, fallback?: number): number | undefined {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be a whole number, got '${String(value)}'`);
+  return n;
+}
+
+export function positiveInt(value: unknown, name: string, fallback?: number): number | undefined {
+  const n = int(value, name, fallback);
+  if (n !== undefined && n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`);
+  return n;
+}
+
+export function num(value: unknown, name: string, fallback?: number): number | undefined {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${String(value)}'`);
+  return n;
+}
+
+export function ids(value: unknown, name = 'ids'): number[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = String(value).split(',').map((s) => s.trim()).filter(Boolean);
+  const out = parts.map(Number);
+  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 0)) {
+    throw new UsageError(`--${name} must be a comma-separated list of token ids, e.g. 1,2,3; got '${String(value)}'`);
+  }
+  return out;
+}
+
+export function backend(value: unknown): BackendName | undefined {
+  if (value === undefined) return undefined;
+  if (!BACKEND_NAMES.includes(value as BackendName)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}; got '${String(value)}'`);
+  }
+  return value as BackendName;
+}
+
+/** Options every model command takes. */
+export const MODEL_OPTIONS = {
+  model: { type: 'string' },
+  tp: { type: 'string' },
+  pp: { type: 'string' },
+  dp: { type: 'string' },
+  'enable-expert-parallel': { type: 'boolean' },
+  backend: { type: 'string' },
+  timeout: { type: 'string' },
+  trace: { type: 'string' },
+} as const;

@@ -1,0 +1,108 @@
+import { writeFileSync } from 'node:fs';
+import { rankLayout, resolveParallelConfig } from '@weft/core';
+import type { LLMEngine } from '@weft/layers';
+import type { LLMOptions } from '@weft/llama';
+import { backend, ids, int, MODEL_OPTIONS, num, parse, positiveInt, UsageError } from './args.js';
+import { defaultModelDir, loadModel } from './load-model.js';
+import { progressReporter } from './progress.js';
+
+type Values = ReturnType<typeof parse>['values'];
+
+function engineOptions(v: Values): LLMOptions {
+  return {
+    tp: positiveInt(v.tp, 'tp'),
+    pp: positiveInt(v.pp, 'pp'),
+    dp: positiveInt(v.dp, 'dp'),
+    enableExpertParallel: v['enable-expert-parallel'] === true,
+    backend: backend(v.backend),
+    timeoutMs: positiveInt(v.timeout, 'timeout'),
+    trace: typeof v.trace === 'string',
+  };
+}
+
+async function withModel<T>(v: Values, dir: string, fn: (llm: LLMEngine) => Promise<T>): Promise<T> {
+  const opts = engineOptions(v);
+  const llm = await loadModel(dir, { ...opts, onProgress: progressReporter('loading weights') });
+  try {
+    return await fn(llm);
+  } finally {
+    if (typeof v.trace === 'string') {
+      writeFileSync(v.trace, JSON.stringify(llm.trace()));
+      process.stderr.write(`trace written to ${v.trace} (open it in https://ui.perfetto.dev)\n`);
+    }
+    await llm.close();
+  }
+}
+
+export async function layoutCommand(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, { 'world-size': { type: 'string' }, tp: { type: 'string' }, pp: { type: 'string' }, dp: { type: 'string' }, json: { type: 'boolean' } });
+  const cfg = resolveParallelConfig({ worldSize: positiveInt(v['world-size'], 'world-size'), tp: positiveInt(v.tp, 'tp'), pp: positiveInt(v.pp, 'pp'), dp: positiveInt(v.dp, 'dp') });
+  const l = rankLayout(cfg);
+  const groups = { tp: l.tp, pp: l.pp, dp: l.dp, ep: l.ep };
+  if (v.json) {
+    process.stdout.write(JSON.stringify(groups) + '\n');
+    return;
+  }
+  process.stdout.write(`world size ${l.worldSize} = dp ${cfg.dp} × pp ${cfg.pp} × tp ${cfg.tp}\n`);
+  for (const [k, g] of Object.entries(groups)) process.stdout.write(`${k.toUpperCase().padEnd(3)} ${g.map((r) => `[${r.join(',')}]`).join(' ')}\n`);
+}
+
+export async function generateCommand(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, {
+    ...MODEL_OPTIONS,
+    prompt: { type: 'string', multiple: true },
+    ids: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    'top-k': { type: 'string' },
+    seed: { type: 'string' },
+    stop: { type: 'string', multiple: true },
+  });
+  if (v.prompt && v.ids) throw new UsageError('give either --prompt or --ids, not both');
+  const dir = typeof v.model === 'string' ? v.model : defaultModelDir();
+  const promptIds = ids(v.ids);
+  const prompts = promptIds ? [promptIds] : ((v.prompt as string[] | undefined) ?? ['def fibonacci(n):\n']);
+  const gen = {
+    maxTokens: positiveInt(v['max-tokens'], 'max-tokens', 64),
+    temperature: num(v.temperature, 'temperature', 0),
+    topP: num(v['top-p'], 'top-p', 1),
+    topK: int(v['top-k'], 'top-k', 0),
+    seed: int(v.seed, 'seed', 0),
+    stop: v.stop as string[] | undefined,
+  };
+  if (gen.temperature! < 0) throw new UsageError('--temperature must be ≥ 0');
+  if (gen.topP! <= 0 || gen.topP! > 1) throw new UsageError('--top-p must be in (0, 1]');
+  await withModel(v, dir, async (llm) => {
+    if (prompts.length === 1) {
+      // One prompt: stream its text as it is generated.
+      const p = prompts[0]!;
+      process.stdout.write(typeof p === 'string' ? p : llm.decode(p));
+      for await (const ev of llm.stream(prompts, gen)) process.stdout.write(ev.text);
+      process.stdout.write('\n');
+      return;
+    }
+    const outs = await llm.generate(prompts, gen);
+    for (const o of outs) process.stdout.write(`--- [${o.index}] ${JSON.stringify(prompts[o.index])}\n${o.text}\n`);
+  });
+}
+
+export async function logitsCommand(argv: string[]): Promise<void> {
+  const { values: v } = parse(argv, { ...MODEL_OPTIONS, ids: { type: 'string' }, prompt: { type: 'string' }, json: { type: 'boolean' } });
+  if (typeof v.model !== 'string') throw new UsageError('logits needs --model DIR');
+  const tokenIds = ids(v.ids);
+  if (!tokenIds && typeof v.prompt !== 'string') throw new UsageError('logits needs --ids 1,2,3 (or --prompt TEXT)');
+  await withModel(v, v.model, async (llm) => {
+    const input = tokenIds ?? llm.encode(v.prompt as string);
+    const rows = await llm.logits(input);
+    if (v.json) {
+      process.stdout.write(`{"logits": [${rows.map((r) => `[${Array.from(r).join(', ')}]`).join(', ')}]}\n`);
+    } else {
+      rows.forEach((r, i) => {
+        let best = 0;
+        for (let j = 1; j < r.length; j++) if (r[j]! > r[best]!) best = j;
+        process.stdout.write(`position ${i} (token ${input[i]}): argmax ${best} logit ${r[best]!.toFixed(4)}\n`);
+      });
+    }
+  });
+}

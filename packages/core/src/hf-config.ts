@@ -1,0 +1,214 @@
+/**
+ * Hugging Face `config.json` for the model families weft runs, normalized to
+ * camelCase with transformers' defaults filled in, so model code never reads
+ * raw JSON or guesses a default.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+import { ConfigFields, isJsonObject } from './config-fields.js';
+import { type RopeConfig, parseRope } from './rope-config.js';
+
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'deepseek_v2', 'deepseek_v3'] as const;
+
+interface CommonModelConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  /** Dense MLP size (DeepSeek: the first_k_dense_replace layers). */
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  /**
+   * Per-head size of queries and keys. Llama: `head_dim`, or hidden / heads.
+   * DeepSeek: qkNopeHeadDim + qkRopeHeadDim (transformers stores the rope part
+   * alone as `head_dim` there; that is qkRopeHeadDim here).
+   */
+  headDim: number;
+  rmsNormEps: number;
+  maxPositionEmbeddings: number;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+  mlpBias: boolean;
+  hiddenAct: string;
+  bosTokenId: number | null;
+  eosTokenId: number | number[] | null;
+  rope: RopeConfig;
+}
+
+export interface LlamaConfig extends CommonModelConfig {
+  family: 'llama';
+  modelType: 'llama' | 'mistral';
+  /** Mistral's sliding attention window, null when attention is global. */
+  slidingWindow: number | null;
+}
+
+export type TopkMethod = 'greedy' | 'group_limited_greedy' | 'noaux_tc';
+export type ScoringFunc = 'softmax' | 'sigmoid';
+
+export interface DeepseekConfig extends CommonModelConfig {
+  family: 'deepseek';
+  modelType: 'deepseek_v2' | 'deepseek_v3';
+  /** null: queries are projected directly (V2-Lite), without the low-rank q_a/q_b pair. */
+  qLoraRank: number | null;
+  kvLoraRank: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
+  nRoutedExperts: number;
+  nSharedExperts: number;
+  numExpertsPerTok: number;
+  moeIntermediateSize: number;
+  firstKDenseReplace: number;
+  moeLayerFreq: number;
+  nGroup: number;
+  topkGroup: number;
+  topkMethod: TopkMethod;
+  scoringFunc: ScoringFunc;
+  normTopkProb: boolean;
+  routedScalingFactor: number;
+  /** Rope rotates adjacent pairs (x0,x1),(x2,x3)... rather than the two halves; V2 always does. */
+  ropeInterleave: boolean;
+  /** The router has `e_score_correction_bias` (noaux_tc top-k). */
+  hasCorrectionBias: boolean;
+}
+
+export type ModelConfig = LlamaConfig | DeepseekConfig;
+
+/** Read `config.json` from a model directory (or the config file itself). */
+export function loadModelConfig(dir: string): ModelConfig {
+  const file = fs.existsSync(dir) && fs.statSync(dir).isFile() ? dir : path.join(dir, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`${file}: cannot read model config (${(cause as Error).message})`, { cause });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${file}: model config is not valid JSON (${(cause as Error).message})`, { cause });
+  }
+  return parseModelConfig(json, file);
+}
+
+/** Normalize a parsed config.json; `source` names it in errors. */
+export function parseModelConfig(json: unknown, source: string): ModelConfig {
+  if (!isJsonObject(json)) throw new ConfigError(`${source}: model config must be a JSON object`);
+  const f = new ConfigFields(json, source);
+  const modelType = f.has('model_type') ? f.str('model_type') : undefined;
+  switch (modelType) {
+    case 'llama':
+    case 'mistral':
+      return parseLlama(f, modelType);
+    case 'deepseek_v2':
+    case 'deepseek_v3':
+      return parseDeepseek(f, modelType);
+    default:
+      throw new ConfigError(
+        `${source}: model_type ${JSON.stringify(modelType ?? null)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`,
+      );
+  }
+}
+
+function parseCommon(f: ConfigFields, defaults: { maxPositionEmbeddings: number }): Omit<CommonModelConfig, 'headDim'> {
+  const numAttentionHeads = f.int('num_attention_heads');
+  const numKeyValueHeads = f.int('num_key_value_heads', numAttentionHeads);
+  if (numAttentionHeads % numKeyValueHeads !== 0) {
+    throw new ConfigError(
+      `${f.source}: num_attention_heads=${numAttentionHeads} is not a multiple of num_key_value_heads=${numKeyValueHeads}`,
+    );
+  }
+  const maxPositionEmbeddings = f.int('max_position_embeddings', defaults.maxPositionEmbeddings);
+  return {
+    vocabSize: f.int('vocab_size'),
+    hiddenSize: f.int('hidden_size'),
+    intermediateSize: f.int('intermediate_size'),
+    numHiddenLayers: f.int('num_hidden_layers'),
+    numAttentionHeads,
+    numKeyValueHeads,
+    rmsNormEps: f.positive('rms_norm_eps', 1e-6),
+    maxPositionEmbeddings,
+    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    attentionBias: f.bool('attention_bias', false),
+    mlpBias: f.bool('mlp_bias', false),
+    hiddenAct: f.str('hidden_act', 'silu'),
+    bosTokenId: asSingleId(f.tokenIds('bos_token_id'), f.source),
+    eosTokenId: f.tokenIds('eos_token_id'),
+    rope: parseRope(f.json, f.source, maxPositionEmbeddings),
+  };
+}
+
+function parseLlama(f: ConfigFields, modelType: 'llama' | 'mistral'): LlamaConfig {
+  const common = parseCommon(f, { maxPositionEmbeddings: modelType === 'mistral' ? 4096 * 32 : 2048 });
+  let headDim: number;
+  if (f.has('head_dim')) headDim = f.int('head_dim');
+  else if (common.hiddenSize % common.numAttentionHeads === 0) headDim = common.hiddenSize / common.numAttentionHeads;
+  else {
+    throw new ConfigError(
+      `${f.source}: no head_dim, and hidden_size=${common.hiddenSize} is not divisible by num_attention_heads=${common.numAttentionHeads}`,
+    );
+  }
+  return { family: 'llama', modelType, ...common, headDim, slidingWindow: f.intOrNull('sliding_window', null) };
+}
+
+function parseDeepseek(f: ConfigFields, modelType: 'deepseek_v2' | 'deepseek_v3'): DeepseekConfig {
+  const v3 = modelType === 'deepseek_v3';
+  const common = parseCommon(f, { maxPositionEmbeddings: v3 ? 4096 : 2048 });
+  if (f.raw('q_lora_rank') === undefined) {
+    throw new ConfigError(`${f.source}: missing required field "q_lora_rank" (null when queries are not low-rank)`);
+  }
+  const qkNopeHeadDim = f.int('qk_nope_head_dim');
+  const qkRopeHeadDim = f.int('qk_rope_head_dim');
+  const topkMethod = f.oneOf<TopkMethod>('topk_method', ['greedy', 'group_limited_greedy', 'noaux_tc'], v3 ? 'noaux_tc' : 'greedy');
+  const config: DeepseekConfig = {
+    family: 'deepseek',
+    modelType,
+    ...common,
+    headDim: qkNopeHeadDim + qkRopeHeadDim,
+    qLoraRank: f.intOrNull('q_lora_rank', null),
+    kvLoraRank: f.int('kv_lora_rank'),
+    qkNopeHeadDim,
+    qkRopeHeadDim,
+    vHeadDim: f.int('v_head_dim'),
+    nRoutedExperts: f.int('n_routed_experts'),
+    // An explicit null means no shared experts; absent means transformers' default.
+    nSharedExperts: f.intOrNull('n_shared_experts', v3 ? 1 : 2) ?? 0,
+    numExpertsPerTok: f.int('num_experts_per_tok'),
+    moeIntermediateSize: f.int('moe_intermediate_size'),
+    firstKDenseReplace: f.int('first_k_dense_replace', v3 ? 3 : 0, 0),
+    moeLayerFreq: f.int('moe_layer_freq', 1),
+    nGroup: f.int('n_group', v3 ? 8 : 1),
+    topkGroup: f.int('topk_group', v3 ? 4 : 1),
+    topkMethod,
+    scoringFunc: f.oneOf<ScoringFunc>('scoring_func', ['softmax', 'sigmoid'], v3 ? 'sigmoid' : 'softmax'),
+    normTopkProb: f.bool('norm_topk_prob', v3),
+    routedScalingFactor: f.positive('routed_scaling_factor', v3 ? 2.5 : 1),
+    // transformers' DeepseekV2 always rotates interleaved pairs (view_as_complex); V3 has a flag.
+    ropeInterleave: f.bool('rope_interleave', true),
+    hasCorrectionBias: topkMethod === 'noaux_tc',
+  };
+  checkRouting(config, f.source);
+  return config;
+}
+
+function checkRouting(c: DeepseekConfig, source: string): void {
+  if (c.numExpertsPerTok > c.nRoutedExperts) {
+    throw new ConfigError(`${source}: num_experts_per_tok=${c.numExpertsPerTok} is more than n_routed_experts=${c.nRoutedExperts}`);
+  }
+  if (c.nRoutedExperts % c.nGroup !== 0) {
+    throw new ConfigError(`${source}: n_routed_experts=${c.nRoutedExperts} is not divisible by n_group=${c.nGroup}`);
+  }
+  if (c.topkGroup > c.nGroup) {
+    throw new ConfigError(`${source}: topk_group=${c.topkGroup} is more than n_group=${c.nGroup}`);
+  }
+}
+
+function asSingleId(ids: number | number[] | null, source: string): number | null {
+  if (Array.isArray(ids)) {
+    if (ids.length === 1) return ids[0]!;
+    throw new ConfigError(`${source}: "bos_token_id" must be one token id, got ${JSON.stringify(ids)}`);
+  }
+  return ids;
+}

@@ -1,0 +1,37 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { AttentionMetadata } from '../attention-metadata.js';
+import type { Parameter } from '../parameter.js';
+import type { StackedParamMapping } from '../weight-loading.js';
+import type { Tracer } from './tracer.js';
+
+/** What travels between pipeline stages. */
+export interface IntermediateTensors {
+  hidden_states: tf.Tensor2D;
+  residual: tf.Tensor2D;
+}
+
+export interface ForwardInput {
+  inputIds: tf.Tensor1D;
+  positions: tf.Tensor1D;
+  meta: AttentionMetadata;
+  /** Use and extend the KV cache (false: full-sequence forward, nothing kept). */
+  useCache: boolean;
+  tracer?: Tracer | null;
+}
+
+/** One rank's share of a causal LM, as the engine drives it. Llama and DeepSeek implement it. */
+export interface CausalLMRank {
+  readonly isFirstStage: boolean;
+  readonly isLastStage: boolean;
+  parameters(): Parameter[];
+  /** Checkpoint tensors held by other ranks (other stages, other experts): not "unused". */
+  isElsewhere(name: string): boolean;
+  readonly stackedParams: StackedParamMapping[];
+  ignoreTensor(name: string): boolean;
+  /** Last stage: final normed hidden states; other stages: what to send on. */
+  forward(input: ForwardInput, intermediate: IntermediateTensors | null): Promise<tf.Tensor2D | IntermediateTensors>;
+  /** Logits `[T, vocab]` on tp rank 0 of the last stage, null elsewhere. */
+  computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null>;
+  freeSequence(seqId: number): void;
+  dispose(): void;
+}

@@ -1,0 +1,233 @@
+/**
+ * The driver: starts one worker thread per rank, broadcasts each step's
+ * inputs (vLLM's mq_broadcaster), collects sampled tokens from the last
+ * stage, and turns them into text. Model-agnostic: the rank entry module
+ * decides which model runs.
+ */
+import { loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type Tokenizer } from '@weft/core';
+import { spawnRanks, type RankPool } from '@weft/comm';
+import type { DriverMessage, RankMessage, StepMode, StepSequence, TraceEvent } from './protocol.js';
+import { GREEDY, type SamplingParams } from './sampler.js';
+import { RequestState, type GenerateOptions, type GenerateOutput, type StreamEvent } from './request-state.js';
+
+export interface EngineOptions {
+  tp?: number;
+  pp?: number;
+  dp?: number;
+  enableExpertParallel?: boolean;
+  backend?: BackendName;
+  /** Collective and rendezvous timeout per blocking wait. */
+  timeoutMs?: number;
+  /** Record a per-rank timeline (see `trace()`). */
+  trace?: boolean;
+  /** Weight-loading progress, summed over ranks. */
+  onProgress?: (loaded: number, total: number) => void;
+  /** The rank entry module (exports `main(ctx)` that calls runRank with a model factory). */
+  entry: string | URL;
+}
+
+export type Prompt = string | number[];
+type ResultMessage = Extract<RankMessage, { type: 'result' }>;
+
+export class LLMEngine {
+  private stepId = 0;
+  private nextSeqId = 1;
+  private pending = new Map<number, { resolve: (m: ResultMessage) => void; reject: (e: Error) => void }>();
+  private traceEvents: TraceEvent[] = [];
+  private busy: Promise<unknown> = Promise.resolve();
+  private failure: Error | null = null;
+  readonly unusedTensors: string[];
+  readonly weightBytesPerRank: number[];
+
+  private constructor(
+    private readonly pool: RankPool,
+    readonly tokenizer: Tokenizer | null,
+    readonly eosTokenIds: number[],
+    ready: Extract<RankMessage, { type: 'ready' }>[],
+  ) {
+    this.unusedTensors = [...new Set(ready.flatMap((r) => r.unused))];
+    this.weightBytesPerRank = ready.sort((a, b) => a.rank - b.rank).map((r) => r.weightBytes);
+  }
+
+  static async start(modelDir: string, opts: EngineOptions): Promise<LLMEngine> {
+    const config = loadModelConfig(modelDir);
+    const parallel = resolveParallelConfig({ tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
+    const tokenizer = tryLoadTokenizer(modelDir);
+    const eos = [config.eosTokenId ?? []].flat().filter((x): x is number => typeof x === 'number');
+    const pool = await spawnRanks({
+      parallel,
+      entry: opts.entry,
+      args: { modelDir, trace: opts.trace ?? false },
+      backend: opts.backend,
+      timeoutMs: opts.timeoutMs,
+    });
+    const ready: Extract<RankMessage, { type: 'ready' }>[] = [];
+    const progress = new Map<number, { loaded: number; total: number }>();
+    let engine: LLMEngine | null = null;
+    const allReady = new Promise<void>((resolve) => {
+      pool.onMessage((_rank, raw) => {
+        const m = raw as RankMessage;
+        if (m.type === 'progress') {
+          progress.set(m.rank, { loaded: m.loaded, total: m.total });
+          const sum = [...progress.values()].reduce((a, p) => ({ loaded: a.loaded + p.loaded, total: a.total + p.total }), { loaded: 0, total: 0 });
+          opts.onProgress?.(sum.loaded, sum.total);
+        } else if (m.type === 'ready') {
+          ready.push(m);
+          if (ready.length === pool.worldSize) resolve();
+        } else if (m.type === 'result') {
+          engine?.pending.get(m.stepId)?.resolve(m);
+          engine?.pending.delete(m.stepId);
+        } else if (m.type === 'trace') {
+          engine?.traceEvents.push(...m.events);
+        }
+      });
+    });
+    // A rank that fails while loading rejects results(); surface that instead of waiting forever.
+    const failed = pool.results().then(
+      () => Promise.reject(new Error('ranks exited before they were ready')),
+      (e: unknown) => Promise.reject(e),
+    );
+    try {
+      await Promise.race([allReady, failed]);
+    } catch (e) {
+      await pool.terminate();
+      throw e;
+    }
+    engine = new LLMEngine(pool, tokenizer, eos, ready);
+    failed.catch((e: unknown) => engine!.fail(e as Error));
+    return engine;
+  }
+
+  get worldSize(): number {
+    return this.pool.worldSize;
+  }
+
+  /** A rank died or threw: every waiting step fails with its error, and so does every later call. */
+  private fail(e: Error): void {
+    this.failure = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  /** Run one step on every rank and wait for the last stage's answer. */
+  private async step(mode: StepMode, seqs: StepSequence[], returnLogits = false): Promise<ResultMessage> {
+    if (this.failure) throw this.failure;
+    const stepId = ++this.stepId;
+    const answer = new Promise<ResultMessage>((resolve, reject) => this.pending.set(stepId, { resolve, reject }));
+    await this.pool.broadcast({ type: 'step', stepId, mode, seqs, returnLogits } satisfies DriverMessage);
+    return answer;
+  }
+
+  encode(prompt: Prompt): number[] {
+    if (typeof prompt !== 'string') return prompt;
+    if (!this.tokenizer) throw new Error('this model directory has no tokenizer.json: pass token ids instead of text');
+    return this.tokenizer.encode(prompt);
+  }
+
+  decode(ids: number[]): string {
+    return this.tokenizer ? this.tokenizer.decode(ids) : ids.join(' ');
+  }
+
+  /** Logits for every position of `ids` (full-sequence forward, no cache): `[len][vocab]`. */
+  logits(ids: number[]): Promise<Float32Array[]> {
+    return this.exclusive(async () => {
+      const res = await this.step('logits-all', [{ seqId: 0, tokens: ids, contextLen: 0, sampling: GREEDY }]);
+      const { rows, cols, data } = res.logits!;
+      return Array.from({ length: rows }, (_, r) => data.slice(r * cols, (r + 1) * cols));
+    });
+  }
+
+  /** Stream tokens of several prompts, batched in one forward per step. */
+  async *stream(prompts: Prompt[], opts: GenerateOptions = {}): AsyncGenerator<StreamEvent> {
+    const queue: StreamEvent[] = [];
+    let wake: (() => void) | null = null;
+    let done = false;
+    let error: unknown = null;
+    const run = this.exclusive(() =>
+      this.runGeneration(prompts, opts, (ev) => {
+        queue.push(ev);
+        wake?.();
+      }),
+    ).then(
+      () => { done = true; wake?.(); },
+      (e: unknown) => { error = e; done = true; wake?.(); },
+    );
+    while (true) {
+      if (queue.length) {
+        yield queue.shift()!;
+        continue;
+      }
+      if (done) break;
+      await new Promise<void>((r) => (wake = r));
+      wake = null;
+    }
+    await run;
+    if (error) throw error;
+  }
+
+  async generate(prompts: Prompt[], opts: GenerateOptions = {}): Promise<GenerateOutput[]> {
+    return this.exclusive(() => this.runGeneration(prompts, opts, () => {}));
+  }
+
+  private async runGeneration(prompts: Prompt[], opts: GenerateOptions, emit: (e: StreamEvent) => void): Promise<GenerateOutput[]> {
+    const sampling: SamplingParams = {
+      temperature: opts.temperature ?? 0,
+      topP: opts.topP ?? 1,
+      topK: opts.topK ?? 0,
+      seed: opts.seed ?? 0,
+    };
+    const reqs = prompts.map((p, i) => new RequestState(i, this.nextSeqId++, this.encode(p), opts, this.eosTokenIds, (ids) => this.decode(ids)));
+    let active = reqs.filter((r) => !r.finished);
+    while (active.length) {
+        const seqs: StepSequence[] = active.map((r) => ({
+          seqId: r.seqId,
+          tokens: r.pendingTokens(),
+          contextLen: r.contextLen,
+          // Per-prompt seeds differ so that identical prompts in one batch need not draw the same tokens.
+          sampling: { ...sampling, seed: (sampling.seed * 1000003 + r.index) >>> 0 },
+        }));
+        const res = await this.step('sample', seqs, opts.returnLogits);
+        active.forEach((r, i) => {
+          if (res.logits) r.logits.push(res.logits.data.slice(i * res.logits.cols, (i + 1) * res.logits.cols));
+          const ev = r.accept(res.tokens![i]!);
+          if (ev) emit(ev);
+        });
+        const finished = active.filter((r) => r.finished).map((r) => r.seqId);
+        if (finished.length) await this.pool.broadcast({ type: 'free', seqIds: finished } satisfies DriverMessage);
+        active = active.filter((r) => !r.finished);
+    }
+    return reqs.map((r) => r.output());
+  }
+
+  /** One request at a time through the ranks (continuous batching is future work). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.catch(() => {});
+    return run;
+  }
+
+  /** Trace events recorded so far (Chrome trace format); `trace: true` at start. */
+  trace(): { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' } {
+    return { traceEvents: [...this.traceEvents], displayTimeUnit: 'ms' };
+  }
+
+  async close(): Promise<void> {
+    if (!this.failure) {
+      try {
+        await this.pool.broadcast({ type: 'shutdown' } satisfies DriverMessage);
+        await Promise.race([this.pool.results(), new Promise((r) => setTimeout(r, 2000))]);
+      } catch {
+        /* terminating anyway */
+      }
+    }
+    await this.pool.terminate();
+  }
+}
+
+function tryLoadTokenizer(dir: string): Tokenizer | null {
+  try {
+    return loadTokenizer(dir);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * RMSNorm as Hugging Face's LlamaRMSNorm / DeepseekV3RMSNorm computes it:
+ * `weight * (x * rsqrt(mean(x², -1) + eps))`, in fp32. The fused residual
+ * form is vLLM's `forward(x, residual)`: the sum is normalised and also handed
+ * back as the next residual, so a decoder layer never adds twice.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError } from '@weft/core';
+import { Parameter } from './parameter.js';
+
+export class RMSNorm {
+  readonly weight: Parameter;
+
+  constructor(
+    /** Module prefix, e.g. `model.layers.0.input_layernorm`; the weight is `${name}.weight`. */
+    readonly name: string,
+    readonly hiddenSize: number,
+    readonly eps = 1e-6,
+  ) {
+    if (!Number.isInteger(hiddenSize) || hiddenSize <= 0) {
+      throw new ConfigError(`${name}: RMSNorm hidden size must be a positive integer, got ${hiddenSize}`);
+    }
+    // Replicated on every rank: the norm sees the full hidden size.
+    this.weight = new Parameter(`${name}.weight`, [hiddenSize]);
+  }
+
+  parameters(): Parameter[] {
+    return [this.weight];
+  }
+
+  /** `x [T, hidden] → [T, hidden]`. */
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    this.checkInput(x);
+    return tf.tidy(() => {
+      const variance = tf.mean(tf.square(x), -1, true);
+      const normed = tf.mul(x, tf.rsqrt(tf.add(variance, this.eps)));
+      // HF multiplies the weight last (`self.weight * hidden_states`); keep that order.
+      return tf.mul(this.weight.tensor, normed) as tf.Tensor2D;
+    });
+  }
+
+  /** `(x, residual) → [norm(x + residual), x + residual]`. */
+  forwardResidual(x: tf.Tensor2D, residual: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
+    if (x.shape[0] !== residual.shape[0] || x.shape[1] !== residual.shape[1]) {
+      throw new ConfigError(`${this.name}: residual shape ${JSON.stringify(residual.shape)} does not match input ${JSON.stringify(x.shape)}`);
+    }
+    return tf.tidy(() => {
+      const sum = tf.add(x, residual) as tf.Tensor2D;
+      return [this.forward(sum), sum];
+    });
+  }
+
+  dispose(): void {
+    this.weight.dispose();
+  }
+
+  private checkInput(x: tf.Tensor): void {
+    if (x.rank !== 2 || x.shape[1] !== this.hiddenSize) {
+      throw new ConfigError(`${this.name}: expected input [T, ${this.hiddenSize}], got ${JSON.stringify(x.shape)}`);
+    }
+  }
+}

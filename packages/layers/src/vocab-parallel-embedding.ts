@@ -1,0 +1,111 @@
+/**
+ * Vocabulary-parallel embedding and LM head (vLLM `vocab_parallel_embedding.py`):
+ * the vocab is padded (to a multiple of 64·tp, so every rank gets an equal
+ * share) and split over tp; padding rows are zero.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GroupCoordinator } from '@weft/comm';
+import { vocabRange } from '@weft/core';
+import { expectCheckpointShape, Parameter, type HostTensor } from './parameter.js';
+
+export interface VocabParallelOptions {
+  prefix: string;
+  numEmbeddings: number;
+  embeddingDim: number;
+  tp: GroupCoordinator;
+}
+
+export class VocabParallelEmbedding {
+  readonly weight: Parameter;
+  readonly tp: GroupCoordinator;
+  readonly numEmbeddings: number;
+  readonly paddedVocab: number;
+  /** This rank's `[start, end)` rows of the padded vocab. */
+  readonly vocabStart: number;
+  readonly vocabEnd: number;
+
+  constructor(opts: VocabParallelOptions, weightName = `${opts.prefix}.weight`) {
+    this.tp = opts.tp;
+    this.numEmbeddings = opts.numEmbeddings;
+    const r = vocabRange(opts.numEmbeddings, opts.tp.rankInGroup, opts.tp.worldSize);
+    this.paddedVocab = r.padded;
+    this.vocabStart = r.start;
+    this.vocabEnd = r.end;
+    const rows = r.end - r.start;
+    this.weight = new Parameter(weightName, [rows, opts.embeddingDim], (param, weight) => {
+      expectCheckpointShape(weight, [opts.numEmbeddings, opts.embeddingDim], param);
+      // Rows past the real vocab are padding: zero.
+      const real = Math.max(0, Math.min(r.end, opts.numEmbeddings) - r.start);
+      const host: HostTensor = { shape: [rows, opts.embeddingDim], dtype: 'float32', data: new Float32Array(rows * opts.embeddingDim) };
+      if (real > 0) host.data.set(weight.narrow(0, r.start, real).data);
+      param.set(host, weight.name);
+    });
+  }
+
+  parameters(): Parameter[] {
+    return [this.weight];
+  }
+
+  /** ids int32 `[T]` → `[T, dim]`: look up the ids in this shard, zero the others, all-reduce. */
+  async forward(ids: tf.Tensor1D): Promise<tf.Tensor2D> {
+    if (this.tp.worldSize === 1) return tf.gather(this.weight.tensor, ids) as tf.Tensor2D;
+    const partial = tf.tidy(() => {
+      const inShard = tf.logicalAnd(tf.greaterEqual(ids, this.vocabStart), tf.less(ids, this.vocabEnd));
+      const local = tf.where(inShard, tf.sub(ids, this.vocabStart), tf.zerosLike(ids));
+      const rows = tf.gather(this.weight.tensor, local);
+      return tf.mul(rows, tf.expandDims(tf.cast(inShard, 'float32'), 1)) as tf.Tensor2D;
+    });
+    const out = (await this.tp.allReduce(partial)) as tf.Tensor2D;
+    partial.dispose();
+    return out;
+  }
+
+  dispose(): void {
+    this.weight.dispose();
+  }
+}
+
+export interface ParallelLMHeadOptions extends VocabParallelOptions {
+  /** Share the embedding's weight (tie_word_embeddings). */
+  tiedTo?: VocabParallelEmbedding;
+}
+
+/**
+ * LM head over the vocab shard; logits are gathered to tp rank 0 (vLLM's
+ * LogitsProcessor) and cut to the real vocab size. Other ranks get null.
+ */
+export class ParallelLMHead {
+  readonly embedding: VocabParallelEmbedding;
+  readonly tied: boolean;
+
+  constructor(opts: ParallelLMHeadOptions) {
+    this.tied = opts.tiedTo !== undefined;
+    this.embedding = opts.tiedTo ?? new VocabParallelEmbedding(opts);
+  }
+
+  /** Its own parameters (none when tied: the embedding owns the weight). */
+  parameters(): Parameter[] {
+    return this.tied ? [] : this.embedding.parameters();
+  }
+
+  get tp(): GroupCoordinator {
+    return this.embedding.tp;
+  }
+
+  /** hidden `[T, dim]` → logits `[T, vocab]` on tp rank 0, null elsewhere. */
+  async forward(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
+    const local = tf.matMul(hidden, this.embedding.weight.tensor as tf.Tensor2D, false, true);
+    const tp = this.tp;
+    const full = tp.worldSize === 1 ? local : await tp.gather(local, 0, -1);
+    if (full !== local) local.dispose();
+    if (full === null) return null;
+    if (full.shape[1] === this.embedding.numEmbeddings) return full as tf.Tensor2D;
+    const cut = tf.slice(full, [0, 0], [-1, this.embedding.numEmbeddings]) as tf.Tensor2D;
+    full.dispose();
+    return cut;
+  }
+
+  dispose(): void {
+    if (!this.tied) this.embedding.dispose();
+  }
+}

@@ -1,0 +1,79 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { GroupCoordinator } from '@weft/comm';
+import {
+  Attention,
+  getRope,
+  QKVParallelLinear,
+  RowParallelLinear,
+  type AttentionMetadata,
+  type KVCache,
+  type Parameter,
+  type RopeScaling,
+} from '@weft/layers';
+import type { LlamaConfig } from './llama-config.js';
+
+/** Self-attention: fused qkv (column) → rotary → attention over this rank's heads → o_proj (row, all-reduce). */
+export class LlamaAttention {
+  readonly qkvProj: QKVParallelLinear;
+  readonly oProj: RowParallelLinear;
+  readonly rope: ReturnType<typeof getRope>;
+  readonly attn: Attention;
+  private readonly headDim: number;
+
+  constructor(prefix: string, config: LlamaConfig, tp: GroupCoordinator) {
+    this.headDim = config.headDim;
+    this.qkvProj = new QKVParallelLinear({
+      prefix: `${prefix}.qkv_proj`,
+      hiddenSize: config.hiddenSize,
+      headSize: config.headDim,
+      totalNumHeads: config.numAttentionHeads,
+      totalNumKvHeads: config.numKeyValueHeads,
+      bias: config.attentionBias,
+      tp,
+    });
+    this.oProj = new RowParallelLinear({
+      prefix: `${prefix}.o_proj`,
+      inputSize: config.numAttentionHeads * config.headDim,
+      outputSize: config.hiddenSize,
+      bias: config.attentionBias,
+      tp,
+    });
+    this.rope = getRope({
+      headSize: config.headDim,
+      rotaryDim: config.headDim,
+      maxPosition: config.maxPositionEmbeddings,
+      base: config.rope.theta,
+      isNeoxStyle: true,
+      scaling: config.rope as RopeScaling,
+    });
+    this.attn = new Attention({
+      numHeads: this.qkvProj.numHeads,
+      numKvHeads: this.qkvProj.numKvHeads,
+      headDim: config.headDim,
+      scale: config.headDim ** -0.5,
+    });
+  }
+
+  parameters(): Parameter[] {
+    return [...this.qkvProj.parameters(), ...this.oProj.parameters()];
+  }
+
+  async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D> {
+    const qkv = await this.qkvProj.forward(hidden);
+    const out = tf.tidy(() => {
+      const { qSize, kvSize } = this.qkvProj;
+      const [q, k, v] = tf.split(qkv, [qSize, kvSize, kvSize], -1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      const T = hidden.shape[0];
+      const [qr, kr] = this.rope.forward(
+        positions,
+        tf.reshape(q, [T, this.qkvProj.numHeads, this.headDim]) as tf.Tensor3D,
+        tf.reshape(k, [T, this.qkvProj.numKvHeads, this.headDim]) as tf.Tensor3D,
+      );
+      return this.attn.forward(tf.reshape(qr, [T, qSize]) as tf.Tensor2D, tf.reshape(kr, [T, kvSize]) as tf.Tensor2D, v, meta, cache);
+    });
+    qkv.dispose();
+    const o = await this.oProj.forward(out);
+    out.dispose();
+    return o;
+  }
+}

@@ -1,0 +1,1 @@
+export type { LlamaConfig } from '@weft/core';
