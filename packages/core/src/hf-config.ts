@@ -34,6 +34,12 @@ interface CommonModelConfig {
   bosTokenId: number | null;
   eosTokenId: number | number[] | null;
   rope: RopeConfig;
+  /**
+   * The checkpoint's torch dtype (`dtype` / `torch_dtype`). Transformers casts
+   * the rotary `inv_freq` buffer with `model.to(dtype)`, so bf16 models rotate
+   * with bf16-rounded frequencies; the rotary module reproduces that.
+   */
+  dtype: string;
 }
 
 export interface LlamaConfig extends CommonModelConfig {
@@ -137,6 +143,7 @@ function parseCommon(f: ConfigFields, defaults: { maxPositionEmbeddings: number 
     bosTokenId: asSingleId(f.tokenIds('bos_token_id'), f.source),
     eosTokenId: f.tokenIds('eos_token_id'),
     rope: parseRope(f.json, f.source, maxPositionEmbeddings),
+    dtype: f.str('dtype', f.str('torch_dtype', 'float32')),
   };
 }
 

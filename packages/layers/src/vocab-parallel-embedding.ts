@@ -50,8 +50,9 @@ export class VocabParallelEmbedding {
   async forward(ids: tf.Tensor1D): Promise<tf.Tensor2D> {
     if (this.tp.worldSize === 1) return tf.gather(this.weight.tensor, ids) as tf.Tensor2D;
     const partial = tf.tidy(() => {
-      const inShard = tf.logicalAnd(tf.greaterEqual(ids, this.vocabStart), tf.less(ids, this.vocabEnd));
-      const local = tf.where(inShard, tf.sub(ids, this.vocabStart), tf.zerosLike(ids));
+      const start = tf.scalar(this.vocabStart, 'int32');
+      const inShard = tf.logicalAnd(tf.greaterEqual(ids, start), tf.less(ids, tf.scalar(this.vocabEnd, 'int32')));
+      const local = tf.where(inShard, tf.sub(ids, start), tf.zerosLike(ids));
       const rows = tf.gather(this.weight.tensor, local);
       return tf.mul(rows, tf.expandDims(tf.cast(inShard, 'float32'), 1)) as tf.Tensor2D;
     });

@@ -45,6 +45,7 @@ export class LlamaAttention {
       base: config.rope.theta,
       isNeoxStyle: true,
       scaling: config.rope as RopeScaling,
+      invFreqDtype: config.dtype,
     });
     this.attn = new Attention({
       numHeads: this.qkvProj.numHeads,
@@ -56,6 +57,11 @@ export class LlamaAttention {
 
   parameters(): Parameter[] {
     return [...this.qkvProj.parameters(), ...this.oProj.parameters()];
+  }
+
+  dispose(): void {
+    for (const p of this.parameters()) p.dispose();
+    this.rope.dispose();
   }
 
   async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D> {

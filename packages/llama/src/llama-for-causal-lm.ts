@@ -133,6 +133,7 @@ export class LlamaForCausalLM implements CausalLMRank {
 
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    for (const l of this.layers) l.selfAttn.dispose();
     for (const c of this.caches) c.dispose();
   }
 }

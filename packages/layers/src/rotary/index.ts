@@ -41,6 +41,7 @@ function ropeKey(cfg: RopeOptions): string {
     cfg.headSize,
     cfg.rotaryDim,
     cfg.maxPosition,
+    cfg.invFreqDtype ?? "float32",
     cfg.base ?? s?.theta,
     cfg.isNeoxStyle,
     s?.type ?? 'default',

@@ -50,6 +50,7 @@ export class RotaryEmbedding {
     this.scaling = scaling;
     this.type = scaling?.type ?? 'default';
     const { invFreq, attentionScaling } = computeInvFreq(base, cfg.rotaryDim, cfg.maxPosition, scaling);
+    roundInvFreq(invFreq, cfg.invFreqDtype);
     this.invFreq = invFreq;
     this.attentionScaling = attentionScaling;
     this.attentionScaleFactor = yarnSoftmaxScaleFactor(scaling);
@@ -218,4 +219,25 @@ export function applyRotary(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D, 
     if (D === rotaryDim) return rotated;
     return tf.concat([rotated, tf.slice(x, [0, 0, rotaryDim], [T, H, D - rotaryDim])], 2) as tf.Tensor3D;
   });
+}
+
+/** bf16 / fp16 rounding (to nearest even) of the frequencies, in place; other dtypes leave them as they are. */
+export function roundInvFreq(invFreq: Float32Array, dtype: string | undefined): void {
+  if (dtype === 'bfloat16') {
+    const bits = new Uint32Array(invFreq.buffer, invFreq.byteOffset, invFreq.length);
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i]!;
+      bits[i] = ((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000) >>> 0;
+    }
+  } else if (dtype === 'float16') {
+    const h = new Float32Array(1);
+    for (let i = 0; i < invFreq.length; i++) {
+      // Math.fround cannot round to 11 bits; scale the mantissa instead (values are in fp16's normal range).
+      const v = invFreq[i]!;
+      const e = Math.floor(Math.log2(Math.abs(v)));
+      const q = 2 ** (e - 10);
+      h[0] = Math.round(v / q) * q;
+      invFreq[i] = h[0]!;
+    }
+  }
 }

@@ -39,6 +39,11 @@ export interface RopeOptions {
   maxPosition: number;
   /** `rope_theta`; falls back to `scaling.theta`. */
   base?: number;
+  /**
+   * Round inv_freq to the checkpoint dtype, as transformers does when a model
+   * is cast with `.to(torch.bfloat16)` (the buffer is cast too). Default float32.
+   */
+  invFreqDtype?: string;
   /** true: rotate halves (Llama, `rotate_half`); false: rotate even/odd pairs (GPT-J, DeepSeek). */
   isNeoxStyle: boolean;
   scaling?: RopeScaling | null;
