@@ -14,6 +14,7 @@ describe('collectives on worker threads against the dense result', () => {
         expect(r.checks).toBeGreaterThan(50);
         expect(r.tensorsAfter).toBe(r.tensorsBefore);
       }
+      expect(new Set(reports.map((r) => r.floatBits)).size).toBe(1);
       expect(liveRankWorkers()).toBe(0);
     });
   }

@@ -175,14 +175,6 @@ export class ShmGroup {
       return;
     }
     const deadline = deadlineAfter(this.tuning.timeoutMs);
-    const tw = performance.now();
-    const G = globalThis as any; G.NB = (G.NB ?? 0) + 1;
-    try {
-    return this.barrierWait(op, g, arrived, deadline, gen0);
-    } finally { const d = performance.now() - tw; G.BW = (G.BW ?? 0) + d; if (d > 5) G.SLOW = (G.SLOW ?? 0) + 1; }
-  }
-  private barrierWait(op: string, g: number, arrived: () => boolean, deadline: number, gen0: number): void {
-    const { ctrl } = this;
     const ok = waitSync(ctrl, EPOCH, () => arrived() || Atomics.load(ctrl, ABORT) !== 0, deadline, this.tuning.spin);
     this.checkAbort(op);
     if (!ok) {

@@ -52,7 +52,8 @@ export function rankLayout(cfg: Pick<ParallelConfig, 'tp' | 'pp' | 'dp'>): RankL
   // Row order follows numpy's transpose(...).reshape(-1, size) for each kind.
   for (const d of range(dp)) for (const p of range(pp)) tpGroups.push(range(tp).map((t) => at(d, p, t)));
   for (const d of range(dp)) for (const t of range(tp)) ppGroups.push(range(pp).map((p) => at(d, p, t)));
-  for (const p of range(pp)) for (const t of range(tp)) dpGroups.push(range(dp).map((d) => at(d, p, t)));
+  // vLLM: all_ranks.transpose(1, 3) puts tp outermost, then pp.
+  for (const t of range(tp)) for (const p of range(pp)) dpGroups.push(range(dp).map((d) => at(d, p, t)));
   for (const p of range(pp)) epGroups.push(range(dp).flatMap((d) => range(tp).map((t) => at(d, p, t))));
   return { worldSize, tp: tpGroups, pp: ppGroups, dp: dpGroups, ep: epGroups, world: [range(worldSize)] };
 }

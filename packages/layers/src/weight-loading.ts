@@ -44,17 +44,18 @@ export function loadWeights(opts: LoadWeightsOptions): LoadWeightsResult {
   const byName = new Map<string, Parameter>();
   for (const p of opts.params) byName.set(p.name, p);
   const unused: string[] = [];
-  const names = opts.checkpoint.names().filter((n) => !opts.ignore?.(n));
-  let done = 0;
-  for (const name of names) {
+  // Resolve every name first so progress counts only what this rank loads.
+  const work: { name: string; param: Parameter; shardId?: ShardId }[] = [];
+  for (const name of opts.checkpoint.names()) {
+    if (opts.ignore?.(name)) continue;
     const target = resolve(name, opts.stacked ?? [], byName);
-    if (target === null) {
-      if (!opts.elsewhere?.(name)) unused.push(name);
-      continue;
-    }
-    target.param.load(handle(opts.checkpoint, name), target.shardId);
-    opts.onProgress?.(++done, names.length, name);
+    if (target) work.push({ name, ...target });
+    else if (!opts.elsewhere?.(name)) unused.push(name);
   }
+  work.forEach(({ name, param, shardId }, i) => {
+    param.load(handle(opts.checkpoint, name), shardId);
+    opts.onProgress?.(i + 1, work.length, name);
+  });
   const missing = [...byName.values()].filter((p) => !p.loaded);
   if (missing.length > 0) {
     const list = missing.slice(0, 8).map((p) => describeMissing(p, opts.stacked ?? [])).join('; ');

@@ -1,0 +1,133 @@
+/**
+ * MoE routing: which experts each token goes to and with what weight.
+ * Hugging Face transformers is the oracle (vLLM's `grouped_topk` / `fused_topk`
+ * differ in corners, noted below):
+ *
+ * - DeepSeek V3 `noaux_tc` (`DeepseekV3MoE.route_tokens_to_experts`):
+ *   s = sigmoid(logits); biased = s + e_score_correction_bias (chooses only);
+ *   group score = sum of the top-2 biased scores of the group; keep the
+ *   `topk_group` best groups, others masked to **0.0** (vLLM masks to −inf,
+ *   which differs only when a kept biased score is negative); top-k over the
+ *   masked biased scores; weights = the **unbiased** s at those ids (also for
+ *   an id from a masked group); if norm_topk_prob: w / (Σw + 1e-20); then
+ *   always × routed_scaling_factor.
+ * - DeepSeek V2 (`DeepseekV2Moe.route_tokens_to_experts`): s = softmax(logits);
+ *   `greedy`: plain top-k; `group_limited_greedy`: group score = group max,
+ *   keep `topk_group` groups, mask others to 0.0, top-k over the masked scores
+ *   and the weights are those **masked** values; then always ×
+ *   routed_scaling_factor. HF V2 never renormalises (it ignores
+ *   norm_topk_prob; DeepSeek's own remote code renormalised *instead of*
+ *   scaling): pass `renormalize: false` to match HF.
+ *
+ * Ties go to the lowest expert (and group) index, as tf.topk does on the cpu
+ * and wasm backends (torch.topk with sorted=False leaves tie order
+ * unspecified). Ids come out in descending order of the choice score.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, divide } from '@weft/core';
+
+export type RoutingMethod = 'greedy' | 'group_limited_greedy' | 'noaux_tc';
+
+export interface RouterConfig {
+  /** num_experts_per_tok */
+  topK: number;
+  /** softmax (V2, Mixtral, Qwen) or sigmoid (V3). */
+  scoring: 'softmax' | 'sigmoid';
+  /** `e_score_correction_bias` [E]: added to the scores to choose, never to weigh. */
+  correctionBias?: tf.Tensor1D | null;
+  /** n_group (default 1). */
+  nGroup?: number;
+  /** topk_group: groups kept per token (default nGroup). */
+  topkGroup?: number;
+  /** Divide the chosen weights by their sum (+1e-20, as HF V3). */
+  renormalize: boolean;
+  /** Multiplies the final weights (default 1). */
+  routedScalingFactor?: number;
+  /**
+   * topk_method. Default: 'noaux_tc' with a correction bias, else
+   * 'group_limited_greedy' when nGroup > 1, else 'greedy'.
+   */
+  method?: RoutingMethod;
+}
+
+export interface Routing {
+  /** [T, topK] fp32 */
+  weights: tf.Tensor2D;
+  /** [T, topK] int32, global expert ids */
+  ids: tf.Tensor2D;
+}
+
+/** The method `cfg` resolves to (see RouterConfig.method). */
+export function routingMethod(cfg: Pick<RouterConfig, 'method' | 'correctionBias' | 'nGroup'>): RoutingMethod {
+  if (cfg.method) return cfg.method;
+  if (cfg.correctionBias) return 'noaux_tc';
+  return (cfg.nGroup ?? 1) > 1 ? 'group_limited_greedy' : 'greedy';
+}
+
+/** Check a routing configuration against the expert count; throws a ConfigError naming the sizes. */
+export function checkRouterConfig(cfg: RouterConfig, numExperts: number): void {
+  const method = routingMethod(cfg);
+  if (!Number.isInteger(cfg.topK) || cfg.topK < 1 || cfg.topK > numExperts) {
+    throw new ConfigError(`num_experts_per_tok=${cfg.topK} must be between 1 and n_routed_experts=${numExperts}`);
+  }
+  if (cfg.correctionBias && (cfg.correctionBias.rank !== 1 || cfg.correctionBias.shape[0] !== numExperts)) {
+    throw new ConfigError(`e_score_correction_bias has shape [${cfg.correctionBias.shape.join(', ')}], expected [${numExperts}]`);
+  }
+  if (method === 'greedy') return;
+  const nGroup = cfg.nGroup ?? 1;
+  const perGroup = divide(numExperts, nGroup, 'n_routed_experts', 'n_group');
+  const topkGroup = cfg.topkGroup ?? nGroup;
+  if (!Number.isInteger(topkGroup) || topkGroup < 1 || topkGroup > nGroup) {
+    throw new ConfigError(`topk_group=${topkGroup} must be between 1 and n_group=${nGroup}`);
+  }
+  if (method === 'noaux_tc' && perGroup < 2) {
+    throw new ConfigError(`noaux_tc scores a group by its top-2 experts: n_routed_experts/n_group = ${numExperts}/${nGroup} = ${perGroup} is less than 2`);
+  }
+}
+
+/** Route `routerLogits` [T, E] (fp32). Synchronous and tidy: only the result survives. */
+export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Routing {
+  const [T, E] = routerLogits.shape;
+  checkRouterConfig(cfg, E);
+  const method = routingMethod(cfg);
+  return tf.tidy(() => {
+    const logits = routerLogits.dtype === 'float32' ? routerLogits : tf.cast(routerLogits, 'float32');
+    const scores: tf.Tensor2D = cfg.scoring === 'softmax' ? tf.softmax(logits, -1) : tf.sigmoid(logits);
+    let weights: tf.Tensor2D;
+    let ids: tf.Tensor2D;
+    if (method === 'greedy') {
+      const top = tf.topk(scores, cfg.topK);
+      weights = top.values;
+      ids = top.indices;
+    } else if (method === 'group_limited_greedy') {
+      const nGroup = cfg.nGroup ?? 1;
+      const groupScores = tf.max(tf.reshape(scores, [T, nGroup, E / nGroup]), -1) as tf.Tensor2D;
+      const masked = maskToGroups(scores, groupScores, nGroup, cfg.topkGroup ?? nGroup);
+      const top = tf.topk(masked, cfg.topK);
+      // HF V2 weighs with the masked values it chose from.
+      weights = top.values;
+      ids = top.indices;
+    } else {
+      const nGroup = cfg.nGroup ?? 1;
+      const biased: tf.Tensor2D = cfg.correctionBias ? tf.add(scores, cfg.correctionBias) : scores;
+      const top2 = tf.topk(tf.reshape(biased, [T * nGroup, E / nGroup]), 2).values;
+      const groupScores = tf.reshape(tf.sum(top2, -1), [T, nGroup]) as tf.Tensor2D;
+      const masked = maskToGroups(biased, groupScores, nGroup, cfg.topkGroup ?? nGroup);
+      ids = tf.topk(masked, cfg.topK).indices;
+      weights = tf.gather(scores, ids, 1, 1) as tf.Tensor2D;
+    }
+    if (cfg.renormalize) weights = tf.div(weights, tf.add(tf.sum(weights, -1, true), 1e-20));
+    if (cfg.routedScalingFactor !== undefined && cfg.routedScalingFactor !== 1) weights = tf.mul(weights, cfg.routedScalingFactor);
+    return { weights, ids };
+  });
+}
+
+/** Scores of experts outside each token's `topkGroup` best groups set to 0.0 (HF's masked_fill). */
+function maskToGroups(scores: tf.Tensor2D, groupScores: tf.Tensor2D, nGroup: number, topkGroup: number): tf.Tensor2D {
+  const [T, E] = scores.shape;
+  if (topkGroup >= nGroup) return scores;
+  const keep = tf.topk(groupScores, topkGroup).indices; // [T, topkGroup]
+  const groupMask = tf.greater(tf.sum(tf.oneHot(keep, nGroup), 1), 0); // [T, nGroup] bool
+  const expertMask = tf.reshape(tf.broadcastTo(tf.reshape(groupMask, [T, nGroup, 1]), [T, nGroup, E / nGroup]), [T, E]);
+  return tf.where(expertMask, scores, tf.zerosLike(scores));
+}
