@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/cli.ts'],
+  // Rank entry modules are loaded by worker threads by URL: each must be its own file.
+  entry: ['src/cli.ts', 'src/bench/llama.ts', 'src/bench/comm.ts', 'src/mlp-tp.ts', 'src/mlp-tp-rank.ts', 'src/llama-tp2.ts', 'src/llama-tp2-pp2-trace.ts'],
   format: ['esm'],
   sourcemap: true,
   clean: true,

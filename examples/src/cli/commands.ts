@@ -6,7 +6,7 @@ import { backend, ids, int, MODEL_OPTIONS, num, parse, positiveInt, UsageError }
 import { defaultModelDir, loadModel } from './load-model.js';
 import { progressReporter } from './progress.js';
 
-type Values = ReturnType<typeof parse>['values'];
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 function engineOptions(v: Values): LLMOptions {
   return {
@@ -35,7 +35,7 @@ async function withModel<T>(v: Values, dir: string, fn: (llm: LLMEngine) => Prom
 }
 
 export async function layoutCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse(argv, { 'world-size': { type: 'string' }, tp: { type: 'string' }, pp: { type: 'string' }, dp: { type: 'string' }, json: { type: 'boolean' } });
+  const { values: v }: { values: Values } = parse(argv, { 'world-size': { type: 'string' }, tp: { type: 'string' }, pp: { type: 'string' }, dp: { type: 'string' }, json: { type: 'boolean' } });
   const cfg = resolveParallelConfig({ worldSize: positiveInt(v['world-size'], 'world-size'), tp: positiveInt(v.tp, 'tp'), pp: positiveInt(v.pp, 'pp'), dp: positiveInt(v.dp, 'dp') });
   const l = rankLayout(cfg);
   const groups = { tp: l.tp, pp: l.pp, dp: l.dp, ep: l.ep };
@@ -48,7 +48,7 @@ export async function layoutCommand(argv: string[]): Promise<void> {
 }
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse(argv, {
+  const { values: v }: { values: Values } = parse(argv, {
     ...MODEL_OPTIONS,
     prompt: { type: 'string', multiple: true },
     ids: { type: 'string' },
@@ -88,7 +88,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
 }
 
 export async function logitsCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse(argv, { ...MODEL_OPTIONS, ids: { type: 'string' }, prompt: { type: 'string' }, json: { type: 'boolean' } });
+  const { values: v }: { values: Values } = parse(argv, { ...MODEL_OPTIONS, ids: { type: 'string' }, prompt: { type: 'string' }, json: { type: 'boolean' } });
   if (typeof v.model !== 'string') throw new UsageError('logits needs --model DIR');
   const tokenIds = ids(v.ids);
   if (!tokenIds && typeof v.prompt !== 'string') throw new UsageError('logits needs --ids 1,2,3 (or --prompt TEXT)');

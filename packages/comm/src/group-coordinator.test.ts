@@ -6,7 +6,7 @@ import { GroupCoordinator, SoloCommunicator, runRanks } from './index.js';
 import type { GroupReport } from './test-entries/layout.js';
 
 const entry = new URL('./test-entries/layout.ts', import.meta.url);
-type Reports = Record<string, GroupReport>[];
+type Reports = Record<'world' | 'tp' | 'pp' | 'dp' | 'ep', GroupReport>[];
 
 function expectMatchesLayout(reports: Reports, tp: number, pp: number, dp: number) {
   const layout = rankLayout({ tp, pp, dp });
@@ -41,7 +41,7 @@ function expectMatchesLayout(reports: Reports, tp: number, pp: number, dp: numbe
 describe('GroupCoordinator attributes, from inside the ranks', () => {
   it('world 8 = tp 2 × pp 2 × dp 2: the vLLM example', async () => {
     const reports = (await runRanks({ parallel: { tp: 2, pp: 2, dp: 2 }, entry, backend: 'cpu' })) as Reports;
-    const lists = (kind: string) => [...new Set(reports.map((r) => JSON.stringify(r[kind]!.ranks)))].map((s) => JSON.parse(s) as number[]);
+    const lists = (kind: 'tp' | 'pp' | 'dp' | 'ep') => [...new Set(reports.map((r) => JSON.stringify(r[kind].ranks)))].map((s) => JSON.parse(s) as number[]);
     expect(lists('tp')).toEqual([[0, 1], [2, 3], [4, 5], [6, 7]]);
     expect(lists('pp')).toEqual([[0, 2], [1, 3], [4, 6], [5, 7]]);
     expect(lists('dp')).toEqual([[0, 4], [1, 5], [2, 6], [3, 7]]);

@@ -62,7 +62,7 @@ export class ShmCommunicator implements Communicator {
     (g.slot(g.me, g.writeParity, type) as Num).set(data);
     g.publishMeta(opCode, type, n, 0);
     g.barrier('allReduce');
-    g.checkMeta('allReduce', true, true, false);
+    g.checkMeta(true, true, false);
     const p = g.readParity;
     const out = allocWire(type, n) as Num;
     const srcs: Num[] = [];
@@ -85,7 +85,7 @@ export class ShmCommunicator implements Communicator {
       (g.slot(g.me, g.writeParity, type) as Num).set(data.subarray(off, off + c));
       if (k === 0) g.publishMeta(opCode, type, n, 0);
       g.barrier('allReduce');
-      if (k === 0) g.checkMeta('allReduce', true, true, false);
+      if (k === 0) g.checkMeta(true, true, false);
       // reduce my share of the round into my own slot's other half
       const rp = g.readParity;
       const s0 = shareStart(g.me, c, ws);
@@ -129,7 +129,7 @@ export class ShmCommunicator implements Communicator {
       g.slot(g.me, g.writeParity, type).set(data.subarray(off, off + c));
       if (k === 0) g.publishMeta(dst < 0 ? Op.allGather : Op.gather, type, n, dst);
       g.barrier(name);
-      if (k === 0) g.checkMeta(name, true, true, true);
+      if (k === 0) g.checkMeta(true, true, true);
       if (out) {
         const rp = g.readParity;
         for (let r = 0; r < g.ws; r++) out.set(g.slot(r, rp, type).subarray(0, c), r * n + off);
@@ -160,7 +160,7 @@ export class ShmCommunicator implements Communicator {
       for (let r = 0; r < ws; r++) mine.set(data.subarray(r * m + off, r * m + off + c), r * piece);
       if (k === 0) g.publishMeta(Op.reduceScatter, type, n, 0);
       g.barrier('reduceScatter');
-      if (k === 0) g.checkMeta('reduceScatter', true, true, false);
+      if (k === 0) g.checkMeta(true, true, false);
       const rp = g.readParity;
       const at = g.me * piece;
       for (let r = 0; r < ws; r++) srcs[r] = (g.slot(r, rp, type) as Num).subarray(at, at + c);
@@ -186,7 +186,7 @@ export class ShmCommunicator implements Communicator {
     g.publishMeta(opCode, myType, isSrc ? data!.length : -1, src);
     if (isSrc) g.slot(g.me, g.writeParity, myType).set(data!.subarray(0, Math.min(data!.length, g.halfBytes / ELEM_BYTES[myType]!)));
     g.barrier('broadcast');
-    g.checkMeta('broadcast', false, false, true);
+    g.checkMeta(false, false, true);
     const [, type, n] = g.meta(src);
     const cap = g.halfBytes / ELEM_BYTES[type]!;
     const rounds = Math.max(1, Math.ceil(n / cap));
@@ -228,7 +228,7 @@ export class ShmCommunicator implements Communicator {
     g.publishLens(chunks.map((c) => c.length));
     g.publishMeta(Op.allToAll, type, -1, 0);
     g.barrier('allToAll');
-    g.checkMeta('allToAll', false, false, false);
+    g.checkMeta(false, false, false);
     const result: WireArray[] = [];
     let rounds = 1;
     for (let i = 0; i < ws; i++) {
@@ -262,7 +262,7 @@ export class ShmCommunicator implements Communicator {
     if (this.worldSize === 1) return;
     this.g.publishMeta(Op.barrier, 0, 0, 0);
     this.g.barrier('barrier');
-    this.g.checkMeta('barrier', false, false, false);
+    this.g.checkMeta(false, false, false);
   }
 
   async send(data: CommArray, dst: number): Promise<void> {

@@ -208,7 +208,7 @@ export class ShmGroup {
    * compatible arguments, else every rank throws the same clear error instead
    * of exchanging garbage.
    */
-  checkMeta(opName: string, sameType: boolean, sameLen: boolean, sameAux: boolean): void {
+  checkMeta(sameType: boolean, sameLen: boolean, sameAux: boolean): void {
     const mine = this.meta(this.me);
     for (let r = 0; r < this.ws; r++) {
       if (r === this.me) continue;
@@ -218,8 +218,7 @@ export class ShmGroup {
       if (bad) {
         throw new WeftError(
           `[${this.name}] collective mismatch on ${this.describe()}: this rank called ${describeMeta(mine)} ` +
-            `but rank ${this.ranks[r]} (global) called ${describeMeta(other)}` +
-            (opName ? ` (in ${opName})` : ''),
+            `but rank ${this.ranks[r]} (global) called ${describeMeta(other)}`,
         );
       }
     }
@@ -243,5 +242,6 @@ function describeMeta([op, type, len, aux]: [number, number, number, number]): s
   if (op === Op.gather) return `gather(${arr}, dst ${aux})`;
   if (op === Op.broadcast) return `broadcast(${arr}, src ${aux})`;
   if (op === Op.broadcastObject) return `broadcastObject(src ${aux})`;
+  if (op === Op.allReduceSum || op === Op.allReduceMax) return `allReduce(${arr}, ${op === Op.allReduceSum ? 'sum' : 'max'})`;
   return `${name}(${arr})`;
 }

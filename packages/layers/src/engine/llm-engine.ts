@@ -4,7 +4,7 @@
  * stage, and turns them into text. Model-agnostic: the rank entry module
  * decides which model runs.
  */
-import { loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type Tokenizer } from '@weft/core';
+import { Checkpoint, ConfigError, loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type Tokenizer } from '@weft/core';
 import { spawnRanks, type RankPool } from '@weft/comm';
 import type { DriverMessage, RankMessage, StepMode, StepSequence, TraceEvent } from './protocol.js';
 import { GREEDY, type SamplingParams } from './sampler.js';
@@ -52,6 +52,7 @@ export class LLMEngine {
   static async start(modelDir: string, opts: EngineOptions): Promise<LLMEngine> {
     const config = loadModelConfig(modelDir);
     const parallel = resolveParallelConfig({ tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
+    if (opts.backend === undefined || opts.backend === 'wasm') checkWasmFits(modelDir, parallel.tp, parallel.pp);
     const tokenizer = tryLoadTokenizer(modelDir);
     const eos = [config.eosTokenId ?? []].flat().filter((x): x is number => typeof x === 'number');
     const pool = await spawnRanks({
@@ -222,6 +223,34 @@ export class LLMEngine {
     }
     await this.pool.terminate();
   }
+}
+
+/** The wasm backend addresses at most 4 GB per instance (one per rank); past it, it fails with a bare "memory access out of bounds". */
+export const WASM_MAX_BYTES = 4 * 1024 ** 3;
+
+/** Refuse, before any worker starts, a layout whose ranks would not fit the wasm heap; say which would. */
+export function checkWasmFits(modelDir: string, tp: number, pp: number): void {
+  const ckpt = Checkpoint.open(modelDir);
+  let elements = 0;
+  try {
+    for (const n of ckpt.names()) elements += ckpt.info(n).shape.reduce((a, b) => a * b, 1);
+  } finally {
+    ckpt.close();
+  }
+  // Weights are held as fp32; leave a quarter of the heap for activations and the KV cache.
+  const perRank = (elements * 4) / (tp * pp);
+  const budget = WASM_MAX_BYTES * 0.75;
+  if (perRank <= budget) return;
+  const need = Math.ceil((elements * 4) / budget);
+  throw new ConfigError(
+    `${modelDir}: ${(elements * 4 / 1e9).toFixed(2)} GB of fp32 weights over tp×pp=${tp * pp} ranks is ` +
+      `${(perRank / 1e9).toFixed(2)} GB per rank, over the wasm backend's 4 GB per rank (3 GB for weights); ` +
+      `use tp×pp ≥ ${need} (e.g. --tp ${nextPow2(need)}) or another backend`,
+  );
+}
+
+function nextPow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
 }
 
 function tryLoadTokenizer(dir: string): Tokenizer | null {

@@ -19,6 +19,10 @@
  *   norm_topk_prob; DeepSeek's own remote code renormalised *instead of*
  *   scaling): pass `renormalize: false` to match HF.
  *
+ * The general rule (vLLM's): with a correction bias, experts are chosen by
+ * biased scores, groups scored by their top-2, and weighed by unbiased scores,
+ * whatever the method; 'greedy' ignores n_group.
+ *
  * Ties go to the lowest expert (and group) index, as tf.topk does on the cpu
  * and wasm backends (torch.topk with sorted=False leaves tie order
  * unspecified). Ids come out in descending order of the choice score.
@@ -66,13 +70,13 @@ export function routingMethod(cfg: Pick<RouterConfig, 'method' | 'correctionBias
 
 /** Check a routing configuration against the expert count; throws a ConfigError naming the sizes. */
 export function checkRouterConfig(cfg: RouterConfig, numExperts: number): void {
-  const method = routingMethod(cfg);
   if (!Number.isInteger(cfg.topK) || cfg.topK < 1 || cfg.topK > numExperts) {
     throw new ConfigError(`num_experts_per_tok=${cfg.topK} must be between 1 and n_routed_experts=${numExperts}`);
   }
   if (cfg.correctionBias && (cfg.correctionBias.rank !== 1 || cfg.correctionBias.shape[0] !== numExperts)) {
     throw new ConfigError(`e_score_correction_bias has shape [${cfg.correctionBias.shape.join(', ')}], expected [${numExperts}]`);
   }
+  const method = routingMethod(cfg);
   if (method === 'greedy') return;
   const nGroup = cfg.nGroup ?? 1;
   const perGroup = divide(numExperts, nGroup, 'n_routed_experts', 'n_group');
@@ -80,9 +84,16 @@ export function checkRouterConfig(cfg: RouterConfig, numExperts: number): void {
   if (!Number.isInteger(topkGroup) || topkGroup < 1 || topkGroup > nGroup) {
     throw new ConfigError(`topk_group=${topkGroup} must be between 1 and n_group=${nGroup}`);
   }
-  if (method === 'noaux_tc' && perGroup < 2) {
-    throw new ConfigError(`noaux_tc scores a group by its top-2 experts: n_routed_experts/n_group = ${numExperts}/${nGroup} = ${perGroup} is less than 2`);
+  if (scoresGroupsByTopTwo(cfg) && perGroup < 2) {
+    throw new ConfigError(
+      `with a correction bias a group is scored by its top-2 experts: n_routed_experts/n_group = ${numExperts}/${nGroup} = ${perGroup} is less than 2`,
+    );
   }
+}
+
+/** HF V3 (whose bias buffer always exists) and vLLM with a bias: top-2 sum; otherwise the group max. */
+function scoresGroupsByTopTwo(cfg: RouterConfig): boolean {
+  return routingMethod(cfg) === 'noaux_tc' || !!cfg.correctionBias;
 }
 
 /** Route `routerLogits` [T, E] (fp32). Synchronous and tidy: only the result survives. */
@@ -90,33 +101,28 @@ export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Rou
   const [T, E] = routerLogits.shape;
   checkRouterConfig(cfg, E);
   const method = routingMethod(cfg);
+  const bias = cfg.correctionBias ?? null;
+  const nGroup = cfg.nGroup ?? 1;
+  const topkGroup = cfg.topkGroup ?? nGroup;
+  // V2 'greedy' ignores n_group even when the config sets it.
+  const grouped = method !== 'greedy' && topkGroup < nGroup;
+  // With a bias (and for V3, whose bias buffer always exists) the weights are the unbiased scores gathered at
+  // the chosen ids; otherwise they are the values top-k chose (HF V2: the masked scores).
+  const gatherWeights = bias !== null || method === 'noaux_tc';
   return tf.tidy(() => {
     const logits = routerLogits.dtype === 'float32' ? routerLogits : tf.cast(routerLogits, 'float32');
     const scores: tf.Tensor2D = cfg.scoring === 'softmax' ? tf.softmax(logits, -1) : tf.sigmoid(logits);
-    let weights: tf.Tensor2D;
-    let ids: tf.Tensor2D;
-    if (method === 'greedy') {
-      const top = tf.topk(scores, cfg.topK);
-      weights = top.values;
-      ids = top.indices;
-    } else if (method === 'group_limited_greedy') {
-      const nGroup = cfg.nGroup ?? 1;
-      const groupScores = tf.max(tf.reshape(scores, [T, nGroup, E / nGroup]), -1) as tf.Tensor2D;
-      const masked = maskToGroups(scores, groupScores, nGroup, cfg.topkGroup ?? nGroup);
-      const top = tf.topk(masked, cfg.topK);
-      // HF V2 weighs with the masked values it chose from.
-      weights = top.values;
-      ids = top.indices;
-    } else {
-      const nGroup = cfg.nGroup ?? 1;
-      const biased: tf.Tensor2D = cfg.correctionBias ? tf.add(scores, cfg.correctionBias) : scores;
-      const top2 = tf.topk(tf.reshape(biased, [T * nGroup, E / nGroup]), 2).values;
-      const groupScores = tf.reshape(tf.sum(top2, -1), [T, nGroup]) as tf.Tensor2D;
-      const masked = maskToGroups(biased, groupScores, nGroup, cfg.topkGroup ?? nGroup);
-      ids = tf.topk(masked, cfg.topK).indices;
-      weights = tf.gather(scores, ids, 1, 1) as tf.Tensor2D;
+    let choice: tf.Tensor2D = bias ? tf.add(scores, bias) : scores;
+    if (grouped) {
+      const perGroup = tf.reshape(choice, [T * nGroup, E / nGroup]);
+      const groupScores = scoresGroupsByTopTwo(cfg) ? tf.sum(tf.topk(perGroup, 2).values, -1) : tf.max(perGroup, -1);
+      choice = maskToGroups(choice, tf.reshape(groupScores, [T, nGroup]), nGroup, topkGroup);
     }
+    const top = tf.topk(choice, cfg.topK);
+    const ids = top.indices as tf.Tensor2D;
+    let weights = (gatherWeights ? tf.gather(scores, ids, 1, 1) : top.values) as tf.Tensor2D;
     if (cfg.renormalize) weights = tf.div(weights, tf.add(tf.sum(weights, -1, true), 1e-20));
+    // HF always multiplies; ×1 is exact, so skipping it changes nothing.
     if (cfg.routedScalingFactor !== undefined && cfg.routedScalingFactor !== 1) weights = tf.mul(weights, cfg.routedScalingFactor);
     return { weights, ids };
   });
@@ -125,7 +131,6 @@ export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Rou
 /** Scores of experts outside each token's `topkGroup` best groups set to 0.0 (HF's masked_fill). */
 function maskToGroups(scores: tf.Tensor2D, groupScores: tf.Tensor2D, nGroup: number, topkGroup: number): tf.Tensor2D {
   const [T, E] = scores.shape;
-  if (topkGroup >= nGroup) return scores;
   const keep = tf.topk(groupScores, topkGroup).indices; // [T, topkGroup]
   const groupMask = tf.greater(tf.sum(tf.oneHot(keep, nGroup), 1), 0); // [T, nGroup] bool
   const expertMask = tf.reshape(tf.broadcastTo(tf.reshape(groupMask, [T, nGroup, 1]), [T, nGroup, E / nGroup]), [T, E]);
