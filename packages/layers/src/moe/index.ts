@@ -1,0 +1,6 @@
+export * from './router.js';
+export * from './expert-map.js';
+export * from './routed-experts.js';
+export * from './shared-experts.js';
+export * from './dispatch.js';
+export * from './fused-moe.js';
