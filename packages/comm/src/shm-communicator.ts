@@ -21,7 +21,6 @@ import {
 } from './communicator.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { P2PRings } from './p2p-ring.js';
-import { reduceInto } from './reduce.js';
 import { Op, ShmGroup, type ShmGroupHandle, type ShmTuning } from './shm-group.js';
 
 const ELEM_BYTES = [4, 4, 1];
@@ -48,7 +47,7 @@ export class ShmCommunicator implements Communicator {
   async allReduce(data: CommArray, op: ReduceOp = 'sum'): Promise<CommArray> {
     if (this.worldSize === 1) return data;
     const type = wireTypeOf(data);
-    if (type > 1) throw new WeftError(`[${this.groupName}] allReduce needs Float32Array or Int32Array`);
+    if (type === 2) throw new WeftError(`[${this.groupName}] allReduce needs Float32Array or Int32Array`);
     if (op !== 'sum' && op !== 'max') throw new WeftError(`[${this.groupName}] allReduce op must be 'sum' or 'max', got '${String(op)}'`);
     const opCode = op === 'sum' ? Op.allReduceSum : Op.allReduceMax;
     return data.byteLength <= Math.min(ONE_SHOT_BYTES, this.g.halfBytes)
@@ -56,49 +55,59 @@ export class ShmCommunicator implements Communicator {
       : this.allReduceTwoShot(data, type, op, opCode);
   }
 
-  private allReduceOneShot(data: Num, type: number, op: ReduceOp, opCode: number): Num {
+  private allReduceOneShot(data: Num, type: 0 | 1, op: ReduceOp, opCode: number): Num {
     const g = this.g;
     const n = data.length;
     (g.slot(g.me, g.writeParity, type) as Num).set(data);
     g.publishMeta(opCode, type, n, 0);
     g.barrier('allReduce');
     g.checkMeta(true, true, false);
-    const p = g.readParity;
-    const out = allocWire(type, n) as Num;
-    const srcs: Num[] = [];
-    for (let r = 0; r < g.ws; r++) srcs.push(g.slot(r, p, type) as Num);
-    reduceInto(out, srcs, op);
-    return out;
+    // every rank reduces everything, in rank order, into the half of its slot nobody reads this phase
+    const rp = g.readParity;
+    const tmp = g.writeParity;
+    const srcs: number[] = [];
+    for (let r = 0; r < g.ws; r++) srcs.push(g.slotOffset(r, rp));
+    g.reducer.reduce(g.slotOffset(g.me, tmp), srcs, n, type, op);
+    return (g.slot(g.me, tmp, type) as Num).slice(0, n);
   }
 
-  private allReduceTwoShot(data: Num, type: number, op: ReduceOp, opCode: number): Num {
+  private allReduceTwoShot(data: Num, type: 0 | 1, op: ReduceOp, opCode: number): Num {
     const g = this.g;
     const ws = g.ws;
     const n = data.length;
+    const T = (globalThis as any).T ??= { alloc: 0, write: 0, b1: 0, red: 0, b2: 0, read: 0 };
+    let t = performance.now();
+    const lap = (k: string) => { const x = performance.now(); T[k] += x - t; t = x; };
     const out = allocWire(type, n) as Num;
+    lap('alloc');
     const cap = g.halfBytes / 4;
     const rounds = Math.max(1, Math.ceil(n / cap));
-    const srcs: Num[] = new Array<Num>(ws);
+    const srcs: number[] = new Array<number>(ws);
     for (let k = 0; k < rounds; k++) {
       const off = k * cap;
       const c = Math.min(cap, n - off);
       (g.slot(g.me, g.writeParity, type) as Num).set(data.subarray(off, off + c));
       if (k === 0) g.publishMeta(opCode, type, n, 0);
+      lap('write');
       g.barrier('allReduce');
+      lap('b1');
       if (k === 0) g.checkMeta(true, true, false);
-      // reduce my share of the round into my own slot's other half
+      // reduce my share of the round into the other half of my own slot
       const rp = g.readParity;
+      const wp = g.writeParity;
       const s0 = shareStart(g.me, c, ws);
       const s1 = shareStart(g.me + 1, c, ws);
-      for (let r = 0; r < ws; r++) srcs[r] = (g.slot(r, rp, type) as Num).subarray(s0, s1);
-      const wp = g.writeParity;
-      reduceInto((g.slot(g.me, wp, type) as Num).subarray(s0, s1), srcs, op);
+      for (let r = 0; r < ws; r++) srcs[r] = g.slotOffset(r, rp) + s0 * 4;
+      g.reducer.reduce(g.slotOffset(g.me, wp) + s0 * 4, srcs, s1 - s0, type, op);
+      lap('red');
       g.barrier('allReduce');
+      lap('b2');
       for (let r = 0; r < ws; r++) {
         const a = shareStart(r, c, ws);
         const b = shareStart(r + 1, c, ws);
         out.set((g.slot(r, wp, type) as Num).subarray(a, b), off + a);
       }
+      lap('read');
     }
     return out;
   }
@@ -143,7 +152,7 @@ export class ShmCommunicator implements Communicator {
     const g = this.g;
     const ws = g.ws;
     const type = wireTypeOf(data);
-    if (type > 1) throw new WeftError(`[${this.groupName}] reduceScatter needs Float32Array or Int32Array`);
+    if (type === 2) throw new WeftError(`[${this.groupName}] reduceScatter needs Float32Array or Int32Array`);
     const n = data.length;
     if (n % ws !== 0) {
       throw new WeftError(`[${this.groupName}] reduceScatter: length ${n} is not divisible by the group's world size ${ws}`);
@@ -152,7 +161,7 @@ export class ShmCommunicator implements Communicator {
     const out = allocWire(type, m) as Num;
     const piece = Math.floor(g.halfBytes / 4 / ws);
     const rounds = Math.max(1, Math.ceil(m / piece));
-    const srcs: Num[] = new Array<Num>(ws);
+    const srcs: number[] = new Array<number>(ws);
     for (let k = 0; k < rounds; k++) {
       const off = k * piece;
       const c = Math.min(piece, m - off);
@@ -161,10 +170,12 @@ export class ShmCommunicator implements Communicator {
       if (k === 0) g.publishMeta(Op.reduceScatter, type, n, 0);
       g.barrier('reduceScatter');
       if (k === 0) g.checkMeta(true, true, false);
+      // my piece of every slot, reduced into the half of my slot nobody reads this phase
       const rp = g.readParity;
-      const at = g.me * piece;
-      for (let r = 0; r < ws; r++) srcs[r] = (g.slot(r, rp, type) as Num).subarray(at, at + c);
-      reduceInto(out.subarray(off, off + c), srcs, 'sum');
+      const tmp = g.writeParity;
+      for (let r = 0; r < ws; r++) srcs[r] = g.slotOffset(r, rp) + g.me * piece * 4;
+      g.reducer.reduce(g.slotOffset(g.me, tmp), srcs, c, type, 'sum');
+      out.set((g.slot(g.me, tmp, type) as Num).subarray(0, c), off);
     }
     return out;
   }

@@ -13,6 +13,7 @@
 import { CollectiveTimeoutError, WeftError } from '@weft/core';
 import { bump, deadlineAfter, waitSync } from './wait.js';
 import { wireTypeName } from './communicator.js';
+import { Reducer, sharedMemory, type WasmMemory } from './kernels.js';
 
 /** Structured-cloneable description of a group's shared memory; every member attaches to the same buffers. */
 export interface ShmGroupHandle {
@@ -23,7 +24,9 @@ export interface ShmGroupHandle {
   scratchBytes: number;
   ringBytes: number;
   ctrl: SharedArrayBuffer;
+  /** The slots: the buffer of `memory` when wasm is available (reductions run on it in place). */
   data: SharedArrayBuffer;
+  memory: WasmMemory | null;
   p2p: SharedArrayBuffer;
 }
 
@@ -58,13 +61,15 @@ export function createShmGroup(name: string, ranks: number[], scratchBytes: numb
   if (!Number.isInteger(ringBytes) || ringBytes < 64) throw new WeftError(`[${name}] ring size ${ringBytes} bytes is too small (min 64)`);
   // Untouched pages of a SharedArrayBuffer are never committed, so a ring per
   // pair costs address space, not memory, until it is used.
+  const { memory, buffer } = sharedMemory(ws * 2 * halfSlotBytes(scratchBytes));
   return {
     name,
     ranks: [...ranks],
     scratchBytes,
     ringBytes,
     ctrl: new SharedArrayBuffer(ctrlLayout(ws).words * 4),
-    data: new SharedArrayBuffer(ws * 2 * halfSlotBytes(scratchBytes)),
+    data: buffer,
+    memory,
     p2p: new SharedArrayBuffer(ws * Math.max(ws - 1, 0) * ringBytes),
   };
 }
@@ -112,6 +117,7 @@ export class ShmGroup {
   private readonly u8: Uint8Array[] = [];
   private readonly i32: Int32Array[] = [];
   private readonly f32: Float32Array[] = [];
+  readonly reducer: Reducer;
 
   constructor(
     readonly handle: ShmGroupHandle,
@@ -126,12 +132,14 @@ export class ShmGroup {
     this.ctrl = new Int32Array(handle.ctrl);
     this.lay = ctrlLayout(this.ws);
     this.halfBytes = halfSlotBytes(handle.scratchBytes);
+    const data = handle.memory?.buffer ?? handle.data;
+    this.reducer = new Reducer(handle.memory, data);
     for (let r = 0; r < this.ws; r++) {
       for (let p = 0; p < 2; p++) {
-        const off = (2 * r + p) * this.halfBytes;
-        this.u8.push(new Uint8Array(handle.data, off, this.halfBytes));
-        this.i32.push(new Int32Array(handle.data, off, this.halfBytes / 4));
-        this.f32.push(new Float32Array(handle.data, off, this.halfBytes / 4));
+        const off = this.slotOffset(r, p);
+        this.u8.push(new Uint8Array(data, off, this.halfBytes));
+        this.i32.push(new Int32Array(data, off, this.halfBytes / 4));
+        this.f32.push(new Float32Array(data, off, this.halfBytes / 4));
       }
     }
   }
@@ -143,6 +151,11 @@ export class ShmGroup {
   /** Parity of the phase that the last barrier closed: where to read what peers wrote before it. */
   get readParity(): number {
     return this.gen & 1;
+  }
+
+  /** Byte offset of a half slot in the data memory. */
+  slotOffset(rank: number, parity: number): number {
+    return (2 * rank + parity) * this.halfBytes;
   }
 
   /** Half slot of `rank` for `parity`, viewed as the element type `type` (0 f32, 1 i32, 2 u8). */

@@ -13,6 +13,8 @@ export interface VocabParallelOptions {
   numEmbeddings: number;
   embeddingDim: number;
   tp: GroupCoordinator;
+  /** Store the weight as `[dim, rows]` (an untied LM head only multiplies by it). */
+  storeTransposed?: boolean;
 }
 
 export class VocabParallelEmbedding {
@@ -39,7 +41,7 @@ export class VocabParallelEmbedding {
       const host: HostTensor = { shape: [rows, opts.embeddingDim], dtype: 'float32', data: new Float32Array(rows * opts.embeddingDim) };
       if (real > 0) host.data.set(weight.narrow(0, r.start, real).data);
       param.set(host, weight.name);
-    });
+    }, [], opts.storeTransposed ?? false);
   }
 
   parameters(): Parameter[] {
@@ -78,10 +80,12 @@ export interface ParallelLMHeadOptions extends VocabParallelOptions {
 export class ParallelLMHead {
   readonly embedding: VocabParallelEmbedding;
   readonly tied: boolean;
+  /** Tied head: `[dim, vocab/tp]`, the embedding's transpose, made once (matMul with transposeB is ~10× slower on wasm). */
+  private weightT: tf.Tensor2D | null = null;
 
   constructor(opts: ParallelLMHeadOptions) {
     this.tied = opts.tiedTo !== undefined;
-    this.embedding = opts.tiedTo ?? new VocabParallelEmbedding(opts);
+    this.embedding = opts.tiedTo ?? new VocabParallelEmbedding({ ...opts, storeTransposed: true });
   }
 
   /** Its own parameters (none when tied: the embedding owns the weight). */
@@ -95,7 +99,9 @@ export class ParallelLMHead {
 
   /** hidden `[T, dim]` → logits `[T, vocab]` on tp rank 0, null elsewhere. */
   async forward(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
-    const local = tf.matMul(hidden, this.embedding.weight.tensor as tf.Tensor2D, false, true);
+    const w = this.embedding.weight;
+    const wT = w.storeTransposed ? (w.tensor as tf.Tensor2D) : (this.weightT ??= tf.keep(tf.transpose(w.tensor as tf.Tensor2D)));
+    const local = tf.matMul(hidden, wT);
     const tp = this.tp;
     const full = tp.worldSize === 1 ? local : await tp.gather(local, 0, -1);
     if (full !== local) local.dispose();
@@ -107,6 +113,8 @@ export class ParallelLMHead {
   }
 
   dispose(): void {
+    this.weightT?.dispose();
+    this.weightT = null;
     if (!this.tied) this.embedding.dispose();
   }
 }

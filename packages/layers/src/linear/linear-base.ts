@@ -1,6 +1,7 @@
 /**
  * What every linear layer shares: a weight `[outPerRank, inPerRank]` in the
- * checkpoint's (PyTorch) layout, an optional bias, and `x · Wᵀ + b`.
+ * checkpoint's (PyTorch) layout, kept transposed in memory, an optional bias,
+ * and `x · Wᵀ + b`.
  * Subclasses decide what is sharded and how checkpoint tensors land in it.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -27,7 +28,7 @@ export abstract class LinearBase {
     biasLoader: WeightLoader,
     expectedShards: readonly (string | number)[] = [],
   ) {
-    this.weight = new Parameter(`${prefix}.weight`, [outPerRank, inPerRank], weightLoader, expectedShards);
+    this.weight = new Parameter(`${prefix}.weight`, [outPerRank, inPerRank], weightLoader, expectedShards, true);
     this.bias = withBias ? new Parameter(`${prefix}.bias`, [outPerRank], biasLoader, expectedShards) : null;
   }
 
@@ -38,7 +39,8 @@ export abstract class LinearBase {
   /** `x [T, in] → [T, out]` on this rank's shard; `addBias` false skips the bias (row-parallel ranks ≠ 0). */
   protected matmul(x: tf.Tensor2D, addBias = true): tf.Tensor2D {
     return tf.tidy(() => {
-      const y = tf.matMul(x, this.weight.tensor as tf.Tensor2D, false, true);
+      // The weight is stored as [in, out] (see Parameter.storeTransposed).
+      const y = tf.matMul(x, this.weight.tensor as tf.Tensor2D);
       return (addBias && this.bias ? tf.add(y, this.bias.tensor) : y) as tf.Tensor2D;
     });
   }

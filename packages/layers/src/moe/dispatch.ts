@@ -53,7 +53,7 @@ async function allGatherDispatch(ep: GroupCoordinator, x: tf.Tensor2D, routing: 
   const padded = packRows(x, routing, maxN);
   const gathered = await ep.allGather(padded, 0);
   padded.dispose();
-  const { hidden, routing: all } = await unpackRows(gathered, H, K);
+  const { hidden, routing: all } = await unpackRows(gathered as tf.Tensor2D, H, K);
   gathered.dispose();
   const partial = experts(hidden, all);
   hidden.dispose();
@@ -124,7 +124,7 @@ async function allToAllDispatch(
     for (const col of rowOf) {
       for (let t = 0; t < n; t++) if (col[t] === -1) col[t] = rows;
       const part = tf.gather(stacked, tf.tensor1d(col, 'int32')) as tf.Tensor2D;
-      sum = sum === null ? part : tf.add(sum, part);
+      sum = sum === null ? part : (tf.add(sum, part) as tf.Tensor2D);
     }
     return sum!;
   });

@@ -109,6 +109,8 @@ export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Rou
   // With a bias (and for V3, whose bias buffer always exists) the weights are the unbiased scores gathered at
   // the chosen ids; otherwise they are the values top-k chose (HF V2: the masked scores).
   const gatherWeights = bias !== null || method === 'noaux_tc';
+  // Some kernels (gather with batch dims) cannot take empty inputs; an EP rank may have no tokens.
+  if (T === 0) return { weights: tf.zeros([0, cfg.topK]), ids: tf.zeros([0, cfg.topK], 'int32') };
   return tf.tidy(() => {
     const logits = routerLogits.dtype === 'float32' ? routerLogits : tf.cast(routerLogits, 'float32');
     const scores: tf.Tensor2D = cfg.scoring === 'softmax' ? tf.softmax(logits, -1) : tf.sigmoid(logits);

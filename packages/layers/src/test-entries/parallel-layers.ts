@@ -125,6 +125,7 @@ async function runCase(c: Case, tp: RankContext['state']['tp']): Promise<tf.Tens
         emb.weight.load(hostWeight('e', randomHost([c.outputSize, c.inputSize], 4)));
         const head = new ParallelLMHead({ prefix: 'h', numEmbeddings: c.outputSize, embeddingDim: c.inputSize, tp, tiedTo: emb });
         const y = await head.forward(x);
+        head.dispose(); // the tied head's transposed copy; the embedding owns the weight
         emb.dispose();
         return y;
       }
