@@ -31,9 +31,9 @@ const LAYOUTS: Record<string, { tp: number; pp: number }[]> = {
   tinyllama: [{ tp: 2, pp: 1 }, { tp: 1, pp: 2 }],
 };
 
-log('measuring memory read bandwidth (1 thread)');
-const bandwidth = measureReadBandwidth();
-log(`read bandwidth ${bandwidth.toFixed(1)} GB/s`);
+log('measuring memory read bandwidth (1 and 2 threads)');
+const bandwidthByThreads = [0, await measureReadBandwidth(1), await measureReadBandwidth(2)];
+log(`read bandwidth ${bandwidthByThreads[1]!.toFixed(1)} GB/s (1 thread), ${bandwidthByThreads[2]!.toFixed(1)} GB/s (2 threads)`);
 
 const rows: Record<string, unknown>[] = [];
 for (const name of String(v.shapes).split(',')) {
@@ -58,10 +58,12 @@ for (const name of String(v.shapes).split(',')) {
       await llm.generate([prompt.slice(0, 8)], { maxTokens: 1, ignoreEos: true });
       const shortPrefillS = (performance.now() - t0) / 1000;
       const decodeTokS = decodeTokens / Math.max(1e-9, decodeS - shortPrefillS);
-      // Decode bound: the busiest rank reads its weights (fp32) once per token (PP stages run one after another).
+      // Decode bound: every weight (fp32) is read once per token. The tp ranks of a stage read at once
+      // (tp threads' aggregate bandwidth); pipeline stages run one after another at batch 1.
       const bytesPerRank = Math.max(...llm.weightBytesPerRank);
       const totalBytes = llm.weightBytesPerRank.reduce((a, b) => a + b, 0);
-      const boundTokS = pp > 1 ? bandwidth * 1e9 / (totalBytes / tp) : (bandwidth * 1e9) / bytesPerRank;
+      const bw = bandwidthByThreads[Math.min(tp, 2)]!;
+      const boundTokS = (bw * 1e9) / totalBytes;
       const row = {
         shape: name, params_m: +(params / 1e6).toFixed(1), tp, pp,
         prefill_tok_s: +(promptLen / prefillS).toFixed(1),
@@ -80,9 +82,9 @@ for (const name of String(v.shapes).split(',')) {
 }
 
 const cols = ['shape', 'params_m', 'tp', 'pp', 'prefill_tok_s', 'decode_tok_s', 'bound_tok_s', 'ratio_to_bound', 'weight_gb_per_rank', 'rss_gb'];
-console.log(`\nLlama on wasm, prompt ${promptLen} tokens, ${decodeTokens} decode tokens; read bandwidth ${bandwidth.toFixed(1)} GB/s (1 thread)\n`);
+console.log(`\nLlama on wasm, prompt ${promptLen} tokens, ${decodeTokens} decode tokens; read bandwidth ${bandwidthByThreads[1]!.toFixed(1)} GB/s (1 thread), ${bandwidthByThreads[2]!.toFixed(1)} GB/s (2 threads)\n`);
 console.log(`| ${cols.join(' | ')} |\n| ${cols.map(() => '---').join(' | ')} |`);
 for (const r of rows) console.log(`| ${cols.map((c) => String(r[c])).join(' | ')} |`);
 mkdirSync(dirname(String(v.out)), { recursive: true });
-writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), bandwidth_gb_s: bandwidth, promptLen, decodeTokens, rows }, null, 2));
+writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), bandwidth_gb_s: { threads1: bandwidthByThreads[1], threads2: bandwidthByThreads[2] }, promptLen, decodeTokens, rows }, null, 2));
 log(`wrote ${v.out}`);

@@ -53,6 +53,11 @@ export class Reducer {
     if (wasm && mod && memory) this.k = new wasm.Instance(mod, { e: { m: memory } }).exports as Record<string, Kernel>;
   }
 
+  /** Whether the wasm SIMD kernels run (else JS loops). */
+  get simd(): boolean {
+    return this.k !== null;
+  }
+
   /** out[0..n) = srcs[0][0..n) ∘ srcs[1][0..n) ∘ …, all byte offsets into the memory (multiples of 4). */
   reduce(out: number, srcs: number[], n: number, type: 0 | 1, op: ReduceOp): void {
     const bulk = this.k && srcs.length > 1 ? Math.floor((n * 4) / BLOCK) * BLOCK : 0;

@@ -41,6 +41,8 @@ export interface SpawnOptions {
   timeoutMs?: number;
   /** Shared-memory slot per rank per group; larger tensors go in rounds. Default 4 MiB. */
   scratchBytes?: number;
+  /** Microseconds a rank spins before sleeping in a wait; default 50 when there are two cores per rank, else 0 (spinning starves oversubscribed ranks). */
+  spinUs?: number;
 }
 
 export interface RankContext {
@@ -165,7 +167,7 @@ export class RankPool {
     const tuning: ShmTuning = {
       timeoutMs: this.timeoutMs,
       // Spinning only pays when every rank has a core of its own.
-      spin: ws < availableParallelism() ? 2000 : 0,
+      spinUs: opts.spinUs ?? (2 * ws <= availableParallelism() ? 50 : 0),
     };
     const entry = entryHref(opts.entry);
     const { script, execArgv } = workerScript(entry);

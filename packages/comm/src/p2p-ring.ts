@@ -66,7 +66,7 @@ export class P2PRings {
     while (done < bytes.length) {
       const free = this.cap - Atomics.load(ctrl, word);
       if (free === 0) {
-        const ok = waitSync(ctrl, lay.doorbell + this.g.me, () => Atomics.load(ctrl, word) < this.cap || Atomics.load(ctrl, ABORT) !== 0, deadline, this.g.tuning.spin);
+        const ok = waitSync(ctrl, lay.doorbell + this.g.me, () => Atomics.load(ctrl, word) < this.cap || Atomics.load(ctrl, ABORT) !== 0, deadline, this.g.tuning.spinUs);
         this.checkAbort('send');
         if (!ok) {
           throw new CollectiveTimeoutError(
@@ -96,7 +96,7 @@ export class P2PRings {
     while (done < out.length) {
       const avail = Atomics.load(ctrl, word);
       if (avail === 0) {
-        const ok = waitSync(ctrl, lay.doorbell + this.g.me, () => Atomics.load(ctrl, word) > 0 || Atomics.load(ctrl, ABORT) !== 0, deadline, this.g.tuning.spin);
+        const ok = waitSync(ctrl, lay.doorbell + this.g.me, () => Atomics.load(ctrl, word) > 0 || Atomics.load(ctrl, ABORT) !== 0, deadline, this.g.tuning.spinUs);
         this.checkAbort('recv');
         if (!ok) {
           throw new CollectiveTimeoutError(

@@ -31,7 +31,7 @@ function addI32(dst: Int32Array, x: Int32Array): void {
 function maxInto(dst: Num, x: Num): void {
   for (let i = 0; i < dst.length; i++) {
     const v = x[i]!;
-    // `!(v <= d)` also takes NaN, so NaN propagates like f32x4.max and torch.max.
-    if (!(v <= dst[i]!)) dst[i] = v;
+    // NaN on either side wins, as with f32x4.max and torch.max.
+    if (v > dst[i]! || v !== v) dst[i] = v;
   }
 }

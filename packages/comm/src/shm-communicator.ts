@@ -75,11 +75,7 @@ export class ShmCommunicator implements Communicator {
     const g = this.g;
     const ws = g.ws;
     const n = data.length;
-    const T = (globalThis as any).T ??= { alloc: 0, write: 0, b1: 0, red: 0, b2: 0, read: 0 };
-    let t = performance.now();
-    const lap = (k: string) => { const x = performance.now(); T[k] += x - t; t = x; };
     const out = allocWire(type, n) as Num;
-    lap('alloc');
     const cap = g.halfBytes / 4;
     const rounds = Math.max(1, Math.ceil(n / cap));
     const srcs: number[] = new Array<number>(ws);
@@ -88,9 +84,7 @@ export class ShmCommunicator implements Communicator {
       const c = Math.min(cap, n - off);
       (g.slot(g.me, g.writeParity, type) as Num).set(data.subarray(off, off + c));
       if (k === 0) g.publishMeta(opCode, type, n, 0);
-      lap('write');
       g.barrier('allReduce');
-      lap('b1');
       if (k === 0) g.checkMeta(true, true, false);
       // reduce my share of the round into the other half of my own slot
       const rp = g.readParity;
@@ -99,15 +93,12 @@ export class ShmCommunicator implements Communicator {
       const s1 = shareStart(g.me + 1, c, ws);
       for (let r = 0; r < ws; r++) srcs[r] = g.slotOffset(r, rp) + s0 * 4;
       g.reducer.reduce(g.slotOffset(g.me, wp) + s0 * 4, srcs, s1 - s0, type, op);
-      lap('red');
       g.barrier('allReduce');
-      lap('b2');
       for (let r = 0; r < ws; r++) {
         const a = shareStart(r, c, ws);
         const b = shareStart(r + 1, c, ws);
         out.set((g.slot(r, wp, type) as Num).subarray(a, b), off + a);
       }
-      lap('read');
     }
     return out;
   }

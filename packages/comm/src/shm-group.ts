@@ -99,8 +99,8 @@ const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).m
 export interface ShmTuning {
   /** Every blocking wait; default 60 000 ms. */
   timeoutMs: number;
-  /** Condition checks before sleeping in the kernel; 0 when ranks outnumber cores. */
-  spin: number;
+  /** Microseconds to spin before sleeping in the kernel; 0 when ranks outnumber cores. */
+  spinUs: number;
 }
 
 /** One rank's view of a group's shared memory: barrier, op metadata, slot views. */
@@ -188,7 +188,7 @@ export class ShmGroup {
       return;
     }
     const deadline = deadlineAfter(this.tuning.timeoutMs);
-    const ok = waitSync(ctrl, EPOCH, () => arrived() || Atomics.load(ctrl, ABORT) !== 0, deadline, this.tuning.spin);
+    const ok = waitSync(ctrl, EPOCH, () => arrived() || Atomics.load(ctrl, ABORT) !== 0, deadline, this.tuning.spinUs);
     this.checkAbort(op);
     if (!ok) {
       const missing: number[] = [];

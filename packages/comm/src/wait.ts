@@ -21,12 +21,18 @@ export function deadlineAfter(timeoutMs: number): number {
 
 /**
  * Block until `ready()` is true. `word` is bumped (and notified) by whoever
- * changes the state `ready` looks at. Spins `spin` times first: a wake-up
- * through the kernel costs tens of microseconds, a few loads cost nanoseconds.
+ * changes the state `ready` looks at. Spins for `spinUs` microseconds first:
+ * a wake-up through the kernel costs tens to hundreds of microseconds (and
+ * sits on the critical path of every barrier), a few loads cost nanoseconds.
  * Returns false on timeout.
  */
-export function waitSync(ctrl: Int32Array, word: number, ready: () => boolean, deadline: number, spin = 0): boolean {
-  for (let i = 0; i < spin; i++) if (ready()) return true;
+export function waitSync(ctrl: Int32Array, word: number, ready: () => boolean, deadline: number, spinUs = 0): boolean {
+  if (spinUs > 0) {
+    const until = performance.now() + spinUs / 1000;
+    do {
+      for (let i = 0; i < 32; i++) if (ready()) return true;
+    } while (performance.now() < until);
+  }
   for (;;) {
     const seen = Atomics.load(ctrl, word);
     if (ready()) return true;

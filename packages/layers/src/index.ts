@@ -9,3 +9,4 @@ export * from './rotary/index.js';
 export * from './attention-metadata.js';
 export * from './kv-cache.js';
 export * from './attention.js';
+export * from './moe/index.js';

@@ -17,6 +17,8 @@ export interface CommBenchOptions {
   out?: string;
   /** Print the table (default true). */
   print?: boolean;
+  /** Passed to spawnRanks (spin before sleeping in waits). */
+  spinUs?: number;
 }
 
 export interface CommBenchRow {
@@ -33,7 +35,7 @@ export interface CommBenchRow {
 export interface CommBenchResult {
   memcpyGBs: number;
   rows: CommBenchRow[];
-  machine: { cpus: number; node: string };
+  machine: { cpus: number; node: string; spinUs: number | null };
 }
 
 const DEFAULT_SIZES = [4, 16, 64, 256, 1024, 4096, 16384, 65536].map((k) => k * 1024);
@@ -47,7 +49,7 @@ export async function runCommBench(opts: CommBenchOptions = {}): Promise<CommBen
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = new URL(fromSource ? './comm-bench-entry.ts' : './comm-bench-entry.js', import.meta.url);
   for (const ws of worldSizes) {
-    const pool = await spawnRanks({ parallel: { tp: ws }, entry, backend: 'cpu', args: { sizes, iters }, timeoutMs: 600_000 });
+    const pool = await spawnRanks({ parallel: { tp: ws }, entry, backend: 'cpu', args: { sizes, iters }, timeoutMs: 600_000, spinUs: opts.spinUs });
     try {
       const perRank = (await pool.results()) as number[][];
       sizes.forEach((bytes, i) => {
@@ -61,7 +63,7 @@ export async function runCommBench(opts: CommBenchOptions = {}): Promise<CommBen
     }
   }
   const { availableParallelism } = await import('node:os');
-  const result: CommBenchResult = { memcpyGBs, rows, machine: { cpus: availableParallelism(), node: process.version } };
+  const result: CommBenchResult = { memcpyGBs, rows, machine: { cpus: availableParallelism(), node: process.version, spinUs: opts.spinUs ?? null } };
   if (opts.print !== false) console.log(formatTable(result));
   const out = opts.out ?? 'bench-results/comm-bench.json';
   mkdirSync(dirname(out), { recursive: true });

@@ -40,7 +40,7 @@ const bothDispatches = (cs: MoECase[]): MoECase[] => cs.flatMap((c) => [{ ...c, 
 
 const runs: { what: string; parallel: ParallelOptions; cases: MoECase[] }[] = [
   { what: 'tp 1', parallel: { tp: 1 }, cases: [v3([5]), v2([7])] },
-  { what: 'tp 2', parallel: { tp: 2 }, cases: [v3([5]), v2([7]), v2g([6])] },
+  { what: 'tp 2', parallel: { tp: 2 }, cases: [v3([5]), v2([7]), v2g([6]), { ...v3([5], 'v3-unreduced'), reduceResults: false }] },
   { what: 'tp 4', parallel: { tp: 4 }, cases: [v3([5]), v2([7]), v2g([1])] },
   {
     what: 'ep 2 (dp 2)',
@@ -56,7 +56,7 @@ const runs: { what: string; parallel: ParallelOptions; cases: MoECase[] }[] = [
     // TP peers split their shared tokens: one token over two peers leaves one with none.
     what: 'ep 4 (dp 2 × tp 2)',
     parallel: { tp: 2, dp: 2, ep: true },
-    cases: bothDispatches([v3([4, 1]), v2([0, 5]), v2g([3, 3])]),
+    cases: bothDispatches([v3([4, 1]), v2([0, 5]), v2g([3, 3]), { ...v2([2, 3], 'v2-unreduced'), reduceResults: false }]),
   },
 ];
 
@@ -86,12 +86,16 @@ describe.each(runs)('FusedMoE at $what equals the dense MoE block', ({ parallel,
         const err = r.out.reduce((m, v, j) => Math.max(m, Math.abs(v - ref[j]!)), 0);
         expect(err, what).toBeLessThan(1e-4);
       });
-      // Both exchanges give the same numbers for the same case.
+      // Both exchanges give the same numbers for the same case. They are bit-identical here; in general the
+      // cross-rank sums may round differently (reduce-scatter's order vs rank-ordered adds) when a token's
+      // experts span three or more EP ranks, hence a tolerance far below the dense comparison's.
       results.forEach((r, i) => {
         const c = cases[i]!;
         if (c.dispatch !== 'alltoall') return;
-        const j = cases.findIndex((o) => o.name === c.name && o.dispatch === 'allgather');
-        expect(r.out, `${c.name} rank ${rank}: all-to-all vs all-gather`).toEqual(results[j]!.out);
+        const other = results[cases.findIndex((o) => o.name === c.name && o.dispatch === 'allgather')]!.out;
+        expect(r.out.length).toBe(other.length);
+        const diff = r.out.reduce((m, v, j) => Math.max(m, Math.abs(v - other[j]!)), 0);
+        expect(diff, `${c.name} rank ${rank}: all-to-all vs all-gather`).toBeLessThanOrEqual(1e-6);
       });
     });
   });

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
 import { GroupCoordinator, SoloCommunicator } from '@weft/comm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadWeights } from '../weight-loading.js';
@@ -13,9 +14,6 @@ import { FUSED_MOE_STACKED_PARAMS, FusedMoE, tokenShare } from './fused-moe.js';
 import { RoutedExperts } from './routed-experts.js';
 import { caseHidden, caseLogits, denseMoE, memoryCheckpoint, moeCheckpoint, PREFIX, type MoECase } from './test-entries/reference.js';
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 const solo = (kind: string) => new GroupCoordinator({ rank: 0, ranks: [0], uniqueName: `${kind}:0`, cpuGroup: new SoloCommunicator(`${kind}:0`) });
 
@@ -64,67 +62,75 @@ function expectClose(got: Float32Array, want: Float32Array, what: string): void 
   expect(err, what).toBeLessThan(1e-5);
 }
 
-describe('FusedMoE on one rank equals the dense MoE block', () => {
-  it.each([v3, v2, v2Grouped])('$name', async (c) => {
-    expectClose(await run(c), denseMoE(c, 0), c.name);
+// The ranks compute on wasm; the tests' references on the cpu backend.
+describe.each(['cpu', 'wasm'])('on %s', (backend) => {
+  beforeAll(async () => {
+    await tf.setBackend(backend);
+    await tf.ready();
   });
 
-  it('with expert parallelism of size 1 (every expert local, no exchange)', async () => {
-    expectClose(await run(v3, solo('ep')), denseMoE(v3, 0), 'ep 1');
+  describe('FusedMoE on one rank equals the dense MoE block', () => {
+    it.each([v3, v2, v2Grouped])('$name', async (c) => {
+      expectClose(await run(c), denseMoE(c, 0), c.name);
+    });
+
+    it('with expert parallelism of size 1 (every expert local, no exchange)', async () => {
+      expectClose(await run(v3, solo('ep')), denseMoE(v3, 0), 'ep 1');
+    });
+
+    it('with no tokens', async () => {
+      const c = { ...v3, tokens: [0] };
+      expect((await run(c)).length).toBe(0);
+    });
   });
 
-  it('with no tokens', async () => {
-    const c = { ...v3, tokens: [0] };
-    expect((await run(c)).length).toBe(0);
-  });
-});
+  describe('FusedMoE parameters', () => {
+    it('are named as the checkpoint, gate_proj/up_proj stacked into gate_up_proj', () => {
+      const moe = build(v3);
+      const names = moe.parameters().map((p) => `${p.name} ${JSON.stringify(p.shape)}`);
+      expect(names).toContain(`${PREFIX}.gate.weight [8,12]`);
+      expect(names).toContain(`${PREFIX}.gate.e_score_correction_bias [8]`);
+      expect(names).toContain(`${PREFIX}.experts.7.gate_up_proj.weight [16,12]`);
+      expect(names).toContain(`${PREFIX}.experts.0.down_proj.weight [12,8]`);
+      expect(names).toContain(`${PREFIX}.shared_experts.gate_up_proj.weight [16,12]`);
+      expect(names).toContain(`${PREFIX}.shared_experts.down_proj.weight [12,8]`);
+      expect(names.length).toBe(2 + 2 * 8 + 2);
+    });
 
-describe('FusedMoE parameters', () => {
-  it('are named as the checkpoint, gate_proj/up_proj stacked into gate_up_proj', () => {
-    const moe = build(v3);
-    const names = moe.parameters().map((p) => `${p.name} ${JSON.stringify(p.shape)}`);
-    expect(names).toContain(`${PREFIX}.gate.weight [8,12]`);
-    expect(names).toContain(`${PREFIX}.gate.e_score_correction_bias [8]`);
-    expect(names).toContain(`${PREFIX}.experts.7.gate_up_proj.weight [16,12]`);
-    expect(names).toContain(`${PREFIX}.experts.0.down_proj.weight [12,8]`);
-    expect(names).toContain(`${PREFIX}.shared_experts.gate_up_proj.weight [16,12]`);
-    expect(names).toContain(`${PREFIX}.shared_experts.down_proj.weight [12,8]`);
-    expect(names.length).toBe(2 + 2 * 8 + 2);
+    it('isElsewhere names the experts of other EP ranks, and only those', () => {
+      const experts = new RoutedExperts({ prefix: PREFIX, hiddenSize: 12, intermediateSize: 8, numExperts: 8, expertMap: determineExpertMap(3, 1, 8), tpSize: 1, tpRank: 0 });
+      expect(experts.parameters().map((p) => p.name)).toEqual([3, 4, 5].map((e) => `${PREFIX}.experts.${e}.gate_up_proj.weight`).concat([3, 4, 5].map((e) => `${PREFIX}.experts.${e}.down_proj.weight`)));
+      expect(experts.isElsewhere(`${PREFIX}.experts.2.gate_proj.weight`)).toBe(true);
+      expect(experts.isElsewhere(`${PREFIX}.experts.6.down_proj.weight`)).toBe(true);
+      expect(experts.isElsewhere(`${PREFIX}.experts.4.up_proj.weight`)).toBe(false);
+      expect(experts.isElsewhere(`${PREFIX}.shared_experts.gate_proj.weight`)).toBe(false);
+      expect(experts.isElsewhere(`model.layers.2.mlp.experts.2.gate_proj.weight`)).toBe(false);
+      expect(experts.isElsewhere(`${PREFIX}.gate.weight`)).toBe(false);
+    });
+
+    it('a missing expert tensor is reported by its checkpoint name', () => {
+      const moe = build(v2);
+      const ckpt = moeCheckpoint(v2);
+      ckpt.delete(`${PREFIX}.experts.5.up_proj.weight`);
+      expect(() => loadWeights({ params: moe.parameters(), checkpoint: memoryCheckpoint(ckpt), stacked: [...FUSED_MOE_STACKED_PARAMS] })).toThrow(
+        /experts\.5\.up_proj\.weight/,
+      );
+      moe.dispose();
+    });
+
+    it('without a gate, forward needs the router logits', async () => {
+      const moe = new FusedMoE({ prefix: PREFIX, hiddenSize: 12, intermediateSize: 8, numExperts: 8, routing: { topK: 2, scoring: 'softmax', renormalize: false }, gate: false, tp: solo('tp') });
+      expect(moe.parameters().some((p) => p.name.endsWith('gate.weight'))).toBe(false);
+      const x = tf.zeros([2, 12]) as tf.Tensor2D;
+      await expect(moe.forward(x)).rejects.toThrow(/without a gate/);
+      x.dispose();
+    });
   });
 
-  it('isElsewhere names the experts of other EP ranks, and only those', () => {
-    const experts = new RoutedExperts({ prefix: PREFIX, hiddenSize: 12, intermediateSize: 8, numExperts: 8, expertMap: determineExpertMap(3, 1, 8), tpSize: 1, tpRank: 0 });
-    expect(experts.parameters().map((p) => p.name)).toEqual([3, 4, 5].map((e) => `${PREFIX}.experts.${e}.gate_up_proj.weight`).concat([3, 4, 5].map((e) => `${PREFIX}.experts.${e}.down_proj.weight`)));
-    expect(experts.isElsewhere(`${PREFIX}.experts.2.gate_proj.weight`)).toBe(true);
-    expect(experts.isElsewhere(`${PREFIX}.experts.6.down_proj.weight`)).toBe(true);
-    expect(experts.isElsewhere(`${PREFIX}.experts.4.up_proj.weight`)).toBe(false);
-    expect(experts.isElsewhere(`${PREFIX}.shared_experts.gate_proj.weight`)).toBe(false);
-    expect(experts.isElsewhere(`model.layers.2.mlp.experts.2.gate_proj.weight`)).toBe(false);
-    expect(experts.isElsewhere(`${PREFIX}.gate.weight`)).toBe(false);
-  });
-
-  it('a missing expert tensor is reported by its checkpoint name', () => {
-    const moe = build(v2);
-    const ckpt = moeCheckpoint(v2);
-    ckpt.delete(`${PREFIX}.experts.5.up_proj.weight`);
-    expect(() => loadWeights({ params: moe.parameters(), checkpoint: memoryCheckpoint(ckpt), stacked: [...FUSED_MOE_STACKED_PARAMS] })).toThrow(
-      /experts\.5\.up_proj\.weight/,
-    );
-    moe.dispose();
-  });
-
-  it('without a gate, forward needs the router logits', async () => {
-    const moe = new FusedMoE({ prefix: PREFIX, hiddenSize: 12, intermediateSize: 8, numExperts: 8, routing: { topK: 2, scoring: 'softmax', renormalize: false }, gate: false, tp: solo('tp') });
-    expect(moe.parameters().some((p) => p.name.endsWith('gate.weight'))).toBe(false);
-    const x = tf.zeros([2, 12]) as tf.Tensor2D;
-    await expect(moe.forward(x)).rejects.toThrow(/without a gate/);
-    x.dispose();
-  });
-});
-
-describe('tokenShare', () => {
-  it('splits T over TP peers: T // tp each, the first T % tp one more', () => {
-    expect([0, 1, 2].map((r) => tokenShare(7, 3, r))).toEqual([[0, 3], [3, 2], [5, 2]]);
-    expect([0, 1].map((r) => tokenShare(1, 2, r))).toEqual([[0, 1], [1, 0]]);
+  describe('tokenShare', () => {
+    it('splits T over TP peers: T // tp each, the first T % tp one more', () => {
+      expect([0, 1, 2].map((r) => tokenShare(7, 3, r))).toEqual([[0, 3], [3, 2], [5, 2]]);
+      expect([0, 1].map((r) => tokenShare(1, 2, r))).toEqual([[0, 1], [1, 0]]);
+    });
   });
 });

@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator, ParallelState } from '@weft/comm';
-import { ConfigError } from '@weft/core';
+import { ConfigError, WeftError } from '@weft/core';
 import { ReplicatedLinear } from '../linear/replicated-linear.js';
 import { Parameter } from '../parameter.js';
 import { scoped } from '../scope.js';
@@ -25,7 +25,7 @@ import type { StackedParamMapping } from '../weight-loading.js';
 import { dispatchToExperts, type DispatchMethod } from './dispatch.js';
 import { determineExpertMap, expertOwners, type ExpertMap, type ExpertPlacement } from './expert-map.js';
 import { RoutedExperts, type HostRouting } from './routed-experts.js';
-import { checkRouterConfig, selectExperts, type RouterConfig } from './router.js';
+import { checkRouterConfig, routingMethod, selectExperts, type RouterConfig } from './router.js';
 import { SharedExperts } from './shared-experts.js';
 
 /** Checkpoint gate_proj / up_proj → the fused gate_up_proj parameters (routed and shared experts). */
@@ -33,6 +33,9 @@ export const FUSED_MOE_STACKED_PARAMS: readonly StackedParamMapping[] = [
   { param: 'gate_up_proj', checkpoint: 'gate_proj', shardId: 0 },
   { param: 'gate_up_proj', checkpoint: 'up_proj', shardId: 1 },
 ];
+
+/** Routing of a FusedMoE: the router's configuration, the bias being the layer's own parameter. */
+export type MoERouting = Omit<RouterConfig, 'correctionBias'>;
 
 export interface FusedMoEOptions {
   /** The MoE block, e.g. `model.layers.1.mlp`. */
@@ -42,7 +45,7 @@ export interface FusedMoEOptions {
   intermediateSize: number;
   /** n_routed_experts */
   numExperts: number;
-  routing: Omit<RouterConfig, 'correctionBias'>;
+  routing: MoERouting;
   /** Hold `${prefix}.gate.e_score_correction_bias` [E] and route with it (DeepSeek V3). */
   correctionBias?: boolean;
   /** Hold the router gate `${prefix}.gate.weight` [E, H] (default true); without it forward needs the logits. */
@@ -78,7 +81,8 @@ export class FusedMoE {
   readonly correctionBias: Parameter | null;
   readonly experts: RoutedExperts;
   readonly sharedExperts: SharedExperts | null;
-  private readonly routing: Omit<RouterConfig, 'correctionBias'>;
+  /** With the method resolved (a correction bias means noaux_tc unless told otherwise). */
+  readonly routing: MoERouting;
   /** Global expert id → EP rank (all zeros without EP). */
   private readonly owners: Int32Array;
 
@@ -91,7 +95,8 @@ export class FusedMoE {
         throw new ConfigError(`${prefix}: TP group ${tp.uniqueName} [${tp.ranks.join(', ')}] is not inside EP group ${ep.uniqueName} [${ep.ranks.join(', ')}]`);
       }
     }
-    checkRouterConfig({ ...opts.routing, correctionBias: null }, E);
+    const routing: MoERouting = { ...opts.routing, method: routingMethod({ ...opts.routing, correctionBias: opts.correctionBias }) };
+    checkRouterConfig(routing, E);
     const placement = opts.placement ?? 'linear';
     const expertMap: ExpertMap = ep ? determineExpertMap(ep.worldSize, ep.rankInGroup, E, placement) : determineExpertMap(1, 0, E);
     this.prefix = prefix;
@@ -102,7 +107,7 @@ export class FusedMoE {
     this.ep = ep;
     this.dispatch = opts.dispatch ?? 'allgather';
     this.reduceResults = opts.reduceResults ?? true;
-    this.routing = opts.routing;
+    this.routing = routing;
     this.owners = ep ? expertOwners(ep.worldSize, E, placement) : new Int32Array(E);
     this.gate = opts.gate === false ? null : new ReplicatedLinear({ prefix: `${prefix}.gate`, inputSize: H, outputSize: E });
     this.correctionBias = opts.correctionBias ? new Parameter(`${prefix}.gate.e_score_correction_bias`, [E]) : null;
@@ -147,7 +152,10 @@ export class FusedMoE {
     return scoped(
       async () => {
         const [T, H] = hidden.shape;
-        if (H !== this.hiddenSize) throw new Error(`${this.prefix}: hidden states [${T}, ${H}], expected hidden size ${this.hiddenSize}`);
+        if (H !== this.hiddenSize) throw new WeftError(`${this.prefix}: hidden states [${T}, ${H}], expected hidden size ${this.hiddenSize}`);
+        if (routerLogits && (routerLogits.shape[0] !== T || routerLogits.shape[1] !== this.numExperts)) {
+          throw new WeftError(`${this.prefix}: router logits [${routerLogits.shape.join(', ')}], expected [${T}, ${this.numExperts}]`);
+        }
         // With EP each TP peer dispatches an even share of the (shared) tokens; without it, all of them.
         const [start, len] = this.ep ? tokenShare(T, this.tp.worldSize, this.tp.rankInGroup) : [0, T];
         const x = len === T ? hidden : (tf.slice(hidden, [start, 0], [len, H]) as tf.Tensor2D);
@@ -167,11 +175,8 @@ export class FusedMoE {
   private async route(x: tf.Tensor2D, routerLogits: tf.Tensor2D | undefined): Promise<HostRouting> {
     let logits = routerLogits;
     if (!logits) {
-      if (!this.gate) throw new Error(`${this.prefix}: FusedMoE was built without a gate (gate: false); pass the router logits to forward`);
+      if (!this.gate) throw new WeftError(`${this.prefix}: FusedMoE was built without a gate (gate: false); pass the router logits to forward`);
       logits = this.gate.forward(x);
-    }
-    if (logits.shape[0] !== x.shape[0] || logits.shape[1] !== this.numExperts) {
-      throw new Error(`${this.prefix}: router logits [${logits.shape.join(', ')}], expected [${x.shape[0]}, ${this.numExperts}]`);
     }
     const { weights, ids } = selectExperts(logits, { ...this.routing, correctionBias: (this.correctionBias?.tensor as tf.Tensor1D | undefined) ?? null });
     return { ids: (await ids.data()) as Int32Array, weights: (await weights.data()) as Float32Array, topK: this.topK };

@@ -61,8 +61,8 @@ export interface Routing {
   ids: tf.Tensor2D;
 }
 
-/** The method `cfg` resolves to (see RouterConfig.method). */
-export function routingMethod(cfg: Pick<RouterConfig, 'method' | 'correctionBias' | 'nGroup'>): RoutingMethod {
+/** The method `cfg` resolves to (see RouterConfig.method); `correctionBias` only matters by its presence. */
+export function routingMethod(cfg: { method?: RoutingMethod; nGroup?: number; correctionBias?: unknown }): RoutingMethod {
   if (cfg.method) return cfg.method;
   if (cfg.correctionBias) return 'noaux_tc';
   return (cfg.nGroup ?? 1) > 1 ? 'group_limited_greedy' : 'greedy';
@@ -109,7 +109,7 @@ export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Rou
   // With a bias (and for V3, whose bias buffer always exists) the weights are the unbiased scores gathered at
   // the chosen ids; otherwise they are the values top-k chose (HF V2: the masked scores).
   const gatherWeights = bias !== null || method === 'noaux_tc';
-  // Some kernels (gather with batch dims) cannot take empty inputs; an EP rank may have no tokens.
+  // Some kernels cannot take empty inputs; an EP rank may have no tokens.
   if (T === 0) return { weights: tf.zeros([0, cfg.topK]), ids: tf.zeros([0, cfg.topK], 'int32') };
   return tf.tidy(() => {
     const logits = routerLogits.dtype === 'float32' ? routerLogits : tf.cast(routerLogits, 'float32');
@@ -122,7 +122,7 @@ export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Rou
     }
     const top = tf.topk(choice, cfg.topK);
     const ids = top.indices as tf.Tensor2D;
-    let weights = (gatherWeights ? tf.gather(scores, ids, 1, 1) : top.values) as tf.Tensor2D;
+    let weights = (gatherWeights ? takeAlongRows(scores, ids) : top.values) as tf.Tensor2D;
     if (cfg.renormalize) weights = tf.div(weights, tf.add(tf.sum(weights, -1, true), 1e-20));
     // HF always multiplies; ×1 is exact, so skipping it changes nothing.
     if (cfg.routedScalingFactor !== undefined && cfg.routedScalingFactor !== 1) weights = tf.mul(weights, cfg.routedScalingFactor);
@@ -137,4 +137,12 @@ function maskToGroups(scores: tf.Tensor2D, groupScores: tf.Tensor2D, nGroup: num
   const groupMask = tf.greater(tf.sum(tf.oneHot(keep, nGroup), 1), 0); // [T, nGroup] bool
   const expertMask = tf.reshape(tf.broadcastTo(tf.reshape(groupMask, [T, nGroup, 1]), [T, nGroup, E / nGroup]), [T, E]);
   return tf.where(expertMask, scores, tf.zerosLike(scores));
+}
+
+/** out[t, k] = x[t, ids[t, k]], through a flat gather: tf.gather with batchDims returns garbage on wasm (tfjs 4.22). */
+function takeAlongRows(x: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor2D {
+  const [T, E] = x.shape;
+  const rowStart = tf.mul(tf.range(0, T, 1, 'int32'), tf.scalar(E, 'int32'));
+  const flat = tf.add(ids, tf.reshape(rowStart, [T, 1]));
+  return tf.reshape(tf.gather(tf.reshape(x, [T * E]), tf.reshape(flat, [-1])), ids.shape);
 }

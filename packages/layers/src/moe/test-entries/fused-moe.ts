@@ -47,6 +47,7 @@ async function runCase(c: MoECase, ctx: RankContext): Promise<CaseResult> {
     ...groups,
     dispatch: c.dispatch,
     placement: c.placement,
+    reduceResults: c.reduceResults,
   });
   const ckpt = memoryCheckpoint(moeCheckpoint(c));
   const { unused } = loadWeights({
@@ -60,8 +61,10 @@ async function runCase(c: MoECase, ctx: RankContext): Promise<CaseResult> {
   const x = tf.tensor(caseHidden(c, replica).data, [T, c.H]) as tf.Tensor2D;
   const logits = c.useGate ? undefined : (tf.tensor(caseLogits(c, replica).data, [T, c.E]) as tf.Tensor2D);
   const y = await moe.forward(x, logits);
-  const out = Array.from(await y.data());
-  for (const t of [x, logits, y]) t?.dispose();
+  // Unreduced, the TP peers' outputs must sum to the block's output.
+  const full = c.reduceResults === false ? await ctx.state.tp.allReduce(y) : y;
+  const out = Array.from(await full.data());
+  for (const t of [x, logits, y, full]) t?.dispose();
   moe.dispose();
   return {
     out,

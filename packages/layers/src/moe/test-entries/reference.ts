@@ -5,10 +5,9 @@
  * Face's routing (independent of router.ts), and the dense single-rank MoE.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { HostTensor } from '../../parameter.js';
+import { narrowHost, type HostTensor } from '../../parameter.js';
 import { randomHost } from '../../test-entries/random.js';
 import type { CheckpointReader } from '../../weight-loading.js';
-import { narrowHost } from '../../parameter.js';
 
 export interface MoECase {
   name: string;
@@ -30,6 +29,8 @@ export interface MoECase {
   tokens: number[];
   dispatch?: 'allgather' | 'alltoall';
   placement?: 'linear' | 'round_robin';
+  /** false: FusedMoE leaves TP partial sums and the rank entry all-reduces them itself. */
+  reduceResults?: boolean;
   /** Load gate_up from one already-fused tensor instead of gate_proj + up_proj. */
   fusedCheckpoint?: boolean;
 }
@@ -186,7 +187,7 @@ export function denseMoE(c: MoECase, replica: number): Float32Array {
   return tf.tidy(() => {
     const w = (name: string) => {
       const h = ckpt.get(`${PREFIX}.${name}`)!;
-      return tf.tensor(h.data, h.shape) as tf.Tensor2D;
+      return tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
     };
     const x = tf.tensor(caseHidden(c, replica).data, [T, c.H]) as tf.Tensor2D;
     const logits = c.useGate ? tf.matMul(x, w('gate.weight'), false, true) : tf.tensor(caseLogits(c, replica).data, [T, c.E]);
