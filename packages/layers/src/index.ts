@@ -9,4 +9,6 @@ export * from './rotary/index.js';
 export * from './attention-metadata.js';
 export * from './kv-cache.js';
 export * from './attention.js';
+export * from './gated-mlp.js';
+export * from './decoder-only-lm.js';
 export * from './moe/index.js';

@@ -1,6 +1,4 @@
 export * from './llama-config.js';
 export * from './llama-attention.js';
-export * from './llama-mlp.js';
-export * from './llama-decoder-layer.js';
 export * from './llama-for-causal-lm.js';
 export * from './llm.js';

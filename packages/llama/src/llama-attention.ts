@@ -9,11 +9,12 @@ import {
   type KVCache,
   type Parameter,
   type RopeScaling,
+  type TokenMixer,
 } from '@weft/layers';
 import type { LlamaConfig } from './llama-config.js';
 
 /** Self-attention: fused qkv (column) → rotary → attention over this rank's heads → o_proj (row, all-reduce). */
-export class LlamaAttention {
+export class LlamaAttention implements TokenMixer {
   readonly qkvProj: QKVParallelLinear;
   readonly oProj: RowParallelLinear;
   readonly rope: ReturnType<typeof getRope>;

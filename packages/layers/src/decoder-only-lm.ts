@@ -1,0 +1,217 @@
+/**
+ * The skeleton every decoder-only model shares, for one rank: the layers of
+ * its pipeline stage (vLLM's get_pp_indices), each a pre-norm block with the
+ * fused residual; the first stage embeds, the last norms and computes logits;
+ * stages in between pass `{hidden_states, residual}` along the PP group.
+ * Models supply the attention and MLP of each layer (Llama, DeepSeek).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { ParallelState } from '@weft/comm';
+import { getPpIndices } from '@weft/core';
+import type { AttentionMetadata } from './attention-metadata.js';
+import type { CausalLMRank, ForwardInput, IntermediateTensors } from './engine/causal-lm.js';
+import { traced } from './engine/tracer.js';
+import { KVCache } from './kv-cache.js';
+import type { Parameter } from './parameter.js';
+import { RMSNorm } from './rms-norm.js';
+import { ParallelLMHead, VocabParallelEmbedding } from './vocab-parallel-embedding.js';
+import type { StackedParamMapping } from './weight-loading.js';
+
+/** Attention of one layer: hidden → hidden, reading and extending its KV cache. */
+export interface TokenMixer {
+  forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D>;
+  parameters(): Parameter[];
+  dispose(): void;
+}
+
+/** MLP (dense or MoE) of one layer. */
+export interface ChannelMixer {
+  forward(x: tf.Tensor2D): Promise<tf.Tensor2D>;
+  parameters(): Parameter[];
+  /** Checkpoint tensors of this block held by other ranks (experts under EP). */
+  isElsewhere?(name: string): boolean;
+  dispose(): void;
+}
+
+export class PreNormDecoderLayer {
+  readonly inputLayernorm: RMSNorm;
+  readonly postAttentionLayernorm: RMSNorm;
+
+  constructor(
+    prefix: string,
+    hiddenSize: number,
+    eps: number,
+    readonly selfAttn: TokenMixer,
+    readonly mlp: ChannelMixer,
+  ) {
+    this.inputLayernorm = new RMSNorm(`${prefix}.input_layernorm`, hiddenSize, eps);
+    this.postAttentionLayernorm = new RMSNorm(`${prefix}.post_attention_layernorm`, hiddenSize, eps);
+  }
+
+  parameters(): Parameter[] {
+    return [this.inputLayernorm.weight, ...this.selfAttn.parameters(), this.postAttentionLayernorm.weight, ...this.mlp.parameters()];
+  }
+
+  /** Returns the layer output and the new residual; the caller owns (and disposes) its inputs. */
+  async forward(
+    positions: tf.Tensor1D,
+    hidden: tf.Tensor2D,
+    residual: tf.Tensor2D | null,
+    meta: AttentionMetadata,
+    cache: KVCache | null,
+  ): Promise<[tf.Tensor2D, tf.Tensor2D]> {
+    let normed: tf.Tensor2D;
+    let res: tf.Tensor2D;
+    if (residual === null) {
+      normed = this.inputLayernorm.forward(hidden);
+      res = hidden.clone();
+    } else {
+      [normed, res] = this.inputLayernorm.forwardResidual(hidden, residual);
+    }
+    const attnOut = await this.selfAttn.forward(positions, normed, meta, cache);
+    normed.dispose();
+    const [normed2, res2] = this.postAttentionLayernorm.forwardResidual(attnOut, res);
+    attnOut.dispose();
+    res.dispose();
+    const out = await this.mlp.forward(normed2);
+    normed2.dispose();
+    return [out, res2];
+  }
+
+  dispose(): void {
+    this.inputLayernorm.dispose();
+    this.postAttentionLayernorm.dispose();
+    this.selfAttn.dispose();
+    this.mlp.dispose();
+  }
+}
+
+export interface DecoderOnlyConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numHiddenLayers: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+}
+
+export type LayerFactory = (index: number, prefix: string) => { selfAttn: TokenMixer; mlp: ChannelMixer };
+
+export class DecoderOnlyLM implements CausalLMRank {
+  readonly startLayer: number;
+  readonly endLayer: number;
+  readonly isFirstStage: boolean;
+  readonly isLastStage: boolean;
+  readonly embedTokens: VocabParallelEmbedding | null;
+  readonly layers: PreNormDecoderLayer[] = [];
+  readonly norm: RMSNorm | null;
+  readonly lmHead: ParallelLMHead | null;
+  readonly caches: KVCache[] = [];
+
+  constructor(
+    readonly config: DecoderOnlyConfig,
+    readonly state: ParallelState,
+    makeLayer: LayerFactory,
+    readonly stackedParams: StackedParamMapping[],
+  ) {
+    const pp = state.pp;
+    [this.startLayer, this.endLayer] = getPpIndices(config.numHiddenLayers, pp.rankInGroup, pp.worldSize, state.config.ppPartition);
+    this.isFirstStage = pp.isFirstRank;
+    this.isLastStage = pp.isLastRank;
+    const tp = state.tp;
+    const vocab = { numEmbeddings: config.vocabSize, embeddingDim: config.hiddenSize, tp };
+    // With tied weights the last stage needs the embedding too (it is the LM head).
+    const needEmbed = this.isFirstStage || (this.isLastStage && config.tieWordEmbeddings);
+    this.embedTokens = needEmbed ? new VocabParallelEmbedding({ ...vocab, prefix: 'model.embed_tokens' }) : null;
+    for (let i = this.startLayer; i < this.endLayer; i++) {
+      const prefix = `model.layers.${i}`;
+      const { selfAttn, mlp } = makeLayer(i, prefix);
+      this.layers.push(new PreNormDecoderLayer(prefix, config.hiddenSize, config.rmsNormEps, selfAttn, mlp));
+      this.caches.push(new KVCache());
+    }
+    this.norm = this.isLastStage ? new RMSNorm('model.norm', config.hiddenSize, config.rmsNormEps) : null;
+    this.lmHead = this.isLastStage
+      ? new ParallelLMHead({ ...vocab, prefix: 'lm_head', tiedTo: config.tieWordEmbeddings ? this.embedTokens! : undefined })
+      : null;
+  }
+
+  parameters(): Parameter[] {
+    return [
+      ...(this.embedTokens?.parameters() ?? []),
+      ...this.layers.flatMap((l) => l.parameters()),
+      ...(this.norm ? [this.norm.weight] : []),
+      ...(this.lmHead?.parameters() ?? []),
+    ];
+  }
+
+  /** Checkpoint tensors this rank does not hold: other stages' layers, embedding, head, experts. */
+  isElsewhere(name: string): boolean {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) {
+      const i = Number(m[1]);
+      if (i < this.startLayer || i >= this.endLayer) return true;
+      return this.layers[i - this.startLayer]!.mlp.isElsewhere?.(name) ?? false;
+    }
+    if (name.startsWith('model.embed_tokens.')) return this.embedTokens === null;
+    if (name.startsWith('model.norm.')) return this.norm === null;
+    if (name.startsWith('lm_head.')) return this.lmHead === null || this.lmHead.tied;
+    return false;
+  }
+
+  /** Never weights: rotary caches, and layers past num_hidden_layers (DeepSeek's multi-token-prediction heads). */
+  ignoreTensor(name: string): boolean {
+    if (name.includes('rotary_emb.inv_freq')) return true;
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    return m !== null && Number(m[1]) >= this.config.numHiddenLayers;
+  }
+
+  async forward(input: ForwardInput, intermediate: IntermediateTensors | null): Promise<tf.Tensor2D | IntermediateTensors> {
+    let hidden: tf.Tensor2D;
+    let residual: tf.Tensor2D | null;
+    if (this.isFirstStage) {
+      hidden = await this.embedTokens!.forward(input.inputIds);
+      residual = null;
+    } else {
+      if (!intermediate) throw new Error('a non-first pipeline stage needs the previous stage hidden states');
+      hidden = intermediate.hidden_states.clone();
+      residual = intermediate.residual.clone();
+    }
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      const cache = input.useCache ? this.caches[i]! : null;
+      const [h, r] = await traced(input.tracer, `layer ${this.startLayer + i}`, 'compute', () =>
+        layer.forward(input.positions, hidden, residual, input.meta, cache),
+      );
+      hidden.dispose();
+      residual?.dispose();
+      hidden = h;
+      residual = r;
+    }
+    if (!this.isLastStage) return { hidden_states: hidden, residual: residual! };
+    const [normed, sum] = this.norm!.forwardResidual(hidden, residual!);
+    hidden.dispose();
+    residual!.dispose();
+    sum.dispose();
+    return normed;
+  }
+
+  computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
+    return this.lmHead!.forward(hidden);
+  }
+
+  freeSequence(seqId: number): void {
+    for (const c of this.caches) c.free(seqId);
+  }
+
+  /** KV-cache bytes held on this rank. */
+  cacheBytes(): number {
+    return this.caches.reduce((a, c) => a + c.bytes(), 0);
+  }
+
+  dispose(): void {
+    this.embedTokens?.dispose();
+    for (const l of this.layers) l.dispose();
+    this.norm?.dispose();
+    this.lmHead?.dispose();
+    for (const c of this.caches) c.dispose();
+  }
+}
