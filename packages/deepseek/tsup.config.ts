@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // rank-entry is loaded by worker threads by URL, so it must be its own file in dist.
+  entry: ['src/index.ts', 'src/rank-entry.ts'],
   format: ['esm'],
   dts: true,
   sourcemap: true,

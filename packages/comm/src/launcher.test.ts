@@ -77,6 +77,8 @@ describe('rank failures end the whole pool', () => {
     await expect(runRanks(opts({ mode: 'throw', bad: 0 }, 2))).rejects.toThrow(/rank 0 .*deliberate failure/);
     expect(liveRankWorkers()).toBe(0);
     await expect(runRanks({ ...opts({ mode: 'throw', bad: 0 }), parallel: { tp: 2, worldSize: 3 } })).rejects.toThrow(/world size 3 does not match/);
+    await expect(runRanks({ ...opts({ mode: 'throw', bad: 0 }), args: { f: () => 1 } })).rejects.toThrow(/args cannot be sent to the workers/);
+    expect(liveRankWorkers()).toBe(0);
   });
 
   it('terminate() is idempotent and rejects pending results', async () => {

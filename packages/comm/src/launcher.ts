@@ -11,6 +11,7 @@ import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import {
+  ConfigError,
   WeftError,
   rankCoords,
   rankLayout,
@@ -166,11 +167,17 @@ export class RankPool {
     });
     const tuning: ShmTuning = {
       timeoutMs: this.timeoutMs,
-      // Spinning only pays when every rank has a core of its own.
+      // Measured: with one core per rank spinning starves the peer it waits for; with two it cuts wake-up latency.
       spinUs: opts.spinUs ?? (2 * ws <= availableParallelism() ? 50 : 0),
     };
     const entry = entryHref(opts.entry);
     const { script, execArgv } = workerScript(entry);
+    try {
+      // Fail before any worker exists rather than half-way through starting them.
+      structuredClone(opts.args);
+    } catch (e) {
+      throw new ConfigError(`spawnRanks: args cannot be sent to the workers (${(e as Error).message})`);
+    }
 
     for (let rank = 0; rank < ws; rank++) {
       const boot: WorkerBoot = {

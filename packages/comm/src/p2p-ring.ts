@@ -5,6 +5,11 @@
  * is in the ring, so a send that fits never waits for the receiver; larger
  * ones proceed as the receiver drains. Each side keeps its own position; the
  * shared word is the number of bytes in flight.
+ *
+ * Like a blocking NCCL send, a send larger than the ring (scratchBytes) to a
+ * rank that is itself stuck sending back deadlocks until the timeout: chains
+ * (pipeline stages) are fine, rings of large messages should alternate
+ * (even ranks send first) or use allToAll.
  */
 import { CollectiveTimeoutError, WeftError } from '@weft/core';
 import { allocWire, bytesOf, wireTypeName, type WireArray } from './communicator.js';

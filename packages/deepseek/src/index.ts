@@ -1,1 +1,3 @@
-export {};
+export * from './deepseek-mla.js';
+export * from './deepseek-for-causal-lm.js';
+export * from './llm.js';

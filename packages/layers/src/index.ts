@@ -11,4 +11,5 @@ export * from './kv-cache.js';
 export * from './attention.js';
 export * from './gated-mlp.js';
 export * from './decoder-only-lm.js';
+export * from './parity.js';
 export * from './moe/index.js';

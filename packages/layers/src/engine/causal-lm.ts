@@ -23,6 +23,8 @@ export interface ForwardInput {
 export interface CausalLMRank {
   readonly isFirstStage: boolean;
   readonly isLastStage: boolean;
+  /** Replicas must step together (MoE with expert parallelism spanning DP): idle ones run dummy batches. */
+  readonly needsDpLockstep?: boolean;
   parameters(): Parameter[];
   /** Checkpoint tensors held by other ranks (other stages, other experts): not "unused". */
   isElsewhere(name: string): boolean;

@@ -4,8 +4,9 @@
  * stage, and turns them into text. Model-agnostic: the rank entry module
  * decides which model runs.
  */
-import { Checkpoint, ConfigError, loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type Tokenizer } from '@weft/core';
+import { Checkpoint, ConfigError, loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type ParallelConfig, type Tokenizer } from '@weft/core';
 import { spawnRanks, type RankPool } from '@weft/comm';
+import type { RankArgs } from './rank-runner.js';
 import type { DriverMessage, RankMessage, StepMode, StepSequence, TraceEvent } from './protocol.js';
 import { GREEDY, type SamplingParams } from './sampler.js';
 import { RequestState, type GenerateOptions, type GenerateOutput, type StreamEvent } from './request-state.js';
@@ -18,6 +19,8 @@ export interface EngineOptions {
   backend?: BackendName;
   /** Collective and rendezvous timeout per blocking wait. */
   timeoutMs?: number;
+  /** MoE token exchange under expert parallelism (default allgather). */
+  moeDispatch?: 'allgather' | 'alltoall';
   /** Record a per-rank timeline (see `trace()`). */
   trace?: boolean;
   /** Weight-loading progress, summed over ranks. */
@@ -32,7 +35,7 @@ type ResultMessage = Extract<RankMessage, { type: 'result' }>;
 export class LLMEngine {
   private stepId = 0;
   private nextSeqId = 1;
-  private pending = new Map<number, { resolve: (m: ResultMessage) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { results: ResultMessage[]; resolve: (m: ResultMessage[]) => void; reject: (e: Error) => void }>();
   private traceEvents: TraceEvent[] = [];
   private busy: Promise<unknown> = Promise.resolve();
   private failure: Error | null = null;
@@ -41,6 +44,7 @@ export class LLMEngine {
 
   private constructor(
     private readonly pool: RankPool,
+    readonly parallel: ParallelConfig & { worldSize: number },
     readonly tokenizer: Tokenizer | null,
     readonly eosTokenIds: number[],
     ready: Extract<RankMessage, { type: 'ready' }>[],
@@ -58,7 +62,7 @@ export class LLMEngine {
     const pool = await spawnRanks({
       parallel,
       entry: opts.entry,
-      args: { modelDir, trace: opts.trace ?? false },
+      args: { modelDir, trace: opts.trace ?? false, moeDispatch: opts.moeDispatch } satisfies RankArgs,
       backend: opts.backend,
       timeoutMs: opts.timeoutMs,
     });
@@ -76,8 +80,15 @@ export class LLMEngine {
           ready.push(m);
           if (ready.length === pool.worldSize) resolve();
         } else if (m.type === 'result') {
-          engine?.pending.get(m.stepId)?.resolve(m);
-          engine?.pending.delete(m.stepId);
+          const p = engine?.pending.get(m.stepId);
+          if (p) {
+            p.results[m.dpRank] = m;
+            // One answer per DP replica.
+            if (p.results.filter(Boolean).length === engine!.dp) {
+              engine!.pending.delete(m.stepId);
+              p.resolve(p.results);
+            }
+          }
         } else if (m.type === 'trace') {
           engine?.traceEvents.push(...m.events);
         }
@@ -94,13 +105,18 @@ export class LLMEngine {
       await pool.terminate();
       throw e;
     }
-    engine = new LLMEngine(pool, tokenizer, eos, ready);
+    engine = new LLMEngine(pool, parallel, tokenizer, eos, ready);
     failed.catch((e: unknown) => engine!.fail(e as Error));
     return engine;
   }
 
   get worldSize(): number {
     return this.pool.worldSize;
+  }
+
+  /** Data-parallel replicas. */
+  get dp(): number {
+    return this.parallel.dp;
   }
 
   /** A rank died or threw: every waiting step fails with its error, and so does every later call. */
@@ -111,11 +127,12 @@ export class LLMEngine {
   }
 
   /** Run one step on every rank and wait for the last stage's answer. */
-  private async step(mode: StepMode, seqs: StepSequence[], returnLogits = false): Promise<ResultMessage> {
+  /** Run one step on every rank; `replicas[d]` are DP replica d's sequences. Resolves with each replica's answer. */
+  private async step(mode: StepMode, replicas: StepSequence[][], returnLogits = false): Promise<ResultMessage[]> {
     if (this.failure) throw this.failure;
     const stepId = ++this.stepId;
-    const answer = new Promise<ResultMessage>((resolve, reject) => this.pending.set(stepId, { resolve, reject }));
-    await this.pool.broadcast({ type: 'step', stepId, mode, seqs, returnLogits } satisfies DriverMessage);
+    const answer = new Promise<ResultMessage[]>((resolve, reject) => this.pending.set(stepId, { results: [], resolve, reject }));
+    await this.pool.broadcast({ type: 'step', stepId, mode, replicas, returnLogits } satisfies DriverMessage);
     return answer;
   }
 
@@ -130,16 +147,32 @@ export class LLMEngine {
   }
 
   /** Logits for every position of `ids` (full-sequence forward, no cache): `[len][vocab]`. */
-  logits(ids: number[]): Promise<Float32Array[]> {
+  async logits(ids: number[]): Promise<Float32Array[]> {
+    return (await this.logitsMany([ids]))[0]!;
+  }
+
+  /** Full-sequence logits of several prompts at once, spread over the DP replicas. */
+  logitsMany(prompts: number[][]): Promise<Float32Array[][]> {
     return this.exclusive(async () => {
-      const res = await this.step('logits-all', [{ seqId: 0, tokens: ids, contextLen: 0, sampling: GREEDY }]);
-      const { rows, cols, data } = res.logits!;
-      return Array.from({ length: rows }, (_, r) => data.slice(r * cols, (r + 1) * cols));
+      const seqs = prompts.map((tokens, i) => ({ seqId: i, tokens, contextLen: 0, sampling: GREEDY }));
+      const replicas = Array.from({ length: this.dp }, (_, d) => seqs.filter((s) => s.seqId % this.dp === d));
+      const results = await this.step('logits-all', replicas);
+      const out: Float32Array[][] = [];
+      replicas.forEach((rs, d) => {
+        const res = results[d]!;
+        let row = 0;
+        for (const s of rs) {
+          const { cols, data } = res.logits!;
+          out[s.seqId] = s.tokens.map((_, t) => data.slice((row + t) * cols, (row + t + 1) * cols));
+          row += s.tokens.length;
+        }
+      });
+      return out;
     });
   }
 
   /** Stream tokens of several prompts, batched in one forward per step. */
-  async *stream(prompts: Prompt[], opts: GenerateOptions = {}): AsyncGenerator<StreamEvent> {
+  async *stream(prompts: Prompt[], opts: GenerateOptions | GenerateOptions[] = {}): AsyncGenerator<StreamEvent> {
     const queue: StreamEvent[] = [];
     let wake: (() => void) | null = null;
     let done = false;
@@ -166,36 +199,43 @@ export class LLMEngine {
     if (error) throw error;
   }
 
-  async generate(prompts: Prompt[], opts: GenerateOptions = {}): Promise<GenerateOutput[]> {
+  async generate(prompts: Prompt[], opts: GenerateOptions | GenerateOptions[] = {}): Promise<GenerateOutput[]> {
     return this.exclusive(() => this.runGeneration(prompts, opts, () => {}));
   }
 
-  private async runGeneration(prompts: Prompt[], opts: GenerateOptions, emit: (e: StreamEvent) => void): Promise<GenerateOutput[]> {
-    const sampling: SamplingParams = {
-      temperature: opts.temperature ?? 0,
-      topP: opts.topP ?? 1,
-      topK: opts.topK ?? 0,
-      seed: opts.seed ?? 0,
-    };
-    const reqs = prompts.map((p, i) => new RequestState(i, this.nextSeqId++, this.encode(p), opts, this.eosTokenIds, (ids) => this.decode(ids)));
+  private async runGeneration(prompts: Prompt[], options: GenerateOptions | GenerateOptions[], emit: (e: StreamEvent) => void): Promise<GenerateOutput[]> {
+    // One options object for all prompts, or one per prompt (vLLM's list of SamplingParams).
+    const optsOf = (i: number) => (Array.isArray(options) ? options[i] ?? {} : options);
+    if (Array.isArray(options) && options.length !== prompts.length) {
+      throw new Error(`${options.length} option sets for ${prompts.length} prompts: give one, or one per prompt`);
+    }
+    const samplingOf = (o: GenerateOptions): SamplingParams => ({ temperature: o.temperature ?? 0, topP: o.topP ?? 1, topK: o.topK ?? 0, seed: o.seed ?? 0 });
+    const reqs = prompts.map((p, i) => new RequestState(i, this.nextSeqId++, this.encode(p), optsOf(i), this.eosTokenIds, (ids) => this.decode(ids)));
+    const returnLogits = reqs.some((_, i) => optsOf(i).returnLogits === true);
     let active = reqs.filter((r) => !r.finished);
     while (active.length) {
-        const seqs: StepSequence[] = active.map((r) => ({
+      // Requests are spread over the DP replicas round-robin by prompt index.
+      const byReplica = Array.from({ length: this.dp }, (_, d) => active.filter((r) => r.index % this.dp === d));
+      const replicas: StepSequence[][] = byReplica.map((rs) =>
+        rs.map((r) => ({
           seqId: r.seqId,
           tokens: r.pendingTokens(),
           contextLen: r.contextLen,
           // Per-prompt seeds differ so that identical prompts in one batch need not draw the same tokens.
-          sampling: { ...sampling, seed: (sampling.seed * 1000003 + r.index) >>> 0 },
-        }));
-        const res = await this.step('sample', seqs, opts.returnLogits);
-        active.forEach((r, i) => {
-          if (res.logits) r.logits.push(res.logits.data.slice(i * res.logits.cols, (i + 1) * res.logits.cols));
-          const ev = r.accept(res.tokens![i]!);
-          if (ev) emit(ev);
+          sampling: { ...samplingOf(optsOf(r.index)), seed: ((optsOf(r.index).seed ?? 0) * 1000003 + r.index) >>> 0 },
+        })),
+      );
+      const results = await this.step('sample', replicas, returnLogits);
+      byReplica.forEach((rs, d) => {
+        const res = results[d]!;
+        rs.forEach((r, i) => {
+          if (res.logits && r.wantsLogits) r.logits.push(res.logits.data.slice(i * res.logits.cols, (i + 1) * res.logits.cols));
+          emit(r.accept(res.tokens![i]!));
         });
-        const finished = active.filter((r) => r.finished).map((r) => r.seqId);
-        if (finished.length) await this.pool.broadcast({ type: 'free', seqIds: finished } satisfies DriverMessage);
-        active = active.filter((r) => !r.finished);
+      });
+      const finished = active.filter((r) => r.finished).map((r) => r.seqId);
+      if (finished.length) await this.pool.broadcast({ type: 'free', seqIds: finished } satisfies DriverMessage);
+      active = active.filter((r) => !r.finished);
     }
     return reqs.map((r) => r.output());
   }

@@ -14,14 +14,15 @@ export interface StepSequence {
 export type StepMode = 'sample' | 'logits-all' | 'logits-last';
 
 export type DriverMessage =
-  | { type: 'step'; stepId: number; mode: StepMode; seqs: StepSequence[]; returnLogits?: boolean }
+  /** `replicas[d]`: the sequences DP replica d runs this step (may be empty). */
+  | { type: 'step'; stepId: number; mode: StepMode; replicas: StepSequence[][]; returnLogits?: boolean }
   | { type: 'free'; seqIds: number[] }
   | { type: 'shutdown' };
 
 export type RankMessage =
   | { type: 'progress'; rank: number; loaded: number; total: number; name: string }
   | { type: 'ready'; rank: number; unused: string[]; weightBytes: number; backend: string }
-  | { type: 'result'; stepId: number; tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } }
+  | { type: 'result'; stepId: number; dpRank: number; tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } }
   | { type: 'trace'; rank: number; events: TraceEvent[] };
 
 /** Chrome trace event ('X' = complete span). */

@@ -8,7 +8,7 @@ import { Checkpoint } from '@weft/core';
 import { buildAttentionMetadata } from '../attention-metadata.js';
 import { scoped } from '../scope.js';
 import { loadWeights } from '../weight-loading.js';
-import type { CausalLMRank, IntermediateTensors } from './causal-lm.js';
+import type { CausalLMRank, ForwardInput, IntermediateTensors } from './causal-lm.js';
 import type { DriverMessage, RankMessage, StepSequence } from './protocol.js';
 import { sampleToken } from './sampler.js';
 import { Tracer, traced, traceState } from './tracer.js';
@@ -16,16 +16,18 @@ import { Tracer, traced, traceState } from './tracer.js';
 export interface RankArgs {
   modelDir: string;
   trace?: boolean;
+  /** MoE token exchange under expert parallelism. */
+  moeDispatch?: 'allgather' | 'alltoall';
 }
 
-export type ModelFactory = (dir: string, state: ParallelState) => CausalLMRank | Promise<CausalLMRank>;
+export type ModelFactory = (dir: string, state: ParallelState, args: RankArgs) => CausalLMRank | Promise<CausalLMRank>;
 
 export async function runRank(ctx: RankContext, createModel: ModelFactory): Promise<void> {
   const args = ctx.args as RankArgs;
   const send = (m: RankMessage) => ctx.driver.send(m);
   const tracer = args.trace ? new Tracer(ctx.rank) : null;
   const state = tracer ? traceState(ctx.state, tracer) : ctx.state;
-  const model = await createModel(args.modelDir, state);
+  const model = await createModel(args.modelDir, state, args);
   const weightBytes = loadRankWeights(model, args.modelDir, (loaded, total, name) =>
     send({ type: 'progress', rank: ctx.rank, loaded, total, name }),
   );
@@ -66,28 +68,36 @@ function loadRankWeights(model: CausalLMRank, dir: string, onProgress: (l: numbe
 }
 
 type StepMsg = Extract<DriverMessage, { type: 'step' }>;
+type StepResult = { dpRank: number; tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } };
 
-async function runStep(
-  model: CausalLMRank,
-  state: ParallelState,
-  msg: StepMsg,
-  tracer: Tracer | null,
-): Promise<{ tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } } | null> {
+async function runStep(model: CausalLMRank, state: ParallelState, msg: StepMsg, tracer: Tracer | null): Promise<StepResult | null> {
+  const dpRank = state.dp.rankInGroup;
+  // The replica's last stage, TP rank 0, holds the gathered logits and answers the driver.
+  const reporter = model.isLastStage && state.tp.rankInGroup === 0;
+  const seqs = msg.replicas[dpRank] ?? [];
+  const numTokens = seqs.reduce((a, s) => a + s.tokens.length, 0);
+  if (state.dp.worldSize > 1 && model.needsDpLockstep) {
+    // vLLM's coordinate_batch_across_dp: replicas agree on every replica's token count; a replica
+    // with none runs a dummy batch so the expert-parallel collectives spanning replicas stay in step.
+    const counts = await allGatherCounts(state, numTokens);
+    if (counts.every((n) => n === 0)) return reporter ? { dpRank, tokens: [] } : null;
+    if (numTokens === 0) {
+      await traced(tracer, 'dummy batch', 'step', () => dummyForward(model, state, tracer));
+      return reporter ? { dpRank, tokens: [] } : null;
+    }
+  } else if (numTokens === 0) {
+    return reporter ? { dpRank, tokens: [] } : null;
+  }
   return scoped(async () => {
     const useCache = msg.mode !== 'logits-all';
     const meta = buildAttentionMetadata(
-      msg.seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: useCache ? s.contextLen : 0 })),
+      seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: useCache ? s.contextLen : 0 })),
     );
-    const inputIds = tf.tensor1d(msg.seqs.flatMap((s) => s.tokens), 'int32');
-    const positions = tf.tensor1d(positionsOf(msg.seqs, useCache), 'int32');
-    const pp = state.pp;
-    const intermediate = model.isFirstStage ? null : ((await pp.recvTensorDict(pp.rankInGroup - 1)) as unknown as IntermediateTensors);
-    const out = await model.forward({ inputIds, positions, meta, useCache, tracer }, intermediate);
-    if (!model.isLastStage) {
-      await pp.sendTensorDict(out as unknown as Record<string, tf.Tensor>, pp.rankInGroup + 1);
-      return null;
-    }
-    let hidden = out as tf.Tensor2D;
+    const inputIds = tf.tensor1d(seqs.flatMap((s) => s.tokens), 'int32');
+    const positions = tf.tensor1d(positionsOf(seqs, useCache), 'int32');
+    const out = await forwardStage(model, state, { inputIds, positions, meta, useCache, tracer });
+    if (out === null) return null;
+    let hidden = out;
     if (msg.mode !== 'logits-all') {
       // Only each sequence's last position is sampled: compute logits for those rows alone.
       const last = meta.seqs.map((s) => s.start + s.queryLen - 1);
@@ -97,11 +107,36 @@ async function runStep(
     if (logits === null) return null;
     const [rows, cols] = logits.shape;
     const data = (await logits.data()) as Float32Array;
-    if (msg.mode !== 'sample') return { logits: { rows, cols, data } };
-    const tokens = msg.seqs.map((s, i) =>
-      sampleToken(data.subarray(i * cols, (i + 1) * cols), s.sampling, s.contextLen + s.tokens.length),
-    );
-    return msg.returnLogits ? { tokens, logits: { rows, cols, data } } : { tokens };
+    if (msg.mode !== 'sample') return { dpRank, logits: { rows, cols, data } };
+    const tokens = seqs.map((s, i) => sampleToken(data.subarray(i * cols, (i + 1) * cols), s.sampling, s.contextLen + s.tokens.length));
+    return msg.returnLogits ? { dpRank, tokens, logits: { rows, cols, data } } : { dpRank, tokens };
+  });
+}
+
+/** This stage's forward: receive from the previous stage, send to the next; the last stage returns its hidden states. */
+async function forwardStage(model: CausalLMRank, state: ParallelState, input: ForwardInput): Promise<tf.Tensor2D | null> {
+  const pp = state.pp;
+  const intermediate = model.isFirstStage ? null : ((await pp.recvTensorDict(pp.rankInGroup - 1)) as unknown as IntermediateTensors);
+  const out = await model.forward(input, intermediate);
+  if (model.isLastStage) return out as tf.Tensor2D;
+  await pp.sendTensorDict(out as unknown as Record<string, tf.Tensor>, pp.rankInGroup + 1);
+  return null;
+}
+
+async function allGatherCounts(state: ParallelState, n: number): Promise<number[]> {
+  const mine = tf.tensor1d([n], 'int32');
+  const all = await state.dp.allGather(mine, 0);
+  const counts = Array.from(await all.data());
+  tf.dispose([mine, all]);
+  return counts;
+}
+
+/** One token through every layer of this replica, no cache, nothing sampled (vLLM's dummy batch). */
+function dummyForward(model: CausalLMRank, state: ParallelState, tracer: Tracer | null): Promise<unknown> {
+  return scoped(async () => {
+    const meta = buildAttentionMetadata([{ seqId: -1, queryLen: 1, contextLen: 0 }]);
+    const ids = tf.tensor1d([0], 'int32');
+    return forwardStage(model, state, { inputIds: ids, positions: tf.tensor1d([0], 'int32'), meta, useCache: false, tracer }).then(() => null);
   });
 }
 

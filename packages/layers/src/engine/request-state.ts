@@ -61,6 +61,10 @@ export class RequestState {
     if (this.maxTokens <= 0) this.finished = true;
   }
 
+  get wantsLogits(): boolean {
+    return this.opts.returnLogits === true;
+  }
+
   /** Tokens to feed this step: the prompt first, then the last sampled token. */
   pendingTokens(): number[] {
     return this.contextLen === 0 ? this.promptTokenIds : [this.tokenIds[this.tokenIds.length - 1]!];
