@@ -21,7 +21,8 @@ const LAYOUTS: (LLMOptions & { name: string })[] = [
   { name: 'pp2', pp: 2 },
 ];
 
-describe.each(['deepseek-v3-tiny', 'deepseek-v2-lite-tiny'])('%s matches Hugging Face', (fixture) => {
+// deepseek-v3-16e-top4 (tools/make_fixtures.py): 16 experts, top-4, n_group 8, topk_group 3, no q_lora, 2 shared, first_k_dense_replace 2.
+describe.each(['deepseek-v3-tiny', 'deepseek-v2-lite-tiny', 'deepseek-v3-16e-top4'])('%s matches Hugging Face', (fixture) => {
   const dir = fixtureDir(fixture);
   const cases = loadFixtureCases(dir);
 

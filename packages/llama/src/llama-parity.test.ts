@@ -19,7 +19,13 @@ const LAYOUTS = [
   { tp: 2, pp: 2 },
 ];
 
-describe.each(['llama-tiny', 'llama-bf16'])('%s matches Hugging Face', (name) => {
+// llama-mqa-tied-llama3 (made by tools/make_fixtures.py): one KV head, tied embeddings, vocab 500, llama3 rope scaling.
+describe.each([
+  // tp 8 on llama-tiny: 2 KV heads each replicated on 4 ranks.
+  ['llama-tiny', [...LAYOUTS, { tp: 8, pp: 1 }]],
+  ['llama-bf16', LAYOUTS],
+  ['llama-mqa-tied-llama3', LAYOUTS],
+] as const)('%s matches Hugging Face', (name, layouts) => {
   const dir = fixtureDir(name);
   const cases = loadFixtureCases(dir);
   const open: LLMEngine[] = [];
@@ -27,7 +33,7 @@ describe.each(['llama-tiny', 'llama-bf16'])('%s matches Hugging Face', (name) =>
     await Promise.all(open.map((l) => l.close()));
   });
 
-  it.each(LAYOUTS)('tp=$tp pp=$pp', async ({ tp, pp }) => {
+  it.each(layouts)('tp=$tp pp=$pp', async ({ tp, pp }) => {
     const llm = await LLM.load(dir, { tp, pp, backend: 'wasm' });
     open.push(llm);
     for (const c of cases) {
