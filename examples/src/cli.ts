@@ -6,12 +6,15 @@ import { generateCommand, layoutCommand, logitsCommand } from './cli/commands.js
 const HELP = `weft — vLLM-style distributed inference on TensorFlow.js
 
 usage:
-  weft generate [--model DIR] [--prompt TEXT | --ids 1,2,3] [--tp N] [--pp N] [--backend wasm|cpu|webgpu|tensorflow]
-                [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR] [--trace FILE]
-  weft logits --model DIR --ids 1,2,3 [--tp N] [--pp N] [--backend B] --json
+  weft generate [--model DIR] [--prompt TEXT | --ids 1,2,3] [--tp N] [--pp N] [--dp N] [--enable-expert-parallel]
+                [--moe-dispatch allgather|alltoall] [--backend wasm|cpu|webgpu|tensorflow] [--max-tokens N]
+                [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR] [--trace FILE] [--timeout MS]
+  weft logits --model DIR --ids 1,2,3 [--tp N] [--pp N] [--dp N] [--enable-expert-parallel] [--backend B] --json
   weft layout --world-size N [--tp N] [--pp N] [--dp N] [--json]
 
 With no --model, generate runs the embedded weft-tiny-code model (models/weft-tiny-code).
+Models: Hugging Face directories of Llama (2, 3, 3.x, Mistral-style) and DeepSeek V2 / V2-Lite / V3.
+Several --prompt flags are generated together (spread over --dp replicas).
 Add --verbose for stack traces.`;
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {

@@ -59,6 +59,7 @@ export const MODEL_OPTIONS = {
   pp: { type: 'string' },
   dp: { type: 'string' },
   'enable-expert-parallel': { type: 'boolean' },
+  'moe-dispatch': { type: 'string' },
   backend: { type: 'string' },
   timeout: { type: 'string' },
   trace: { type: 'string' },

@@ -8,12 +8,19 @@ import { progressReporter } from './progress.js';
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
+function moeDispatch(value: unknown): 'allgather' | 'alltoall' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'allgather' && value !== 'alltoall') throw new UsageError(`--moe-dispatch must be allgather or alltoall; got '${String(value)}'`);
+  return value;
+}
+
 function engineOptions(v: Values): LLMOptions {
   return {
     tp: positiveInt(v.tp, 'tp'),
     pp: positiveInt(v.pp, 'pp'),
     dp: positiveInt(v.dp, 'dp'),
     enableExpertParallel: v['enable-expert-parallel'] === true,
+    moeDispatch: moeDispatch(v['moe-dispatch']),
     backend: backend(v.backend),
     timeoutMs: positiveInt(v.timeout, 'timeout'),
     trace: typeof v.trace === 'string',

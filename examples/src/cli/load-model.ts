@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadModelConfig } from '@weft/core';
 import type { LLMEngine } from '@weft/layers';
+import { LLM as DeepseekLLM } from '@weft/deepseek';
 import { LLM as LlamaLLM, type LLMOptions } from '@weft/llama';
 
 /** The model that ships with the repo: weft-tiny-code (6.5 M parameters, writes Python). */
@@ -20,7 +21,7 @@ export async function loadModel(dir: string, opts: LLMOptions): Promise<LLMEngin
   switch (config.family) {
     case 'llama':
       return LlamaLLM.load(dir, opts);
-    default:
-      throw new ConfigError(`${dir}: model family '${config.family}' is not supported by this CLI yet`);
+    case 'deepseek':
+      return DeepseekLLM.load(dir, opts);
   }
 }

@@ -75,7 +75,8 @@ export class LLMEngine {
         if (m.type === 'progress') {
           progress.set(m.rank, { loaded: m.loaded, total: m.total });
           const sum = [...progress.values()].reduce((a, p) => ({ loaded: a.loaded + p.loaded, total: a.total + p.total }), { loaded: 0, total: 0 });
-          opts.onProgress?.(sum.loaded, sum.total);
+          // Ranks that have not reported yet are assumed to load as many tensors as those that have.
+          opts.onProgress?.(sum.loaded, Math.round((sum.total * pool.worldSize) / progress.size));
         } else if (m.type === 'ready') {
           ready.push(m);
           if (ready.length === pool.worldSize) resolve();
