@@ -60,6 +60,7 @@ describe('loadModelConfig on the fixtures', () => {
       bosTokenId: 1,
       eosTokenId: 2,
       rope: { type: 'default', theta: 10000 },
+      dtype: 'float32',
       slidingWindow: null,
     });
   });
@@ -69,6 +70,8 @@ describe('loadModelConfig on the fixtures', () => {
     const code = llama(loadModelConfig(path.join(MODELS, 'weft-tiny-code')));
     expect(code).toMatchObject({ vocabSize: 4096, hiddenSize: 256, headDim: 32, numKeyValueHeads: 4, bosTokenId: 0, eosTokenId: 1 });
     expect(code.rope).toEqual({ type: 'default', theta: 10000 });
+    // bf16 checkpoint: the rotary frequencies are rounded like transformers' model.to(bfloat16)
+    expect(code.dtype).toBe('bfloat16');
   });
 
   it('deepseek-v3-tiny (rope_theta + rope_scaling style, V3 defaults)', () => {

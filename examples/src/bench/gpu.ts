@@ -1,0 +1,208 @@
+/**
+ * npm run bench:gpu — on the GPU machine: a TinyLlama-1.1B-shaped Llama with
+ * random weights, weft on webgpu (prefill of one long prompt, greedy decode at
+ * batch 1 and 16) against Hugging Face transformers eager (fp32, bf16) on the
+ * same safetensors, in one run, with the bandwidth bound and a breakdown of
+ * where a batch-1 decode step goes (stock tfjs GEMVs timed alone).
+ *
+ * usage: node examples/dist/bench/gpu.js [--prompt 512] [--decode 32] [--batches 1,16]
+ *          [--torch python3] [--no-torch] [--layers 22] [--out bench-results/gpu.json]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendName } from '@weft/core';
+import { LLM } from '@weft/llama';
+import { paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+
+const { values: v } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'webgpu' },
+    prompt: { type: 'string', default: '512' },
+    decode: { type: 'string', default: '32' },
+    batches: { type: 'string', default: '1,16' },
+    layers: { type: 'string', default: '22' },
+    dir: { type: 'string' },
+    torch: { type: 'string', default: 'python3' },
+    'no-torch': { type: 'boolean', default: false },
+    'no-profile': { type: 'boolean', default: false },
+    'bandwidth-tb-s': { type: 'string', default: '4.8' },
+    out: { type: 'string', default: 'bench-results/gpu.json' },
+  },
+});
+const log = (m: string) => process.stderr.write(`[bench:gpu] ${m}\n`);
+const backend = v.backend as BackendName;
+const promptLen = Number(v.prompt);
+const decodeTokens = Number(v.decode);
+const batches = String(v.batches).split(',').map(Number);
+const bandwidth = Number(v['bandwidth-tb-s']) * 1e12;
+
+// TinyLlama-1.1B: 22 layers, 32 heads, 4 KV heads (GQA 8:1).
+const shape: LlamaShape = { name: 'tinyllama-1.1b', hidden: 2048, layers: Number(v.layers), heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000 };
+const params = paramCount(shape);
+const dir = v.dir ?? join(tmpdir(), `weft-bench-${shape.name}-${shape.layers}l`);
+if (!existsSync(join(dir, 'model.safetensors'))) writeRandomLlama(dir, shape, log);
+
+const promptOf = (len: number, salt: number) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (shape.vocab - 3)));
+const rows: Record<string, unknown>[] = [];
+
+// --- weft ---
+log(`weft on ${backend}, tp=1: loading ${(params / 1e6).toFixed(0)} M parameters`);
+let t0 = performance.now();
+const llm = await LLM.load(dir, { tp: 1, backend, timeoutMs: 600_000 });
+const loadS = (performance.now() - t0) / 1000;
+log(`loaded in ${loadS.toFixed(1)} s`);
+const weftDecodeMsPerStep: Record<number, number> = {};
+try {
+  const prompt = promptOf(promptLen, 0);
+  // Warm-up compiles every shader these shapes need (WebGPU pipelines are built on first use).
+  await llm.generate([prompt], { maxTokens: 2, ignoreEos: true });
+  const prefills: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    t0 = performance.now();
+    await llm.generate([promptOf(promptLen, r + 1)], { maxTokens: 1, ignoreEos: true });
+    prefills.push((performance.now() - t0) / 1000);
+  }
+  const prefillS = median(prefills);
+  for (const b of batches) {
+    const prompts = Array.from({ length: b }, (_, i) => promptOf(8, i + 7));
+    await llm.generate(prompts, { maxTokens: decodeTokens + 1, ignoreEos: true }); // warm-up at this batch
+    t0 = performance.now();
+    await llm.generate(prompts, { maxTokens: decodeTokens + 1, ignoreEos: true });
+    const longS = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    await llm.generate(prompts, { maxTokens: 1, ignoreEos: true });
+    const oneS = (performance.now() - t0) / 1000;
+    const decodeS = Math.max(1e-9, longS - oneS);
+    weftDecodeMsPerStep[b] = (decodeS * 1000) / decodeTokens;
+    const row = { engine: `weft ${backend} fp32`, dtype: 'float32', batch: b, prefill_tok_s: +(promptLen / prefillS).toFixed(1), decode_tok_s: +((b * decodeTokens) / decodeS).toFixed(2) };
+    rows.push(row);
+    log(JSON.stringify(row));
+  }
+} finally {
+  await llm.close();
+}
+
+// --- where a batch-1 decode step goes: the step's GEMVs alone, per tfjs matmul program ---
+let profile: Record<string, unknown> | null = null;
+if (!v['no-profile']) {
+  log('profiling the GEMVs of one decode step in this thread');
+  profile = await profileGemvs();
+}
+
+// --- transformers on PyTorch, same weights ---
+let torchInfo: Record<string, unknown> | null = null;
+if (!v['no-torch']) {
+  const script = fileURLToPath(new URL('../../../scripts/gpu/torch_bench.py', import.meta.url));
+  log(`running ${v.torch} ${script}`);
+  const r = spawnSync(String(v.torch), [script, '--model', dir, '--prompt', String(promptLen), '--decode', String(decodeTokens), '--batches', batches.join(',')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+  });
+  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  try {
+    torchInfo = JSON.parse(line) as Record<string, unknown>;
+    rows.push(...(torchInfo.rows as Record<string, unknown>[]));
+  } catch {
+    log(`transformers bench failed (exit ${r.status}): ${line.slice(0, 500)}`);
+  }
+}
+
+// --- the physical bound: every weight read once per decode step ---
+const boundFp32 = bandwidth / (params * 4);
+const boundBf16 = bandwidth / (params * 2);
+for (const b of batches) {
+  rows.push({ engine: `bound: fp32 weights ÷ ${v['bandwidth-tb-s']} TB/s`, dtype: 'float32', batch: b, prefill_tok_s: null, decode_tok_s: +(b * boundFp32).toFixed(0) });
+}
+rows.push({ engine: `bound: bf16 weights ÷ ${v['bandwidth-tb-s']} TB/s`, dtype: 'bfloat16', batch: 1, prefill_tok_s: null, decode_tok_s: +boundBf16.toFixed(0) });
+
+const ratios: Record<string, unknown>[] = [];
+for (const b of batches) {
+  const weft = rows.find((r) => String(r.engine).startsWith('weft') && r.batch === b);
+  for (const other of rows.filter((r) => String(r.engine).startsWith('transformers') && r.batch === b)) {
+    if (!weft) continue;
+    ratios.push({
+      batch: b,
+      vs: other.engine,
+      prefill: +((weft.prefill_tok_s as number) / (other.prefill_tok_s as number)).toFixed(3),
+      decode: +((weft.decode_tok_s as number) / (other.decode_tok_s as number)).toFixed(3),
+    });
+  }
+  if (weft) ratios.push({ batch: b, vs: 'fp32 bandwidth bound', prefill: null, decode: +((weft.decode_tok_s as number) / (b * boundFp32)).toFixed(4) });
+}
+
+console.log(`\nTinyLlama-1.1B shape (${(params / 1e6).toFixed(0)} M parameters, random weights), prompt ${promptLen}, ${decodeTokens} decode tokens\n`);
+console.log('| engine | batch | prefill tok/s | decode tok/s |\n| --- | --- | --- | --- |');
+for (const r of rows) console.log(`| ${String(r.engine)} | ${String(r.batch)} | ${r.prefill_tok_s ?? '—'} | ${r.decode_tok_s} |`);
+console.log('\nweft ÷ other\n\n| batch | vs | prefill | decode |\n| --- | --- | --- | --- |');
+for (const r of ratios) console.log(`| ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} |`);
+if (profile) console.log(`\nbatch-1 decode step: ${weftDecodeMsPerStep[1]?.toFixed(2)} ms in weft; its GEMVs alone: ${JSON.stringify(profile.gemvMsPerStep)}`);
+
+mkdirSync(dirname(String(v.out)), { recursive: true });
+writeFileSync(
+  String(v.out),
+  JSON.stringify({ date: new Date().toISOString(), shape, params, promptLen, decodeTokens, loadS, weftDecodeMsPerStep, torch: torchInfo && { version: torchInfo.torch, transformers: torchInfo.transformers, device: torchInfo.device }, rows, ratios, profile }, null, 2),
+);
+log(`wrote ${v.out}`);
+process.exit(0);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/**
+ * The GEMVs of one batch-1 decode step (weights stored [in, out], as weft's
+ * linears hold them), timed with one read-back per step, for each of tfjs's
+ * matmul programs (-1 = tfjs's own choice).
+ */
+async function profileGemvs(): Promise<Record<string, unknown>> {
+  const info = await initBackend({ prefer: backend });
+  const H = shape.hidden;
+  const I = shape.intermediate;
+  const hd = H / shape.heads;
+  const kinds: Record<string, [number, number, number]> = {
+    qkv: [H, (shape.heads + 2 * shape.kvHeads) * hd, shape.layers],
+    o: [H, H, shape.layers],
+    gate_up: [H, 2 * I, shape.layers],
+    down: [I, H, shape.layers],
+    lm_head: [H, shape.vocab, 1],
+  };
+  const weights = Object.fromEntries(Object.entries(kinds).map(([k, [i, o]]) => [k, tf.randomNormal([i, o], 0, 0.02) as tf.Tensor2D]));
+  const xs = Object.fromEntries(Object.entries(kinds).map(([k, [i]]) => [k, tf.randomNormal([1, i]) as tf.Tensor2D]));
+  const gemvMsPerStep: Record<string, Record<string, number>> = {};
+  // The flag exists only once tfjs-backend-webgpu is loaded.
+  const programs = backend === 'webgpu' ? [-1, 0, 1, 2, 3] : [-1];
+  for (const program of programs) {
+    if (backend === 'webgpu') tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', program);
+    const per: Record<string, number> = {};
+    let total = 0;
+    for (const [k, [, , count]] of Object.entries(kinds)) {
+      const once = async () => {
+        const outs: tf.Tensor[] = [];
+        for (let c = 0; c < count; c++) outs.push(tf.matMul(xs[k]!, weights[k]!));
+        await outs[outs.length - 1]!.data();
+        tf.dispose(outs);
+      };
+      await once();
+      await once();
+      const reps = 10;
+      const s = performance.now();
+      for (let r = 0; r < reps; r++) await once();
+      per[k] = +((performance.now() - s) / reps).toFixed(3);
+      total += per[k]!;
+    }
+    per.total = +total.toFixed(3);
+    gemvMsPerStep[program === -1 ? 'tfjs default' : ['MatMulReduce', 'MatMulSplitK', 'MatMulSmallOutputSize', 'MatMulPacked'][program]!] = per;
+    log(`GEMVs of one step with program ${program}: ${JSON.stringify(per)}`);
+  }
+  if (backend === 'webgpu') tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', -1);
+  tf.dispose([...Object.values(weights), ...Object.values(xs)]);
+  const fp32Bytes = params * 4;
+  return { backend: info, gemvMsPerStep, boundMsPerStep: +((fp32Bytes / bandwidth) * 1000).toFixed(3) };
+}

@@ -1,0 +1,84 @@
+"""Hugging Face transformers (eager, PyTorch) on the same checkpoint as weft's
+GPU bench: prefill tokens/s for one prompt and greedy decode tokens/s at each
+batch, per dtype. Prints one JSON object on stdout; progress on stderr.
+
+usage: python3 scripts/gpu/torch_bench.py --model DIR [--prompt 512] [--decode 32]
+         [--batches 1,16] [--dtypes float32,bfloat16]
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM
+
+
+def log(msg):
+    print(f"[torch-bench] {msg}", file=sys.stderr, flush=True)
+
+
+def timed(fn, reps):
+    out = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--decode", type=int, default=32)
+    ap.add_argument("--batches", default="1,16")
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    a = ap.parse_args()
+    vocab = 32000
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for dt_name in a.dtypes.split(","):
+        dtype = getattr(torch, dt_name)
+        log(f"loading {a.model} as {dt_name}")
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="eager").cuda().eval()
+        prompt = torch.randint(3, vocab, (1, a.prompt), generator=g).cuda()
+        with torch.inference_mode():
+            model(prompt)  # warm-up
+            prefill_s = timed(lambda: model(prompt), 5)
+            for b in map(int, a.batches.split(",")):
+                short = torch.randint(3, vocab, (b, 8), generator=g).cuda()
+                gen = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+
+                def run(n):
+                    return model.generate(short, max_new_tokens=n, min_new_tokens=n, **gen)
+
+                run(4)  # warm-up
+                long_s = timed(lambda: run(a.decode + 1), 3)
+                one_s = timed(lambda: run(1), 3)
+                decode_tok_s = b * a.decode / max(1e-9, long_s - one_s)
+                row = {
+                    "engine": f"transformers eager {dt_name}",
+                    "dtype": dt_name,
+                    "batch": b,
+                    "prefill_tok_s": round(a.prompt / prefill_s, 1),
+                    "decode_tok_s": round(decode_tok_s, 2),
+                }
+                rows.append(row)
+                log(json.dumps(row))
+        del model
+        torch.cuda.empty_cache()
+    print(json.dumps({
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": torch.cuda.get_device_name(0),
+        "rows": rows,
+    }))
+
+
+if __name__ == "__main__":
+    main()
