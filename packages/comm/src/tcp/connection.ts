@@ -162,12 +162,12 @@ export async function acceptHandshake(
     socket.write(Buffer.concat([lengthPrefix(39), helloFrame(sn)]));
     const f = await hs.next();
     const checked = checkAuth(opts.token, sn, f);
-    if (typeof checked === 'string') throw new WeftError(`peer ${remote}: ${checked}`);
-    const verdict = admit(checked.info);
-    if (typeof verdict === 'string') {
-      const rej = rejectFrame(verdict);
+    const verdict = typeof checked === 'string' ? checked : admit(checked.info);
+    if (typeof verdict === 'string' || typeof checked === 'string') {
+      const reason = typeof checked === 'string' ? checked : `refused: ${verdict as string}`;
+      const rej = rejectFrame(typeof checked === 'string' ? checked : (verdict as string));
       socket.end(Buffer.concat([lengthPrefix(rej.length), rej]));
-      throw new WeftError(`peer ${remote}: refused: ${verdict}`);
+      throw new WeftError(`peer ${remote}: ${reason}`);
     }
     const ok = authOkFrame(opts.token, checked.clientNonce, sn, verdict.reply);
     const conn = new AuthedConn(socket, reader, remote, opts.maxFrame);

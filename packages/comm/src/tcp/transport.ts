@@ -67,8 +67,8 @@ export class TcpTransport {
   private failure: Error | null = null;
   private closing = false;
   private readonly abortListeners: ((e: Error) => void)[] = [];
-  /** Called on each authenticated inbound connection before it is admitted (rendezvous sets this). */
-  admit: (info: unknown, conn: AuthedConn) => { reply: unknown; accept: () => void } | string = () => 'this rank is not accepting connections now';
+  /** Decides on each authenticated inbound connection (rendezvous sets it): a reply and what to do with the connection, or a reason to refuse. */
+  admit: (info: unknown) => { reply: unknown; accept: (conn: AuthedConn) => void } | string = () => 'this rank is not accepting connections now';
 
   constructor(opts: TransportOptions) {
     this.rank = opts.rank;
@@ -95,19 +95,21 @@ export class TcpTransport {
 
   private onInbound(socket: Socket): void {
     socket.on('error', () => {});
-    let pendingAccept: (() => void) | null = null;
-    acceptHandshake(socket, { token: this.token, timeoutMs: Math.min(this.timeoutMs, 10_000), maxFrame: this.maxFrameBytes + DATA_HEADER }, (info) => {
+    let accept: ((c: AuthedConn) => void) | null = null;
+    const opts = { token: this.token, timeoutMs: Math.min(this.timeoutMs, 10_000), maxFrame: this.maxFrameBytes + DATA_HEADER };
+    acceptHandshake(socket, opts, (info) => {
       if (this.failure || this.closing) return 'this rank is shutting down';
-      // admit sees the connection only after it is wrapped: defer the acceptance until then.
-      const verdict = this.admit(info, null as unknown as AuthedConn);
+      const verdict = this.admit(info);
       if (typeof verdict === 'string') return verdict;
-      pendingAccept = verdict.accept;
+      accept = verdict.accept;
       return { reply: verdict.reply };
     }).then(
-      ({ conn, info }) => {
-        void info;
-        const accept = pendingAccept as unknown as ((c: AuthedConn) => void) | null;
-        accept?.(conn);
+      ({ conn }) => {
+        try {
+          accept?.(conn);
+        } catch (e) {
+          this.log(`dropped a connection: ${(e as Error).message}`);
+        }
       },
       (e: Error) => this.log(`dropped a connection: ${e.message}`),
     );
