@@ -15,8 +15,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 [ -f .gpu/setup.sh ] || bash ../shared/gpu/prepare-bundle.sh
 # A run carries 64 MiB with the working tree (fixtures and models are ~36 MB):
-# Dawn needs only the Vulkan loader, and a stripped node packs 2 MB smaller.
-rm -f .gpu/lib{egl1,gl1,gles2,glx0,opengl0,x11-6,xau6,xcb1,xdmcp6,xext6,bsd0,md0}_*.deb
+# a stripped node packs 2 MB smaller. Keep the GL/X11 .debs: NVIDIA's Vulkan
+# ICD is libGLX_nvidia.so.0, which needs libglvnd and libX11 to load.
 if [ ! -f .gpu/node.stripped ]; then
   cp "$(command -v node)" /tmp/weft-node && strip /tmp/weft-node && xz -T0 -9e -c /tmp/weft-node > .gpu/node.xz && rm /tmp/weft-node && touch .gpu/node.stripped
 fi

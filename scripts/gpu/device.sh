@@ -14,7 +14,13 @@ tar xJf .gpu/weft.tar.xz
 rc=0
 timeout 60 node scripts/gpu/worker-probe.mjs 2 2>&1 | tee "$out/probe.log" || rc=1
 if [ "$what" != bench ]; then
-  timeout 240 node examples/dist/bench/gpu-check.js --backend webgpu --out "$out/check.json" 2>&1 | tee "$out/check.log" || rc=1
+  # One process per layout: a process whose Dawn-holding worker threads were
+  # terminated has been seen to segfault at its next step.
+  rm -rf /tmp/weft-check && mkdir -p /tmp/weft-check
+  for f in llama-tiny llama-bf16 deepseek-v3-tiny deepseek-v2-lite-tiny; do for tp in 1 2; do
+    timeout 120 node examples/dist/bench/gpu-check.js --backend webgpu --fixtures $f --tp $tp --out /tmp/weft-check/$f-tp$tp.json 2>&1 | tee -a "$out/check.log" || rc=1
+  done; done
+  node -e 'const fs=require("fs");const d="/tmp/weft-check";const rows=fs.readdirSync(d).flatMap(f=>JSON.parse(fs.readFileSync(d+"/"+f)).rows);fs.writeFileSync(process.argv[1],JSON.stringify({date:new Date().toISOString(),backend:"webgpu",rows},null,1));console.log("parity:",rows.filter(r=>r.pass).length+"/"+rows.length,"cases pass")' "$out/check.json
 fi
 if [ "$what" != check ]; then
   timeout 420 node examples/dist/bench/gpu.js --backend webgpu --out "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" || rc=1

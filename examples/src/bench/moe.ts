@@ -3,7 +3,7 @@
  * DeepSeek model with random weights: tokens/s with experts tensor-parallel vs
  * expert-parallel at 2 and 4 ranks, both EP dispatch methods, bytes moved by
  * collectives per token, and KV-cache bytes per token (full K/V as weft keeps
- * it vs MLA's compressed latent). Prints a table, writes JSON.
+ * (full per-head K/V vs MLA's compressed latent, weft's default). Prints a table, writes JSON.
  *
  * usage: node examples/dist/bench/moe.js [--tokens 32] [--iters 3] [--out bench-results/moe.json]
  */
@@ -65,7 +65,7 @@ const kv = { v2_lite: kvBytesPerToken(V2_LITE), small: kvBytesPerToken(SMALL) };
 console.log(`\nDeepSeek MoE on wasm, ${tokens} tokens per step (decode-like: one token per sequence)\n`);
 console.log('| what | layout | ms/step | tokens/s | collective bytes/token (all ranks) |\n| --- | --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.kind === 'layer' ? 'V2-Lite MoE block' : 'small model (4 layers)'} | ${r.layout} | ${r.ms_per_step} | ${r.tok_s} | ${r.collective_bytes_per_token} |`);
-console.log(`\nKV cache bytes per token: V2-Lite full K/V ${kv.v2_lite.full} (what weft keeps) vs MLA latent ${kv.v2_lite.latent} (${(kv.v2_lite.full / kv.v2_lite.latent).toFixed(1)}× smaller); small model ${kv.small.full} vs ${kv.small.latent}`);
+console.log(`\nKV cache bytes per token: V2-Lite full K/V ${kv.v2_lite.full} (mlaKvCache: "full") vs MLA latent ${kv.v2_lite.latent} (the default) (${(kv.v2_lite.full / kv.v2_lite.latent).toFixed(1)}× smaller); small model ${kv.small.full} vs ${kv.small.latent}`);
 mkdirSync(dirname(String(v.out)), { recursive: true });
 writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), tokens, iters, rows, kvBytesPerToken: kv }, null, 2));
 log(`wrote ${v.out}`);

@@ -4,6 +4,8 @@
  * or tfjs-node, optional and never a hard dependency), wasm (the embedded
  * default), cpu. webgpu only when asked for.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from './errors.js';
 
@@ -70,14 +72,32 @@ const probes: Record<BackendName, Probe> = {
     try {
       const gpu = (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
       const adapter = await gpu.requestAdapter();
-      if (!adapter) return 'WebGPU found no adapter (Vulkan loader libvulkan.so.1 and an NVIDIA/AMD/Intel ICD are needed)';
-      await import('@tensorflow/tfjs-backend-webgpu');
+      if (!adapter) return `WebGPU (Dawn) found no adapter; it needs the Vulkan loader and a GPU driver's ICD: ${vulkanDiagnosis()}`;
+      // By name at run time: bundled, its ESM build would need tfjs-backend-cpu's ESM tree beside it.
+      await importOptional('@tensorflow/tfjs-backend-webgpu');
       return null;
     } catch (e) {
       return `WebGPU setup failed: ${(e as Error).message}`;
     }
   },
 };
+
+/** What Dawn's Vulkan backend looks for on Linux, and what is there: the loader library and the driver ICD manifests. */
+function vulkanDiagnosis(): string {
+  if (process.platform !== 'linux') return `see the WebGPU requirements for ${process.platform}`;
+  const libDirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/local/lib'];
+  const loader = libDirs.map((d) => join(d, 'libvulkan.so.1')).find((f) => existsSync(f));
+  const envFiles = process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES;
+  const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/local/nvidia/share/vulkan/icd.d'];
+  const icds = envFiles
+    ? envFiles.split(':').map((f) => `${f}${existsSync(f) ? '' : ' (missing)'}`)
+    : icdDirs.flatMap((d) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.json')).map((f) => join(d, f)) : []));
+  return [
+    `loader libvulkan.so.1: ${loader ?? `not found in ${libDirs.join(', ')} (install libvulkan1)`}`,
+    `driver ICDs${envFiles ? ' from VK_DRIVER_FILES' : ''}: ${icds.length ? icds.join(', ') : `none in ${icdDirs.join(', ')} (NVIDIA: the driver's nvidia_icd.json; point VK_DRIVER_FILES at it)`}`,
+    'CPU-only Vulkan (lavapipe) lacks features Dawn needs',
+  ].join('; ');
+}
 
 const AUTO_ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 

@@ -14,11 +14,13 @@ import {
   type DispatchMethod,
   type StackedParamMapping,
 } from '@weft/layers';
-import { DeepseekMLA } from './deepseek-mla.js';
+import { DeepseekMLA, type MlaCacheForm } from './deepseek-mla.js';
 
 export interface DeepseekOptions {
   /** Token exchange under expert parallelism (default 'allgather'). */
   dispatch?: DispatchMethod;
+  /** MLA KV cache: the compressed latent (default) or full per-head K/V. */
+  kvCache?: MlaCacheForm;
 }
 
 export const DEEPSEEK_STACKED_PARAMS: StackedParamMapping[] = [
@@ -40,7 +42,7 @@ export class DeepseekForCausalLM extends DecoderOnlyLM {
       config,
       state,
       (i, prefix) => ({
-        selfAttn: new DeepseekMLA(`${prefix}.self_attn`, config, tp),
+        selfAttn: new DeepseekMLA(`${prefix}.self_attn`, config, tp, opts.kvCache),
         mlp: isMoeLayer(config, i)
           ? new FusedMoE({
               prefix: `${prefix}.mlp`,

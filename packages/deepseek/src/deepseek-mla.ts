@@ -4,7 +4,13 @@
  * with one rope key head shared by all heads; k_nope|v = kv_b(norm(latent));
  * attention over [nope | rope] keys; o_proj row-parallel.
  *
- * The KV cache holds full per-head K and V (not the compressed latent).
+ * KV cache, two forms (`kvCache`):
+ * - 'latent' (default, as vLLM and DeepSeek): the cache holds the normed latent
+ *   and the rotated rope key, kv_lora_rank + qk_rope_head_dim floats per token
+ *   for all heads. kv_b_proj is absorbed: queries move into latent space through
+ *   W_UK, attention runs as one shared KV head whose V is the latent, and W_UV
+ *   maps each head's output back.
+ * - 'full': K and V per head, heads × (qk_head_dim + v_head_dim) floats per token.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator } from '@weft/comm';
@@ -24,6 +30,8 @@ import {
   type TokenMixer,
 } from '@weft/layers';
 
+export type MlaCacheForm = 'latent' | 'full';
+
 export class DeepseekMLA implements TokenMixer {
   readonly qAProj: ReplicatedLinear | null;
   readonly qALayernorm: RMSNorm | null;
@@ -36,8 +44,15 @@ export class DeepseekMLA implements TokenMixer {
   readonly rope: RotaryEmbedding;
   readonly attn: Attention;
   private readonly heads: number;
+  /** Absorbed kv_b_proj halves, made once after loading: W_UK `[H, nope, lora]`, W_UV `[H, lora, v]`. */
+  private absorbed: { wUK: tf.Tensor3D; wUV: tf.Tensor3D } | null = null;
 
-  constructor(prefix: string, private readonly c: DeepseekConfig, tp: GroupCoordinator) {
+  constructor(
+    prefix: string,
+    private readonly c: DeepseekConfig,
+    tp: GroupCoordinator,
+    readonly cacheForm: MlaCacheForm = 'latent',
+  ) {
     const H = c.numAttentionHeads;
     this.heads = divide(H, tp.worldSize, 'num_attention_heads');
     const qkHead = c.qkNopeHeadDim + c.qkRopeHeadDim;
@@ -75,13 +90,18 @@ export class DeepseekMLA implements TokenMixer {
     });
     // Softmax scale × yarn mscale(factor, mscale_all_dim)², as transformers' V2 and V3 (and vLLM) do.
     const scaleFactor = this.rope.attentionScaleFactor;
-    this.attn = new Attention({
-      numHeads: this.heads,
-      numKvHeads: this.heads,
-      headDim: qkHead,
-      vHeadDim: c.vHeadDim,
-      scale: qkHead ** -0.5 * scaleFactor,
-    });
+    const scale = qkHead ** -0.5 * scaleFactor;
+    this.attn =
+      cacheForm === 'latent'
+        ? new Attention({
+            numHeads: this.heads,
+            numKvHeads: 1,
+            headDim: c.kvLoraRank + c.qkRopeHeadDim,
+            vHeadDim: c.kvLoraRank,
+            valueIsKeyPrefix: true,
+            scale,
+          })
+        : new Attention({ numHeads: this.heads, numKvHeads: this.heads, headDim: qkHead, vHeadDim: c.vHeadDim, scale });
   }
 
   parameters(): Parameter[] {
@@ -97,7 +117,7 @@ export class DeepseekMLA implements TokenMixer {
   }
 
   async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D> {
-    const { qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, kvLoraRank, vHeadDim } = this.c;
+    const { qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, kvLoraRank } = this.c;
     const T = hidden.shape[0];
     const Hl = this.heads;
     const qIn = this.qAProj ? tf.tidy(() => this.qALayernorm!.forward(this.qAProj!.forward(hidden))) : hidden;
@@ -105,16 +125,33 @@ export class DeepseekMLA implements TokenMixer {
     if (qIn !== hidden) qIn.dispose();
     const kvA = this.kvAProjWithMqa.forward(hidden);
     const latent = tf.tidy(() => this.kvALayernorm.forward(tf.slice(kvA, [0, 0], [-1, kvLoraRank]) as tf.Tensor2D));
+    const q3 = tf.reshape(q, [T, Hl, nope + ropeDim]) as tf.Tensor3D;
+    const kPe = tf.reshape(tf.slice(kvA, [0, kvLoraRank], [-1, ropeDim]), [T, 1, ropeDim]) as tf.Tensor3D;
+    const qPe = tf.slice(q3, [0, 0, nope], [-1, -1, ropeDim]) as tf.Tensor3D;
+    const [qPeRot, kPeRot] = this.rope.forward(positions, qPe, kPe);
+    const qNope = tf.slice(q3, [0, 0, 0], [-1, -1, nope]) as tf.Tensor3D;
+    const out =
+      this.cacheForm === 'latent'
+        ? this.attendLatent(qNope, qPeRot, latent, kPeRot, meta, cache)
+        : await this.attendFull(qNope, qPeRot, latent, kPeRot, meta, cache);
+    tf.dispose([q, kvA, latent, q3, kPe, qPe, qPeRot, kPeRot, qNope]);
+    const o = await this.oProj.forward(out);
+    out.dispose();
+    return o;
+  }
+
+  /** Keys and values per head from kv_b_proj; cache holds them whole. */
+  private async attendFull(
+    qNope: tf.Tensor3D, qPe: tf.Tensor3D, latent: tf.Tensor2D, kPe: tf.Tensor3D, meta: AttentionMetadata, cache: KVCache | null,
+  ): Promise<tf.Tensor2D> {
+    const { qkNopeHeadDim: nope, vHeadDim } = this.c;
+    const [T, Hl] = qNope.shape;
     const kv = await this.kvBProj.forward(latent);
-    latent.dispose();
     const out = tf.tidy(() => {
-      const q3 = tf.reshape(q, [T, Hl, nope + ropeDim]);
       const kv3 = tf.reshape(kv, [T, Hl, nope + vHeadDim]);
-      const kPe = tf.reshape(tf.slice(kvA, [0, kvLoraRank], [-1, ropeDim]), [T, 1, ropeDim]) as tf.Tensor3D;
-      const [qPe, kPeRot] = this.rope.forward(positions, tf.slice(q3, [0, 0, nope], [-1, -1, ropeDim]) as tf.Tensor3D, kPe);
-      const query = tf.concat([tf.slice(q3, [0, 0, 0], [-1, -1, nope]), qPe], 2);
+      const query = tf.concat([qNope, qPe], 2);
       // The single rope key head is shared by every query head.
-      const key = tf.concat([tf.slice(kv3, [0, 0, 0], [-1, -1, nope]), tf.tile(kPeRot, [1, Hl, 1])], 2);
+      const key = tf.concat([tf.slice(kv3, [0, 0, 0], [-1, -1, nope]), tf.tile(kPe, [1, Hl, 1])], 2);
       const value = tf.slice(kv3, [0, 0, nope], [-1, -1, vHeadDim]);
       return this.attn.forward(
         tf.reshape(query, [T, -1]) as tf.Tensor2D,
@@ -124,14 +161,45 @@ export class DeepseekMLA implements TokenMixer {
         cache,
       );
     });
-    tf.dispose([q, kvA, kv]);
-    const o = await this.oProj.forward(out);
-    out.dispose();
-    return o;
+    kv.dispose();
+    return out;
+  }
+
+  /** kv_b_proj absorbed: attention in latent space over one shared [latent | k_rope] head. */
+  private attendLatent(
+    qNope: tf.Tensor3D, qPe: tf.Tensor3D, latent: tf.Tensor2D, kPe: tf.Tensor3D, meta: AttentionMetadata, cache: KVCache | null,
+  ): tf.Tensor2D {
+    const [T, Hl] = qNope.shape;
+    const { wUK, wUV } = this.absorb();
+    return tf.tidy(() => {
+      // q_nope · W_UK per head: [Hl, T, nope] × [Hl, nope, lora] → [T, Hl, lora]
+      const qLat = tf.transpose(tf.matMul(tf.transpose(qNope, [1, 0, 2]), wUK), [1, 0, 2]);
+      const query = tf.reshape(tf.concat([qLat, qPe], 2), [T, -1]) as tf.Tensor2D;
+      const key = tf.concat([latent, tf.reshape(kPe, [T, -1])], 1) as tf.Tensor2D;
+      const outLat = this.attn.forward(query, key, null, meta, cache); // [T, Hl·lora]
+      // Each head's latent output through W_UV: [Hl, T, lora] × [Hl, lora, v] → [T, Hl·v]
+      const o = tf.matMul(tf.transpose(tf.reshape(outLat, [T, Hl, this.c.kvLoraRank]), [1, 0, 2]), wUV);
+      return tf.reshape(tf.transpose(o, [1, 0, 2]), [T, -1]) as tf.Tensor2D;
+    });
+  }
+
+  private absorb(): { wUK: tf.Tensor3D; wUV: tf.Tensor3D } {
+    if (this.absorbed) return this.absorbed;
+    const { qkNopeHeadDim: nope, vHeadDim, kvLoraRank } = this.c;
+    // kv_b_proj's weight is kept as [lora, Hl·(nope + v)] (Parameter.storeTransposed).
+    const w = tf.reshape(this.kvBProj.weight.tensor, [kvLoraRank, this.heads, nope + vHeadDim]);
+    this.absorbed = {
+      wUK: tf.keep(tf.transpose(tf.slice(w, [0, 0, 0], [-1, -1, nope]), [1, 2, 0]) as tf.Tensor3D),
+      wUV: tf.keep(tf.transpose(tf.slice(w, [0, 0, nope], [-1, -1, vHeadDim]), [1, 0, 2]) as tf.Tensor3D),
+    };
+    w.dispose();
+    return this.absorbed;
   }
 
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    if (this.absorbed) tf.dispose([this.absorbed.wUK, this.absorbed.wUV]);
+    this.absorbed = null;
     this.rope.dispose();
   }
 }

@@ -14,6 +14,7 @@ const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${
 const LAYOUTS: (LLMOptions & { name: string })[] = [
   { name: 'tp1', tp: 1 },
   { name: 'tp2', tp: 2 },
+  { name: 'tp2 full K/V cache', tp: 2, mlaKvCache: 'full' },
   { name: 'tp4', tp: 4 },
   { name: 'tp2 ep (allgather)', tp: 2, enableExpertParallel: true },
   { name: 'tp2 ep (alltoall)', tp: 2, enableExpertParallel: true, moeDispatch: 'alltoall' },

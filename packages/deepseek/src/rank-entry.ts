@@ -8,6 +8,6 @@ export function main(ctx: RankContext): Promise<void> {
   return runRank(ctx, (dir, state, args) => {
     const config = loadModelConfig(dir);
     if (config.family !== 'deepseek') throw new Error(`${dir} holds a ${config.family} model, not DeepSeek`);
-    return new DeepseekForCausalLM(config, state, { dispatch: args.moeDispatch });
+    return new DeepseekForCausalLM(config, state, { dispatch: args.moeDispatch, kvCache: args.mlaKvCache });
   });
 }

@@ -234,3 +234,29 @@ describe('Attention through the KV cache', () => {
     expect(() => new Attention({ numHeads: 6, numKvHeads: 4, headDim: 8, scale: 1 })).toThrow(/num_heads=6 is not divisible by num_kv_heads=4/);
   });
 });
+
+describe('Attention with V inside K (MLA latent cache)', () => {
+  it('equals explicit V = K[..., :Dv], prefill then decode, and caches K only', () => {
+    const H = 4;
+    const D = 12;
+    const Dv = 8;
+    const rnd = (shape: number[], seed: number) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 1000 + i * 0.7)), shape) as tf.Tensor2D;
+    const prefix = new Attention({ numHeads: H, numKvHeads: 1, headDim: D, vHeadDim: Dv, scale: 0.3, valueIsKeyPrefix: true });
+    const plain = new Attention({ numHeads: H, numKvHeads: 1, headDim: D, vHeadDim: Dv, scale: 0.3 });
+    const c1 = new KVCache();
+    const c2 = new KVCache();
+    for (const [step, len, ctx] of [[0, 5, 0], [1, 1, 5], [2, 1, 6]] as const) {
+      const q = rnd([len, H * D], 10 + step);
+      const k = rnd([len, D], 20 + step);
+      const meta = buildAttentionMetadata([{ seqId: 7, queryLen: len, contextLen: ctx }]);
+      const a = prefix.forward(q, k, null, meta, c1);
+      const b = plain.forward(q, k, tf.slice(k, [0, 0], [-1, Dv]) as tf.Tensor2D, meta, c2);
+      expect(Math.max(...Array.from(tf.abs(tf.sub(a, b)).dataSync()))).toBeLessThan(1e-6);
+    }
+    // K only: [7 tokens, 1 head, 12] floats, and a zero-width V.
+    expect(c1.bytes()).toBe(7 * D * 4);
+    expect(() => prefix.forward(rnd([1, H * D], 1), rnd([1, D], 2), rnd([1, Dv], 3), buildAttentionMetadata([{ seqId: 1, queryLen: 1, contextLen: 0 }]), null)).toThrow(/v must be null/);
+    c1.dispose();
+    c2.dispose();
+  });
+});

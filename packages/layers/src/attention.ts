@@ -26,6 +26,11 @@ export interface AttentionOptions {
   /** Softmax scale, e.g. `headDim^-0.5` (times the rope's `attentionScaleFactor` for DeepSeek V3). */
   scale: number;
   /**
+   * V is the first `vHeadDim` dims of K (MLA's latent cache: K = [latent | k_rope],
+   * V = latent). `forward` then takes `v = null` and the cache stores K only.
+   */
+  valueIsKeyPrefix?: boolean;
+  /**
    * Upper bound on score-matrix elements materialised at once. Long prefills
    * are split into query chunks to stay under it. Default 2^24 (64 MiB fp32).
    */
@@ -46,6 +51,7 @@ export class Attention {
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly vHeadDim: number;
+  readonly valueIsKeyPrefix: boolean;
   readonly scale: number;
   /** Query heads per KV head. */
   readonly groups: number;
@@ -57,6 +63,10 @@ export class Attention {
     this.numKvHeads = opts.numKvHeads;
     this.headDim = opts.headDim;
     this.vHeadDim = opts.vHeadDim ?? opts.headDim;
+    this.valueIsKeyPrefix = opts.valueIsKeyPrefix ?? false;
+    if (this.valueIsKeyPrefix && this.vHeadDim > this.headDim) {
+      throw new ConfigError(`attention: vHeadDim ${this.vHeadDim} cannot be a prefix of keys of size ${this.headDim}`);
+    }
     this.scale = opts.scale;
     this.groups = divide(opts.numHeads, opts.numKvHeads, 'num_heads', 'num_kv_heads');
     this.maxScoreElements = opts.maxScoreElements ?? 1 << 24;
@@ -69,18 +79,22 @@ export class Attention {
    * `cache` per sequence first. Query i of a sequence sees keys
    * `0 .. contextLen + i`. With `cache = null` every contextLen must be 0.
    */
-  forward(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): tf.Tensor2D {
+  forward(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D | null, meta: AttentionMetadata, cache: KVCache | null): tf.Tensor2D {
     const T = q.shape[0];
     this.checkInput('q', q, T, this.numHeads * this.headDim);
     this.checkInput('k', k, T, this.numKvHeads * this.headDim);
-    this.checkInput('v', v, T, this.numKvHeads * this.vHeadDim);
+    if (this.valueIsKeyPrefix !== (v === null)) throw new ConfigError(`attention: v must be ${this.valueIsKeyPrefix ? 'null (it is read from K)' : 'given'}`);
+    if (v) this.checkInput('v', v, T, this.numKvHeads * this.vHeadDim);
     validateMetadata(meta, T);
     this.checkCache(meta, cache);
     if (T === 0) return tf.zeros([0, this.numHeads * this.vHeadDim]); // an empty (dummy) step
     return tf.tidy(() => {
       const outs = meta.seqs.map((s) => {
         const kNew = tf.reshape(tf.slice(k, [s.start, 0], [s.queryLen, -1]), [s.queryLen, this.numKvHeads, this.headDim]) as tf.Tensor3D;
-        const vNew = tf.reshape(tf.slice(v, [s.start, 0], [s.queryLen, -1]), [s.queryLen, this.numKvHeads, this.vHeadDim]) as tf.Tensor3D;
+        // With V inside K the cache keeps a zero-width V: nothing is stored twice.
+        const vNew = (v
+          ? tf.reshape(tf.slice(v, [s.start, 0], [s.queryLen, -1]), [s.queryLen, this.numKvHeads, this.vHeadDim])
+          : tf.zeros([s.queryLen, this.numKvHeads, 0])) as tf.Tensor3D;
         const [kAll, vAll] = cache ? cache.append(s.seqId, kNew, vNew) : [kNew, vNew];
         const qSeq = tf.slice(q, [s.start, 0], [s.queryLen, -1]) as tf.Tensor2D;
         return this.attendSequence(qSeq, kAll, vAll, s.contextLen);
@@ -94,7 +108,7 @@ export class Attention {
     const L = q.shape[0];
     const N = kAll.shape[0];
     const kh = tf.transpose(kAll, [1, 0, 2]); // [Hk, N, D]
-    const vh = tf.transpose(vAll, [1, 0, 2]); // [Hk, N, Dv]
+    const vh = this.valueIsKeyPrefix ? tf.slice(kh, [0, 0, 0], [-1, -1, this.vHeadDim]) : tf.transpose(vAll, [1, 0, 2]); // [Hk, N, Dv]
     const chunk = Math.max(1, Math.min(this.queryChunk, Math.floor(this.maxScoreElements / (this.numHeads * N))));
     const outs: tf.Tensor2D[] = [];
     for (let i0 = 0; i0 < L; i0 += chunk) {
@@ -144,10 +158,11 @@ export class Attention {
       return;
     }
     const d = cache.dims;
-    if (d && (d.numKvHeads !== this.numKvHeads || d.headDim !== this.headDim || d.vHeadDim !== this.vHeadDim)) {
+    const cachedV = this.valueIsKeyPrefix ? 0 : this.vHeadDim;
+    if (d && (d.numKvHeads !== this.numKvHeads || d.headDim !== this.headDim || d.vHeadDim !== cachedV)) {
       throw new ConfigError(
         `attention: cache holds [${d.numKvHeads} heads, k ${d.headDim}, v ${d.vHeadDim}], ` +
-          `layer is [${this.numKvHeads} heads, k ${this.headDim}, v ${this.vHeadDim}]`,
+          `layer is [${this.numKvHeads} heads, k ${this.headDim}, v ${cachedV}]`,
       );
     }
     for (const s of meta.seqs) {

@@ -21,6 +21,8 @@ export interface EngineOptions {
   timeoutMs?: number;
   /** MoE token exchange under expert parallelism (default allgather). */
   moeDispatch?: 'allgather' | 'alltoall';
+  /** MLA models (DeepSeek): KV cache of compressed latents (default) or full per-head K/V. */
+  mlaKvCache?: 'latent' | 'full';
   /** Record a per-rank timeline (see `trace()`). */
   trace?: boolean;
   /** Weight-loading progress, summed over ranks. */
@@ -62,7 +64,7 @@ export class LLMEngine {
     const pool = await spawnRanks({
       parallel,
       entry: opts.entry,
-      args: { modelDir, trace: opts.trace ?? false, moeDispatch: opts.moeDispatch } satisfies RankArgs,
+      args: { modelDir, trace: opts.trace ?? false, moeDispatch: opts.moeDispatch, mlaKvCache: opts.mlaKvCache } satisfies RankArgs,
       backend: opts.backend,
       timeoutMs: opts.timeoutMs,
     });

@@ -18,6 +18,8 @@ export interface RankArgs {
   trace?: boolean;
   /** MoE token exchange under expert parallelism. */
   moeDispatch?: 'allgather' | 'alltoall';
+  /** MLA models: cache the compressed latent (default) or full per-head K/V. */
+  mlaKvCache?: 'latent' | 'full';
 }
 
 export type ModelFactory = (dir: string, state: ParallelState, args: RankArgs) => CausalLMRank | Promise<CausalLMRank>;
