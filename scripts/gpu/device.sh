@@ -20,9 +20,12 @@ if [ "$what" != bench ]; then
   for f in llama-tiny llama-bf16 deepseek-v3-tiny deepseek-v2-lite-tiny; do for tp in 1 2; do
     timeout 120 node examples/dist/bench/gpu-check.js --backend webgpu --fixtures $f --tp $tp --out /tmp/weft-check/$f-tp$tp.json 2>&1 | tee -a "$out/check.log" || rc=1
   done; done
-  node -e 'const fs=require("fs");const d="/tmp/weft-check";const rows=fs.readdirSync(d).flatMap(f=>JSON.parse(fs.readFileSync(d+"/"+f)).rows);fs.writeFileSync(process.argv[1],JSON.stringify({date:new Date().toISOString(),backend:"webgpu",rows},null,1));console.log("parity:",rows.filter(r=>r.pass).length+"/"+rows.length,"cases pass")' "$out/check.json
+  node -e 'const fs=require("fs");const d="/tmp/weft-check";const rows=fs.readdirSync(d).flatMap(f=>JSON.parse(fs.readFileSync(d+"/"+f)).rows);fs.writeFileSync(process.argv[1],JSON.stringify({date:new Date().toISOString(),backend:"webgpu",rows},null,1));console.log("parity:",rows.filter(r=>r.pass).length+"/"+rows.length,"cases pass")' "$out/check.json"
 fi
 if [ "$what" != check ]; then
-  timeout 420 node examples/dist/bench/gpu.js --backend webgpu --out "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" || rc=1
+  # The checkpoint first (weft writes it), then transformers in its own process, then weft.
+  timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1 | tee "$out/bench.log"
+  PYTHONUNBUFFERED=1 timeout 200 python3 scripts/gpu/torch_bench.py --model /tmp/weft-bench-tinyllama-1.1b-22l > "$out/torch.json" 2>> "$out/bench.log" || rc=1
+  timeout 300 node examples/dist/bench/gpu.js --backend webgpu --torch-json "$out/torch.json" --out "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee -a "$out/bench.log" || rc=1
 fi
 exit $rc

@@ -9,7 +9,7 @@
  *          [--torch python3] [--no-torch] [--layers 22] [--out bench-results/gpu.json]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,10 @@ const { values: v } = parseArgs({
     dir: { type: 'string' },
     torch: { type: 'string', default: 'python3' },
     'no-torch': { type: 'boolean', default: false },
+    /** transformers results already measured by scripts/gpu/torch_bench.py (its stdout). */
+    'torch-json': { type: 'string' },
     'no-profile': { type: 'boolean', default: false },
+    'write-only': { type: 'boolean', default: false },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu.json' },
   },
@@ -46,6 +49,7 @@ const shape: LlamaShape = { name: 'tinyllama-1.1b', hidden: 2048, layers: Number
 const params = paramCount(shape);
 const dir = v.dir ?? join(tmpdir(), `weft-bench-${shape.name}-${shape.layers}l`);
 if (!existsSync(join(dir, 'model.safetensors.index.json'))) writeRandomLlamaSharded(dir, shape);
+if (v['write-only']) process.exit(0);
 
 const promptOf = (len: number, salt: number) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (shape.vocab - 3)));
 const rows: Record<string, unknown>[] = [];
@@ -96,7 +100,14 @@ if (!v['no-profile']) {
 
 // --- transformers on PyTorch, same weights ---
 let torchInfo: Record<string, unknown> | null = null;
-if (!v['no-torch']) {
+if (v['torch-json']) {
+  try {
+    torchInfo = JSON.parse(readFileSync(String(v['torch-json']), 'utf8').trim().split('\n').pop()!) as Record<string, unknown>;
+    rows.push(...(torchInfo.rows as Record<string, unknown>[]));
+  } catch (e) {
+    log(`cannot read --torch-json ${v['torch-json']}: ${(e as Error).message}`);
+  }
+} else if (!v['no-torch']) {
   const script = fileURLToPath(new URL('../../../scripts/gpu/torch_bench.py', import.meta.url));
   log(`running ${v.torch} ${script}`);
   const r = spawnSync(String(v.torch), [script, '--model', dir, '--prompt', String(promptLen), '--decode', String(decodeTokens), '--batches', batches.join(',')], {
