@@ -240,7 +240,7 @@ describe('Attention with V inside K (MLA latent cache)', () => {
     const H = 4;
     const D = 12;
     const Dv = 8;
-    const rnd = (shape: number[], seed: number) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 1000 + i * 0.7)), shape) as tf.Tensor2D;
+    const rnd = (shape: [number, number], seed: number) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 1000 + i * 0.7)), shape) as tf.Tensor2D;
     const prefix = new Attention({ numHeads: H, numKvHeads: 1, headDim: D, vHeadDim: Dv, scale: 0.3, valueIsKeyPrefix: true });
     const plain = new Attention({ numHeads: H, numKvHeads: 1, headDim: D, vHeadDim: Dv, scale: 0.3 });
     const c1 = new KVCache();
