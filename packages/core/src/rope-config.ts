@@ -32,6 +32,8 @@ export interface RopeConfig {
   attentionFactor?: number;
   /** Fraction of each head's dims that rotate, when the config gives one. */
   partialRotaryFactor?: number;
+  /** yarn: floor/ceil the correction range (transformers' default true; gpt-oss sets false). */
+  truncate?: boolean;
 }
 
 const DEFAULT_THETA = 10000;
@@ -66,6 +68,7 @@ export function parseRope(json: Json, source: string, maxPositionEmbeddings: num
     if (section.has('mscale')) rope.mscale = section.num('mscale');
     if (section.has('mscale_all_dim')) rope.mscaleAllDim = section.num('mscale_all_dim');
     if (section.has('attention_factor')) rope.attentionFactor = section.positive('attention_factor');
+    if (section.has('truncate')) rope.truncate = section.bool('truncate', true);
   } else if (type === 'dynamic' && section.has('original_max_position_embeddings')) {
     rope.originalMaxPositionEmbeddings = section.int('original_max_position_embeddings');
   }

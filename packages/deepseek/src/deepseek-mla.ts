@@ -25,7 +25,6 @@ import {
   type AttentionMetadata,
   type KVCache,
   type Parameter,
-  type RopeScaling,
   type RotaryEmbedding,
   type TokenMixer,
 } from '@weft/layers';
@@ -85,7 +84,7 @@ export class DeepseekMLA implements TokenMixer {
       maxPosition: c.maxPositionEmbeddings,
       base: c.rope.theta,
       isNeoxStyle: !c.ropeInterleave,
-      scaling: c.rope as RopeScaling,
+      scaling: c.rope,
       invFreqDtype: c.dtype,
     });
     // Softmax scale × yarn mscale(factor, mscale_all_dim)², as transformers' V2 and V3 (and vLLM) do.

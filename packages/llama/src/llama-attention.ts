@@ -8,7 +8,6 @@ import {
   type AttentionMetadata,
   type KVCache,
   type Parameter,
-  type RopeScaling,
   type TokenMixer,
 } from '@weft/layers';
 import type { LlamaConfig } from './llama-config.js';
@@ -45,7 +44,7 @@ export class LlamaAttention implements TokenMixer {
       maxPosition: config.maxPositionEmbeddings,
       base: config.rope.theta,
       isNeoxStyle: true,
-      scaling: config.rope as RopeScaling,
+      scaling: config.rope,
       invFreqDtype: config.dtype,
     });
     this.attn = new Attention({

@@ -308,3 +308,15 @@ function tryLoadTokenizer(dir: string): Tokenizer | null {
     return null;
   }
 }
+
+export type LLMOptions = Omit<EngineOptions, 'entry'>;
+
+/** A model package's `LLM`: `LLM.load(dir, opts)` starts an engine whose ranks run `rankEntry`. */
+export function defineLLM(rankEntry: URL): { load(modelDir: string, opts?: LLMOptions): Promise<LLMEngine> } {
+  return { load: (modelDir, opts = {}) => LLMEngine.start(modelDir, { ...opts, entry: rankEntry }) };
+}
+
+/** `name.ts` next to the caller when running from source, `name.js` from dist (worker threads load it by URL). */
+export function siblingModule(importMetaUrl: string, name: string): URL {
+  return new URL(`./${name}${importMetaUrl.endsWith('.ts') ? '.ts' : '.js'}`, importMetaUrl);
+}

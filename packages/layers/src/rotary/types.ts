@@ -1,30 +1,13 @@
-/** The RoPE variants weft implements, named as Hugging Face's `rope_type`. */
-export type RopeType = 'default' | 'linear' | 'llama3' | 'yarn' | 'dynamic';
+import type { RopeConfig, RopeType } from '@weft/core';
+
+export type { RopeType };
 
 /**
- * A model's `rope_parameters` (HF 5) / `rope_scaling` (HF 4), camel-cased.
- * This is also the `rope` object the config parser produces, so it can be
- * passed straight through; `theta` stands in for `base` when that is absent.
+ * A model's rope settings as @weft/core's config parser produces them
+ * (`rope_parameters` / `rope_scaling`, camel-cased), so they pass straight
+ * through; `theta` stands in for `base` when that is absent.
  */
-export interface RopeScaling {
-  type: RopeType;
-  theta?: number;
-  factor?: number;
-  /** llama3 */
-  lowFreqFactor?: number;
-  highFreqFactor?: number;
-  /** llama3 and yarn: the pre-extension context length (HF defaults it to `max_position_embeddings`). */
-  originalMaxPositionEmbeddings?: number;
-  /** yarn */
-  betaFast?: number;
-  betaSlow?: number;
-  mscale?: number;
-  mscaleAllDim?: number;
-  /** yarn: an explicit cos/sin multiplier; overrides the one derived from mscale. */
-  attentionFactor?: number;
-  /** yarn: floor/ceil the correction range (HF default true; gpt-oss sets false). */
-  truncate?: boolean;
-}
+export type RopeScaling = Omit<RopeConfig, 'theta'> & { theta?: number };
 
 export interface RopeOptions {
   /** Last dimension of q/k given to `forward`; dims past `rotaryDim` pass through. */
