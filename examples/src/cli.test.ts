@@ -75,6 +75,19 @@ describe('weft generate', () => {
   });
 });
 
+describe('weft generate --trace', () => {
+  it('writes a per-rank Chrome trace with layer and collective spans', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'weft-trace-')), 'trace.json');
+    const r = await weft(['generate', '--tp', '2', '--pp', '2', '--max-tokens', '3', '--trace', file]);
+    expect(r.code, r.stderr).toBe(0);
+    const { traceEvents } = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { name: string; ph: string; tid: number; dur: number }[] };
+    expect(new Set(traceEvents.map((e) => e.tid))).toEqual(new Set([0, 1, 2, 3]));
+    expect(traceEvents.every((e) => e.ph === 'X' && e.dur >= 0)).toBe(true);
+    const names = new Set(traceEvents.map((e) => e.name.replace(/\d+/g, 'N')));
+    for (const n of ['layer N', 'tp:N allReduce', 'pp:N sendTensorDict', 'pp:N recvTensorDict', 'lm_head', 'step N']) expect(names, n).toContain(n);
+  });
+});
+
 describe('bad input: one clear line, non-zero exit, no stack trace', () => {
   const truncated = mkdtempSync(join(tmpdir(), 'weft-trunc-'));
   copyFileSync(join(fixture('llama-tiny'), 'config.json'), join(truncated, 'config.json'));

@@ -39,6 +39,8 @@ export class LLMEngine {
   private nextSeqId = 1;
   private pending = new Map<number, { results: ResultMessage[]; resolve: (m: ResultMessage[]) => void; reject: (e: Error) => void }>();
   private traceEvents: TraceEvent[] = [];
+  /** Live tensors on DP replica 0's answering rank after each step, newest last (leak checks). */
+  readonly tensorCounts: number[] = [];
   private busy: Promise<unknown> = Promise.resolve();
   private failure: Error | null = null;
   readonly unusedTensors: string[];
@@ -86,6 +88,7 @@ export class LLMEngine {
           const p = engine?.pending.get(m.stepId);
           if (p) {
             p.results[m.dpRank] = m;
+            if (m.dpRank === 0) engine!.tensorCounts.push(m.numTensors);
             // One answer per DP replica.
             if (p.results.filter(Boolean).length === engine!.dp) {
               engine!.pending.delete(m.stepId);

@@ -22,7 +22,8 @@ export type DriverMessage =
 export type RankMessage =
   | { type: 'progress'; rank: number; loaded: number; total: number; name: string }
   | { type: 'ready'; rank: number; unused: string[]; weightBytes: number; backend: string }
-  | { type: 'result'; stepId: number; dpRank: number; tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } }
+  /** `numTensors`: live tensors on the answering rank after the step (leak checks). */
+  | { type: 'result'; stepId: number; dpRank: number; numTensors: number; tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } }
   | { type: 'trace'; rank: number; events: TraceEvent[] };
 
 /** Chrome trace event ('X' = complete span). */

@@ -43,7 +43,7 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
         continue;
       }
       const result = await traced(tracer, `step ${msg.stepId}`, 'step', () => runStep(model, state, msg, tracer));
-      if (result) send({ type: 'result', stepId: msg.stepId, ...result });
+      if (result) send({ type: 'result', stepId: msg.stepId, numTensors: tf.memory().numTensors, ...result });
       if (tracer) send({ type: 'trace', rank: ctx.rank, events: tracer.drain() });
     }
   } finally {
