@@ -5,6 +5,7 @@ import type { LLMOptions } from '@weft/llama';
 import { backend, ids, int, MODEL_OPTIONS, num, parse, positiveInt, UsageError } from './args.js';
 import { defaultModelDir, loadModel } from './load-model.js';
 import { progressReporter } from './progress.js';
+import { TRANSPORT_OPTIONS, transportSpawn } from './transport.js';
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -24,6 +25,7 @@ function engineOptions(v: Values): LLMOptions {
     backend: backend(v.backend),
     timeoutMs: positiveInt(v.timeout, 'timeout'),
     trace: typeof v.trace === 'string',
+    spawn: transportSpawn(v),
   };
 }
 
@@ -57,6 +59,7 @@ export async function layoutCommand(argv: string[]): Promise<void> {
 export async function generateCommand(argv: string[]): Promise<void> {
   const { values: v }: { values: Values } = parse(argv, {
     ...MODEL_OPTIONS,
+    ...TRANSPORT_OPTIONS,
     prompt: { type: 'string', multiple: true },
     ids: { type: 'string' },
     'max-tokens': { type: 'string' },
@@ -95,7 +98,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
 }
 
 export async function logitsCommand(argv: string[]): Promise<void> {
-  const { values: v }: { values: Values } = parse(argv, { ...MODEL_OPTIONS, ids: { type: 'string' }, prompt: { type: 'string' }, json: { type: 'boolean' } });
+  const { values: v }: { values: Values } = parse(argv, { ...MODEL_OPTIONS, ...TRANSPORT_OPTIONS, ids: { type: 'string' }, prompt: { type: 'string' }, json: { type: 'boolean' } });
   if (typeof v.model !== 'string') throw new UsageError('logits needs --model DIR');
   const tokenIds = ids(v.ids);
   if (!tokenIds && typeof v.prompt !== 'string') throw new UsageError('logits needs --ids 1,2,3 (or --prompt TEXT)');

@@ -99,6 +99,9 @@ function vulkanDiagnosis(): string {
   ].join('; ');
 }
 
+/** tfjs-backend-webgpu's MatMulProgramType.MatMulPackedProgram. */
+const WEBGPU_MATMUL_PACKED = 3;
+
 const AUTO_ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 /** Pick, register and activate a backend; returns which one and why. */
@@ -143,5 +146,10 @@ async function activate(name: BackendName, reason: string, opts: InitBackendOpti
   const ok = await tf.setBackend(name);
   if (!ok) throw new ConfigError(`tfjs could not initialise the '${name}' backend`);
   await tf.ready();
+  if (name === 'webgpu') {
+    // tfjs picks split-K / small-tile programs for decode-shaped (1-row) products; on the H200 its
+    // packed 32×32 program ran a decode step's matmuls 2.5× faster (docs/benchmarks/gpu.md).
+    tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', WEBGPU_MATMUL_PACKED);
+  }
   return { name, tfBackend: tf.getBackend(), reason };
 }

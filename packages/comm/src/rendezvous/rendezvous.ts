@@ -134,7 +134,8 @@ async function member(t: TcpTransport, o: RendezvousOptions, deadline: number): 
   const port = await t.listen(host, 0);
   t.addPeer(0, joined.conn);
   await t.send(0, Channel.control, encodeJson({ host, port } satisfies Address));
-  const msg = decodeJson((await t.recv(0, Channel.control, `rank ${rank}: rendezvous (waiting for every rank to join at ${where(o)})`, left(deadline))) as Uint8Array) as Table;
+  // A little longer than the master waits, so that its verdict (which ranks are missing) arrives first.
+  const msg = decodeJson((await t.recv(0, Channel.control, `rank ${rank}: rendezvous (waiting for every rank to join at ${where(o)})`, left(deadline) + 2000)) as Uint8Array) as Table;
   if (msg.type === 'abort') throw new RendezvousError(msg.reason);
   for (let j = 1; j < rank; j++) {
     const a = msg.addresses[j]!;

@@ -10,7 +10,7 @@ import { WeftError } from '@weft/core';
 export const PROTOCOL_VERSION = 1;
 export const MAGIC = 0x57454654; // 'WEFT'
 
-export const FrameType = { hello: 1, auth: 2, authOk: 3, reject: 4, data: 5, bye: 6 } as const;
+export const FrameType = { hello: 1, auth: 2, authOk: 3, reject: 4, data: 5, bye: 6, abort: 7 } as const;
 
 /** Before a peer has proved it belongs to the job, frames are small. */
 export const HANDSHAKE_MAX_FRAME = 4096;

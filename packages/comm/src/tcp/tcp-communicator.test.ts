@@ -1,38 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CommArray, Communicator } from '../communicator.js';
-import { rendezvous } from '../rendezvous/rendezvous.js';
 import { TcpCommunicator } from './tcp-communicator.js';
 import type { TcpTransport } from './transport.js';
+import { worldOf } from './test-world.js';
 
 const live: TcpTransport[] = [];
+const world = async (ws: number) => {
+  const ts = await worldOf(ws);
+  live.push(...ts);
+  return ts;
+};
 afterEach(async () => {
   await Promise.all(live.splice(0).map((t) => t.close()));
 });
-
-/** `ws` ranks in this process, each with its own sockets, joined through a real rendezvous on loopback. */
-export async function world(ws: number, opts: { timeoutMs?: number; token?: string; log?: (l: string) => void } = {}): Promise<TcpTransport[]> {
-  const token = opts.token ?? randomBytes(16).toString('hex');
-  const masterPort = await freePort();
-  const ts = await Promise.all(
-    Array.from({ length: ws }, (_, rank) =>
-      rendezvous({ rank, worldSize: ws, token, masterAddr: '127.0.0.1', masterPort, timeoutMs: opts.timeoutMs ?? 10_000, log: opts.log ?? (() => {}) }),
-    ),
-  );
-  live.push(...ts);
-  return ts;
-}
-
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 const vals = (rank: number, n: number, salt: number) => Array.from({ length: n }, (_, i) => ((rank * 7919 + i * 31 + salt * 17) % 97) - 48);
 const arr = (type: 'f32' | 'i32', xs: number[]): CommArray => (type === 'f32' ? Float32Array.from(xs) : Int32Array.from(xs));
@@ -45,8 +25,9 @@ async function battery(comms: Communicator[]): Promise<void> {
     for (const n of [1, 7, 13 * ws * 333, 100_003]) {
       for (const op of ['sum', 'max'] as const) {
         const got = await Promise.all(comms.map((c, r) => c.allReduce(arr(type, vals(r, n, n)), op)));
+        const inputs = ranks.map((r) => vals(r, n, n));
         const want = Array.from({ length: n }, (_, i) => {
-          const xs = ranks.map((r) => vals(r, n, n)[i]!);
+          const xs = inputs.map((v) => v[i]!);
           return op === 'sum' ? xs.reduce((a, b) => a + b, 0) : Math.max(...xs);
         });
         for (const g of got) expect(Array.from(g)).toEqual(want);
@@ -55,7 +36,8 @@ async function battery(comms: Communicator[]): Promise<void> {
     const ag = await Promise.all(comms.map((c, r) => c.allGather(arr(type, vals(r, 5, 1)))));
     for (const g of ag) expect(Array.from(g)).toEqual(ranks.flatMap((r) => vals(r, 5, 1)));
     const rs = await Promise.all(comms.map((c, r) => c.reduceScatter(arr(type, vals(r, 3 * ws, 2)))));
-    rs.forEach((g, me) => expect(Array.from(g)).toEqual(Array.from({ length: 3 }, (_, i) => ranks.reduce((a, r) => a + vals(r, 3 * ws, 2)[me * 3 + i]!, 0))));
+    const rsIn = ranks.map((r) => vals(r, 3 * ws, 2));
+    rs.forEach((g, me) => expect(Array.from(g)).toEqual(Array.from({ length: 3 }, (_, i) => rsIn.reduce((a, v) => a + v[me * 3 + i]!, 0))));
     for (const dst of ranks) {
       const ga = await Promise.all(comms.map((c, r) => c.gather(arr(type, vals(r, 4, 3)), dst)));
       ga.forEach((g, r) => (r === dst ? expect(Array.from(g!)).toEqual(ranks.flatMap((q) => vals(q, 4, 3))) : expect(g).toBeNull()));

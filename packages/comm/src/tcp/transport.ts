@@ -17,7 +17,7 @@ export class PeerLostError extends WeftError {
   override name = 'PeerLostError';
   constructor(
     readonly peer: number,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`lost rank ${peer}: ${detail}`);
   }
@@ -153,6 +153,20 @@ export class TcpTransport {
       p.left = true;
       return;
     }
+    if (type === FrameType.abort) {
+      // A peer lost a rank before we did: blame that rank, not the messenger.
+      let lost = peer;
+      let detail = 'aborted';
+      try {
+        const m = JSON.parse(f.subarray(1).toString('utf8')) as { lost?: unknown; detail?: unknown };
+        if (typeof m.lost === 'number' && Number.isInteger(m.lost)) lost = m.lost;
+        if (typeof m.detail === 'string') detail = m.detail.slice(0, 500);
+      } catch {
+        /* keep the defaults */
+      }
+      this.abort(new PeerLostError(lost, `${detail} (seen by rank ${peer})`));
+      return;
+    }
     if (type !== FrameType.data || f.length < DATA_HEADER) {
       p.conn.destroy(`unexpected frame type ${String(type)}`);
       this.abort(new PeerLostError(peer, `protocol error: unexpected frame type ${String(type)}`));
@@ -257,7 +271,17 @@ export class TcpTransport {
     this.failure = e;
     this.log(e.message);
     for (const peer of this.channels.keys()) this.failWaiters(peer, e);
-    for (const p of this.peers.values()) p.conn.destroy('aborted');
+    // Tell the others which rank was lost, so that every rank names it rather than whoever closed first.
+    const lost = e instanceof PeerLostError ? e : null;
+    const note = Buffer.from(JSON.stringify({ lost: lost?.peer ?? this.rank, detail: lost?.detail ?? `rank ${this.rank} failed: ${e.message}` }), 'utf8');
+    const frame = Buffer.concat([lengthPrefix(1 + note.length), Buffer.from([FrameType.abort]), note]);
+    for (const [r, p] of this.peers) {
+      if (r === lost?.peer || p.left) p.conn.destroy('aborted');
+      else {
+        p.conn.socket.end(frame);
+        setTimeout(() => p.conn.destroy('aborted'), 1000).unref();
+      }
+    }
     this.server?.close();
     for (const cb of this.abortListeners.splice(0)) cb(e);
   }

@@ -5,7 +5,7 @@
  * decides which model runs.
  */
 import { Checkpoint, ConfigError, loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type ParallelConfig, type Tokenizer } from '@weft/core';
-import { spawnRanks, type RankPool } from '@weft/comm';
+import { spawnRanks, type RankPoolLike, type SpawnOptions } from '@weft/comm';
 import type { RankArgs } from './rank-runner.js';
 import type { DriverMessage, RankMessage, StepMode, StepSequence, TraceEvent } from './protocol.js';
 import { GREEDY, type SamplingParams } from './sampler.js';
@@ -29,6 +29,8 @@ export interface EngineOptions {
   onProgress?: (loaded: number, total: number) => void;
   /** The rank entry module (exports `main(ctx)` that calls runRank with a model factory). */
   entry: string | URL;
+  /** Starts the ranks; default worker threads (spawnRanks). Processes over TCP: see @weft/comm startProcessRanks. */
+  spawn?: (opts: SpawnOptions) => Promise<RankPoolLike>;
 }
 
 export type Prompt = string | number[];
@@ -47,7 +49,7 @@ export class LLMEngine {
   readonly weightBytesPerRank: number[];
 
   private constructor(
-    private readonly pool: RankPool,
+    private readonly pool: RankPoolLike,
     readonly parallel: ParallelConfig & { worldSize: number },
     readonly tokenizer: Tokenizer | null,
     readonly eosTokenIds: number[],
@@ -63,7 +65,7 @@ export class LLMEngine {
     if (opts.backend === undefined || opts.backend === 'wasm') checkWasmFits(modelDir, parallel.tp, parallel.pp);
     const tokenizer = tryLoadTokenizer(modelDir);
     const eos = [config.eosTokenId ?? []].flat().filter((x): x is number => typeof x === 'number');
-    const pool = await spawnRanks({
+    const pool = await (opts.spawn ?? spawnRanks)({
       parallel,
       entry: opts.entry,
       args: { modelDir, trace: opts.trace ?? false, moeDispatch: opts.moeDispatch, mlaKvCache: opts.mlaKvCache } satisfies RankArgs,

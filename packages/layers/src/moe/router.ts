@@ -130,12 +130,23 @@ export function selectExperts(routerLogits: tf.Tensor2D, cfg: RouterConfig): Rou
   });
 }
 
-/** Scores of experts outside each token's `topkGroup` best groups set to 0.0 (HF's masked_fill). */
+/**
+ * Scores of experts outside each token's `topkGroup` best groups set to 0.0 (HF's masked_fill).
+ * Only 2-D ops: tfjs-backend-webgpu 4.22 miscompiles 3-D int32 transposes, which reductions over
+ * a middle axis make (deepseek-v3 logits were wrong on the H200).
+ */
 function maskToGroups(scores: tf.Tensor2D, groupScores: tf.Tensor2D, nGroup: number, topkGroup: number): tf.Tensor2D {
   const [T, E] = scores.shape;
   const keep = tf.topk(groupScores, topkGroup).indices; // [T, topkGroup]
-  const groupMask = tf.greater(tf.sum(tf.oneHot(keep, nGroup), 1), 0); // [T, nGroup] bool
-  const expertMask = tf.reshape(tf.broadcastTo(tf.reshape(groupMask, [T, nGroup, 1]), [T, nGroup, E / nGroup]), [T, E]);
+  const groupIds = tf.reshape(tf.range(0, nGroup, 1, 'int32'), [1, nGroup]);
+  let kept: tf.Tensor2D = tf.zeros([T, nGroup]);
+  for (let j = 0; j < topkGroup; j++) {
+    kept = tf.add(kept, tf.cast(tf.equal(tf.slice(keep, [0, j], [-1, 1]), groupIds), 'float32'));
+  }
+  // [T, nGroup] × [nGroup, E] group membership → which experts are in a kept group.
+  const perGroup = E / nGroup;
+  const membership = tf.tensor2d(Array.from({ length: nGroup * E }, (_, i) => (Math.floor((i % E) / perGroup) === Math.floor(i / E) ? 1 : 0)), [nGroup, E]);
+  const expertMask = tf.greater(tf.matMul(kept, membership), 0.5);
   return tf.where(expertMask, scores, tf.zerosLike(scores));
 }
 

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { readLaunchEnv } from './env.js';
+
+const T = { WEFT_JOB_TOKEN: '0123456789abcdef' };
+
+describe('readLaunchEnv', () => {
+  it('torchrun / weft launch', () => {
+    expect(readLaunchEnv({ ...T, RANK: '3', WORLD_SIZE: '4', LOCAL_RANK: '1', MASTER_ADDR: '10.0.0.1', MASTER_PORT: '1234' })).toMatchObject({
+      style: 'torchrun', rank: 3, worldSize: 4, localRank: 1, masterAddr: '10.0.0.1', masterPort: 1234,
+    });
+  });
+  it('Open MPI, with loopback and port 29500 by default', () => {
+    expect(readLaunchEnv({ ...T, OMPI_COMM_WORLD_RANK: '2', OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_LOCAL_RANK: '2' })).toMatchObject({
+      style: 'openmpi', rank: 2, worldSize: 4, localRank: 2, masterAddr: '127.0.0.1', masterPort: 29500,
+    });
+  });
+  it('Slurm needs MASTER_ADDR given', () => {
+    const s = { ...T, SLURM_PROCID: '5', SLURM_NTASKS: '8', SLURM_LOCALID: '1' };
+    expect(() => readLaunchEnv(s)).toThrow(/under Slurm set MASTER_ADDR/);
+    expect(readLaunchEnv({ ...s, MASTER_ADDR: 'node-0' })).toMatchObject({ style: 'slurm', rank: 5, worldSize: 8, localRank: 1, masterAddr: 'node-0' });
+  });
+  it('no launcher: null; bad values and a missing token: clear errors', () => {
+    expect(readLaunchEnv({})).toBeNull();
+    expect(() => readLaunchEnv({ ...T, RANK: '4', WORLD_SIZE: '4' })).toThrow(/outside WORLD_SIZE=4/);
+    expect(() => readLaunchEnv({ ...T, RANK: 'x', WORLD_SIZE: '4' })).toThrow(/RANK=x/);
+    expect(() => readLaunchEnv({ OMPI_COMM_WORLD_RANK: '0', OMPI_COMM_WORLD_SIZE: '2' })).toThrow(/WEFT_JOB_TOKEN.*mpirun -x WEFT_JOB_TOKEN/);
+  });
+});
