@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { spawnRanks } from '../launcher.js';
+import { runTcpAllReduceBench, type TcpBenchRow } from './tcp-bench.js';
 
 export interface CommBenchOptions {
   /** Bytes per rank; default 4 KiB … 64 MiB in powers of 4. */
@@ -15,6 +16,8 @@ export interface CommBenchOptions {
   iters?: number;
   /** JSON output path; default bench-results/comm-bench.json. */
   out?: string;
+  /** Also measure the TCP transport (default true). */
+  tcp?: boolean;
   /** Print the table (default true). */
   print?: boolean;
   /** Passed to spawnRanks (spin before sleeping in waits). */
@@ -35,6 +38,7 @@ export interface CommBenchRow {
 export interface CommBenchResult {
   memcpyGBs: number;
   rows: CommBenchRow[];
+  tcp: TcpBenchRow[];
   machine: { cpus: number; node: string; spinUs: number | null };
 }
 
@@ -62,8 +66,10 @@ export async function runCommBench(opts: CommBenchOptions = {}): Promise<CommBen
       await pool.terminate();
     }
   }
+  // The TCP transport in the same run (up to 16 MiB: loopback sockets, all ranks in this process).
+  const tcp = opts.tcp === false ? [] : await runTcpAllReduceBench(worldSizes.filter((w) => w <= 4), sizes.filter((b) => b <= 16 << 20), (b) => Math.max(3, Math.min(200, Math.floor((32 << 20) / b))));
   const { availableParallelism } = await import('node:os');
-  const result: CommBenchResult = { memcpyGBs, rows, machine: { cpus: availableParallelism(), node: process.version, spinUs: opts.spinUs ?? null } };
+  const result: CommBenchResult = { memcpyGBs, rows, tcp, machine: { cpus: availableParallelism(), node: process.version, spinUs: opts.spinUs ?? null } };
   if (opts.print !== false) console.log(formatTable(result));
   const out = opts.out ?? 'bench-results/comm-bench.json';
   mkdirSync(dirname(out), { recursive: true });
@@ -100,6 +106,13 @@ export function formatTable(r: CommBenchResult): string {
     lines.push(
       `| ${human(x.bytes)} | ${x.worldSize} | ${x.latencyUs.toFixed(1)} | ${x.algBwGBs.toFixed(3)} | ${x.busBwGBs.toFixed(3)} | ${x.ofMemcpy.toFixed(3)} |`,
     );
+  }
+  if (r.tcp.length) {
+    lines.push('', 'allReduce over TCP (loopback, authenticated sockets) vs shared memory, same run', '', '| size | ws | tcp latency µs | tcp busbw GB/s | shm latency µs | tcp ÷ shm time |', '| ---: | -: | ---: | ---: | ---: | ---: |');
+    for (const t of r.tcp) {
+      const shm = r.rows.find((x) => x.bytes === t.bytes && x.worldSize === t.ws);
+      lines.push(`| ${human(t.bytes)} | ${t.ws} | ${t.latencyUs.toFixed(1)} | ${t.busbwGBs.toFixed(3)} | ${shm ? shm.latencyUs.toFixed(1) : '—'} | ${shm ? (t.latencyUs / shm.latencyUs).toFixed(1) : '—'} |`);
+    }
   }
   return lines.join('\n');
 }
