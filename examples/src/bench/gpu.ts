@@ -9,15 +9,15 @@
  *          [--torch python3] [--no-torch] [--layers 22] [--out bench-results/gpu.json]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, writeSafetensors, type BackendName } from '@weft/core';
+import { initBackend, type BackendName } from '@weft/core';
 import { LLM } from '@weft/llama';
-import { paramCount, type LlamaShape } from './random-checkpoint.js';
+import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -48,7 +48,7 @@ const bandwidth = Number(v['bandwidth-tb-s']) * 1e12;
 const shape: LlamaShape = { name: 'tinyllama-1.1b', hidden: 2048, layers: Number(v.layers), heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000 };
 const params = paramCount(shape);
 const dir = v.dir ?? join(tmpdir(), `weft-bench-${shape.name}-${shape.layers}l`);
-if (!existsSync(join(dir, 'model.safetensors.index.json'))) writeRandomLlamaSharded(dir, shape);
+if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape, log);
 if (v['write-only']) process.exit(0);
 
 const promptOf = (len: number, salt: number) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (shape.vocab - 3)));
@@ -161,58 +161,6 @@ writeFileSync(
 );
 log(`wrote ${v.out}`);
 process.exit(0);
-
-/**
- * writeRandomLlama's checkpoint, in shards with an index: one writeFileSync
- * stops at 2 GiB, and TinyLlama in bf16 is 2.2 GB. Same LCG values.
- */
-function writeRandomLlamaSharded(out: string, s: LlamaShape): void {
-  mkdirSync(out, { recursive: true });
-  const hd = s.hidden / s.heads;
-  writeFileSync(join(out, 'config.json'), JSON.stringify({
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: s.hidden, intermediate_size: s.intermediate,
-    num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, vocab_size: s.vocab,
-    max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, hidden_act: 'silu',
-    torch_dtype: 'bfloat16', bos_token_id: 1, eos_token_id: 2,
-  }, null, 2));
-  let seed = 1;
-  const rnd = (shape: number[], std = 0.02) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Uint16Array(n);
-    const f = new Float32Array(1);
-    const u = new Uint32Array(f.buffer);
-    let st = seed++ >>> 0;
-    for (let i = 0; i < n; i++) {
-      st = (Math.imul(st, 1664525) + 1013904223) >>> 0;
-      f[0] = ((st / 4294967296) * 2 - 1) * std * 1.7;
-      data[i] = u[0]! >>> 16;
-    }
-    return { dtype: 'BF16' as const, shape, data };
-  };
-  const ones = (n: number) => ({ dtype: 'BF16' as const, shape: [n], data: new Uint16Array(n).fill(0x3f80) });
-  const weightMap: Record<string, string> = {};
-  const write = (file: string, tensors: Record<string, ReturnType<typeof rnd>>) => {
-    writeSafetensors(join(out, file), tensors);
-    for (const k of Object.keys(tensors)) weightMap[k] = file;
-  };
-  log(`writing ${s.name} checkpoint (${(paramCount(s) / 1e6).toFixed(0)} M parameters, bf16, sharded) to ${out}`);
-  write('model-embed.safetensors', { 'model.embed_tokens.weight': rnd([s.vocab, s.hidden]), 'model.norm.weight': ones(s.hidden), 'lm_head.weight': rnd([s.vocab, s.hidden]) });
-  for (let i = 0; i < s.layers; i++) {
-    const p = `model.layers.${i}`;
-    write(`model-layer-${String(i).padStart(3, '0')}.safetensors`, {
-      [`${p}.input_layernorm.weight`]: ones(s.hidden),
-      [`${p}.post_attention_layernorm.weight`]: ones(s.hidden),
-      [`${p}.self_attn.q_proj.weight`]: rnd([s.heads * hd, s.hidden]),
-      [`${p}.self_attn.k_proj.weight`]: rnd([s.kvHeads * hd, s.hidden]),
-      [`${p}.self_attn.v_proj.weight`]: rnd([s.kvHeads * hd, s.hidden]),
-      [`${p}.self_attn.o_proj.weight`]: rnd([s.hidden, s.heads * hd]),
-      [`${p}.mlp.gate_proj.weight`]: rnd([s.intermediate, s.hidden]),
-      [`${p}.mlp.up_proj.weight`]: rnd([s.intermediate, s.hidden]),
-      [`${p}.mlp.down_proj.weight`]: rnd([s.hidden, s.intermediate]),
-    });
-  }
-  writeFileSync(join(out, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1));
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -5,13 +5,13 @@
  *
  * usage: node examples/dist/bench/llama.js [--shapes small,tinyllama] [--prompt 128] [--decode 16] [--out bench-results/llama.json]
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LLM } from '@weft/llama';
 import { measureReadBandwidth } from './memory-bandwidth.js';
-import { paramCount, SHAPES, writeRandomLlama } from './random-checkpoint.js';
+import { hasRandomLlama, paramCount, SHAPES, writeRandomLlama } from './random-checkpoint.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -40,7 +40,7 @@ for (const name of String(v.shapes).split(',')) {
   const shape = SHAPES[name];
   if (!shape) throw new Error(`unknown shape '${name}' (have ${Object.keys(SHAPES).join(', ')})`);
   const dir = join(tmpdir(), `weft-bench-${name}`);
-  if (!existsSync(join(dir, 'model.safetensors'))) writeRandomLlama(dir, shape, log);
+  if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape, log);
   const params = paramCount(shape);
   for (const { tp, pp } of LAYOUTS[name]!) {
     log(`${name} tp=${tp} pp=${pp}: loading`);

@@ -1,5 +1,5 @@
 /** Random-weight Llama checkpoints in the Hugging Face layout, for benchmarks (bf16 on disk). */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors } from '@weft/core';
 
@@ -39,6 +39,11 @@ function randomBf16(n: number, std: number, seed: number): Uint16Array {
   return out;
 }
 
+/**
+ * Write a random-weight checkpoint in shards (one per layer, plus one for the
+ * embeddings and head) with `model.safetensors.index.json`: one file write
+ * stops at 2 GiB, and TinyLlama in bf16 is 2.2 GB. Sharded loading gets used too.
+ */
 export function writeRandomLlama(dir: string, s: LlamaShape, log: (m: string) => void = () => {}): void {
   mkdirSync(dir, { recursive: true });
   const hd = s.hidden / s.heads;
@@ -51,23 +56,31 @@ export function writeRandomLlama(dir: string, s: LlamaShape, log: (m: string) =>
   let seed = 1;
   const t = (shape: number[], std = 0.02) => ({ dtype: 'BF16' as const, shape, data: randomBf16(shape.reduce((a, b) => a * b, 1), std, seed++) });
   const ones = (n: number) => ({ dtype: 'BF16' as const, shape: [n], data: new Uint16Array(n).fill(0x3f80) });
-  const tensors: Record<string, ReturnType<typeof t>> = {
-    'model.embed_tokens.weight': t([s.vocab, s.hidden]),
-    'model.norm.weight': ones(s.hidden),
-    'lm_head.weight': t([s.vocab, s.hidden]),
+  const weightMap: Record<string, string> = {};
+  const write = (file: string, tensors: Record<string, ReturnType<typeof t>>) => {
+    writeSafetensors(join(dir, file), tensors);
+    for (const k of Object.keys(tensors)) weightMap[k] = file;
   };
+  log(`writing ${s.name} checkpoint (${(paramCount(s) / 1e6).toFixed(0)} M parameters, bf16, sharded) to ${dir}`);
+  write('model-embed.safetensors', { 'model.embed_tokens.weight': t([s.vocab, s.hidden]), 'model.norm.weight': ones(s.hidden), 'lm_head.weight': t([s.vocab, s.hidden]) });
   for (let i = 0; i < s.layers; i++) {
     const p = `model.layers.${i}`;
-    tensors[`${p}.input_layernorm.weight`] = ones(s.hidden);
-    tensors[`${p}.post_attention_layernorm.weight`] = ones(s.hidden);
-    tensors[`${p}.self_attn.q_proj.weight`] = t([s.heads * hd, s.hidden]);
-    tensors[`${p}.self_attn.k_proj.weight`] = t([s.kvHeads * hd, s.hidden]);
-    tensors[`${p}.self_attn.v_proj.weight`] = t([s.kvHeads * hd, s.hidden]);
-    tensors[`${p}.self_attn.o_proj.weight`] = t([s.hidden, s.heads * hd]);
-    tensors[`${p}.mlp.gate_proj.weight`] = t([s.intermediate, s.hidden]);
-    tensors[`${p}.mlp.up_proj.weight`] = t([s.intermediate, s.hidden]);
-    tensors[`${p}.mlp.down_proj.weight`] = t([s.hidden, s.intermediate]);
+    write(`model-layer-${String(i).padStart(3, '0')}.safetensors`, {
+      [`${p}.input_layernorm.weight`]: ones(s.hidden),
+      [`${p}.post_attention_layernorm.weight`]: ones(s.hidden),
+      [`${p}.self_attn.q_proj.weight`]: t([s.heads * hd, s.hidden]),
+      [`${p}.self_attn.k_proj.weight`]: t([s.kvHeads * hd, s.hidden]),
+      [`${p}.self_attn.v_proj.weight`]: t([s.kvHeads * hd, s.hidden]),
+      [`${p}.self_attn.o_proj.weight`]: t([s.hidden, s.heads * hd]),
+      [`${p}.mlp.gate_proj.weight`]: t([s.intermediate, s.hidden]),
+      [`${p}.mlp.up_proj.weight`]: t([s.intermediate, s.hidden]),
+      [`${p}.mlp.down_proj.weight`]: t([s.hidden, s.intermediate]),
+    });
   }
-  log(`writing ${s.name} checkpoint (${(paramCount(s) / 1e6).toFixed(0)} M parameters, bf16) to ${dir}`);
-  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1));
+}
+
+/** True once `writeRandomLlama` finished in `dir` (the index is written last). */
+export function hasRandomLlama(dir: string): boolean {
+  return existsSync(join(dir, 'model.safetensors.index.json'));
 }
