@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { WeftError } from '@weft/core';
-import { FrameError, FrameReader, FrameType, HANDSHAKE_MAX_FRAME, lengthPrefix } from './frame.js';
+import { FrameError, FrameReader, FrameType, framed, HANDSHAKE_MAX_FRAME } from './frame.js';
 import { authFrame, authOkFrame, checkAuth, checkAuthOk, clientNonceOf, helloFrame, newNonce, parseHello, rejectFrame } from './handshake.js';
 
 export interface ConnHandlers {
@@ -159,20 +159,20 @@ export async function acceptHandshake(
   const hs = handshakeReader(socket, reader, opts.timeoutMs, `peer ${remote}`);
   try {
     const sn = newNonce();
-    socket.write(Buffer.concat([lengthPrefix(39), helloFrame(sn)]));
+    socket.write(framed(helloFrame(sn)));
     const f = await hs.next();
     const checked = checkAuth(opts.token, sn, f);
     const verdict = typeof checked === 'string' ? checked : admit(checked.info);
     if (typeof verdict === 'string' || typeof checked === 'string') {
       const reason = typeof checked === 'string' ? checked : `refused: ${verdict as string}`;
       const rej = rejectFrame(typeof checked === 'string' ? checked : (verdict as string));
-      socket.end(Buffer.concat([lengthPrefix(rej.length), rej]));
+      socket.end(framed(rej));
       throw new WeftError(`peer ${remote}: ${reason}`);
     }
     const ok = authOkFrame(opts.token, checked.clientNonce, sn, verdict.reply);
     const conn = new AuthedConn(socket, reader, remote, opts.maxFrame);
     conn.feed(hs.rest());
-    socket.write(Buffer.concat([lengthPrefix(ok.length), ok]));
+    socket.write(framed(ok));
     return { conn, info: checked.info };
   } catch (e) {
     socket.on('error', () => {});
@@ -193,7 +193,7 @@ export async function dialHandshake(host: string, port: number, info: unknown, o
     const hello = parseHello(await hs.next());
     if (typeof hello === 'string') throw new WeftError(`${remote}: ${hello}`);
     const auth = authFrame(opts.token, hello.nonce, info);
-    socket.write(Buffer.concat([lengthPrefix(auth.length), auth]));
+    socket.write(framed(auth));
     const ans = checkAuthOk(opts.token, clientNonceOf(auth), hello.nonce, await hs.next());
     if (typeof ans === 'string') throw new WeftError(`${remote}: ${ans}`);
     const conn = new AuthedConn(socket, reader, remote, opts.maxFrame);

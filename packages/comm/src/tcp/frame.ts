@@ -66,6 +66,11 @@ export function lengthPrefix(n: number): Buffer {
   return b;
 }
 
+/** `payload` with its length prefix: one whole frame on the wire. */
+export function framed(payload: Buffer): Buffer {
+  return Buffer.concat([lengthPrefix(payload.length), payload]);
+}
+
 /** Header of one DATA frame (the length prefix included): the payload follows. */
 export function dataHeader(payloadBytes: number, elemType: number, last: boolean, channel: number): Buffer {
   const b = Buffer.allocUnsafe(4 + DATA_HEADER);

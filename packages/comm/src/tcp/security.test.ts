@@ -1,7 +1,7 @@
 /** Hostile peers at a live rank: garbage, oversized frames, wrong tokens, another protocol version, silence. None may crash or stall the group. */
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { lengthPrefix, MAGIC } from './frame.js';
+import { framed, lengthPrefix, MAGIC } from './frame.js';
 import { authFrame, parseHello } from './handshake.js';
 import { dialHandshake } from './connection.js';
 import { rendezvous, RendezvousError } from '../rendezvous/rendezvous.js';
@@ -47,7 +47,6 @@ describe('a live rank under attack', () => {
     const logs: string[] = [];
     const master = rendezvous({ rank: 0, worldSize: 2, token: TOKEN, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: 15_000, log: (l) => logs.push(l) });
     await new Promise((r) => setTimeout(r, 100));
-    const framed = (b: Buffer) => Buffer.concat([lengthPrefix(b.length), b]);
     const results = await Promise.all([
       poke(port, () => Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), // length prefix "GET " = 1.2 GB: over the limit
       poke(port, () => framed(Buffer.from('not a handshake at all'))),

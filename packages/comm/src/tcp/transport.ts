@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { CollectiveTimeoutError, WeftError } from '@weft/core';
 import { allocWire, bytesOf, wireTypeName, wireTypeOf, type WireArray } from '../communicator.js';
 import { acceptHandshake, type AuthedConn } from './connection.js';
-import { DATA_HEADER, DATA_PART_BYTES, DEFAULT_MAX_FRAME, FrameType, dataHeader, lengthPrefix } from './frame.js';
+import { DATA_HEADER, DATA_PART_BYTES, DEFAULT_MAX_FRAME, FrameType, dataHeader, framed } from './frame.js';
 
 /** A connection to a rank was lost without an orderly goodbye. */
 export class PeerLostError extends WeftError {
@@ -274,7 +274,7 @@ export class TcpTransport {
     // Tell the others which rank was lost, so that every rank names it rather than whoever closed first.
     const lost = e instanceof PeerLostError ? e : null;
     const note = Buffer.from(JSON.stringify({ lost: lost?.peer ?? this.rank, detail: lost?.detail ?? `rank ${this.rank} failed: ${e.message}` }), 'utf8');
-    const frame = Buffer.concat([lengthPrefix(1 + note.length), Buffer.from([FrameType.abort]), note]);
+    const frame = framed(Buffer.concat([Buffer.from([FrameType.abort]), note]));
     for (const [r, p] of this.peers) {
       if (r === lost?.peer || p.left) p.conn.destroy('aborted');
       else {
@@ -290,7 +290,7 @@ export class TcpTransport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const bye = Buffer.concat([lengthPrefix(1), Buffer.from([FrameType.bye])]);
+    const bye = framed(Buffer.from([FrameType.bye]));
     await Promise.all(
       [...this.peers.values()].map(async (p) => {
         try {
