@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import {
   ConfigError,
   WeftError,
+  prepareWebgpuEnvironment,
   rankCoords,
   rankLayout,
   resolveParallelConfig,
@@ -179,6 +180,7 @@ export class RankPool {
       throw new ConfigError(`spawnRanks: args cannot be sent to the workers (${(e as Error).message})`);
     }
 
+    if (opts.backend === 'webgpu') prepareWebgpuEnvironment();
     for (let rank = 0; rank < ws; rank++) {
       const boot: WorkerBoot = {
         weftRank: true,

@@ -56,22 +56,14 @@ const probes: Record<BackendName, Probe> = {
     return null;
   },
   async webgpu() {
-    const g = globalThis as { navigator?: { gpu?: unknown } };
+    const g = globalThis as { navigator?: { gpu?: GpuLike } };
+    let why: string | null = null;
     if (!g.navigator?.gpu) {
-      try {
-        const webgpu = (await importOptional('webgpu')) as {
-          create: (opts: string[]) => unknown;
-          globals: Record<string, unknown>;
-        };
-        Object.assign(globalThis, webgpu.globals);
-        Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu: webgpu.create([]) }, configurable: true, writable: true });
-      } catch (e) {
-        return `no navigator.gpu, and the npm package 'webgpu' (Dawn) could not be loaded: ${(e as Error).message}`;
-      }
+      why = await installDawn();
+      if (why !== null) return why;
     }
     try {
-      const gpu = (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
-      const adapter = await gpu.requestAdapter();
+      const adapter = await g.navigator!.gpu!.requestAdapter();
       if (!adapter) return `WebGPU (Dawn) found no adapter; it needs the Vulkan loader and a GPU driver's ICD: ${vulkanDiagnosis()}`;
       // By name at run time: bundled, its ESM build would need tfjs-backend-cpu's ESM tree beside it.
       await importOptional('@tensorflow/tfjs-backend-webgpu');
@@ -81,6 +73,66 @@ const probes: Record<BackendName, Probe> = {
     }
   },
 };
+
+interface GpuLike {
+  requestAdapter(opts?: Record<string, unknown>): Promise<{ info?: { description?: string; vendor?: string } } | null>;
+}
+
+/**
+ * Mesa's EGL needs `EGL_PLATFORM=surfaceless` to start without a display (Dawn's
+ * OpenGL fallback). Call it in the main thread before starting worker ranks: a
+ * worker's `process.env` is its own copy and never reaches the C environment.
+ */
+export function prepareWebgpuEnvironment(): void {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+}
+
+/** Which Dawn adapter webgpu runs on, for `BackendInfo.reason`. */
+let dawnAdapter = '';
+
+/**
+ * Sets up `navigator.gpu` from the npm package `webgpu` (Dawn). Vulkan first (a
+ * real GPU); when that finds no adapter, Dawn's OpenGL backend on Mesa's
+ * software rasteriser (llvmpipe, EGL surfaceless) in WebGPU compatibility mode,
+ * which is slow but runs every WGSL kernel on a CPU-only machine (tests, CI).
+ * `WEFT_WEBGPU_BACKEND=vulkan|opengl` forces one.
+ */
+async function installDawn(): Promise<string | null> {
+  let webgpu: { create: (opts: string[]) => GpuLike; globals: Record<string, unknown> };
+  try {
+    webgpu = (await importOptional('webgpu')) as typeof webgpu;
+  } catch (e) {
+    return `no navigator.gpu, and the npm package 'webgpu' (Dawn) could not be loaded: ${(e as Error).message}`;
+  }
+  Object.assign(globalThis, webgpu.globals);
+  const forced = process.env.WEFT_WEBGPU_BACKEND;
+  if (forced !== undefined && forced !== 'vulkan' && forced !== 'opengl') {
+    return `WEFT_WEBGPU_BACKEND must be 'vulkan' or 'opengl', got '${forced}'`;
+  }
+  let gpu: GpuLike | null = null;
+  if (forced !== 'opengl') {
+    const vk = webgpu.create(['backend=vulkan']);
+    const a = await vk.requestAdapter().catch(() => null);
+    if (a || forced === 'vulkan') gpu = vk;
+    if (a) dawnAdapter = `Vulkan: ${a.info?.vendor ?? ''} ${a.info?.description ?? ''}`.trim();
+  }
+  if (!gpu) {
+    prepareWebgpuEnvironment();
+    const gl = webgpu.create(['backend=opengl']);
+    const a = await gl.requestAdapter({ featureLevel: 'compatibility' }).catch(() => null);
+    if (a) {
+      const request = gl.requestAdapter.bind(gl);
+      gl.requestAdapter = (opts = {}) => request({ ...opts, featureLevel: 'compatibility' });
+      gpu = gl;
+      dawnAdapter = `OpenGL (compatibility mode): ${a.info?.description ?? ''}`.trim();
+    } else {
+      gpu = webgpu.create([]);
+    }
+  }
+  const nav = (globalThis as { navigator?: object }).navigator ?? {};
+  Object.defineProperty(globalThis, 'navigator', { value: { ...nav, gpu }, configurable: true, writable: true });
+  return null;
+}
 
 /** What Dawn's Vulkan backend looks for on Linux, and what is there: the loader library and the driver ICD manifests. */
 function vulkanDiagnosis(): string {
@@ -95,7 +147,7 @@ function vulkanDiagnosis(): string {
   return [
     `loader libvulkan.so.1: ${loader ?? `not found in ${libDirs.join(', ')} (install libvulkan1)`}`,
     `driver ICDs${envFiles ? ' from VK_DRIVER_FILES' : ''}: ${icds.length ? icds.join(', ') : `none in ${icdDirs.join(', ')} (NVIDIA: the driver's nvidia_icd.json; point VK_DRIVER_FILES at it)`}`,
-    'CPU-only Vulkan (lavapipe) lacks features Dawn needs',
+    "CPU-only Vulkan (lavapipe) lacks features Dawn needs; Dawn's OpenGL fallback needs Mesa's EGL (libegl-mesa0, libgl1-mesa-dri)",
   ].join('; ');
 }
 
@@ -151,5 +203,5 @@ async function activate(name: BackendName, reason: string, opts: InitBackendOpti
     // packed 32×32 program ran a decode step's matmuls 2.5× faster (docs/benchmarks/gpu.md).
     tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', WEBGPU_MATMUL_PACKED);
   }
-  return { name, tfBackend: tf.getBackend(), reason };
+  return { name, tfBackend: tf.getBackend(), reason: name === 'webgpu' && dawnAdapter ? `${reason}; Dawn on ${dawnAdapter}` : reason };
 }
