@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '@weft/core';
+import { type BackendName } from '@weft/core';
 import { LLM } from '@weft/llama';
+import { profileKernels } from './kernel-profile.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 
 const { values: v } = parseArgs({
@@ -32,6 +32,8 @@ const { values: v } = parseArgs({
     /** transformers results already measured by scripts/gpu/torch_bench.py (its stdout). */
     'torch-json': { type: 'string' },
     'no-profile': { type: 'boolean', default: false },
+    /** Skip the stock-kernel pass of weft. */
+    'kernels-only': { type: 'boolean', default: false },
     'write-only': { type: 'boolean', default: false },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu.json' },
@@ -54,48 +56,57 @@ if (v['write-only']) process.exit(0);
 const promptOf = (len: number, salt: number) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (shape.vocab - 3)));
 const rows: Record<string, unknown>[] = [];
 
-// --- weft ---
-log(`weft on ${backend}, tp=1: loading ${(params / 1e6).toFixed(0)} M parameters`);
-let t0 = performance.now();
-const llm = await LLM.load(dir, { tp: 1, backend, timeoutMs: 600_000 });
-const loadS = (performance.now() - t0) / 1000;
-log(`loaded in ${loadS.toFixed(1)} s`);
-const weftDecodeMsPerStep: Record<number, number> = {};
-try {
-  const prompt = promptOf(promptLen, 0);
-  // Warm-up compiles every shader these shapes need (WebGPU pipelines are built on first use).
-  await llm.generate([prompt], { maxTokens: 2, ignoreEos: true });
-  const prefills: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    t0 = performance.now();
-    await llm.generate([promptOf(promptLen, r + 1)], { maxTokens: 1, ignoreEos: true });
-    prefills.push((performance.now() - t0) / 1000);
+// --- weft: tfjs's stock WebGPU kernels, then weft's own (same run, same weights) ---
+const weftDecodeMsPerStep: Record<string, Record<number, number>> = {};
+let loadS = 0;
+const variants: [string, string][] = backend === 'webgpu' && !v['kernels-only'] ? [['stock tfjs kernels', '0'], ['weft kernels', '1']] : [['weft kernels', '1']];
+for (const [label, flag] of variants) await benchWeft(label, flag);
+
+async function benchWeft(label: string, kernelsFlag: string): Promise<void> {
+  // Worker ranks copy the environment when they start.
+  process.env.WEFT_WEBGPU_KERNELS = kernelsFlag;
+  log(`weft on ${backend} (${label}), tp=1: loading ${(params / 1e6).toFixed(0)} M parameters`);
+  let t0 = performance.now();
+  const llm = await LLM.load(dir, { tp: 1, backend, timeoutMs: 600_000 });
+  loadS = (performance.now() - t0) / 1000;
+  log(`loaded in ${loadS.toFixed(1)} s`);
+  const perStep: Record<number, number> = (weftDecodeMsPerStep[label] = {});
+  try {
+    const prompt = promptOf(promptLen, 0);
+    // Warm-up compiles every shader these shapes need (WebGPU pipelines are built on first use).
+    await llm.generate([prompt], { maxTokens: 2, ignoreEos: true });
+    const prefills: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      t0 = performance.now();
+      await llm.generate([promptOf(promptLen, r + 1)], { maxTokens: 1, ignoreEos: true });
+      prefills.push((performance.now() - t0) / 1000);
+    }
+    const prefillS = median(prefills);
+    for (const b of batches) {
+      const prompts = Array.from({ length: b }, (_, i) => promptOf(8, i + 7));
+      await llm.generate(prompts, { maxTokens: decodeTokens + 1, ignoreEos: true }); // warm-up at this batch
+      t0 = performance.now();
+      await llm.generate(prompts, { maxTokens: decodeTokens + 1, ignoreEos: true });
+      const longS = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      await llm.generate(prompts, { maxTokens: 1, ignoreEos: true });
+      const oneS = (performance.now() - t0) / 1000;
+      const decodeS = Math.max(1e-9, longS - oneS);
+      perStep[b] = (decodeS * 1000) / decodeTokens;
+      const row = { engine: `weft ${backend} fp32, ${label}`, dtype: 'float32', batch: b, prefill_tok_s: +(promptLen / prefillS).toFixed(1), decode_tok_s: +((b * decodeTokens) / decodeS).toFixed(2) };
+      rows.push(row);
+      log(JSON.stringify(row));
+    }
+  } finally {
+    await llm.close();
   }
-  const prefillS = median(prefills);
-  for (const b of batches) {
-    const prompts = Array.from({ length: b }, (_, i) => promptOf(8, i + 7));
-    await llm.generate(prompts, { maxTokens: decodeTokens + 1, ignoreEos: true }); // warm-up at this batch
-    t0 = performance.now();
-    await llm.generate(prompts, { maxTokens: decodeTokens + 1, ignoreEos: true });
-    const longS = (performance.now() - t0) / 1000;
-    t0 = performance.now();
-    await llm.generate(prompts, { maxTokens: 1, ignoreEos: true });
-    const oneS = (performance.now() - t0) / 1000;
-    const decodeS = Math.max(1e-9, longS - oneS);
-    weftDecodeMsPerStep[b] = (decodeS * 1000) / decodeTokens;
-    const row = { engine: `weft ${backend} fp32`, dtype: 'float32', batch: b, prefill_tok_s: +(promptLen / prefillS).toFixed(1), decode_tok_s: +((b * decodeTokens) / decodeS).toFixed(2) };
-    rows.push(row);
-    log(JSON.stringify(row));
-  }
-} finally {
-  await llm.close();
 }
 
-// --- where a batch-1 decode step goes: the step's GEMVs alone, per tfjs matmul program ---
+// --- each kernel before (tfjs's stock ops) and after (weft's kernel), at the shapes of one batch-1 decode step ---
 let profile: Record<string, unknown> | null = null;
-if (!v['no-profile']) {
-  log('profiling the GEMVs of one decode step in this thread');
-  profile = await profileGemvs();
+if (!v['no-profile'] && backend === 'webgpu') {
+  log('timing each kernel against the stock ops it replaces, in this thread');
+  profile = await profileKernels({ ...shape, headDim: shape.hidden / shape.heads, context: promptLen }, log);
 }
 
 // --- transformers on PyTorch, same weights ---
@@ -134,7 +145,7 @@ rows.push({ engine: `bound: bf16 weights ÷ ${v['bandwidth-tb-s']} TB/s`, dtype:
 
 const ratios: Record<string, unknown>[] = [];
 for (const b of batches) {
-  const weft = rows.find((r) => String(r.engine).startsWith('weft') && r.batch === b);
+  const weft = rows.find((r) => String(r.engine).startsWith('weft') && String(r.engine).endsWith('weft kernels') && r.batch === b);
   for (const other of rows.filter((r) => String(r.engine).startsWith('transformers') && r.batch === b)) {
     if (!weft) continue;
     ratios.push({
@@ -152,7 +163,14 @@ console.log('| engine | batch | prefill tok/s | decode tok/s |\n| --- | --- | --
 for (const r of rows) console.log(`| ${String(r.engine)} | ${String(r.batch)} | ${r.prefill_tok_s ?? '—'} | ${r.decode_tok_s} |`);
 console.log('\nweft ÷ other\n\n| batch | vs | prefill | decode |\n| --- | --- | --- | --- |');
 for (const r of ratios) console.log(`| ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} |`);
-if (profile) console.log(`\nbatch-1 decode step: ${weftDecodeMsPerStep[1]?.toFixed(2)} ms in weft; its GEMVs alone: ${JSON.stringify(profile.gemvMsPerStep)}`);
+if (profile) {
+  console.log('\nkernels, ms per decode step (count × one call), stock tfjs ops → weft kernel\n\n| op | per step | stock ms | weft ms | speed-up |\n| --- | --- | --- | --- | --- |');
+  for (const k of profile.kernels as { op: string; count: number; stockMs: number; weftMs: number }[]) {
+    console.log(`| ${k.op} | ${k.count} | ${k.stockMs} | ${k.weftMs} | ${(k.stockMs / k.weftMs).toFixed(1)}× |`);
+  }
+  console.log(`\ntfjs per-op cost (µs, chain of tiny adds) by WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: ${JSON.stringify(profile.perOpUs)}`);
+}
+console.log(`\nweft decode ms per step: ${JSON.stringify(weftDecodeMsPerStep)}`);
 
 mkdirSync(dirname(String(v.out)), { recursive: true });
 writeFileSync(
@@ -167,53 +185,3 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/**
- * The GEMVs of one batch-1 decode step (weights stored [in, out], as weft's
- * linears hold them), timed with one read-back per step, for each of tfjs's
- * matmul programs (-1 = tfjs's own choice).
- */
-async function profileGemvs(): Promise<Record<string, unknown>> {
-  const info = await initBackend({ prefer: backend });
-  const H = shape.hidden;
-  const I = shape.intermediate;
-  const hd = H / shape.heads;
-  const kinds: Record<string, [number, number, number]> = {
-    qkv: [H, (shape.heads + 2 * shape.kvHeads) * hd, shape.layers],
-    o: [H, H, shape.layers],
-    gate_up: [H, 2 * I, shape.layers],
-    down: [I, H, shape.layers],
-    lm_head: [H, shape.vocab, 1],
-  };
-  const weights = Object.fromEntries(Object.entries(kinds).map(([k, [i, o]]) => [k, tf.randomNormal([i, o], 0, 0.02) as tf.Tensor2D]));
-  const xs = Object.fromEntries(Object.entries(kinds).map(([k, [i]]) => [k, tf.randomNormal([1, i]) as tf.Tensor2D]));
-  const gemvMsPerStep: Record<string, Record<string, number>> = {};
-  // The flag exists only once tfjs-backend-webgpu is loaded.
-  const programs = backend === 'webgpu' ? [-1, 0, 1, 2, 3] : [-1];
-  for (const program of programs) {
-    if (backend === 'webgpu') tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', program);
-    const per: Record<string, number> = {};
-    let total = 0;
-    for (const [k, [, , count]] of Object.entries(kinds)) {
-      const once = async () => {
-        const outs: tf.Tensor[] = [];
-        for (let c = 0; c < count; c++) outs.push(tf.matMul(xs[k]!, weights[k]!));
-        await outs[outs.length - 1]!.data();
-        tf.dispose(outs);
-      };
-      await once();
-      await once();
-      const reps = 10;
-      const s = performance.now();
-      for (let r = 0; r < reps; r++) await once();
-      per[k] = +((performance.now() - s) / reps).toFixed(3);
-      total += per[k]!;
-    }
-    per.total = +total.toFixed(3);
-    gemvMsPerStep[program === -1 ? 'tfjs default' : ['MatMulReduce', 'MatMulSplitK', 'MatMulSmallOutputSize', 'MatMulPacked'][program]!] = per;
-    log(`GEMVs of one step with program ${program}: ${JSON.stringify(per)}`);
-  }
-  if (backend === 'webgpu') tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', -1);
-  tf.dispose([...Object.values(weights), ...Object.values(xs)]);
-  const fp32Bytes = params * 4;
-  return { backend: info, gemvMsPerStep, boundMsPerStep: +((fp32Bytes / bandwidth) * 1000).toFixed(3) };
-}

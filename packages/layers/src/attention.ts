@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, divide } from '@weft/core';
 import { validateMetadata, type AttentionMetadata } from './attention-metadata.js';
+import { attentionKernel } from './kernels/index.js';
 import type { KVCache } from './kv-cache.js';
 
 export interface AttentionOptions {
@@ -107,6 +108,16 @@ export class Attention {
   private attendSequence(q: tf.Tensor2D, kAll: tf.Tensor3D, vAll: tf.Tensor3D, contextLen: number): tf.Tensor2D {
     const L = q.shape[0];
     const N = kAll.shape[0];
+    const fused = attentionKernel(q, kAll, vAll, {
+      numHeads: this.numHeads,
+      numKvHeads: this.numKvHeads,
+      headDim: this.headDim,
+      vHeadDim: this.vHeadDim,
+      valueIsKeyPrefix: this.valueIsKeyPrefix,
+      scale: this.scale,
+      firstPos: contextLen,
+    });
+    if (fused) return fused;
     const kh = tf.transpose(kAll, [1, 0, 2]); // [Hk, N, D]
     const vh = this.valueIsKeyPrefix ? tf.slice(kh, [0, 0, 0], [-1, -1, this.vHeadDim]) : tf.transpose(vAll, [1, 0, 2]); // [Hk, N, Dv]
     const chunk = Math.max(1, Math.min(this.queryChunk, Math.floor(this.maxScoreElements / (this.numHeads * N))));

@@ -8,6 +8,7 @@ import type { GroupCoordinator } from '@weft/comm';
 import { ConfigError } from '@weft/core';
 import { MergedColumnParallelLinear } from './linear/merged-column-parallel-linear.js';
 import { RowParallelLinear } from './linear/row-parallel-linear.js';
+import { siluAndMulOp } from './kernels/index.js';
 import type { Parameter } from './parameter.js';
 
 export interface GatedMLPOptions {
@@ -52,10 +53,7 @@ export class GatedMLP {
 
   async forward(x: tf.Tensor2D): Promise<tf.Tensor2D> {
     const gateUp = await this.gateUpProj.forward(x);
-    const act = tf.tidy(() => {
-      const [gate, up] = tf.split(gateUp, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
-      return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D;
-    });
+    const act = siluAndMulOp(gateUp);
     gateUp.dispose();
     const out = await this.downProj.forward(act);
     act.dispose();

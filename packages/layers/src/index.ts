@@ -13,3 +13,4 @@ export * from './gated-mlp.js';
 export * from './decoder-only-lm.js';
 export * from './parity.js';
 export * from './moe/index.js';
+export * from './kernels/index.js';

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@weft/core';
+import { rmsNormOp } from './kernels/index.js';
 import { Parameter } from './parameter.js';
 
 export class RMSNorm {
@@ -31,12 +32,7 @@ export class RMSNorm {
   /** `x [T, hidden] → [T, hidden]`. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
     this.checkInput(x);
-    return tf.tidy(() => {
-      const variance = tf.mean(tf.square(x), -1, true);
-      const normed = tf.mul(x, tf.rsqrt(tf.add(variance, this.eps)));
-      // HF multiplies the weight last (`self.weight * hidden_states`); keep that order.
-      return tf.mul(this.weight.tensor, normed) as tf.Tensor2D;
-    });
+    return rmsNormOp(x, this.weight.tensor, this.eps);
   }
 
   /** `(x, residual) → [norm(x + residual), x + residual]`. */

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator } from '@weft/comm';
 import { vocabRange } from '@weft/core';
 import { expectCheckpointShape, Parameter, type HostTensor } from './parameter.js';
+import { linearOp } from './kernels/index.js';
 
 export interface VocabParallelOptions {
   prefix: string;
@@ -101,7 +102,7 @@ export class ParallelLMHead {
   async forward(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
     const w = this.embedding.weight;
     const wT = w.storeTransposed ? (w.tensor as tf.Tensor2D) : (this.weightT ??= tf.keep(tf.transpose(w.tensor as tf.Tensor2D)));
-    const local = tf.matMul(hidden, wT);
+    const local = linearOp(hidden, wT);
     const tp = this.tp;
     const full = tp.worldSize === 1 ? local : await tp.gather(local, 0, -1);
     if (full !== local) local.dispose();

@@ -18,10 +18,8 @@ export class LlamaAttention implements TokenMixer {
   readonly oProj: RowParallelLinear;
   readonly rope: ReturnType<typeof getRope>;
   readonly attn: Attention;
-  private readonly headDim: number;
 
   constructor(prefix: string, config: LlamaConfig, tp: GroupCoordinator) {
-    this.headDim = config.headDim;
     this.qkvProj = new QKVParallelLinear({
       prefix: `${prefix}.qkv_proj`,
       hiddenSize: config.hiddenSize,
@@ -67,15 +65,12 @@ export class LlamaAttention implements TokenMixer {
   async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D> {
     const qkv = await this.qkvProj.forward(hidden);
     const out = tf.tidy(() => {
-      const { qSize, kvSize } = this.qkvProj;
-      const [q, k, v] = tf.split(qkv, [qSize, kvSize, kvSize], -1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const T = hidden.shape[0];
-      const [qr, kr] = this.rope.forward(
-        positions,
-        tf.reshape(q, [T, this.qkvProj.numHeads, this.headDim]) as tf.Tensor3D,
-        tf.reshape(k, [T, this.qkvProj.numKvHeads, this.headDim]) as tf.Tensor3D,
-      );
-      return this.attn.forward(tf.reshape(qr, [T, qSize]) as tf.Tensor2D, tf.reshape(kr, [T, kvSize]) as tf.Tensor2D, v, meta, cache);
+      const { qSize, kvSize, numHeads, numKvHeads } = this.qkvProj;
+      // Rotated straight out of the fused qkv (one kernel each on webgpu); v is a plain slice.
+      const q = this.rope.rotateColumns(positions, qkv, 0, numHeads);
+      const k = this.rope.rotateColumns(positions, qkv, qSize, numKvHeads);
+      const v = tf.slice(qkv, [0, qSize + kvSize], [-1, kvSize]) as tf.Tensor2D;
+      return this.attn.forward(q, k, v, meta, cache);
     });
     qkv.dispose();
     const o = await this.oProj.forward(out);

@@ -5,6 +5,7 @@
  * Subclasses decide what is sharded and how checkpoint tensors land in it.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { linearOp } from '../kernels/index.js';
 import { Parameter, type WeightLoader } from '../parameter.js';
 
 export interface LinearOptions {
@@ -38,11 +39,8 @@ export abstract class LinearBase {
 
   /** `x [T, in] → [T, out]` on this rank's shard; `addBias` false skips the bias (row-parallel ranks ≠ 0). */
   protected matmul(x: tf.Tensor2D, addBias = true): tf.Tensor2D {
-    return tf.tidy(() => {
-      // The weight is stored as [in, out] (see Parameter.storeTransposed).
-      const y = tf.matMul(x, this.weight.tensor as tf.Tensor2D);
-      return (addBias && this.bias ? tf.add(y, this.bias.tensor) : y) as tf.Tensor2D;
-    });
+    // The weight is stored as [in, out] (see Parameter.storeTransposed).
+    return linearOp(x, this.weight.tensor as tf.Tensor2D, addBias ? this.bias?.tensor : null);
   }
 
   dispose(): void {

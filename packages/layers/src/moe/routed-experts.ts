@@ -14,6 +14,7 @@ import { ConfigError, divide, WeftError } from '@weft/core';
 import { fusedShardLoader } from '../linear/merged-column-parallel-linear.js';
 import { expectCheckpointShape, Parameter, type WeightLoader } from '../parameter.js';
 import type { ExpertMap } from './expert-map.js';
+import { linearOp, siluAndMulOp } from '../kernels/index.js';
 
 export interface RoutedExpertsOptions {
   /** The MoE block, e.g. `model.layers.1.mlp`. */
@@ -127,10 +128,8 @@ export class RoutedExperts {
         if (ts.length === 0) return;
         const xe = tf.gather(x, tf.tensor1d(ts, 'int32'));
         // Weights are stored [in, out] (Parameter.storeTransposed): wasm's transposeB matMul is ~10× slower.
-        const gateUp = tf.matMul(xe, this.gateUp[local]!.tensor as tf.Tensor2D);
-        const [gate, up] = tf.split(gateUp, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
-        const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
-        const y = tf.matMul(act, this.down[local]!.tensor as tf.Tensor2D);
+        const act = siluAndMulOp(linearOp(xe, this.gateUp[local]!.tensor as tf.Tensor2D));
+        const y = linearOp(act, this.down[local]!.tensor as tf.Tensor2D);
         outs.push(tf.mul(y, tf.tensor2d(scales[local]!, [ts.length, 1])));
       });
       const stacked = tf.concat([...outs, tf.zeros([1, H])], 0);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@weft/core';
+import { rotaryColumnsKernel } from '../kernels/index.js';
 import { defaultInvFreq, dynamicNtkInvFreq, f32, linearInvFreq, llama3InvFreq } from './frequencies.js';
 import type { RopeOptions, RopeScaling, RopeType } from './types.js';
 import { yarnInvFreq, yarnSoftmaxScaleFactor } from './yarn.js';
@@ -76,6 +77,30 @@ export class RotaryEmbedding {
     return tf.tidy(() => {
       const [cos, sin] = this.cosSin(positions);
       return [applyRotary(q, cos, sin, this.rotaryDim, this.isNeoxStyle), applyRotary(k, cos, sin, this.rotaryDim, this.isNeoxStyle)];
+    });
+  }
+
+  /**
+   * Rotate `heads` heads of size headSize held in columns `[colStart, ..)` of
+   * a fused projection `src [T, W]` → `[T, heads·headSize]`. On webgpu this is
+   * one kernel reading the fused tensor in place; elsewhere a slice and `forward`.
+   */
+  rotateColumns(positions: tf.Tensor1D, src: tf.Tensor2D, colStart: number, heads: number): tf.Tensor2D {
+    const T = src.shape[0];
+    if (positions.dtype === 'int32' && positions.shape[0] === T && this.type !== 'dynamic' && this.cosCache && this.sinCache) {
+      const out = rotaryColumnsKernel(src, positions, this.cosCache, this.sinCache, {
+        colStart,
+        heads,
+        headDim: this.headSize,
+        rotaryDim: this.rotaryDim,
+        isNeoxStyle: this.isNeoxStyle,
+      });
+      if (out) return out;
+    }
+    return tf.tidy(() => {
+      const x = tf.reshape(tf.slice(src, [0, colStart], [T, heads * this.headSize]), [T, heads, this.headSize]) as tf.Tensor3D;
+      const [cos, sin] = this.cosSin(positions);
+      return tf.reshape(applyRotary(x, cos, sin, this.rotaryDim, this.isNeoxStyle), [T, heads * this.headSize]) as tf.Tensor2D;
     });
   }
 
