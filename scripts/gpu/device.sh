@@ -26,6 +26,6 @@ if [ "$what" != check ]; then
   # The checkpoint first (weft writes it), then transformers in its own process, then weft.
   timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1 | tee "$out/bench.log"
   PYTHONUNBUFFERED=1 timeout 200 python3 scripts/gpu/torch_bench.py --model /tmp/weft-bench-tinyllama-1.1b-22l > "$out/torch.json" 2>> "$out/bench.log" || rc=1
-  timeout 300 node examples/dist/bench/gpu.js --backend webgpu --torch-json "$out/torch.json" --out "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee -a "$out/bench.log" || rc=1
+  timeout 450 node examples/dist/bench/gpu.js --backend webgpu --torch-json "$out/torch.json" --out "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee -a "$out/bench.log" || rc=1
 fi
 exit $rc

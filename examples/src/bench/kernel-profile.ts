@@ -74,7 +74,7 @@ export async function profileKernels(s: ProfileShape, log: (m: string) => void):
     ['down_proj', I, H, s.layers],
     ['lm_head', H, s.vocab, 1],
   ];
-  const tilings: [number, number][] = [[8, 32], [16, 16], [4, 64], [32, 8]];
+  const tilings: [number, number][] = [[8, 32], [4, 64], [2, 128], [1, 256]];
   const tilingMs: Record<string, number> = {};
   for (const [name, k, n, count] of gemvs) {
     const w = keep(tf.randomNormal([k, n], 0, 0.02) as tf.Tensor2D);
@@ -84,7 +84,7 @@ export async function profileKernels(s: ProfileShape, log: (m: string) => void):
       setSmallMTiling(l, sl);
       tilingMs[`${l}x${sl}`] = +((tilingMs[`${l}x${sl}`] ?? 0) + (await timeMs(count, () => linearOp(x, w)))).toFixed(3);
     }
-    setSmallMTiling(8, 32);
+    setSmallMTiling(4, 64);
   }
   log(`small-M matmul tilings (lanes x slices), ms for all GEMVs of a step: ${JSON.stringify(tilingMs)}`);
   const x16 = keep(tf.randomNormal([16, H]) as tf.Tensor2D);

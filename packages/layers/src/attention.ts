@@ -90,14 +90,15 @@ export class Attention {
     this.checkCache(meta, cache);
     if (T === 0) return tf.zeros([0, this.numHeads * this.vHeadDim]); // an empty (dummy) step
     return tf.tidy(() => {
+      // A lone sequence owns every row: no slices (each is a copy on webgpu).
+      const rowsOf = <X extends tf.Tensor2D>(x: X, s: { start: number; queryLen: number }): X =>
+        s.start === 0 && s.queryLen === T ? x : (tf.slice(x, [s.start, 0], [s.queryLen, -1]) as X);
       const outs = meta.seqs.map((s) => {
-        const kNew = tf.reshape(tf.slice(k, [s.start, 0], [s.queryLen, -1]), [s.queryLen, this.numKvHeads, this.headDim]) as tf.Tensor3D;
+        const kNew = tf.reshape(rowsOf(k, s), [s.queryLen, this.numKvHeads, this.headDim]) as tf.Tensor3D;
         // With V inside K the cache keeps a zero-width V: nothing is stored twice.
-        const vNew = (v
-          ? tf.reshape(tf.slice(v, [s.start, 0], [s.queryLen, -1]), [s.queryLen, this.numKvHeads, this.vHeadDim])
-          : tf.zeros([s.queryLen, this.numKvHeads, 0])) as tf.Tensor3D;
+        const vNew = (v ? tf.reshape(rowsOf(v, s), [s.queryLen, this.numKvHeads, this.vHeadDim]) : tf.zeros([s.queryLen, this.numKvHeads, 0])) as tf.Tensor3D;
         const [kAll, vAll] = cache ? cache.append(s.seqId, kNew, vNew) : [kNew, vNew];
-        const qSeq = tf.slice(q, [s.start, 0], [s.queryLen, -1]) as tf.Tensor2D;
+        const qSeq = rowsOf(q, s);
         return this.attendSequence(qSeq, kAll, vAll, s.contextLen);
       });
       return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor2D;

@@ -5,17 +5,21 @@
  * → `[L, H·Dv]`. Query row r sits at position `firstPos + r` and sees keys
  * `0 ..= firstPos + r`; head h reads KV head ⌊h / G⌋ (HF `repeat_kv`).
  *
- * One workgroup per (row, head) walks the keys in tiles of THREADS with an
- * online softmax (running max and sum, flash-decoding style): a thread scores
- * one key of the tile, the tile's probabilities go through workgroup memory,
- * and each thread accumulates its own output dims. Replaces the transposes,
+ * One workgroup per (row, head). Its SPLITS groups of THREADS walk
+ * interleaved key tiles with an online softmax (running max and sum,
+ * flash-decoding style): a thread scores one key of the tile, the tile's
+ * probabilities go through workgroup memory, each thread accumulates its own
+ * output dims, and the splits are merged at the end. Splitting the keys keeps
+ * four times as many threads busy at decode, where there are only H rows. Replaces the transposes,
  * two batched matmuls, the mask and the softmax of the composite path.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { WORKGROUP_INDEX, registerOnce, runProgram, treeReduce, type WeftProgram } from './program.js';
+import { WORKGROUP_INDEX, registerOnce, runProgram, type WeftProgram } from './program.js';
 
 export const ATTENTION = 'WeftAttention';
+/** Threads per key split; a workgroup runs SPLITS of them over interleaved key tiles. */
 const THREADS = 64;
+const SPLITS = 4;
 /** Added to masked scores, as the composite path does. */
 const MASKED = -1e30;
 
@@ -36,7 +40,7 @@ class AttentionProgram implements WeftProgram {
   dispatchLayout = { x: [0, 1] };
   dispatch: [number, number, number];
   variableNames = ['q', 'k', 'v'];
-  workgroupSize: [number, number, number] = [THREADS, 1, 1];
+  workgroupSize: [number, number, number] = [THREADS * SPLITS, 1, 1];
   uniforms = 'rows : i32, heads : i32, groups : i32, n : i32, headDim : i32, kStride : i32, vStride : i32, vHeadStride : i32, vHeadDim : i32, firstPos : i32, scale : f32,';
   private readonly dimsPerThread: number;
 
@@ -50,11 +54,20 @@ class AttentionProgram implements WeftProgram {
   getUserCode(): string {
     const U = this.dimsPerThread;
     const us = Array.from({ length: U }, (_, u) => u);
+    const W = THREADS * SPLITS;
+    const splitMax: string[] = [];
+    for (let s = THREADS / 2; s >= 1; s /= 2) splitMax.push(`if (tl < ${s}) { red[lid] = max(red[lid], red[lid + ${s}]); }`, 'workgroupBarrier();');
     return `
-  var<workgroup> red : array<f32, ${THREADS}>;
-  var<workgroup> p : array<f32, ${THREADS}>;
+  var<workgroup> red : array<f32, ${W}>;
+  var<workgroup> p : array<f32, ${W}>;
+  var<workgroup> splitM : array<f32, ${SPLITS}>;
+  var<workgroup> splitL : array<f32, ${SPLITS}>;
+  var<workgroup> splitAcc : array<f32, ${SPLITS * U * THREADS}>;
   fn main(flatIndex : i32) {
     let lid = i32(localIndex);
+    let split = lid / ${THREADS};
+    let tl = lid - split * ${THREADS};
+    let base = split * ${THREADS};
     let item = ${WORKGROUP_INDEX};
     let valid = item < uniforms.rows * uniforms.heads;
     let r = item / uniforms.heads;
@@ -68,8 +81,11 @@ class AttentionProgram implements WeftProgram {
     var m = ${MASKED};
     var l = 0.0;
     ${us.map((u) => `var acc${u} = 0.0;`).join('\n    ')}
-    for (var c = 0; c < N; c = c + ${THREADS}) {
-      let j = c + lid;
+    for (var c0 = 0; c0 < N; c0 = c0 + ${W}) {
+      // This split's tile of keys: [c, c + tile).
+      let c = c0 + base;
+      let tile = clamp(N - c, 0, ${THREADS});
+      let j = c + tl;
       let seen = valid && j < visible;
       var s = ${MASKED};
       if (seen) {
@@ -80,24 +96,23 @@ class AttentionProgram implements WeftProgram {
       }
       red[lid] = s;
       workgroupBarrier();
-      ${treeReduce('red', THREADS, 'max')}
-      let mNew = max(m, red[0]);
+      ${splitMax.join('\n      ')}
+      let mNew = max(m, red[base]);
       var e = 0.0;
       if (seen) { e = exp(s - mNew); }
       p[lid] = e;
       workgroupBarrier();
       let alpha = exp(m - mNew);
-      let tile = min(${THREADS}, N - c);
       var sum = 0.0;
-      for (var t = 0; t < tile; t = t + 1) { sum = sum + p[t]; }
+      for (var t = 0; t < tile; t = t + 1) { sum = sum + p[base + t]; }
       l = l * alpha + sum;
       ${us
         .map(
           (u) => `{
-        let dv = lid + ${u * THREADS};
+        let dv = tl + ${u * THREADS};
         var a = acc${u} * alpha;
         if (valid && dv < Dv) {
-          for (var t = 0; t < tile; t = t + 1) { a = a + p[t] * v[(c + t) * uniforms.vStride + hk * uniforms.vHeadStride + dv]; }
+          for (var t = 0; t < tile; t = t + 1) { a = a + p[base + t] * v[(c + t) * uniforms.vStride + hk * uniforms.vHeadStride + dv]; }
         }
         acc${u} = a;
       }`,
@@ -106,8 +121,24 @@ class AttentionProgram implements WeftProgram {
       m = mNew;
       workgroupBarrier();
     }
-    if (valid) {
-      ${us.map((u) => `if (lid + ${u * THREADS} < Dv) { result[(r * uniforms.heads + h) * Dv + lid + ${u * THREADS}] = acc${u} / l; }`).join('\n      ')}
+    // Merge the splits: rescale each to the common max.
+    if (tl == 0) { splitM[split] = m; splitL[split] = l; }
+    ${us.map((u) => `splitAcc[(split * ${U} + ${u}) * ${THREADS} + tl] = acc${u};`).join('\n    ')}
+    workgroupBarrier();
+    if (valid && split == 0) {
+      var mAll = ${MASKED};
+      for (var i = 0; i < ${SPLITS}; i = i + 1) { mAll = max(mAll, splitM[i]); }
+      var lAll = 0.0;
+      for (var i = 0; i < ${SPLITS}; i = i + 1) { lAll = lAll + splitL[i] * exp(splitM[i] - mAll); }
+      ${us
+        .map(
+          (u) => `if (tl + ${u * THREADS} < Dv) {
+        var o = 0.0;
+        for (var i = 0; i < ${SPLITS}; i = i + 1) { o = o + splitAcc[(i * ${U} + ${u}) * ${THREADS} + tl] * exp(splitM[i] - mAll); }
+        result[(r * uniforms.heads + h) * Dv + tl + ${u * THREADS}] = o / lAll;
+      }`,
+        )
+        .join('\n      ')}
     }
   }`;
   }

@@ -109,6 +109,7 @@ describe('webgpu kernels equal the composite math', () => {
     [5, 0, 4, 4, 8, 8, false],
     [3, 130, 6, 2, 24, 16, true],
     [2, 3, 2, 1, 80, 72, false],
+    [1, 600, 4, 1, 64, 64, false],
   ])('attention L=%i ctx=%i H=%i Hk=%i D=%i Dv=%i prefix=%s', async (L, ctx, H, Hk, D, Dv, prefix) => {
     const N = ctx + L;
     const q = rand(L * H * D);

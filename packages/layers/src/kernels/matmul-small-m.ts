@@ -15,8 +15,8 @@ export const MATMUL_SMALL_M = 'WeftMatMulSmallM';
 /** Largest M this kernel takes; above it tfjs's tiled matmul is the better program. */
 export const SMALL_M_MAX = 16;
 /** vec4 columns per workgroup × K slices per column (LANES · SLICES threads); see `setSmallMTiling`. */
-let LANES = 8;
-let SLICES = 32;
+let LANES = 4;
+let SLICES = 64;
 
 /** Change the tiling (benchmarks sweep it); both powers of two, LANES · SLICES ≤ 256. */
 export function setSmallMTiling(lanes: number, slices: number): void {
