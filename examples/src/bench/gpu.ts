@@ -59,12 +59,19 @@ const rows: Record<string, unknown>[] = [];
 // --- weft: tfjs's stock WebGPU kernels, then weft's own (same run, same weights) ---
 const weftDecodeMsPerStep: Record<string, Record<number, number>> = {};
 let loadS = 0;
-const variants: [string, string][] = backend === 'webgpu' && !v['kernels-only'] ? [['stock tfjs kernels', '0'], ['weft kernels', '1']] : [['weft kernels', '1']];
-for (const [label, flag] of variants) await benchWeft(label, flag);
+// Each variant is a fresh load: worker ranks copy the environment when they start.
+// The last is weft's default (weft kernels, lean dispatch, a submit every 64 dispatches).
+const variants: [string, Record<string, string>][] = [
+  ['stock tfjs kernels', { WEFT_WEBGPU_KERNELS: '0', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
+  ['weft kernels via runWebGPUProgram, submit 15', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '0', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
+  ['weft kernels, lean dispatch, submit 15', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
+  ['weft kernels', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '64' }],
+];
+for (const [label, env] of backend === 'webgpu' && !v['kernels-only'] ? variants : variants.slice(-1)) await benchWeft(label, env);
+for (const k of Object.keys(variants[0]![1])) delete process.env[k];
 
-async function benchWeft(label: string, kernelsFlag: string): Promise<void> {
-  // Worker ranks copy the environment when they start.
-  process.env.WEFT_WEBGPU_KERNELS = kernelsFlag;
+async function benchWeft(label: string, env: Record<string, string>): Promise<void> {
+  Object.assign(process.env, env);
   log(`weft on ${backend} (${label}), tp=1: loading ${(params / 1e6).toFixed(0)} M parameters`);
   let t0 = performance.now();
   const llm = await LLM.load(dir, { tp: 1, backend, timeoutMs: 600_000 });
@@ -145,7 +152,7 @@ rows.push({ engine: `bound: bf16 weights ÷ ${v['bandwidth-tb-s']} TB/s`, dtype:
 
 const ratios: Record<string, unknown>[] = [];
 for (const b of batches) {
-  const weft = rows.find((r) => String(r.engine).startsWith('weft') && String(r.engine).endsWith('weft kernels') && r.batch === b);
+  const weft = rows.find((r) => String(r.engine).endsWith(', weft kernels') && r.batch === b);
   for (const other of rows.filter((r) => String(r.engine).startsWith('transformers') && r.batch === b)) {
     if (!weft) continue;
     ratios.push({

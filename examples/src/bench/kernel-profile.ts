@@ -94,6 +94,15 @@ export async function profileKernels(s: ProfileShape, log: (m: string) => void):
   const h1 = keep(tf.randomNormal([1, H]) as tf.Tensor2D);
   const normW = keep(tf.randomNormal([H]) as tf.Tensor1D);
   kernels.push(await stockAndWeft(`rms_norm [1×${H}]`, 2 * s.layers + 1, () => rmsNormOp(h1, normW, 1e-5), log));
+  {
+    // The same kernel through tfjs's runWebGPUProgram, then through weft's lean dispatch.
+    process.env.WEFT_WEBGPU_LEAN = '0';
+    const stockMs = await timeMs(2 * s.layers + 1, () => rmsNormOp(h1, normW, 1e-5));
+    process.env.WEFT_WEBGPU_LEAN = '1';
+    const weftMs = await timeMs(2 * s.layers + 1, () => rmsNormOp(h1, normW, 1e-5));
+    kernels.push({ op: 'rms_norm dispatch: runWebGPUProgram → lean', count: 2 * s.layers + 1, stockMs, weftMs });
+    log(JSON.stringify(kernels[kernels.length - 1]));
+  }
   const gu = keep(tf.randomNormal([1, 2 * I]) as tf.Tensor2D);
   kernels.push(await stockAndWeft(`silu_and_mul [1×${2 * I}]`, s.layers, () => siluAndMulOp(gu), log));
 
@@ -118,7 +127,7 @@ export async function profileKernels(s: ProfileShape, log: (m: string) => void):
   // tfjs's fixed cost per op: a chain of tiny adds, by how many dispatches it submits at once.
   const perOpUs: Record<string, number> = {};
   const a = tf.randomNormal([1, H]);
-  for (const batch of [15, 64, 256, 1024]) {
+  for (const batch of [15, 32, 64, 128]) {
     tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
     const n = 1000;
     const run = async () => {

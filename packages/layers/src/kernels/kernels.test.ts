@@ -49,7 +49,11 @@ beforeAll(async () => {
   expect(info.name).toBe('webgpu');
 }, 60_000);
 
-describe('webgpu kernels equal the composite math', () => {
+describe.each(['lean dispatch', "tfjs's runWebGPUProgram"])('webgpu kernels equal the composite math (%s)', (mode) => {
+  beforeAll(() => {
+    process.env.WEFT_WEBGPU_LEAN = mode === 'lean dispatch' ? '1' : '0';
+  });
+
   it.each([
     [1, 64, 48, false],
     [3, 200, 36, true],

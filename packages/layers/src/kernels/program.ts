@@ -36,9 +36,138 @@ interface WebGPUBackendLike {
   runWebGPUProgram(program: WeftProgram, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;
 }
 
-/** Run `program` on the active webgpu backend (inside a registered kernel's `kernelFunc`). */
+/** The parts of tfjs-backend-webgpu 4.x's WebGPUBackend that the lean dispatch uses. */
+interface BackendInternals extends WebGPUBackendLike {
+  device: GPUDeviceLike;
+  queue: { writeBuffer(buffer: unknown, offset: number, data: ArrayBuffer): void };
+  bufferManager: { acquireBuffer(size: number, usage: number): unknown };
+  uniformPendingDisposal: unknown[];
+  commandQueueOwnedIds: WeakSet<object>;
+  tensorMap: { get(dataId: object): { resource: unknown; dtype: tf.DataType } };
+  activeTimers: unknown;
+  commandEncoder: { beginComputePass(d: object): PassLike };
+  computePassEncoder: PassLike | null;
+  dispatchCountInPass: number;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  uploadToGPU(dataId: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+interface PassLike {
+  setPipeline(p: unknown): void;
+  setBindGroup(i: number, g: unknown): void;
+  dispatchWorkgroups(x: number, y: number, z: number): void;
+}
+interface GPUDeviceLike {
+  limits: { maxComputeWorkgroupsPerDimension: number };
+  createShaderModule(d: { code: string; label?: string }): unknown;
+  createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
+  createBindGroup(d: object): unknown;
+}
+
+const UNIFORM_USAGE = 0x40 | 0x08; // GPUBufferUsage.UNIFORM | COPY_DST
+const leanPipelines = new WeakMap<object, Map<string, { pipeline: unknown; layout: unknown }>>();
+
+/** Whether kernels skip tfjs's generic program path (on unless WEFT_WEBGPU_LEAN=0). */
+const leanEnabled = () => typeof process === 'undefined' || process.env.WEFT_WEBGPU_LEAN !== '0';
+
+/**
+ * Run `program` on the active webgpu backend (inside a registered kernel's
+ * `kernelFunc`). The lean path records the dispatch into tfjs's own command
+ * encoder and buffer pool, as `runWebGPUProgram` does, but with a cached
+ * pipeline and bind-group layout, no shape uniforms and no per-call shader
+ * key: at decode, dispatch cost on the CPU is what bounds a step. It falls
+ * back to `runWebGPUProgram` while tfjs profiles (timer queries) or when the
+ * backend lacks what it needs.
+ */
 export function runProgram(backend: unknown, program: WeftProgram, inputs: tf.TensorInfo[], uniforms: Uniform[]): tf.TensorInfo {
-  return (backend as unknown as WebGPUBackendLike).runWebGPUProgram(program, inputs, 'float32', uniforms);
+  const b = backend as BackendInternals;
+  if (!leanEnabled() || b.activeTimers != null || typeof b.submitQueue !== 'function' || !b.bufferManager) {
+    return b.runWebGPUProgram(program, inputs, 'float32', uniforms);
+  }
+  const output = b.makeTensorInfo(program.outputShape, 'float32');
+  b.uploadToGPU(output.dataId);
+  for (const x of inputs) b.uploadToGPU(x.dataId);
+  const dtypes = inputs.map((x) => b.tensorMap.get(x.dataId).dtype);
+  let cache = leanPipelines.get(b);
+  if (!cache) leanPipelines.set(b, (cache = new Map()));
+  const key = `${program.shaderKey}|${dtypes.join(',')}`;
+  let entry = cache.get(key);
+  if (!entry) {
+    const module = b.device.createShaderModule({ code: leanShader(program, dtypes), label: program.shaderKey });
+    const pipeline = b.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: '_start' }, label: program.shaderKey });
+    entry = { pipeline, layout: pipeline.getBindGroupLayout(0) };
+    cache.set(key, entry);
+  }
+  const size = Math.max(16, Math.ceil((uniforms.length * 4) / 16) * 16);
+  const data = new ArrayBuffer(size);
+  const i32 = new Int32Array(data);
+  const f32 = new Float32Array(data);
+  uniforms.forEach((u, i) => {
+    if (u.type === 'int32') i32[i] = u.data[0]!;
+    else f32[i] = u.data[0]!;
+  });
+  const ubuf = b.bufferManager.acquireBuffer(size, UNIFORM_USAGE);
+  b.queue.writeBuffer(ubuf, 0, data);
+  b.uniformPendingDisposal.push(ubuf);
+  const buffers = [output, ...inputs].map((t) => ({ buffer: b.tensorMap.get(t.dataId).resource }));
+  const bindGroup = b.device.createBindGroup({
+    layout: entry.layout,
+    entries: [...buffers, { buffer: ubuf }].map((resource, binding) => ({ binding, resource })),
+  });
+  for (const x of inputs) b.commandQueueOwnedIds.add(x.dataId);
+  b.commandQueueOwnedIds.add(output.dataId);
+  b.ensureCommandEncoderReady();
+  b.computePassEncoder ??= b.commandEncoder.beginComputePass({});
+  const pass = b.computePassEncoder;
+  pass.setPipeline(entry.pipeline);
+  pass.setBindGroup(0, bindGroup);
+  const [x, y, z] = fitDispatch(program.dispatch, b.device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(x, y, z);
+  b.dispatchCountInPass++;
+  if (b.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
+    b.endComputePassEncoder();
+    b.submitQueue();
+  }
+  return output;
+}
+
+/** A 1-D launch past the per-dimension limit becomes 2-D or 3-D (kernels rebuild the index with WORKGROUP_INDEX and mask). */
+function fitDispatch(d: [number, number, number], max: number): [number, number, number] {
+  if (d[0] <= max) return d;
+  const sq = Math.ceil(Math.sqrt(d[0]));
+  if (sq <= max) return [sq, sq, 1];
+  const cb = Math.ceil(Math.cbrt(d[0]));
+  return [cb, cb, cb];
+}
+
+const wgslType = (dtype: tf.DataType, components: number) => {
+  const t = dtype === 'int32' || dtype === 'bool' ? 'i32' : 'f32';
+  return components === 1 ? t : `vec${components}<${t}>`;
+};
+
+/** A whole shader around the program's user code: its own bindings and uniforms, the same builtins tfjs's header provides. */
+function leanShader(p: WeftProgram, dtypes: tf.DataType[]): string {
+  const inputs = p.variableNames
+    .map((name, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${name} : array<${wgslType(dtypes[i]!, p.variableComponents?.[i] ?? 1)}>;`)
+    .join('\n');
+  return `
+struct Uniforms { ${p.uniforms ?? ''} };
+@group(0) @binding(0) var<storage, read_write> result : array<${wgslType('float32', p.outputComponent ?? 1)}>;
+${inputs}
+@group(0) @binding(${p.variableNames.length + 1}) var<uniform> uniforms : Uniforms;
+var<private> localIndex : u32;
+var<private> workgroupId : vec3<u32>;
+var<private> numWorkgroups : vec3<u32>;
+${p.getUserCode()}
+@compute @workgroup_size(${p.workgroupSize.join(', ')})
+fn _start(@builtin(local_invocation_index) li : u32, @builtin(workgroup_id) wid : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>) {
+  localIndex = li;
+  workgroupId = wid;
+  numWorkgroups = nwg;
+  main(0);
+}`;
 }
 
 /**
