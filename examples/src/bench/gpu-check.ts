@@ -69,6 +69,8 @@ for (const name of String(v.fixtures).split(',')) {
           log(`${name} tp=${tp} case ${i}: ERROR ${(e as Error).message}`);
         }
       }
+      // Written before closing: a process whose Dawn-holding worker threads end can segfault on the way out.
+      writeOut();
     } finally {
       await llm.close();
     }
@@ -87,9 +89,12 @@ for (const k of keys) {
   const err = rs.find((r) => r.error)?.error;
   console.log(`| ${fixture} | ${tp} | ${rs.length} | ${worst((r) => r.maxAbs).toExponential(2)} | ${worst((r) => r.relL2).toExponential(2)} | ${ok ? 'pass' : `FAIL${err ? `: ${err.slice(0, 120)}` : ''}`} |`);
 }
-if (v.out) {
+writeOut();
+process.exit(failed.length ? 1 : 0);
+
+function writeOut(): void {
+  if (!v.out) return;
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), backend, bounds: { maxAbs: MAX_ABS, relL2: MAX_REL_L2 }, rows }, null, 2));
   log(`wrote ${join(String(v.out))}`);
 }
-process.exit(failed.length ? 1 : 0);

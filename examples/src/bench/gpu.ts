@@ -60,12 +60,13 @@ const rows: Record<string, unknown>[] = [];
 const weftDecodeMsPerStep: Record<string, Record<number, number>> = {};
 let loadS = 0;
 // Each variant is a fresh load: worker ranks copy the environment when they start.
-// The last is weft's default (weft kernels, lean dispatch, a submit every 64 dispatches).
+// The last is weft's default (weft kernels, lean dispatch, tfjs's submit every 15 dispatches).
 const variants: [string, Record<string, string>][] = [
   ['stock tfjs kernels', { WEFT_WEBGPU_KERNELS: '0', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
   ['weft kernels via runWebGPUProgram, submit 15', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '0', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
-  ['weft kernels, lean dispatch, submit 15', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
-  ['weft kernels', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '64' }],
+  ['weft kernels, lean dispatch, submit 64', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '64' }],
+  ['weft kernels, lean dispatch, submit 8', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '8' }],
+  ['weft kernels', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
 ];
 for (const [label, env] of backend === 'webgpu' && !v['kernels-only'] ? variants : variants.slice(-1)) await benchWeft(label, env);
 for (const k of Object.keys(variants[0]![1])) delete process.env[k];

@@ -202,11 +202,14 @@ async function activate(name: BackendName, reason: string, opts: InitBackendOpti
     // tfjs picks split-K / small-tile programs for decode-shaped (1-row) products; on the H200 its
     // packed 32×32 program ran a decode step's matmuls 2.5× faster (docs/benchmarks/gpu.md).
     tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', WEBGPU_MATMUL_PACKED);
-    // tfjs submits every 15 dispatches; on the H200 a chain of small ops cost 59 µs per op that way
-    // and 38 µs submitting every 64 (docs/benchmarks/gpu.md). WEFT_WEBGPU_SUBMIT_BATCH overrides.
-    const batch = Number(process.env.WEFT_WEBGPU_SUBMIT_BATCH ?? 64);
-    if (!(Number.isInteger(batch) && batch > 0)) throw new ConfigError(`WEFT_WEBGPU_SUBMIT_BATCH must be a positive integer, got '${process.env.WEFT_WEBGPU_SUBMIT_BATCH}'`);
-    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
+    // tfjs submits every 15 dispatches. On the H200 that beat 64 at batch-1 decode (51 vs 33 tok/s,
+    // docs/benchmarks/gpu.md): an early submit lets the GPU start while the CPU records the rest.
+    // WEFT_WEBGPU_SUBMIT_BATCH overrides.
+    if (process.env.WEFT_WEBGPU_SUBMIT_BATCH !== undefined) {
+      const batch = Number(process.env.WEFT_WEBGPU_SUBMIT_BATCH);
+      if (!(Number.isInteger(batch) && batch > 0)) throw new ConfigError(`WEFT_WEBGPU_SUBMIT_BATCH must be a positive integer, got '${process.env.WEFT_WEBGPU_SUBMIT_BATCH}'`);
+      tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
+    }
   }
   return { name, tfBackend: tf.getBackend(), reason: name === 'webgpu' && dawnAdapter ? `${reason}; Dawn on ${dawnAdapter}` : reason };
 }
