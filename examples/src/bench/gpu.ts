@@ -2,11 +2,13 @@
  * npm run bench:gpu — on the GPU machine: a TinyLlama-1.1B-shaped Llama with
  * random weights, weft on webgpu (prefill of one long prompt, greedy decode at
  * batch 1 and 16) against Hugging Face transformers eager (fp32, bf16) on the
- * same safetensors, in one run, with the bandwidth bound and a breakdown of
- * where a batch-1 decode step goes (stock tfjs GEMVs timed alone).
+ * same safetensors, in one run, with the bandwidth bound. weft runs once per
+ * variant (stock tfjs kernels, weft's kernels through two dispatch paths and
+ * submit batches), and each weft kernel is timed against the stock ops it
+ * replaces (kernel-profile.ts).
  *
  * usage: node examples/dist/bench/gpu.js [--prompt 512] [--decode 32] [--batches 1,16]
- *          [--torch python3] [--no-torch] [--layers 22] [--out bench-results/gpu.json]
+ *          [--torch python3] [--no-torch] [--kernels-only] [--no-profile] [--layers 22] [--out bench-results/gpu.json]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
