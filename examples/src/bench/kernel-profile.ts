@@ -8,17 +8,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@weft/core';
+import type { LlamaShape } from './random-checkpoint.js';
 import { Attention, RotaryEmbedding, linearOp, rmsNormOp, setSmallMTiling, siluAndMulOp } from '@weft/layers';
 
-export interface ProfileShape {
-  hidden: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-  intermediate: number;
-  vocab: number;
+/** A Llama shape (random-checkpoint.ts) plus the head size and the KV length the decode attention reads. */
+export interface ProfileShape extends Omit<LlamaShape, 'name'> {
   headDim: number;
-  /** KV length the decode attention reads. */
   context: number;
 }
 

@@ -41,7 +41,6 @@ class MatMulSmallMProgram implements WeftProgram {
 
   constructor(
     readonly m: number,
-    k: number,
     readonly n: number,
     readonly hasBias: boolean,
   ) {
@@ -53,7 +52,6 @@ class MatMulSmallMProgram implements WeftProgram {
     this.lanes = LANES;
     this.slices = SLICES;
     this.dispatch = [Math.ceil(n / 4 / LANES), 1, 1];
-    void k;
   }
 
   getUserCode(): string {
@@ -102,7 +100,7 @@ export const registerMatMulSmallM = () =>
   const { x, w, bias } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo; bias?: tf.TensorInfo };
   const [m, k] = x.shape as [number, number];
   const n = w.shape[1]!;
-  const program = new MatMulSmallMProgram(m, k, n, bias !== undefined);
+  const program = new MatMulSmallMProgram(m, n, bias !== undefined);
   const groups = program.dispatch[0];
   return runProgram(backend, program, bias ? [x, w, bias] : [x, w], [
       { type: 'int32', data: [k] },

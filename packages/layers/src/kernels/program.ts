@@ -187,12 +187,8 @@ export function treeReduce(buf: string, n: number, op: '+' | 'max'): string {
   return lines.join('\n    ');
 }
 
-const registered = new Set<string>();
-
 /** Register `kernelFunc` as `name` for webgpu once. */
 export function registerOnce(name: string, kernelFunc: tf.KernelFunc): void {
-  if (registered.has(name)) return;
-  registered.add(name);
   if (tf.getKernel(name, 'webgpu')) return;
   tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc });
 }
