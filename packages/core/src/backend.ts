@@ -5,7 +5,8 @@
  * default), cpu. webgpu only when asked for.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from './errors.js';
 
@@ -29,19 +30,43 @@ export interface InitBackendOptions {
 
 type Probe = () => Promise<string | null>; // null = available, string = why not
 
+const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+const INSTALL_TENSORFLOW = "run 'npm run setup:tensorflow' in the weft repository (builds it on the tensorflow-cpu wheel), or 'npm i @tensorflow/tfjs-node'";
+
+/**
+ * Without loading anything: which tfjs-node package is installed with its native addon built, or why
+ * none is. Tests use it to decide whether the tensorflow suites run (they print SKIPPED otherwise).
+ */
+export function tensorflowInstalled(): { pkg: string } | { missing: string } {
+  const require = createRequire(import.meta.url);
+  const reasons: string[] = [];
+  for (const pkg of TENSORFLOW_PACKAGES) {
+    let root: string;
+    try {
+      root = dirname(require.resolve(`${pkg}/package.json`));
+    } catch {
+      continue;
+    }
+    if (existsSync(join(root, 'lib', 'napi-v8', 'tfjs_binding.node'))) return { pkg };
+    reasons.push(`${pkg} is installed but its addon (lib/napi-v8/tfjs_binding.node) was never built`);
+  }
+  return { missing: `${reasons.length ? reasons.join('; ') : '@tensorflow/tfjs-node is not installed'}: ${INSTALL_TENSORFLOW}` };
+}
+
 const importOptional = (name: string) => import(/* @vite-ignore */ name);
 
 const probes: Record<BackendName, Probe> = {
   async tensorflow() {
-    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-      try {
-        await importOptional(pkg);
-        return null;
-      } catch {
-        /* try the next */
-      }
+    const found = tensorflowInstalled();
+    if ('missing' in found) return found.missing;
+    try {
+      await importOptional(found.pkg);
+      return null;
+    } catch (e) {
+      // One line, not the addon loader's stack: a missing symbol or library names itself in the first line.
+      const first = String((e as Error).message).split('\n')[0];
+      return `${found.pkg} failed to load (${first}): ${INSTALL_TENSORFLOW}`;
     }
-    return '@tensorflow/tfjs-node-gpu / @tensorflow/tfjs-node are not installed';
   },
   async wasm() {
     try {

@@ -5,6 +5,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tensorflowInstalled, type BackendName } from '@weft/core';
+
+/**
+ * The CPU backends every HF-parity suite runs on: wasm always, tensorflow when tfjs-node is built
+ * (`npm run setup:tensorflow`). `skip` says why a backend's suites are skipped; print it.
+ */
+export function parityBackends(): { backend: BackendName; skip: string | null }[] {
+  const tf = tensorflowInstalled();
+  return [
+    { backend: 'wasm', skip: null },
+    { backend: 'tensorflow', skip: 'missing' in tf ? `SKIPPED (tensorflow backend): ${tf.missing}` : null },
+  ];
+}
 
 export interface FixtureCase {
   input_ids: number[];
