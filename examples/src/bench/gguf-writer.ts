@@ -1,0 +1,269 @@
+/**
+ * A small GGUF (v3) writer, enough to hand weft's Hugging Face Llama
+ * checkpoints to llama.cpp (node-llama-cpp) as f32 for side-by-side benchmarks.
+ *
+ * File layout (ggml/docs/gguf.md), all little-endian:
+ *   magic "GGUF", version u32 = 3, tensor_count u64, kv_count u64,
+ *   kv_count × (key: string, type: u32, value),
+ *   tensor_count × (name: string, n_dims: u32, ne: u64 × n_dims (innermost first), ggml_type: u32, offset: u64),
+ *   zero padding to `general.alignment` (32), then each tensor's data at its offset
+ *   (offsets relative to the start of the data section, each a multiple of the alignment).
+ * A string is a u64 byte length and UTF-8 bytes, no terminator.
+ */
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Checkpoint } from '@weft/core';
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+export const GGUF_VERSION = 3;
+export const GGUF_ALIGNMENT = 32;
+
+/** gguf_type: the metadata value types. */
+export const GGUF_TYPE = {
+  uint8: 0, int8: 1, uint16: 2, int16: 3, uint32: 4, int32: 5, float32: 6, bool: 7, string: 8, array: 9, uint64: 10, int64: 11, float64: 12,
+} as const;
+export type GgufScalarType = Exclude<keyof typeof GGUF_TYPE, 'array'>;
+
+/** ggml_type of the tensors this writer emits. */
+export const GGML_TYPE_F32 = 0;
+
+export type GgufValue =
+  | { type: Exclude<GgufScalarType, 'string' | 'bool' | 'uint64' | 'int64'>; value: number }
+  | { type: 'uint64' | 'int64'; value: bigint | number }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'array'; itemType: GgufScalarType; values: readonly (number | bigint | boolean | string)[] };
+
+export interface GgufTensor {
+  name: string;
+  /** Row-major shape as numpy/safetensors write it (outermost first); GGUF stores it reversed. */
+  shape: number[];
+  /** f32 data, produced when the writer reaches it (one tensor in memory at a time). */
+  data: () => Float32Array;
+}
+
+/** Little-endian byte builder for the header. */
+class Bytes {
+  private chunks: Buffer[] = [];
+  length = 0;
+  private push(b: Buffer) {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  u32(v: number) { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.push(b); }
+  i32(v: number) { const b = Buffer.alloc(4); b.writeInt32LE(v); this.push(b); }
+  u64(v: number | bigint) { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
+  i64(v: number | bigint) { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(v)); this.push(b); }
+  f32(v: number) { const b = Buffer.alloc(4); b.writeFloatLE(v); this.push(b); }
+  f64(v: number) { const b = Buffer.alloc(8); b.writeDoubleLE(v); this.push(b); }
+  u16(v: number) { const b = Buffer.alloc(2); b.writeUInt16LE(v); this.push(b); }
+  i16(v: number) { const b = Buffer.alloc(2); b.writeInt16LE(v); this.push(b); }
+  u8(v: number) { this.push(Buffer.from([v & 0xff])); }
+  i8(v: number) { const b = Buffer.alloc(1); b.writeInt8(v); this.push(b); }
+  str(s: string) { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.push(b); }
+  zeros(n: number) { if (n > 0) this.push(Buffer.alloc(n)); }
+  scalar(type: GgufScalarType, v: number | bigint | boolean | string) {
+    switch (type) {
+      case 'uint8': return this.u8(Number(v));
+      case 'int8': return this.i8(Number(v));
+      case 'uint16': return this.u16(Number(v));
+      case 'int16': return this.i16(Number(v));
+      case 'uint32': return this.u32(Number(v));
+      case 'int32': return this.i32(Number(v));
+      case 'float32': return this.f32(Number(v));
+      case 'float64': return this.f64(Number(v));
+      case 'uint64': return this.u64(v as number | bigint);
+      case 'int64': return this.i64(v as number | bigint);
+      case 'bool': return this.u8(v ? 1 : 0);
+      case 'string': return this.str(String(v));
+    }
+  }
+  done(): Buffer {
+    return Buffer.concat(this.chunks, this.length);
+  }
+}
+
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
+
+/** The header (everything before the tensor data, padding included) and each tensor's data offset. */
+export function ggufHeader(metadata: Record<string, GgufValue>, tensors: Pick<GgufTensor, 'name' | 'shape'>[], alignment = GGUF_ALIGNMENT): { header: Buffer; offsets: number[]; dataBytes: number } {
+  const h = new Bytes();
+  h.u32(GGUF_MAGIC);
+  h.u32(GGUF_VERSION);
+  h.u64(tensors.length);
+  h.u64(Object.keys(metadata).length);
+  for (const [key, v] of Object.entries(metadata)) {
+    h.str(key);
+    h.u32(GGUF_TYPE[v.type]);
+    if (v.type === 'array') {
+      h.u32(GGUF_TYPE[v.itemType]);
+      h.u64(v.values.length);
+      for (const x of v.values) h.scalar(v.itemType, x);
+    } else {
+      h.scalar(v.type, v.value);
+    }
+  }
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    h.str(t.name);
+    h.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) h.u64(d);
+    h.u32(GGML_TYPE_F32);
+    h.u64(offset);
+    offsets.push(offset);
+    offset = alignUp(offset + t.shape.reduce((a, b) => a * b, 1) * 4, alignment);
+  }
+  h.zeros(alignUp(h.length, alignment) - h.length);
+  return { header: h.done(), offsets, dataBytes: offset };
+}
+
+/** Write a GGUF file of f32 tensors. Returns its size in bytes. */
+export function writeGguf(path: string, metadata: Record<string, GgufValue>, tensors: GgufTensor[]): number {
+  const alignment = metadata['general.alignment']?.type === 'uint32' ? (metadata['general.alignment'].value as number) : GGUF_ALIGNMENT;
+  const { header, offsets, dataBytes } = ggufHeader(metadata, tensors, alignment);
+  const fd = openSync(path, 'w');
+  try {
+    writeAll(fd, header, 0);
+    tensors.forEach((t, i) => {
+      const data = t.data();
+      const numel = t.shape.reduce((a, b) => a * b, 1);
+      if (data.length !== numel) throw new Error(`${t.name}: ${data.length} values for shape [${t.shape.join(', ')}]`);
+      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length + offsets[i]!);
+    });
+    // Pad the last tensor to the alignment, as gguf.py does.
+    const end = header.length + dataBytes;
+    const last = tensors.length ? header.length + offsets[tensors.length - 1]! + tensors[tensors.length - 1]!.shape.reduce((a, b) => a * b, 1) * 4 : end;
+    if (end > last) writeAll(fd, new Uint8Array(end - last), last);
+    return end;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = Math.min(bytes.length - done, 1 << 30);
+    done += writeSync(fd, bytes, done, n, position + done);
+  }
+}
+
+/**
+ * convert_hf_to_gguf.py's `LlamaModel.permute`: Hugging Face stores each head's
+ * q/k rows as [first halves | second halves] (rotate_half RoPE); llama.cpp's
+ * llama arch rotates adjacent pairs, so rows go (head, 2, hd/2) → (head, hd/2, 2).
+ */
+export function permuteQK(w: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const hd = rows / heads;
+  const half = hd / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let j = 0; j < half; j++) {
+        const src = (h * hd + s * half + j) * cols;
+        const dst = (h * hd + j * 2 + s) * cols;
+        out.set(w.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+/** A SentencePiece-style vocabulary llama.cpp accepts: <unk>, <s>, </s>, the 256 byte tokens, then fillers. */
+export function minimalSpmVocab(size: number): { tokens: string[]; scores: number[]; types: number[] } {
+  if (size < 259) throw new Error(`a llama (SPM) vocabulary needs at least 259 entries (3 specials and 256 bytes), got ${size}`);
+  const tokens = ['<unk>', '<s>', '</s>'];
+  const types = [2, 3, 3]; // UNKNOWN, CONTROL, CONTROL
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    types.push(6); // BYTE
+  }
+  while (tokens.length < size) {
+    tokens.push(`\u2581t${tokens.length}`);
+    types.push(1); // NORMAL
+  }
+  return { tokens, scores: tokens.map((_, i) => (i < 259 ? 0 : -i)), types };
+}
+
+interface HfLlamaConfig {
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads?: number;
+  vocab_size: number;
+  max_position_embeddings?: number;
+  rms_norm_eps?: number;
+  rope_theta?: number;
+  tie_word_embeddings?: boolean;
+  bos_token_id?: number;
+  eos_token_id?: number | number[];
+}
+
+/**
+ * Convert a Hugging Face Llama checkpoint directory (config.json + safetensors, any float dtype)
+ * into one GGUF f32 file with llama.cpp's `llama` arch names, the same function as the original.
+ */
+export function llamaCheckpointToGguf(dir: string, outPath: string, log: (m: string) => void = () => {}): number {
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as HfLlamaConfig;
+  const heads = cfg.num_attention_heads;
+  const kvHeads = cfg.num_key_value_heads ?? heads;
+  const hd = cfg.hidden_size / heads;
+  const vocab = minimalSpmVocab(cfg.vocab_size);
+  const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id;
+  const metadata: Record<string, GgufValue> = {
+    'general.architecture': { type: 'string', value: 'llama' },
+    'general.name': { type: 'string', value: 'weft random llama' },
+    'general.alignment': { type: 'uint32', value: GGUF_ALIGNMENT },
+    'general.file_type': { type: 'uint32', value: 0 }, // LLAMA_FTYPE_ALL_F32
+    'llama.vocab_size': { type: 'uint32', value: cfg.vocab_size },
+    'llama.context_length': { type: 'uint32', value: cfg.max_position_embeddings ?? 2048 },
+    'llama.embedding_length': { type: 'uint32', value: cfg.hidden_size },
+    'llama.block_count': { type: 'uint32', value: cfg.num_hidden_layers },
+    'llama.feed_forward_length': { type: 'uint32', value: cfg.intermediate_size },
+    'llama.attention.head_count': { type: 'uint32', value: heads },
+    'llama.attention.head_count_kv': { type: 'uint32', value: kvHeads },
+    'llama.rope.dimension_count': { type: 'uint32', value: hd },
+    'llama.attention.layer_norm_rms_epsilon': { type: 'float32', value: cfg.rms_norm_eps ?? 1e-6 },
+    'llama.rope.freq_base': { type: 'float32', value: cfg.rope_theta ?? 10000 },
+    'tokenizer.ggml.model': { type: 'string', value: 'llama' },
+    'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', values: vocab.tokens },
+    'tokenizer.ggml.scores': { type: 'array', itemType: 'float32', values: vocab.scores },
+    'tokenizer.ggml.token_type': { type: 'array', itemType: 'int32', values: vocab.types },
+    'tokenizer.ggml.bos_token_id': { type: 'uint32', value: cfg.bos_token_id ?? 1 },
+    'tokenizer.ggml.eos_token_id': { type: 'uint32', value: eos ?? 2 },
+    'tokenizer.ggml.unknown_token_id': { type: 'uint32', value: 0 },
+    'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
+  };
+  const ckpt = Checkpoint.open(dir);
+  try {
+    const f32 = (name: string) => ckpt.read(name).data as Float32Array;
+    const t = (name: string, hf: string, transform?: (w: Float32Array, shape: number[]) => Float32Array): GgufTensor => {
+      const shape = ckpt.info(hf).shape;
+      return { name, shape, data: () => (transform ? transform(f32(hf), shape) : f32(hf)) };
+    };
+    const tensors: GgufTensor[] = [t('token_embd.weight', 'model.embed_tokens.weight')];
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `model.layers.${i}`;
+      tensors.push(
+        t(`blk.${i}.attn_norm.weight`, `${p}.input_layernorm.weight`),
+        t(`blk.${i}.attn_q.weight`, `${p}.self_attn.q_proj.weight`, (w, s) => permuteQK(w, s[0]!, s[1]!, heads)),
+        t(`blk.${i}.attn_k.weight`, `${p}.self_attn.k_proj.weight`, (w, s) => permuteQK(w, s[0]!, s[1]!, kvHeads)),
+        t(`blk.${i}.attn_v.weight`, `${p}.self_attn.v_proj.weight`),
+        t(`blk.${i}.attn_output.weight`, `${p}.self_attn.o_proj.weight`),
+        t(`blk.${i}.ffn_norm.weight`, `${p}.post_attention_layernorm.weight`),
+        t(`blk.${i}.ffn_gate.weight`, `${p}.mlp.gate_proj.weight`),
+        t(`blk.${i}.ffn_up.weight`, `${p}.mlp.up_proj.weight`),
+        t(`blk.${i}.ffn_down.weight`, `${p}.mlp.down_proj.weight`),
+      );
+    }
+    tensors.push(t('output_norm.weight', 'model.norm.weight'));
+    const tied = cfg.tie_word_embeddings === true || !ckpt.has('lm_head.weight');
+    tensors.push(t('output.weight', tied ? 'model.embed_tokens.weight' : 'lm_head.weight'));
+    log(`writing ${outPath} (${tensors.length} f32 tensors)`);
+    return writeGguf(outPath, metadata, tensors);
+  } finally {
+    ckpt.close();
+  }
+}
