@@ -92,7 +92,8 @@ describe('GGUF writer', () => {
     const v = minimalSpmVocab(300);
     expect(v.tokens.slice(0, 4)).toEqual(['<unk>', '<s>', '</s>', '<0x00>']);
     expect(v.tokens[3 + 10]).toBe('<0x0A>');
+    expect(v.tokens[259]).toBe('\u2581');
     expect(new Set(v.tokens).size).toBe(300);
-    expect(() => minimalSpmVocab(100)).toThrow(/at least 259/);
+    expect(() => minimalSpmVocab(100)).toThrow(/at least 260/);
   });
 });

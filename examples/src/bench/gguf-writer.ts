@@ -170,20 +170,25 @@ export function permuteQK(w: Float32Array, rows: number, cols: number, heads: nu
   return out;
 }
 
-/** A SentencePiece-style vocabulary llama.cpp accepts: <unk>, <s>, </s>, the 256 byte tokens, then fillers. */
+/**
+ * A SentencePiece-style vocabulary llama.cpp accepts: <unk>, <s>, </s>, the 256 byte tokens, "▁" (so that
+ * text with spaces round-trips and node-llama-cpp's load check stays quiet), then fillers. Token ids are fed directly.
+ */
 export function minimalSpmVocab(size: number): { tokens: string[]; scores: number[]; types: number[] } {
-  if (size < 259) throw new Error(`a llama (SPM) vocabulary needs at least 259 entries (3 specials and 256 bytes), got ${size}`);
+  if (size < 260) throw new Error(`a llama (SPM) vocabulary needs at least 260 entries (3 specials, 256 bytes, "▁"), got ${size}`);
   const tokens = ['<unk>', '<s>', '</s>'];
   const types = [2, 3, 3]; // UNKNOWN, CONTROL, CONTROL
   for (let b = 0; b < 256; b++) {
     tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
     types.push(6); // BYTE
   }
+  tokens.push('\u2581');
+  types.push(1);
   while (tokens.length < size) {
     tokens.push(`\u2581t${tokens.length}`);
     types.push(1); // NORMAL
   }
-  return { tokens, scores: tokens.map((_, i) => (i < 259 ? 0 : -i)), types };
+  return { tokens, scores: tokens.map((_, i) => (i < 260 ? 0 : -i)), types };
 }
 
 interface HfLlamaConfig {
