@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { applyPenalties, argmax, sampleToken, topKIndices } from './sampler.js';
+import { resolveSamplingParams } from './sampling-params.js';
+
+function randomRow(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return (s / 2 ** 32) * 8 - 4;
+  });
+}
+
+/** Reference: the full sort the sampler avoids. */
+function sortedIdx(row: Float32Array): number[] {
+  return Array.from(row.keys()).sort((a, b) => row[b]! - row[a]! || a - b);
+}
+
+describe('sampler', () => {
+  it('topKIndices equals the head of a full sort (odd sizes, ties)', () => {
+    for (const n of [1, 7, 131, 1001]) {
+      const row = randomRow(n, n);
+      row[n - 1] = row[0]!; // a tie
+      for (const k of [1, 3, 64, n]) expect(topKIndices(row, k)).toEqual(sortedIdx(row).slice(0, k));
+    }
+  });
+
+  it('greedy is argmax; penalties change it as vLLM does', () => {
+    const row = Float32Array.from([1, 3, 2.9, -1]);
+    expect(sampleToken(row, resolveSamplingParams({})).tokenId).toBe(1);
+    const hist = { prompt: new Set<number>(), output: new Map([[1, 2]]) };
+    expect(sampleToken(row, resolveSamplingParams({ frequencyPenalty: 0.1 }), 0, hist).tokenId).toBe(2);
+    expect(sampleToken(row, resolveSamplingParams({ repetitionPenalty: 1.1 }), 0, hist).tokenId).toBe(2);
+    expect(sampleToken(row, resolveSamplingParams({ presencePenalty: 0.05 }), 0, hist).tokenId).toBe(1);
+    const x = Float32Array.from([2, -2]);
+    applyPenalties(x, resolveSamplingParams({ repetitionPenalty: 2 }), { prompt: new Set([0, 1]), output: new Map() });
+    expect(Array.from(x)).toEqual([1, -4]);
+    expect(argmax(row)).toBe(1);
+  });
+
+  it('top-k / top-p / min-p keep only the allowed tokens; frequencies follow the softmax', () => {
+    const row = Float32Array.from([0, Math.log(2), Math.log(3), Math.log(4)]); // probs 0.1 0.2 0.3 0.4
+    const counts = (init: object) => {
+      const c = [0, 0, 0, 0];
+      const p = resolveSamplingParams({ temperature: 1, seed: 11, ...init });
+      for (let i = 0; i < 4000; i++) c[sampleToken(row, p, i).tokenId]!++;
+      return c.map((v) => v / 4000);
+    };
+    const all = counts({});
+    [0.1, 0.2, 0.3, 0.4].forEach((p, i) => expect(Math.abs(all[i]! - p)).toBeLessThan(0.03));
+    const k2 = counts({ topK: 2 });
+    expect(k2[0]! + k2[1]!).toBe(0);
+    expect(Math.abs(k2[3]! - 4 / 7)).toBeLessThan(0.03);
+    const p07 = counts({ topP: 0.7 }); // 0.4 + 0.3 reaches 0.7
+    expect(p07[0]! + p07[1]!).toBe(0);
+    const m = counts({ minP: 0.6 }); // ≥ 0.24: tokens 2 and 3
+    expect(m[0]! + m[1]!).toBe(0);
+  });
+
+  it('a seeded draw depends only on (seed, token index)', () => {
+    const row = randomRow(500, 3);
+    const p = resolveSamplingParams({ temperature: 0.8, topP: 0.9, seed: 1234 });
+    const a = Array.from({ length: 20 }, (_, i) => sampleToken(row, p, i).tokenId);
+    const b = Array.from({ length: 20 }, (_, i) => sampleToken(new Float32Array(row), p, i).tokenId);
+    expect(a).toEqual(b);
+    expect(new Set(a).size).toBeGreaterThan(1);
+  });
+
+  it('logprobs: the sampled token and the top ones, log-softmax of the raw row', () => {
+    const row = Float32Array.from([0, Math.log(2), Math.log(3), Math.log(4)]);
+    const r = sampleToken(row, resolveSamplingParams({ logprobs: 2 }), 0);
+    expect(r.tokenId).toBe(3);
+    expect(r.logprob!.logprob).toBeCloseTo(Math.log(0.4), 6);
+    expect(r.logprob!.top.map((t) => t.tokenId)).toEqual([3, 2]);
+    expect(r.logprob!.top[1]!.logprob).toBeCloseTo(Math.log(0.3), 6);
+    expect(sampleToken(row, resolveSamplingParams({ logprobs: 0 }), 0).logprob!.top).toEqual([]);
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * Token sampling on the rank that holds the logits, one row per sequence:
+ * penalties, temperature, min-p, top-k and top-p without sorting the whole
+ * vocabulary (a heap keeps the best candidates only), then one uniform draw.
+ * The draw comes from a counter-based generator keyed by (seed, index of the
+ * generated token), so a seeded request gives the same tokens whatever else
+ * is in its batch and at every TP/PP/DP layout.
+ */
+import type { SamplingParams } from './sampling-params.js';
+
+/** What the sampler needs of a request's history (penalties only). */
+export interface TokenHistory {
+  /** Prompt tokens (repetition penalty applies to prompt and output, as vLLM). */
+  prompt: ReadonlySet<number>;
+  /** Output token → count. */
+  output: ReadonlyMap<number, number>;
+}
+
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+  top: { tokenId: number; logprob: number }[];
+}
+
+export interface Sampled {
+  tokenId: number;
+  logprob?: TokenLogprob;
+}
+
+export function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  let bestV = -Infinity;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i]!;
+    if (v > bestV) {
+      bestV = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** splitmix-style hash of (seed, counter) → uniform [0, 1). */
+export function uniform(seed: number, counter: number): number {
+  let z = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(counter + 0x632be5ab, 0xc2b2ae35)) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x21f0aaad) >>> 0;
+  z = Math.imul(z ^ (z >>> 15), 0x735a2d97) >>> 0;
+  z = (z ^ (z >>> 15)) >>> 0;
+  return z / 4294967296;
+}
+
+/**
+ * Indices of the k largest values, largest first (ties: lower index first), in
+ * O(V log k) with a min-heap of size k: no sort of the whole row.
+ */
+export function topKIndices(row: ArrayLike<number>, k: number, keep?: (i: number) => boolean): number[] {
+  const n = row.length;
+  k = Math.min(k, n);
+  if (k <= 0) return [];
+  const heap: number[] = [];
+  // "a is worse than b": smaller value, or equal value and larger index.
+  const worse = (a: number, b: number) => row[a]! < row[b]! || (row[a] === row[b] && a > b);
+  const up = (i: number) => {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!worse(heap[i]!, heap[p]!)) break;
+      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
+      i = p;
+    }
+  };
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let i = 0; i < n; i++) {
+    if (keep && !keep(i)) continue;
+    if (heap.length < k) {
+      heap.push(i);
+      up(heap.length - 1);
+    } else if (worse(heap[0]!, i)) {
+      heap[0] = i;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => row[b]! - row[a]! || a - b);
+}
+
+/** vLLM's penalties, in place on a copy of the row: repetition over prompt and output, presence and frequency over output. */
+export function applyPenalties(row: Float32Array, p: SamplingParams, hist: TokenHistory): void {
+  if (p.repetitionPenalty !== 1) {
+    const r = p.repetitionPenalty;
+    const seen = new Set<number>(hist.prompt);
+    for (const t of hist.output.keys()) seen.add(t);
+    for (const t of seen) if (t < row.length) row[t] = row[t]! > 0 ? row[t]! / r : row[t]! * r;
+  }
+  if (p.frequencyPenalty !== 0 || p.presencePenalty !== 0) {
+    for (const [t, c] of hist.output) if (t < row.length) row[t] = row[t]! - p.frequencyPenalty * c - p.presencePenalty;
+  }
+}
+
+/** log softmax of `row` at the given ids (raw model logprobs, as vLLM returns by default). */
+function logprobsOf(row: ArrayLike<number>, sampled: number, numTop: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  const lse = max + Math.log(sum);
+  const top = numTop > 0 ? topKIndices(row, numTop).map((t) => ({ tokenId: t, logprob: row[t]! - lse })) : [];
+  return { tokenId: sampled, logprob: row[sampled]! - lse, top };
+}
+
+/**
+ * Pick the next token from one row of logits. `tokenIndex` is the index of the
+ * token being generated (0 for the first), the generator's counter.
+ */
+export function sampleToken(row: Float32Array, p: SamplingParams, tokenIndex: number, hist: TokenHistory | null = null): Sampled {
+  const raw = row;
+  let x = row;
+  if (hist && (p.repetitionPenalty !== 1 || p.frequencyPenalty !== 0 || p.presencePenalty !== 0)) {
+    x = new Float32Array(row);
+    applyPenalties(x, p, hist);
+  }
+  const tokenId = p.temperature <= 1e-5 ? argmax(x) : sampleFiltered(x, p, tokenIndex);
+  return p.logprobs === null ? { tokenId } : { tokenId, logprob: logprobsOf(raw, tokenId, p.logprobs) };
+}
+
+function sampleFiltered(x: Float32Array, p: SamplingParams, tokenIndex: number): number {
+  const n = x.length;
+  const invT = 1 / p.temperature;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (x[i]! > max) max = x[i]!;
+  // Softmax over the vocabulary, unnormalised: weights e^{(x - max)/T}, their sum.
+  let total = 0;
+  for (let i = 0; i < n; i++) total += Math.exp((x[i]! - max) * invT);
+  // min-p: drop tokens below minP × the top probability (the top token's weight is 1).
+  const floor = p.minP > 0 ? max + Math.log(p.minP) * p.temperature : -Infinity;
+  const keep = p.minP > 0 ? (i: number) => x[i]! >= floor : undefined;
+  let cand: number[];
+  if (p.topK > 0 && p.topK < n) {
+    cand = topKIndices(x, p.topK, keep);
+  } else if (p.topP < 1) {
+    // The nucleus is usually small: take the best 64, 256, ... until their mass reaches topP.
+    let k = 64;
+    for (;;) {
+      cand = topKIndices(x, k, keep);
+      let mass = 0;
+      for (const i of cand) mass += Math.exp((x[i]! - max) * invT);
+      if (mass / total >= p.topP || cand.length >= n || k >= n) break;
+      k *= 4;
+    }
+  } else {
+    cand = [];
+    for (let i = 0; i < n; i++) if (!keep || keep(i)) cand.push(i);
+  }
+  const w = cand.map((i) => Math.exp((x[i]! - max) * invT));
+  let kept = w.length;
+  if (p.topP < 1) {
+    // Candidates are best first when they came from the heap; top-p over the renormalised top-k set, as vLLM.
+    let sum = 0;
+    for (const v of w) sum += v;
+    let acc = 0;
+    for (let j = 0; j < w.length; j++) {
+      acc += w[j]!;
+      if (acc / sum >= p.topP) {
+        kept = j + 1;
+        break;
+      }
+    }
+  }
+  let mass = 0;
+  for (let j = 0; j < kept; j++) mass += w[j]!;
+  const u = uniform(p.seed, tokenIndex) * mass;
+  let acc = 0;
+  for (let j = 0; j < kept; j++) {
+    acc += w[j]!;
+    if (u < acc) return cand[j]!;
+  }
+  return cand[kept - 1]!;
+}
