@@ -92,3 +92,7 @@ export function attentionKernel(q: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D, 
   const vFlat = attrs.valueIsKeyPrefix ? kFlat : tf.reshape(v, [v.shape[0], -1]);
   return tf.engine().runKernel(ATTENTION, { q, k: kFlat, v: vFlat }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
+
+export { WebGpuLlamaStep, GEMV_MAX_ROWS, packBf16, requestDevice, unsupported as webGpuStepUnsupported } from './step/llama-step.js';
+export type { WebGpuLlamaStepOptions, StepSeq, StepResult } from './step/llama-step.js';
+export type { WeightDtype } from './step/wgsl.js';
