@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import {
   ConfigError,
   WeftError,
+  configureTensorflowEnvironment,
   prepareWebgpuEnvironment,
   rankCoords,
   rankLayout,
@@ -45,6 +46,10 @@ export interface SpawnOptions {
   scratchBytes?: number;
   /** Microseconds a rank spins before sleeping in a wait; default 50 when there are two cores per rank, else 0 (spinning starves oversubscribed ranks). */
   spinUs?: number;
+  /** tensorflow backend: intra-op threads per rank; default cores ÷ ranks on this host. */
+  intraOpThreads?: number;
+  /** tensorflow backend: keep TensorFlow's start-up log lines (hidden by default). */
+  verbose?: boolean;
 }
 
 export interface RankContext {
@@ -181,6 +186,10 @@ export class RankPool {
     }
 
     if (opts.backend === 'webgpu') prepareWebgpuEnvironment();
+    // Every rank of this pool is a thread of this process: they share its cores and its C environment.
+    if (opts.backend === undefined || opts.backend === 'tensorflow') {
+      configureTensorflowEnvironment({ intraOpThreads: opts.intraOpThreads, localRanks: ws, verbose: opts.verbose });
+    }
     for (let rank = 0; rank < ws; rank++) {
       const boot: WorkerBoot = {
         weftRank: true,

@@ -13,3 +13,5 @@ export * from './checkpoint.js';
 export * from './rope-config.js';
 export * from './hf-config.js';
 export * from './tokenizer.js';
+export * from './tensorflow-env.js';
+export * from './memory-fit.js';

@@ -4,7 +4,7 @@
  * pool with the same face as the worker-thread RankPool. Every other process
  * serves its rank until the driver closes the pool, then returns.
  */
-import { ConfigError, WeftError, initBackend, rankCoords, resolveParallelConfig, type ParallelConfig } from '@weft/core';
+import { ConfigError, WeftError, configureTensorflowEnvironment, initBackend, rankCoords, resolveParallelConfig, type ParallelConfig } from '@weft/core';
 import { deserializeError, serializeError, type SerializedError } from '../codec.js';
 import { RankFailedError, type RankContext, type RankEntry, type SpawnOptions } from '../launcher.js';
 import type { LaunchEnv } from '../rendezvous/env.js';
@@ -44,6 +44,9 @@ export async function startProcessRanks(opts: ProcessRanksOptions): Promise<Proc
     );
   }
   const timeoutMs = opts.timeoutMs ?? 60_000;
+  if (opts.backend === undefined || opts.backend === 'tensorflow') {
+    configureTensorflowEnvironment({ intraOpThreads: opts.intraOpThreads, localRanks: launch.localWorldSize ?? 1, verbose: opts.verbose });
+  }
   // Loading the backend before the rendezvous keeps it out of the rendezvous timeout of the others.
   const backend = await initBackend(opts.backend ? { prefer: opts.backend } : {});
   const fn = await loadEntry(opts.entry, opts.exportName ?? 'main');

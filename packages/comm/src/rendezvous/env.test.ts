@@ -19,6 +19,12 @@ describe('readLaunchEnv', () => {
     expect(() => readLaunchEnv(s)).toThrow(/under Slurm set MASTER_ADDR/);
     expect(readLaunchEnv({ ...s, MASTER_ADDR: 'node-0' })).toMatchObject({ style: 'slurm', rank: 5, worldSize: 8, localRank: 1, masterAddr: 'node-0' });
   });
+  it('ranks per host, when the launcher says (sizes TensorFlow thread pools)', () => {
+    expect(readLaunchEnv({ ...T, RANK: '1', WORLD_SIZE: '4', LOCAL_WORLD_SIZE: '2' })?.localWorldSize).toBe(2);
+    expect(readLaunchEnv({ ...T, OMPI_COMM_WORLD_RANK: '0', OMPI_COMM_WORLD_SIZE: '6', OMPI_COMM_WORLD_LOCAL_SIZE: '3' })?.localWorldSize).toBe(3);
+    expect(readLaunchEnv({ ...T, SLURM_PROCID: '0', SLURM_NTASKS: '6', SLURM_NTASKS_PER_NODE: '2(x3)', MASTER_ADDR: 'n0' })?.localWorldSize).toBeUndefined();
+    expect(readLaunchEnv({ ...T, RANK: '0', WORLD_SIZE: '2' })?.localWorldSize).toBeUndefined();
+  });
   it('no launcher: null; bad values and a missing token: clear errors', () => {
     expect(readLaunchEnv({})).toBeNull();
     expect(() => readLaunchEnv({ ...T, RANK: '4', WORLD_SIZE: '4' })).toThrow(/outside WORLD_SIZE=4/);

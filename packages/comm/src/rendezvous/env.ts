@@ -14,6 +14,8 @@ export interface LaunchEnv {
   rank: number;
   worldSize: number;
   localRank: number;
+  /** Ranks of the job on this host (LOCAL_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_SIZE, SLURM_NTASKS_PER_NODE), when the launcher says. */
+  localWorldSize?: number;
   masterAddr: string;
   masterPort: number;
   token: string;
@@ -35,20 +37,22 @@ function int(env: Env, name: string, min: number): number {
 /** The launcher's view, or null when no launcher variables are set. */
 export function readLaunchEnv(env: Env = process.env): LaunchEnv | null {
   let style: LaunchStyle;
-  let keys: [string, string, string];
+  let keys: [string, string, string, string];
   if (env.RANK !== undefined || env.WORLD_SIZE !== undefined) {
     style = 'torchrun';
-    keys = ['RANK', 'WORLD_SIZE', 'LOCAL_RANK'];
+    keys = ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE'];
   } else if (env.OMPI_COMM_WORLD_RANK !== undefined) {
     style = 'openmpi';
-    keys = ['OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'OMPI_COMM_WORLD_LOCAL_RANK'];
+    keys = ['OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_LOCAL_SIZE'];
   } else if (env.SLURM_PROCID !== undefined) {
     style = 'slurm';
-    keys = ['SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID'];
+    keys = ['SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_NTASKS_PER_NODE'];
   } else return null;
   const rank = int(env, keys[0], 0);
   const worldSize = int(env, keys[1], 1);
   const localRank = env[keys[2]] === undefined ? rank : int(env, keys[2], 0);
+  // Advisory (it only sizes thread pools): a value that is not a plain count, like Slurm's "2(x3)", is ignored.
+  const localWorldSize = /^[1-9]\d*$/.test(env[keys[3]] ?? '') ? Number(env[keys[3]]) : undefined;
   if (rank >= worldSize) throw new ConfigError(`${keys[0]}=${rank} is outside ${keys[1]}=${worldSize}`);
   if (style === 'slurm' && !env.MASTER_ADDR) {
     throw new ConfigError('under Slurm set MASTER_ADDR to the first node of the job, e.g. export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)');
@@ -62,5 +66,5 @@ export function readLaunchEnv(env: Env = process.env): LaunchEnv | null {
         `e.g. export WEFT_JOB_TOKEN=$(openssl rand -hex 16)${style === 'openmpi' ? ' and mpirun -x WEFT_JOB_TOKEN' : ''}; \`weft launch\` makes one for you`,
     );
   }
-  return { style, rank, worldSize, localRank, masterAddr, masterPort, token, bindAddr: env.WEFT_BIND_ADDR || undefined };
+  return { style, rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, token, bindAddr: env.WEFT_BIND_ADDR || undefined };
 }
