@@ -1,0 +1,113 @@
+/**
+ * Chat templates: the Jinja template of the model's tokenizer_config.json
+ * (`chat_template`, a string or a list of named templates), or one given with
+ * `--chat-template FILE`, rendered with @huggingface/jinja as transformers'
+ * `apply_chat_template` does.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { ApiError, badRequest } from './errors.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+  name?: string;
+}
+
+export interface ChatTemplate {
+  /** Where it came from, for messages. */
+  source: string;
+  render(messages: ChatMessage[], opts: { addGenerationPrompt: boolean; extra?: Record<string, unknown> }): string;
+}
+
+interface TokenizerConfig {
+  chat_template?: unknown;
+  bos_token?: unknown;
+  eos_token?: unknown;
+}
+
+function tokenText(t: unknown): string {
+  if (typeof t === 'string') return t;
+  if (t && typeof t === 'object' && typeof (t as { content?: unknown }).content === 'string') return (t as { content: string }).content;
+  return '';
+}
+
+function readTokenizerConfig(modelDir: string | undefined): TokenizerConfig {
+  if (!modelDir) return {};
+  const file = join(modelDir, 'tokenizer_config.json');
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as TokenizerConfig;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/**
+ * The template to serve with: `templateText` (from --chat-template) wins, else the model's.
+ * Null when there is none; chat requests then get a 400 saying so. A template that does not parse fails here, at start.
+ */
+export function loadChatTemplate(modelDir: string | undefined, templateText?: { text: string; source: string }): ChatTemplate | null {
+  const cfg = readTokenizerConfig(modelDir);
+  let text: string | undefined;
+  let source: string;
+  if (templateText) {
+    text = templateText.text;
+    source = templateText.source;
+  } else {
+    source = `${modelDir}/tokenizer_config.json`;
+    const t = cfg.chat_template;
+    if (typeof t === 'string') text = t;
+    else if (Array.isArray(t)) {
+      // A list of {name, template}: 'default' is the chat one.
+      const def = t.find((x: { name?: unknown }) => x?.name === 'default') ?? t[0];
+      if (def && typeof def.template === 'string') text = def.template;
+    }
+  }
+  if (text === undefined) return null;
+  let template: Template;
+  try {
+    template = new Template(text);
+  } catch (e) {
+    throw new Error(`chat template from ${source} does not parse: ${(e as Error).message}`);
+  }
+  const bos = tokenText(cfg.bos_token);
+  const eos = tokenText(cfg.eos_token);
+  return {
+    source,
+    render(messages, { addGenerationPrompt, extra }) {
+      try {
+        return template.render({ ...extra, messages, add_generation_prompt: addGenerationPrompt, bos_token: bos, eos_token: eos });
+      } catch (e) {
+        // raise_exception(...) in a template is the template refusing these messages.
+        throw new ApiError(400, `the chat template refused these messages: ${(e as Error).message}`, 'messages');
+      }
+    },
+  };
+}
+
+/** `messages` of a chat request, checked; content given as a list of text parts is joined. */
+export function parseMessages(v: unknown): ChatMessage[] {
+  if (!Array.isArray(v)) throw badRequest('messages must be a list of {role, content} objects', 'messages');
+  if (v.length === 0) throw badRequest('messages must not be empty', 'messages');
+  return v.map((m, i) => {
+    if (typeof m !== 'object' || m === null) throw badRequest(`messages[${i}] must be an object with role and content`, 'messages');
+    const { role, content, name } = m as Record<string, unknown>;
+    if (typeof role !== 'string' || !['system', 'user', 'assistant', 'developer', 'tool'].includes(role)) {
+      throw badRequest(`messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(role)}`, 'messages');
+    }
+    let text: string;
+    if (typeof content === 'string') text = content;
+    else if (content === null || content === undefined) text = '';
+    else if (Array.isArray(content)) {
+      text = content
+        .map((p, j) => {
+          if (p && typeof p === 'object' && (p as { type?: unknown }).type === 'text' && typeof (p as { text?: unknown }).text === 'string') return (p as { text: string }).text;
+          throw badRequest(`messages[${i}].content[${j}]: only {"type": "text", "text": ...} parts are supported`, 'messages');
+        })
+        .join('\n');
+    } else throw badRequest(`messages[${i}].content must be a string or a list of text parts`, 'messages');
+    return { role, content: text, ...(typeof name === 'string' ? { name } : {}) };
+  });
+}

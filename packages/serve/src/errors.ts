@@ -1,0 +1,61 @@
+/** OpenAI-shaped errors (`{"error": {message, type, param, code}}`) and the status each cause gets. */
+import { isEngineDeadError, isRequestError } from './engine-client.js';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly type = typeForStatus(status),
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string, param: string | null = null) => new ApiError(400, message, param);
+
+function typeForStatus(status: number): string {
+  switch (status) {
+    case 400:
+    case 413:
+    case 415:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 404:
+      return 'not_found_error';
+    case 429:
+      return 'rate_limit_error';
+    case 503:
+      return 'service_unavailable';
+    default:
+      return 'internal_server_error';
+  }
+}
+
+export interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | number | null };
+}
+
+export function errorBody(e: ApiError): ErrorBody {
+  return { error: { message: e.message, type: e.type, param: e.param, code: e.code ?? e.status } };
+}
+
+/** Whatever was thrown, as the ApiError to send: engine errors by name, Fastify's by status code. */
+export function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (isRequestError(e)) return new ApiError(400, e.message, e.field ?? null);
+  if (isEngineDeadError(e)) return new ApiError(503, `the engine is not running: ${e.message}`);
+  const fe = e as { statusCode?: number; code?: string; message?: string };
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fe.message ?? '') && fe.statusCode === 400
+      ? `the body is not valid JSON: ${fe.message}`
+      : fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `the request body is larger than this server accepts (${fe.message})`
+        : (fe.message ?? 'bad request');
+    return new ApiError(fe.statusCode, message, null, typeForStatus(fe.statusCode), fe.code ?? null);
+  }
+  return new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+}

@@ -1,0 +1,55 @@
+/** Engine logprobs in the two OpenAI shapes: completions' parallel lists and chat's per-token objects. */
+import type { TokenizerLike, TokenLogprob } from './engine-client.js';
+
+/** A token's text; `token_id:N` without a tokenizer, as vLLM writes it. */
+export function tokenString(tokenizer: TokenizerLike | null, id: number): string {
+  return tokenizer ? tokenizer.decode([id]) : `token_id:${id}`;
+}
+
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
+}
+
+/** `textOffset`: where this delta's text starts in the choice's whole text. */
+export function completionLogprobs(tokenizer: TokenizerLike | null, lps: TokenLogprob[], textOffset: number, topN: number): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = textOffset;
+  for (const lp of lps) {
+    const tok = tokenString(tokenizer, lp.tokenId);
+    out.tokens.push(tok);
+    out.token_logprobs.push(safe(lp.logprob));
+    const top: Record<string, number> = {};
+    for (const t of lp.top.slice(0, topN)) top[tokenString(tokenizer, t.tokenId)] = safe(t.logprob);
+    // The OpenAI API always lists the sampled token among the top ones.
+    if (topN > 0) top[tok] ??= safe(lp.logprob);
+    out.top_logprobs.push(top);
+    out.text_offset.push(offset);
+    offset += tok.length;
+  }
+  return out;
+}
+
+export interface ChatTokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
+export function chatLogprobs(tokenizer: TokenizerLike | null, lps: TokenLogprob[], topN: number): { content: ChatTokenLogprob[] } {
+  const entry = (id: number, logprob: number) => {
+    const token = tokenString(tokenizer, id);
+    return { token, logprob: safe(logprob), bytes: [...Buffer.from(token, 'utf8')] };
+  };
+  return {
+    content: lps.map((lp) => ({ ...entry(lp.tokenId, lp.logprob), top_logprobs: lp.top.slice(0, topN).map((t) => entry(t.tokenId, t.logprob)) })),
+  };
+}
+
+/** JSON has no -Infinity; vLLM writes the most negative float32 instead. */
+function safe(x: number): number {
+  return Number.isFinite(x) ? x : -9999.0;
+}
