@@ -1,0 +1,493 @@
+/**
+ * npm run bench:cpu — weft on the CPU (tensorflow and wasm backends, tp 1, tp 2,
+ * pp 2) against node-llama-cpp 3.21.1 (its prebuilt CPU build, 1 and 2
+ * threads) in one run on the same random weights: weft's safetensors checkpoint
+ * and the same tensors written as GGUF f32 (gguf-writer.ts). Two shapes: the
+ * real TinyLlama-1.1B (hidden 2048, 22 layers, 32 heads, 4 KV heads) and a
+ * 156 M Llama (hidden 1024, 8 layers). Prompt 128 tokens, 64 greedy decode
+ * tokens; every configuration runs once per round, rounds alternate, each run
+ * is its own child process (a fresh load; a crash at exit cannot take the bench
+ * down). Medians with min–max. The decode bound comes from a native read
+ * bandwidth probe (native-bandwidth.ts): decode reads every weight except the
+ * input embedding once per token.
+ *
+ * Before timing, weft's greedy tokens and logits on a 16-token prompt are
+ * checked against llama.cpp's (teacher-forced), per shape: a mismatch would
+ * be a bug in the GGUF writer.
+ *
+ * usage: node examples/dist/bench/cpu.js [--shape small|tinyllama|all] [--rounds 3] [--prompt 128] [--decode 64]
+ *          [--only weft-tensorflow,weft-wasm,llama.cpp] [--out bench-results/cpu.json] [--dir DIR] [--verbose]
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { llamaCheckpointToGguf } from './gguf-writer.js';
+import { measureNativeBandwidth } from './native-bandwidth.js';
+import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+
+export const CPU_SHAPES: Record<string, LlamaShape> = {
+  small: { name: 'small', hidden: 1024, layers: 8, heads: 16, kvHeads: 4, intermediate: 2816, vocab: 32000 },
+  tinyllama: { name: 'tinyllama', hidden: 2048, layers: 22, heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000 },
+};
+
+interface Config {
+  id: string;
+  engine: 'weft' | 'llama.cpp';
+  backend?: 'tensorflow' | 'wasm';
+  tp: number;
+  pp: number;
+  /** llama.cpp threads; for weft, TF intra-op threads per rank (tensorflow) or 1 (wasm). */
+  threads: number;
+}
+
+const CORES = availableParallelism();
+const CONFIGS: Config[] = [
+  // TF intra-op threads: the cores ÷ the ranks of the host (pp stages run one after another at batch 1, but each is its own rank).
+  { id: 'weft tensorflow tp1', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 1, threads: Math.max(1, CORES) },
+  { id: 'weft tensorflow tp2', engine: 'weft', backend: 'tensorflow', tp: 2, pp: 1, threads: Math.max(1, Math.floor(CORES / 2)) },
+  { id: 'weft tensorflow pp2', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 2, threads: Math.max(1, Math.floor(CORES / 2)) },
+  { id: 'weft wasm tp1', engine: 'weft', backend: 'wasm', tp: 1, pp: 1, threads: 1 },
+  { id: 'weft wasm tp2', engine: 'weft', backend: 'wasm', tp: 2, pp: 1, threads: 1 },
+  { id: 'weft wasm pp2', engine: 'weft', backend: 'wasm', tp: 1, pp: 2, threads: 1 },
+  { id: 'llama.cpp 1 thread', engine: 'llama.cpp', tp: 1, pp: 1, threads: 1 },
+  { id: 'llama.cpp 2 threads', engine: 'llama.cpp', tp: 1, pp: 1, threads: 2 },
+];
+
+/** Cores reading weights at once during a decode step (what the bound's bandwidth is measured at). */
+function readers(c: Config): number {
+  if (c.engine === 'llama.cpp') return c.threads;
+  // pp stages take turns at batch 1: one stage's ranks read at a time.
+  return c.tp * c.threads;
+}
+
+/** Bytes decode reads per token: every weight but the input embedding (a row gather), fp32 in both engines. */
+function decodeBytes(s: LlamaShape): number {
+  return (paramCount(s) - s.vocab * s.hidden) * 4;
+}
+
+const CHECK_PROMPT = 16;
+const CHECK_STEPS = 8;
+const promptOf = (len: number, vocab: number, salt = 0) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (vocab - 3)));
+
+// ---------------------------------------------------------------- child: one configuration, one run
+
+interface ChildJob {
+  config: Config;
+  shape: LlamaShape;
+  dir: string;
+  gguf: string;
+  promptLen: number;
+  decodeTokens: number;
+  /** weft: write its check tokens/logits here; llama.cpp: compare against the file here. */
+  checkFile?: string;
+}
+
+interface RunResult {
+  loadS: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  tokens: number[];
+  weightBytesPerRank?: number[];
+  check?: CheckResult;
+  rssGb: number;
+  /** weft: the package LLM came from. */
+  llmFrom?: string;
+}
+
+interface CheckResult {
+  weftTokens: number[];
+  llamaTokens: number[];
+  /** Teacher-forced on weft's tokens: max over steps and the whole vocabulary. */
+  maxLogProbDiff: number;
+  maxProbDiff: number;
+}
+
+/** What the bench uses of weft's front end (LLM moves from @weft/llama to @weft/engine: whichever is built answers). */
+interface WeftLLM {
+  generate(prompts: number[][], opts: { maxTokens: number; temperature: number; ignoreEos: boolean; returnLogits?: boolean }): Promise<{ tokenIds: number[]; logits?: Float32Array[] }[]>;
+  close(): Promise<void>;
+  weightBytesPerRank?: number[];
+}
+type WeftLLMClass = { load(dir: string, opts: { tp: number; pp: number; backend?: string; timeoutMs?: number }): Promise<WeftLLM> };
+
+export async function importLLM(): Promise<{ LLM: WeftLLMClass; from: string }> {
+  const errors: string[] = [];
+  const order = process.env.WEFT_BENCH_LLM_FROM ? [process.env.WEFT_BENCH_LLM_FROM] : ['@weft/engine', '@weft/llama'];
+  for (const pkg of order) {
+    try {
+      const m = (await import(/* @vite-ignore */ pkg)) as { LLM?: WeftLLMClass };
+      if (typeof m.LLM?.load === 'function') return { LLM: m.LLM, from: pkg };
+      errors.push(`${pkg} has no LLM`);
+    } catch (e) {
+      errors.push(`${pkg}: ${String((e as Error).message).split('\n')[0]}`);
+    }
+  }
+  throw new Error(`no weft LLM front end could be imported (${errors.join('; ')})`);
+}
+
+async function childWeft(job: ChildJob): Promise<RunResult> {
+  const { LLM, from } = await importLLM();
+  const { config: c, promptLen, decodeTokens } = job;
+  const prompt = promptOf(promptLen, job.shape.vocab);
+  let t0 = performance.now();
+  const llm = await LLM.load(job.dir, { tp: c.tp, pp: c.pp, backend: c.backend, timeoutMs: 600_000 });
+  const loadS = (performance.now() - t0) / 1000;
+  try {
+    const greedy = (n: number) => ({ maxTokens: n, temperature: 0, ignoreEos: true });
+    await llm.generate([promptOf(8, job.shape.vocab, 1)], greedy(2)); // warm-up
+    // Prefill: a 1-token generation; decode: the 64 steps a (1 + 64)-token generation adds to it.
+    // Prefill is timed before and after, and the mean is subtracted.
+    const timed = async (n: number) => {
+      const t = performance.now();
+      const [o] = await llm.generate([prompt], greedy(n));
+      return { s: (performance.now() - t) / 1000, tokens: o!.tokenIds };
+    };
+    const p1 = await timed(1);
+    const full = await timed(decodeTokens + 1);
+    const p2 = await timed(1);
+    const prefillS = (p1.s + p2.s) / 2;
+    const fullS = full.s;
+    const out = { tokenIds: full.tokens };
+    if (job.checkFile) {
+      const [chk] = await llm.generate([promptOf(CHECK_PROMPT, job.shape.vocab, 2)], { ...greedy(CHECK_STEPS), returnLogits: true });
+      const logits = chk!.logits!;
+      const flat = new Float32Array(logits.length * logits[0]!.length);
+      logits.forEach((row, i) => flat.set(row, i * row.length));
+      writeFileSync(job.checkFile + '.bin', Buffer.from(flat.buffer));
+      writeFileSync(job.checkFile + '.json', JSON.stringify({ tokens: chk!.tokenIds, cols: logits[0]!.length }));
+    }
+    return {
+      loadS, prefillTokS: promptLen / prefillS, decodeTokS: fullS > prefillS ? decodeTokens / (fullS - prefillS) : NaN, tokens: out.tokenIds,
+      weightBytesPerRank: llm.weightBytesPerRank, rssGb: process.memoryUsage().rss / 1e9, llmFrom: from,
+    };
+  } finally {
+    await llm.close();
+  }
+}
+
+// node-llama-cpp is a root devDependency, imported by name at run time (never bundled).
+const NODE_LLAMA_CPP = 'node-llama-cpp';
+
+async function childLlama(job: ChildJob): Promise<RunResult> {
+  const nlc = (await import(/* @vite-ignore */ NODE_LLAMA_CPP)) as typeof import('node-llama-cpp');
+  const { config: c, promptLen, decodeTokens } = job;
+  const prompt = promptOf(promptLen, job.shape.vocab);
+  let t0 = performance.now();
+  const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
+  const model = await llama.loadModel({ modelPath: job.gguf, gpuLayers: 0 });
+  const ctx = await model.createContext({ contextSize: 512, batchSize: 512, threads: c.threads, sequences: 1 });
+  const seq = ctx.getSequence();
+  const loadS = (performance.now() - t0) / 1000;
+  try {
+    // Generate `n` greedy tokens after `tokens` on a fresh sequence; times to the first token and the last.
+    const run = async (tokens: number[], n: number) => {
+      await seq.clearHistory();
+      const out: number[] = [];
+      const start = performance.now();
+      let first = 0;
+      for await (const tok of seq.evaluate(tokens as never[], { temperature: 0 })) {
+        if (out.length === 0) first = performance.now();
+        out.push(tok as number);
+        if (out.length >= n) break;
+      }
+      return { out, prefillS: (first - start) / 1000, decodeS: (performance.now() - first) / 1000 };
+    };
+    await run(promptOf(8, job.shape.vocab, 1), 2); // warm-up
+    const r = await run(prompt, decodeTokens + 1);
+    let check: CheckResult | undefined;
+    if (job.checkFile && existsSync(job.checkFile + '.json')) {
+      const ref = JSON.parse(readFileSync(job.checkFile + '.json', 'utf8')) as { tokens: number[]; cols: number };
+      const buf = readFileSync(job.checkFile + '.bin');
+      const logits = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+      const checkPrompt = promptOf(CHECK_PROMPT, job.shape.vocab, 2);
+      const own = await run(checkPrompt, CHECK_STEPS);
+      // Teacher-forced: llama.cpp's full next-token distribution after the prompt and each of weft's tokens.
+      await seq.clearHistory();
+      const full = [...checkPrompt, ...ref.tokens.slice(0, CHECK_STEPS - 1)];
+      const opts = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+      const res = await seq.controlledEvaluate(full.map((t, i) => (i >= checkPrompt.length - 1 ? [t, { generateNext: { probabilities: true, options: opts } }] : t)) as never);
+      let maxLogProbDiff = 0;
+      let maxProbDiff = 0;
+      for (let s = 0; s < CHECK_STEPS; s++) {
+        const probs = res[checkPrompt.length - 1 + s]!.next!.probabilities!;
+        const row = logits.subarray(s * ref.cols, (s + 1) * ref.cols);
+        let m = -Infinity;
+        for (const x of row) m = Math.max(m, x);
+        let z = 0;
+        for (const x of row) z += Math.exp(x - m);
+        const lse = m + Math.log(z);
+        for (const [tok, p] of probs) {
+          const lp = row[tok as number]! - lse;
+          maxLogProbDiff = Math.max(maxLogProbDiff, Math.abs(Math.log(p) - lp));
+          maxProbDiff = Math.max(maxProbDiff, Math.abs(p - Math.exp(lp)));
+        }
+      }
+      check = { weftTokens: ref.tokens, llamaTokens: own.out, maxLogProbDiff, maxProbDiff };
+    }
+    return { loadS, prefillTokS: promptLen / r.prefillS, decodeTokS: decodeTokens / r.decodeS, tokens: r.out, check, rssGb: process.memoryUsage().rss / 1e9 };
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+    await llama.dispose();
+  }
+}
+
+async function child(job: ChildJob): Promise<void> {
+  try {
+    const r = job.config.engine === 'weft' ? await childWeft(job) : await childLlama(job);
+    process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+    // The result is out; a process that then lingers (live handles) or crashes on its way out is recorded, not waited on.
+    setTimeout(() => {
+      process.stderr.write('still alive 20 s after its result: exiting\n');
+      process.exit(3);
+    }, 20_000).unref();
+  } catch (e) {
+    process.stdout.write(`ERROR ${JSON.stringify({ message: String((e as Error).message ?? e).split('\n')[0], name: (e as Error).name })}\n`);
+  }
+}
+
+// ---------------------------------------------------------------- parent
+
+interface Outcome {
+  result?: RunResult;
+  error?: { message: string; name: string };
+  exitCode: number | null;
+  signal: string | null;
+  wallS: number;
+  stderrTail: string;
+}
+
+function runChild(job: ChildJob, verbose: boolean, extraEnv: NodeJS.ProcessEnv = {}): Promise<Outcome> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+  if (job.config.backend === 'tensorflow') {
+    // The same settings weft's launcher defaults to (commit 4107fb5: intra-op threads = cores ÷ ranks, inter-op 1,
+    // Eigen, quiet log), spelled out so that the table does not depend on which build of the launcher is installed.
+    env.TF_NUM_INTRAOP_THREADS ??= String(job.config.threads);
+    env.TF_NUM_INTEROP_THREADS ??= '1';
+    env.TF_ENABLE_ONEDNN_OPTS ??= '0';
+    env.TF_CPP_MIN_LOG_LEVEL ??= verbose ? '0' : '2';
+  }
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', Buffer.from(JSON.stringify(job)).toString('base64')], {
+      env, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString()).slice(-4000);
+      if (verbose) process.stderr.write(d);
+    });
+    // A run that hangs (a spinning wait) must not stall the whole bench.
+    const kill = setTimeout(() => p.kill('SIGKILL'), 15 * 60_000);
+    p.on('close', (code, signal) => {
+      clearTimeout(kill);
+      const line = (tag: string) => out.split('\n').find((l) => l.startsWith(tag + ' '))?.slice(tag.length + 1);
+      const r = line('RESULT');
+      const e = line('ERROR');
+      resolve({
+        result: r ? (JSON.parse(r) as RunResult) : undefined,
+        error: e ? JSON.parse(e) : !r ? { name: 'Crash', message: `exited ${code ?? signal} before a result: ${err.trim().split('\n').slice(-3).join(' | ')}` } : undefined,
+        exitCode: code, signal, wallS: (performance.now() - t0) / 1000, stderrTail: err,
+      });
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const stats = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const range = (s: { median: number; min: number; max: number }) => `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+
+async function parent(): Promise<void> {
+  const { values: v } = parseArgs({
+    options: {
+      shape: { type: 'string', default: 'all' },
+      rounds: { type: 'string', default: '3' },
+      prompt: { type: 'string', default: '128' },
+      decode: { type: 'string', default: '64' },
+      only: { type: 'string' },
+      out: { type: 'string', default: 'bench-results/cpu.json' },
+      dir: { type: 'string', default: join(tmpdir(), 'weft-bench-cpu') },
+      'no-check': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+      /** TF_ENABLE_ONEDNN_OPTS=1 for weft's tensorflow ranks (weft's default is Eigen). */
+      onednn: { type: 'boolean', default: false },
+    },
+  });
+  const tfEnv: NodeJS.ProcessEnv = { ...(v.onednn ? { TF_ENABLE_ONEDNN_OPTS: '1' } : {}) };
+  for (const k of ['TF_ENABLE_ONEDNN_OPTS', 'TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS']) if (process.env[k] !== undefined) tfEnv[k] ??= process.env[k];
+  const started = performance.now();
+  const elapsed = () => {
+    const s = Math.round((performance.now() - started) / 1000);
+    return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  };
+  const log = (m: string) => process.stderr.write(`[bench:cpu ${elapsed()}] ${m}\n`);
+  const shapeNames = v.shape === 'all' ? Object.keys(CPU_SHAPES) : String(v.shape).split(',');
+  for (const n of shapeNames) if (!CPU_SHAPES[n]) throw new Error(`unknown shape '${n}' (have ${Object.keys(CPU_SHAPES).join(', ')}, all)`);
+  const rounds = Number(v.rounds);
+  const promptLen = Number(v.prompt);
+  const decodeTokens = Number(v.decode);
+  const only = v.only ? String(v.only).split(',') : null;
+  const configs = CONFIGS.filter((c) => !only || only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
+  const loadBefore = loadavg();
+
+  log(`machine: ${cpus()[0]?.model ?? '?'}, ${CORES} cores, ${(totalmem() / 1e9).toFixed(0)} GB, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
+  // Bandwidth is measured at the start and again at the end; the bound uses the better of the two (the
+  // hardware's, less whatever the other tenants of the machine took at the time).
+  log('native read bandwidth (1 and 2 threads)');
+  const bwStart = measureNativeBandwidth([1, 2]);
+  const bwText = (b: typeof bwStart) => (b.gbPerS ? `${b.gbPerS[1]!.toFixed(1)} GB/s (1 thread), ${b.gbPerS[2]!.toFixed(1)} GB/s (2 threads)` : b.how);
+  log(`read bandwidth ${bwText(bwStart)}; ${bwStart.how}`);
+
+  // Checkpoints: safetensors (bf16, weft's random-checkpoint writer) and the same values as GGUF f32.
+  const paths: Record<string, { dir: string; gguf: string }> = {};
+  for (const name of shapeNames) {
+    const shape = CPU_SHAPES[name]!;
+    const dir = join(String(v.dir), `${name}-${shape.layers}l-${shape.kvHeads}kv`);
+    const gguf = join(dir, 'model-f32.gguf');
+    if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape, log);
+    if (!existsSync(gguf)) {
+      llamaCheckpointToGguf(dir, gguf + '.partial', log);
+      renameSync(gguf + '.partial', gguf);
+    }
+    paths[name] = { dir, gguf };
+  }
+
+  type Key = string;
+  const key = (shape: string, c: Config): Key => `${shape}|${c.id}`;
+  const runs = new Map<Key, Outcome[]>();
+  const refused = new Map<Key, string>();
+  const checks: Record<string, CheckResult | string> = {};
+  const exitProblems: string[] = [];
+  const total = rounds * shapeNames.length * configs.length;
+  let done = 0;
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of shapeNames) {
+      const shape = CPU_SHAPES[name]!;
+      const checkFile = join(paths[name]!.dir, `check-${process.pid}`);
+      for (const c of configs) {
+        done++;
+        const k = key(name, c);
+        if (refused.has(k)) continue;
+        // Round 1: the first weft configuration writes its check logits; llama.cpp 2 threads compares.
+        const firstWeft = configs.find((x) => x.engine === 'weft' && !refused.has(key(name, x)));
+        const doCheck = !v['no-check'] && round === 1 && (c === firstWeft || c.id === 'llama.cpp 2 threads');
+        const job: ChildJob = { config: c, shape, dir: paths[name]!.dir, gguf: paths[name]!.gguf, promptLen, decodeTokens, checkFile: doCheck ? checkFile : undefined };
+        log(`round ${round}/${rounds} [${done}/${total}] ${name} ${c.id}: running`);
+        const o = await runChild(job, Boolean(v.verbose), c.backend === 'tensorflow' ? tfEnv : {});
+        if (o.error && !o.result) {
+          if (/does not fit|over what one wasm rank holds|wasm rank/i.test(o.error.message) || o.error.name === 'ConfigError') {
+            refused.set(k, o.error.message);
+            log(`  ${name} ${c.id}: does not fit — ${o.error.message}`);
+          } else {
+            log(`  ${name} ${c.id}: FAILED (${o.error.name}) ${o.error.message}`);
+            (runs.get(k) ?? runs.set(k, []).get(k)!).push(o);
+          }
+          continue;
+        }
+        if (o.exitCode !== 0) exitProblems.push(`${name} ${c.id} round ${round}: result printed, then exit ${o.exitCode ?? o.signal}`);
+        (runs.get(k) ?? runs.set(k, []).get(k)!).push(o);
+        const r = o.result!;
+        if (r.check) checks[name] = r.check;
+        log(`  ${name} ${c.id}: load ${r.loadS.toFixed(1)} s, prefill ${fmt(r.prefillTokS)} tok/s, decode ${fmt(r.decodeTokS)} tok/s (run ${o.wallS.toFixed(0)} s${o.exitCode === 0 ? '' : `, exit ${o.exitCode ?? o.signal}`})`);
+        if (r.check) {
+          const same = r.check.weftTokens.filter((t, i) => t === r.check!.llamaTokens[i]).length;
+          log(`  ${name} check weft vs llama.cpp: greedy tokens ${same}/${CHECK_STEPS} equal, max |Δ log p| ${r.check.maxLogProbDiff.toExponential(2)}, max |Δ p| ${r.check.maxProbDiff.toExponential(2)}`);
+        }
+      }
+      if (round === 1 && !v['no-check'] && !checks[name]) checks[name] = 'not run (needs a weft configuration and llama.cpp 2 threads)';
+    }
+    const left = ((performance.now() - started) / done) * (total - done);
+    log(`round ${round} done; about ${Math.ceil(left / 60000)} min left`);
+  }
+  const loadAfter = loadavg();
+  log('native read bandwidth again');
+  const bwEnd = measureNativeBandwidth([1, 2]);
+  log(`read bandwidth ${bwText(bwEnd)}`);
+  const bw = { how: bwStart.how, gbPerS: bwStart.gbPerS && bwEnd.gbPerS ? { 1: Math.max(bwStart.gbPerS[1]!, bwEnd.gbPerS[1]!), 2: Math.max(bwStart.gbPerS[2]!, bwEnd.gbPerS[2]!) } : null };
+
+  // Summaries.
+  const rows = shapeNames.flatMap((name) => {
+    const shape = CPU_SHAPES[name]!;
+    const bytes = decodeBytes(shape);
+    const llamaRef = runs.get(key(name, CONFIGS.find((c) => c.id === 'llama.cpp 2 threads')!))?.filter((o) => o.result);
+    const refPrefill = llamaRef?.length ? median(llamaRef.map((o) => o.result!.prefillTokS)) : NaN;
+    const refDecode = llamaRef?.length ? median(llamaRef.map((o) => o.result!.decodeTokS)) : NaN;
+    const refTokens = llamaRef?.[0]?.result?.tokens;
+    return configs.map((c) => {
+      const k = key(name, c);
+      const base = { shape: name, params_m: +(paramCount(shape) / 1e6).toFixed(0), config: c.id, engine: c.engine, backend: c.backend ?? null, tp: c.tp, pp: c.pp, threads: c.threads };
+      if (refused.has(k)) return { ...base, status: 'does not fit', reason: refused.get(k) };
+      const ok = (runs.get(k) ?? []).filter((o) => o.result);
+      const failed = (runs.get(k) ?? []).filter((o) => !o.result);
+      if (!ok.length) return { ...base, status: 'failed', reason: failed[0]?.error?.message ?? 'not run' };
+      const prefill = stats(ok.map((o) => o.result!.prefillTokS));
+      const decode = stats(ok.map((o) => o.result!.decodeTokS));
+      const gbs = bw.gbPerS ? (bw.gbPerS as Record<number, number>)[Math.min(readers(c), 2)] : undefined;
+      const bound = gbs ? (gbs * 1e9) / bytes : null;
+      const toks = ok[0]!.result!.tokens;
+      const agree = refTokens ? toks.findIndex((t, i) => t !== refTokens[i]) : -2;
+      return {
+        ...base, status: 'ok', runs: ok.length, failed_runs: failed.length,
+        prefill_tok_s: prefill, decode_tok_s: decode,
+        load_s: stats(ok.map((o) => o.result!.loadS)),
+        bound_tok_s: bound, readers: Math.min(readers(c), 2), decode_to_bound: bound ? decode.median / bound : null,
+        prefill_vs_llama_cpp_2t: prefill.median / refPrefill, decode_vs_llama_cpp_2t: decode.median / refDecode,
+        tokens_equal_to_llama_cpp_2t: agree === -2 ? null : agree === -1 ? toks.length : agree,
+        weight_gb_per_rank: ok[0]!.result!.weightBytesPerRank?.map((b) => +(b / 1e9).toFixed(3)) ?? null,
+        rss_gb: +Math.max(...ok.map((o) => o.result!.rssGb)).toFixed(2),
+        nonzero_exits: ok.filter((o) => o.exitCode !== 0).length,
+      };
+    });
+  });
+
+  console.log(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); native read bandwidth (best of start and end) ${bwText(bw)}`);
+  console.log(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);
+  console.log('| shape | engine | layout | prefill tok/s | decode tok/s | decode bound | decode / bound | prefill / llama.cpp 2t | decode / llama.cpp 2t |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rows as Record<string, any>[]) {
+    const layout = r.engine === 'llama.cpp' ? `${r.threads} thread${r.threads > 1 ? 's' : ''}` : `tp ${r.tp} pp ${r.pp}${r.backend === 'tensorflow' ? `, ${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank` : ''}`;
+    const engine = r.engine === 'llama.cpp' ? 'node-llama-cpp 3.21.1' : `weft ${r.backend}`;
+    const label = `${CPU_SHAPES[r.shape]!.name === 'small' ? '156 M' : 'TinyLlama-1.1B'}`;
+    if (r.status !== 'ok') {
+      console.log(`| ${label} | ${engine} | ${layout} | ${r.status} | — | — | — | — | — |`);
+      continue;
+    }
+    console.log(`| ${label} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_2t.toFixed(2)} | ${r.decode_vs_llama_cpp_2t.toFixed(2)} |`);
+  }
+  for (const [name, c] of Object.entries(checks)) {
+    if (typeof c === 'string') console.log(`\n${name}: weft vs llama.cpp check ${c}`);
+    else console.log(`\n${name}: weft vs llama.cpp (teacher-forced, ${CHECK_STEPS} steps, full vocabulary): greedy tokens ${c.weftTokens.filter((t, i) => t === c.llamaTokens[i]).length}/${CHECK_STEPS} equal, max |Δ log p| ${c.maxLogProbDiff.toExponential(2)}, max |Δ p| ${c.maxProbDiff.toExponential(2)}`);
+  }
+  for (const [k, m] of refused) console.log(`${k.replace('|', ' ')}: does not fit — ${m}`);
+  for (const p of exitProblems) console.log(`exit: ${p}`);
+
+  const json = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model ?? null, cores: CORES, total_gb: +(totalmem() / 1e9).toFixed(1), load_before: loadBefore, load_after: loadAfter, node: process.version },
+    bandwidth_gb_s: bw.gbPerS, bandwidth_start_gb_s: bwStart.gbPerS, bandwidth_end_gb_s: bwEnd.gbPerS, bandwidth_probe: bw.how,
+    prompt_tokens: promptLen, decode_tokens: decodeTokens, rounds,
+    shapes: Object.fromEntries(shapeNames.map((n) => [n, { ...CPU_SHAPES[n], params: paramCount(CPU_SHAPES[n]!), decode_bytes: decodeBytes(CPU_SHAPES[n]!) }])),
+    tf_env: { ...Object.fromEntries(Object.entries(tfEnv).filter(([k]) => k.startsWith('TF_'))), defaults: 'TF_NUM_INTRAOP_THREADS = cores ÷ ranks, TF_NUM_INTEROP_THREADS = 1, TF_ENABLE_ONEDNN_OPTS = 0 (weft\'s launcher defaults)' },
+    llm_from: [...new Set([...runs.values()].flat().map((o) => o.result?.llmFrom).filter(Boolean))],
+    checks, exit_problems: exitProblems, rows,
+    raw: Object.fromEntries([...runs].map(([k, os]) => [k, os.map((o) => ({ ...o.result, tokens: undefined, error: o.error, exitCode: o.exitCode, signal: o.signal, wallS: o.wallS }))])),
+    elapsed_s: (performance.now() - started) / 1000,
+  };
+  mkdirSync(dirname(String(v.out)), { recursive: true });
+  writeFileSync(String(v.out), JSON.stringify(json, null, 2));
+  log(`wrote ${v.out}`);
+}
+
+const childArg = process.argv.indexOf('--child');
+if (childArg >= 0) await child(JSON.parse(Buffer.from(process.argv[childArg + 1]!, 'base64').toString()) as ChildJob);
+else await parent();
