@@ -107,6 +107,10 @@ export class RankFailedError extends WeftError {
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** How long ranks may take to end by themselves once the pool closes (TensorFlow's teardown takes ~1 s on 2 cores). */
+const EXIT_GRACE_MS = 15_000;
+/** After a failure the others are woken with an error and end at once; a rank stuck in native code is terminated sooner. */
+const FAILURE_GRACE_MS = 2_000;
 const DEFAULT_SCRATCH_BYTES = 4 << 20;
 
 let liveCount = 0;
@@ -309,11 +313,22 @@ export class RankPool {
     }
   }
 
+  /**
+   * Closing the driver queue ends every rank's loop; a rank that returns ends its thread by itself,
+   * and native backends (TensorFlow's contexts and thread pools, Dawn's devices) are torn down in
+   * order there. `Worker.terminate()` stops a thread wherever it is, possibly inside TensorFlow, and
+   * the process could then crash in exit(): only threads still running after a grace period get it.
+   */
   private shutdown(): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.driverMq.close();
-      await Promise.all(this.workers.map((w) => w.terminate()));
-      await Promise.all(this.exits);
+      const graceMs = this.failure ? FAILURE_GRACE_MS : Math.min(this.timeoutMs, EXIT_GRACE_MS);
+      let timer: NodeJS.Timeout | undefined;
+      const ended = Promise.all(this.exits);
+      await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      await Promise.all(this.workers.map((w, rank) => (this.alive[rank] ? w.terminate() : undefined)));
+      await ended;
     })();
     return this.shuttingDown;
   }
