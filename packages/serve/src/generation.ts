@@ -41,6 +41,7 @@ export async function* runChoices(llm: EngineClient, reqs: ChoiceRequest[], sign
   signal.addEventListener('abort', onOuterAbort, { once: true });
   const labels = { model_name: model };
   let open = reqs.length;
+  const hasText = llm.tokenizer !== null;
   const pumps = reqs.map(async (r, choice) => {
     const start = performance.now();
     let first = 0;
@@ -55,7 +56,8 @@ export async function* runChoices(llm: EngineClient, reqs: ChoiceRequest[], sign
           tokens += ev.tokenIds.length;
         }
         if (ev.finishReason) reason = ev.finishReason;
-        queue.push({ choice, text: ev.text, tokenIds: ev.tokenIds, logprobs: ev.logprobs, finishReason: ev.finishReason });
+        // Without a tokenizer there is no text (vLLM's --skip-tokenizer-init): token ids only.
+        queue.push({ choice, text: hasText ? ev.text : '', tokenIds: ev.tokenIds, logprobs: ev.logprobs, finishReason: ev.finishReason });
         notify();
       }
       if (!reason) {
