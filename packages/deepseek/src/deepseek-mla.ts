@@ -23,7 +23,8 @@ import {
   RMSNorm,
   RowParallelLinear,
   type AttentionMetadata,
-  type KVCache,
+  type KVCacheSpec,
+  type PagedKVCache,
   type Parameter,
   type RotaryEmbedding,
   type TokenMixer,
@@ -103,6 +104,11 @@ export class DeepseekMLA implements TokenMixer {
         : new Attention({ numHeads: this.heads, numKvHeads: this.heads, headDim: qkHead, vHeadDim: c.vHeadDim, scale });
   }
 
+  /** 'latent': one shared head of kv_lora_rank + qk_rope_head_dim, V its first kv_lora_rank dims; 'full': K and V per head. */
+  get kvCacheSpec(): KVCacheSpec {
+    return this.attn.kvCacheSpec;
+  }
+
   parameters(): Parameter[] {
     return [
       ...(this.qAProj?.parameters() ?? []),
@@ -115,7 +121,7 @@ export class DeepseekMLA implements TokenMixer {
     ];
   }
 
-  async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D> {
+  async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D> {
     const { qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, kvLoraRank } = this.c;
     const T = hidden.shape[0];
     const Hl = this.heads;
@@ -131,7 +137,7 @@ export class DeepseekMLA implements TokenMixer {
     const qNope = tf.slice(q3, [0, 0, 0], [-1, -1, nope]) as tf.Tensor3D;
     const out =
       this.cacheForm === 'latent'
-        ? this.attendLatent(qNope, qPeRot, latent, kPeRot, meta, cache)
+        ? await this.attendLatent(qNope, qPeRot, latent, kPeRot, meta, cache)
         : await this.attendFull(qNope, qPeRot, latent, kPeRot, meta, cache);
     tf.dispose([q, kvA, latent, q3, kPe, qPe, qPeRot, kPeRot, qNope]);
     const o = await this.oProj.forward(out);
@@ -141,45 +147,42 @@ export class DeepseekMLA implements TokenMixer {
 
   /** Keys and values per head from kv_b_proj; cache holds them whole. */
   private async attendFull(
-    qNope: tf.Tensor3D, qPe: tf.Tensor3D, latent: tf.Tensor2D, kPe: tf.Tensor3D, meta: AttentionMetadata, cache: KVCache | null,
+    qNope: tf.Tensor3D, qPe: tf.Tensor3D, latent: tf.Tensor2D, kPe: tf.Tensor3D, meta: AttentionMetadata, cache: PagedKVCache | null,
   ): Promise<tf.Tensor2D> {
     const { qkNopeHeadDim: nope, vHeadDim } = this.c;
     const [T, Hl] = qNope.shape;
     const kv = await this.kvBProj.forward(latent);
-    const out = tf.tidy(() => {
+    const [query, key, value] = tf.tidy(() => {
       const kv3 = tf.reshape(kv, [T, Hl, nope + vHeadDim]);
-      const query = tf.concat([qNope, qPe], 2);
+      const q = tf.concat([qNope, qPe], 2);
       // The single rope key head is shared by every query head.
-      const key = tf.concat([tf.slice(kv3, [0, 0, 0], [-1, -1, nope]), tf.tile(kPe, [1, Hl, 1])], 2);
-      const value = tf.slice(kv3, [0, 0, nope], [-1, -1, vHeadDim]);
-      return this.attn.forward(
-        tf.reshape(query, [T, -1]) as tf.Tensor2D,
-        tf.reshape(key, [T, -1]) as tf.Tensor2D,
-        tf.reshape(value, [T, -1]) as tf.Tensor2D,
-        meta,
-        cache,
-      );
+      const k = tf.concat([tf.slice(kv3, [0, 0, 0], [-1, -1, nope]), tf.tile(kPe, [1, Hl, 1])], 2);
+      const v = tf.slice(kv3, [0, 0, nope], [-1, -1, vHeadDim]);
+      return [q, k, v].map((x) => tf.reshape(x, [T, -1]) as tf.Tensor2D);
     });
     kv.dispose();
-    return out;
+    return this.attn.forward(query!, key!, value!, meta, cache).finally(() => tf.dispose([query!, key!, value!]));
   }
 
   /** kv_b_proj absorbed: attention in latent space over one shared [latent | k_rope] head. */
-  private attendLatent(
-    qNope: tf.Tensor3D, qPe: tf.Tensor3D, latent: tf.Tensor2D, kPe: tf.Tensor3D, meta: AttentionMetadata, cache: KVCache | null,
-  ): tf.Tensor2D {
+  private async attendLatent(
+    qNope: tf.Tensor3D, qPe: tf.Tensor3D, latent: tf.Tensor2D, kPe: tf.Tensor3D, meta: AttentionMetadata, cache: PagedKVCache | null,
+  ): Promise<tf.Tensor2D> {
     const [T, Hl] = qNope.shape;
     const { wUK, wUV } = this.absorb();
-    return tf.tidy(() => {
+    const [query, key] = tf.tidy(() => {
       // q_nope · W_UK per head: [Hl, T, nope] × [Hl, nope, lora] → [T, Hl, lora]
       const qLat = tf.transpose(tf.matMul(tf.transpose(qNope, [1, 0, 2]), wUK), [1, 0, 2]);
-      const query = tf.reshape(tf.concat([qLat, qPe], 2), [T, -1]) as tf.Tensor2D;
-      const key = tf.concat([latent, tf.reshape(kPe, [T, -1])], 1) as tf.Tensor2D;
-      const outLat = this.attn.forward(query, key, null, meta, cache); // [T, Hl·lora]
+      return [tf.reshape(tf.concat([qLat, qPe], 2), [T, -1]) as tf.Tensor2D, tf.concat([latent, tf.reshape(kPe, [T, -1])], 1) as tf.Tensor2D];
+    });
+    const outLat = await this.attn.forward(query!, key!, null, meta, cache).finally(() => tf.dispose([query!, key!])); // [T, Hl·lora]
+    const out = tf.tidy(() => {
       // Each head's latent output through W_UV: [Hl, T, lora] × [Hl, lora, v] → [T, Hl·v]
       const o = tf.matMul(tf.transpose(tf.reshape(outLat, [T, Hl, this.c.kvLoraRank]), [1, 0, 2]), wUV);
       return tf.reshape(tf.transpose(o, [1, 0, 2]), [T, -1]) as tf.Tensor2D;
     });
+    outLat.dispose();
+    return out;
   }
 
   private absorb(): { wUK: tf.Tensor3D; wUV: tf.Tensor3D } {

@@ -4,7 +4,13 @@
  * `[start, start + queryLen)`. Their absolute positions are
  * `contextLen .. contextLen + queryLen − 1`, where `contextLen` counts the
  * tokens already in its KV cache. A prefill has contextLen 0; a decode has
- * queryLen 1.
+ * queryLen 1; queryLen > 1 with contextLen > 0 is a chunk continuing a prompt.
+ *
+ * With a paged KV cache each sequence's `blockTable` lists the blocks of
+ * `blockSize` tokens that hold positions `0 .. contextLen + queryLen − 1`
+ * (vLLM's block table; blocks may be shared between sequences, e.g. a cached
+ * prefix). Position p lives in slot
+ * `blockTable[⌊p / blockSize⌋] · blockSize + p mod blockSize`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@weft/core';
@@ -15,24 +21,40 @@ export interface SeqMetadata {
   start: number;
   /** New tokens of this sequence in this step. */
   queryLen: number;
-  /** Tokens already in this sequence's cache before this step. */
+  /** Tokens already in this sequence's cache before this step (prefix-cache hits included). */
   contextLen: number;
+  /** Block ids covering positions `0 .. contextLen + queryLen − 1` (empty without a cache). */
+  blockTable: number[];
 }
 
 export interface AttentionMetadata {
   seqs: SeqMetadata[];
+  /** Tokens per KV-cache block. */
+  blockSize: number;
 }
 
-/** Lay sequences out back to back, in the order given. `contextLen` defaults to 0 (prefill). */
-export function buildAttentionMetadata(seqs: ReadonlyArray<{ seqId: number; queryLen: number; contextLen?: number }>): AttentionMetadata {
+/** Block size when none is given (vLLM's default). */
+export const DEFAULT_BLOCK_SIZE = 16;
+
+export interface SeqInput {
+  seqId: number;
+  queryLen: number;
+  /** Default 0 (prefill). */
+  contextLen?: number;
+  /** Default [] (no cache). */
+  blockTable?: number[];
+}
+
+/** Lay sequences out back to back, in the order given. */
+export function buildAttentionMetadata(seqs: ReadonlyArray<SeqInput>, blockSize = DEFAULT_BLOCK_SIZE): AttentionMetadata {
   let start = 0;
   const out: SeqMetadata[] = [];
   for (const s of seqs) {
     const contextLen = s.contextLen ?? 0;
-    out.push({ seqId: s.seqId, start, queryLen: s.queryLen, contextLen });
+    out.push({ seqId: s.seqId, start, queryLen: s.queryLen, contextLen, blockTable: s.blockTable ?? [] });
     start += s.queryLen;
   }
-  const meta = { seqs: out };
+  const meta = { seqs: out, blockSize };
   validateMetadata(meta);
   return meta;
 }
@@ -59,6 +81,7 @@ export function positionsTensor(meta: AttentionMetadata): tf.Tensor1D {
  * ids and valid lengths. If `expectedTokens` is given, T must equal it.
  */
 export function validateMetadata(meta: AttentionMetadata, expectedTokens?: number): void {
+  if (!Number.isInteger(meta.blockSize) || meta.blockSize < 1) throw new ConfigError(`attention metadata: blockSize ${meta.blockSize} must be a positive integer`);
   const ids = new Set<number>();
   let next = 0;
   for (const s of meta.seqs) {
@@ -73,4 +96,40 @@ export function validateMetadata(meta: AttentionMetadata, expectedTokens?: numbe
   if (expectedTokens !== undefined && next !== expectedTokens) {
     throw new ConfigError(`attention metadata covers ${next} tokens but the batch has ${expectedTokens}`);
   }
+}
+
+/**
+ * Throws unless every sequence's block table covers its positions
+ * `0 .. contextLen + queryLen − 1` with ids in `[0, numBlocks)`.
+ */
+export function validateBlockTables(meta: AttentionMetadata, numBlocks: number): void {
+  for (const s of meta.seqs) {
+    const need = Math.ceil((s.contextLen + s.queryLen) / meta.blockSize);
+    if (s.blockTable.length < need) {
+      throw new ConfigError(
+        `attention metadata: sequence ${s.seqId} has ${s.contextLen + s.queryLen} tokens, which need ${need} blocks of ${meta.blockSize}, ` +
+          `but its block table has ${s.blockTable.length}`,
+      );
+    }
+    for (let b = 0; b < need; b++) {
+      const id = s.blockTable[b]!;
+      if (!Number.isInteger(id) || id < 0 || id >= numBlocks) {
+        throw new ConfigError(`attention metadata: sequence ${s.seqId} block ${b} is ${id}, outside the pool of ${numBlocks} blocks`);
+      }
+    }
+  }
+}
+
+/** The cache slot of every new token (vLLM's slot_mapping): `[T]`, row order. */
+export function slotMapping(meta: AttentionMetadata): Int32Array {
+  const out = new Int32Array(numTokens(meta));
+  const bs = meta.blockSize;
+  for (const s of meta.seqs) {
+    for (let i = 0; i < s.queryLen; i++) {
+      const p = s.contextLen + i;
+      const b = Math.floor(p / bs);
+      out[s.start + i] = s.blockTable[b]! * bs + (p - b * bs);
+    }
+  }
+  return out;
 }

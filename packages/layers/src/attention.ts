@@ -5,15 +5,20 @@
  * `· v`. GQA follows `repeat_kv`: query head h reads KV head `⌊h / G⌋`,
  * G = numHeads / numKvHeads.
  *
- * Each sequence is one batched matmul over KV heads. Its queries are grouped as
- * `[Hk, G·q, D]` against keys `[Hk, D, kv]`, so the G query heads sharing a
- * KV head share one matmul and K/V are never repeated in memory.
+ * K/V live in a paged cache (`PagedKVCache`, one per layer per rank): the
+ * step's new rows are written into their slots, then each sequence reads its
+ * context back through its block table. Decodes of all sequences run as one
+ * batched matmul (contexts padded to the longest, masked); prefills and
+ * chunked prefills run one sequence at a time, in query chunks when long.
+ * Queries are grouped as `[Hk, G·q, D]` against keys `[Hk, D, kv]`, so the G
+ * query heads sharing a KV head share one matmul and K/V are never repeated
+ * in memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, divide } from '@weft/core';
-import { validateMetadata, type AttentionMetadata } from './attention-metadata.js';
-import { attentionKernel } from './kernels/index.js';
-import type { KVCache } from './kv-cache.js';
+import { slotMapping, validateBlockTables, validateMetadata, type AttentionMetadata, type SeqMetadata } from './attention-metadata.js';
+import { attentionKernel, webgpuKernelsActive } from './kernels/index.js';
+import type { KVCacheSpec, PagedKVCache } from './paged-kv-cache.js';
 
 export interface AttentionOptions {
   /** Query heads on this rank. */
@@ -75,12 +80,20 @@ export class Attention {
     if (!(this.scale > 0)) throw new ConfigError(`attention scale must be positive, got ${this.scale}`);
   }
 
+  /** What this layer keeps per token in a paged KV cache. */
+  get kvCacheSpec(): KVCacheSpec {
+    return { numKvHeads: this.numKvHeads, headDim: this.headDim, vHeadDim: this.vHeadDim, valueIsKeyPrefix: this.valueIsKeyPrefix };
+  }
+
   /**
-   * q `[T, H·D]`, k `[T, Hk·D]`, v `[T, Hk·Dv]` → `[T, H·Dv]`. New K/V go into
-   * `cache` per sequence first. Query i of a sequence sees keys
-   * `0 .. contextLen + i`. With `cache = null` every contextLen must be 0.
+   * q `[T, H·D]`, k `[T, Hk·D]`, v `[T, Hk·Dv]` → `[T, H·Dv]`. With a cache the
+   * new K/V rows are first written into their slots (through each sequence's
+   * block table), then query i of a sequence sees its positions
+   * `0 .. contextLen + i` read back from the cache. With `cache = null` every
+   * contextLen must be 0 and nothing is kept. Async because the new rows are
+   * read to the host (`data()`, which every backend, webgpu included, offers).
    */
-  forward(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D | null, meta: AttentionMetadata, cache: KVCache | null): tf.Tensor2D {
+  async forward(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D | null, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D> {
     const T = q.shape[0];
     this.checkInput('q', q, T, this.numHeads * this.headDim);
     this.checkInput('k', k, T, this.numKvHeads * this.headDim);
@@ -89,20 +102,97 @@ export class Attention {
     validateMetadata(meta, T);
     this.checkCache(meta, cache);
     if (T === 0) return tf.zeros([0, this.numHeads * this.vHeadDim]); // an empty (dummy) step
-    return tf.tidy(() => {
-      // A lone sequence owns every row: no slices (each is a copy on webgpu).
-      const rowsOf = <X extends tf.Tensor2D>(x: X, s: { start: number; queryLen: number }): X =>
-        s.start === 0 && s.queryLen === T ? x : (tf.slice(x, [s.start, 0], [s.queryLen, -1]) as X);
-      const outs = meta.seqs.map((s) => {
-        const kNew = tf.reshape(rowsOf(k, s), [s.queryLen, this.numKvHeads, this.headDim]) as tf.Tensor3D;
-        // With V inside K the cache keeps a zero-width V: nothing is stored twice.
-        const vNew = (v ? tf.reshape(rowsOf(v, s), [s.queryLen, this.numKvHeads, this.vHeadDim]) : tf.zeros([s.queryLen, this.numKvHeads, 0])) as tf.Tensor3D;
-        const [kAll, vAll] = cache ? cache.append(s.seqId, kNew, vNew) : [kNew, vNew];
-        const qSeq = rowsOf(q, s);
-        return this.attendSequence(qSeq, kAll, vAll, s.contextLen);
-      });
-      return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor2D;
-    });
+    if (cache) {
+      // Everything is written before anything is read: a sequence may read blocks another one writes in this step.
+      const [kRows, vRows] = await Promise.all([k.data() as Promise<Float32Array>, v ? (v.data() as Promise<Float32Array>) : null]);
+      cache.write(slotMapping(meta), kRows, vRows);
+    }
+    return tf.tidy(() => this.attend(q, k, v, meta, cache));
+  }
+
+  /** The whole batch once the new K/V are in the cache: decodes in one batched call, every other sequence on its own. */
+  private attend(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D | null, meta: AttentionMetadata, cache: PagedKVCache | null): tf.Tensor2D {
+    const T = q.shape[0];
+    // weft's webgpu kernel attends one sequence per dispatch; elsewhere decodes batch through tfjs ops.
+    const batchDecodes = cache !== null && !webgpuKernelsActive();
+    const decodes = batchDecodes ? meta.seqs.filter((s) => s.queryLen === 1 && s.contextLen > 0) : [];
+    const parts: Array<{ rows: number[]; out: tf.Tensor2D }> = [];
+    const perBatch = Math.max(1, Math.floor(this.maxScoreElements / (this.numHeads * Math.max(1, ...decodes.map((s) => s.contextLen + 1)))));
+    for (let b0 = 0; b0 < decodes.length; b0 += perBatch) {
+      const batch = decodes.slice(b0, b0 + perBatch);
+      const rows = batch.map((s) => s.start);
+      parts.push({ rows, out: this.attendDecodes(rows.length === T ? q : (tf.gather(q, rows) as tf.Tensor2D), batch, cache!) });
+    }
+    const batched = new Set(decodes);
+    // A lone sequence owns every row: no slices (each is a copy on webgpu).
+    const rowsOf = <X extends tf.Tensor2D>(x: X, s: SeqMetadata): X =>
+      s.start === 0 && s.queryLen === T ? x : (tf.slice(x, [s.start, 0], [s.queryLen, -1]) as X);
+    for (const s of meta.seqs) {
+      if (batched.has(s)) continue;
+      const L = s.queryLen;
+      let kAll: tf.Tensor3D;
+      let vAll: tf.Tensor3D;
+      if (s.contextLen === 0) {
+        // Nothing cached before this step: the keys are exactly the new rows.
+        kAll = tf.reshape(rowsOf(k, s), [L, this.numKvHeads, this.headDim]);
+        vAll = v ? tf.reshape(rowsOf(v, s), [L, this.numKvHeads, this.vHeadDim]) : tf.zeros([L, this.numKvHeads, 0]);
+      } else {
+        [kAll, vAll] = this.readContext(cache!, s.blockTable, s.contextLen + L);
+      }
+      parts.push({ rows: Array.from({ length: L }, (_, i) => s.start + i), out: this.attendSequence(rowsOf(q, s), kAll, vAll, s.contextLen) });
+    }
+    if (parts.length === 1) return parts[0]!.out;
+    const out = tf.concat(parts.map((p) => p.out), 0) as tf.Tensor2D;
+    // Back to the batch's row order (identity when decodes come first, as the scheduler puts them).
+    const order = new Int32Array(T);
+    let at = 0;
+    for (const p of parts) for (const r of p.rows) order[r] = at++;
+    return order.every((x, i) => x === i) ? out : (tf.gather(out, order) as tf.Tensor2D);
+  }
+
+  /** One sequence's positions `0 .. n − 1` from the cache, token-major `[n, Hk, ·]` as attendSequence takes them. */
+  private readContext(cache: PagedKVCache, blockTable: number[], n: number): [tf.Tensor3D, tf.Tensor3D] {
+    const { numKvHeads: Hk, headDim: D, vHeadDim: Dv } = this;
+    const kBuf = new Float32Array(n * Hk * D);
+    cache.gatherTokenMajor('key', blockTable, n, kBuf);
+    if (this.valueIsKeyPrefix) return [tf.tensor3d(kBuf, [n, Hk, D]), tf.zeros([n, Hk, 0])];
+    const vBuf = new Float32Array(n * Hk * Dv);
+    cache.gatherTokenMajor('value', blockTable, n, vBuf);
+    return [tf.tensor3d(kBuf, [n, Hk, D]), tf.tensor3d(vBuf, [n, Hk, Dv])];
+  }
+
+  /**
+   * Decodes (one query each, at position contextLen) of B sequences in one
+   * batched matmul: each context gathered from the cache head-major into
+   * `[B·Hk, Nmax, ·]`, padded to the longest and masked past its own length.
+   */
+  private attendDecodes(q: tf.Tensor2D, seqs: SeqMetadata[], cache: PagedKVCache): tf.Tensor2D {
+    const B = seqs.length;
+    const { numKvHeads: Hk, groups: G, headDim: D, vHeadDim: Dv } = this;
+    const lens = seqs.map((s) => s.contextLen + 1);
+    const N = Math.max(...lens);
+    const kBuf = new Float32Array(B * Hk * N * D);
+    seqs.forEach((s, b) => cache.gatherHeadMajor('key', s.blockTable, lens[b]!, kBuf, b * Hk * N * D, N));
+    const kh = tf.tensor3d(kBuf, [B * Hk, N, D]);
+    let vh: tf.Tensor3D;
+    if (this.valueIsKeyPrefix) {
+      vh = tf.slice(kh, [0, 0, 0], [-1, -1, Dv]);
+    } else {
+      const vBuf = new Float32Array(B * Hk * N * Dv);
+      seqs.forEach((s, b) => cache.gatherHeadMajor('value', s.blockTable, lens[b]!, vBuf, b * Hk * N * Dv, N));
+      vh = tf.tensor3d(vBuf, [B * Hk, N, Dv]);
+    }
+    // [B, Hk·G·D] → [B·Hk, G, D]: the G query heads of one KV head are the rows of one matmul.
+    const qh = tf.reshape(q, [B * Hk, G, D]);
+    let scores: tf.Tensor = tf.mul(tf.matMul(qh, kh, false, true), this.scale); // [B·Hk, G, N]
+    if (lens.some((n) => n < N)) {
+      const mask = new Float32Array(B * N);
+      lens.forEach((n, b) => mask.fill(MASKED, b * N + n, (b + 1) * N));
+      scores = tf.reshape(tf.add(tf.reshape(scores, [B, Hk * G, N]), tf.tensor3d(mask, [B, 1, N])), [B * Hk, G, N]);
+    }
+    const probs = tf.softmax(scores) as tf.Tensor3D;
+    // [B·Hk, G, Dv] → [B, H·Dv], head h = kv·G + g as in repeat_kv.
+    return tf.reshape(tf.matMul(probs, vh), [B, Hk * G * Dv]);
   }
 
   /** One sequence: q `[L, H·D]` against all its keys `[ctx + L, Hk, D]` → `[L, H·Dv]`. */
@@ -162,26 +252,19 @@ export class Attention {
     }
   }
 
-  /** Checked before anything is appended, so a bad step leaves the cache as it was. */
-  private checkCache(meta: AttentionMetadata, cache: KVCache | null): void {
+  /** Checked before anything is written, so a bad step leaves the cache as it was. */
+  private checkCache(meta: AttentionMetadata, cache: PagedKVCache | null): void {
     if (!cache) {
       const s = meta.seqs.find((x) => x.contextLen !== 0);
       if (s) throw new ConfigError(`attention: sequence ${s.seqId} has contextLen ${s.contextLen} but no KV cache was given`);
       return;
     }
-    const d = cache.dims;
-    const cachedV = this.valueIsKeyPrefix ? 0 : this.vHeadDim;
-    if (d && (d.numKvHeads !== this.numKvHeads || d.headDim !== this.headDim || d.vHeadDim !== cachedV)) {
-      throw new ConfigError(
-        `attention: cache holds [${d.numKvHeads} heads, k ${d.headDim}, v ${d.vHeadDim}], ` +
-          `layer is [${this.numKvHeads} heads, k ${this.headDim}, v ${cachedV}]`,
-      );
+    const c = cache.spec;
+    const want = this.kvCacheSpec;
+    if (c.numKvHeads !== want.numKvHeads || c.headDim !== want.headDim || c.vHeadDim !== want.vHeadDim || c.valueIsKeyPrefix !== want.valueIsKeyPrefix) {
+      throw new ConfigError(`attention: the cache is for ${JSON.stringify(c)}, the layer needs ${JSON.stringify(want)}`);
     }
-    for (const s of meta.seqs) {
-      const have = cache.length(s.seqId);
-      if (have !== s.contextLen) {
-        throw new ConfigError(`attention: sequence ${s.seqId} has contextLen ${s.contextLen} but the cache holds ${have} tokens`);
-      }
-    }
+    if (cache.blockSize !== meta.blockSize) throw new ConfigError(`attention: the cache has blocks of ${cache.blockSize} tokens, the step's metadata says ${meta.blockSize}`);
+    validateBlockTables(meta, cache.numBlocks);
   }
 }

@@ -7,19 +7,21 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
-import { getPpIndices } from '@weft/core';
+import { ConfigError, getPpIndices } from '@weft/core';
 import type { AttentionMetadata } from './attention-metadata.js';
 import type { CausalLMRank, ForwardInput, IntermediateTensors } from './engine/causal-lm.js';
 import { traced } from './engine/tracer.js';
-import { KVCache } from './kv-cache.js';
+import type { KVCacheSpec, PagedKVCache } from './paged-kv-cache.js';
 import type { Parameter } from './parameter.js';
 import { RMSNorm } from './rms-norm.js';
 import { ParallelLMHead, VocabParallelEmbedding } from './vocab-parallel-embedding.js';
 import type { StackedParamMapping } from './weight-loading.js';
 
-/** Attention of one layer: hidden → hidden, reading and extending its KV cache. */
+/** Attention of one layer: hidden → hidden, writing the step's K/V into its paged cache and reading its context back. */
 export interface TokenMixer {
-  forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D>;
+  /** What the layer caches per token on this rank. */
+  readonly kvCacheSpec: KVCacheSpec;
+  forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D>;
   parameters(): Parameter[];
   dispose(): void;
 }
@@ -58,7 +60,7 @@ export class PreNormDecoderLayer {
     hidden: tf.Tensor2D,
     residual: tf.Tensor2D | null,
     meta: AttentionMetadata,
-    cache: KVCache | null,
+    cache: PagedKVCache | null,
   ): Promise<[tf.Tensor2D, tf.Tensor2D]> {
     let normed: tf.Tensor2D;
     let res: tf.Tensor2D;
@@ -105,7 +107,8 @@ export class DecoderOnlyLM implements CausalLMRank {
   readonly layers: PreNormDecoderLayer[] = [];
   readonly norm: RMSNorm | null;
   readonly lmHead: ParallelLMHead | null;
-  readonly caches: KVCache[] = [];
+  /** One paged cache per layer of this stage, bound by the model runner (which owns and frees them). */
+  private caches: PagedKVCache[] | null = null;
 
   constructor(
     readonly config: DecoderOnlyConfig,
@@ -126,7 +129,6 @@ export class DecoderOnlyLM implements CausalLMRank {
       const prefix = `model.layers.${i}`;
       const { selfAttn, mlp } = makeLayer(i, prefix);
       this.layers.push(new PreNormDecoderLayer(prefix, config.hiddenSize, config.rmsNormEps, selfAttn, mlp));
-      this.caches.push(new KVCache());
     }
     this.norm = this.isLastStage ? new RMSNorm('model.norm', config.hiddenSize, config.rmsNormEps) : null;
     this.lmHead = this.isLastStage
@@ -164,7 +166,30 @@ export class DecoderOnlyLM implements CausalLMRank {
     return m !== null && Number(m[1]) >= this.config.numHiddenLayers;
   }
 
+  /** One spec per attention layer of this stage, in layer order. */
+  kvCacheSpecs(): KVCacheSpec[] {
+    return this.layers.map((l) => l.selfAttn.kvCacheSpec);
+  }
+
+  /** The paged caches `forward` uses with `useCache`, one per layer as `kvCacheSpecs()` lists them. */
+  bindKVCaches(caches: PagedKVCache[]): void {
+    const specs = this.kvCacheSpecs();
+    if (caches.length !== specs.length) throw new ConfigError(`bindKVCaches: this stage has ${specs.length} attention layers, got ${caches.length} caches`);
+    caches.forEach((c, i) => {
+      const want = specs[i]!;
+      const got = c.spec;
+      if (got.numKvHeads !== want.numKvHeads || got.headDim !== want.headDim || got.vHeadDim !== want.vHeadDim || got.valueIsKeyPrefix !== want.valueIsKeyPrefix) {
+        throw new ConfigError(`bindKVCaches: layer ${this.startLayer + i} needs ${JSON.stringify(want)}, its cache is for ${JSON.stringify(got)}`);
+      }
+      if (c.blockSize !== caches[0]!.blockSize) throw new ConfigError(`bindKVCaches: every layer's cache needs one block size (${caches[0]!.blockSize} vs ${c.blockSize})`);
+    });
+    this.caches = [...caches];
+  }
+
   async forward(input: ForwardInput, intermediate: IntermediateTensors | null): Promise<tf.Tensor2D | IntermediateTensors> {
+    if (input.useCache && this.caches === null && this.layers.length > 0) {
+      throw new ConfigError('forward with useCache needs paged KV caches: call bindKVCaches(caches) first');
+    }
     let hidden: tf.Tensor2D;
     let residual: tf.Tensor2D | null;
     if (this.isFirstStage) {
@@ -177,7 +202,7 @@ export class DecoderOnlyLM implements CausalLMRank {
     }
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
-      const cache = input.useCache ? this.caches[i]! : null;
+      const cache = input.useCache ? this.caches![i]! : null;
       const [h, r] = await traced(input.tracer, `layer ${this.startLayer + i}`, 'compute', () =>
         layer.forward(input.positions, hidden, residual, input.meta, cache),
       );
@@ -198,20 +223,11 @@ export class DecoderOnlyLM implements CausalLMRank {
     return this.lmHead!.forward(hidden);
   }
 
-  freeSequence(seqId: number): void {
-    for (const c of this.caches) c.free(seqId);
-  }
-
-  /** KV-cache bytes held on this rank. */
-  cacheBytes(): number {
-    return this.caches.reduce((a, c) => a + c.bytes(), 0);
-  }
-
   dispose(): void {
     this.embedTokens?.dispose();
     for (const l of this.layers) l.dispose();
     this.norm?.dispose();
     this.lmHead?.dispose();
-    for (const c of this.caches) c.dispose();
+    this.caches = null;
   }
 }

@@ -6,7 +6,8 @@ import {
   QKVParallelLinear,
   RowParallelLinear,
   type AttentionMetadata,
-  type KVCache,
+  type KVCacheSpec,
+  type PagedKVCache,
   type Parameter,
   type TokenMixer,
 } from '@weft/layers';
@@ -53,6 +54,10 @@ export class LlamaAttention implements TokenMixer {
     });
   }
 
+  get kvCacheSpec(): KVCacheSpec {
+    return this.attn.kvCacheSpec;
+  }
+
   parameters(): Parameter[] {
     return [...this.qkvProj.parameters(), ...this.oProj.parameters()];
   }
@@ -62,17 +67,19 @@ export class LlamaAttention implements TokenMixer {
     this.rope.dispose();
   }
 
-  async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: KVCache | null): Promise<tf.Tensor2D> {
+  async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D> {
     const qkv = await this.qkvProj.forward(hidden);
-    const out = tf.tidy(() => {
+    const [q, k, v] = tf.tidy(() => {
       const { qSize, kvSize, numHeads, numKvHeads } = this.qkvProj;
       // Rotated straight out of the fused qkv (one kernel each on webgpu); v is a plain slice.
-      const q = this.rope.rotateColumns(positions, qkv, 0, numHeads);
-      const k = this.rope.rotateColumns(positions, qkv, qSize, numKvHeads);
-      const v = tf.slice(qkv, [0, qSize + kvSize], [-1, kvSize]) as tf.Tensor2D;
-      return this.attn.forward(q, k, v, meta, cache);
+      return [
+        this.rope.rotateColumns(positions, qkv, 0, numHeads),
+        this.rope.rotateColumns(positions, qkv, qSize, numKvHeads),
+        tf.slice(qkv, [0, qSize + kvSize], [-1, kvSize]) as tf.Tensor2D,
+      ];
     });
     qkv.dispose();
+    const out = await this.attn.forward(q!, k!, v!, meta, cache).finally(() => tf.dispose([q!, k!, v!]));
     const o = await this.oProj.forward(out);
     out.dispose();
     return o;

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { AttentionMetadata } from '../attention-metadata.js';
+import type { KVCacheSpec, PagedKVCache } from '../paged-kv-cache.js';
 import type { Parameter } from '../parameter.js';
 import type { StackedParamMapping } from '../weight-loading.js';
 import type { Tracer } from './tracer.js';
@@ -14,7 +15,7 @@ export interface ForwardInput {
   inputIds: tf.Tensor1D;
   positions: tf.Tensor1D;
   meta: AttentionMetadata;
-  /** Use and extend the KV cache (false: full-sequence forward, nothing kept). */
+  /** Write into and read the bound paged KV caches through `meta`'s block tables (false: full-sequence forward, no cache at all). */
   useCache: boolean;
   tracer?: Tracer | null;
 }
@@ -34,6 +35,9 @@ export interface CausalLMRank {
   forward(input: ForwardInput, intermediate: IntermediateTensors | null): Promise<tf.Tensor2D | IntermediateTensors>;
   /** Logits `[T, vocab]` on tp rank 0 of the last stage, null elsewhere. */
   computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null>;
-  freeSequence(seqId: number): void;
+  /** One per attention layer of this rank's pipeline stage, in layer order: what its paged KV cache must hold. */
+  kvCacheSpecs(): KVCacheSpec[];
+  /** The paged caches (one per `kvCacheSpecs()` entry, one block size) that forward uses; the caller owns and disposes them. */
+  bindKVCaches(caches: PagedKVCache[]): void;
   dispose(): void;
 }

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState, RankContext } from '@weft/comm';
 import { Checkpoint } from '@weft/core';
 import { buildAttentionMetadata } from '../attention-metadata.js';
+import { bindSequencePagedCaches, type SequenceBlockAllocator } from '../paged-sequence-blocks.js';
 import { scoped } from '../scope.js';
 import { loadWeights } from '../weight-loading.js';
 import type { CausalLMRank, ForwardInput, IntermediateTensors } from './causal-lm.js';
@@ -20,6 +21,8 @@ export interface RankArgs {
   moeDispatch?: 'allgather' | 'alltoall';
   /** MLA models: cache the compressed latent (default) or full per-head K/V. */
   mlaKvCache?: 'latent' | 'full';
+  /** Paged KV-cache bytes on this rank (default: see bindSequencePagedCaches). */
+  kvCacheBytes?: number;
 }
 
 export type ModelFactory = (dir: string, state: ParallelState, args: RankArgs) => CausalLMRank | Promise<CausalLMRank>;
@@ -33,21 +36,24 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const weightBytes = loadRankWeights(model, args.modelDir, (loaded, total, name) =>
     send({ type: 'progress', rank: ctx.rank, loaded, total, name }),
   );
+  // Until @weft/engine's block manager drives the cache: each rank allocates blocks per sequence itself.
+  const kv = bindSequencePagedCaches(model, { kvCacheBytes: args.kvCacheBytes });
   send({ type: 'ready', rank: ctx.rank, unused: weightBytes.unused, weightBytes: weightBytes.bytes, backend: tf.getBackend() });
   try {
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage;
       if (msg.type === 'shutdown') break;
       if (msg.type === 'free') {
-        for (const id of msg.seqIds) model.freeSequence(id);
+        for (const id of msg.seqIds) kv.allocator.freeSequence(id);
         continue;
       }
-      const result = await traced(tracer, `step ${msg.stepId}`, 'step', () => runStep(model, state, msg, tracer));
+      const result = await traced(tracer, `step ${msg.stepId}`, 'step', () => runStep(model, state, msg, tracer, kv.allocator));
       if (result) send({ type: 'result', stepId: msg.stepId, numTensors: tf.memory().numTensors, ...result });
       if (tracer) send({ type: 'trace', rank: ctx.rank, events: tracer.drain() });
     }
   } finally {
     model.dispose();
+    kv.dispose();
   }
 }
 
@@ -72,7 +78,13 @@ function loadRankWeights(model: CausalLMRank, dir: string, onProgress: (l: numbe
 type StepMsg = Extract<DriverMessage, { type: 'step' }>;
 type StepResult = { dpRank: number; tokens?: number[]; logits?: { rows: number; cols: number; data: Float32Array } };
 
-async function runStep(model: CausalLMRank, state: ParallelState, msg: StepMsg, tracer: Tracer | null): Promise<StepResult | null> {
+async function runStep(
+  model: CausalLMRank,
+  state: ParallelState,
+  msg: StepMsg,
+  tracer: Tracer | null,
+  blocks: SequenceBlockAllocator,
+): Promise<StepResult | null> {
   const dpRank = state.dp.rankInGroup;
   // The replica's last stage, TP rank 0, holds the gathered logits and answers the driver.
   const reporter = model.isLastStage && state.tp.rankInGroup === 0;
@@ -93,7 +105,13 @@ async function runStep(model: CausalLMRank, state: ParallelState, msg: StepMsg, 
   return scoped(async () => {
     const useCache = msg.mode !== 'logits-all';
     const meta = buildAttentionMetadata(
-      seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: useCache ? s.contextLen : 0 })),
+      seqs.map((s) => ({
+        seqId: s.seqId,
+        queryLen: s.tokens.length,
+        contextLen: useCache ? s.contextLen : 0,
+        blockTable: useCache ? blocks.tableFor(s.seqId, s.contextLen + s.tokens.length) : [],
+      })),
+      blocks.blockSize,
     );
     const inputIds = tf.tensor1d(seqs.flatMap((s) => s.tokens), 'int32');
     const positions = tf.tensor1d(positionsOf(seqs, useCache), 'int32');

@@ -1,0 +1,141 @@
+/**
+ * Measures one attention layer's decode step: the paged cache (write the
+ * new K/V rows in place, gather contexts through block tables, one batched
+ * call) against the per-sequence concat cache weft had before (append with
+ * `concat`, attend each sequence alone). Not a test: a script.
+ *
+ *   npx tsx --conditions=source packages/layers/src/paged-attention-measure.ts [--backend wasm|tensorflow|cpu] [--steps 12]
+ *
+ * Shape: Llama-3.2-1B's attention on one rank (32 query heads, 8 KV heads, head 64).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendName } from '@weft/core';
+import { buildAttentionMetadata } from './attention-metadata.js';
+import { Attention } from './attention.js';
+import { PagedKVCache } from './paged-kv-cache.js';
+
+const H = 32;
+const Hk = 8;
+const D = 64;
+const BLOCK = 16;
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : dflt;
+}
+
+function rand(n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1;
+  return a;
+}
+
+/** The concat cache and per-sequence attention weft used before the paged cache (attention.ts / kv-cache.ts at 571aa6c). */
+class ConcatBaseline {
+  private readonly k = new Map<number, tf.Tensor3D>();
+  private readonly v = new Map<number, tf.Tensor3D>();
+
+  fill(seqId: number, n: number): void {
+    this.k.set(seqId, tf.keep(tf.tensor3d(rand(n * Hk * D), [n, Hk, D])));
+    this.v.set(seqId, tf.keep(tf.tensor3d(rand(n * Hk * D), [n, Hk, D])));
+  }
+
+  step(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, seqIds: number[]): tf.Tensor2D {
+    return tf.tidy(() => {
+      const outs = seqIds.map((id, row) => {
+        const rows = (x: tf.Tensor2D) => (seqIds.length === 1 ? x : tf.slice(x, [row, 0], [1, -1]));
+        const kAll = tf.keep(tf.concat([this.k.get(id)!, tf.reshape(rows(k), [1, Hk, D])], 0) as tf.Tensor3D);
+        const vAll = tf.keep(tf.concat([this.v.get(id)!, tf.reshape(rows(v), [1, Hk, D])], 0) as tf.Tensor3D);
+        this.k.get(id)!.dispose();
+        this.v.get(id)!.dispose();
+        this.k.set(id, kAll);
+        this.v.set(id, vAll);
+        const G = H / Hk;
+        const kh = tf.transpose(kAll, [1, 0, 2]);
+        const vh = tf.transpose(vAll, [1, 0, 2]);
+        const qh = tf.reshape(tf.transpose(tf.reshape(rows(q), [1, Hk, G, D]), [1, 2, 0, 3]), [Hk, G, D]);
+        const probs = tf.softmax(tf.mul(tf.matMul(qh, kh, false, true), D ** -0.5));
+        const out = tf.matMul(probs, vh);
+        return tf.reshape(tf.transpose(tf.reshape(out, [Hk, G, 1, D]), [2, 0, 1, 3]), [1, H * D]);
+      });
+      return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor2D;
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([...this.k.values(), ...this.v.values()]);
+  }
+}
+
+interface Row {
+  backend: string;
+  batch: number;
+  context: number;
+  concatMs: number;
+  pagedMs: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function measure(batch: number, context: number, steps: number): Promise<{ concatMs: number; pagedMs: number }> {
+  const inputs = () => [tf.tensor2d(rand(batch * H * D), [batch, H * D]), tf.tensor2d(rand(batch * Hk * D), [batch, Hk * D]), tf.tensor2d(rand(batch * Hk * D), [batch, Hk * D])] as const;
+  const ids = Array.from({ length: batch }, (_, i) => i);
+
+  const base = new ConcatBaseline();
+  for (const id of ids) base.fill(id, context);
+  const concat: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const [q, k, v] = inputs();
+    const t0 = performance.now();
+    const out = base.step(q, k, v, ids);
+    await out.data();
+    concat.push(performance.now() - t0);
+    tf.dispose([q, k, v, out]);
+  }
+  base.dispose();
+
+  const perSeq = Math.ceil((context + steps + 1) / BLOCK);
+  const cache = new PagedKVCache({ numBlocks: batch * perSeq, blockSize: BLOCK, numKvHeads: Hk, headDim: D, vHeadDim: D, valueIsKeyPrefix: false });
+  // Interleaved blocks, as a pool shared by many sequences ends up.
+  const tables = ids.map((id) => Array.from({ length: perSeq }, (_, b) => b * batch + id));
+  const slots = (id: number, from: number, n: number) => Array.from({ length: n }, (_, i) => tables[id]![Math.floor((from + i) / BLOCK)]! * BLOCK + ((from + i) % BLOCK));
+  for (const id of ids) cache.write(slots(id, 0, context), rand(context * Hk * D), rand(context * Hk * D));
+  const attn = new Attention({ numHeads: H, numKvHeads: Hk, headDim: D, scale: D ** -0.5 });
+  const paged: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const [q, k, v] = inputs();
+    const meta = buildAttentionMetadata(
+      ids.map((id) => ({ seqId: id, queryLen: 1, contextLen: context + s, blockTable: tables[id]! })),
+      BLOCK,
+    );
+    const t0 = performance.now();
+    const out = await attn.forward(q, k, v, meta, cache);
+    await out.data();
+    paged.push(performance.now() - t0);
+    tf.dispose([q, k, v, out]);
+  }
+  cache.dispose();
+  // The first steps warm up kernels and caches.
+  const warm = Math.min(2, steps - 1);
+  return { concatMs: median(concat.slice(warm)), pagedMs: median(paged.slice(warm)) };
+}
+
+async function main(): Promise<void> {
+  const backend = arg('backend', 'wasm') as BackendName;
+  const steps = Number(arg('steps', '12'));
+  const info = await initBackend({ prefer: backend });
+  const rows: Row[] = [];
+  for (const batch of [1, 16]) {
+    for (const context of [64, 256, 1024]) {
+      const r = await measure(batch, context, steps);
+      rows.push({ backend: info.name, batch, context, ...r });
+      console.log(`${info.name}\tbatch ${batch}\tcontext ${context}\tconcat ${r.concatMs.toFixed(2)} ms\tpaged ${r.pagedMs.toFixed(2)} ms\t×${(r.concatMs / r.pagedMs).toFixed(2)}`);
+    }
+  }
+  console.log(JSON.stringify({ shape: { H, Hk, D, blockSize: BLOCK }, steps, rows }));
+}
+
+void main();
