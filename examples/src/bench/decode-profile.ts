@@ -169,7 +169,8 @@ async function loadLLM(): Promise<{ LLM: { load(dir: string, o: Record<string, u
 async function microbench(): Promise<Record<string, number> | { error: string }> {
   if (v.backend !== 'tensorflow') return { error: 'only on tensorflow' };
   try {
-    const tf = (await import(/* @vite-ignore */ '@tensorflow/tfjs-node')) as typeof import('@tensorflow/tfjs-core');
+    const tfjsNode = '@tensorflow/tfjs-node'; // by name at run time: never bundled
+    const tf = (await import(/* @vite-ignore */ tfjsNode)) as typeof import('@tensorflow/tfjs-core');
     await tf.setBackend('tensorflow');
     const time = (fn: () => void, n: number) => {
       for (let i = 0; i < Math.min(n, 20); i++) fn();
