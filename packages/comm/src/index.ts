@@ -14,3 +14,4 @@ export { readLaunchEnv, DEFAULT_MASTER_PORT, type LaunchEnv, type LaunchStyle } 
 export { startProcessRanks, ProcessRankPool, type ProcessRanksOptions, type ProcessRole, type RankPoolLike } from './process/process-ranks.js';
 export { buildTcpParallelState } from './process/tcp-state.js';
 export { Supervisor, describeExit, type RankExit, type RankProcessSpec, type SuperviseOptions } from './process/supervisor.js';
+export { watchParent } from './process/parent-watch.js';

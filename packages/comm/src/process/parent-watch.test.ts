@@ -1,0 +1,29 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const watch = fileURLToPath(new URL('./parent-watch.ts', import.meta.url));
+
+/** Is a pid alive? */
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('watchParent', () => {
+  it('a busy grandchild exits soon after its parent is SIGKILLed', async () => {
+    // parent (a shell) → child (node, keeps an interval busy and watches its parent); kill the shell.
+    const childSrc = `import(${JSON.stringify(watch)}).then(({ watchParent }) => { watchParent(() => process.exit(7), 100); setInterval(() => {}, 1000); console.log(process.pid); });`;
+    const shell = spawn('sh', ['-c', `"${process.execPath}" --import tsx -e '${childSrc}'; sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve) => shell.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    expect(alive(pid)).toBe(true);
+    shell.kill('SIGKILL');
+    const t0 = Date.now();
+    while (alive(pid) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(pid)).toBe(false);
+  });
+});
