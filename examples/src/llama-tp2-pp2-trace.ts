@@ -6,7 +6,7 @@
  *   node examples/dist/llama-tp2-pp2-trace.js [MODEL_DIR] [TRACE_FILE]
  */
 import { writeFileSync } from 'node:fs';
-import { LLM } from '@weft/llama';
+import { LLM } from '@weft/engine';
 import { defaultModelDir } from './cli/load-model.js';
 
 const dir = process.argv[2] ?? defaultModelDir();

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LLM } from '@weft/llama';
+import { LLM } from '@weft/engine';
 import { measureReadBandwidth } from './memory-bandwidth.js';
 import { hasRandomLlama, paramCount, SHAPES, writeRandomLlama } from './random-checkpoint.js';
 

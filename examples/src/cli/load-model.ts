@@ -1,10 +1,8 @@
-/** Open any supported Hugging Face model directory with the right model package. */
+/** Open any supported Hugging Face model directory: @weft/engine's registry picks the model by config.json `architectures`. */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadModelConfig } from '@weft/core';
-import type { LLMEngine } from '@weft/layers';
-import { LLM as DeepseekLLM } from '@weft/deepseek';
-import { LLM as LlamaLLM, type LLMOptions } from '@weft/llama';
+import { ConfigError } from '@weft/core';
+import { LLM, type LLMOptions } from '@weft/engine';
 
 /** The model that ships with the repo: weft-tiny-code (6.5 M parameters, writes Python). */
 export function defaultModelDir(): string {
@@ -15,13 +13,7 @@ export function defaultModelDir(): string {
   throw new ConfigError('the embedded model models/weft-tiny-code was not found next to the weft CLI; pass --model DIR');
 }
 
-export async function loadModel(dir: string, opts: LLMOptions): Promise<LLMEngine> {
+export async function loadModel(dir: string, opts: LLMOptions): Promise<LLM> {
   if (!existsSync(dir)) throw new ConfigError(`--model ${dir}: no such directory`);
-  const config = loadModelConfig(dir);
-  switch (config.family) {
-    case 'llama':
-      return LlamaLLM.load(dir, opts);
-    case 'deepseek':
-      return DeepseekLLM.load(dir, opts);
-  }
+  return LLM.load(dir, opts);
 }

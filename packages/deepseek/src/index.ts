@@ -1,3 +1,3 @@
 export * from './deepseek-mla.js';
 export * from './deepseek-for-causal-lm.js';
-export * from './llm.js';
+export { registration, type DeepseekRankOptions } from './registration.js';

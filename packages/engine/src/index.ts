@@ -1,1 +1,16 @@
-export {};
+export { LLM, rankEntryPath, type LLMOptions, type LLMStats, type Prompt, type GenerateOutput, type CompletionOutput, type StreamEvent, type RequestOptions } from './llm.js';
+export { RequestError, EngineDeadError } from './errors.js';
+export { resolveSamplingParams, GREEDY, MAX_LOGPROBS, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
+export { sampleToken, argmax, uniform, topKIndices, applyPenalties, type TokenLogprob, type TokenHistory, type Sampled } from './sampler.js';
+export { Scheduler, type SchedulerConfig, type SchedulerOutput, type ScheduledSeq } from './scheduler.js';
+export { KVCacheManager, type KVCacheManagerOptions } from './kv-cache-manager.js';
+export { BlockPool, hashBlockTokens, type KVBlock, type BlockHash } from './block-pool.js';
+export { Request, type FinishReason, type RequestStatus } from './request.js';
+export { IncrementalDetokenizer } from './detokenizer.js';
+export { RequestOutputState, type RequestDelta } from './output-processor.js';
+export { registerModel, resolveArchitecture, supportedArchitectures, modelRegistration, type ModelRegistration } from './registry.js';
+export { runRank, ModelRunner, type RankArgs, type ModelFactory } from './model-runner.js';
+export { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
+export { readEosTokenIds } from './eos.js';
+export type { DriverMessage, RankMessage, StepSeq, StepMode, SampledToken, TraceEvent } from './protocol.js';
+export { Tracer, traced, traceGroup, traceState } from '@weft/layers';

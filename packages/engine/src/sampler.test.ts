@@ -26,7 +26,7 @@ describe('sampler', () => {
 
   it('greedy is argmax; penalties change it as vLLM does', () => {
     const row = Float32Array.from([1, 3, 2.9, -1]);
-    expect(sampleToken(row, resolveSamplingParams({})).tokenId).toBe(1);
+    expect(sampleToken(row, resolveSamplingParams({}), 0).tokenId).toBe(1);
     const hist = { prompt: new Set<number>(), output: new Map([[1, 2]]) };
     expect(sampleToken(row, resolveSamplingParams({ frequencyPenalty: 0.1 }), 0, hist).tokenId).toBe(2);
     expect(sampleToken(row, resolveSamplingParams({ repetitionPenalty: 1.1 }), 0, hist).tokenId).toBe(2);

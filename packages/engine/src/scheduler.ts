@@ -50,6 +50,11 @@ export class Scheduler {
     this.kv = new KVCacheManager({ numBlocks: config.numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching });
   }
 
+  /** Sequences another scheduler freed that the ranks have not heard of yet. */
+  carryFreed(seqIds: number[]): void {
+    this.freed.push(...seqIds);
+  }
+
   add(req: Request): void {
     req.status = 'waiting';
     this.waiting.push(req);

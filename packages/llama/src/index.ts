@@ -1,4 +1,4 @@
 export * from './llama-config.js';
 export * from './llama-attention.js';
 export * from './llama-for-causal-lm.js';
-export * from './llm.js';
+export { registration } from './registration.js';

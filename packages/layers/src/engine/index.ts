@@ -1,7 +1,3 @@
-export * from './protocol.js';
-export * from './sampler.js';
+// What models implement for the engine (CausalLMRank) and the tracer they report spans to; the engine itself is @weft/engine.
 export * from './tracer.js';
 export * from './causal-lm.js';
-export * from './request-state.js';
-export * from './rank-runner.js';
-export * from './llm-engine.js';

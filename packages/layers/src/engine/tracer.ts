@@ -4,7 +4,18 @@
  * wrapping the group coordinators, so model code stays untouched.
  */
 import type { GroupCoordinator, ParallelState } from '@weft/comm';
-import type { TraceEvent } from './protocol.js';
+
+/** Chrome trace event ('X' = complete span). */
+export interface TraceEvent {
+  name: string;
+  cat: string;
+  ph: 'X';
+  ts: number;
+  dur: number;
+  pid: number;
+  tid: number;
+  args?: Record<string, unknown>;
+}
 
 export class Tracer {
   readonly events: TraceEvent[] = [];

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { LLM } from './llm.js';
 import { fileURLToPath } from 'node:url';
-import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends, type LLMEngine } from '@weft/layers';
+import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
 
@@ -34,7 +34,7 @@ describe.each(parityBackends())('on $backend', ({ backend, skip }) => {
   ] as const)('%s matches Hugging Face', (name, layouts) => {
     const dir = fixtureDir(name);
     const cases = loadFixtureCases(dir);
-    const open: LLMEngine[] = [];
+    const open: LLM[] = [];
     afterAll(async () => {
       await Promise.all(open.map((l) => l.close()));
     });

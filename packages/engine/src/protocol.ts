@@ -1,0 +1,61 @@
+/** Messages between the driver (main thread) and the ranks. JSON-safe (structured clone): no code is ever deserialised. */
+import type { TokenLogprob } from './sampler.js';
+import type { SamplingParams } from './sampling-params.js';
+import type { TraceEvent } from '@weft/layers';
+
+/** One sequence's share of a step (vLLM's scheduled request). */
+export interface StepSeq {
+  seqId: number;
+  /** Tokens fed this step: a whole prompt, a chunk of one, or the last sampled token. */
+  tokens: number[];
+  /** Tokens already in the KV cache (prefix-cache hits included): the first new token's position. */
+  contextLen: number;
+  /** Blocks covering positions `0 .. contextLen + tokens.length − 1`. */
+  blockTable: number[];
+  /** Sample the next token (false for a non-final prompt chunk). */
+  sample: boolean;
+  /** Index of the token to sample among this request's outputs (the seeded generator's counter). */
+  tokenIndex: number;
+  /** First step since (re)start: the sampling rank sets up this sequence's state. */
+  start?: {
+    sampling: SamplingParams;
+    /** For penalties only: the prompt and the outputs so far. */
+    history?: { prompt: number[]; output: number[] };
+  };
+}
+
+/** `sample`: next token of each sequence that asks. `logits-all`: every position's logits, no cache (parity checks). */
+export type StepMode = 'sample' | 'logits-all';
+
+export type DriverMessage =
+  /** Allocate this many blocks of every attention layer's paged KV cache. */
+  | { type: 'init-kv'; numBlocks: number; blockSize: number }
+  /** `replicas[d]`: what DP replica d runs (may be empty); `freed[d]`: its sequences to forget first. */
+  | { type: 'step'; stepId: number; mode: StepMode; replicas: StepSeq[][]; freed: number[][] }
+  | { type: 'shutdown' };
+
+export interface SampledToken {
+  seqId: number;
+  tokenId: number;
+  logprob?: TokenLogprob;
+  /** With `returnLogits`: the row it was sampled from. */
+  logits?: Float32Array;
+}
+
+export type RankMessage =
+  | { type: 'progress'; rank: number; loaded: number; total: number; name: string }
+  | {
+      type: 'ready';
+      rank: number;
+      unused: string[];
+      weightBytes: number;
+      backend: string;
+      /** Bytes of one KV block over every attention layer of this rank (0 on a rank with none). */
+      kvBytesPerBlock: number;
+    }
+  | { type: 'kv-ready'; rank: number; kvBytes: number }
+  /** `numTensors`: live tensors on the answering rank after the step (leak checks). */
+  | { type: 'result'; stepId: number; dpRank: number; numTensors: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array } }
+  | { type: 'trace'; rank: number; events: TraceEvent[] };
+
+export type { TraceEvent } from '@weft/layers';
