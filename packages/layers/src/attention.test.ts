@@ -1,13 +1,13 @@
 /**
  * Paged attention against dense causal attention written in plain tfjs ops
  * (repeat_kv by gather, one masked softmax per sequence, no cache), on the
- * cpu, wasm and tensorflow backends: mixed batches of prefills, chunked
+ * cpu, wasm, tensorflow and webgpu backends: mixed batches of prefills, chunked
  * prefills and decodes over shuffled, non-contiguous and shared blocks.
  */
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, tensorflowInstalled, type BackendName } from '@weft/core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAttentionMetadata, type AttentionMetadata } from './attention-metadata.js';
 import { Attention } from './attention.js';
 import { PagedKVCache } from './paged-kv-cache.js';
@@ -36,7 +36,7 @@ interface Dims {
  * HF eager attention of one sequence, dense: q `[L, H·D]` at positions
  * `ctx ..` against all its keys `[N, Hk·D]`, values `[N, Hk·Dv]` → `[L, H·Dv]`.
  */
-function denseAttention(q: Float32Array, k: Float32Array, v: Float32Array, L: number, ctx: number, d: Dims, scale: number): Float32Array {
+async function denseAttention(q: Float32Array, k: Float32Array, v: Float32Array, L: number, ctx: number, d: Dims, scale: number): Promise<Float32Array> {
   const N = ctx + L;
   const out = tf.tidy(() => {
     const repeat = tf.tensor1d(Array.from({ length: d.H }, (_, h) => Math.floor(h / (d.H / d.Hk))), 'int32');
@@ -50,7 +50,7 @@ function denseAttention(q: Float32Array, k: Float32Array, v: Float32Array, L: nu
     const probs = tf.softmax(tf.add(scores, masked));
     return tf.reshape(tf.transpose(tf.matMul(probs, vh), [1, 0, 2]), [L, d.H * d.Dv]);
   });
-  const a = out.dataSync() as Float32Array;
+  const a = (await out.data()) as Float32Array;
   out.dispose();
   return a;
 }
@@ -152,7 +152,7 @@ async function pagedStep(d: Dims, blockSize: number, specs: SeqSpec[], seed: num
     const x = data.get(s.seqId)!;
     const N = s.contextLen + s.queryLen;
     const values = d.prefix ? Float32Array.from({ length: N * d.Hk * d.Dv }, (_, i) => x.k[Math.floor(i / d.Dv) * d.D + (i % d.Dv)]!) : x.v;
-    want.set(denseAttention(x.q, x.k, values, s.queryLen, s.contextLen, d, scale), s.start * d.H * d.Dv);
+    want.set(await denseAttention(x.q, x.k, values, s.queryLen, s.contextLen, d, scale), s.start * d.H * d.Dv);
   }
   cache.dispose();
   return { got, want, meta };
@@ -180,23 +180,33 @@ const MIXED: SeqSpec[] = [
 
 const TOL = 2e-5;
 
-const BACKENDS: Array<{ backend: BackendName; skip: string | null }> = [
+const BACKENDS: Array<{ backend: BackendName; skip: string | null; kernels?: boolean }> = [
   { backend: 'cpu', skip: null },
   { backend: 'wasm', skip: null },
   (() => {
     const found = tensorflowInstalled();
     return { backend: 'tensorflow' as const, skip: 'missing' in found ? `SKIPPED (tensorflow backend): ${found.missing}` : null };
   })(),
+  // weft's attention kernel (one sequence per dispatch) reading the same paged cache; Dawn's OpenGL fallback on CPU-only machines.
+  { backend: 'webgpu', skip: null },
+  // The same through tfjs ops (WEFT_WEBGPU_KERNELS=0): decodes batched as on the CPU backends.
+  { backend: 'webgpu', skip: null, kernels: false },
 ];
 
-describe.each(BACKENDS)('paged attention on $backend', ({ backend, skip }) => {
+describe.each(BACKENDS)('paged attention on $backend (weft kernels: $kernels)', ({ backend, skip, kernels }) => {
   if (skip) {
     console.log(skip);
     it.skip(skip, () => {});
     return;
   }
+  const saved = process.env.WEFT_WEBGPU_KERNELS;
   beforeAll(async () => {
+    if (kernels === false) process.env.WEFT_WEBGPU_KERNELS = '0';
     await initBackend({ prefer: backend });
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.WEFT_WEBGPU_KERNELS;
+    else process.env.WEFT_WEBGPU_KERNELS = saved;
   });
 
   describe.each(SHAPES)('%s', (_name, d) => {
