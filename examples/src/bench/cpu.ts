@@ -19,7 +19,7 @@
  *          [--only weft-tensorflow,weft-wasm,llama.cpp] [--out bench-results/cpu.json] [--dir DIR] [--verbose]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,15 +139,16 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     const greedy = (n: number) => ({ maxTokens: n, temperature: 0, ignoreEos: true });
     await llm.generate([promptOf(8, job.shape.vocab, 1)], greedy(2)); // warm-up
     // Prefill: a 1-token generation; decode: the 64 steps a (1 + 64)-token generation adds to it.
-    // Prefill is timed before and after, and the mean is subtracted.
-    const timed = async (n: number) => {
+    // Prefill is timed before and after, and the mean is subtracted. Each generation has its own prompt
+    // (same length), so that no prefix cache can skip a prefill.
+    const timed = async (n: number, salt: number) => {
       const t = performance.now();
-      const [o] = await llm.generate([prompt], greedy(n));
+      const [o] = await llm.generate([salt === 0 ? prompt : promptOf(promptLen, job.shape.vocab, salt)], greedy(n));
       return { s: (performance.now() - t) / 1000, tokens: o!.tokenIds };
     };
-    const p1 = await timed(1);
-    const full = await timed(decodeTokens + 1);
-    const p2 = await timed(1);
+    const p1 = await timed(1, 10);
+    const full = await timed(decodeTokens + 1, 0);
+    const p2 = await timed(1, 11);
     const prefillS = (p1.s + p2.s) / 2;
     const fullS = full.s;
     const out = { tokenIds: full.tokens };
@@ -410,6 +411,7 @@ async function parent(): Promise<void> {
     log(`round ${round} done; about ${Math.ceil(left / 60000)} min left`);
   }
   const loadAfter = loadavg();
+  for (const name of shapeNames) for (const ext of ['.json', '.bin']) rmSync(join(paths[name]!.dir, `check-${process.pid}${ext}`), { force: true });
   log('native read bandwidth again');
   const bwEnd = measureNativeBandwidth([1, 2]);
   log(`read bandwidth ${bwText(bwEnd)}`);

@@ -132,16 +132,17 @@ async function profiledRun(): Promise<void> {
   const llm = await LLM.load(modelDir, { tp, pp, backend: String(v.backend), timeoutMs: 600_000 });
   const now = () => performance.timeOrigin + performance.now();
   const windows: Record<string, [number, number]> = {};
-  const win = async (name: string, n: number) => {
+  // Each window its own prompt of the same length: no prefix cache can skip a prefill.
+  const win = async (name: string, n: number, salt: number) => {
     const a = now();
-    await llm.generate([prompt], greedy(n));
+    await llm.generate([prompt.map((t, i) => 3 + ((t + (i + 1) * salt * 31) % (shape!.vocab - 3)))], greedy(n));
     windows[name] = [a, now()];
   };
   try {
     await llm.generate([prompt.slice(0, 8)], greedy(4)); // warm-up
-    await win('prefill', 1);
-    await win('full', 1 + decodeSteps);
-    await win('prefill2', 1);
+    await win('prefill', 1, 1);
+    await win('full', 1 + decodeSteps, 2);
+    await win('prefill2', 1, 3);
     await llm.generate([prompt.slice(0, 8)], greedy(2)); // traffic after the last window so every rank flushes
   } finally {
     await llm.close();
