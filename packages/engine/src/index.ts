@@ -1,4 +1,6 @@
-export { LLM, rankEntryPath, type LLMOptions, type LLMStats, type Prompt, type GenerateOutput, type CompletionOutput, type StreamEvent, type RequestOptions } from './llm.js';
+export { LLM, type LLMOptions, type LLMStats, type Prompt, type GenerateOutput, type CompletionOutput, type StreamEvent, type RequestOptions } from './llm.js';
+export { RankExecutor, rankEntryPath } from './executor.js';
+export { EngineCore } from './engine-core.js';
 export { RequestError, EngineDeadError } from './errors.js';
 export { resolveSamplingParams, GREEDY, MAX_LOGPROBS, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
 export { sampleToken, argmax, uniform, topKIndices, applyPenalties, type TokenLogprob, type TokenHistory, type Sampled } from './sampler.js';
