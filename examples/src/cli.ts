@@ -1,29 +1,17 @@
-/** `weft` command-line tool: generate, logits, layout. */
+/** `weft` command-line tool: generate, logits, serve, layout, launch. */
 import { WeftError } from '@weft/core';
 import { UsageError } from './cli/args.js';
 import { generateCommand, layoutCommand, logitsCommand } from './cli/commands.js';
-import { LAUNCH_HELP, launchCommand } from './cli/launch.js';
+import { COMMAND_HELP, OVERVIEW } from './cli/help.js';
+import { launchCommand } from './cli/launch.js';
+import { endOpenLine, exitAfterDrain } from './cli/output.js';
+import { serveCommand } from './cli/serve.js';
 
-const HELP = `weft — vLLM-style distributed inference on TensorFlow.js
-
-usage:
-  weft generate [--model DIR] [--prompt TEXT | --ids 1,2,3] [--tp N] [--pp N] [--dp N] [--enable-expert-parallel]
-                [--moe-dispatch allgather|alltoall] [--backend wasm|cpu|webgpu|tensorflow] [--max-tokens N]
-                [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR] [--trace FILE] [--timeout MS]
-  weft logits --model DIR --ids 1,2,3 [--tp N] [--pp N] [--dp N] [--enable-expert-parallel] [--backend B] --json
-  weft layout --world-size N [--tp N] [--pp N] [--dp N] [--json]
-${LAUNCH_HELP}
-
-With no --model, generate runs the embedded weft-tiny-code model (models/weft-tiny-code).
-Models: Hugging Face directories of Llama (2, 3, 3.x, Mistral-style) and DeepSeek V2 / V2-Lite / V3.
-Several --prompt flags are generated together (spread over --dp replicas).
---transport tcp (generate, logits): ranks as processes over TCP; under weft launch / mpirun / srun / torchrun-style env
-the same command runs in every rank's process, else this process starts the other ranks itself. See docs/multi-host.md.
-Add --verbose for stack traces.`;
-
-const commands: Record<string, (argv: string[]) => Promise<void>> = {
+/** A command returns its exit code, or nothing for 0. */
+const commands: Record<string, (argv: string[]) => Promise<number | void>> = {
   generate: generateCommand,
   logits: logitsCommand,
+  serve: serveCommand,
   layout: layoutCommand,
   launch: launchCommand,
 };
@@ -31,7 +19,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(HELP + '\n');
+    const topic = cmd === 'help' ? rest[0] : undefined;
+    process.stdout.write(`${(topic && COMMAND_HELP[topic]) || OVERVIEW}\n`);
     return cmd ? 0 : 2;
   }
   const run = commands[cmd];
@@ -39,19 +28,29 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`weft: unknown command '${cmd}' (try: ${Object.keys(commands).join(', ')})\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(HELP + '\n');
+  // launch's own --help only: what follows -- belongs to the launched command.
+  const own = cmd === 'launch' && rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('--help') || own.includes('-h')) {
+    process.stdout.write(`${COMMAND_HELP[cmd]}\n`);
     return 0;
   }
   try {
-    await run(rest);
-    return 0;
+    return (await run(rest)) ?? 0;
   } catch (e) {
     const err = e as Error;
+    // An unfinished output line (the echoed prompt) ends first: the error starts a line of its own.
+    endOpenLine();
     if (rest.includes('--verbose')) process.stderr.write(`${err.stack ?? String(err)}\n`);
     else process.stderr.write(`weft: ${err instanceof WeftError ? err.message : `${err.name}: ${err.message}`}\n`);
     return e instanceof UsageError ? 2 : 1;
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+// A reader that goes away (`weft ... | head`) is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+// Exit only after stdout has drained: a pipe takes its time, and process.exit would cut the output.
+main(process.argv.slice(2)).then(exitAfterDrain);

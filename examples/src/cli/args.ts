@@ -7,8 +7,19 @@ export class UsageError extends ConfigError {
 }
 
 export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
+  // `--tp -1` would read as a missing value followed by an option; join it so the value gets the usual check.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
   try {
-    return parseArgs({ args: argv, options: { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    return parseArgs({ args, options: { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, ''));
   }
@@ -63,4 +74,5 @@ export const MODEL_OPTIONS = {
   backend: { type: 'string' },
   timeout: { type: 'string' },
   trace: { type: 'string' },
+  'intra-op-threads': { type: 'string' },
 } as const;

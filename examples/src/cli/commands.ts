@@ -1,13 +1,15 @@
+/** The model commands (generate, logits) and layout. */
 import { writeFileSync } from 'node:fs';
 import { rankLayout, resolveParallelConfig } from '@weft/core';
-import type { LLMEngine } from '@weft/layers';
-import type { LLMOptions } from '@weft/llama';
+import type { LLM, LLMOptions } from '@weft/engine';
 import { backend, ids, int, MODEL_OPTIONS, num, parse, positiveInt, UsageError } from './args.js';
 import { defaultModelDir, loadModel } from './load-model.js';
+import { out } from './output.js';
+import { checkWritable, preflight } from './preflight.js';
 import { progressReporter } from './progress.js';
 import { TRANSPORT_OPTIONS, transportSpawn } from './transport.js';
 
-type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 function moeDispatch(value: unknown): 'allgather' | 'alltoall' | undefined {
   if (value === undefined) return undefined;
@@ -15,7 +17,7 @@ function moeDispatch(value: unknown): 'allgather' | 'alltoall' | undefined {
   return value;
 }
 
-function engineOptions(v: Values): LLMOptions {
+export function engineOptions(v: Values): LLMOptions {
   return {
     tp: positiveInt(v.tp, 'tp'),
     pp: positiveInt(v.pp, 'pp'),
@@ -26,11 +28,22 @@ function engineOptions(v: Values): LLMOptions {
     timeoutMs: positiveInt(v.timeout, 'timeout'),
     trace: typeof v.trace === 'string',
     spawn: transportSpawn(v),
+    // tensorflow backend: its start-up log lines show only with --verbose; intra-op threads per rank.
+    verbose: v.verbose === true,
+    intraOpThreads: positiveInt(v['intra-op-threads'], 'intra-op-threads'),
   };
 }
 
-async function withModel<T>(v: Values, dir: string, fn: (llm: LLMEngine) => Promise<T>): Promise<T> {
+/** Everything that can be checked before a rank starts: options, model directory, layout, --trace path. */
+export function checkedEngineOptions(v: Values, dir: string): LLMOptions {
   const opts = engineOptions(v);
+  if (typeof v.trace === 'string') checkWritable(v.trace, '--trace');
+  preflight(dir, { tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
+  return opts;
+}
+
+async function withModel<T>(v: Values, dir: string, fn: (llm: LLM) => Promise<T>): Promise<T> {
+  const opts = checkedEngineOptions(v, dir);
   const llm = await loadModel(dir, { ...opts, onProgress: progressReporter('loading weights') });
   try {
     return await fn(llm);
@@ -49,11 +62,11 @@ export async function layoutCommand(argv: string[]): Promise<void> {
   const l = rankLayout(cfg);
   const groups = { tp: l.tp, pp: l.pp, dp: l.dp, ep: l.ep };
   if (v.json) {
-    process.stdout.write(JSON.stringify(groups) + '\n');
+    out(JSON.stringify(groups) + '\n');
     return;
   }
-  process.stdout.write(`world size ${l.worldSize} = dp ${cfg.dp} × pp ${cfg.pp} × tp ${cfg.tp}\n`);
-  for (const [k, g] of Object.entries(groups)) process.stdout.write(`${k.toUpperCase().padEnd(3)} ${g.map((r) => `[${r.join(',')}]`).join(' ')}\n`);
+  out(`world size ${l.worldSize} = dp ${cfg.dp} × pp ${cfg.pp} × tp ${cfg.tp}\n`);
+  for (const [k, g] of Object.entries(groups)) out(`${k.toUpperCase().padEnd(3)} ${g.map((r) => `[${r.join(',')}]`).join(' ')}\n`);
 }
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -87,13 +100,13 @@ export async function generateCommand(argv: string[]): Promise<void> {
     if (prompts.length === 1) {
       // One prompt: stream its text as it is generated.
       const p = prompts[0]!;
-      process.stdout.write(typeof p === 'string' ? p : llm.decode(p));
-      for await (const ev of llm.stream(prompts, gen)) process.stdout.write(ev.text);
-      process.stdout.write('\n');
+      out(typeof p === 'string' ? p : llm.decode(p));
+      for await (const ev of llm.stream(p, gen)) out(ev.text);
+      out('\n');
       return;
     }
     const outs = await llm.generate(prompts, gen);
-    for (const o of outs) process.stdout.write(`--- [${o.index}] ${JSON.stringify(prompts[o.index])}\n${o.text}\n`);
+    for (const o of outs) out(`--- [${o.index}] ${JSON.stringify(prompts[o.index])}\n${o.text}\n`);
   });
 }
 
@@ -106,12 +119,12 @@ export async function logitsCommand(argv: string[]): Promise<void> {
     const input = tokenIds ?? llm.encode(v.prompt as string);
     const rows = await llm.logits(input);
     if (v.json) {
-      process.stdout.write(`{"logits": [${rows.map((r) => `[${Array.from(r).join(', ')}]`).join(', ')}]}\n`);
+      out(`{"logits": [${rows.map((r) => `[${Array.from(r).join(', ')}]`).join(', ')}]}\n`);
     } else {
       rows.forEach((r, i) => {
         let best = 0;
         for (let j = 1; j < r.length; j++) if (r[j]! > r[best]!) best = j;
-        process.stdout.write(`position ${i} (token ${input[i]}): argmax ${best} logit ${r[best]!.toFixed(4)}\n`);
+        out(`position ${i} (token ${input[i]}): argmax ${best} logit ${r[best]!.toFixed(4)}\n`);
       });
     }
   });

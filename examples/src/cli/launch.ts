@@ -10,12 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASTER_PORT, Supervisor, describeExit } from '@weft/comm';
 import { ConfigError } from '@weft/core';
 import { int, parse, positiveInt, UsageError } from './args.js';
+import { preflight } from './preflight.js';
 
-export const LAUNCH_HELP = `  weft launch --nproc-per-node N [--nnodes M --node-rank R --master-addr A --master-port P] [--grace MS] -- <command> [options]
-                starts N ranks of a weft command as processes on this node (torchrun-style); one node: a fresh job
-                token is made; several nodes: export the same WEFT_JOB_TOKEN on every node first`;
-
-export async function launchCommand(argv: string[]): Promise<void> {
+export async function launchCommand(argv: string[]): Promise<number | void> {
   const sep = argv.indexOf('--');
   if (sep < 0 || sep === argv.length - 1) throw new UsageError('launch needs the command to run after --, e.g. weft launch --nproc-per-node 4 -- logits --model DIR --ids 1,2 --tp 2 --pp 2');
   const { values: v }: { values: Record<string, string | boolean | (string | boolean)[] | undefined> } = parse(argv.slice(0, sep), {
@@ -27,6 +24,7 @@ export async function launchCommand(argv: string[]): Promise<void> {
     grace: { type: 'string' },
   });
   const command = argv.slice(sep + 1);
+  preflightCommand(command);
   const nproc = positiveInt(v['nproc-per-node'], 'nproc-per-node');
   if (nproc === undefined) throw new UsageError('launch needs --nproc-per-node N');
   const nnodes = positiveInt(v.nnodes, 'nnodes', 1)!;
@@ -65,19 +63,44 @@ export async function launchCommand(argv: string[]): Promise<void> {
       };
     }),
   });
+  // A signal stops every rank; the launcher then exits 130 (SIGINT) or 143 (SIGTERM), as a shell reports a process killed by it.
+  let stoppedBy: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
+    stoppedBy = sig;
     process.stderr.write(`weft launch: ${sig}: stopping every rank\n`);
-    void sup.stop().then(() => process.exit(130));
+    void sup.stop();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  void sup.firstFailure.then((e) => process.stderr.write(`weft launch: ${describeExit(e)}; stopping the others\n`));
+  void sup.firstFailure.then((e) => {
+    if (!stoppedBy) process.stderr.write(`weft launch: ${describeExit(e)}; stopping the others\n`);
+  });
   const exits = await sup.wait();
+  if (stoppedBy) return stoppedBy === 'SIGINT' ? 130 : 143;
   const first = sup.failure;
   if (first) {
     const others = exits.filter((e) => e.rank !== first.rank && (e.code !== 0 || e.signal)).map((e) => describeExit(e));
     throw new LaunchFailedError(`${describeExit(first)}${others.length ? `; then ${others.join(', ')}` : ''}`);
   }
+}
+
+/**
+ * The launched weft command's model and layout, checked here before any rank starts: a layout that cannot
+ * work fails once, in one line, instead of as every rank failing during its entry.
+ */
+function preflightCommand(command: string[]): void {
+  const [sub, ...args] = command;
+  if (!sub || !['generate', 'logits', 'serve'].includes(sub)) return;
+  const value = (name: string) => {
+    for (let i = 0; i < args.length; i++) {
+      if (args[i] === `--${name}`) return args[i + 1];
+      if (args[i]!.startsWith(`--${name}=`)) return args[i]!.slice(name.length + 3);
+    }
+    return undefined;
+  };
+  const layout = { tp: positiveInt(value('tp'), 'tp'), pp: positiveInt(value('pp'), 'pp'), dp: positiveInt(value('dp'), 'dp'), ep: args.includes('--enable-expert-parallel') };
+  const model = value('model');
+  if (model !== undefined) preflight(model, layout);
 }
 
 export class LaunchFailedError extends ConfigError {

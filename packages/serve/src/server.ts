@@ -41,7 +41,7 @@ export interface WeftServer {
   readonly model: string;
   /** Listen on host (default 127.0.0.1) and port (default 8000; 0 picks one); resolves with the base URL. */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
-  /** Stop accepting; wait up to `graceMs` (default 30 s) for requests in flight, then abort the rest. Leaves the engine open. */
+  /** Stop accepting; wait up to `graceMs` (default 30 s) for requests in flight, then abort the rest. Leaves the engine open. A second call shortens the wait. */
   shutdown(opts?: { graceMs?: number }): Promise<{ aborted: number }>;
   /** Generation requests in flight. */
   readonly activeRequests: number;
@@ -111,6 +111,8 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
   infoRoutes(app, ctx);
   playgroundRoute(app, ctx);
   await app.ready();
+  let deadline = Infinity;
+  let shuttingDown: Promise<{ aborted: number }> | null = null;
 
   return {
     app,
@@ -124,21 +126,25 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
       const p = typeof addr === 'object' && addr ? addr.port : port;
       return `http://${host.includes(':') ? `[${host}]` : host}:${p}`;
     },
-    async shutdown({ graceMs = 30_000 } = {}) {
-      ctx.draining = true;
-      const closed = app.close();
-      const deadline = Date.now() + graceMs;
-      while (ctx.activeRequests > 0 && Date.now() < deadline) await sleep(20);
-      const aborted = ctx.activeRequests;
-      if (aborted) {
-        ctx.abortAll('the server is shutting down');
-        const until = Date.now() + 5000;
-        while (ctx.activeRequests > 0 && Date.now() < until) await sleep(20);
-      }
-      // Keep-alive connections that went idle after close() began would otherwise hold it open.
-      app.server.closeAllConnections();
-      await closed;
-      return { aborted };
+    shutdown({ graceMs = 30_000 } = {}) {
+      // A second call (a second Ctrl-C) only shortens the grace period of the first.
+      deadline = Math.min(deadline, Date.now() + graceMs);
+      shuttingDown ??= (async () => {
+        ctx.draining = true;
+        const closed = app.close();
+        while (ctx.activeRequests > 0 && Date.now() < deadline) await sleep(20);
+        const aborted = ctx.activeRequests;
+        if (aborted) {
+          ctx.abortAll('the server is shutting down');
+          const until = Date.now() + 5000;
+          while (ctx.activeRequests > 0 && Date.now() < until) await sleep(20);
+        }
+        // Keep-alive connections that went idle after close() began would otherwise hold it open.
+        app.server.closeAllConnections();
+        await closed;
+        return { aborted };
+      })();
+      return shuttingDown;
     },
   };
 }
