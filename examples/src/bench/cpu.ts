@@ -105,31 +105,9 @@ interface CheckResult {
   maxProbDiff: number;
 }
 
-/** What the bench uses of weft's front end (LLM moves from @weft/llama to @weft/engine: whichever is built answers). */
-interface WeftLLM {
-  generate(prompts: number[][], opts: { maxTokens: number; temperature: number; ignoreEos: boolean; returnLogits?: boolean }): Promise<{ tokenIds: number[]; logits?: Float32Array[] }[]>;
-  close(): Promise<void>;
-  weightBytesPerRank?: number[];
-}
-type WeftLLMClass = { load(dir: string, opts: { tp: number; pp: number; backend?: string; timeoutMs?: number }): Promise<WeftLLM> };
-
-export async function importLLM(): Promise<{ LLM: WeftLLMClass; from: string }> {
-  const errors: string[] = [];
-  const order = process.env.WEFT_BENCH_LLM_FROM ? [process.env.WEFT_BENCH_LLM_FROM] : ['@weft/engine', '@weft/llama'];
-  for (const pkg of order) {
-    try {
-      const m = (await import(/* @vite-ignore */ pkg)) as { LLM?: WeftLLMClass };
-      if (typeof m.LLM?.load === 'function') return { LLM: m.LLM, from: pkg };
-      errors.push(`${pkg} has no LLM`);
-    } catch (e) {
-      errors.push(`${pkg}: ${String((e as Error).message).split('\n')[0]}`);
-    }
-  }
-  throw new Error(`no weft LLM front end could be imported (${errors.join('; ')})`);
-}
-
 async function childWeft(job: ChildJob): Promise<RunResult> {
-  const { LLM, from } = await importLLM();
+  const { LLM } = await import('@weft/engine');
+  const from = '@weft/engine';
   const { config: c, promptLen, decodeTokens } = job;
   const prompt = promptOf(promptLen, job.shape.vocab);
   let t0 = performance.now();

@@ -19,6 +19,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { BackendName } from '@weft/core';
 import { measureNativeBandwidth } from './native-bandwidth.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 
@@ -126,10 +127,11 @@ if (!v.child) {
 }
 
 async function profiledRun(): Promise<void> {
-  const { LLM, from } = await loadLLM();
+  const { LLM } = await import('@weft/engine');
+  const from = '@weft/engine';
   const prompt = Array.from({ length: promptLen }, (_, i) => 3 + ((i * 7919) % (shape!.vocab - 3)));
   const greedy = (n: number) => ({ maxTokens: n, temperature: 0, ignoreEos: true });
-  const llm = await LLM.load(modelDir, { tp, pp, backend: String(v.backend), timeoutMs: 600_000 });
+  const llm = await LLM.load(modelDir, { tp, pp, backend: v.backend as BackendName, timeoutMs: 600_000 });
   const now = () => performance.timeOrigin + performance.now();
   const windows: Record<string, [number, number]> = {};
   // Each window its own prompt of the same length: no prefix cache can skip a prefill.
@@ -151,20 +153,6 @@ async function profiledRun(): Promise<void> {
   const micro = await microbench();
   writeFileSync(join(profileDir, 'windows.json'), JSON.stringify({ windows, from, weightBytesPerRank: (llm as { weightBytesPerRank?: number[] }).weightBytesPerRank, micro }));
   await new Promise((r) => setTimeout(r, 600));
-}
-
-/** Same import order as cpu.ts (LLM moves from @weft/llama to @weft/engine). */
-async function loadLLM(): Promise<{ LLM: { load(dir: string, o: Record<string, unknown>): Promise<{ generate(p: number[][], o: Record<string, unknown>): Promise<unknown>; close(): Promise<void> }> }; from: string }> {
-  const errors: string[] = [];
-  for (const pkg of process.env.WEFT_BENCH_LLM_FROM ? [process.env.WEFT_BENCH_LLM_FROM] : ['@weft/engine', '@weft/llama']) {
-    try {
-      const m = (await import(/* @vite-ignore */ pkg)) as { LLM?: { load: never } };
-      if (m.LLM && typeof m.LLM.load === 'function') return { LLM: m.LLM, from: pkg };
-    } catch (e) {
-      errors.push(`${pkg}: ${String((e as Error).message).split('\n')[0]}`);
-    }
-  }
-  throw new Error(`no weft LLM front end (${errors.join('; ')})`);
 }
 
 async function microbench(): Promise<Record<string, number> | { error: string }> {
