@@ -10,10 +10,13 @@
 #   needs: npm ci done; ../shared/gpu/prepare-bundle.sh (node + Vulkan loader
 #   .debs in .gpu/); the npm package webgpu@0.6.2, taken from node_modules or,
 #   when absent, installed into a temporary folder (scripts ignored).
+#   SKIP_BUILD=1: pack the dist/ folders as they are. Run it in a clean checkout (git archive of
+#   HEAD + node_modules links) when others' uncommitted work in the shared tree does not build;
+#   SHARED_GPU names the folder holding prepare-bundle.sh (default ../shared/gpu).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-[ -f .gpu/setup.sh ] || bash ../shared/gpu/prepare-bundle.sh
+[ -f .gpu/setup.sh ] || bash "${SHARED_GPU:-../shared/gpu}/prepare-bundle.sh"
 # A run carries 64 MiB with the working tree (fixtures and models are ~36 MB):
 # a stripped node packs 2 MB smaller. Keep the GL/X11 .debs: NVIDIA's Vulkan
 # ICD is libGLX_nvidia.so.0, which needs libglvnd and libX11 to load.
@@ -21,7 +24,7 @@ if [ ! -f .gpu/node.stripped ]; then
   cp "$(command -v node)" /tmp/weft-node && strip /tmp/weft-node && xz -T0 -9e -c /tmp/weft-node > .gpu/node.xz && rm /tmp/weft-node && touch .gpu/node.stripped
 fi
 
-npx nx run-many -t build --output-style=static >/dev/null
+[ "${SKIP_BUILD:-0}" = 1 ] || npx nx run-many -t build --output-style=static >/dev/null
 
 wg=node_modules/webgpu
 if [ ! -f "$wg/dist/linux-x64/dawn.node" ]; then

@@ -1,9 +1,13 @@
-"""Hugging Face transformers (eager, PyTorch) on the same checkpoint as weft's
-GPU bench: prefill tokens/s for one prompt and greedy decode tokens/s at each
-batch, per dtype. Prints one JSON object on stdout; progress on stderr.
+"""Hugging Face transformers (PyTorch) on the same checkpoint as weft's GPU
+bench: prefill tokens/s for one prompt and greedy decode tokens/s at each
+batch, per dtype; eager, and with a static KV cache + torch.compile (what
+`generation_config.cache_implementation = "static"` gives: generate compiles
+the decode forward with CUDA graphs). Prints one JSON object on stdout and,
+with --out, rewrites that file after every row (a time limit keeps the rows
+done); progress on stderr.
 
 usage: python3 scripts/gpu/torch_bench.py --model DIR [--prompt 512] [--decode 32]
-         [--batches 1,16] [--dtypes float32,bfloat16]
+         [--batches 1,16] [--dtypes float32,bfloat16] [--static float32:1,bfloat16:1,bfloat16:16] [--out FILE]
 """
 import argparse
 import json
@@ -38,7 +42,10 @@ def main():
     ap.add_argument("--decode", type=int, default=32)
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--static", default="float32:1,bfloat16:1,bfloat16:16", help="dtype:batch pairs for static cache + compile ('' for none)")
+    ap.add_argument("--out")
     a = ap.parse_args()
+    static = [(d, int(b)) for d, b in (x.split(":") for x in a.static.split(",") if x)]
     vocab = 32000
     g = torch.Generator().manual_seed(0)
     rows = []
@@ -70,14 +77,50 @@ def main():
                 }
                 rows.append(row)
                 log(json.dumps(row))
+                flush(a, rows)
+            for b in [b for d, b in static if d == dt_name]:
+                short = torch.randint(3, vocab, (b, 8), generator=g).cuda()
+                gen = dict(do_sample=False, pad_token_id=0, eos_token_id=None, cache_implementation="static")
+
+                def run_static(n):
+                    return model.generate(short, max_new_tokens=n, min_new_tokens=n, **gen)
+
+                t0 = time.perf_counter()
+                run_static(a.decode + 1)  # compiles (CUDA graphs) for this batch
+                run_static(a.decode + 1)
+                log(f"static cache + compile, {dt_name} batch {b}: warm-up {time.perf_counter() - t0:.1f} s")
+                long_s = timed(lambda: run_static(a.decode + 1), 3)
+                one_s = timed(lambda: run_static(1), 3)
+                row = {
+                    "engine": f"transformers static cache + compile {dt_name}",
+                    "dtype": dt_name,
+                    "batch": b,
+                    "prefill_tok_s": None,
+                    "decode_tok_s": round(b * a.decode / max(1e-9, long_s - one_s), 2),
+                }
+                rows.append(row)
+                log(json.dumps(row))
+                flush(a, rows)
         del model
         torch.cuda.empty_cache()
-    print(json.dumps({
+    print(json.dumps(summary(rows)))
+
+
+def summary(rows):
+    return {
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "device": torch.cuda.get_device_name(0),
         "rows": rows,
-    }))
+    }
+
+
+def flush(a, rows):
+    if a.out:
+        with open(a.out + ".tmp", "w") as f:
+            f.write(json.dumps(summary(rows)) + "\n")
+        import os
+        os.replace(a.out + ".tmp", a.out)
 
 
 if __name__ == "__main__":

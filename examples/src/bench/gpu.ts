@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BackendName } from '@weft/core';
 import { LLM } from '@weft/llama';
+import { benchStep, checkStep, type StepBenchRow } from './gpu-step.js';
 import { profileKernels } from './kernel-profile.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 
@@ -28,6 +29,8 @@ const { values: v } = parseArgs({
     decode: { type: 'string', default: '32' },
     batches: { type: 'string', default: '1,16' },
     layers: { type: 'string', default: '22' },
+    /** 'smoke': a small shape (hidden 256, 2 layers) to try the bench where there is no GPU. */
+    shape: { type: 'string', default: 'tinyllama' },
     dir: { type: 'string' },
     torch: { type: 'string', default: 'python3' },
     'no-torch': { type: 'boolean', default: false },
@@ -36,11 +39,25 @@ const { values: v } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     /** Skip the stock-kernel pass of weft. */
     'kernels-only': { type: 'boolean', default: false },
+    /** weft's own step (WebGpuLlamaStep) with these weight dtypes; '' skips it. */
+    'step-dtypes': { type: 'string', default: 'float32,bfloat16' },
+    /** weft through tfjs: 'all' variants (stock kernels, dispatch paths, submit batches), 'default' (weft kernels), 'none'. */
+    'tfjs-variants': { type: 'string', default: 'all' },
     'write-only': { type: 'boolean', default: false },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu.json' },
+    /** Only check weft's own step against the Llama fixtures in this folder, write --out, exit 1 on a mismatch. */
+    'step-check': { type: 'string' },
   },
 });
+if (v['step-check']) {
+  const checked = await checkStep(String(v['step-check']), (m) => process.stderr.write(`[step-check] ${m}\n`));
+  const bad = checked.filter((r) => !r.pass);
+  console.log(`weft step parity on webgpu: ${checked.length - bad.length}/${checked.length} pass`);
+  mkdirSync(dirname(String(v.out)), { recursive: true });
+  writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), rows: checked }, null, 1));
+  process.exit(bad.length ? 1 : 0);
+}
 const log = (m: string) => process.stderr.write(`[bench:gpu] ${m}\n`);
 const backend = v.backend as BackendName;
 const promptLen = Number(v.prompt);
@@ -49,7 +66,10 @@ const batches = String(v.batches).split(',').map(Number);
 const bandwidth = Number(v['bandwidth-tb-s']) * 1e12;
 
 // TinyLlama-1.1B: 22 layers, 32 heads, 4 KV heads (GQA 8:1).
-const shape: LlamaShape = { name: 'tinyllama-1.1b', hidden: 2048, layers: Number(v.layers), heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000 };
+const shape: LlamaShape =
+  v.shape === 'smoke'
+    ? { name: 'smoke', hidden: 256, layers: 2, heads: 4, kvHeads: 2, intermediate: 512, vocab: 1000 }
+    : { name: 'tinyllama-1.1b', hidden: 2048, layers: Number(v.layers), heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000 };
 const params = paramCount(shape);
 const dir = v.dir ?? join(tmpdir(), `weft-bench-${shape.name}-${shape.layers}l`);
 if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape, log);
@@ -70,7 +90,15 @@ const variants: [string, Record<string, string>][] = [
   ['weft kernels, lean dispatch, submit 8', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '8' }],
   ['weft kernels', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
 ];
-for (const [label, env] of backend === 'webgpu' && !v['kernels-only'] ? variants : variants.slice(-1)) await benchWeft(label, env);
+// --- weft's own step (no tfjs): fp32 and bf16 weights ---
+const stepRows: StepBenchRow[] = [];
+const stepDtypes = String(v['step-dtypes']).split(',').filter(Boolean) as ('float32' | 'bfloat16')[];
+if (backend === 'webgpu' && stepDtypes.length) {
+  stepRows.push(...(await benchStep({ dir, dtypes: stepDtypes, batches, promptLen, decodeTokens, bandwidth, log })));
+  rows.push(...(stepRows as unknown as Record<string, unknown>[]));
+}
+const tfjsVariants = v['tfjs-variants'] === 'none' ? [] : backend === 'webgpu' && !v['kernels-only'] && v['tfjs-variants'] === 'all' ? variants : variants.slice(-1);
+for (const [label, env] of tfjsVariants) await benchWeft(label, env);
 for (const k of Object.keys(variants[0]![1])) delete process.env[k];
 
 async function benchWeft(label: string, env: Record<string, string>): Promise<void> {
@@ -166,13 +194,34 @@ for (const b of batches) {
     });
   }
   if (weft) ratios.push({ batch: b, vs: 'fp32 bandwidth bound', prefill: null, decode: +((weft.decode_tok_s as number) / (b * boundFp32)).toFixed(4) });
+  for (const st of stepRows.filter((r) => r.batch === b)) {
+    for (const other of rows.filter((r) => String(r.engine).startsWith('transformers') && r.batch === b)) {
+      ratios.push({
+        weft: st.engine,
+        batch: b,
+        vs: other.engine,
+        prefill: other.prefill_tok_s ? +((st.prefill_tok_s ?? 0) / (other.prefill_tok_s as number)).toFixed(3) : null,
+        decode: +(st.decode_tok_s / (other.decode_tok_s as number)).toFixed(3),
+        decode_chained: +(st.decode_chained_tok_s / (other.decode_tok_s as number)).toFixed(3),
+      });
+    }
+    const bound = st.dtype === 'float32' ? boundFp32 : boundBf16;
+    ratios.push({ weft: st.engine, batch: b, vs: `${st.dtype === 'float32' ? 'fp32' : 'bf16'} bandwidth bound (batch-1 weights)`, prefill: null, decode: +(st.decode_tok_s / b / bound).toFixed(4), decode_chained: +(st.decode_chained_tok_s / b / bound).toFixed(4) });
+  }
 }
 
 console.log(`\nTinyLlama-1.1B shape (${(params / 1e6).toFixed(0)} M parameters, random weights), prompt ${promptLen}, ${decodeTokens} decode tokens\n`);
 console.log('| engine | batch | prefill tok/s | decode tok/s |\n| --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${String(r.engine)} | ${String(r.batch)} | ${r.prefill_tok_s ?? '—'} | ${r.decode_tok_s} |`);
-console.log('\nweft ÷ other\n\n| batch | vs | prefill | decode |\n| --- | --- | --- | --- |');
-for (const r of ratios) console.log(`| ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} |`);
+console.log('\nweft ÷ other (decode chained: sampled token fed back on the device)\n\n| weft | batch | vs | prefill | decode | decode chained |\n| --- | --- | --- | --- | --- | --- |');
+for (const r of ratios) console.log(`| ${String(r.weft ?? 'tfjs path, weft kernels')} | ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} | ${String(r.decode_chained ?? '—')} |`);
+if (stepRows.length) {
+  console.log('\nweft step, per decode step\n\n| weights | batch | dispatches | step ms (read back) | chained ms | GPU ms | encode ms | host overhead ms | bandwidth fraction |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of stepRows) console.log(`| ${r.dtype} | ${r.batch} | ${r.dispatches_per_step} | ${r.step_ms} | ${r.chained_step_ms} | ${r.gpu_step_ms} | ${r.encode_ms} | ${r.host_overhead_ms} | ${r.bandwidth_fraction} |`);
+  const tags = Object.keys(stepRows[0]!.kernel_us);
+  console.log(`\nµs per decode step by kernel (each class alone)\n\n| weights | batch | ${tags.join(' | ')} |\n| --- | --- | ${tags.map(() => '---').join(' | ')} |`);
+  for (const r of stepRows) console.log(`| ${r.dtype} | ${r.batch} | ${tags.map((t) => r.kernel_us[t]).join(' | ')} |`);
+}
 if (profile) {
   console.log('\nkernels, ms per decode step (count × one call), stock tfjs ops → weft kernel\n\n| op | per step | stock ms | weft ms | speed-up |\n| --- | --- | --- | --- | --- |');
   for (const k of profile.kernels as { op: string; count: number; stockMs: number; weftMs: number }[]) {
@@ -185,7 +234,7 @@ console.log(`\nweft decode ms per step: ${JSON.stringify(weftDecodeMsPerStep)}`)
 mkdirSync(dirname(String(v.out)), { recursive: true });
 writeFileSync(
   String(v.out),
-  JSON.stringify({ date: new Date().toISOString(), shape, params, promptLen, decodeTokens, loadS, weftDecodeMsPerStep, torch: torchInfo && { version: torchInfo.torch, transformers: torchInfo.transformers, device: torchInfo.device }, rows, ratios, profile }, null, 2),
+  JSON.stringify({ date: new Date().toISOString(), shape, params, promptLen, decodeTokens, loadS, weftDecodeMsPerStep, stepRows, torch: torchInfo && { version: torchInfo.torch, transformers: torchInfo.transformers, device: torchInfo.device }, rows, ratios, profile }, null, 2),
 );
 log(`wrote ${v.out}`);
 process.exit(0);
