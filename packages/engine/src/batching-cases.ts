@@ -65,6 +65,8 @@ export function batchingSuite(fixture: string, layouts: Layout[]): void {
       await llm.resetScheduler({ enablePrefixCaching: false });
       const outs = await llm.generate(ps, GEN);
       outs.forEach((o, i) => expectSame(o, alone[i]!, `prompt ${i}`));
+      // With pp stages, pp steps (virtual engines) were in flight at once.
+      expect(llm.maxStepsInFlight).toBe(opts.pp ?? 1);
       expect(llm.stats().kvBlocksUsed).toBe(0);
     });
 

@@ -3,6 +3,11 @@
  * any has work, schedule a step on each, run it on the ranks, hand sampled
  * tokens to the output processor, finish and free what stopped. Requests
  * added or aborted meanwhile take effect at the next step.
+ *
+ * With pipeline parallelism each replica has `pp` virtual engines (vLLM's
+ * virtual engines): schedulers with their own requests over the replica's one
+ * block pool. Each may have a step in flight, so while the last stage runs one
+ * step the first stage already runs the next.
  */
 import type { Tokenizer } from '@weft/core';
 import { EngineDeadError } from './errors.js';
@@ -29,7 +34,8 @@ export interface LLMStats {
 export type SchedulerLimits = Partial<Pick<SchedulerConfig, 'maxNumBatchedTokens' | 'maxNumSeqs' | 'enablePrefixCaching'>> & { numKvBlocks?: number };
 
 export class EngineCore {
-  private schedulers: Scheduler[];
+  /** `[virtual engine][replica]`: one step carries virtual engine v's batch of every replica. */
+  private schedulers: Scheduler[][];
   private readonly children = new Map<number, Child>();
   private readonly aborted = new Set<Child>();
   private looping = false;
@@ -41,8 +47,9 @@ export class EngineCore {
     config: SchedulerConfig,
     private readonly tokenizer: Tokenizer | null,
     private readonly eosTokenIds: number[],
+    private readonly virtualEngines = 1,
   ) {
-    this.schedulers = Array.from({ length: executor.dp }, () => new Scheduler(config));
+    this.schedulers = makeSchedulers(virtualEngines, executor.dp, config);
     executor.onFailure((e) => {
       for (const c of [...this.children.values()]) this.failChild(c, e);
     });
@@ -50,7 +57,11 @@ export class EngineCore {
 
   /** Blocks each replica's scheduler may use. */
   get numKvBlocks(): number {
-    return this.schedulers[0]!.config.numBlocks;
+    return this.schedulers[0]![0]!.config.numBlocks;
+  }
+
+  private get all(): Scheduler[] {
+    return this.schedulers.flat();
   }
 
   nextSeqId(): number {
@@ -58,35 +69,40 @@ export class EngineCore {
   }
 
   stats(): LLMStats {
-    const s = this.schedulers;
-    const sum = (f: (x: Scheduler) => number) => s.reduce((a, x) => a + f(x), 0);
+    const sum = <T>(xs: T[], f: (x: T) => number) => xs.reduce((a, x) => a + f(x), 0);
+    const s = this.all;
+    // Virtual engines of a replica share its pool: count each pool once.
+    const kvs = this.schedulers[0]!.map((x) => x.kv);
     return {
-      running: sum((x) => x.running.length),
-      waiting: sum((x) => x.waiting.length),
-      kvBlocksUsed: sum((x) => x.kv.usedBlocks),
-      kvBlocksTotal: sum((x) => x.kv.numBlocks),
+      running: sum(s, (x) => x.running.length),
+      waiting: sum(s, (x) => x.waiting.length),
+      kvBlocksUsed: sum(kvs, (x) => x.usedBlocks),
+      kvBlocksTotal: sum(kvs, (x) => x.numBlocks),
       promptTokens: this.counters.promptTokens,
       generationTokens: this.counters.generationTokens,
-      prefixCacheQueries: sum((x) => x.kv.queries),
-      prefixCacheHits: sum((x) => x.kv.hits),
-      preemptions: sum((x) => x.preemptions),
+      prefixCacheQueries: sum(kvs, (x) => x.queries),
+      prefixCacheHits: sum(kvs, (x) => x.hits),
+      preemptions: sum(s, (x) => x.preemptions),
     };
   }
 
   /** Queue a prompt's n sequences on the least-loaded replica; the caller gets events and completion through the callbacks. */
   add(index: number, ids: number[], sp: SamplingParams, emit: (ev: StreamEvent) => void, done: () => void, fail: (e: Error) => void): Parent {
     const parent: Parent = { index, promptTokenIds: ids, children: [], remaining: sp.n, emit, done, fail };
-    // All n go to one replica: they share the prompt's cached blocks.
+    // The least-loaded replica, then its least-loaded virtual engine; all n go there (they share the prompt's cached blocks).
+    const load = (d: number) => this.schedulers.reduce((a, ve) => a + ve[d]!.numUnfinished, 0);
     let replica = 0;
-    for (let d = 1; d < this.schedulers.length; d++) if (this.schedulers[d]!.numUnfinished < this.schedulers[replica]!.numUnfinished) replica = d;
+    for (let d = 1; d < this.schedulers[0]!.length; d++) if (load(d) < load(replica)) replica = d;
+    let v = 0;
+    for (let w = 1; w < this.schedulers.length; w++) if (this.schedulers[w]![replica]!.numUnfinished < this.schedulers[v]![replica]!.numUnfinished) v = w;
     for (let i = 0; i < sp.n; i++) {
       // n > 1: each completion draws its own stream (seed + i), reproducible when seeded.
       const params = i === 0 ? sp : { ...sp, seed: (sp.seed + i) >>> 0 };
       const req = new Request(this.nextSeqId(), ids, params);
-      const child: Child = { index: i, parent, req, out: new RequestOutputState(req, this.tokenizer, this.eosTokenIds), replica };
+      const child: Child = { index: i, parent, req, out: new RequestOutputState(req, this.tokenizer, this.eosTokenIds), scheduler: this.schedulers[v]![replica]! };
       parent.children.push(child);
       this.children.set(req.seqId, child);
-      this.schedulers[replica]!.add(req);
+      child.scheduler.add(req);
     }
     this.kick();
     return parent;
@@ -105,17 +121,17 @@ export class EngineCore {
 
   /** New schedulers with other limits, once idle (tests, benchmarks). `numKvBlocks` may only shrink what the ranks allocated. */
   async reset(limits: SchedulerLimits, allocated: number): Promise<void> {
-    if (this.schedulers.some((s) => s.numUnfinished > 0)) throw new Error('resetScheduler: the engine is busy');
+    if (this.all.some((s) => s.numUnfinished > 0)) throw new Error('resetScheduler: the engine is busy');
     // The loop may still be sending the last step's frees.
     while (this.looping) await new Promise((r) => setTimeout(r, 1));
-    const c = this.schedulers[0]!.config;
+    const c = this.schedulers[0]![0]!.config;
     const numBlocks = limits.numKvBlocks ?? allocated;
     if (!Number.isInteger(numBlocks) || numBlocks < 1 || numBlocks > allocated) throw new Error(`resetScheduler: numKvBlocks must be in [1, ${allocated}]`);
-    const freed = this.schedulers.map((s) => s.schedule().freedSeqIds);
+    const freed = this.schedulers.map((ve) => ve.map((s) => s.schedule().freedSeqIds));
     const { numKvBlocks: _n, ...rest } = limits;
-    this.schedulers = this.schedulers.map(() => new Scheduler({ ...c, ...stripUndefined(rest), numBlocks }));
+    this.schedulers = makeSchedulers(this.virtualEngines, this.schedulers[0]!.length, { ...c, ...stripUndefined(rest), numBlocks });
     // Sequences the old schedulers freed since the last step: the ranks still need to hear of them.
-    this.schedulers.forEach((s, d) => s.carryFreed(freed[d]!));
+    this.schedulers.forEach((ve, v) => ve.forEach((s, d) => s.carryFreed(freed[v]![d]!)));
   }
 
   private processAborts(): void {
@@ -125,7 +141,7 @@ export class EngineCore {
 
   /** End a sequence: free its blocks, tell its caller. */
   private finishChild(c: Child, reason: FinishReason, delta: RequestDelta | null): void {
-    if (!c.req.isFinished) this.schedulers[c.replica]!.finish(c.req, reason);
+    if (!c.req.isFinished) c.scheduler.finish(c.req, reason);
     this.children.delete(c.req.seqId);
     c.parent.emit(eventOf(c, delta ?? c.out.end(reason)));
     if (--c.parent.remaining === 0) c.parent.done();
@@ -133,7 +149,7 @@ export class EngineCore {
 
   private failChild(c: Child, e: Error): void {
     this.children.delete(c.req.seqId);
-    if (!c.req.isFinished) this.schedulers[c.replica]!.finish(c.req, 'abort');
+    if (!c.req.isFinished) c.scheduler.finish(c.req, 'abort');
     c.parent.fail(e);
   }
 
@@ -144,35 +160,41 @@ export class EngineCore {
     void this.loop().finally(() => {
       this.looping = false;
       // Work added while the loop was winding down.
-      if (!this.executor.failure && this.schedulers.some((s) => s.numUnfinished > 0)) this.kick();
+      if (!this.executor.failure && this.all.some((s) => s.numUnfinished > 0)) this.kick();
       else this.executor.setBusy(false);
     });
   }
 
+  /** Keep one step in flight per virtual engine that has work; apply each answer as it comes. */
   private async loop(): Promise<void> {
+    const inFlight = new Map<number, Promise<void>>();
     while (!this.executor.failure) {
       this.processAborts();
-      if (!this.schedulers.some((s) => s.hasWork())) return;
-      const outs = this.schedulers.map((s) => s.schedule());
-      if (outs.every((o) => o.seqs.length === 0 && o.freedSeqIds.length === 0)) {
+      this.schedulers.forEach((replicas, v) => {
+        if (inFlight.has(v) || !replicas.some((s) => s.hasWork())) return;
+        const outs = replicas.map((s) => s.schedule());
+        if (outs.every((o) => o.seqs.length === 0 && o.freedSeqIds.length === 0)) return;
+        const step = this.executor
+          .step('sample', outs.map((o, d) => o.seqs.map((s) => toStepSeq(s, replicas[d]!))), outs.map((o) => o.freedSeqIds))
+          .then(
+            (results) => outs.forEach((o, d) => this.applyResult(replicas[d]!, o, results[d]!)),
+            (e: unknown) => this.executor.fail(e as Error),
+          )
+          .finally(() => inFlight.delete(v));
+        inFlight.set(v, step);
+      });
+      if (inFlight.size === 0) {
         // Work remains but nothing fits: cannot happen for requests that passed the up-front checks; fail them rather than spin.
-        this.failAll(new EngineDeadError('scheduler could not schedule any waiting request (internal error)'));
+        if (this.all.some((s) => s.numUnfinished > 0)) this.failAll(new EngineDeadError('scheduler could not schedule any waiting request (internal error)'));
         return;
       }
-      let results: ResultMessage[];
-      try {
-        results = await this.executor.step('sample', outs.map((o, d) => o.seqs.map((s) => toStepSeq(s, this.schedulers[d]!))), outs.map((o) => o.freedSeqIds));
-      } catch (e) {
-        this.executor.fail(e as Error);
-        return;
-      }
-      outs.forEach((o, d) => this.applyResult(d, o, results[d]!));
+      await Promise.race(inFlight.values());
     }
   }
 
-  private applyResult(d: number, out: SchedulerOutput, res: ResultMessage): void {
+  private applyResult(sched: Scheduler, out: SchedulerOutput, res: ResultMessage): void {
     for (const s of out.seqs) this.counters.promptTokens += Math.max(0, Math.min(s.start + s.numNewTokens, s.req.numPromptTokens) - s.start);
-    this.schedulers[d]!.updateAfterStep(out);
+    sched.updateAfterStep(out);
     for (const t of res.sampled ?? []) {
       const c = this.children.get(t.seqId);
       // Aborted (or closed) while the step ran: its token is dropped.
@@ -200,6 +222,12 @@ function toStepSeq(s: SchedulerOutput['seqs'][number], sched: Scheduler): StepSe
     if (usesPenalties(req.params)) out.start.history = { prompt: [...req.promptTokenIds], output: [...req.outputTokenIds] };
   }
   return out;
+}
+
+/** `[virtual engine][replica]`; the virtual engines of a replica share one block pool. */
+function makeSchedulers(virtualEngines: number, replicas: number, config: SchedulerConfig): Scheduler[][] {
+  const pools = Array.from({ length: replicas }, () => new Scheduler(config).kv);
+  return Array.from({ length: virtualEngines }, () => pools.map((kv) => new Scheduler(config, kv)));
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -36,6 +36,9 @@ export class RankExecutor {
   private readonly pending = new Map<number, { results: ResultMessage[]; n: number; resolve: (m: ResultMessage[]) => void; reject: (e: Error) => void }>();
   private stepChain: Promise<unknown> = Promise.resolve();
   private stepId = 0;
+  private inFlight = 0;
+  /** Most steps ever in flight at once (pipeline virtual engines at work). */
+  maxInFlight = 0;
   private dead: EngineDeadError | null = null;
   private closed = false;
   private readonly failureListeners: ((e: EngineDeadError) => void)[] = [];
@@ -119,17 +122,22 @@ export class RankExecutor {
     this.failureListeners.push(cb);
   }
 
-  /** Broadcast one step and wait for every replica's answer; steps never overlap. */
+  /**
+   * Broadcast one step and wait for every replica's answer. Steps are sent in
+   * order and may overlap: ranks run them in that order, so with pipeline
+   * parallelism the stages work on different steps at once.
+   */
   step(mode: StepMode, replicas: StepSeq[][], freed: number[][]): Promise<ResultMessage[]> {
-    const run = this.stepChain.then(async () => {
-      if (this.dead) throw this.dead;
-      const stepId = ++this.stepId;
-      const answer = new Promise<ResultMessage[]>((resolve, reject) => this.pending.set(stepId, { results: [], n: 0, resolve, reject }));
-      await this.pool.broadcast({ type: 'step', stepId, mode, replicas, freed } satisfies DriverMessage);
-      return answer;
-    });
-    this.stepChain = run.catch(() => {});
-    return run;
+    if (this.dead) return Promise.reject(this.dead);
+    const stepId = ++this.stepId;
+    const answer = new Promise<ResultMessage[]>((resolve, reject) => this.pending.set(stepId, { results: [], n: 0, resolve, reject }));
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const done = () => this.inFlight--;
+    answer.then(done, done);
+    const sent = this.stepChain.then(() => this.pool.broadcast({ type: 'step', stepId, mode, replicas, freed } satisfies DriverMessage));
+    this.stepChain = sent.catch(() => {});
+    return sent.then(() => answer);
   }
 
   private onResult(m: ResultMessage): void {

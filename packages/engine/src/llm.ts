@@ -80,7 +80,8 @@ export class LLM {
   ) {
     this.unusedTensors = [...new Set(executor.ready.flatMap((r) => r.unused))];
     this.weightBytesPerRank = executor.ready.map((r) => r.weightBytes);
-    this.core = new EngineCore(executor, { ...limits, blockSize, numBlocks: executor.numKvBlocks }, tokenizer, eosTokenIds);
+    // pp virtual engines keep pp steps in flight, so every pipeline stage has work.
+    this.core = new EngineCore(executor, { ...limits, blockSize, numBlocks: executor.numKvBlocks }, tokenizer, eosTokenIds, parallel.pp);
   }
 
   /** Start the ranks of the model in `modelDir` (any registered architecture) and size its KV cache. */
@@ -135,6 +136,11 @@ export class LLM {
   /** Live tensors on DP replica 0's sampling rank after each of the latest steps (at most 1024, newest last). */
   get tensorCounts(): readonly number[] {
     return this.executor.tensorCounts;
+  }
+
+  /** @internal Most steps that were ever in flight at once (pp virtual engines at work). */
+  get maxStepsInFlight(): number {
+    return this.executor.maxInFlight;
   }
 
   health(): { ok: true } | { ok: false; error: string } {

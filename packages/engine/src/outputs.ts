@@ -2,6 +2,7 @@
 import type { RequestDelta, RequestOutputState } from './output-processor.js';
 import type { FinishReason, Request } from './request.js';
 import type { TokenLogprob } from './sampler.js';
+import type { Scheduler } from './scheduler.js';
 
 export interface CompletionOutput {
   /** Which of the `n` completions. */
@@ -52,7 +53,8 @@ export interface Child {
   parent: Parent;
   req: Request;
   out: RequestOutputState;
-  replica: number;
+  /** The scheduler (replica, virtual engine) that runs it. */
+  scheduler: Scheduler;
 }
 
 export function eventOf(c: Child, d: RequestDelta): StreamEvent {

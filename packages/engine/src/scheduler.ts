@@ -46,8 +46,12 @@ export class Scheduler {
   /** Requests finished by the scheduler itself (never, today) or aborted: for the caller to report. */
   preemptions = 0;
 
-  constructor(readonly config: SchedulerConfig) {
-    this.kv = new KVCacheManager({ numBlocks: config.numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching });
+  /** `kv`: a block pool shared with other schedulers (pipeline virtual engines of one replica); default its own. */
+  constructor(
+    readonly config: SchedulerConfig,
+    kv?: KVCacheManager,
+  ) {
+    this.kv = kv ?? new KVCacheManager({ numBlocks: config.numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching });
   }
 
   /** Sequences another scheduler freed that the ranks have not heard of yet. */
