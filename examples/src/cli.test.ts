@@ -3,7 +3,7 @@
  * real processes of the built CLI, real fixture files, JSON contracts, and
  * one clear line (no stack trace) with a non-zero exit for bad input.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,16 @@ describe('bad input: one clear line, non-zero exit, no stack trace', () => {
     [['generate', '--backend', 'nope'], /--backend must be one of/],
     [['generate', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['logits', '--model', '/nonexistent-dir', '--ids', '1'], /--model \/nonexistent-dir: no such directory/],
+    [['logits', '--model', join(fixture('llama-tiny'), 'config.json'), '--ids', '1'], /--model .*config\.json: not a directory/],
+    [['logits', '--model', fixture('llama-tiny'), '--ids', '1', '--tp', '-1'], /--tp must be at least 1, got -1/],
+    [['generate', '--pp', '-3'], /--pp must be at least 1, got -3/],
+    [['logits', '--model', fixture('llama-tiny'), '--ids', '1', '--tp', '64'], /num_attention_heads=8 is not divisible by tp=64/],
+    [['logits', '--model', fixture('llama-tiny'), '--ids', '1', '--pp', '8'], /pp=8 is more than num_hidden_layers=4/],
+    [['generate', '--max-tokens', '2', '--trace', '/nonexistent-dir/trace.json'], /--trace \/nonexistent-dir\/trace\.json: the directory \/nonexistent-dir does not exist/],
+    [['generate', '--max-tokens', '2', '--trace', tmpdir()], /--trace .*: is a directory/],
+    [['launch', '--nproc-per-node', '3', '--', 'logits', '--model', fixture('llama-tiny'), '--ids', '1', '--tp', '3'], /num_attention_heads=8 is not divisible by tp=3/],
+    [['serve', '--port', '70000'], /--port must be in 0\.\.65535/],
+    [['serve', '--chat-template', '/nonexistent-template.jinja'], /--chat-template \/nonexistent-template\.jinja: cannot read it \(ENOENT\)/],
   ])('%j', async (args, message) => {
     const r = await weft(args);
     expect(r.code).not.toBe(0);
@@ -109,5 +119,73 @@ describe('bad input: one clear line, non-zero exit, no stack trace', () => {
     expect(lines[0]).toMatch(/^weft: /);
     expect(lines[0]).toMatch(message);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    // Checked before any rank starts: no weights were loaded.
+    expect(r.stderr).not.toMatch(/rank \d+ failed|loading weights: 100%/);
+  });
+
+  it('an error after the echoed prompt starts its own line', async () => {
+    const r = await weft(['generate', '--prompt', 'def f(x):', '--max-tokens', '5000']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('def f(x):\n');
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^weft: .*max/i);
+  });
+});
+
+describe('each subcommand has its own --help', () => {
+  it.each([
+    ['generate', /--max-tokens/, /--world-size/],
+    ['logits', /--json/, /--api-key/],
+    ['layout', /--world-size/, /--max-tokens/],
+    ['launch', /--nproc-per-node/, /--max-tokens/],
+    ['serve', /--api-key.*\n[\s\S]*--chat-template[\s\S]*--tp N/, /--world-size/],
+  ])('weft %s --help', async (cmd, has, hasNot) => {
+    const r = await weft([cmd, '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^usage: weft ${cmd}`));
+    expect(r.stdout).toMatch(has);
+    expect(r.stdout).not.toMatch(hasNot);
+  });
+});
+
+describe('output through a pipe arrives whole', () => {
+  // ~1 MB of JSON: 96 positions × 512 logits. The consumer waits before reading, so the 64 KiB pipe fills
+  // and the CLI must wait for it to drain before exiting.
+  const ids = Array.from({ length: 96 }, (_, i) => (i * 37 + 11) % 512).join(',');
+  const consumer = `setTimeout(() => { let s = ''; process.stdin.on('data', (c) => (s += c)).on('end', () => { const j = JSON.parse(s); process.stdout.write(s.length + ' ' + j.logits.length + 'x' + j.logits[0].length); }); }, 200)`;
+  const RUNS = Number(process.env.WEFT_PIPE_RUNS ?? 12);
+  it(`weft logits --json | consumer, ${RUNS} runs (4 at a time), every one whole`, async () => {
+    const once = () =>
+      promisify(execFile)('sh', ['-c', `"${process.execPath}" "${bin}" logits --model "${fixture('llama-tiny')}" --ids ${ids} --json --backend cpu 2>/dev/null | "${process.execPath}" -e "${consumer}"`], { cwd: root, timeout: 120_000 }).then((r) => r.stdout);
+    const results: string[] = [];
+    for (let i = 0; i < RUNS; i += 4) results.push(...(await Promise.all(Array.from({ length: Math.min(4, RUNS - i) }, once))));
+    const sizes = new Set(results.map((r) => r.split(' ')[0]));
+    expect(results.every((r) => / 96x512$/.test(r))).toBe(true);
+    expect(sizes.size).toBe(1);
+    expect(Number([...sizes][0])).toBeGreaterThan(900_000);
+  });
+});
+
+describe('weft launch and signals', () => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s while ranks generate → exit %i, no rank left', async (sig, code) => {
+    const child = spawn(process.execPath, [bin, 'launch', '--nproc-per-node', '2', '--', 'generate', '--model', fixture('llama-tiny'), '--ids', '1,2,3', '--tp', '2', '--max-tokens', '500', '--backend', 'cpu'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let ranks: number[] = [];
+    const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.split(' ').length > 6 && !ranks.length) {
+          ranks = spawnSync('pgrep', ['-P', String(child.pid)]).stdout.toString().split('\n').filter(Boolean).map(Number);
+          child.kill(sig);
+          resolve();
+        }
+      }),
+    );
+    expect(await exit).toBe(code);
+    expect(ranks.length).toBe(2);
+    for (const pid of ranks) expect(() => process.kill(pid, 0)).toThrow();
   });
 });

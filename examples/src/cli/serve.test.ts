@@ -1,0 +1,119 @@
+/**
+ * `weft serve` as users run it: the built CLI in its own process, answered
+ * by the official openai client; SIGTERM drains and exits 143; with ranks as
+ * processes over TCP, a rank killed with SIGKILL shows on /health and makes
+ * requests fail fast with a clear error instead of hanging.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const bin = join(root, 'examples/bin/weft.js');
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
+const started: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const c of started.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+/** Start `weft serve --port 0 …` and wait for its "at http://…/v1" line. */
+function serve(args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
+  let err = '';
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`weft serve did not start:\n${err}`)), 90_000);
+    child.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+      const m = / at (http:\/\/[^ ]+)\/v1 /.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]!, stderr: () => err, exited });
+      }
+    });
+    void exited.then(() => reject(new Error(`weft serve exited:\n${err}`)));
+  });
+}
+
+/** Pids of the rank processes below `pid`, by RANK. */
+function rankPids(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  const kids = spawnSync('pgrep', ['-P', String(pid)]).stdout.toString().split('\n').filter(Boolean).map(Number);
+  for (const k of kids) {
+    try {
+      const r = readFileSync(`/proc/${k}/environ`, 'utf8').split('\0').find((e) => e.startsWith('RANK='));
+      if (r) out.set(Number(r.slice(5)), k);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+describe('weft serve', () => {
+  it('answers the official client (completion, streamed chat with the template, /metrics); SIGTERM drains and exits 143', async () => {
+    const s = await serve(['--api-key', 'sk-cli-test', '--served-model-name', 'tiny']);
+    expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-cli-test', maxRetries: 0 });
+    const c = await client.completions.create({ model: 'tiny', prompt: 'import torch\n', max_tokens: 16, temperature: 0 });
+    expect(c.choices[0]!.text).toBe('import torch.nn as nn\nfrom torch.nn.utils.deepspeed import is_torch_available'.slice(0, c.choices[0]!.text.length));
+    expect(c.usage!.completion_tokens).toBe(16);
+    const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'add two numbers' }], max_tokens: 8, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const ch of stream) {
+      text += ch.choices[0]?.delta.content ?? '';
+      usage = ch.usage ?? usage;
+    }
+    expect(text.length).toBeGreaterThan(0);
+    expect(usage!.completion_tokens).toBe(8);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(metrics).toMatch(/^weft:generation_tokens_total\{model_name="tiny"\} 24$/m);
+    expect((await fetch(`${s.url}/v1/models`)).status).toBe(401);
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toEqual({ code: 143, signal: null });
+    expect(s.stderr()).toMatch(/SIGTERM: no new requests/);
+  });
+
+  it('--transport tcp: a rank killed with SIGKILL shows on /health, and requests fail fast with a clear error', async () => {
+    const s = await serve(['--model', join(root, 'fixtures/llama-tiny'), '--tp', '2', '--transport', 'tcp', '--backend', 'cpu', '--timeout', '20000']);
+    const post = (body: unknown) => fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post({ prompt: [1, 2, 3], max_tokens: 4 })).status).toBe(200);
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+    // A long request in flight when the rank dies.
+    const inflight = post({ prompt: [1, 2, 3], max_tokens: 400, ignore_eos: true }).then(async (r) => ({ status: r.status, body: await r.text() }));
+    await new Promise((r) => setTimeout(r, 300));
+    const victim = rankPids(s.child.pid!).get(1);
+    expect(victim).toBeDefined();
+    const killedAt = Date.now();
+    process.kill(victim!, 'SIGKILL');
+    const lost = await inflight;
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    expect(lost.status).toBe(503);
+    expect(lost.body).toMatch(/rank 1/);
+    let health: Response;
+    do health = await fetch(`${s.url}/health`);
+    while (health.status === 200 && Date.now() - killedAt < 15_000);
+    expect(health.status).toBe(503);
+    const h = (await health.json()) as { error: { message: string } };
+    expect(h.error.message).toMatch(/engine is not running.*rank 1/);
+    const t0 = Date.now();
+    const after = await post({ prompt: [1, 2, 3], max_tokens: 4 });
+    expect(after.status).toBe(503);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    s.child.kill('SIGINT');
+    expect((await s.exited).code).toBe(130);
+  });
+});
