@@ -52,6 +52,23 @@ export interface AttentionOptions {
 /** Added to masked scores: effectively −∞ after softmax, but finite, because WebGPU shaders may not handle infinities. */
 const MASKED = -1e30;
 
+/**
+ * Host staging buffers for contexts gathered from the cache, reused from step
+ * to step: a fresh buffer of a long batch's context per layer costs more in
+ * page faults than the copy itself. Only where making a tensor copies the
+ * array (wasm at once, tensorflow at the tensor's first use, which comes in
+ * the same synchronous call here); cpu and webgpu keep the array itself, so
+ * they get a fresh one.
+ */
+const staging: Float32Array[] = [];
+function stagingBuffer(slot: number, n: number): Float32Array {
+  const backend = tf.getBackend();
+  if (backend !== 'wasm' && backend !== 'tensorflow') return new Float32Array(n);
+  let buf = staging[slot];
+  if (!buf || buf.length < n) staging[slot] = buf = new Float32Array(Math.max(n, Math.ceil((buf?.length ?? 0) * 1.5)));
+  return buf.subarray(0, n);
+}
+
 export class Attention {
   readonly numHeads: number;
   readonly numKvHeads: number;
@@ -153,10 +170,10 @@ export class Attention {
   /** One sequence's positions `0 .. n − 1` from the cache, token-major `[n, Hk, ·]` as attendSequence takes them. */
   private readContext(cache: PagedKVCache, blockTable: number[], n: number): [tf.Tensor3D, tf.Tensor3D] {
     const { numKvHeads: Hk, headDim: D, vHeadDim: Dv } = this;
-    const kBuf = new Float32Array(n * Hk * D);
+    const kBuf = stagingBuffer(0, n * Hk * D);
     cache.gatherTokenMajor('key', blockTable, n, kBuf);
     if (this.valueIsKeyPrefix) return [tf.tensor3d(kBuf, [n, Hk, D]), tf.zeros([n, Hk, 0])];
-    const vBuf = new Float32Array(n * Hk * Dv);
+    const vBuf = stagingBuffer(1, n * Hk * Dv);
     cache.gatherTokenMajor('value', blockTable, n, vBuf);
     return [tf.tensor3d(kBuf, [n, Hk, D]), tf.tensor3d(vBuf, [n, Hk, Dv])];
   }
@@ -171,17 +188,17 @@ export class Attention {
     const { numKvHeads: Hk, groups: G, headDim: D, vHeadDim: Dv } = this;
     const lens = seqs.map((s) => s.contextLen + 1);
     const N = Math.max(...lens);
-    const kBuf = new Float32Array(B * Hk * N * D);
-    seqs.forEach((s, b) => cache.gatherHeadMajor('key', s.blockTable, lens[b]!, kBuf, b * Hk * N * D, N));
-    const kh = tf.tensor3d(kBuf, [B * Hk, N, D]);
-    let vh: tf.Tensor3D;
-    if (this.valueIsKeyPrefix) {
-      vh = tf.slice(kh, [0, 0, 0], [-1, -1, Dv]);
-    } else {
-      const vBuf = new Float32Array(B * Hk * N * Dv);
-      seqs.forEach((s, b) => cache.gatherHeadMajor('value', s.blockTable, lens[b]!, vBuf, b * Hk * N * Dv, N));
-      vh = tf.tensor3d(vBuf, [B * Hk, N, Dv]);
-    }
+    // Each sequence's rows [Hk, N, ·] from the cache, zeros past its length (masked below; a reused buffer holds old rows there).
+    const gather = (which: 'key' | 'value', slot: number, width: number): tf.Tensor3D => {
+      const buf = stagingBuffer(slot, B * Hk * N * width);
+      seqs.forEach((s, b) => {
+        cache.gatherHeadMajor(which, s.blockTable, lens[b]!, buf, b * Hk * N * width, N);
+        if (lens[b]! < N) for (let h = 0; h < Hk; h++) buf.fill(0, ((b * Hk + h) * N + lens[b]!) * width, (b * Hk + h + 1) * N * width);
+      });
+      return tf.tensor3d(buf, [B * Hk, N, width]);
+    };
+    const kh = gather('key', 0, D);
+    const vh = this.valueIsKeyPrefix ? tf.slice(kh, [0, 0, 0], [-1, -1, Dv]) : gather('value', 1, Dv);
     // [B, Hk·G·D] → [B·Hk, G, D]: the G query heads of one KV head are the rows of one matmul.
     const qh = tf.reshape(q, [B * Hk, G, D]);
     let scores: tf.Tensor = tf.mul(tf.matMul(qh, kh, false, true), this.scale); // [B·Hk, G, N]
