@@ -8,7 +8,6 @@ export * from './rms-norm.js';
 export * from './rotary/index.js';
 export * from './attention-metadata.js';
 export * from './paged-kv-cache.js';
-export * from './paged-sequence-blocks.js';
 export * from './attention.js';
 export * from './gated-mlp.js';
 export * from './decoder-only-lm.js';

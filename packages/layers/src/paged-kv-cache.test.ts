@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { slotOf, PagedKVCache, type KVCacheSpec } from './paged-kv-cache.js';
-import { bindSequencePagedCaches, SequenceBlockAllocator } from './paged-sequence-blocks.js';
 
 const SPEC: KVCacheSpec = { numKvHeads: 2, headDim: 3, vHeadDim: 4, valueIsKeyPrefix: false };
 
@@ -85,37 +84,5 @@ describe('PagedKVCache', () => {
     c.dispose();
     expect(c.bytes).toBe(0);
     expect(() => c.gatherTokenMajor('key', [0], 1, out)).toThrow(/after dispose/);
-  });
-});
-
-describe('SequenceBlockAllocator (the interim per-rank allocation)', () => {
-  it('grows tables as sequences grow, returns blocks when freed, and says when the pool is full', () => {
-    const a = new SequenceBlockAllocator(4, 2);
-    expect(a.tableFor(1, 3)).toEqual([0, 1]);
-    expect(a.tableFor(2, 1)).toEqual([2]);
-    expect(a.tableFor(1, 4)).toEqual([0, 1]);
-    expect(a.tableFor(1, 5)).toEqual([0, 1, 3]);
-    expect(a.numFreeBlocks).toBe(0);
-    expect(() => a.tableFor(2, 3)).toThrow(/sequence 2 needs 1 more blocks of 2 tokens, 0 of 4 are free/);
-    a.freeSequence(1);
-    expect(a.numFreeBlocks).toBe(3);
-    expect(a.tableFor(2, 3)).toEqual([2, 0]);
-    a.freeSequence(7); // unknown: nothing to do
-  });
-
-  it('sizes one pool per layer from a byte budget and binds them', () => {
-    const specs = [SPEC, { numKvHeads: 1, headDim: 8, vHeadDim: 6, valueIsKeyPrefix: true }];
-    let bound: PagedKVCache[] = [];
-    const model = { kvCacheSpecs: () => specs, bindKVCaches: (c: PagedKVCache[]) => void (bound = c) };
-    const perBlock = PagedKVCache.bytesPerBlock(specs[0]!, 4) + PagedKVCache.bytesPerBlock(specs[1]!, 4);
-    const kv = bindSequencePagedCaches(model, { kvCacheBytes: perBlock * 5 + 1, blockSize: 4 });
-    expect(bound).toBe(kv.caches);
-    expect(kv.caches.map((c) => [c.numBlocks, c.blockSize])).toEqual([
-      [5, 4],
-      [5, 4],
-    ]);
-    expect(kv.allocator.numBlocks).toBe(5);
-    kv.dispose();
-    expect(() => bindSequencePagedCaches(model, { kvCacheBytes: perBlock - 1, blockSize: 4 })).toThrow(/less than one block/);
   });
 });
