@@ -9,9 +9,11 @@
  * the sampled token ids (greedy argmax on the device) read back, plus the
  * sampled rows' logits when asked for.
  *
- * Dispatches per step: embed, per layer [rmsnorm(+residual), qkv, rope+KV
- * write, attention, o, rmsnorm(+residual), gate_up+SiLU·mul, down], final
- * norm (+residual, sampled rows only), LM head, argmax: 8·L + 4.
+ * Dispatches per step, up to 16 rows (GEMV): embed, per layer [RMSNorm + qkv
+ * + rotary + KV-page write, attention, o + residual add, RMSNorm + gate_up +
+ * SiLU·mul, down + residual add], final norm (sampled rows only), LM head,
+ * argmax: 5·L + 4. More rows (tiled GEMM): RMSNorm and rotary + KV write are
+ * their own dispatches, 8·L + 4.
  */
 import type { LlamaConfig, TensorSource } from '@weft/core';
 import { ConfigError } from '@weft/core';
@@ -34,6 +36,8 @@ import {
 
 const U = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 const MAP_READ_MODE = 0x1;
+/** Byte offset of the logits in the read-back buffer (after the sampled ids of up to 64 sequences, 256-aligned). */
+const LOGITS_AT = 256;
 /** Rows up to which the GEMV kernel runs; above it the tiled GEMM. */
 export const GEMV_MAX_ROWS = 16;
 
@@ -103,7 +107,9 @@ export class WebGpuLlamaStep {
   private lmHead!: GPUBuffer;
   private finalNorm!: GPUBuffer;
   private cosSin!: GPUBuffer;
-  private act!: Record<'x' | 'h' | 'qkv' | 'attn' | 'd' | 'mlp' | 'hs' | 'logits' | 'tok' | 'tokOut' | 'si' | 'readback', GPUBuffer>;
+  private act!: Record<'x' | 'h' | 'qkv' | 'qr' | 'attn' | 'mlp' | 'hs' | 'logits' | 'tok' | 'tokOut' | 'si' | 'readback', GPUBuffer>;
+  /** The next step's command buffer, recorded while the GPU runs this one (a step's commands depend only on its shape). */
+  private pending: { key: string; cb: GPUCommandBuffer } | null = null;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly plans = new Map<string, Dispatch[]>();
   private readonly siWords: Uint32Array;
@@ -175,22 +181,32 @@ export class WebGpuLlamaStep {
    */
   async step(seqs: StepSeq[], opts: { logits?: boolean } = {}): Promise<StepResult> {
     const { rows } = this.writeInputs(seqs);
-    const enc = this.device.createCommandEncoder();
-    this.encode(enc, rows, seqs.length);
     const S = seqs.length;
-    enc.copyBufferToBuffer(this.act.tokOut, 0, this.act.readback, 0, S * 4);
     const logitBytes = opts.logits ? S * this.c.vocabSize * 4 : 0;
-    if (logitBytes) enc.copyBufferToBuffer(this.act.logits, 0, this.act.readback, 256 * Math.ceil((S * 4) / 256), logitBytes);
-    this.device.queue.submit([enc.finish()]);
+    const key = `${rows}/${S}/${logitBytes}`;
+    const cb = this.pending?.key === key ? this.pending.cb : this.record(rows, S, logitBytes);
+    this.pending = null;
+    this.device.queue.submit([cb]);
+    // While the GPU runs this step, record the next one of the same shape (decode repeats it).
+    this.pending = { key, cb: this.record(rows, S, logitBytes) };
     const rb = this.act.readback;
     await rb.mapAsync(MAP_READ_MODE);
     try {
       const tokens = Int32Array.from(new Uint32Array(rb.getMappedRange(0, S * 4)));
-      const logits = logitBytes ? new Float32Array(rb.getMappedRange(256 * Math.ceil((S * 4) / 256), logitBytes).slice(0)) : undefined;
+      const logits = logitBytes ? new Float32Array(rb.getMappedRange(LOGITS_AT, logitBytes).slice(0)) : undefined;
       return { tokens, logits };
     } finally {
       rb.unmap();
     }
+  }
+
+  /** One step's command buffer: every dispatch in one pass, then the sampled ids (and logits) to the read-back buffer. */
+  private record(rows: number, seqs: number, logitBytes: number): GPUCommandBuffer {
+    const enc = this.device.createCommandEncoder();
+    this.encode(enc, rows, seqs);
+    enc.copyBufferToBuffer(this.act.tokOut, 0, this.act.readback, 0, seqs * 4);
+    if (logitBytes) enc.copyBufferToBuffer(this.act.logits, 0, this.act.readback, LOGITS_AT, logitBytes);
+    return enc.finish();
   }
 
   /**
@@ -297,6 +313,7 @@ export class WebGpuLlamaStep {
     this.bufs.length = 0;
     this.plans.clear();
     this.pipelines.clear();
+    this.pending = null;
     this.layers = [];
     if (this.ownDevice) this.device.destroy();
   }
@@ -310,8 +327,11 @@ export class WebGpuLlamaStep {
   }
 
   /** A weight (or several concatenated along rows) as fp32 or packed bf16. */
-  private weight(src: TensorSource, names: string[], keepFp32 = false): GPUBuffer {
-    const parts = names.map((n) => src.read(n).data as Float32Array);
+  private weight(src: TensorSource, names: string[], keepFp32 = false, permuteHeads = 0): GPUBuffer {
+    const parts = names.map((n) => {
+      const t = src.read(n);
+      return permuteHeads ? permuteRotaryRows(t.data as Float32Array, t.shape[1]!, permuteHeads) : (t.data as Float32Array);
+    });
     const total = parts.reduce((a, p) => a + p.length, 0);
     const bf16 = this.dtype === 'bfloat16' && !keepFp32;
     const buf = this.buffer(bf16 ? total * 2 : total * 4);
@@ -335,7 +355,8 @@ export class WebGpuLlamaStep {
       this.layers.push({
         inNorm: this.weight(src, [p(l, 'input_layernorm.weight')], true),
         postNorm: this.weight(src, [p(l, 'post_attention_layernorm.weight')], true),
-        qkv: this.weight(src, ['q_proj', 'k_proj', 'v_proj'].map((n) => p(l, `self_attn.${n}.weight`))),
+        // Rows permuted per head to (0, D/2, 1, D/2 + 1, …): a GEMV workgroup then holds whole rotation pairs.
+        qkv: this.weight(src, ['q_proj', 'k_proj', 'v_proj'].map((n) => p(l, `self_attn.${n}.weight`)), false, c.headDim),
         o: this.weight(src, [p(l, 'self_attn.o_proj.weight')]),
         gate: this.weight(src, [p(l, 'mlp.gate_proj.weight')]),
         up: this.weight(src, [p(l, 'mlp.up_proj.weight')]),
@@ -363,13 +384,14 @@ export class WebGpuLlamaStep {
     const { maxRows: R, maxSeqs: S } = this.layout;
     const H = c.hiddenSize;
     const W = (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim;
-    const rbSize = Math.max(256 * Math.ceil((S * 4) / 256) + S * c.vocabSize * 4, 4096 * 4);
+    if (S > 64) throw new ConfigError('WebGpuLlamaStep: maxSeqs is at most 64');
+    const rbSize = Math.max(LOGITS_AT + S * c.vocabSize * 4, 4096 * 4);
     this.act = {
       x: this.buffer(R * H * 4),
       h: this.buffer(R * H * 4),
       qkv: this.buffer(R * W * 4),
+      qr: this.buffer(R * c.numAttentionHeads * c.headDim * 4),
       attn: this.buffer(R * c.numAttentionHeads * c.headDim * 4),
-      d: this.buffer(R * H * 4),
       mlp: this.buffer(R * c.intermediateSize * 4),
       // The LM head GEMV may run on up to 16 rows whatever the sequence count.
       hs: this.buffer(Math.max(S, GEMV_MAX_ROWS) * H * 4),
@@ -411,28 +433,33 @@ export class WebGpuLlamaStep {
       const pipeline = this.pipeline(code);
       out.push({ tag, pipeline, bindGroup: this.bind(pipeline, buffers), wg: [1, 1] });
     };
-    const mm = (tag: string, x: GPUBuffer, y: GPUBuffer, k: number, n: number, ws: GPUBuffer[]) => {
-      const gateUp = ws.length === 2;
-      if (gemvRows) add(tag, gemvWgsl(gemvRows, k, n, dt, gateUp), [x, y, ...ws]);
-      else add(tag, gemmWgsl(k, n, dt, gateUp, l), [x, y, a.si, ...ws]);
-    };
-    add('embed', embedWgsl(H, dt, l), [a.tok, this.embed, a.x, a.si]);
     const eps = c.rmsNormEps;
-    for (const [i, L] of this.layers.entries()) {
-      if (i === 0) add('rmsnorm', rmsNormWgsl(H, eps, false, false, l), [a.x, L.inNorm, a.h, a.si]);
-      else add('rmsnorm', rmsNormWgsl(H, eps, true, false, l), [a.x, L.inNorm, a.h, a.si, a.d]);
-      mm('qkv', a.h, a.qkv, H, W, [L.qkv]);
-      add('rope_kv', ropeKvWgsl(dims, slots, l), [a.si, a.qkv, L.kv, this.cosSin]);
-      add('attention', attentionWgsl(dims, slots, l), [a.si, a.qkv, L.kv, L.kv, a.attn]);
-      mm('o_proj', a.attn, a.d, c.numAttentionHeads * D, H, [L.o]);
-      add('rmsnorm', rmsNormWgsl(H, eps, true, false, l), [a.x, L.postNorm, a.h, a.si, a.d]);
-      mm('gate_up_silu', a.h, a.mlp, H, I, [L.gate, L.up]);
-      mm('down', a.mlp, a.d, I, H, [L.down]);
+    const ropeKv = { attn: dims, numSlots: slots, layout: l };
+    add('embed', embedWgsl(H, dt, l), [a.tok, this.embed, a.x, a.si]);
+    for (const L of this.layers) {
+      if (gemvRows) {
+        add('qkv_norm_rope_kv', gemvWgsl(gemvRows, H, W, dt, { normEps: eps, epilogue: 'ropeKv', ropeKv }), [a.x, a.qr, L.qkv, L.inNorm, a.si, this.cosSin, L.kv]);
+      } else {
+        add('rmsnorm', rmsNormWgsl(H, eps, false, false, l), [a.x, L.inNorm, a.h, a.si]);
+        add('qkv', gemmWgsl(H, W, dt, false, l), [a.h, a.qkv, a.si, L.qkv]);
+        add('rope_kv', ropeKvWgsl(dims, slots, l), [a.si, a.qkv, L.kv, this.cosSin, a.qr]);
+      }
+      add('attention', attentionWgsl(dims, slots, l), [a.si, a.qr, L.kv, L.kv, a.attn]);
+      if (gemvRows) {
+        add('o_proj_residual', gemvWgsl(gemvRows, c.numAttentionHeads * D, H, dt, { epilogue: 'add' }), [a.attn, a.x, L.o]);
+        add('norm_gate_up_silu', gemvWgsl(gemvRows, H, I, dt, { normEps: eps, gateUp: true, epilogue: 'store' }), [a.x, a.mlp, L.gate, L.up, L.postNorm]);
+        add('down_residual', gemvWgsl(gemvRows, I, H, dt, { epilogue: 'add' }), [a.mlp, a.x, L.down]);
+      } else {
+        add('o_proj_residual', gemmWgsl(c.numAttentionHeads * D, H, dt, false, l, true), [a.attn, a.x, a.si, L.o]);
+        add('rmsnorm', rmsNormWgsl(H, eps, false, false, l), [a.x, L.postNorm, a.h, a.si]);
+        add('gate_up_silu', gemmWgsl(H, I, dt, true, l), [a.h, a.mlp, a.si, L.gate, L.up]);
+        add('down_residual', gemmWgsl(I, H, dt, false, l, true), [a.mlp, a.x, a.si, L.down]);
+      }
     }
-    add('final_norm', rmsNormWgsl(H, eps, true, true, l), [a.x, this.finalNorm, a.hs, a.si, a.d]);
+    add('final_norm', rmsNormWgsl(H, eps, false, true, l), [a.x, this.finalNorm, a.hs, a.si]);
     // The LM head always runs on the sampled rows (≤ maxSeqs): GEMV up to 16 of them.
     const lm = gemvRows || GEMV_MAX_ROWS;
-    add('lm_head', gemvWgsl(lm, H, c.vocabSize, dt, false), [a.hs, a.logits, this.lmHead]);
+    add('lm_head', gemvWgsl(lm, H, c.vocabSize, dt), [a.hs, a.logits, this.lmHead]);
     add('argmax', argmaxWgsl(c.vocabSize, l), [a.si, a.logits, a.tokOut]);
     return out;
   }
@@ -449,15 +476,17 @@ export class WebGpuLlamaStep {
       case 'rmsnorm':
         return [rows, 1];
       case 'qkv':
+      case 'qkv_norm_rope_kv':
         return mm(W);
       case 'rope_kv':
         return split(Math.ceil((rows * (W / 2)) / 256));
       case 'attention':
         return [c.numAttentionHeads, rows];
-      case 'o_proj':
-      case 'down':
+      case 'o_proj_residual':
+      case 'down_residual':
         return mm(H);
       case 'gate_up_silu':
+      case 'norm_gate_up_silu':
         return mm(c.intermediateSize);
       case 'final_norm':
       case 'argmax':
@@ -507,6 +536,19 @@ function ropeInvFreq(c: LlamaConfig): Float32Array {
     default:
       return defaultInvFreq(r.theta, D);
   }
+}
+
+/** Rows of `w [rows, cols]` reordered within each head of `d` rows to (0, d/2, 1, d/2 + 1, …). */
+export function permuteRotaryRows(w: Float32Array, cols: number, d: number): Float32Array {
+  const rows = w.length / cols;
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    const head = Math.floor(r / d);
+    const j = r % d;
+    const src = head * d + (j % 2 === 0 ? j / 2 : d / 2 + (j - 1) / 2);
+    out.set(w.subarray(src * cols, (src + 1) * cols), r * cols);
+  }
+  return out;
 }
 
 /** fp32 → bf16 (round to nearest even), two per u32 (element 2i in the low half). */

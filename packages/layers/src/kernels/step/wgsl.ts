@@ -112,28 +112,43 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 export const GEMV_ROWS = 4;
 const GEMV_T = 64;
 
+export interface GemvFusion {
+  /** SiLU·mul of two weights (gate, up). */
+  gateUp?: boolean;
+  /** RMSNorm of x fused in (x is the residual stream; `gn` the norm weight): y = W · (g ⊙ x) · rsqrt(mean(x²) + eps). */
+  normEps?: number;
+  /** 'store': y = result; 'add': y += result (the residual add); 'ropeKv': see ropeKv. */
+  epilogue: 'store' | 'add' | 'ropeKv';
+  /** For 'ropeKv': W's rows are permuted per head to (0, D/2, 1, D/2+1, …) so each workgroup holds whole rotation pairs. */
+  ropeKv?: { attn: AttnDims; numSlots: number; layout: StepLayout };
+}
+
 /**
  * `y [M, N] = x [M, K] · Wᵀ`, W as the checkpoint stores it (`[N, K]`), for M ≤ 16 (M baked in):
  * a workgroup owns GEMV_ROWS output rows, 64 threads stream each weight row (coalesced 16-byte
- * loads) against the M activation rows; partial sums meet in workgroup memory. `gateUp`: two
- * weights (gate, up), output `silu(x·Gᵀ) · (x·Uᵀ)` (vLLM SiluAndMul fused in).
+ * loads) against the M activation rows; partial sums meet in workgroup memory. Fusions: RMSNorm
+ * of the input, SiLU·mul of gate and up, the residual add, and (qkv) rotary + the KV-page write.
  */
-export function gemvWgsl(m: number, k: number, n: number, dt: WeightDtype, gateUp: boolean): string {
+export function gemvWgsl(m: number, k: number, n: number, dt: WeightDtype, f: GemvFusion = { epilogue: 'store' }): string {
   const P = m * GEMV_ROWS;
   const ms = Array.from({ length: m }, (_, i) => i);
-  const ws = gateUp ? ['G', 'U'] : ['W'];
+  const ws = f.gateUp ? ['G', 'U'] : ['W'];
+  const norm = f.normEps !== undefined;
+  const tags = norm ? [...ws, 'S'] : ws;
   const wType = dt === 'float32' ? 'vec4<f32>' : 'vec4<u32>';
   const steps = dt === 'float32' ? k / 4 : k / 8;
+  const K4 = k / 4;
   const accs = (tag: string) => ms.map((i) => `var a${tag}${i} = 0.0;`).join(' ');
-  const inner = ws
-    .map((wn) =>
-      dt === 'float32'
-        ? `{ let wv = ${wn}[base + kk];\n        ${ms.map((i) => `a${wn}${i} += dot(wv, x[${i * (k / 4)}u + kk]);`).join(' ')} }`
-        : `{ let u = ${wn}[base + kk]; let w0 = bf8a(u); let w1 = bf8b(u);\n        ${ms.map((i) => `a${wn}${i} += dot(w0, x[${i * (k / 4)}u + 2u * kk]) + dot(w1, x[${i * (k / 4)}u + 2u * kk + 1u]);`).join(' ')} }`,
-    )
-    .join('\n      ');
-  const reduce = (wn: string) => `
-  ${ms.map((i) => `part[${i * GEMV_ROWS * GEMV_T}u + lid] = a${wn}${i};`).join(' ')}
+  // x (scaled by the norm weight when fused) for row i, vec4 index e.
+  const xs = (i: number, e: string) => (norm ? `(x[${i * K4}u + ${e}] * gn[${e}])` : `x[${i * K4}u + ${e}]`);
+  const inner =
+    dt === 'float32'
+      ? `${ws.map((wn) => `let w${wn} = ${wn}[base${wn} + kk];`).join(' ')}
+      ${ms.map((i) => `{ let xv = ${xs(i, 'kk')}; ${ws.map((wn) => `a${wn}${i} += dot(w${wn}, xv);`).join(' ')}${norm ? ` let xr = x[${i * K4}u + kk]; aS${i} += dot(xr, xr);` : ''} }`).join('\n      ')}`
+      : `${ws.map((wn) => `let u${wn} = ${wn}[base${wn} + kk]; let w${wn}0 = bf8a(u${wn}); let w${wn}1 = bf8b(u${wn});`).join(' ')}
+      ${ms.map((i) => `{ let x0 = ${xs(i, '2u * kk')}; let x1 = ${xs(i, '2u * kk + 1u')}; ${ws.map((wn) => `a${wn}${i} += dot(w${wn}0, x0) + dot(w${wn}1, x1);`).join(' ')}${norm ? ` let r0 = x[${i * K4}u + 2u * kk]; let r1 = x[${i * K4}u + 2u * kk + 1u]; aS${i} += dot(r0, r0) + dot(r1, r1);` : ''} }`).join('\n      ')}`;
+  const reduce = (tag: string) => `
+  ${ms.map((i) => `part[${i * GEMV_ROWS * GEMV_T}u + lid] = a${tag}${i};`).join(' ')}
   workgroupBarrier();
   for (var i = lid; i < ${P * 8}u; i += 256u) {
     let b = (i / 8u) * 64u + (i % 8u) * 8u;
@@ -142,35 +157,87 @@ export function gemvWgsl(m: number, k: number, n: number, dt: WeightDtype, gateU
   workgroupBarrier();
   for (var i = lid; i < ${P}u; i += 256u) {
     let b = i * 8u;
-    fin${wn}[i] = part2[b] + part2[b + 1u] + part2[b + 2u] + part2[b + 3u] + part2[b + 4u] + part2[b + 5u] + part2[b + 6u] + part2[b + 7u];
+    fin${tag}[i] = part2[b] + part2[b + 1u] + part2[b + 2u] + part2[b + 3u] + part2[b + 4u] + part2[b + 5u] + part2[b + 6u] + part2[b + 7u];
   }
   workgroupBarrier();`;
-  const out = gateUp ? `let g = finG[i]; y[mm * ${n}u + nn] = g / (1.0 + exp(-g)) * finU[i];` : `y[mm * ${n}u + nn] = finW[i];`;
+  const scale = norm ? ` * inverseSqrt(finS[i] / f32(${k}) + ${f.normEps!.toExponential()})` : '';
+  const val = (i: string) => (f.gateUp ? `silu(finG[${i}]${scale.replace('[i]', `[${i}]`)}) * (finU[${i}]${scale.replace('[i]', `[${i}]`)})` : `finW[${i}]${scale.replace('[i]', `[${i}]`)}`);
+  let extraBindings = '';
+  let next = 2 + ws.length;
+  if (norm) extraBindings += `@group(0) @binding(${next++}) var<storage, read> gn : array<vec4<f32>>;
+`;
+  let epilogue: string;
+  if (f.epilogue === 'ropeKv') {
+    const { attn: a, numSlots, layout } = f.ropeKv!;
+    const D = a.headDim;
+    const half = D / 2;
+    extraBindings += `${siDecl(next++, layout)}
+@group(0) @binding(${next++}) var<storage, read> cs : array<f32>;
+@group(0) @binding(${next++}) var<storage, read_write> pool : array<f32>;
+`;
+    epilogue = `
+  for (var i = lid; i < ${P}u; i += 256u) {
+    let rr = i % ${GEMV_ROWS}u;
+    let mm = i / ${GEMV_ROWS}u;
+    let nn = (wid.y * 65535u + wid.x) * ${GEMV_ROWS}u + rr;
+    if (rr % 2u == 0u && nn < ${n}u) {
+      let v1 = ${val('i')};
+      let v2 = ${val('i + 1u')};
+      let head = nn / ${D}u;
+      let j = (nn % ${D}u) / 2u;
+      let p = si[POS + mm];
+      if (head < ${a.heads + a.kvHeads}u) {
+        let c = cs[p * ${D}u + j];
+        let s = cs[p * ${D}u + ${half}u + j];
+        let o1 = v1 * c - v2 * s;
+        let o2 = v2 * c + v1 * s;
+        if (head < ${a.heads}u) {
+          let o = mm * ${a.heads * D}u + head * ${D}u + j;
+          y[o] = o1;
+          y[o + ${half}u] = o2;
+        } else {
+          let o = (slotOf(si[ROWSEQ + mm], p) * ${a.kvHeads}u + head - ${a.heads}u) * ${D}u + j;
+          pool[o] = o1;
+          pool[o + ${half}u] = o2;
+        }
+      } else {
+        let o = ${numSlots * a.kvHeads * D}u + (slotOf(si[ROWSEQ + mm], p) * ${a.kvHeads}u + head - ${a.heads + a.kvHeads}u) * ${D}u + j;
+        pool[o] = v1;
+        pool[o + ${half}u] = v2;
+      }
+    }
+  }`;
+  } else {
+    epilogue = `
+  for (var i = lid; i < ${P}u; i += 256u) {
+    let mm = i / ${GEMV_ROWS}u;
+    let nn = (wid.y * 65535u + wid.x) * ${GEMV_ROWS}u + i % ${GEMV_ROWS}u;
+    if (nn < ${n}u) { y[mm * ${n}u + nn] ${f.epilogue === 'add' ? '+=' : '='} ${val('i')}; }
+  }`;
+  }
   return `${BF16_FNS}
+fn silu(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
 @group(0) @binding(0) var<storage, read> x : array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y : array<f32>;
 ${ws.map((wn, i) => `@group(0) @binding(${2 + i}) var<storage, read> ${wn} : array<${wType}>;`).join('\n')}
+${extraBindings}
 var<workgroup> part : array<f32, ${P * GEMV_T}>;
 var<workgroup> part2 : array<f32, ${P * 8}>;
-${ws.map((wn) => `var<workgroup> fin${wn} : array<f32, ${P}>;`).join('\n')}
+${tags.map((t) => `var<workgroup> fin${t} : array<f32, ${P}>;`).join('\n')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   let r = lid / ${GEMV_T}u;
   let lane = lid % ${GEMV_T}u;
   let row = (wid.y * 65535u + wid.x) * ${GEMV_ROWS}u + r;
-  ${ws.map(accs).join(' ')}
+  ${tags.map(accs).join(' ')}
   if (row < ${n}u) {
-    let base = row * ${steps}u;
+    ${ws.map((wn) => `let base${wn} = row * ${steps}u;`).join(' ')}
     for (var kk = lane; kk < ${steps}u; kk += ${GEMV_T}u) {
       ${inner}
     }
   }
-  ${ws.map(reduce).join('\n')}
-  for (var i = lid; i < ${P}u; i += 256u) {
-    let mm = i / ${GEMV_ROWS}u;
-    let nn = (wid.y * 65535u + wid.x) * ${GEMV_ROWS}u + i % ${GEMV_ROWS}u;
-    if (nn < ${n}u) { ${out} }
-  }
+  ${tags.map(reduce).join('\n')}
+  ${epilogue}
 }`;
 }
 
@@ -181,7 +248,7 @@ export const GEMM_TILE = 64;
  * `y [M, N] = x [M, K] · Wᵀ` for many rows (prefill, large batches): tiles of x and W in workgroup
  * memory; M read from the step input. `gateUp` fuses SiluAndMul as in the GEMV.
  */
-export function gemmWgsl(k: number, n: number, dt: WeightDtype, gateUp: boolean, l: StepLayout): string {
+export function gemmWgsl(k: number, n: number, dt: WeightDtype, gateUp: boolean, l: StepLayout, add = false): string {
   const ws = gateUp ? ['G', 'U'] : ['W'];
   const wType = dt === 'float32' ? 'vec4<f32>' : 'vec2<u32>';
   const loadW = (wn: string) =>
@@ -230,7 +297,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     for (var i = 0u; i < 4u; i++) {
       let row = m0 + ty * 4u + i;
       if (row < M) {
-        ${gateUp ? `let g = cG[i]; y[(row * ${n}u + col) / 4u] = g / (vec4<f32>(1.0) + exp(-g)) * cU[i];` : `y[(row * ${n}u + col) / 4u] = cW[i];`}
+        ${gateUp ? `let g = cG[i]; y[(row * ${n}u + col) / 4u] = g / (vec4<f32>(1.0) + exp(-g)) * cU[i];` : `y[(row * ${n}u + col) / 4u] ${add ? '+=' : '='} cW[i];`}
       }
     }
   }
@@ -245,8 +312,9 @@ export interface AttnDims {
 }
 
 /**
- * Rotary (neox halves, rotaryDim = headDim) on q in place in the fused qkv rows, and the rotated
- * k and the v of each row written into this layer's KV pool at its slot
+ * Rotary (neox halves, rotaryDim = headDim) for the GEMM path: the fused qkv rows come out with each
+ * head's features permuted to (0, D/2, 1, D/2 + 1, …) (see the qkv weight upload); rotated q goes to
+ * `qr [rows, H·D]`, the rotated k and the v of each row into this layer's KV pool at its slot
  * (`blockTable[p / blockSize] · blockSize + p % blockSize`). One thread per rotation pair.
  * Pool layout: K `[slots, Hk, D]` then V `[slots, Hk, D]`.
  */
@@ -256,9 +324,10 @@ export function ropeKvWgsl(a: AttnDims, numSlots: number, l: StepLayout): string
   const NH = a.heads + 2 * a.kvHeads;
   const W = NH * D;
   return `${siDecl(0, l)}
-@group(0) @binding(1) var<storage, read_write> qkv : array<f32>;
+@group(0) @binding(1) var<storage, read> qkv : array<f32>;
 @group(0) @binding(2) var<storage, read_write> pool : array<f32>;
 @group(0) @binding(3) var<storage, read> cs : array<f32>;
+@group(0) @binding(4) var<storage, read_write> qr : array<f32>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   let idx = (wid.y * 65535u + wid.x) * 256u + lid;
@@ -269,26 +338,26 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let i = rem % ${half}u;
   let p = si[POS + row];
   let b = row * ${W}u + head * ${D}u;
-  let x1 = qkv[b + i];
-  let x2 = qkv[b + i + ${half}u];
-  if (head < ${a.heads}u) {
-    let c = cs[p * ${D}u + i];
-    let s = cs[p * ${D}u + ${half}u + i];
-    qkv[b + i] = x1 * c - x2 * s;
-    qkv[b + i + ${half}u] = x2 * c + x1 * s;
-    return;
-  }
-  let slot = slotOf(si[ROWSEQ + row], p);
+  let x1 = qkv[b + 2u * i];
+  let x2 = qkv[b + 2u * i + 1u];
   if (head < ${a.heads + a.kvHeads}u) {
     let c = cs[p * ${D}u + i];
     let s = cs[p * ${D}u + ${half}u + i];
-    let o = (slot * ${a.kvHeads}u + head - ${a.heads}u) * ${D}u;
-    pool[o + i] = x1 * c - x2 * s;
-    pool[o + i + ${half}u] = x2 * c + x1 * s;
+    let o1 = x1 * c - x2 * s;
+    let o2 = x2 * c + x1 * s;
+    if (head < ${a.heads}u) {
+      let o = row * ${a.heads * D}u + head * ${D}u + i;
+      qr[o] = o1;
+      qr[o + ${half}u] = o2;
+    } else {
+      let o = (slotOf(si[ROWSEQ + row], p) * ${a.kvHeads}u + head - ${a.heads}u) * ${D}u + i;
+      pool[o] = o1;
+      pool[o + ${half}u] = o2;
+    }
   } else {
-    let o = ${numSlots * a.kvHeads * D}u + (slot * ${a.kvHeads}u + head - ${a.heads + a.kvHeads}u) * ${D}u;
-    pool[o + i] = x1;
-    pool[o + i + ${half}u] = x2;
+    let o = ${numSlots * a.kvHeads * D}u + (slotOf(si[ROWSEQ + row], p) * ${a.kvHeads}u + head - ${a.heads + a.kvHeads}u) * ${D}u + i;
+    pool[o] = x1;
+    pool[o + ${half}u] = x2;
   }
 }`;
 }
@@ -304,10 +373,9 @@ export function attentionWgsl(a: AttnDims, numSlots: number, l: StepLayout): str
   const D = a.headDim;
   const NG = 256 / D;
   const G = a.heads / a.kvHeads;
-  const W = (a.heads + 2 * a.kvHeads) * D;
   const vOff = numSlots * a.kvHeads * D;
   return `${siDecl(0, l)}
-@group(0) @binding(1) var<storage, read> qkv : array<f32>;
+@group(0) @binding(1) var<storage, read> qr : array<f32>;
 @group(0) @binding(2) var<storage, read> kv4 : array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> kv : array<f32>;
 @group(0) @binding(4) var<storage, read_write> out : array<f32>;
@@ -326,8 +394,8 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let seq = si[ROWSEQ + row];
   let n = si[POS + row] + 1u;
   if (lid < ${D / 4}u) {
-    let qb = row * ${W}u + h * ${D}u + lid * 4u;
-    q4[lid] = vec4<f32>(qkv[qb], qkv[qb + 1u], qkv[qb + 2u], qkv[qb + 3u]);
+    let qb = row * ${a.heads * D}u + h * ${D}u + lid * 4u;
+    q4[lid] = vec4<f32>(qr[qb], qr[qb + 1u], qr[qb + 2u], qr[qb + 3u]);
   }
   workgroupBarrier();
   let g = lid / ${D}u;
