@@ -1,0 +1,200 @@
+/**
+ * bench:serve — what the HTTP layer costs. One request set (fixed seed;
+ * prompts of 32–256 random token ids, 16–128 output tokens, ignore_eos, as
+ * vLLM's benchmark_serving random dataset) runs all at once against the
+ * same loaded engine two ways, alternating, in one run:
+ *   in-process: `llm.stream()` for every request;
+ *   HTTP: `weft serve`'s server (@weft/serve) on 127.0.0.1, the requests
+ *   sent by the official `openai` client, streaming, from a child process
+ *   (as benchmark_serving runs beside the server).
+ * Reports output throughput, TTFT and TPOT p50/p99 of each; a table on
+ * stdout, JSON in bench-results/serve.json.
+ *
+ *   npm run bench:serve -- [--model DIR] [--requests 64] [--rounds 2] [--tp N] [--backend B] [--seed 0]
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { BackendName } from '@weft/core';
+import { LLM } from '@weft/engine';
+
+// Loaded by specifiers tsup cannot see: examples/package.json does not list these, and bundled they would not run.
+const SERVE = '@weft/serve';
+const OPENAI = 'openai';
+
+export interface ServingRequest {
+  promptTokenIds: number[];
+  maxTokens: number;
+}
+
+/** mulberry32: a small seeded generator, so the request set is the same in every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` requests: prompt lengths uniform in [32, 256], outputs in [16, 128], token ids away from the special ones. */
+export function servingRequests(count: number, vocabSize: number, seed = 0): ServingRequest[] {
+  const r = rng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  return Array.from({ length: count }, () => ({
+    promptTokenIds: Array.from({ length: int(32, 256) }, () => int(16, vocabSize - 1)),
+    maxTokens: int(16, 128),
+  }));
+}
+
+interface Timing {
+  /** ms from the start of the pass. */
+  sent: number;
+  first: number;
+  last: number;
+  tokens: number;
+}
+
+interface PassResult {
+  mode: 'in-process' | 'http';
+  round: number;
+  wallS: number;
+  outputTokens: number;
+  outputTokS: number;
+  requestsPerS: number;
+  ttftMs: { p50: number; p99: number; mean: number };
+  tpotMs: { p50: number; p99: number; mean: number };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+function summarize(mode: PassResult['mode'], round: number, timings: Timing[], wallMs: number): PassResult {
+  const ttft = timings.map((t) => t.first - t.sent);
+  const tpot = timings.filter((t) => t.tokens > 1).map((t) => (t.last - t.first) / (t.tokens - 1));
+  const tokens = timings.reduce((a, t) => a + t.tokens, 0);
+  const stat = (xs: number[]) => ({ p50: +pct(xs, 50).toFixed(1), p99: +pct(xs, 99).toFixed(1), mean: +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1) });
+  return { mode, round, wallS: +(wallMs / 1000).toFixed(2), outputTokens: tokens, outputTokS: +(tokens / (wallMs / 1000)).toFixed(1), requestsPerS: +(timings.length / (wallMs / 1000)).toFixed(2), ttftMs: stat(ttft), tpotMs: stat(tpot) };
+}
+
+async function inProcess(llm: LLM, reqs: ServingRequest[]): Promise<{ timings: Timing[]; wallMs: number }> {
+  const t0 = performance.now();
+  const timings = await Promise.all(
+    reqs.map(async (q) => {
+      const t: Timing = { sent: performance.now() - t0, first: 0, last: 0, tokens: 0 };
+      for await (const ev of llm.stream(q.promptTokenIds, { maxTokens: q.maxTokens, temperature: 0, ignoreEos: true })) {
+        if (!ev.tokenIds.length) continue;
+        t.last = performance.now() - t0;
+        if (!t.first) t.first = t.last;
+        t.tokens += ev.tokenIds.length;
+      }
+      return t;
+    }),
+  );
+  return { timings, wallMs: performance.now() - t0 };
+}
+
+/** The client side, in its own process: every request at once through the official client, streaming. */
+async function clientMain(url: string): Promise<void> {
+  const { default: OpenAI } = (await import(OPENAI)) as typeof import('openai');
+  let input = '';
+  for await (const c of process.stdin) input += c;
+  const reqs = JSON.parse(input) as ServingRequest[];
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'bench', maxRetries: 0, timeout: 600_000 });
+  const t0 = performance.now();
+  const timings = await Promise.all(
+    reqs.map(async (q) => {
+      const t: Timing = { sent: performance.now() - t0, first: 0, last: 0, tokens: 0 };
+      const body = { model: 'bench', prompt: q.promptTokenIds, max_tokens: q.maxTokens, temperature: 0, ignore_eos: true, stream: true, return_token_ids: true };
+      const stream = await client.completions.create(body as unknown as Parameters<typeof client.completions.create>[0] & { stream: true });
+      for await (const ch of stream) {
+        const n = ch.choices.reduce((a, c) => a + ((c as unknown as { token_ids?: number[] }).token_ids?.length ?? 0), 0);
+        if (!n) continue;
+        t.last = performance.now() - t0;
+        if (!t.first) t.first = t.last;
+        t.tokens += n;
+      }
+      return t;
+    }),
+  );
+  process.stdout.write(JSON.stringify({ timings, wallMs: performance.now() - t0 }));
+}
+
+function overHttp(url: string, reqs: ServingRequest[]): Promise<{ timings: Timing[]; wallMs: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--client', url], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { timings: Timing[]; wallMs: number }) : reject(new Error(`bench client exited ${code}`))));
+    child.stdin.end(JSON.stringify(reqs));
+  });
+}
+
+async function main(): Promise<void> {
+  const { values: v } = parseArgs({
+    options: {
+      client: { type: 'string' },
+      model: { type: 'string', default: fileURLToPath(new URL('../../../models/weft-tiny-code', import.meta.url)) },
+      requests: { type: 'string', default: '64' },
+      rounds: { type: 'string', default: '2' },
+      seed: { type: 'string', default: '0' },
+      tp: { type: 'string', default: '1' },
+      backend: { type: 'string' },
+      out: { type: 'string', default: 'bench-results/serve.json' },
+    },
+  });
+  if (v.client) return clientMain(v.client);
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const { createServer } = (await import(SERVE)) as typeof import('@weft/serve');
+  log(`loading ${v.model} (tp ${v.tp}, backend ${v.backend ?? 'default'})`);
+  const llm = await LLM.load(v.model, { tp: Number(v.tp), backend: v.backend as BackendName | undefined });
+  const server = await createServer(llm, { modelDir: v.model, servedModelName: 'bench', maxWaitingRequests: 100_000 });
+  const url = await server.listen({ port: 0 });
+  const reqs = servingRequests(Number(v.requests), llm.vocabSize, Number(v.seed));
+  const promptTokens = reqs.reduce((a, q) => a + q.promptTokenIds.length, 0);
+  const outputTokens = reqs.reduce((a, q) => a + q.maxTokens, 0);
+  log(`${reqs.length} requests, ${promptTokens} prompt tokens, ${outputTokens} output tokens; warm-up…`);
+  await inProcess(llm, reqs.slice(0, 8));
+  const results: PassResult[] = [];
+  for (let round = 0; round < Number(v.rounds); round++) {
+    // Alternate the order so neither mode always runs on a warmer (or busier) machine.
+    for (const mode of round % 2 ? (['http', 'in-process'] as const) : (['in-process', 'http'] as const)) {
+      const r = mode === 'http' ? await overHttp(url, reqs) : await inProcess(llm, reqs);
+      const s = summarize(mode, round, r.timings, r.wallMs);
+      if (s.outputTokens !== outputTokens) throw new Error(`${mode}: ${s.outputTokens} output tokens, expected ${outputTokens}`);
+      results.push(s);
+      log(`round ${round} ${mode}: ${s.outputTokS} tok/s`);
+    }
+  }
+  await server.shutdown({ graceMs: 1000 });
+  const stats = llm.stats();
+  await llm.close();
+
+  const mean = (mode: PassResult['mode'], f: (r: PassResult) => number) => {
+    const xs = results.filter((r) => r.mode === mode).map(f);
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const httpCost = 1 - mean('http', (r) => r.outputTokS) / mean('in-process', (r) => r.outputTokS);
+  console.log(`\nbench:serve — ${reqs.length} requests at once (prompts 32–256, outputs 16–128 tokens, seed ${v.seed}), ${v.model.split('/').pop()}, tp ${v.tp}, ${cpus().length} cores\n`);
+  console.log('| mode | round | wall s | output tok/s | req/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of results) console.log(`| ${r.mode} | ${r.round} | ${r.wallS} | ${r.outputTokS} | ${r.requestsPerS} | ${r.ttftMs.p50} | ${r.ttftMs.p99} | ${r.tpotMs.p50} | ${r.tpotMs.p99} |`);
+  console.log(`\nHTTP throughput cost (mean over rounds): ${(httpCost * 100).toFixed(1)} %`);
+  mkdirSync(dirname(v.out), { recursive: true });
+  writeFileSync(
+    v.out,
+    JSON.stringify({ date: new Date().toISOString(), model: v.model, tp: Number(v.tp), backend: v.backend ?? null, cores: cpus().length, requests: reqs.length, seed: Number(v.seed), promptTokens, outputTokens, results, httpThroughputCost: +httpCost.toFixed(4), prefixCacheHits: stats.prefixCacheHits, preemptions: stats.preemptions }, null, 2),
+  );
+  log(`wrote ${resolve(v.out)}`);
+}
+
+await main();
+// Exit once stdout has drained (the client's JSON goes through a pipe); the ranks' handles would keep the process up.
+process.stdout.write('', () => process.exit(0));
