@@ -109,8 +109,8 @@ export class RankFailedError extends WeftError {
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** How long ranks may take to end by themselves once the pool closes (TensorFlow's teardown takes ~1 s on 2 cores). */
 const EXIT_GRACE_MS = 15_000;
-/** After a failure the others are woken with an error and end at once; a rank stuck in native code is terminated sooner. */
-const FAILURE_GRACE_MS = 2_000;
+/** After a failure the others are woken with an error and end by themselves within moments; one stuck in native code is terminated sooner. */
+const FAILURE_GRACE_MS = 5_000;
 const DEFAULT_SCRATCH_BYTES = 4 << 20;
 
 let liveCount = 0;
@@ -322,6 +322,8 @@ export class RankPool {
   private shutdown(): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.driverMq.close();
+      // Ranks still waiting for the go (their peers failed to initialise) end without running the entry.
+      for (const w of this.workers) w.postMessage({ type: 'abort' });
       const graceMs = this.failure ? FAILURE_GRACE_MS : Math.min(this.timeoutMs, EXIT_GRACE_MS);
       let timer: NodeJS.Timeout | undefined;
       const ended = Promise.all(this.exits);

@@ -46,10 +46,13 @@ async function run(b: WorkerBoot): Promise<void> {
         },
       },
     };
-    await new Promise<void>((resolve) => {
-      port!.once('message', () => resolve());
+    const go = await new Promise<boolean>((resolve) => {
+      port!.once('message', (m: { type?: string }) => resolve(m?.type === 'start'));
       post({ type: 'ready' });
     });
+    // The pool closed before it started (another rank failed to initialise): end here, so this thread
+    // exits by itself and its backend is torn down in order rather than terminated mid-flight.
+    if (!go) return;
     phase = 'entry';
     const value = await (fn as (c: RankContext) => unknown)(ctx);
     try {

@@ -33,6 +33,34 @@ type Probe = () => Promise<string | null>; // null = available, string = why not
 const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 const INSTALL_TENSORFLOW = "run 'npm run setup:tensorflow' in the weft repository (builds it on the tensorflow-cpu wheel), or 'npm i @tensorflow/tfjs-node'";
 
+/** glibc's RTLD_NODELETE (node's os.constants.dlopen leaves it out) and RTLD_NOW. */
+const RTLD_NODELETE = 0x1000;
+const RTLD_NOW = 0x2;
+let tensorflowPinned = false;
+
+/**
+ * The exit crash of processes with tensorflow ranks in worker threads, at its cause: Node dlcloses a
+ * worker's addons when the worker ends, which unmaps libtensorflow once the last rank lets go — while
+ * TensorFlow's own threads and thread-specific-data destructors of the other threads still point into
+ * it (SIGSEGV or SIGABRT at exit, every time when ranks fail during start-up, now and then after a
+ * successful run). Loading TensorFlow's libraries once more with RTLD_NODELETE keeps them mapped for
+ * the life of the process. Process-wide; call before the addon loads, from any thread.
+ */
+function pinTensorflowLibraries(pkg: string): void {
+  if (tensorflowPinned || process.platform !== 'linux') return;
+  tensorflowPinned = true;
+  const require = createRequire(import.meta.url);
+  const lib = join(dirname(require.resolve(`${pkg}/package.json`)), 'deps', 'lib');
+  if (!existsSync(lib)) return;
+  for (const f of readdirSync(lib).filter((n) => /^libtensorflow.*\.so/.test(n))) {
+    try {
+      process.dlopen({ exports: {} }, join(lib, f), RTLD_NOW | RTLD_NODELETE);
+    } catch {
+      // "did not self-register": a plain library, loaded and now kept (NODELETE); anything else: the addon's own load reports it.
+    }
+  }
+}
+
 /**
  * Without loading anything: which tfjs-node package is installed with its native addon built, or why
  * none is. Tests use it to decide whether the tensorflow suites run (they print SKIPPED otherwise).
@@ -59,6 +87,7 @@ const probes: Record<BackendName, Probe> = {
   async tensorflow() {
     const found = tensorflowInstalled();
     if ('missing' in found) return found.missing;
+    pinTensorflowLibraries(found.pkg);
     try {
       await importOptional(found.pkg);
       return null;
