@@ -163,6 +163,11 @@ export function batchingSuite(fixture: string, layouts: Layout[]): void {
         expect((err as Error).message).toMatch(new RegExp(msg));
       }
       expect(llm.health()).toEqual({ ok: true });
+      // Full-sequence logits of one prompt (at dp 2 one replica has none) equal those of a batch.
+      const [one] = await llm.logitsMany([ps[1]!]);
+      const both = await llm.logitsMany([ps[0]!, ps[1]!]);
+      expect(one!.length).toBe(ps[1]!.length);
+      one!.forEach((row, t) => expect(Math.max(...row.map((x, j) => Math.abs(x - both[1]![t]![j]!)))).toBeLessThanOrEqual(TOL));
       await llm.resetScheduler({ enablePrefixCaching: false });
       expectSame((await llm.generate([ps[2]!], GEN))[0]!, alone[2]!, 'after the bad requests');
       expect(EngineDeadError).toBeDefined();

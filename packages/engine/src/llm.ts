@@ -253,6 +253,8 @@ export class LLM {
     const results = await this.executor.step('logits-all', step, replicas.map(() => []));
     const out: Float32Array[][] = [];
     replicas.forEach((rs, d) => {
+      // A replica with no prompt this time answers without logits.
+      if (rs.length === 0) return;
       const { cols, data } = results[d]!.logits!;
       let row = 0;
       for (const s of rs) {
