@@ -387,13 +387,18 @@ async function parent(): Promise<void> {
     }
     const left = ((performance.now() - started) / done) * (total - done);
     log(`round ${round} done; about ${Math.ceil(left / 60000)} min left`);
+    // A long run that is cut short still leaves the rounds it finished.
+    if (round < rounds) summarize(round, bwStart, null, false);
   }
-  const loadAfter = loadavg();
   for (const name of shapeNames) for (const ext of ['.json', '.bin']) rmSync(join(paths[name]!.dir, `check-${process.pid}${ext}`), { force: true });
   log('native read bandwidth again');
   const bwEnd = measureNativeBandwidth([1, 2]);
   log(`read bandwidth ${bwText(bwEnd)}`);
-  const bw = { how: bwStart.how, gbPerS: bwStart.gbPerS && bwEnd.gbPerS ? { 1: Math.max(bwStart.gbPerS[1]!, bwEnd.gbPerS[1]!), 2: Math.max(bwStart.gbPerS[2]!, bwEnd.gbPerS[2]!) } : null };
+  summarize(rounds, bwStart, bwEnd, true);
+
+  function summarize(roundsDone: number, bwStart: ReturnType<typeof measureNativeBandwidth>, bwEnd: ReturnType<typeof measureNativeBandwidth> | null, final: boolean): void {
+  const loadAfter = loadavg();
+  const bw = { how: bwStart.how, gbPerS: bwStart.gbPerS && bwEnd?.gbPerS ? { 1: Math.max(bwStart.gbPerS[1]!, bwEnd.gbPerS[1]!), 2: Math.max(bwStart.gbPerS[2]!, bwEnd.gbPerS[2]!) } : bwStart.gbPerS };
 
   // Summaries.
   const rows = shapeNames.flatMap((name) => {
@@ -430,32 +435,33 @@ async function parent(): Promise<void> {
     });
   });
 
-  console.log(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); native read bandwidth (best of start and end) ${bwText(bw)}`);
-  console.log(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);
-  console.log('| shape | engine | layout | prefill tok/s | decode tok/s | decode bound | decode / bound | prefill / llama.cpp 2t | decode / llama.cpp 2t |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  const out = final ? console.log : () => {};
+  out(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); native read bandwidth (best of start and end) ${bwText(bw)}`);
+  out(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);
+  out('| shape | engine | layout | prefill tok/s | decode tok/s | decode bound | decode / bound | prefill / llama.cpp 2t | decode / llama.cpp 2t |');
+  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows as Record<string, any>[]) {
     const layout = r.engine === 'llama.cpp' ? `${r.threads} thread${r.threads > 1 ? 's' : ''}` : `tp ${r.tp} pp ${r.pp}${r.backend === 'tensorflow' ? `, ${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank` : ''}`;
     const engine = r.engine === 'llama.cpp' ? 'node-llama-cpp 3.21.1' : `weft ${r.backend}`;
     const label = `${CPU_SHAPES[r.shape]!.name === 'small' ? '156 M' : 'TinyLlama-1.1B'}`;
     if (r.status !== 'ok') {
-      console.log(`| ${label} | ${engine} | ${layout} | ${r.status} | — | — | — | — | — |`);
+      out(`| ${label} | ${engine} | ${layout} | ${r.status} | — | — | — | — | — |`);
       continue;
     }
-    console.log(`| ${label} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_2t.toFixed(2)} | ${r.decode_vs_llama_cpp_2t.toFixed(2)} |`);
+    out(`| ${label} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_2t.toFixed(2)} | ${r.decode_vs_llama_cpp_2t.toFixed(2)} |`);
   }
   for (const [name, c] of Object.entries(checks)) {
-    if (typeof c === 'string') console.log(`\n${name}: weft vs llama.cpp check ${c}`);
-    else console.log(`\n${name}: weft vs llama.cpp (teacher-forced, ${CHECK_STEPS} steps, full vocabulary): greedy tokens ${c.weftTokens.filter((t, i) => t === c.llamaTokens[i]).length}/${CHECK_STEPS} equal, max |Δ log p| ${c.maxLogProbDiff.toExponential(2)}, max |Δ p| ${c.maxProbDiff.toExponential(2)}`);
+    if (typeof c === 'string') out(`\n${name}: weft vs llama.cpp check ${c}`);
+    else out(`\n${name}: weft vs llama.cpp (teacher-forced, ${CHECK_STEPS} steps, full vocabulary): greedy tokens ${c.weftTokens.filter((t, i) => t === c.llamaTokens[i]).length}/${CHECK_STEPS} equal, max |Δ log p| ${c.maxLogProbDiff.toExponential(2)}, max |Δ p| ${c.maxProbDiff.toExponential(2)}`);
   }
-  for (const [k, m] of refused) console.log(`${k.replace('|', ' ')}: does not fit — ${m}`);
-  for (const p of exitProblems) console.log(`exit: ${p}`);
+  for (const [k, m] of refused) out(`${k.replace('|', ' ')}: does not fit — ${m}`);
+  for (const p of exitProblems) out(`exit: ${p}`);
 
   const json = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? null, cores: CORES, total_gb: +(totalmem() / 1e9).toFixed(1), load_before: loadBefore, load_after: loadAfter, node: process.version },
-    bandwidth_gb_s: bw.gbPerS, bandwidth_start_gb_s: bwStart.gbPerS, bandwidth_end_gb_s: bwEnd.gbPerS, bandwidth_probe: bw.how,
-    prompt_tokens: promptLen, decode_tokens: decodeTokens, rounds,
+    bandwidth_gb_s: bw.gbPerS, bandwidth_start_gb_s: bwStart.gbPerS, bandwidth_end_gb_s: bwEnd?.gbPerS ?? null, bandwidth_probe: bw.how,
+    prompt_tokens: promptLen, decode_tokens: decodeTokens, rounds, rounds_done: roundsDone, partial: !final,
     shapes: Object.fromEntries(shapeNames.map((n) => [n, { ...CPU_SHAPES[n], params: paramCount(CPU_SHAPES[n]!), decode_bytes: decodeBytes(CPU_SHAPES[n]!) }])),
     tf_env: { ...Object.fromEntries(Object.entries(tfEnv).filter(([k]) => k.startsWith('TF_'))), defaults: 'TF_NUM_INTRAOP_THREADS = cores ÷ ranks, TF_NUM_INTEROP_THREADS = 1, TF_ENABLE_ONEDNN_OPTS = 0 (weft\'s launcher defaults)' },
     llm_from: [...new Set([...runs.values()].flat().map((o) => o.result?.llmFrom).filter(Boolean))],
@@ -465,7 +471,8 @@ async function parent(): Promise<void> {
   };
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify(json, null, 2));
-  log(`wrote ${v.out}`);
+  log(`wrote ${v.out}${final ? '' : ` (partial: ${roundsDone} of ${rounds} rounds)`}`);
+  }
 }
 
 const childArg = process.argv.indexOf('--child');
