@@ -29,7 +29,7 @@ const PROMPTS = ['def fibonacci(n):\n', 'import numpy as np\n', 'class Tensor', 
 /** 16 distinct requests; client c sends specs (4c + k) mod 16. */
 const SPECS = Array.from({ length: 16 }, (_, i) => ({
   prompt: PROMPTS[i % PROMPTS.length]!,
-  max_tokens: 8 + ((i * 5) % 17),
+  max_tokens: 8 + ((i * 5) % 9),
   ignore_eos: true,
   ...(i % 2 ? { temperature: 0.8, top_p: 0.95, seed: 100 + i } : { temperature: 0 }),
 }));
@@ -86,5 +86,5 @@ describe('64 concurrent streaming clients × 4 requests', () => {
     // Later rounds reuse what the first allocated: nothing kept per request.
     expect(heap[2]! - heap[1]!).toBeLessThan(8 * 2 ** 20);
     expect(rss[2]! - rss[1]!).toBeLessThan(48 * 2 ** 20);
-  });
+  }, 600_000);
 });
