@@ -89,6 +89,8 @@ const { values: v } = parseArgs({
     dir: { type: 'string', default: join(tmpdir(), 'weft-bench-cpu') },
     out: { type: 'string', default: 'bench-results/decode-profile.json' },
     child: { type: 'boolean', default: false },
+    /** Analyse the events of an earlier run (its profile directory) instead of running. */
+    analyse: { type: 'string' },
   },
 });
 const shape = SHAPES[String(v.shape)];
@@ -99,9 +101,11 @@ const promptLen = Number(v.prompt);
 const decodeSteps = Number(v.decode);
 const log = (m: string) => process.stderr.write(`[decode-profile] ${m}\n`);
 const modelDir = join(String(v.dir), `${shape.name}-${shape.layers}l-${shape.kvHeads}kv`);
-const profileDir = join(tmpdir(), `weft-decode-profile-${process.env.WEFT_PROFILE_RUN ?? process.pid}`);
+const profileDir = v.analyse ?? join(tmpdir(), `weft-decode-profile-${process.env.WEFT_PROFILE_RUN ?? process.pid}`);
 
-if (!v.child) {
+if (v.analyse) {
+  analyse();
+} else if (!v.child) {
   // Parent: write the hook, run this script again under it, then analyse.
   if (!hasRandomLlama(modelDir)) writeRandomLlama(modelDir, shape, log);
   rmSync(profileDir, { recursive: true, force: true });
@@ -230,6 +234,16 @@ function analyse(): void {
       }
       return { byName, byClass };
     };
+    // Per kernel name, the durations of its calls in the full window: on a shared machine a call can be
+    // descheduled midway, so the median (short ops) or the minimum (long matmuls) is what the op costs.
+    const durations = new Map<string, number[]>();
+    for (const e of es) {
+      if (!inWin(e, full!)) continue;
+      const cls = classOf(e);
+      const key = cls === 'matmul (weights)' ? `${e[1]} ${JSON.stringify(e[4])}` : cls === 'matmul (attention)' ? `${e[1]} attention${(e[4] as unknown[])[2] ? ' q·kᵀ' : ' p·v'}` : e[1];
+      (durations.get(key) ?? durations.set(key, []).get(key)!).push(e[3]);
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
     const f = sum(full!);
     const p1 = sum(prefill!);
     const p2 = sum(prefill2!);
@@ -240,10 +254,20 @@ function analyse(): void {
         return { key: k, cls: (x as { cls?: string }).cls, count: (x.count - pc) / decodeSteps, ms: (x.ms - pm) / decodeSteps };
       }).filter((r) => r.count > 0.01).sort((x, y) => y.ms - x.ms);
     const classes = perStep(f.byClass, p1.byClass, p2.byClass);
-    const names = perStep(f.byName, p1.byName, p2.byName);
+    const names = perStep(f.byName, p1.byName, p2.byName).map((n) => {
+      const d = durations.get(n.key) ?? [];
+      const medianUs = d.length ? med(d) * 1000 : NaN;
+      const minUs = d.length ? Math.min(...d) * 1000 : NaN;
+      const typicalUs = n.cls?.startsWith('matmul') ? minUs : medianUs;
+      return { ...n, medianUs, minUs, typicalMs: n.key === 'Atomics.wait' ? 0 : (n.count * typicalUs) / 1000 };
+    });
+    // What a step's ops would cost undisturbed: count × median (min for matmuls), waits excluded.
+    const typical = new Map<string, number>();
+    for (const n of names) typical.set(n.cls ?? '', (typical.get(n.cls ?? '') ?? 0) + n.typicalMs);
     const opsPerStep = classes.filter((c) => !/^(read|makeTensor|blocked)/.test(c.key)).reduce((a, c) => a + c.count, 0);
     const accounted = classes.reduce((a, c) => a + c.ms, 0);
-    return { thread: tid, opsPerStep, opsPerLayer: opsPerStep / (shape!.layers / pp), accountedMs: accounted, outsideMs: stepMs - accounted, classes, names };
+    const typicalClasses = [...typical].map(([cls, ms]) => ({ cls, ms })).sort((a, b) => b.ms - a.ms);
+    return { thread: tid, opsPerStep, opsPerLayer: opsPerStep / (shape!.layers / pp), accountedMs: accounted, outsideMs: stepMs - accounted, classes, names, typicalClasses, typicalStepMs: typicalClasses.reduce((a, c) => a + c.ms, 0) };
   });
   const weightBytes = meta.weightBytesPerRank ?? [];
   const bw1 = bw.gbPerS?.[1] ?? NaN;
@@ -264,8 +288,10 @@ function analyse(): void {
     console.log('| --- | --- | --- | --- | --- |');
     for (const c of r.classes) console.log(`| ${c.key} | ${c.count.toFixed(1)} | ${c.ms.toFixed(2)} | ${((c.ms / c.count) * 1000).toFixed(1)} | ${((c.ms / stepMs) * 100).toFixed(0)} % |`);
     console.log(`| outside kernels | | ${r.outsideMs.toFixed(2)} | | ${((r.outsideMs / stepMs) * 100).toFixed(0)} % |`);
-    console.log('\ntop kernels:');
-    for (const n of r.names.slice(0, 25)) console.log(`  ${n.key.padEnd(60)} ${n.count.toFixed(1).padStart(6)}/step ${n.ms.toFixed(2).padStart(7)} ms ${((n.ms / n.count) * 1000).toFixed(1).padStart(7)} µs`);
+    console.log(`\nundisturbed estimate (count × median µs, min for matmuls; waits and JS between ops left out): ${r.typicalStepMs.toFixed(1)} ms per step`);
+    for (const c of r.typicalClasses) console.log(`  ${c.cls.padEnd(48)} ${c.ms.toFixed(2).padStart(8)} ms (${((c.ms / r.typicalStepMs) * 100).toFixed(0)} %)`);
+    console.log('\nkernels: per step, ms per step (wall), mean / median / min µs per call:');
+    for (const n of r.names.slice(0, 32)) console.log(`  ${n.key.padEnd(56)} ${n.count.toFixed(1).padStart(6)} ${n.ms.toFixed(2).padStart(8)} ms ${((n.ms / n.count) * 1000).toFixed(1).padStart(8)} ${n.medianUs.toFixed(1).padStart(8)} ${n.minUs.toFixed(1).padStart(8)}`);
   }
   log(`wrote ${v.out}`);
 }
