@@ -68,12 +68,7 @@ export class KVCacheManager {
       if (!b) break;
       blocks.push(b);
     }
-    const numTokens = blocks.length * this.blockSize;
-    if (req.numCachedTokens < 0) {
-      this.queries += req.numTokens;
-      this.hits += numTokens;
-    }
-    return { blocks, numTokens };
+    return { blocks, numTokens: blocks.length * this.blockSize };
   }
 
   /**

@@ -105,6 +105,23 @@ describe('LLM front end (weft-tiny-code)', () => {
     expect(after).toMatchObject({ running: 0, waiting: 0, kvBlocksUsed: 0 });
     expect(after.kvBlocksTotal).toBeGreaterThan(0);
   });
+
+  it('1,000 requests at once leave live tensors, used blocks and RSS flat', async () => {
+    const batch = () =>
+      llm.generate(
+        Array.from({ length: 1000 }, (_, i) => [5 + (i % 50), 7, 9 + (i % 13)]),
+        { maxTokens: 2, ignoreEos: true },
+      );
+    await batch();
+    const tensors = llm.tensorCounts.at(-1);
+    const rss = process.memoryUsage().rss;
+    await batch();
+    await batch();
+    expect(llm.tensorCounts.at(-1)).toBe(tensors);
+    expect(llm.tensorCounts.length).toBeLessThanOrEqual(1024);
+    expect(llm.stats()).toMatchObject({ running: 0, waiting: 0, kvBlocksUsed: 0 });
+    expect((process.memoryUsage().rss - rss) / 2 ** 20, 'RSS growth (MiB) over 2,000 more requests').toBeLessThan(64);
+  });
 });
 
 describe('model directory', () => {

@@ -78,6 +78,7 @@ describe('Scheduler', () => {
     const o = s.schedule();
     expect(o.seqs[0]).toMatchObject({ start: 12, numNewTokens: 1, isNew: true });
     expect(b.numCachedTokens).toBe(12);
+    expect([s.kv.queries, s.kv.hits]).toEqual([13 + 13, 12]);
   });
 
   it('finishing a waiting or running request frees its blocks', () => {

@@ -109,7 +109,14 @@ export class Scheduler {
       const n = Math.min(req.numTokens - computed.numTokens, budget);
       if (!this.kv.allocateSlots(req, n, computed)) break;
       this.waiting.shift();
-      if (req.numCachedTokens < 0) req.numCachedTokens = computed.numTokens;
+      if (req.numCachedTokens < 0) {
+        // Prefix-cache stats count a request's first scheduling only (not retries, not recomputes).
+        req.numCachedTokens = computed.numTokens;
+        if (this.kv.enablePrefixCaching) {
+          this.kv.queries += req.numTokens;
+          this.kv.hits += computed.numTokens;
+        }
+      }
       req.numComputedTokens = computed.numTokens;
       req.status = 'running';
       req.needsStart = true;
