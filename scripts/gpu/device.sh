@@ -11,7 +11,7 @@
 # Files in $OUT (or ./gpu-out; a device run returns at most 8): env.txt, run.log (everything printed),
 # step-check.json, torch.json, bench.json, exit.log, check.json. Stages that would start after
 # DEADLINE_S seconds (default 540) are skipped, and say so in run.log.
-#   usage: bash scripts/gpu/device.sh [all|check|bench]   (default all)
+#   usage: bash scripts/gpu/device.sh [all|check|bench|exit]   (default all; check = 2, 4, 5; exit = 4)
 set -uo pipefail
 what="${1:-all}"
 out="${OUT:-gpu-out}"; mkdir -p "$out"
@@ -26,19 +26,19 @@ tar xJf .gpu/weft.tar.xz
 rc=0
 timeout 60 node scripts/gpu/worker-probe.mjs 2 2>&1 | tee -a "$out/env.txt" || rc=1
 
-if [ "$what" != bench ] && stage step-check; then
+if [[ "$what" =~ ^(all|check)$ ]] && stage step-check; then
   timeout 90 node examples/dist/bench/gpu.js --step-check fixtures --out "$out/step-check.json" 2>&1 | grep -v 'artificially reduced' || rc=1
 fi
 
 ck=/tmp/weft-bench-tinyllama-1.1b-22l
-if [ "$what" != check ] && stage bench 120; then
+if [[ "$what" =~ ^(all|bench)$ ]] && stage bench 120; then
   # The checkpoint first (weft writes it), then transformers in its own process, then weft.
   timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1
   PYTHONUNBUFFERED=1 timeout "${TORCH_S:-200}" python3 scripts/gpu/torch_bench.py --model "$ck" --out "$out/torch.json" ${TORCH_ARGS:-} > /dev/null || echo "torch bench ended early (rc $?): rows so far kept"
   timeout "$(( $(left) > 60 ? $(left) - 30 : 30 ))" node examples/dist/bench/gpu.js --backend webgpu --torch-json "$out/torch.json" --tfjs-variants "${TFJS_VARIANTS:-default}" --no-profile --out "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | grep -v 'artificially reduced' || rc=1
 fi
 
-if [ "$what" != bench ] && stage exit-test 30; then
+if [[ "$what" =~ ^(all|check|exit)$ ]] && stage exit-test 30; then
   {
     for pin in 0 1; do
       codes=""
@@ -60,7 +60,7 @@ if [ "$what" != bench ] && stage exit-test 30; then
   } 2>&1 | tee "$out/exit.log"
 fi
 
-if [ "$what" != bench ] && stage tfjs-check 40; then
+if [[ "$what" =~ ^(all|check)$ ]] && stage tfjs-check 40; then
   # One process per layout.
   rm -rf /tmp/weft-check && mkdir -p /tmp/weft-check
   for f in llama-tiny llama-bf16 deepseek-v3-tiny deepseek-v2-lite-tiny; do for tp in 1 2; do

@@ -6,7 +6,8 @@ if (process.env.WEFT_PIN === '1') {
   const { pinGpuDriverLibraries } = await import('@weft/layers');
   pinGpuDriverLibraries();
 }
-const { LLM } = await import('@weft/llama');
+// LLM lives in @weft/engine (earlier in @weft/llama).
+const LLM = (await import('@weft/engine').catch(() => ({}))).LLM ?? (await import('@weft/llama')).LLM;
 const llm = await LLM.load(process.argv[2] ?? 'fixtures/llama-tiny', { tp: Number(process.argv[3] ?? 2), backend: 'webgpu' });
 const rows = await llm.logits([1, 2, 3]);
 console.log(`logits ${rows.length}×${rows[0].length}`);

@@ -40,6 +40,9 @@ export interface StepBenchRow {
   bandwidth_fraction: number;
   /** µs per step of each kernel class when run alone (10 steps' worth in one pass). */
   kernel_us: Record<string, number>;
+  /** The same for the prefill step (promptLen rows, tiled GEMM), µs. */
+  prefill_kernel_us: Record<string, number>;
+  prefill_dispatches: number;
   load_s: number;
 }
 
@@ -77,6 +80,30 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchRow[]> {
         pf.push(performance.now() - t);
       }
       const prefillMs = median(pf);
+      const dev = step.device;
+      const timeGpu = async (rowsN: number, seqsN: number, only?: (tag: string) => boolean, reps = 10) => {
+        const runs: number[] = [];
+        for (let r = 0; r < 3; r++) {
+          const enc = dev.createCommandEncoder();
+          for (let i = 0; i < reps; i++) step.encode(enc, rowsN, seqsN, only);
+          const cb = enc.finish();
+          await dev.queue.onSubmittedWorkDone();
+          const t1 = performance.now();
+          dev.queue.submit([cb]);
+          await dev.queue.onSubmittedWorkDone();
+          runs.push((performance.now() - t1) / reps);
+        }
+        return median(runs);
+      };
+      const byKernel = async (rowsN: number, seqsN: number, reps: number) => {
+        const out: Record<string, number> = {};
+        for (const tag of [...new Set(step.plan(rowsN, seqsN).map((d) => d.tag))]) out[tag] = +((await timeGpu(rowsN, seqsN, (x) => x === tag, reps)) * 1000).toFixed(1);
+        return out;
+      };
+      step.writeInputs([{ tokens: prompt, start: 0, blockTable: promptTable }]);
+      const prefillKernelUs = await byKernel(o.promptLen, 1, 2);
+      const prefillDispatches = step.plan(o.promptLen, 1).length;
+      o.log(`  prefill by kernel (µs): ${JSON.stringify(prefillKernelUs)}`);
       o.log(`  prefill ${o.promptLen} tokens: ${prefillMs.toFixed(2)} ms (${((o.promptLen / prefillMs) * 1000).toFixed(0)} tok/s)`);
       for (const b of o.batches) {
         const tables = Array.from({ length: b }, (_, s) => Array.from({ length: seqBlocks }, (_, i) => promptBlocks + s * seqBlocks + i));
@@ -101,23 +128,7 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchRow[]> {
         const chainedMs = (performance.now() - t) / o.decodeTokens;
         // GPU time: 10 steps' dispatches in one pass each, one submit; and each kernel class alone.
         step.writeInputs(toks.map((tok, s) => ({ tokens: [tok], start: 8, blockTable: tables[s]! })));
-        const dev = step.device;
-        const timeGpu = async (only?: (tag: string) => boolean) => {
-          const reps = 10;
-          const runs: number[] = [];
-          for (let r = 0; r < 3; r++) {
-            const enc = dev.createCommandEncoder();
-            for (let i = 0; i < reps; i++) step.encode(enc, b, b, only);
-            const cb = enc.finish();
-            await dev.queue.onSubmittedWorkDone();
-            const t1 = performance.now();
-            dev.queue.submit([cb]);
-            await dev.queue.onSubmittedWorkDone();
-            runs.push((performance.now() - t1) / reps);
-          }
-          return median(runs);
-        };
-        const gpuMs = await timeGpu();
+        const gpuMs = await timeGpu(b, b);
         const encs: number[] = [];
         let dispatches = 0;
         for (let r = 0; r < 10; r++) {
@@ -127,8 +138,7 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchRow[]> {
           enc.finish();
           encs.push(performance.now() - t1);
         }
-        const kernelUs: Record<string, number> = {};
-        for (const tag of [...new Set(step.plan(b, b).map((d) => d.tag))]) kernelUs[tag] = +((await timeGpu((x) => x === tag)) * 1000).toFixed(1);
+        const kernelUs = await byKernel(b, b, 10);
         const row: StepBenchRow = {
           engine: `weft webgpu step ${dtype === 'float32' ? 'fp32' : 'bf16'} weights`,
           dtype,
@@ -144,6 +154,8 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchRow[]> {
           host_overhead_ms: +(stepMs - gpuMs).toFixed(3),
           bandwidth_fraction: +(step.weightBytes / (gpuMs / 1000) / o.bandwidth).toFixed(4),
           kernel_us: kernelUs,
+          prefill_kernel_us: prefillKernelUs,
+          prefill_dispatches: prefillDispatches,
           load_s: +loadS.toFixed(1),
         };
         rows.push(row);

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BackendName } from '@weft/core';
-import { LLM } from '@weft/llama';
+import { LLM } from '@weft/engine';
 import { benchStep, checkStep, type StepBenchRow } from './gpu-step.js';
 import { profileKernels } from './kernel-profile.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
@@ -221,6 +221,9 @@ if (stepRows.length) {
   const tags = Object.keys(stepRows[0]!.kernel_us);
   console.log(`\nµs per decode step by kernel (each class alone)\n\n| weights | batch | ${tags.join(' | ')} |\n| --- | --- | ${tags.map(() => '---').join(' | ')} |`);
   for (const r of stepRows) console.log(`| ${r.dtype} | ${r.batch} | ${tags.map((t) => r.kernel_us[t]).join(' | ')} |`);
+  const ptags = Object.keys(stepRows[0]!.prefill_kernel_us);
+  console.log(`\nµs per ${promptLen}-token prefill step by kernel (each class alone; ${stepRows[0]!.prefill_dispatches} dispatches)\n\n| weights | ${ptags.join(' | ')} |\n| --- | ${ptags.map(() => '---').join(' | ')} |`);
+  for (const r of stepRows.filter((x) => x.batch === batches[0])) console.log(`| ${r.dtype} | ${ptags.map((t) => r.prefill_kernel_us[t]).join(' | ')} |`);
 }
 if (profile) {
   console.log('\nkernels, ms per decode step (count × one call), stock tfjs ops → weft kernel\n\n| op | per step | stock ms | weft ms | speed-up |\n| --- | --- | --- | --- | --- |');
