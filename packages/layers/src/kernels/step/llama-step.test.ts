@@ -19,12 +19,12 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => device?.destroy());
 
-async function load(name: string, dtype: 'float32' | 'bfloat16', numBlocks = 24) {
+async function load(name: string, dtype: 'float32' | 'bfloat16', numBlocks = 24, maxSeqs = 8) {
   const dir = fixture(name);
   const ck = Checkpoint.open(dir);
   try {
     const config = loadModelConfig(dir) as LlamaConfig;
-    return await WebGpuLlamaStep.create({ config, weights: ck, dtype, device, numBlocks, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
+    return await WebGpuLlamaStep.create({ config, weights: ck, dtype, device, numBlocks, maxRows: 256, maxSeqs, maxModelLen: 64 });
   } finally {
     ck.close();
   }
@@ -125,6 +125,25 @@ describe('WebGpuLlamaStep GEMM path (more than 16 rows)', () => {
       for (const [s, c] of [long, short].entries()) {
         const { maxAbs } = compareLogits([r.logits!.subarray(s * V, (s + 1) * V)], rowOf(c, c.input_ids.length - 1));
         expect(maxAbs).toBeLessThan(1e-3);
+      }
+    } finally {
+      step.destroy();
+    }
+  });
+});
+
+describe('WebGpuLlamaStep with more than 16 sequences (LM head on the GEMM)', () => {
+  it('18 prompts in one step each equal the fixture', async () => {
+    const step = await load('llama-tiny', 'float32', 40, 20);
+    try {
+      const cases = loadFixtureCases(fixture('llama-tiny'));
+      const V = cases[0]!.logits_shape[1];
+      const seqs = Array.from({ length: 18 }, (_, s) => cases[s % cases.length]!);
+      const r = await step.prefill(seqs.map((c, s) => ({ tokens: c.input_ids, start: 0, blockTable: [2 * s, 2 * s + 1] })), { logits: true });
+      for (const [s, c] of seqs.entries()) {
+        const { maxAbs } = compareLogits([r.logits!.subarray(s * V, (s + 1) * V)], rowOf(c, c.input_ids.length - 1));
+        expect(maxAbs).toBeLessThan(1e-3);
+        expect(r.tokens[s]).toBe(argmax(rowOf(c, c.input_ids.length - 1)));
       }
     } finally {
       step.destroy();

@@ -246,7 +246,8 @@ export class WebGpuLlamaStep {
     let p = this.plans.get(key);
     if (!p) this.plans.set(key, (p = this.buildPlan(rows <= GEMV_MAX_ROWS ? rows : 0)));
     // Workgroup counts depend on rows/seqs; pipelines and bind groups do not.
-    return p.map((d) => ({ ...d, wg: this.workgroups(d.tag, rows, seqs) }));
+    const lm = seqs > GEMV_MAX_ROWS ? 'lm_head' : 'lm_head_gemm';
+    return p.filter((d) => d.tag !== lm).map((d) => ({ ...d, wg: this.workgroups(d.tag, rows, seqs) }));
   }
 
   /** Record a step's dispatches (inputs already written) into `enc`: one compute pass. */
@@ -457,9 +458,9 @@ export class WebGpuLlamaStep {
       }
     }
     add('final_norm', rmsNormWgsl(H, eps, false, true, l), [a.x, this.finalNorm, a.hs, a.si]);
-    // The LM head always runs on the sampled rows (≤ maxSeqs): GEMV up to 16 of them.
-    const lm = gemvRows || GEMV_MAX_ROWS;
-    add('lm_head', gemvWgsl(lm, H, c.vocabSize, dt), [a.hs, a.logits, this.lmHead]);
+    // The LM head runs on the sampled rows only (one per sequence): a GEMV up to 16 of them, else the GEMM.
+    add('lm_head', gemvWgsl(gemvRows || GEMV_MAX_ROWS, H, c.vocabSize, dt), [a.hs, a.logits, this.lmHead]);
+    if (!gemvRows) add('lm_head_gemm', gemmWgsl(H, c.vocabSize, dt, false, l, false, true), [a.hs, a.logits, a.si, this.lmHead]);
     add('argmax', argmaxWgsl(c.vocabSize, l), [a.si, a.logits, a.tokOut]);
     return out;
   }
@@ -492,8 +493,9 @@ export class WebGpuLlamaStep {
       case 'argmax':
         return [seqs, 1];
       case 'lm_head':
-        if (seqs > GEMV_MAX_ROWS) throw new ConfigError(`step: the LM head samples at most ${GEMV_MAX_ROWS} sequences per step for now, got ${seqs}`);
         return split(Math.ceil(c.vocabSize / GEMV_ROWS));
+      case 'lm_head_gemm':
+        return [Math.ceil(c.vocabSize / GEMM_TILE), Math.ceil(seqs / GEMM_TILE)];
       default:
         throw new Error(`unknown dispatch ${tag}`);
     }

@@ -248,7 +248,7 @@ export const GEMM_TILE = 64;
  * `y [M, N] = x [M, K] · Wᵀ` for many rows (prefill, large batches): tiles of x and W in workgroup
  * memory; M read from the step input. `gateUp` fuses SiluAndMul as in the GEMV.
  */
-export function gemmWgsl(k: number, n: number, dt: WeightDtype, gateUp: boolean, l: StepLayout, add = false): string {
+export function gemmWgsl(k: number, n: number, dt: WeightDtype, gateUp: boolean, l: StepLayout, add = false, rowsFromSeqs = false): string {
   const ws = gateUp ? ['G', 'U'] : ['W'];
   const wType = dt === 'float32' ? 'vec4<f32>' : 'vec2<u32>';
   const loadW = (wn: string) =>
@@ -262,7 +262,7 @@ var<workgroup> As : array<vec4<f32>, 256>;
 ${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, 256>;`).join('\n')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let M = si[0];
+  let M = si[${rowsFromSeqs ? 1 : 0}];
   let m0 = wid.y * 64u;
   let n0 = wid.x * 64u;
   if (m0 >= M) { return; }
