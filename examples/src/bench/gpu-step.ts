@@ -191,6 +191,7 @@ export async function checkStep(fixturesDir: string, log: (m: string) => void): 
     ['llama-tiny', 'float32'],
     ['llama-bf16', 'float32'],
     ['llama-bf16', 'bfloat16'],
+    ['llama-mqa-tied-llama3', 'float32'],
   ];
   for (const [name, dtype] of runs) {
     const dir = `${fixturesDir}/${name}`;

@@ -4,7 +4,7 @@
  * tables, fp32 and bf16 weights. Runs on whatever adapter Dawn finds (Mesa's OpenGL in CI).
  */
 import { fileURLToPath } from 'node:url';
-import { Checkpoint, initBackend, loadModelConfig, type LlamaConfig } from '@weft/core';
+import { Checkpoint, initBackend, loadModelConfig, parseModelConfig, type LlamaConfig, type TensorSource } from '@weft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareLogits, loadFixtureCases, type FixtureCase } from '../../parity.js';
 import { WebGpuLlamaStep, packBf16, requestDevice } from './llama-step.js';
@@ -44,6 +44,8 @@ describe.each([
   ['llama-bf16', 'float32'],
   // The fixture's weights are bf16 already, so bf16 storage is exact: same tolerance.
   ['llama-bf16', 'bfloat16'],
+  // MQA (one KV head), tied embeddings, llama3 rope.
+  ['llama-mqa-tied-llama3', 'float32'],
 ] as const)('WebGpuLlamaStep on %s (%s weights)', (name, dtype) => {
   let step: WebGpuLlamaStep;
   const cases = loadFixtureCases(fixture(name));
@@ -145,6 +147,69 @@ describe('WebGpuLlamaStep with more than 16 sequences (LM head on the GEMM)', ()
         expect(maxAbs).toBeLessThan(1e-3);
         expect(r.tokens[s]).toBe(argmax(rowOf(c, c.input_ids.length - 1)));
       }
+    } finally {
+      step.destroy();
+    }
+  });
+});
+
+/** Random fp32 weights in memory, for shapes no fixture has (head_dim 64 with 8 query heads per KV head: TinyLlama's). */
+function randomSource(cfg: LlamaConfig): TensorSource {
+  const H = cfg.hiddenSize;
+  const D = cfg.headDim;
+  const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [cfg.vocabSize, H], 'model.norm.weight': [H], 'lm_head.weight': [cfg.vocabSize, H] };
+  for (let l = 0; l < cfg.numHiddenLayers; l++) {
+    const p = `model.layers.${l}.`;
+    Object.assign(shapes, {
+      [`${p}input_layernorm.weight`]: [H],
+      [`${p}post_attention_layernorm.weight`]: [H],
+      [`${p}self_attn.q_proj.weight`]: [cfg.numAttentionHeads * D, H],
+      [`${p}self_attn.k_proj.weight`]: [cfg.numKeyValueHeads * D, H],
+      [`${p}self_attn.v_proj.weight`]: [cfg.numKeyValueHeads * D, H],
+      [`${p}self_attn.o_proj.weight`]: [H, cfg.numAttentionHeads * D],
+      [`${p}mlp.gate_proj.weight`]: [cfg.intermediateSize, H],
+      [`${p}mlp.up_proj.weight`]: [cfg.intermediateSize, H],
+      [`${p}mlp.down_proj.weight`]: [H, cfg.intermediateSize],
+    });
+  }
+  let seed = 7;
+  const read = (name: string) => {
+    const shape = shapes[name]!;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      data[i] = name.endsWith('norm.weight') ? 1 + (seed / 2 ** 32 - 0.5) * 0.2 : (seed / 2 ** 32 - 0.5) * 0.2;
+    }
+    return { shape, dtype: 'float32' as const, data };
+  };
+  return {
+    names: () => Object.keys(shapes),
+    has: (n: string) => n in shapes,
+    info: (n: string) => ({ dtype: 'F32' as const, shape: shapes[n]!, byteLength: shapes[n]!.reduce((a, b) => a * b, 4) }),
+    read,
+    narrow: () => {
+      throw new Error('not used');
+    },
+    close: () => {},
+  };
+}
+
+describe('WebGpuLlamaStep at head_dim 64, 8 query heads per KV head (TinyLlama-like)', () => {
+  it('a 20-token prefill (GEMM, grouped attention) equals 20 decode steps (GEMV, per-head attention)', async () => {
+    const config = parseModelConfig(
+      { model_type: 'llama', hidden_size: 512, intermediate_size: 512, num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 1, head_dim: 64, vocab_size: 256, max_position_embeddings: 64, rms_norm_eps: 1e-5, rope_theta: 10000 },
+      'test',
+    ) as LlamaConfig;
+    const step = await WebGpuLlamaStep.create({ config, weights: randomSource(config), device, numBlocks: 8, maxRows: 64, maxSeqs: 4, maxModelLen: 64 });
+    try {
+      const ids = Array.from({ length: 20 }, (_, i) => (i * 37 + 11) % 256);
+      const pre = await step.prefill([{ tokens: ids, start: 0, blockTable: [5, 2] }], { logits: true });
+      let last = await step.prefill([{ tokens: ids.slice(0, 1), start: 0, blockTable: [1, 6] }], { logits: true });
+      for (let p = 1; p < ids.length; p++) last = await step.decode([{ token: ids[p]!, position: p, blockTable: [1, 6] }], { logits: true });
+      const { maxAbs, relL2 } = compareLogits([pre.logits!], last.logits!);
+      expect(maxAbs).toBeLessThan(1e-4);
+      expect(relL2).toBeLessThan(1e-5);
     } finally {
       step.destroy();
     }

@@ -23,6 +23,7 @@ import {
   GEMM_TILE,
   GEMV_ROWS,
   argmaxWgsl,
+  attentionGqaWgsl,
   attentionWgsl,
   embedWgsl,
   gemmWgsl,
@@ -445,7 +446,8 @@ export class WebGpuLlamaStep {
         add('qkv', gemmWgsl(H, W, dt, false, l), [a.h, a.qkv, a.si, L.qkv]);
         add('rope_kv', ropeKvWgsl(dims, slots, l), [a.si, a.qkv, L.kv, this.cosSin, a.qr]);
       }
-      add('attention', attentionWgsl(dims, slots, l), [a.si, a.qr, L.kv, L.kv, a.attn]);
+      if (gemvRows) add('attention', attentionWgsl(dims, slots, l), [a.si, a.qr, L.kv, L.kv, a.attn]);
+      else add('attention_gqa', attentionGqaWgsl(dims, slots, l), [a.si, a.qr, L.kv, a.attn]);
       if (gemvRows) {
         add('o_proj_residual', gemvWgsl(gemvRows, c.numAttentionHeads * D, H, dt, { epilogue: 'add' }), [a.attn, a.x, L.o]);
         add('norm_gate_up_silu', gemvWgsl(gemvRows, H, I, dt, { normEps: eps, gateUp: true, epilogue: 'store' }), [a.x, a.mlp, L.gate, L.up, L.postNorm]);
@@ -483,6 +485,8 @@ export class WebGpuLlamaStep {
         return split(Math.ceil((rows * (W / 2)) / 256));
       case 'attention':
         return [c.numAttentionHeads, rows];
+      case 'attention_gqa':
+        return [c.numKeyValueHeads, rows];
       case 'o_proj_residual':
       case 'down_residual':
         return mm(H);

@@ -241,12 +241,14 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 }`;
 }
 
-/** GEMM tile: 64 × 64 outputs per workgroup, 4 × 4 per thread, K in steps of 16. */
+/** GEMM tile: 64 × 64 outputs per workgroup of 128 threads, 8 rows × 4 columns per thread, K in steps of 16. */
 export const GEMM_TILE = 64;
 
 /**
- * `y [M, N] = x [M, K] · Wᵀ` for many rows (prefill, large batches): tiles of x and W in workgroup
- * memory; M read from the step input. `gateUp` fuses SiluAndMul as in the GEMV.
+ * `y [M, N] = x [M, K] · Wᵀ` for many rows (prefill, large batches): 64×16 tiles of x and of W in
+ * workgroup memory, each thread accumulating an 8×4 block (3 vector loads from workgroup memory per
+ * 32 FMAs); M read from the step input (`rowsFromSeqs`: the sequence count, for the LM head).
+ * `gateUp` fuses SiLU·mul as in the GEMV; `add` accumulates into y (the residual add).
  */
 export function gemmWgsl(k: number, n: number, dt: WeightDtype, gateUp: boolean, l: StepLayout, add = false, rowsFromSeqs = false): string {
   const ws = gateUp ? ['G', 'U'] : ['W'];
@@ -260,7 +262,7 @@ ${siDecl(2, l)}
 ${ws.map((wn, i) => `@group(0) @binding(${3 + i}) var<storage, read> ${wn} : array<${wType}>;`).join('\n')}
 var<workgroup> As : array<vec4<f32>, 256>;
 ${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, 256>;`).join('\n')}
-@compute @workgroup_size(256)
+@compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   let M = si[${rowsFromSeqs ? 1 : 0}];
   let m0 = wid.y * 64u;
@@ -268,34 +270,38 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   if (m0 >= M) { return; }
   let tx = lid % 16u;
   let ty = lid / 16u;
-  let lr = lid / 4u;
-  let lk = (lid % 4u) * 4u;
-  ${ws.map((wn) => `var c${wn} : array<vec4<f32>, 4>;`).join(' ')}
+  ${ws.map((wn) => `var c${wn} : array<vec4<f32>, 8>;`).join(' ')}
   for (var k0 = 0u; k0 < ${k}u; k0 += 16u) {
-    let kq = k0 + lk;
-    var av = vec4<f32>(0.0);
-    if (m0 + lr < M && kq < ${k}u) { av = x[((m0 + lr) * ${k}u + kq) / 4u]; }
-    for (var c = 0u; c < 4u; c++) { As[(lk + c) * 16u + lr / 4u][lr % 4u] = av[c]; }
-    ${ws
-      .map(
-        (wn) => `{
-      var bv = vec4<f32>(0.0);
-      if (n0 + lr < ${n}u && kq < ${k}u) { bv = ${loadW(wn)}; }
-      for (var c = 0u; c < 4u; c++) { Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = bv[c]; }
-    }`,
-      )
-      .join('\n    ')}
+    for (var h = 0u; h < 2u; h++) {
+      let idx = lid + h * 128u;
+      let lr = idx / 4u;
+      let lk = (idx % 4u) * 4u;
+      let kq = k0 + lk;
+      var av = vec4<f32>(0.0);
+      if (m0 + lr < M && kq < ${k}u) { av = x[((m0 + lr) * ${k}u + kq) / 4u]; }
+      for (var c = 0u; c < 4u; c++) { As[(lk + c) * 16u + lr / 4u][lr % 4u] = av[c]; }
+      ${ws
+        .map(
+          (wn) => `{
+        var bv = vec4<f32>(0.0);
+        if (n0 + lr < ${n}u && kq < ${k}u) { bv = ${loadW(wn)}; }
+        for (var c = 0u; c < 4u; c++) { Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = bv[c]; }
+      }`,
+        )
+        .join('\n      ')}
+    }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
-      let a = As[kk * 16u + ty];
-      ${ws.map((wn) => `{ let b = Bs${wn}[kk * 16u + tx]; c${wn}[0] += a.x * b; c${wn}[1] += a.y * b; c${wn}[2] += a.z * b; c${wn}[3] += a.w * b; }`).join('\n      ')}
+      let a0 = As[kk * 16u + ty * 2u];
+      let a1 = As[kk * 16u + ty * 2u + 1u];
+      ${ws.map((wn) => `{ let b = Bs${wn}[kk * 16u + tx]; c${wn}[0] += a0.x * b; c${wn}[1] += a0.y * b; c${wn}[2] += a0.z * b; c${wn}[3] += a0.w * b; c${wn}[4] += a1.x * b; c${wn}[5] += a1.y * b; c${wn}[6] += a1.z * b; c${wn}[7] += a1.w * b; }`).join('\n      ')}
     }
     workgroupBarrier();
   }
   let col = n0 + tx * 4u;
   if (col < ${n}u) {
-    for (var i = 0u; i < 4u; i++) {
-      let row = m0 + ty * 4u + i;
+    for (var i = 0u; i < 8u; i++) {
+      let row = m0 + ty * 8u + i;
       if (row < M) {
         ${gateUp ? `let g = cG[i]; y[(row * ${n}u + col) / 4u] = g / (vec4<f32>(1.0) + exp(-g)) * cU[i];` : `y[(row * ${n}u + col) / 4u] ${add ? '+=' : '='} cW[i];`}
       }
@@ -478,5 +484,107 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     workgroupBarrier();
   }
   if (lid == 0u) { tokOut[s] = bi[0]; }
+}`;
+}
+
+/**
+ * Paged causal attention for many query rows (prefill): one workgroup per (KV head, row) serves the
+ * whole GQA group of H / Hk query heads, so each key and value is read from the pool once per
+ * group instead of once per head; tiles of keys and values are staged in workgroup memory. Each
+ * head's 256·Hk/H threads score one key each per tile; an online softmax runs per head.
+ */
+export function attentionGqaWgsl(a: AttnDims, numSlots: number, l: StepLayout): string {
+  const D = a.headDim;
+  const G = a.heads / a.kvHeads;
+  const TPG = 256 / G;
+  const T = TPG;
+  const KG = TPG >= D ? TPG / D : 1;
+  const DPT = TPG >= D ? 1 : D / TPG;
+  const D4 = D / 4;
+  const vOff4 = (numSlots * a.kvHeads * D) / 4;
+  const us = Array.from({ length: DPT }, (_, u) => u);
+  return `${siDecl(0, l)}
+@group(0) @binding(1) var<storage, read> qr : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kv4 : array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out : array<f32>;
+var<workgroup> qs : array<vec4<f32>, ${G * D4}>;
+var<workgroup> Ks : array<vec4<f32>, ${T * D4}>;
+var<workgroup> Vs : array<vec4<f32>, ${T * D4}>;
+var<workgroup> red : array<f32, 256>;
+var<workgroup> pr : array<f32, 256>;
+var<workgroup> accS : array<f32, 256>;
+var<workgroup> lS : array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let hk = wid.x;
+  let row = wid.y;
+  if (row >= si[0]) { return; }
+  let seq = si[ROWSEQ + row];
+  let n = si[POS + row] + 1u;
+  for (var i = lid; i < ${G * D4}u; i += 256u) { qs[i] = qr[row * ${(a.heads * D) / 4}u + hk * ${G * D4}u + i]; }
+  let g = lid / ${TPG}u;
+  let tl = lid % ${TPG}u;
+  let d = tl % ${D}u;
+  let sub = tl / ${D}u;
+  var m = -1e30;
+  var lsum = 0.0;
+  ${us.map((u) => `var acc${u} = 0.0;`).join(' ')}
+  for (var t0 = 0u; t0 < n; t0 += ${T}u) {
+    let tile = min(${T}u, n - t0);
+    for (var i = lid; i < ${T * D4}u; i += 256u) {
+      let kt = i / ${D4}u;
+      let e = i % ${D4}u;
+      var kv = vec4<f32>(0.0);
+      var vv = vec4<f32>(0.0);
+      if (kt < tile) {
+        let base = (slotOf(seq, t0 + kt) * ${a.kvHeads}u + hk) * ${D4}u + e;
+        kv = kv4[base];
+        vv = kv4[${vOff4}u + base];
+      }
+      Ks[i] = kv;
+      Vs[i] = vv;
+    }
+    workgroupBarrier();
+    var s = -1e30;
+    if (tl < tile) {
+      var dotv = 0.0;
+      for (var e = 0u; e < ${D4}u; e++) { dotv += dot(qs[g * ${D4}u + e], Ks[tl * ${D4}u + e]); }
+      s = dotv * ${(1 / Math.sqrt(D)).toExponential(10)};
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var st = ${TPG / 2}u; st > 0u; st >>= 1u) {
+      if (tl < st) { red[lid] = max(red[lid], red[lid + st]); }
+      workgroupBarrier();
+    }
+    let mNew = max(m, red[g * ${TPG}u]);
+    var e = 0.0;
+    if (tl < tile) { e = exp(s - mNew); }
+    pr[lid] = e;
+    workgroupBarrier();
+    let alpha = exp(m - mNew);
+    lsum *= alpha;
+    ${us.map((u) => `acc${u} *= alpha;`).join(' ')}
+    for (var t = ${KG > 1 ? 'sub' : '0u'}; t < tile; t += ${KG}u) {
+      let pt = pr[g * ${TPG}u + t];
+      lsum += pt;
+      ${us.map((u) => `{ let dd = ${DPT > 1 ? `tl + ${u * TPG}u` : 'd'}; acc${u} += pt * Vs[t * ${D4}u + dd / 4u][dd % 4u]; }`).join('\n      ')}
+    }
+    m = mNew;
+    workgroupBarrier();
+  }
+  ${
+    KG > 1
+      ? `accS[lid] = acc0;
+  if (d == 0u) { lS[g * ${KG}u + sub] = lsum; }
+  workgroupBarrier();
+  if (sub == 0u) {
+    var o = 0.0;
+    var L = 0.0;
+    for (var i = 0u; i < ${KG}u; i++) { o += accS[g * ${TPG}u + i * ${D}u + d]; L += lS[g * ${KG}u + i]; }
+    out[(row * ${a.heads}u + hk * ${G}u + g) * ${D}u + d] = o / L;
+  }`
+      : us.map((u) => `out[(row * ${a.heads}u + hk * ${G}u + g) * ${D}u + tl + ${u * TPG}u] = acc${u} / lsum;`).join('\n  ')
+  }
 }`;
 }
