@@ -46,15 +46,14 @@ export function errorBody(e: ApiError): ErrorBody {
 /** Whatever was thrown, as the ApiError to send: engine errors by name, Fastify's by status code. */
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
-  if (isRequestError(e)) return new ApiError(400, e.message, e.field ?? null);
+  // The engine names fields as its API spells them (maxTokens); the HTTP API spells them max_tokens.
+  if (isRequestError(e)) return new ApiError(400, e.message, e.field ? e.field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : null);
   if (isEngineDeadError(e)) return new ApiError(503, `the engine is not running: ${e.message}`);
   const fe = e as { statusCode?: number; code?: string; message?: string };
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fe.message ?? '') && fe.statusCode === 400
-      ? `the body is not valid JSON: ${fe.message}`
-      : fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-        ? `the request body is larger than this server accepts (${fe.message})`
-        : (fe.message ?? 'bad request');
+    let message = fe.message ?? 'bad request';
+    if (fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (fe.statusCode === 400 && e instanceof SyntaxError)) message = `the body is not valid JSON: ${fe.message}`;
+    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `the request body is larger than this server accepts (${fe.message})`;
     return new ApiError(fe.statusCode, message, null, typeForStatus(fe.statusCode), fe.code ?? null);
   }
   return new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
