@@ -91,6 +91,17 @@ describe.each([
     }
   });
 
+  it('a 12-row step (GEMV, 16 weight rows per workgroup) equals the fixture', async () => {
+    // Two sequences of the same prompt's first 6 tokens, then each one's next token in one 2-row step.
+    const c = cases[0]!;
+    const r = await step.prefill([0, 1].map((s) => ({ tokens: c.input_ids.slice(0, 6), start: 0, blockTable: tableOf(s + 4) })), { logits: true });
+    for (const s of [0, 1]) {
+      const { maxAbs, relL2 } = compareLogits([r.logits!.subarray(s * V, (s + 1) * V)], rowOf(c, 5));
+      expect(maxAbs).toBeLessThan(1e-3);
+      expect(relL2).toBeLessThan(1e-4);
+    }
+  });
+
   it('chained decode (token fed back on the device) equals step-by-step decode', async () => {
     const c = cases[0]!;
     const n = c.input_ids.length;

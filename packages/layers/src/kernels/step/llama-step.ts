@@ -21,7 +21,7 @@ import { defaultInvFreq, linearInvFreq, llama3InvFreq } from '../../rotary/frequ
 import { cosSinTable, roundInvFreq } from '../../rotary/rotary-embedding.js';
 import {
   GEMM_TILE,
-  GEMV_ROWS,
+  gemvRowsPerWg,
   argmaxWgsl,
   attentionGqaWgsl,
   attentionWgsl,
@@ -473,7 +473,7 @@ export class WebGpuLlamaStep {
     const D = c.headDim;
     const W = (c.numAttentionHeads + 2 * c.numKeyValueHeads) * D;
     const gemv = rows <= GEMV_MAX_ROWS;
-    const mm = (n: number): [number, number] => (gemv ? split(Math.ceil(n / GEMV_ROWS)) : [Math.ceil(n / GEMM_TILE), Math.ceil(rows / GEMM_TILE)]);
+    const mm = (n: number): [number, number] => (gemv ? split(Math.ceil(n / gemvRowsPerWg(rows))) : [Math.ceil(n / GEMM_TILE), Math.ceil(rows / GEMM_TILE)]);
     switch (tag) {
       case 'embed':
       case 'rmsnorm':
@@ -497,7 +497,7 @@ export class WebGpuLlamaStep {
       case 'argmax':
         return [seqs, 1];
       case 'lm_head':
-        return split(Math.ceil(c.vocabSize / GEMV_ROWS));
+        return split(Math.ceil(c.vocabSize / gemvRowsPerWg(gemv ? rows : GEMV_MAX_ROWS)));
       case 'lm_head_gemm':
         return [Math.ceil(c.vocabSize / GEMM_TILE), Math.ceil(seqs / GEMM_TILE)];
       default:

@@ -108,9 +108,14 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 }`;
 }
 
-/** GEMV rows per workgroup and threads per row. */
-export const GEMV_ROWS = 4;
-const GEMV_T = 64;
+/**
+ * GEMV output rows per workgroup of 256 threads (the rest of the 256 split K): 4 rows × 64 threads
+ * for up to 7 activation rows; 16 × 16 from 8 rows on, so each workgroup re-reads the activations
+ * (16 rows of K floats, from cache) for 4× as many weight rows.
+ */
+export function gemvRowsPerWg(m: number): number {
+  return m >= 8 ? 16 : 4;
+}
 
 export interface GemvFusion {
   /** SiLU·mul of two weights (gate, up). */
@@ -130,6 +135,8 @@ export interface GemvFusion {
  * of the input, SiLU·mul of gate and up, the residual add, and (qkv) rotary + the KV-page write.
  */
 export function gemvWgsl(m: number, k: number, n: number, dt: WeightDtype, f: GemvFusion = { epilogue: 'store' }): string {
+  const GEMV_ROWS = gemvRowsPerWg(m);
+  const GEMV_T = 256 / GEMV_ROWS;
   const P = m * GEMV_ROWS;
   const ms = Array.from({ length: m }, (_, i) => i);
   const ws = f.gateUp ? ['G', 'U'] : ['W'];
@@ -147,7 +154,18 @@ export function gemvWgsl(m: number, k: number, n: number, dt: WeightDtype, f: Ge
       ${ms.map((i) => `{ let xv = ${xs(i, 'kk')}; ${ws.map((wn) => `a${wn}${i} += dot(w${wn}, xv);`).join(' ')}${norm ? ` let xr = x[${i * K4}u + kk]; aS${i} += dot(xr, xr);` : ''} }`).join('\n      ')}`
       : `${ws.map((wn) => `let u${wn} = ${wn}[base${wn} + kk]; let w${wn}0 = bf8a(u${wn}); let w${wn}1 = bf8b(u${wn});`).join(' ')}
       ${ms.map((i) => `{ let x0 = ${xs(i, '2u * kk')}; let x1 = ${xs(i, '2u * kk + 1u')}; ${ws.map((wn) => `a${wn}${i} += dot(w${wn}0, x0) + dot(w${wn}1, x1);`).join(' ')}${norm ? ` let r0 = x[${i * K4}u + 2u * kk]; let r1 = x[${i * K4}u + 2u * kk + 1u]; aS${i} += dot(r0, r0) + dot(r1, r1);` : ''} }`).join('\n      ')}`;
-  const reduce = (tag: string) => `
+  const reduce = (tag: string) =>
+    GEMV_T !== 64
+      ? `
+  ${ms.map((i) => `part[${i * GEMV_ROWS * GEMV_T}u + lid] = a${tag}${i};`).join(' ')}
+  workgroupBarrier();
+  for (var i = lid; i < ${P}u; i += 256u) {
+    var t = 0.0;
+    for (var j = 0u; j < ${GEMV_T}u; j++) { t += part[i * ${GEMV_T}u + j]; }
+    fin${tag}[i] = t;
+  }
+  workgroupBarrier();`
+      : `
   ${ms.map((i) => `part[${i * GEMV_ROWS * GEMV_T}u + lid] = a${tag}${i};`).join(' ')}
   workgroupBarrier();
   for (var i = lid; i < ${P * 8}u; i += 256u) {
@@ -222,7 +240,7 @@ fn silu(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
 ${ws.map((wn, i) => `@group(0) @binding(${2 + i}) var<storage, read> ${wn} : array<${wType}>;`).join('\n')}
 ${extraBindings}
 var<workgroup> part : array<f32, ${P * GEMV_T}>;
-var<workgroup> part2 : array<f32, ${P * 8}>;
+${GEMV_T === 64 ? `var<workgroup> part2 : array<f32, ${P * 8}>;` : ''}
 ${tags.map((t) => `var<workgroup> fin${t} : array<f32, ${P}>;`).join('\n')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
