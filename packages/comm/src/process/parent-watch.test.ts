@@ -18,9 +18,21 @@ describe('watchParent', () => {
   it('a busy grandchild exits soon after its parent is SIGKILLed', async () => {
     // parent (a shell) → child (node, keeps an interval busy and watches its parent); kill the shell.
     const childSrc = `import(${JSON.stringify(watch)}).then(({ watchParent }) => { watchParent(() => process.exit(7), 100); setInterval(() => {}, 1000); console.log(process.pid); });`;
-    const shell = spawn('sh', ['-c', `"${process.execPath}" --import tsx -e '${childSrc}'; sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const pid = await new Promise<number>((resolve) => shell.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
-    expect(alive(pid)).toBe(true);
+    const shell = spawn('sh', ['-c', `"${process.execPath}" --import tsx -e '${childSrc}'; sleep 60`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_CHANNEL_FD: undefined, NODE_CHANNEL_SERIALIZATION_MODE: undefined },
+    });
+    let out = '';
+    shell.stderr.on('data', (d: Buffer) => (out += d));
+    const pid = await new Promise<number>((resolve, reject) => {
+      shell.stdout.on('data', (d: Buffer) => {
+        out += d;
+        const m = /^(\d+)$/m.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      shell.once('exit', () => reject(new Error(`the child never started: ${out}`)));
+    });
+    expect(alive(pid), out).toBe(true);
     shell.kill('SIGKILL');
     const t0 = Date.now();
     while (alive(pid) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
