@@ -196,8 +196,6 @@ export class LLM {
   /** Stream one prompt's completions as deltas; `index` says which of the `n`. Leaving the loop early aborts the request. */
   async *stream(prompt: Prompt, params?: SamplingParamsInit, opts: RequestOptions = {}): AsyncGenerator<StreamEvent> {
     this.checkAlive();
-    // Deprecated: the pre-engine API took a list of prompts; a list of one still streams that prompt.
-    if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0]))) prompt = prompt[0] as Prompt;
     const ids = this.promptIds(prompt, 'prompt');
     const sp = resolveSamplingParams(params);
     this.checkFits(ids.length, sp);
