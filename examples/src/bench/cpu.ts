@@ -378,6 +378,8 @@ async function parent(): Promise<void> {
         const r = o.result!;
         if (r.check) checks[name] = r.check;
         log(`  ${name} ${c.id}: load ${r.loadS.toFixed(1)} s, prefill ${fmt(r.prefillTokS)} tok/s, decode ${fmt(r.decodeTokS)} tok/s (run ${o.wallS.toFixed(0)} s${o.exitCode === 0 ? '' : `, exit ${o.exitCode ?? o.signal}`})`);
+        // A long run that is cut short still leaves every run it finished.
+        summarize(round, bwStart, null, false);
         if (r.check) {
           const same = r.check.weftTokens.filter((t, i) => t === r.check!.llamaTokens[i]).length;
           log(`  ${name} check weft vs llama.cpp: greedy tokens ${same}/${CHECK_STEPS} equal, max |Δ log p| ${r.check.maxLogProbDiff.toExponential(2)}, max |Δ p| ${r.check.maxProbDiff.toExponential(2)}`);
@@ -387,8 +389,7 @@ async function parent(): Promise<void> {
     }
     const left = ((performance.now() - started) / done) * (total - done);
     log(`round ${round} done; about ${Math.ceil(left / 60000)} min left`);
-    // A long run that is cut short still leaves the rounds it finished.
-    if (round < rounds) summarize(round, bwStart, null, false);
+
   }
   for (const name of shapeNames) for (const ext of ['.json', '.bin']) rmSync(join(paths[name]!.dir, `check-${process.pid}${ext}`), { force: true });
   log('native read bandwidth again');
@@ -461,7 +462,7 @@ async function parent(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? null, cores: CORES, total_gb: +(totalmem() / 1e9).toFixed(1), load_before: loadBefore, load_after: loadAfter, node: process.version },
     bandwidth_gb_s: bw.gbPerS, bandwidth_start_gb_s: bwStart.gbPerS, bandwidth_end_gb_s: bwEnd?.gbPerS ?? null, bandwidth_probe: bw.how,
-    prompt_tokens: promptLen, decode_tokens: decodeTokens, rounds, rounds_done: roundsDone, partial: !final,
+    prompt_tokens: promptLen, decode_tokens: decodeTokens, rounds, rounds_reached: roundsDone, partial: !final,
     shapes: Object.fromEntries(shapeNames.map((n) => [n, { ...CPU_SHAPES[n], params: paramCount(CPU_SHAPES[n]!), decode_bytes: decodeBytes(CPU_SHAPES[n]!) }])),
     tf_env: { ...Object.fromEntries(Object.entries(tfEnv).filter(([k]) => k.startsWith('TF_'))), defaults: 'TF_NUM_INTRAOP_THREADS = cores ÷ ranks, TF_NUM_INTEROP_THREADS = 1, TF_ENABLE_ONEDNN_OPTS = 0 (weft\'s launcher defaults)' },
     llm_from: [...new Set([...runs.values()].flat().map((o) => o.result?.llmFrom).filter(Boolean))],
@@ -471,7 +472,7 @@ async function parent(): Promise<void> {
   };
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify(json, null, 2));
-  log(`wrote ${v.out}${final ? '' : ` (partial: ${roundsDone} of ${rounds} rounds)`}`);
+  if (final) log(`wrote ${v.out}`);
   }
 }
 
