@@ -70,6 +70,8 @@ interface PassResult {
   requestsPerS: number;
   ttftMs: { p50: number; p99: number; mean: number };
   tpotMs: { p50: number; p99: number; mean: number };
+  serverCpuS?: number;
+  clientCpuS?: number;
 }
 
 function pct(xs: number[], p: number): number {
@@ -125,15 +127,16 @@ async function clientMain(url: string): Promise<void> {
       return t;
     }),
   );
-  process.stdout.write(JSON.stringify({ timings, wallMs: performance.now() - t0 }));
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ timings, wallMs: performance.now() - t0, clientCpuS: (cpu.user + cpu.system) / 1e6 }));
 }
 
-function overHttp(url: string, reqs: ServingRequest[]): Promise<{ timings: Timing[]; wallMs: number }> {
+function overHttp(url: string, reqs: ServingRequest[]): Promise<{ timings: Timing[]; wallMs: number; clientCpuS: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--client', url], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { timings: Timing[]; wallMs: number }) : reject(new Error(`bench client exited ${code}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { timings: Timing[]; wallMs: number; clientCpuS: number }) : reject(new Error(`bench client exited ${code}`))));
     child.stdin.end(JSON.stringify(reqs));
   });
 }
@@ -169,8 +172,13 @@ async function main(): Promise<void> {
   for (let round = 0; round < Number(v.rounds); round++) {
     // Alternate the order so neither mode always runs on a warmer (or busier) machine.
     for (const mode of round % 2 ? (['http', 'in-process'] as const) : (['in-process', 'http'] as const)) {
+      const cpu0 = process.cpuUsage();
       const r = mode === 'http' ? await overHttp(url, reqs) : await inProcess(llm, reqs);
+      const cpu = process.cpuUsage(cpu0);
       const s = summarize(mode, round, r.timings, r.wallMs);
+      // CPU seconds of this process (engine driver, rank threads, server) and of the client process.
+      s.serverCpuS = +((cpu.user + cpu.system) / 1e6).toFixed(2);
+      if ('clientCpuS' in r) s.clientCpuS = +(r.clientCpuS as number).toFixed(2);
       if (s.outputTokens !== outputTokens) throw new Error(`${mode}: ${s.outputTokens} output tokens, expected ${outputTokens}`);
       results.push(s);
       log(`round ${round} ${mode}: ${s.outputTokS} tok/s`);
@@ -187,9 +195,9 @@ async function main(): Promise<void> {
   });
   const httpCost = 1 - pct(ratios, 50);
   console.log(`\nbench:serve — ${reqs.length} requests at once (prompts 32–256, outputs 16–128 tokens, seed ${v.seed}), ${v.model.split('/').pop()}, tp ${v.tp}, ${cpus().length} cores\n`);
-  console.log('| mode | round | wall s | output tok/s | req/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const r of results) console.log(`| ${r.mode} | ${r.round} | ${r.wallS} | ${r.outputTokS} | ${r.requestsPerS} | ${r.ttftMs.p50} | ${r.ttftMs.p99} | ${r.tpotMs.p50} | ${r.tpotMs.p99} |`);
+  console.log('| mode | round | wall s | output tok/s | req/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | CPU s (engine+server / client) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of results) console.log(`| ${r.mode} | ${r.round} | ${r.wallS} | ${r.outputTokS} | ${r.requestsPerS} | ${r.ttftMs.p50} | ${r.ttftMs.p99} | ${r.tpotMs.p50} | ${r.tpotMs.p99} | ${r.serverCpuS}${r.clientCpuS !== undefined ? ` / ${r.clientCpuS}` : ''} |`);
   console.log(`\nHTTP ÷ in-process throughput per round: ${ratios.map((r) => r.toFixed(3)).join(', ')}; HTTP cost (median round): ${(httpCost * 100).toFixed(1)} %`);
   mkdirSync(dirname(v.out), { recursive: true });
   writeFileSync(
