@@ -109,12 +109,13 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 }
 
 /**
- * GEMV output rows per workgroup of 256 threads (the rest of the 256 split K): 4 rows × 64 threads
- * for up to 7 activation rows; 16 × 16 from 8 rows on, so each workgroup re-reads the activations
- * (16 rows of K floats, from cache) for 4× as many weight rows.
+ * GEMV output rows per workgroup of 256 threads (the rest of the 256 split K): 4 rows × 64 threads.
+ * 16 rows × 16 threads from 8 activation rows on (re-reading the activations for 4× as many weight
+ * rows) was tried on the H200 and was slower at batch 16 (qkv 855 → 1,028 µs, down 859 → 1,301 µs
+ * per step; docs/benchmarks/gpu.md), so every row count uses 4 × 64.
  */
-export function gemvRowsPerWg(m: number): number {
-  return m >= 8 ? 16 : 4;
+export function gemvRowsPerWg(_m: number): number {
+  return 4;
 }
 
 export interface GemvFusion {
@@ -155,17 +156,7 @@ export function gemvWgsl(m: number, k: number, n: number, dt: WeightDtype, f: Ge
       : `${ws.map((wn) => `let u${wn} = ${wn}[base${wn} + kk]; let w${wn}0 = bf8a(u${wn}); let w${wn}1 = bf8b(u${wn});`).join(' ')}
       ${ms.map((i) => `{ let x0 = ${xs(i, '2u * kk')}; let x1 = ${xs(i, '2u * kk + 1u')}; ${ws.map((wn) => `a${wn}${i} += dot(w${wn}0, x0) + dot(w${wn}1, x1);`).join(' ')}${norm ? ` let r0 = x[${i * K4}u + 2u * kk]; let r1 = x[${i * K4}u + 2u * kk + 1u]; aS${i} += dot(r0, r0) + dot(r1, r1);` : ''} }`).join('\n      ')}`;
   const reduce = (tag: string) =>
-    GEMV_T !== 64
-      ? `
-  ${ms.map((i) => `part[${i * GEMV_ROWS * GEMV_T}u + lid] = a${tag}${i};`).join(' ')}
-  workgroupBarrier();
-  for (var i = lid; i < ${P}u; i += 256u) {
-    var t = 0.0;
-    for (var j = 0u; j < ${GEMV_T}u; j++) { t += part[i * ${GEMV_T}u + j]; }
-    fin${tag}[i] = t;
-  }
-  workgroupBarrier();`
-      : `
+    `
   ${ms.map((i) => `part[${i * GEMV_ROWS * GEMV_T}u + lid] = a${tag}${i};`).join(' ')}
   workgroupBarrier();
   for (var i = lid; i < ${P * 8}u; i += 256u) {
@@ -240,7 +231,7 @@ fn silu(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
 ${ws.map((wn, i) => `@group(0) @binding(${2 + i}) var<storage, read> ${wn} : array<${wType}>;`).join('\n')}
 ${extraBindings}
 var<workgroup> part : array<f32, ${P * GEMV_T}>;
-${GEMV_T === 64 ? `var<workgroup> part2 : array<f32, ${P * 8}>;` : ''}
+var<workgroup> part2 : array<f32, ${P * 8}>;
 ${tags.map((t) => `var<workgroup> fin${t} : array<f32, ${P}>;`).join('\n')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
