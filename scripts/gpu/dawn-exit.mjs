@@ -1,6 +1,6 @@
 // The exit crash, reduced: N worker threads each take a Dawn device, run one dispatch, destroy the
 // device and end naturally; then the process exits. Without the loader libraries pinned
-// (packages/layers/src/kernels/step/pin-driver-libraries.ts) it segfaults in most runs on Mesa's
+// (packages/core/src/pin-gpu-libraries.ts) it segfaults in most runs on Mesa's
 // OpenGL (a thread-specific-data destructor of the unloaded libEGL).
 // usage: [PIN_MODULE=path/to/pin.mjs] node scripts/gpu/dawn-exit.mjs [threads=2] [opengl|vulkan]
 import { Worker, isMainThread, workerData } from 'node:worker_threads';

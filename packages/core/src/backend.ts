@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from './errors.js';
+import { pinGpuDriverLibraries } from './pin-gpu-libraries.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu', 'webgpu'];
@@ -159,6 +160,8 @@ async function installDawn(): Promise<string | null> {
     return `no navigator.gpu, and the npm package 'webgpu' (Dawn) could not be loaded: ${(e as Error).message}`;
   }
   Object.assign(globalThis, webgpu.globals);
+  // Dawn unloads the graphics loader when a rank's instance ends; other threads then crash at exit. Keep it mapped.
+  pinGpuDriverLibraries();
   const forced = process.env.WEFT_WEBGPU_BACKEND;
   if (forced !== undefined && forced !== 'vulkan' && forced !== 'opengl') {
     return `WEFT_WEBGPU_BACKEND must be 'vulkan' or 'opengl', got '${forced}'`;

@@ -15,3 +15,4 @@ export * from './hf-config.js';
 export * from './tokenizer.js';
 export * from './tensorflow-env.js';
 export * from './memory-fit.js';
+export * from './pin-gpu-libraries.js';

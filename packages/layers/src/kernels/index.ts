@@ -96,4 +96,4 @@ export function attentionKernel(q: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D, 
 export { WebGpuLlamaStep, GEMV_MAX_ROWS, packBf16, requestDevice, unsupported as webGpuStepUnsupported } from './step/llama-step.js';
 export type { WebGpuLlamaStepOptions, StepSeq, StepResult } from './step/llama-step.js';
 export type { WeightDtype } from './step/wgsl.js';
-export { pinGpuDriverLibraries } from './step/pin-driver-libraries.js';
+export { pinGpuDriverLibraries } from '@weft/core';

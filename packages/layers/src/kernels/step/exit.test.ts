@@ -1,5 +1,5 @@
 /**
- * The exit crash of processes with Dawn in worker threads (see pin-driver-libraries.ts): 50
+ * The exit crash of processes with Dawn in worker threads (see @weft/core's pin-gpu-libraries.ts): 50
  * processes with two Dawn threads each must exit 0 with the loader libraries pinned. A few runs
  * without the pin show whether the crash reproduces on this machine (logged, not asserted).
  */
@@ -32,7 +32,7 @@ describe('processes with Dawn in worker threads exit cleanly', () => {
   // The helper as the child can import it (plain JS).
   const dir = mkdtempSync(join(tmpdir(), 'weft-pin-'));
   const pin = join(dir, 'pin.mjs');
-  writeFileSync(pin, transformSync(readFileSync(fileURLToPath(new URL('./pin-driver-libraries.ts', import.meta.url)), 'utf8'), { loader: 'ts', format: 'esm' }).code);
+  writeFileSync(pin, transformSync(readFileSync(fileURLToPath(new URL('../../../../core/src/pin-gpu-libraries.ts', import.meta.url)), 'utf8'), { loader: 'ts', format: 'esm' }).code);
 
   it('50 runs of two Dawn threads exit 0 with the loader libraries pinned', async () => {
     const without = await runMany(6, {});
