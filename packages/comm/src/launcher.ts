@@ -298,6 +298,15 @@ export class RankPool {
     this.driverMq.close();
   }
 
+  /** Let the process exit while this pool's threads are its only work (an idle engine nobody closed); `ref()` undoes it. */
+  unref(): void {
+    for (const w of this.workers) w.unref();
+  }
+
+  ref(): void {
+    for (const w of this.workers) w.ref();
+  }
+
   /** Workers that have not exited yet. */
   liveWorkers(): number {
     return this.alive.filter(Boolean).length;

@@ -34,5 +34,9 @@ describe.skipIf('missing' in tf)('tensorflow rank threads and process exit', () 
       expect({ ...r, run: i }).toEqual({ status: 0, signal: null, out: JSON.stringify({ ranks: [0, 1], got: [4096 * 64, 4096 * 64] }), run: i });
     }
   });
+  it('an unref()ed idle pool nobody closed lets the process exit 0', async () => {
+    const r = await run(`const pool = await spawnRanks({ parallel: { tp: 2 }, entry, backend: 'tensorflow' });\npool.onMessage((_r, m) => console.log(m));\nawait pool.broadcast({});\nsetTimeout(() => pool.unref(), 500);`);
+    expect(r).toEqual({ status: 0, signal: null, out: `${4096 * 64}\n${4096 * 64}`.replace('\n', ' | ') });
+  });
 });
 if ('missing' in tf) console.log(`SKIPPED (tensorflow exit tests): ${tf.missing}`);
