@@ -52,5 +52,18 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+// The event loop ran dry while the command still waited (a promise nothing will settle, e.g. on unref'd ranks):
+// say so and fail, rather than exit 0 having printed nothing.
+let settled = false;
+process.once('beforeExit', () => {
+  if (settled) return;
+  endOpenLine();
+  process.stderr.write('weft: internal error: the command stopped with its work unfinished (nothing left to wait on); please report it\n');
+  process.exitCode = 70;
+});
+
 // Exit only after stdout has drained: a pipe takes its time, and process.exit would cut the output.
-main(process.argv.slice(2)).then(exitAfterDrain);
+main(process.argv.slice(2)).then((code) => {
+  settled = true;
+  return exitAfterDrain(code);
+});
