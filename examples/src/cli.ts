@@ -34,6 +34,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${COMMAND_HELP[cmd]}\n`);
     return 0;
   }
+  // The command is work in progress until it settles: hold the event loop open for it, whatever the engine
+  // does with its ranks' handles while it looks idle to itself.
+  const keepAlive = setInterval(() => {}, 2 ** 30);
   try {
     return (await run(rest)) ?? 0;
   } catch (e) {
@@ -43,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
     if (rest.includes('--verbose')) process.stderr.write(`${err.stack ?? String(err)}\n`);
     else process.stderr.write(`weft: ${err instanceof WeftError ? err.message : `${err.name}: ${err.message}`}\n`);
     return e instanceof UsageError ? 2 : 1;
+  } finally {
+    clearInterval(keepAlive);
   }
 }
 
