@@ -30,6 +30,12 @@ export interface LLMOptions extends KVSizingOptions {
   dp?: number;
   enableExpertParallel?: boolean;
   backend?: BackendName;
+  /**
+   * webgpu backend: run Llama models at tp 1, pp 1 on weft's own WebGPU step (weights, paged KV and
+   * activations in GPU buffers it owns, one submit per step) instead of tfjs. Default true where the
+   * step supports the model; false forces the tfjs path.
+   */
+  webgpuStep?: boolean;
   /** Collective and rendezvous timeout per blocking wait. */
   timeoutMs?: number;
   /** MoE token exchange under expert parallelism (default allgather). */
@@ -104,7 +110,18 @@ export class LLM {
     }
     const tokenizer = tryLoadTokenizer(modelDir);
     const eos = readEosTokenIds(modelDir, config, tokenizer);
-    const args: RankArgs = { modelDir, architecture, blockSize, trace: opts.trace ?? false, moeDispatch: opts.moeDispatch, mlaKvCache: opts.mlaKvCache };
+    const args: RankArgs = {
+      modelDir,
+      architecture,
+      blockSize,
+      trace: opts.trace ?? false,
+      moeDispatch: opts.moeDispatch,
+      mlaKvCache: opts.mlaKvCache,
+      webgpuStep: opts.webgpuStep ?? true,
+      maxNumBatchedTokens,
+      maxNumSeqs,
+      maxModelLen,
+    };
     const executor = await RankExecutor.start(parallel, args, opts, (ready) =>
       numKvBlocks(opts, { bytesPerBlock: ready.map((r) => r.kvBytesPerBlock), blockSize, maxModelLen, maxNumSeqs }),
     );

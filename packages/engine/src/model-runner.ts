@@ -23,6 +23,7 @@ import {
 import type { DriverMessage, RankMessage, SampledToken, StepSeq } from './protocol.js';
 import { sampleToken, type TokenHistory } from './sampler.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
+import { webGpuStepUnusable, WebGpuStepRunner } from './webgpu-step-runner.js';
 
 export interface RankArgs {
   modelDir: string;
@@ -34,12 +35,25 @@ export interface RankArgs {
   moeDispatch?: 'allgather' | 'alltoall';
   /** MLA models: cache the compressed latent (default) or full per-head K/V. */
   mlaKvCache?: 'latent' | 'full';
+  /** webgpu backend: run weft's own WebGPU Llama step where it supports the model (default true). */
+  webgpuStep?: boolean;
+  /** The engine's limits (the WebGPU step sizes its buffers by them). */
+  maxNumBatchedTokens?: number;
+  maxNumSeqs?: number;
+  maxModelLen?: number;
+}
+
+/** What a rank's loop drives: the tfjs `ModelRunner` or the WebGPU step's runner. */
+export interface RankRunner {
+  initKVCaches(numBlocks: number, blockSize: number): number | Promise<number>;
+  step(msg: StepMsg): Promise<StepResult | null>;
+  dispose(): void;
 }
 
 export type ModelFactory = (dir: string, state: ParallelState, args: RankArgs) => CausalLMRank | Promise<CausalLMRank>;
 
 /** Sampling state of one sequence on the sampling rank. */
-interface SeqState {
+export interface SeqState {
   sampling: SamplingParams;
   history: { prompt: Set<number>; output: Map<number, number> } | null;
 }
@@ -50,16 +64,24 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const tracer = args.trace ? new Tracer(ctx.rank) : null;
   const state = tracer ? traceState(ctx.state, tracer) : ctx.state;
   const model = await createModel(args.modelDir, state, args);
-  const runner = new ModelRunner(model, state, tracer);
+  const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
+  const useStep = !(state.dp.worldSize > 1 && model.needsDpLockstep) && webGpuStepUnusable(args, state) === null;
+  const stepRunner = useStep ? new WebGpuStepRunner(model, state, args, tracer, (m) => loadRankWeights(m, args.modelDir, onProgress)) : null;
+  const runner: RankRunner = stepRunner ?? new ModelRunner(model, state, tracer);
   try {
-    const weights = loadRankWeights(model, args.modelDir, (loaded, total, name) => send({ type: 'progress', rank: ctx.rank, loaded, total, name }));
-    const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-    send({ type: 'ready', rank: ctx.rank, unused: weights.unused, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock });
+    if (stepRunner) {
+      // The step uploads the weights itself at init-kv; the tfjs model's stay unloaded.
+      send({ type: 'ready', rank: ctx.rank, unused: [], weightBytes: stepRunner.weightBytes, backend: tf.getBackend(), kvBytesPerBlock: stepRunner.kvBytesPerBlock(args.blockSize) });
+    } else {
+      const weights = loadRankWeights(model, args.modelDir, onProgress);
+      const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
+      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock });
+    }
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage | undefined;
       if (msg === undefined || msg.type === 'shutdown') break;
       if (msg.type === 'init-kv') {
-        send({ type: 'kv-ready', rank: ctx.rank, kvBytes: runner.initKVCaches(msg.numBlocks, msg.blockSize) });
+        send({ type: 'kv-ready', rank: ctx.rank, kvBytes: await runner.initKVCaches(msg.numBlocks, msg.blockSize) });
         continue;
       }
       const result = await traced(tracer, `step ${msg.stepId}`, 'step', () => runner.step(msg));
@@ -89,11 +111,11 @@ function loadRankWeights(model: CausalLMRank, dir: string, onProgress: (l: numbe
   }
 }
 
-type StepMsg = Extract<DriverMessage, { type: 'step' }>;
-type StepResult = { dpRank: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array } };
+export type StepMsg = Extract<DriverMessage, { type: 'step' }>;
+export type StepResult = { dpRank: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array } };
 
 /** One rank's device state: the model, its paged KV caches, the sampling state of its sequences. */
-export class ModelRunner {
+export class ModelRunner implements RankRunner {
   private caches: PagedKVCache[] = [];
   private blockSize = 16;
   private readonly seqs = new Map<number, SeqState>();
@@ -208,7 +230,7 @@ export class ModelRunner {
   }
 }
 
-function startState(start: NonNullable<StepSeq['start']>): SeqState {
+export function startState(start: NonNullable<StepSeq['start']>): SeqState {
   const sampling = start.sampling;
   if (!usesPenalties(sampling)) return { sampling, history: null };
   const output = new Map<number, number>();

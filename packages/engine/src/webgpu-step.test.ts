@@ -1,0 +1,108 @@
+/**
+ * The engine on weft's own WebGPU Llama step (`backend: 'webgpu'`, tp 1): greedy tokens equal
+ * Hugging Face's greedy path and the wasm backend's; a request alone = in a batch of 4 of different
+ * lengths = chunk-prefilled under a tiny token budget = served from the prefix cache; a seeded
+ * sampled request (sampled on the host from the step's logits) equals wasm; `logits-all` loads the
+ * tfjs model lazily and still matches the fixture. Runs on whatever adapter Dawn finds (Mesa's
+ * OpenGL in CI).
+ */
+import { fileURLToPath } from 'node:url';
+import { compareLogits, loadFixtureCases } from '@weft/layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prompts } from './batching-cases.js';
+import { LLM, type GenerateOutput } from './llm.js';
+
+const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
+const GEN = { maxTokens: 4, ignoreEos: true } as const;
+const LIMITS = { blockSize: 4, maxModelLen: 64, maxNumSeqs: 8, maxNumBatchedTokens: 64, timeoutMs: 60_000 } as const;
+
+describe.each(['llama-tiny', 'llama-mqa-tied-llama3'])('%s on the WebGPU step', (name) => {
+  const dir = fixtureDir(name);
+  const cases = loadFixtureCases(dir);
+  let gpu: LLM;
+  let wasm: LLM;
+  let ps: number[][];
+  const alone: GenerateOutput[] = [];
+
+  beforeAll(async () => {
+    [gpu, wasm] = await Promise.all([LLM.load(dir, { ...LIMITS, backend: 'webgpu' }), LLM.load(dir, { ...LIMITS, backend: 'wasm' })]);
+    // Four prompts of 5, 9, 13 and 23 tokens.
+    ps = [1, 3, 5, 7].map((i) => prompts(gpu.vocabSize)[i]!);
+    await gpu.resetScheduler({ enablePrefixCaching: false });
+    for (const p of ps) alone.push((await gpu.generate([p], GEN))[0]!);
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all([gpu?.close(), wasm?.close()]);
+  });
+
+  it('runs on the step (no tfjs weights loaded) and greedy tokens equal Hugging Face and wasm', async () => {
+    for (const c of cases) {
+      // Every fixture case's greedy margin is above greedyMismatches' 2e-3: the path must match exactly.
+      expect(c.greedy_min_margin).toBeGreaterThanOrEqual(2e-3);
+      const params = { maxTokens: c.greedy.length, ignoreEos: true };
+      const [g] = await gpu.generate([c.input_ids], params);
+      const [w] = await wasm.generate([c.input_ids], params);
+      expect(g!.tokenIds, 'HF greedy').toEqual(c.greedy);
+      expect(g!.tokenIds, 'wasm').toEqual(w!.tokenIds);
+    }
+    // The step owns the weights in its own GPU buffers: the rank's tfjs holds none of them
+    // (only the model's few constant tables), where the wasm rank holds every weight.
+    expect(gpu.tensorCounts.at(-1)!).toBeLessThan(5);
+    expect(wasm.tensorCounts.at(-1)!).toBeGreaterThan(10);
+    const outs = await wasm.generate(ps, GEN);
+    outs.forEach((o, i) => expect(alone[i]!.tokenIds, `prompt ${i} vs wasm`).toEqual(o.tokenIds));
+  });
+
+  it('alone = in a batch of 4 = chunked prefill = prefix cache', async () => {
+    await gpu.resetScheduler({ enablePrefixCaching: false });
+    const batch = await gpu.generate(ps, GEN);
+    batch.forEach((o, i) => expect(o.tokenIds, `batched prompt ${i}`).toEqual(alone[i]!.tokenIds));
+
+    await gpu.resetScheduler({ enablePrefixCaching: false, maxNumBatchedTokens: 5 });
+    const chunked = await gpu.generate([ps[3]!, ps[2]!], GEN);
+    expect(chunked[0]!.tokenIds, 'chunked 23').toEqual(alone[3]!.tokenIds);
+    expect(chunked[1]!.tokenIds, 'chunked 13').toEqual(alone[2]!.tokenIds);
+
+    // Limits raised past what the step was sized for (64 rows): 8 prompts of 88 tokens in one
+    // scheduler step run as several GPU steps, a long prompt split in order.
+    await gpu.resetScheduler({ enablePrefixCaching: false, maxNumBatchedTokens: 2048 });
+    const all = prompts(gpu.vocabSize);
+    const eight = await gpu.generate(all, GEN);
+    [1, 3, 5, 7].forEach((i, k) => expect(eight[i]!.tokenIds, `prompt ${i} of 8`).toEqual(alone[k]!.tokenIds));
+
+    await gpu.resetScheduler({ enablePrefixCaching: true });
+    await gpu.generate([ps[3]!], GEN);
+    const hits = gpu.stats().prefixCacheHits;
+    const [again] = await gpu.generate([ps[3]!], GEN);
+    expect(gpu.stats().prefixCacheHits - hits, 'prompt tokens served from the cache').toBe(20);
+    expect(again!.tokenIds, 'cached prompt').toEqual(alone[3]!.tokenIds);
+    const both = await gpu.generate([ps[3]!, ps[3]!], GEN);
+    both.forEach((o) => expect(o.tokenIds, 'cached prompt, batched').toEqual(alone[3]!.tokenIds));
+    expect(gpu.stats()).toMatchObject({ kvBlocksUsed: 0, running: 0, waiting: 0 });
+  });
+
+  it('seeded sampling, logprobs and returned logits (host sampler on the step logits) equal wasm', async () => {
+    await gpu.resetScheduler({ enablePrefixCaching: false });
+    const sampled = { maxTokens: 6, ignoreEos: true, temperature: 0.9, topP: 0.95, seed: 1234, logprobs: 2, returnLogits: true };
+    // With a greedy request beside it: one step mixes device-argmax and host-sampled rows.
+    const [g, gg] = await gpu.generate([ps[2]!, ps[0]!], [sampled, GEN]);
+    const [w] = await wasm.generate([ps[2]!], sampled);
+    expect(g!.tokenIds).toEqual(w!.tokenIds);
+    expect(gg!.tokenIds).toEqual(alone[0]!.tokenIds);
+    g!.logprobs!.forEach((lp, t) => expect(lp.logprob).toBeCloseTo(w!.logprobs![t]!.logprob, 3));
+    g!.logits!.forEach((row, t) => {
+      const { maxAbs } = compareLogits([row], w!.logits![t]!);
+      expect(maxAbs, `logits of step ${t}`).toBeLessThan(1e-3);
+    });
+  });
+
+  it('logits-all loads the tfjs model lazily and matches the fixture', async () => {
+    const c = cases[0]!;
+    const { maxAbs, relL2 } = compareLogits(await gpu.logits(c.input_ids), c.logits);
+    expect(maxAbs).toBeLessThanOrEqual(1e-3);
+    expect(relL2).toBeLessThanOrEqual(1e-4);
+    // The step keeps serving generate after that.
+    const [o] = await gpu.generate([ps[1]!], GEN);
+    expect(o!.tokenIds).toEqual(alone[1]!.tokenIds);
+  });
+});
