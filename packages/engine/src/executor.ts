@@ -43,6 +43,8 @@ export class RankExecutor {
   private closed = false;
   private readonly failureListeners: ((e: EngineDeadError) => void)[] = [];
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private coreBusy = false;
+  private holds = 0;
   private warnedIdle = false;
 
   private constructor(
@@ -170,6 +172,24 @@ export class RankExecutor {
    * otherwise say, once, that an unclosed engine is what keeps it running.
    */
   setBusy(busy: boolean): void {
+    this.coreBusy = busy;
+    this.applyBusy();
+  }
+
+  /** Keeps the process alive while `fn` waits on the ranks outside the engine loop (full-sequence logits). */
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    this.holds++;
+    this.applyBusy();
+    try {
+      return await fn();
+    } finally {
+      this.holds--;
+      this.applyBusy();
+    }
+  }
+
+  private applyBusy(): void {
+    const busy = this.coreBusy || this.holds > 0;
     const pool = this.pool as RankPoolLike & { ref?: () => void; unref?: () => void };
     if (busy) {
       pool.ref?.();

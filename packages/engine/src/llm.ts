@@ -265,7 +265,7 @@ export class LLM {
     if (seqs.length === 0) return [];
     const replicas = Array.from({ length: this.dp }, (_, d) => seqs.filter((_, i) => i % this.dp === d));
     const step: StepSeq[][] = replicas.map((rs) => rs.map((s) => ({ seqId: s.seqId, tokens: s.tokens, contextLen: 0, blockTable: [], sample: false, tokenIndex: 0 })));
-    const results = await this.executor.step('logits-all', step, replicas.map(() => []));
+    const results = await this.executor.hold(() => this.executor.step('logits-all', step, replicas.map(() => [])));
     const out: Float32Array[][] = [];
     replicas.forEach((rs, d) => {
       // A replica with no prompt this time answers without logits.
