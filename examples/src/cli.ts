@@ -1,4 +1,5 @@
 /** `weft` command-line tool: generate, logits, serve, layout, launch. */
+import { watchParent } from '@weft/comm';
 import { WeftError } from '@weft/core';
 import { UsageError } from './cli/args.js';
 import { generateCommand, layoutCommand, logitsCommand } from './cli/commands.js';
@@ -60,6 +61,16 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 // The event loop ran dry while the command still waited (a promise nothing will settle, e.g. on unref'd ranks):
 // say so and fail, rather than exit 0 having printed nothing.
 let settled = false;
+// Killed parent (a shell, npx): end with it rather than run on alone with busy rank threads. Rank processes
+// of `weft launch` have an IPC channel and their supervisor for that.
+if (!process.channel) {
+  watchParent(() => {
+    endOpenLine();
+    process.stderr.write('weft: the parent process is gone; stopping\n');
+    process.exit(129);
+  });
+}
+
 process.once('beforeExit', () => {
   if (settled) return;
   endOpenLine();

@@ -183,7 +183,7 @@ describe('GGUF writer', () => {
           const m = Math.max(...s);
           const e = s.map((z) => Math.exp(z - m));
           const z = e.reduce((a, b) => a + b, 0);
-          for (let u = 0; u <= t; u++) for (let i = 0; i < hd; i++) o[hh * hd + i] += (e[u]! / z) * v[u]![kv * hd + i]!;
+          for (let u = 0; u <= t; u++) for (let i = 0; i < hd; i++) o[hh * hd + i]! += (e[u]! / z) * v[u]![kv * hd + i]!;
         }
         return o;
       });
