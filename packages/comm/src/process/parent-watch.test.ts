@@ -1,8 +1,16 @@
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { transformSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
-const watch = fileURLToPath(new URL('./parent-watch.ts', import.meta.url));
+// The child runs plain JavaScript (no TypeScript loader in its way): watchParent's source, compiled here.
+const dir = mkdtempSync(join(tmpdir(), 'weft-parent-watch-'));
+const watch = join(dir, 'parent-watch.mjs');
+writeFileSync(watch, transformSync(readFileSync(fileURLToPath(new URL('./parent-watch.ts', import.meta.url)), 'utf8'), { loader: 'ts', format: 'esm' }).code);
+const watchUrl = pathToFileURL(watch).href;
 
 /** Is a pid alive? */
 const alive = (pid: number) => {
@@ -17,10 +25,10 @@ const alive = (pid: number) => {
 describe('watchParent', () => {
   it('a busy grandchild exits soon after its parent is SIGKILLed', async () => {
     // parent (a shell) → child (node, keeps an interval busy and watches its parent); kill the shell.
-    const childSrc = `import(${JSON.stringify(watch)}).then(({ watchParent }) => { watchParent(() => process.exit(7), 100); setInterval(() => {}, 1000); console.log(process.pid); });`;
-    const shell = spawn('sh', ['-c', `"${process.execPath}" --import tsx -e '${childSrc}'; sleep 60`], {
+    const childSrc = `import(${JSON.stringify(watchUrl)}).then(({ watchParent }) => { watchParent(() => process.exit(7), 100); setInterval(() => {}, 1000); console.log(process.pid); });`;
+    const shell = spawn('sh', ['-c', `"${process.execPath}" --input-type=module -e '${childSrc}'; sleep 60`], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_CHANNEL_FD: undefined, NODE_CHANNEL_SERIALIZATION_MODE: undefined },
+      env: { ...process.env, NODE_CHANNEL_FD: undefined, NODE_CHANNEL_SERIALIZATION_MODE: undefined, NODE_OPTIONS: undefined },
     });
     let out = '';
     shell.stderr.on('data', (d: Buffer) => (out += d));
