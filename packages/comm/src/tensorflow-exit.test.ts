@@ -35,7 +35,7 @@ describe.skipIf('missing' in tf)('tensorflow rank threads and process exit', () 
     }
   });
   it('an unref()ed idle pool nobody closed lets the process exit 0', async () => {
-    const r = await run(`const pool = await spawnRanks({ parallel: { tp: 2 }, entry, backend: 'tensorflow' });\npool.onMessage((_r, m) => console.log(m));\nawait pool.broadcast({});\nsetTimeout(() => pool.unref(), 500);`);
+    const r = await run(`const pool = await spawnRanks({ parallel: { tp: 2 }, entry, backend: 'tensorflow' });\npool.onMessage((_r, m) => console.log(String(m)));\nawait pool.broadcast({});\nsetTimeout(() => pool.unref(), 500);`);
     expect({ status: r.status, signal: r.signal, lines: r.out.split(' | ').map((l) => l.trim()) }).toEqual({ status: 0, signal: null, lines: [String(4096 * 64), String(4096 * 64)] });
   });
 });

@@ -20,7 +20,7 @@ function run(body: string): Promise<{ code: number | null; out: string }> {
 
 describe('an idle engine and the process', () => {
   it('full-sequence logits complete although nothing else keeps the process alive; never closing exits 0', async () => {
-    const r = await run(`await new Promise((r) => setTimeout(r, 200));\nconst rows = await llm.logits([1, 2, 3]);\nconsole.log(rows.length);\nconst [g] = await llm.generate([[1, 2, 3]], { maxTokens: 3, ignoreEos: true });\nconsole.log(g.tokenIds.length);`);
+    const r = await run(`await new Promise((r) => setTimeout(r, 200));\nconst rows = await llm.logits([1, 2, 3]);\nconsole.log(String(rows.length));\nconst [g] = await llm.generate([[1, 2, 3]], { maxTokens: 3, ignoreEos: true });\nconsole.log(String(g.tokenIds.length));`);
     expect(r).toEqual({ code: 0, out: '3\n3' });
   });
 });
