@@ -104,6 +104,6 @@ NODE_GYP="$(dirname "$(dirname "$(command -v npm)")")/lib/node_modules/npm/node_
 (cd "$DEST" && node "$NODE_GYP" rebuild --loglevel=error --module_name=tfjs_binding --module_path="$PWD/lib/napi-v8" \
   --napi_build_version=8 >build.log 2>&1) || { tail -20 "$DEST/build.log" >&2; die "the addon build failed (log: $DEST/build.log)"; }
 rm -rf "$DEST/build"
-version="$(cd "$DEST" && TF_CPP_MIN_LOG_LEVEL=3 node -e "console.log(require('./lib/napi-v8/tfjs_binding.node').TF_Version)")" ||
+version="$(cd "$DEST" && TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0 node -e "console.log(require('./lib/napi-v8/tfjs_binding.node').TF_Version)")" ||
   die "the addon was built but does not load"
 say "$PKG@$TFJS_VERSION built on TensorFlow $version ($DEST)"
