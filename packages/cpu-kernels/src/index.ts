@@ -1,0 +1,22 @@
+export { QK, type Q8_0Weight, type Q4_0Weight } from './formats.js';
+export { fp32ToFp16, fp16ToFp32, fp32ToBf16, bf16ToFp32, toBf16, fromBf16 } from './fp16.js';
+export {
+  quantizeQ8_0,
+  quantizeQ4_0,
+  dequantizeQ8_0,
+  dequantizeQ4_0,
+  quantizeActivationsQ8_0,
+  roundTripActivationsQ8_0,
+  type Q8_0Activations,
+} from './quantize.js';
+export {
+  cpuKernels,
+  availableIsas,
+  kernelInfo,
+  gemmQ8_0,
+  gemmQ4_0,
+  gemmBf16,
+  type CpuKernels,
+  type CpuKernelsOptions,
+  type KernelInfo,
+} from './kernels.js';
