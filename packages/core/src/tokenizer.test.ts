@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.js';
-import { loadTokenizer } from './tokenizer.js';
+import { loadTokenizer, loadTokenizerIfPresent, readTokenizerSpec } from './tokenizer.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures', import.meta.url));
 const CODE_MODEL = fileURLToPath(new URL('../../../models/weft-tiny-code', import.meta.url));
@@ -102,5 +102,44 @@ describe('loadTokenizer configuration', () => {
     fs.rmSync(path.join(dir, 'tokenizer.json'));
     expect(() => loadTokenizer(dir)).toThrow(/tokenizer\.json: tokenizer file not found/);
     fs.rmSync(dir, { recursive: true });
+  });
+
+  it('loadTokenizerIfPresent: null without tokenizer.json; a broken tokenizer.json, tokenizer_config.json or generation_config.json is an error naming it', () => {
+    const dir = modelDir({});
+    expect(loadTokenizerIfPresent(dir)).not.toBeNull();
+    for (const name of ['tokenizer_config.json', 'generation_config.json']) {
+      fs.writeFileSync(path.join(dir, name), '{"eos_token": ');
+      expect(() => loadTokenizerIfPresent(dir), name).toThrow(new RegExp(`${name.replace('.', '\\.')}: cannot read JSON`));
+      fs.writeFileSync(path.join(dir, name), '[1, 2]');
+      expect(() => loadTokenizerIfPresent(dir), name).toThrow(new RegExp(`${name.replace('.', '\\.')}: expected a JSON object`));
+      fs.rmSync(path.join(dir, name));
+    }
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": {"type": "BPE", "vocab": 7}}');
+    expect(() => loadTokenizerIfPresent(dir)).toThrow(/tokenizer\.json: cannot build tokenizer/);
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), '');
+    expect(() => loadTokenizerIfPresent(dir)).toThrow(/tokenizer\.json: cannot read JSON/);
+    fs.rmSync(path.join(dir, 'tokenizer.json'));
+    expect(loadTokenizerIfPresent(dir)).toBeNull();
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('maxTokenBytes and readTokenizerSpec', () => {
+  it('no token of weft-tiny-code decodes to more bytes than maxTokenBytes', () => {
+    const tok = loadTokenizer(CODE_MODEL);
+    let longest = 0;
+    for (let id = 0; id < tok.vocabSize; id++) longest = Math.max(longest, Buffer.byteLength(tok.decode([id])));
+    expect(longest).toBeGreaterThan(1);
+    expect(tok.maxTokenBytes).toBeGreaterThanOrEqual(longest);
+    // So a text of more than maxTokenBytes × N bytes cannot be N tokens or fewer.
+    const text = 'def fibonacci(n):\n    return n\n'.repeat(40);
+    expect(tok.encode(text).length * tok.maxTokenBytes).toBeGreaterThanOrEqual(Buffer.byteLength(text));
+  });
+
+  it('the spec builds the same tokenizer in a module of its own', async () => {
+    const spec = readTokenizerSpec(CODE_MODEL);
+    const mod = (await import(spec.module)) as { Tokenizer: new (j: unknown, o: unknown) => { encode(t: string): { ids: number[] } } };
+    const text = 'class Tensor(a , b):\n\treturn  x';
+    expect(new mod.Tokenizer(spec.json, spec.options).encode(text).ids).toEqual(loadTokenizer(CODE_MODEL).encode(text));
   });
 });

@@ -4,6 +4,7 @@
  * engine never touches the tokenizer library directly.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ConfigError, WeftError } from './errors.js';
@@ -25,23 +26,52 @@ export interface Tokenizer {
   decode(ids: readonly number[], options?: DecodeOptions): string;
   /** One more than the largest token id, added tokens included. */
   readonly vocabSize: number;
+  /** At most this many bytes of text become one token: a text longer than this × N bytes has more than N tokens. */
+  readonly maxTokenBytes: number;
   readonly bosTokenId?: number;
   /** Every id that ends generation: tokenizer_config's eos_token plus generation_config's eos_token_id. */
   readonly eosTokenIds: number[];
 }
 
+/**
+ * What builds a directory's tokenizer, as plain data: the parsed tokenizer.json
+ * and the options the library gets. A worker thread given this (and `module`,
+ * the library's entry) builds the same tokenizer `loadTokenizer` does.
+ */
+export interface TokenizerSpec {
+  module: string;
+  json: Record<string, unknown>;
+  options: Record<string, unknown>;
+}
+
+/** Read a model directory's tokenizer files; each unreadable or malformed file is an error naming it. */
+export function readTokenizerSpec(dir: string): TokenizerSpec {
+  const tokenizerJson = readJson(path.join(dir, 'tokenizer.json'), true)!;
+  const config = readJson(path.join(dir, 'tokenizer_config.json'), false) ?? {};
+  // The library cleans up spaces before punctuation unless told not to, which
+  // corrupts code ("f(a , b)" -> "f(a, b)"); transformers only does so when the config asks.
+  return { module: createRequire(import.meta.url).resolve('@huggingface/tokenizers'), json: tokenizerJson, options: { ...config, clean_up_tokenization_spaces: config['clean_up_tokenization_spaces'] === true } };
+}
+
+/**
+ * The tokenizer of a directory, or null when it has no tokenizer.json. A tokenizer.json,
+ * tokenizer_config.json or generation_config.json that is there but broken is an error naming the file,
+ * never a silent "no tokenizer".
+ */
+export function loadTokenizerIfPresent(dir: string): Tokenizer | null {
+  return fs.existsSync(path.join(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
+}
+
 /** Load the tokenizer of a Hugging Face model directory. */
 export function loadTokenizer(dir: string): Tokenizer {
-  const tokenizerJson = readJson(path.join(dir, 'tokenizer.json'), true);
-  const config = readJson(path.join(dir, 'tokenizer_config.json'), false) ?? {};
+  const spec = readTokenizerSpec(dir);
+  const config = spec.options;
   const generation = readJson(path.join(dir, 'generation_config.json'), false) ?? {};
   const configFile = path.join(dir, 'tokenizer_config.json');
 
   let hf: HfTokenizer;
   try {
-    // The library cleans up spaces before punctuation unless told not to, which
-    // corrupts code ("f(a , b)" -> "f(a, b)"); transformers only does so when the config asks.
-    hf = new HfTokenizer(tokenizerJson, { ...config, clean_up_tokenization_spaces: config['clean_up_tokenization_spaces'] === true });
+    hf = new HfTokenizer(spec.json, config);
   } catch (cause) {
     throw new ConfigError(`${path.join(dir, 'tokenizer.json')}: cannot build tokenizer (${(cause as Error).message})`, { cause });
   }
@@ -60,10 +90,17 @@ export function loadTokenizer(dir: string): Tokenizer {
   for (const id of generationIds(generation['eos_token_id'])) eos.add(id);
 
   let vocabSize = 0;
-  for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  // An upper bound on the bytes one token stands for: a token's string is never shorter in UTF-8 than
+  // the text it decodes to (byte-level BPE writes each byte as one or two UTF-8 bytes, ▁ is three for one space).
+  let maxTokenBytes = 1;
+  for (const [token, id] of hf.get_vocab(true)) {
+    vocabSize = Math.max(vocabSize, id + 1);
+    maxTokenBytes = Math.max(maxTokenBytes, Buffer.byteLength(token));
+  }
 
   return {
     vocabSize,
+    maxTokenBytes,
     bosTokenId: idOf('bos_token'),
     eosTokenIds: [...eos],
     encode(text, options = {}) {
