@@ -100,10 +100,13 @@ export function validateMetadata(meta: AttentionMetadata, expectedTokens?: numbe
 
 /**
  * Throws unless every sequence's block table covers its positions
- * `0 .. contextLen + queryLen − 1` with ids in `[0, numBlocks)`.
+ * `0 .. contextLen + queryLen − 1` with ids in `[0, numBlocks)`. With a
+ * sliding window, blocks wholly before the first query's window are never
+ * read and may be anything (the engine frees them: −1).
  */
-export function validateBlockTables(meta: AttentionMetadata, numBlocks: number): void {
+export function validateBlockTables(meta: AttentionMetadata, numBlocks: number, slidingWindow: number | null = null): void {
   for (const s of meta.seqs) {
+    const firstRead = slidingWindow === null ? 0 : Math.floor(Math.max(0, s.contextLen - slidingWindow + 1) / meta.blockSize);
     const need = Math.ceil((s.contextLen + s.queryLen) / meta.blockSize);
     if (s.blockTable.length < need) {
       throw new ConfigError(
@@ -111,7 +114,7 @@ export function validateBlockTables(meta: AttentionMetadata, numBlocks: number):
           `but its block table has ${s.blockTable.length}`,
       );
     }
-    for (let b = 0; b < need; b++) {
+    for (let b = firstRead; b < need; b++) {
       const id = s.blockTable[b]!;
       if (!Number.isInteger(id) || id < 0 || id >= numBlocks) {
         throw new ConfigError(`attention metadata: sequence ${s.seqId} block ${b} is ${id}, outside the pool of ${numBlocks} blocks`);

@@ -36,17 +36,21 @@ interface Dims {
  * HF eager attention of one sequence, dense: q `[L, H·D]` at positions
  * `ctx ..` against all its keys `[N, Hk·D]`, values `[N, Hk·Dv]` → `[L, H·Dv]`.
  */
-async function denseAttention(q: Float32Array, k: Float32Array, v: Float32Array, L: number, ctx: number, d: Dims, scale: number): Promise<Float32Array> {
+async function denseAttention(q: Float32Array, k: Float32Array, v: Float32Array, L: number, ctx: number, d: Dims, scale: number, o: WindowOpts = {}): Promise<Float32Array> {
   const N = ctx + L;
   const out = tf.tidy(() => {
     const repeat = tf.tensor1d(Array.from({ length: d.H }, (_, h) => Math.floor(h / (d.H / d.Hk))), 'int32');
     const qh = tf.transpose(tf.tensor3d(q, [L, d.H, d.D]), [1, 0, 2]);
     const kh = tf.gather(tf.transpose(tf.tensor3d(k, [N, d.Hk, d.D]), [1, 0, 2]), repeat);
     const vh = tf.gather(tf.transpose(tf.tensor3d(v, [N, d.Hk, d.Dv]), [1, 0, 2]), repeat);
-    const scores = tf.mul(tf.matMul(qh, kh, false, true), scale);
+    let scores = tf.mul(tf.matMul(qh, kh, false, true), scale);
+    // Gemma 2: cap · tanh(scores / cap) before the mask.
+    if (o.logitsSoftCap) scores = tf.mul(tf.tanh(tf.div(scores, o.logitsSoftCap)), o.logitsSoftCap);
     const rows = tf.reshape(tf.range(ctx, N, 1, 'int32'), [L, 1]);
     const cols = tf.reshape(tf.range(0, N, 1, 'int32'), [1, N]);
-    const masked = tf.where(tf.greater(cols, rows), tf.fill([L, N], -Infinity), tf.zeros([L, N]));
+    // HF's sliding_window_overlay: key j is seen from query i iff j > i − window.
+    const outside = o.slidingWindow ? tf.logicalOr(tf.greater(cols, rows), tf.lessEqual(cols, tf.sub(rows, o.slidingWindow))) : tf.greater(cols, rows);
+    const masked = tf.where(outside, tf.fill([L, N], -Infinity), tf.zeros([L, N]));
     const probs = tf.softmax(tf.add(scores, masked));
     return tf.reshape(tf.transpose(tf.matMul(probs, vh), [1, 0, 2]), [L, d.H * d.Dv]);
   });
@@ -73,6 +77,11 @@ function shuffledBlocks(n: number, seed: number): number[] {
   return ids;
 }
 
+interface WindowOpts {
+  slidingWindow?: number | null;
+  logitsSoftCap?: number | null;
+}
+
 interface SeqSpec {
   seqId: number;
   contextLen: number;
@@ -95,7 +104,7 @@ interface SeqData {
  * the new tokens of all sequences go through one `forward`. Returns the
  * output and the dense reference, row for row.
  */
-async function pagedStep(d: Dims, blockSize: number, specs: SeqSpec[], seed: number, chunking: { maxScoreElements?: number; queryChunk?: number } = {}) {
+async function pagedStep(d: Dims, blockSize: number, specs: SeqSpec[], seed: number, chunking: { maxScoreElements?: number; queryChunk?: number } & WindowOpts = {}) {
   const r = rng(seed);
   const scale = 1 / Math.sqrt(d.D);
   const vw = d.prefix ? d.D : d.Dv; // V is read from K's first Dv dims; generate K only.
@@ -125,8 +134,11 @@ async function pagedStep(d: Dims, blockSize: number, specs: SeqSpec[], seed: num
     cache.write(slots, k.slice(shared * d.Hk * d.D, s.contextLen * d.Hk * d.D), d.prefix ? null : v.slice(shared * d.Hk * vw, s.contextLen * d.Hk * vw));
     data.set(s.seqId, { k, v, q, table });
   });
+  // With a window, blocks wholly before the first query's window are freed by the engine: −1, which a read would reject.
+  const W = chunking.slidingWindow ?? null;
+  const freedBefore = (s: SeqSpec) => (W === null ? 0 : Math.floor(Math.max(0, s.contextLen - W + 1) / blockSize));
   const meta = buildAttentionMetadata(
-    specs.map((s) => ({ seqId: s.seqId, queryLen: s.queryLen, contextLen: s.contextLen, blockTable: data.get(s.seqId)!.table })),
+    specs.map((s) => ({ seqId: s.seqId, queryLen: s.queryLen, contextLen: s.contextLen, blockTable: data.get(s.seqId)!.table.map((b, i) => (i < freedBefore(s) ? -1 : b)) })),
     blockSize,
   );
   const T = specs.reduce((n, s) => n + s.queryLen, 0);
@@ -152,7 +164,7 @@ async function pagedStep(d: Dims, blockSize: number, specs: SeqSpec[], seed: num
     const x = data.get(s.seqId)!;
     const N = s.contextLen + s.queryLen;
     const values = d.prefix ? Float32Array.from({ length: N * d.Hk * d.Dv }, (_, i) => x.k[Math.floor(i / d.Dv) * d.D + (i % d.Dv)]!) : x.v;
-    want.set(await denseAttention(x.q, x.k, values, s.queryLen, s.contextLen, d, scale), s.start * d.H * d.Dv);
+    want.set(await denseAttention(x.q, x.k, values, s.queryLen, s.contextLen, d, scale, chunking), s.start * d.H * d.Dv);
   }
   cache.dispose();
   return { got, want, meta };
@@ -243,6 +255,34 @@ describe.each(BACKENDS)('paged attention on $backend (weft kernels: $kernels)', 
       const { got, want } = await pagedStep(d, 3, specs, 2, chunking);
       expect(maxAbsDiff(got, want)).toBeLessThan(TOL);
     }
+  });
+
+  describe.each([
+    ['window 5', { slidingWindow: 5 }],
+    ['window 1', { slidingWindow: 1 }],
+    ['window 12, soft-cap 0.7', { slidingWindow: 12, logitsSoftCap: 0.7 }],
+    ['soft-cap 2 only', { logitsSoftCap: 2 }],
+  ] as Array<[string, WindowOpts]>)('%s', (_name, win) => {
+    it.each([1, 3, 16])('mixed batch over shuffled blocks of %i, blocks before the window freed, equals dense attention', async (blockSize) => {
+      for (const d of [SHAPES[1]![1], SHAPES[5]![1]]) {
+        const { got, want } = await pagedStep(d, blockSize, MIXED, 300 + blockSize, win);
+        expect(maxAbsDiff(got, want)).toBeLessThan(TOL);
+      }
+    });
+
+    it('in query chunks and decode sub-batches', async () => {
+      const d = { H: 4, Hk: 2, D: 8, Dv: 8 };
+      const specs: SeqSpec[] = [
+        { seqId: 1, contextLen: 13, queryLen: 19 },
+        { seqId: 2, contextLen: 0, queryLen: 17 },
+        { seqId: 3, contextLen: 9, queryLen: 1 },
+        { seqId: 4, contextLen: 30, queryLen: 1 },
+      ];
+      for (const chunking of [{ maxScoreElements: 1 }, { maxScoreElements: 4 * 31 * 2 }, { queryChunk: 4 }, {}]) {
+        const { got, want } = await pagedStep(d, 3, specs, 4, { ...chunking, ...win });
+        expect(maxAbsDiff(got, want)).toBeLessThan(TOL);
+      }
+    });
   });
 
   it('prefill, chunked prefill and decodes through forward alone equal the uncached full-sequence forward', async () => {
@@ -342,11 +382,19 @@ describe.each(BACKENDS)('paged attention on $backend (weft kernels: $kernels)', 
     await expect(run(buildAttentionMetadata([{ seqId: 1, queryLen: 1, blockTable: [0] }], 2), other)).rejects.toThrow(/the cache is for .*"numKvHeads":1.*the layer needs .*"numKvHeads":2/);
     const mla = new Attention({ numHeads: 4, numKvHeads: 1, headDim: 12, vHeadDim: 8, scale: 1, valueIsKeyPrefix: true });
     await expect(mla.forward(tf.ones([1, 48]), tf.ones([1, 12]), tf.ones([1, 8]), buildAttentionMetadata([{ seqId: 1, queryLen: 1 }]), null)).rejects.toThrow(/v must be null/);
-    // Nothing was written by the rejected steps.
+    // Nothing was written by the rejected steps (the windowed one that ran wrote block 0).
+    cache.write([0, 1], new Float32Array(32), new Float32Array(32));
     const seen = new Float32Array(4 * 2 * 2 * 8);
     cache.gatherTokenMajor('key', [0, 1, 2, 3], 8, seen);
     expect(seen.every((x) => x === 0)).toBe(true);
     expect(() => new Attention({ numHeads: 6, numKvHeads: 4, headDim: 8, scale: 1 })).toThrow(/num_heads=6 is not divisible by num_kv_heads=4/);
+    expect(() => new Attention({ numHeads: 4, numKvHeads: 2, headDim: 8, scale: 1, slidingWindow: 0 })).toThrow(/slidingWindow must be a positive integer or null, got 0/);
+    expect(() => new Attention({ numHeads: 4, numKvHeads: 2, headDim: 8, scale: 1, logitsSoftCap: -1 })).toThrow(/logitsSoftCap must be a positive number or null, got -1/);
+    // A window reads no block before it; every block inside it must be valid.
+    const win = new Attention({ numHeads: d.H, numKvHeads: d.Hk, headDim: d.D, scale: 1, slidingWindow: 2 });
+    await expect(win.forward(q, k, v, buildAttentionMetadata([{ seqId: 1, queryLen: 1, contextLen: 5, blockTable: [-1, -1, 0] }], 2), cache)).resolves.toBeDefined();
+    await expect(win.forward(q, k, v, buildAttentionMetadata([{ seqId: 1, queryLen: 1, contextLen: 5, blockTable: [-1, -1, -1] }], 2), cache)).rejects.toThrow(/block 2 is -1, outside the pool/);
+    await expect(win.forward(q, k, v, buildAttentionMetadata([{ seqId: 1, queryLen: 1, contextLen: 4, blockTable: [-1, -1, 0] }], 2), cache)).rejects.toThrow(/block 1 is -1, outside the pool/);
     tf.dispose([q, k, v]);
     cache.dispose();
     other.dispose();

@@ -47,6 +47,22 @@ export interface AttentionOptions {
    * triangle: a 512-token prefill runs ~1.7× faster on wasm than in one block.
    */
   queryChunk?: number;
+  /**
+   * Sliding-window attention (Mistral, Qwen2, Gemma 2's local layers): a
+   * query at position p sees keys at positions `p − slidingWindow < j ≤ p`,
+   * i.e. the last `slidingWindow` tokens, itself included (HF's
+   * `sliding_window_overlay`: `kv_idx > q_idx − sliding_window`; vLLM's
+   * FlashAttention `window_size = (sliding_window − 1, 0)`). Null or absent:
+   * global attention. Only the window is read from the cache, so blocks
+   * wholly before it may be freed (block-table entries of −1).
+   */
+  slidingWindow?: number | null;
+  /**
+   * Attention-logit soft-capping (Gemma 2's `attn_logit_softcapping`):
+   * scores = cap · tanh(scores / cap), after the scale, before the mask and
+   * softmax. Null or absent: none.
+   */
+  logitsSoftCap?: number | null;
 }
 
 /** Added to masked scores: effectively −∞ after softmax, but finite, because WebGPU shaders may not handle infinities. */
@@ -78,6 +94,9 @@ export class Attention {
   readonly scale: number;
   /** Query heads per KV head. */
   readonly groups: number;
+  /** Keys a query sees, itself included; null: all before it. */
+  readonly slidingWindow: number | null;
+  readonly logitsSoftCap: number | null;
   private readonly maxScoreElements: number;
   private readonly queryChunk: number;
 
@@ -95,11 +114,24 @@ export class Attention {
     this.maxScoreElements = opts.maxScoreElements ?? 1 << 24;
     this.queryChunk = opts.queryChunk ?? 128;
     if (!(this.scale > 0)) throw new ConfigError(`attention scale must be positive, got ${this.scale}`);
+    this.slidingWindow = opts.slidingWindow ?? null;
+    if (this.slidingWindow !== null && !(Number.isInteger(this.slidingWindow) && this.slidingWindow >= 1)) {
+      throw new ConfigError(`attention: slidingWindow must be a positive integer or null, got ${this.slidingWindow}`);
+    }
+    this.logitsSoftCap = opts.logitsSoftCap ?? null;
+    if (this.logitsSoftCap !== null && !(this.logitsSoftCap > 0 && Number.isFinite(this.logitsSoftCap))) {
+      throw new ConfigError(`attention: logitsSoftCap must be a positive number or null, got ${this.logitsSoftCap}`);
+    }
+  }
+
+  /** The first key position a query at `pos` sees. */
+  firstVisible(pos: number): number {
+    return this.slidingWindow === null ? 0 : Math.max(0, pos - this.slidingWindow + 1);
   }
 
   /** What this layer keeps per token in a paged KV cache. */
   get kvCacheSpec(): KVCacheSpec {
-    return { numKvHeads: this.numKvHeads, headDim: this.headDim, vHeadDim: this.vHeadDim, valueIsKeyPrefix: this.valueIsKeyPrefix };
+    return { numKvHeads: this.numKvHeads, headDim: this.headDim, vHeadDim: this.vHeadDim, valueIsKeyPrefix: this.valueIsKeyPrefix, slidingWindow: this.slidingWindow };
   }
 
   /**
@@ -149,14 +181,16 @@ export class Attention {
       const L = s.queryLen;
       let kAll: tf.Tensor3D;
       let vAll: tf.Tensor3D;
+      // Keys before the first query's window are never read (their blocks may be freed).
+      const kvStart = s.contextLen === 0 ? 0 : this.firstVisible(s.contextLen);
       if (s.contextLen === 0) {
         // Nothing cached before this step: the keys are exactly the new rows.
         kAll = tf.reshape(rowsOf(k, s), [L, this.numKvHeads, this.headDim]);
         vAll = v ? tf.reshape(rowsOf(v, s), [L, this.numKvHeads, this.vHeadDim]) : tf.zeros([L, this.numKvHeads, 0]);
       } else {
-        [kAll, vAll] = this.readContext(cache!, s.blockTable, s.contextLen + L);
+        [kAll, vAll] = this.readContext(cache!, s.blockTable, kvStart, s.contextLen + L);
       }
-      parts.push({ rows: Array.from({ length: L }, (_, i) => s.start + i), out: this.attendSequence(rowsOf(q, s), kAll, vAll, s.contextLen) });
+      parts.push({ rows: Array.from({ length: L }, (_, i) => s.start + i), out: this.attendSequence(rowsOf(q, s), kAll, vAll, s.contextLen, kvStart) });
     }
     if (parts.length === 1) return parts[0]!.out;
     const out = tf.concat(parts.map((p) => p.out), 0) as tf.Tensor2D;
@@ -167,32 +201,42 @@ export class Attention {
     return order.every((x, i) => x === i) ? out : (tf.gather(out, order) as tf.Tensor2D);
   }
 
-  /** One sequence's positions `0 .. n − 1` from the cache, token-major `[n, Hk, ·]` as attendSequence takes them. */
-  private readContext(cache: PagedKVCache, blockTable: number[], n: number): [tf.Tensor3D, tf.Tensor3D] {
+  /** One sequence's positions `start .. end − 1` from the cache, token-major `[end − start, Hk, ·]` as attendSequence takes them. */
+  private readContext(cache: PagedKVCache, blockTable: number[], start: number, end: number): [tf.Tensor3D, tf.Tensor3D] {
     const { numKvHeads: Hk, headDim: D, vHeadDim: Dv } = this;
+    const n = end - start;
     const kBuf = stagingBuffer(0, n * Hk * D);
-    cache.gatherTokenMajor('key', blockTable, n, kBuf);
+    cache.gatherTokenMajor('key', blockTable, end, kBuf, start);
     if (this.valueIsKeyPrefix) return [tf.tensor3d(kBuf, [n, Hk, D]), tf.zeros([n, Hk, 0])];
     const vBuf = stagingBuffer(1, n * Hk * Dv);
-    cache.gatherTokenMajor('value', blockTable, n, vBuf);
+    cache.gatherTokenMajor('value', blockTable, end, vBuf, start);
     return [tf.tensor3d(kBuf, [n, Hk, D]), tf.tensor3d(vBuf, [n, Hk, Dv])];
+  }
+
+  /** `scale · q·kᵀ`, soft-capped when the layer caps logits. */
+  private scores(qh: tf.Tensor3D, kh: tf.Tensor3D): tf.Tensor3D {
+    const s = tf.mul(tf.matMul(qh, kh, false, true), this.scale) as tf.Tensor3D;
+    const cap = this.logitsSoftCap;
+    return cap === null ? s : (tf.mul(tf.tanh(tf.div(s, cap)), cap) as tf.Tensor3D);
   }
 
   /**
    * Decodes (one query each, at position contextLen) of B sequences in one
-   * batched matmul: each context gathered from the cache head-major into
-   * `[B·Hk, Nmax, ·]`, padded to the longest and masked past its own length.
+   * batched matmul: each context (its window's keys only, with a sliding
+   * window) gathered from the cache head-major into `[B·Hk, Nmax, ·]`, padded
+   * to the longest and masked past its own length.
    */
   private attendDecodes(q: tf.Tensor2D, seqs: SeqMetadata[], cache: PagedKVCache): tf.Tensor2D {
     const B = seqs.length;
     const { numKvHeads: Hk, groups: G, headDim: D, vHeadDim: Dv } = this;
-    const lens = seqs.map((s) => s.contextLen + 1);
+    const starts = seqs.map((s) => this.firstVisible(s.contextLen));
+    const lens = seqs.map((s, b) => s.contextLen + 1 - starts[b]!);
     const N = Math.max(...lens);
     // Each sequence's rows [Hk, N, ·] from the cache, zeros past its length (masked below; a reused buffer holds old rows there).
     const gather = (which: 'key' | 'value', slot: number, width: number): tf.Tensor3D => {
       const buf = stagingBuffer(slot, B * Hk * N * width);
       seqs.forEach((s, b) => {
-        cache.gatherHeadMajor(which, s.blockTable, lens[b]!, buf, b * Hk * N * width, N);
+        cache.gatherHeadMajor(which, s.blockTable, s.contextLen + 1, buf, b * Hk * N * width, N, starts[b]!);
         if (lens[b]! < N) for (let h = 0; h < Hk; h++) buf.fill(0, ((b * Hk + h) * N + lens[b]!) * width, (b * Hk + h + 1) * N * width);
       });
       return tf.tensor3d(buf, [B * Hk, N, width]);
@@ -201,7 +245,7 @@ export class Attention {
     const vh = this.valueIsKeyPrefix ? tf.slice(kh, [0, 0, 0], [-1, -1, Dv]) : gather('value', 1, Dv);
     // [B, Hk·G·D] → [B·Hk, G, D]: the G query heads of one KV head are the rows of one matmul.
     const qh = tf.reshape(q, [B * Hk, G, D]);
-    let scores: tf.Tensor = tf.mul(tf.matMul(qh, kh, false, true), this.scale); // [B·Hk, G, N]
+    let scores: tf.Tensor = this.scores(qh as tf.Tensor3D, kh); // [B·Hk, G, N]
     if (lens.some((n) => n < N)) {
       const mask = new Float32Array(B * N);
       lens.forEach((n, b) => mask.fill(MASKED, b * N + n, (b + 1) * N));
@@ -212,8 +256,11 @@ export class Attention {
     return tf.reshape(tf.matMul(probs, vh), [B, Hk * G * Dv]);
   }
 
-  /** One sequence: q `[L, H·D]` against all its keys `[ctx + L, Hk, D]` → `[L, H·Dv]`. */
-  private attendSequence(q: tf.Tensor2D, kAll: tf.Tensor3D, vAll: tf.Tensor3D, contextLen: number): tf.Tensor2D {
+  /**
+   * One sequence: q `[L, H·D]` (positions `contextLen ..`) against its keys
+   * `[N, Hk, D]` at positions `kvStart .. kvStart + N − 1` → `[L, H·Dv]`.
+   */
+  private attendSequence(q: tf.Tensor2D, kAll: tf.Tensor3D, vAll: tf.Tensor3D, contextLen: number, kvStart: number): tf.Tensor2D {
     const L = q.shape[0];
     const N = kAll.shape[0];
     const fused = attentionKernel(q, kAll, vAll, {
@@ -223,38 +270,51 @@ export class Attention {
       vHeadDim: this.vHeadDim,
       valueIsKeyPrefix: this.valueIsKeyPrefix,
       scale: this.scale,
-      firstPos: contextLen,
+      // Positions relative to the first key read: the window is a difference of positions.
+      firstPos: contextLen - kvStart,
+      slidingWindow: this.slidingWindow ?? 0,
+      softCap: this.logitsSoftCap ?? 0,
     });
     if (fused) return fused;
     const kh = tf.transpose(kAll, [1, 0, 2]); // [Hk, N, D]
     const vh = this.valueIsKeyPrefix ? tf.slice(kh, [0, 0, 0], [-1, -1, this.vHeadDim]) : tf.transpose(vAll, [1, 0, 2]); // [Hk, N, Dv]
-    const chunk = Math.max(1, Math.min(this.queryChunk, Math.floor(this.maxScoreElements / (this.numHeads * N))));
+    const W = this.slidingWindow;
+    // A chunk's keys: at most the window plus its queries (every key without a window).
+    const keysPerQuery = W === null ? N : W;
+    const chunk = Math.max(1, Math.min(this.queryChunk, Math.floor(this.maxScoreElements / (this.numHeads * Math.min(N, keysPerQuery + this.queryChunk)))));
     const outs: tf.Tensor2D[] = [];
     for (let i0 = 0; i0 < L; i0 += chunk) {
       const i1 = Math.min(L, i0 + chunk);
-      // Causality: no query in [i0, i1) sees past key contextLen + i1 − 1.
-      const visible = contextLen + i1;
+      // Causality: no query in [i0, i1) sees past key contextLen + i1 − 1, nor (window) before its first query's window.
+      const hi = contextLen + i1 - kvStart;
+      const lo = this.firstVisible(contextLen + i0) - kvStart;
       const qc = i0 === 0 && i1 === L ? q : tf.slice(q, [i0, 0], [i1 - i0, -1]);
-      const kc = visible === N ? kh : tf.slice(kh, [0, 0, 0], [-1, visible, -1]);
-      const vc = visible === N ? vh : tf.slice(vh, [0, 0, 0], [-1, visible, -1]);
-      outs.push(this.attendChunk(qc as tf.Tensor2D, kc, vc, contextLen + i0));
+      const kc = lo === 0 && hi === N ? kh : tf.slice(kh, [0, lo, 0], [-1, hi - lo, -1]);
+      const vc = lo === 0 && hi === N ? vh : tf.slice(vh, [0, lo, 0], [-1, hi - lo, -1]);
+      outs.push(this.attendChunk(qc as tf.Tensor2D, kc, vc, contextLen + i0, kvStart + lo));
     }
     return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor2D;
   }
 
-  /** Queries at absolute positions `firstPos ..` against keys `[Hk, n, ·]` (the last query sees all n). */
-  private attendChunk(q: tf.Tensor2D, kh: tf.Tensor3D, vh: tf.Tensor3D, firstPos: number): tf.Tensor2D {
+  /**
+   * Queries at absolute positions `firstPos ..` against keys `[Hk, n, ·]` at
+   * positions `keyPos .. keyPos + n − 1` (the last query sees up to the last key).
+   */
+  private attendChunk(q: tf.Tensor2D, kh: tf.Tensor3D, vh: tf.Tensor3D, firstPos: number, keyPos: number): tf.Tensor2D {
     const L = q.shape[0];
     const n = kh.shape[1];
     const { numKvHeads: Hk, groups: G, headDim: D, vHeadDim: Dv } = this;
     // [L, Hk, G, D] → [Hk, G, L, D] → [Hk, G·L, D]: the G heads of one KV head become rows of one matmul.
     const qh = tf.reshape(tf.transpose(tf.reshape(q, [L, Hk, G, D]), [1, 2, 0, 3]), [Hk, G * L, D]);
-    let scores: tf.Tensor = tf.mul(tf.matMul(qh, kh, false, true), this.scale); // [Hk, G·L, n]
+    let scores: tf.Tensor = this.scores(qh as tf.Tensor3D, kh); // [Hk, G·L, n]
     if (L > 1) {
-      // Query r (position firstPos + r) sees key j iff j ≤ firstPos + r. A single query (decode) sees everything.
-      const rows = tf.reshape(tf.range(firstPos, firstPos + L, 1, 'int32'), [L, 1]);
+      // Query r (position firstPos + r) sees key j (position keyPos + j) iff 0 ≤ (firstPos + r) − (keyPos + j) < window.
+      // A single query (decode) sees exactly the keys it was given.
+      const rows = tf.reshape(tf.range(firstPos - keyPos, firstPos - keyPos + L, 1, 'int32'), [L, 1]);
       const cols = tf.reshape(tf.range(0, n, 1, 'int32'), [1, n]);
-      const mask = tf.mul(tf.cast(tf.greater(cols, rows), 'float32'), MASKED); // [L, n]
+      const dist = tf.sub(rows, cols);
+      const hidden = this.slidingWindow === null ? tf.less(dist, 0) : tf.logicalOr(tf.less(dist, 0), tf.greaterEqual(dist, this.slidingWindow));
+      const mask = tf.mul(tf.cast(hidden, 'float32'), MASKED); // [L, n]
       scores = tf.reshape(tf.add(tf.reshape(scores, [Hk, G, L, n]), mask), [Hk, G * L, n]);
     }
     const probs = tf.softmax(scores) as tf.Tensor3D;
@@ -282,6 +342,6 @@ export class Attention {
       throw new ConfigError(`attention: the cache is for ${JSON.stringify(c)}, the layer needs ${JSON.stringify(want)}`);
     }
     if (cache.blockSize !== meta.blockSize) throw new ConfigError(`attention: the cache has blocks of ${cache.blockSize} tokens, the step's metadata says ${meta.blockSize}`);
-    validateBlockTables(meta, cache.numBlocks);
+    validateBlockTables(meta, cache.numBlocks, this.slidingWindow);
   }
 }

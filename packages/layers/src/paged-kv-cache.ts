@@ -27,6 +27,25 @@ export interface KVCacheSpec {
   vHeadDim: number;
   /** V is the first vHeadDim dims of K: only K is stored. */
   valueIsKeyPrefix: boolean;
+  /**
+   * The layer attends only the last `slidingWindow` positions (see
+   * `AttentionOptions.slidingWindow`); null or absent: every position. The
+   * engine frees blocks that fall wholly outside every layer's window
+   * (`freeableWindow`). Not part of the storage layout.
+   */
+  slidingWindow?: number | null;
+}
+
+/**
+ * The window the engine may free blocks behind, over every attention layer
+ * of the model (all ranks' `kvCacheSpecs()` together): the largest window
+ * when every layer has one, else null (a layer with global attention, e.g.
+ * Gemma 2's global layers or Qwen2's layers below `max_window_layers`, reads
+ * every block). Null for no layers at all.
+ */
+export function freeableWindow(windows: ReadonlyArray<number | null | undefined>): number | null {
+  if (windows.length === 0 || windows.some((w) => w === null || w === undefined)) return null;
+  return Math.max(...(windows as number[]));
 }
 
 export interface PagedKVCacheOptions extends KVCacheSpec {
@@ -122,38 +141,40 @@ export class PagedKVCache implements KVCacheSpec {
   }
 
   /**
-   * Copy positions `0 .. n − 1` of a sequence (through its block table) into
-   * `out`, head-major: head h, position p lands at
-   * `out[offset + (h · stride + p) · width]`, width = headDim for keys,
-   * vHeadDim for values. `stride ≥ n` leaves room for padding (batched decode);
-   * the padding is left as it is.
+   * Copy positions `start .. n − 1` of a sequence (through its block table)
+   * into `out`, head-major: head h, position p lands at
+   * `out[offset + (h · stride + p − start) · width]`, width = headDim for
+   * keys, vHeadDim for values. `stride ≥ n − start` leaves room for padding
+   * (batched decode); the padding is left as it is. Blocks wholly before
+   * `start` are not read (a sliding window's freed blocks: −1 in the table).
    */
-  gatherHeadMajor(which: 'key' | 'value', blockTable: ArrayLike<number>, n: number, out: Float32Array, offset = 0, stride = n): void {
+  gatherHeadMajor(which: 'key' | 'value', blockTable: ArrayLike<number>, n: number, out: Float32Array, offset = 0, stride = n, start = 0): void {
     const [src, width] = this.source(which);
     const { numKvHeads: Hk, blockSize: bs } = this;
-    this.checkTable(blockTable, n);
-    for (let b = 0; b * bs < n; b++) {
+    this.checkTable(blockTable, n, start);
+    for (let b = Math.floor(start / bs); b * bs < n; b++) {
       const block = blockTable[b]!;
-      const count = Math.min(bs, n - b * bs);
+      const p0 = Math.max(start, b * bs);
+      const count = Math.min((b + 1) * bs, n) - p0;
       for (let h = 0; h < Hk; h++) {
-        const from = (block * Hk + h) * bs * width;
-        out.set(src.subarray(from, from + count * width), offset + (h * stride + b * bs) * width);
+        const from = ((block * Hk + h) * bs + (p0 - b * bs)) * width;
+        out.set(src.subarray(from, from + count * width), offset + (h * stride + p0 - start) * width);
       }
     }
   }
 
-  /** Positions `0 .. n − 1` of a sequence, token-major: `out [n, Hk, width]`. */
-  gatherTokenMajor(which: 'key' | 'value', blockTable: ArrayLike<number>, n: number, out: Float32Array): void {
+  /** Positions `start .. n − 1` of a sequence, token-major: `out [n − start, Hk, width]`. */
+  gatherTokenMajor(which: 'key' | 'value', blockTable: ArrayLike<number>, n: number, out: Float32Array, start = 0): void {
     const [src, width] = this.source(which);
     const { numKvHeads: Hk, blockSize: bs } = this;
-    this.checkTable(blockTable, n);
-    for (let p = 0; p < n; p++) {
+    this.checkTable(blockTable, n, start);
+    for (let p = start; p < n; p++) {
       const b = Math.floor(p / bs);
       const block = blockTable[b]!;
       const off = p - b * bs;
       for (let h = 0; h < Hk; h++) {
         const from = ((block * Hk + h) * bs + off) * width;
-        out.set(src.subarray(from, from + width), (p * Hk + h) * width);
+        out.set(src.subarray(from, from + width), ((p - start) * Hk + h) * width);
       }
     }
   }
@@ -170,10 +191,11 @@ export class PagedKVCache implements KVCacheSpec {
     return [this.values, this.vHeadDim];
   }
 
-  private checkTable(blockTable: ArrayLike<number>, n: number): void {
+  private checkTable(blockTable: ArrayLike<number>, n: number, start: number): void {
+    if (!(Number.isInteger(start) && start >= 0 && start <= n)) throw new ConfigError(`paged kv cache: gather start ${start} must be in [0, ${n}]`);
     const need = Math.ceil(n / this.blockSize);
     if (blockTable.length < need) throw new ConfigError(`paged kv cache: ${n} tokens need ${need} blocks of ${this.blockSize}, the block table has ${blockTable.length}`);
-    for (let b = 0; b < need; b++) {
+    for (let b = Math.floor(start / this.blockSize); b < need; b++) {
       const id = blockTable[b]!;
       if (!Number.isInteger(id) || id < 0 || id >= this.numBlocks) throw new ConfigError(`paged kv cache: block id ${id} is outside the pool of ${this.numBlocks} blocks`);
     }

@@ -35,7 +35,11 @@ export interface CausalLMRank {
   forward(input: ForwardInput, intermediate: IntermediateTensors | null): Promise<tf.Tensor2D | IntermediateTensors>;
   /** Logits `[T, vocab]` on tp rank 0 of the last stage, null elsewhere. */
   computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null>;
-  /** One per attention layer of this rank's pipeline stage, in layer order: what its paged KV cache must hold. */
+  /**
+   * One per attention layer of this rank's pipeline stage, in layer order: what its paged KV cache must hold,
+   * and its sliding window (`slidingWindow`, null for global attention). The rank reports the windows to the
+   * driver, whose KV-cache manager frees blocks outside every layer's window (`freeableWindow`).
+   */
   kvCacheSpecs(): KVCacheSpec[];
   /** The paged caches (one per `kvCacheSpecs()` entry, one block size) that forward uses; the caller owns and disposes them. */
   bindKVCaches(caches: PagedKVCache[]): void;

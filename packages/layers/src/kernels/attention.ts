@@ -3,7 +3,11 @@
  * `q [L, H·D]` against its cached keys `k [N, Hk·D]` and values
  * `v [N, Hk·Dv]` (or V = the first Dv dims of each key: MLA's latent cache)
  * → `[L, H·Dv]`. Query row r sits at position `firstPos + r` and sees keys
- * `0 ..= firstPos + r`; head h reads KV head ⌊h / G⌋ (HF `repeat_kv`).
+ * `0 ..= firstPos + r`, only the last `slidingWindow` of them when that is
+ * set (positions are relative to the first key given, so a caller that read
+ * only the window passes `firstPos` relative to it); scores are soft-capped
+ * (`cap · tanh(s / cap)`) when `softCap` is set; head h reads KV head ⌊h / G⌋
+ * (HF `repeat_kv`).
  *
  * One workgroup per (row, head). Its SPLITS groups of THREADS walk
  * interleaved key tiles with an online softmax (running max and sum,
@@ -32,6 +36,10 @@ export interface AttentionAttrs {
   valueIsKeyPrefix: boolean;
   scale: number;
   firstPos: number;
+  /** Keys a query sees, itself included; 0: all before it. */
+  slidingWindow: number;
+  /** Attention-logit soft-cap; 0: none. */
+  softCap: number;
 }
 
 class AttentionProgram implements WeftProgram {
@@ -41,7 +49,7 @@ class AttentionProgram implements WeftProgram {
   dispatch: [number, number, number];
   variableNames = ['q', 'k', 'v'];
   workgroupSize: [number, number, number] = [THREADS * SPLITS, 1, 1];
-  uniforms = 'rows : i32, heads : i32, groups : i32, n : i32, headDim : i32, kStride : i32, vStride : i32, vHeadStride : i32, vHeadDim : i32, firstPos : i32, scale : f32,';
+  uniforms = 'rows : i32, heads : i32, groups : i32, n : i32, headDim : i32, kStride : i32, vStride : i32, vHeadStride : i32, vHeadDim : i32, firstPos : i32, window : i32, scale : f32, softCap : f32,';
   private readonly dimsPerThread: number;
 
   constructor(l: number, a: AttentionAttrs) {
@@ -77,6 +85,8 @@ class AttentionProgram implements WeftProgram {
     let Dv = uniforms.vHeadDim;
     let N = uniforms.n;
     let visible = min(N, uniforms.firstPos + r + 1);
+    var lowest = 0;
+    if (uniforms.window > 0) { lowest = uniforms.firstPos + r - uniforms.window + 1; }
     let qBase = (r * uniforms.heads + h) * D;
     var m = ${MASKED};
     var l = 0.0;
@@ -86,13 +96,15 @@ class AttentionProgram implements WeftProgram {
       let c = c0 + base;
       let tile = clamp(N - c, 0, ${THREADS});
       let j = c + tl;
-      let seen = valid && j < visible;
+      let seen = valid && j < visible && j >= lowest;
       var s = ${MASKED};
       if (seen) {
         let kBase = j * uniforms.kStride + hk * D;
         var dot = 0.0;
         for (var d = 0; d < D; d = d + 1) { dot = dot + q[qBase + d] * k[kBase + d]; }
         s = dot * uniforms.scale;
+        // tanh of a clamped argument: WGSL's tanh may overflow to NaN for large ones.
+        if (uniforms.softCap > 0.0) { s = uniforms.softCap * tanh(clamp(s / uniforms.softCap, -15.0, 15.0)); }
       }
       red[lid] = s;
       workgroupBarrier();
@@ -165,6 +177,8 @@ export const registerAttention = () =>
       i32(vHeadStride),
       i32(a.vHeadDim),
       i32(a.firstPos),
+      i32(a.slidingWindow),
       { type: 'float32', data: [a.scale] },
+      { type: 'float32', data: [a.softCap] },
     ]);
   });

@@ -108,18 +108,21 @@ describe.each(['lean dispatch', "tfjs's runWebGPUProgram"])('webgpu kernels equa
   });
 
   it.each([
-    // [L, contextLen, H, Hk, D, Dv, valueIsKeyPrefix]
-    [1, 70, 4, 2, 16, 16, false],
-    [5, 0, 4, 4, 8, 8, false],
-    [3, 130, 6, 2, 24, 16, true],
-    [2, 3, 2, 1, 80, 72, false],
-    [1, 600, 4, 1, 64, 64, false],
-  ])('attention L=%i ctx=%i H=%i Hk=%i D=%i Dv=%i prefix=%s', async (L, ctx, H, Hk, D, Dv, prefix) => {
+    // [L, contextLen, H, Hk, D, Dv, valueIsKeyPrefix, slidingWindow, softCap]
+    [1, 70, 4, 2, 16, 16, false, null, null],
+    [5, 0, 4, 4, 8, 8, false, null, null],
+    [3, 130, 6, 2, 24, 16, true, null, null],
+    [2, 3, 2, 1, 80, 72, false, null, null],
+    [1, 600, 4, 1, 64, 64, false, null, null],
+    [9, 20, 4, 2, 16, 16, false, 7, null],
+    [1, 70, 4, 2, 16, 16, false, 5, 0.5],
+    [6, 0, 4, 4, 8, 8, false, 3, 2],
+  ] as const)('attention L=%i ctx=%i H=%i Hk=%i D=%i Dv=%i prefix=%s window=%s softcap=%s', async (L, ctx, H, Hk, D, Dv, prefix, slidingWindow, logitsSoftCap) => {
     const N = ctx + L;
     const q = rand(L * H * D);
     const k = rand(N * Hk * D);
     const v = rand(N * Hk * Dv);
-    const attn = new Attention({ numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv, scale: D ** -0.5, valueIsKeyPrefix: prefix });
+    const attn = new Attention({ numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv, scale: D ** -0.5, valueIsKeyPrefix: prefix, slidingWindow, logitsSoftCap });
     const r = await both(() => {
       const meta = { seqs: [{ seqId: 0, start: 0, queryLen: L, contextLen: 0 }] };
       // The whole N tokens as one prefill over a fresh cache, then compare only the last L rows' view: simpler to call the private path.
@@ -127,9 +130,11 @@ describe.each(['lean dispatch', "tfjs's runWebGPUProgram"])('webgpu kernels equa
       const qT = tf.tensor2d(q, [L, H * D]);
       const kT = tf.tensor3d(k, [N, Hk, D]);
       const vT = tf.tensor3d(prefix ? new Float32Array(0) : v, [N, Hk, prefix ? 0 : Dv]);
-      const fused = attentionKernel(qT, kT, vT, { numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv, valueIsKeyPrefix: prefix, scale: D ** -0.5, firstPos: ctx });
+      const attrs = { numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv, valueIsKeyPrefix: prefix, scale: D ** -0.5, firstPos: ctx, slidingWindow: slidingWindow ?? 0, softCap: logitsSoftCap ?? 0 };
+      const fused = attentionKernel(qT, kT, vT, attrs);
       if (fused) return fused;
-      return (attn as unknown as { attendSequence(q: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D, c: number): tf.Tensor2D }).attendSequence(qT, kT, vT, ctx);
+      type Private = { attendSequence(q: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D, c: number, kvStart: number): tf.Tensor2D };
+      return (attn as unknown as Private).attendSequence(qT, kT, vT, ctx, 0);
     });
     expect(r.shape).toEqual([L, H * Dv]);
     expect(maxRelErr(r.gpu, r.cpu)).toBeLessThan(1e-5);
