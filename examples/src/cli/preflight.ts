@@ -18,12 +18,12 @@ export function checkModelDir(dir: string): void {
 export function checkLayout(config: ModelConfig, layout: { tp: number; pp: number; dp: number; ep: boolean }): void {
   const { tp, pp, dp, ep } = layout;
   divide(config.numAttentionHeads, tp, 'num_attention_heads');
-  if (config.family === 'llama') {
+  if (config.family === 'llama' || config.family === 'gemma2') {
     const kv = config.numKeyValueHeads;
     if (tp >= kv) divide(tp, kv, 'tp', 'num_key_value_heads');
     else divide(kv, tp, 'num_key_value_heads');
     divide(config.intermediateSize, tp, 'intermediate_size');
-  } else {
+  } else if (config.family === 'deepseek') {
     if (ep) {
       const epSize = tp * dp;
       if (epSize > config.nRoutedExperts) throw new ConfigError(`expert parallel size tp×dp=${epSize} is more than n_routed_experts=${config.nRoutedExperts}`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.js';
-import { type DeepseekConfig, type LlamaConfig, type ModelConfig, loadModelConfig, parseModelConfig } from './hf-config.js';
+import { type DeepseekConfig, type LlamaConfig, type ModelConfig, SUPPORTED_MODEL_TYPES, loadModelConfig, parseModelConfig } from './hf-config.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures', import.meta.url));
 const MODELS = fileURLToPath(new URL('../../../models', import.meta.url));
@@ -61,7 +61,13 @@ describe('loadModelConfig on the fixtures', () => {
       eosTokenId: 2,
       rope: { type: 'default', theta: 10000 },
       dtype: 'float32',
+      qkvBias: false,
+      oBias: false,
+      qkNorm: false,
       slidingWindow: null,
+      slidingLayers: { kind: 'all' },
+      attentionScale: 0.25,
+      attnLogitSoftcapping: null,
     });
   });
 
@@ -269,7 +275,7 @@ describe('parseModelConfig llama fields', () => {
 
   it('rejects unsupported model types, listing the supported ones', () => {
     expect(parseError({ ...tinyLlama, model_type: 'gpt2' }).message).toBe(
-      'hand/config.json: model_type "gpt2" is not supported (supported: llama, mistral, deepseek_v2, deepseek_v3)',
+      `hand/config.json: model_type "gpt2" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`,
     );
     expect(parseError({ hidden_size: 1 }).message).toMatch(/model_type null is not supported/);
     expect(parseError([1]).message).toMatch(/must be a JSON object/);

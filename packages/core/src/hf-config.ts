@@ -8,10 +8,14 @@ import path from 'node:path';
 import { ConfigError } from './errors.js';
 import { ConfigFields, isJsonObject } from './config-fields.js';
 import { type RopeConfig, parseRope } from './rope-config.js';
+import { type Gemma2Config, type LlamaConfig, type LlamaModelType, parseGemma2, parseLlamaFamily } from './dense-family-config.js';
 
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'deepseek_v2', 'deepseek_v3'] as const;
+export type { Gemma2Config, LlamaConfig } from './dense-family-config.js';
+import { parseMixtral, parseQwen3Moe, type MixtralConfig, type Qwen3MoeConfig } from './moe-family-config.js';
 
-interface CommonModelConfig {
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'deepseek_v2', 'deepseek_v3', 'qwen3_moe', 'mixtral'] as const;
+
+export interface CommonModelConfig {
   vocabSize: number;
   hiddenSize: number;
   /** Dense MLP size (DeepSeek: the first_k_dense_replace layers). */
@@ -40,13 +44,6 @@ interface CommonModelConfig {
    * with bf16-rounded frequencies; the rotary module reproduces that.
    */
   dtype: string;
-}
-
-export interface LlamaConfig extends CommonModelConfig {
-  family: 'llama';
-  modelType: 'llama' | 'mistral';
-  /** Mistral's sliding attention window, null when attention is global. */
-  slidingWindow: number | null;
 }
 
 export type TopkMethod = 'greedy' | 'group_limited_greedy' | 'noaux_tc';
@@ -79,7 +76,7 @@ export interface DeepseekConfig extends CommonModelConfig {
   hasCorrectionBias: boolean;
 }
 
-export type ModelConfig = LlamaConfig | DeepseekConfig;
+export type ModelConfig = LlamaConfig | Gemma2Config | DeepseekConfig | Qwen3MoeConfig | MixtralConfig;
 
 /** Read `config.json` from a model directory (or the config file itself). */
 export function loadModelConfig(dir: string): ModelConfig {
@@ -107,10 +104,19 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
   switch (modelType) {
     case 'llama':
     case 'mistral':
-      return parseLlama(f, modelType);
+    case 'qwen2':
+    case 'qwen3':
+    case 'phi3':
+      return parseLlamaFamily(f, modelType satisfies LlamaModelType);
+    case 'gemma2':
+      return parseGemma2(f);
     case 'deepseek_v2':
     case 'deepseek_v3':
       return parseDeepseek(f, modelType);
+    case 'qwen3_moe':
+      return parseQwen3Moe(f);
+    case 'mixtral':
+      return parseMixtral(f);
     default:
       throw new ConfigError(
         `${source}: model_type ${JSON.stringify(modelType ?? null)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`,
@@ -118,7 +124,7 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
   }
 }
 
-function parseCommon(f: ConfigFields, defaults: { maxPositionEmbeddings: number }): Omit<CommonModelConfig, 'headDim'> {
+export function parseCommon(f: ConfigFields, defaults: { maxPositionEmbeddings: number }): Omit<CommonModelConfig, 'headDim'> {
   const numAttentionHeads = f.int('num_attention_heads');
   const numKeyValueHeads = f.int('num_key_value_heads', numAttentionHeads);
   if (numAttentionHeads % numKeyValueHeads !== 0) {
@@ -147,18 +153,6 @@ function parseCommon(f: ConfigFields, defaults: { maxPositionEmbeddings: number 
   };
 }
 
-function parseLlama(f: ConfigFields, modelType: 'llama' | 'mistral'): LlamaConfig {
-  const common = parseCommon(f, { maxPositionEmbeddings: modelType === 'mistral' ? 4096 * 32 : 2048 });
-  let headDim: number;
-  if (f.has('head_dim')) headDim = f.int('head_dim');
-  else if (common.hiddenSize % common.numAttentionHeads === 0) headDim = common.hiddenSize / common.numAttentionHeads;
-  else {
-    throw new ConfigError(
-      `${f.source}: no head_dim, and hidden_size=${common.hiddenSize} is not divisible by num_attention_heads=${common.numAttentionHeads}`,
-    );
-  }
-  return { family: 'llama', modelType, ...common, headDim, slidingWindow: f.intOrNull('sliding_window', null) };
-}
 
 function parseDeepseek(f: ConfigFields, modelType: 'deepseek_v2' | 'deepseek_v3'): DeepseekConfig {
   const v3 = modelType === 'deepseek_v3';

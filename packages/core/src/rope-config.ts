@@ -46,7 +46,8 @@ export function parseRope(json: Json, source: string, maxPositionEmbeddings: num
 
   const rawType = section?.has('rope_type') ? section.str('rope_type') : section?.has('type') ? section.str('type') : 'default';
   if (!(ROPE_TYPES as readonly string[]).includes(rawType)) {
-    throw new ConfigError(`${section?.source ?? source}: rope type "${rawType}" is not supported (supported: ${ROPE_TYPES.join(', ')})`);
+    const what = rawType === 'longrope' || rawType === 'su' ? " (Phi-3's long-context scaling, short_factor / long_factor)" : '';
+    throw new ConfigError(`${section?.source ?? source}: rope type "${rawType}"${what} is not supported (supported: ${ROPE_TYPES.join(', ')})`);
   }
   const type = rawType as RopeType;
   const theta = section?.has('rope_theta') ? section.positive('rope_theta') : top.positive('rope_theta', DEFAULT_THETA);
