@@ -5,7 +5,7 @@
  * costs amortised O(1). A window ending in U+FFFD (a UTF-8 character cut
  * between byte-level tokens) shows nothing until the character completes.
  */
-import type { Tokenizer } from '@weft/core';
+import type { DecodeOptions, Tokenizer } from '@weft/core';
 
 /** Context tokens decoded before the new ones (spaces and merges at the boundary come out right). */
 const CONTEXT = 5;
@@ -20,6 +20,8 @@ export class IncrementalDetokenizer {
   constructor(
     private readonly tokenizer: Tokenizer | null,
     promptTokenIds: readonly number[],
+    /** vLLM's `skip_special_tokens` (default false here, as the tokenizer's; the output processor passes the request's). */
+    private readonly options: DecodeOptions = {},
   ) {
     this.tokens = promptTokenIds.slice(-CONTEXT);
     this.prefixOffset = 0;
@@ -35,8 +37,8 @@ export class IncrementalDetokenizer {
       return d;
     }
     this.tokens.push(token);
-    const prefix = this.tokenizer.decode(this.tokens.slice(this.prefixOffset, this.readOffset));
-    const full = this.tokenizer.decode(this.tokens.slice(this.prefixOffset));
+    const prefix = this.tokenizer.decode(this.tokens.slice(this.prefixOffset, this.readOffset), this.options);
+    const full = this.tokenizer.decode(this.tokens.slice(this.prefixOffset), this.options);
     if (full.length > prefix.length && !full.endsWith('\uFFFD')) {
       const delta = full.slice(prefix.length);
       this.prefixOffset = this.readOffset;
@@ -60,8 +62,8 @@ export class IncrementalDetokenizer {
   /** At the end: whatever is still held back (an incomplete character shows as U+FFFD, as a full decode would). */
   flush(): string {
     if (!this.tokenizer || this.readOffset === this.tokens.length) return '';
-    const prefix = this.tokenizer.decode(this.tokens.slice(this.prefixOffset, this.readOffset));
-    const full = this.tokenizer.decode(this.tokens.slice(this.prefixOffset));
+    const prefix = this.tokenizer.decode(this.tokens.slice(this.prefixOffset, this.readOffset), this.options);
+    const full = this.tokenizer.decode(this.tokens.slice(this.prefixOffset), this.options);
     const delta = full.startsWith(prefix) ? full.slice(prefix.length) : '';
     this.prefixOffset = this.readOffset = this.tokens.length;
     this.text += delta;

@@ -16,7 +16,7 @@ import { RequestOutputState, type RequestDelta } from './output-processor.js';
 import { eventOf, type Child, type Parent, type StreamEvent } from './outputs.js';
 import type { StepSeq } from './protocol.js';
 import { Request, type FinishReason } from './request.js';
-import { usesPenalties, type SamplingParams } from './sampling-params.js';
+import { usesPenalties, withEosTokenIds, type SamplingParams } from './sampling-params.js';
 import { Scheduler, type SchedulerConfig, type SchedulerOutput } from './scheduler.js';
 
 export interface LLMStats {
@@ -86,18 +86,19 @@ export class EngineCore {
     };
   }
 
-  /** Queue a prompt's n sequences on the least-loaded replica; the caller gets events and completion through the callbacks. */
+  /** Queue a prompt's bestOf (≥ n) sequences on the least-loaded replica; the caller gets events and completion through the callbacks. */
   add(index: number, ids: number[], sp: SamplingParams, emit: (ev: StreamEvent) => void, done: () => void, fail: (e: Error) => void): Parent {
-    const parent: Parent = { index, promptTokenIds: ids, children: [], remaining: sp.n, emit, done, fail };
+    const parent: Parent = { index, promptTokenIds: ids, n: sp.n, children: [], remaining: sp.bestOf, emit, done, fail };
+    const base = withEosTokenIds(sp, this.eosTokenIds);
     // The least-loaded replica, then its least-loaded virtual engine; all n go there (they share the prompt's cached blocks).
     const load = (d: number) => this.schedulers.reduce((a, ve) => a + ve[d]!.numUnfinished, 0);
     let replica = 0;
     for (let d = 1; d < this.schedulers[0]!.length; d++) if (load(d) < load(replica)) replica = d;
     let v = 0;
     for (let w = 1; w < this.schedulers.length; w++) if (this.schedulers[w]![replica]!.numUnfinished < this.schedulers[v]![replica]!.numUnfinished) v = w;
-    for (let i = 0; i < sp.n; i++) {
-      // n > 1: each completion draws its own stream (seed + i), reproducible when seeded.
-      const params = i === 0 ? sp : { ...sp, seed: (sp.seed + i) >>> 0 };
+    for (let i = 0; i < sp.bestOf; i++) {
+      // n (or bestOf) > 1: each sequence draws its own stream (seed + i), reproducible when seeded.
+      const params = i === 0 ? base : { ...base, seed: (sp.seed + i) >>> 0 };
       const req = new Request(this.nextSeqId(), ids, params);
       const child: Child = { index: i, parent, req, out: new RequestOutputState(req, this.tokenizer, this.eosTokenIds), scheduler: this.schedulers[v]![replica]! };
       parent.children.push(child);

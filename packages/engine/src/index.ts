@@ -2,8 +2,8 @@ export { LLM, type LLMOptions, type LLMStats, type Prompt, type GenerateOutput, 
 export { RankExecutor, rankEntryPath } from './executor.js';
 export { EngineCore } from './engine-core.js';
 export { RequestError, EngineDeadError } from './errors.js';
-export { resolveSamplingParams, GREEDY, MAX_LOGPROBS, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
-export { sampleToken, argmax, uniform, topKIndices, applyPenalties, type TokenLogprob, type TokenHistory, type Sampled } from './sampler.js';
+export { resolveSamplingParams, checkVocab, withEosTokenIds, usesLogitsProcessors, GREEDY, MAX_LOGPROBS, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
+export { sampleToken, applyLogitsProcessors, argmax, uniform, topKIndices, applyPenalties, type TokenLogprob, type TokenHistory, type Sampled } from './sampler.js';
 export { Scheduler, type SchedulerConfig, type SchedulerOutput, type ScheduledSeq } from './scheduler.js';
 export { KVCacheManager, type KVCacheManagerOptions } from './kv-cache-manager.js';
 export { BlockPool, hashBlockTokens, type KVBlock, type BlockHash } from './block-pool.js';

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkWeightsFit, ConfigError, loadModelConfig, loadTokenizer, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type Tokenizer } from '@weft/core';
+import { checkWeightsFit, ConfigError, loadModelConfig, loadTokenizer, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
@@ -17,7 +17,7 @@ import type { RankArgs } from './model-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
 import type { StepSeq, TraceEvent } from './protocol.js';
 import { resolveArchitecture } from './registry.js';
-import { resolveSamplingParams, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
+import { checkVocab, resolveSamplingParams, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
 
 export type { CompletionOutput, GenerateOutput, StreamEvent } from './outputs.js';
 export type { LLMStats } from './engine-core.js';
@@ -30,6 +30,10 @@ export interface LLMOptions extends KVSizingOptions {
   dp?: number;
   enableExpertParallel?: boolean;
   backend?: BackendName;
+  /** Unquantized weights: fp32 (default) or bf16 kept as 16-bit in memory (vLLM's --dtype). */
+  dtype?: WeightDtype;
+  /** Decoder linear weights as llama.cpp blocks: 'int8' → Q8_0, 'int4' → Q4_0 (vLLM's --quantization). */
+  quantization?: QuantizationOption;
   /**
    * webgpu backend: run Llama models at tp 1, pp 1 on weft's own WebGPU step (weights, paged KV and
    * activations in GPU buffers it owns, one submit per step) instead of tfjs. Default true where the
@@ -70,6 +74,8 @@ export interface RequestOptions {
 
 export class LLM {
   readonly unusedTensors: string[];
+  /** Weights the quantization would take that some rank keeps unquantized (its input slice is not whole blocks), with why. */
+  readonly unquantizedWeights: string[];
   readonly weightBytesPerRank: number[];
   private readonly core: EngineCore;
   private closed = false;
@@ -85,6 +91,7 @@ export class LLM {
     limits: Required<Omit<SchedulerLimits, 'numKvBlocks'>>,
   ) {
     this.unusedTensors = [...new Set(executor.ready.flatMap((r) => r.unused))];
+    this.unquantizedWeights = [...new Set(executor.ready.flatMap((r) => r.unquantized ?? []))];
     this.weightBytesPerRank = executor.ready.map((r) => r.weightBytes);
     // pp virtual engines keep pp steps in flight, so every pipeline stage has work.
     this.core = new EngineCore(executor, { ...limits, blockSize, numBlocks: executor.numKvBlocks }, tokenizer, eosTokenIds, parallel.pp);
@@ -96,8 +103,9 @@ export class LLM {
     const config = loadModelConfig(modelDir);
     const architecture = resolveArchitecture(modelDir);
     const parallel = resolveParallelConfig({ tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
+    const weightFormat = resolveModelWeightFormat(modelDir, { dtype: opts.dtype, quantization: opts.quantization });
     // Worker threads all live on this host; ranks started by a custom launcher may not: check only what a rank needs.
-    checkWeightsFit(modelDir, { tp: parallel.tp, pp: parallel.pp, dp: parallel.dp, backend: opts.backend, localRanks: opts.spawn ? 1 : undefined });
+    checkWeightsFit(modelDir, { tp: parallel.tp, pp: parallel.pp, dp: parallel.dp, backend: opts.backend, localRanks: opts.spawn ? 1 : undefined, format: weightFormat });
     const maxModelLen = opts.maxModelLen ?? config.maxPositionEmbeddings;
     if (!Number.isInteger(maxModelLen) || maxModelLen < 2 || maxModelLen > config.maxPositionEmbeddings) {
       throw new ConfigError(`maxModelLen ${maxModelLen} must be an integer in [2, ${config.maxPositionEmbeddings}] (the config's max_position_embeddings)`);
@@ -118,6 +126,7 @@ export class LLM {
       moeDispatch: opts.moeDispatch,
       mlaKvCache: opts.mlaKvCache,
       webgpuStep: opts.webgpuStep ?? true,
+      weightFormat,
       maxNumBatchedTokens,
       maxNumSeqs,
       maxModelLen,
@@ -215,6 +224,8 @@ export class LLM {
     this.checkAlive();
     const ids = this.promptIds(prompt, 'prompt');
     const sp = resolveSamplingParams(params);
+    // As vLLM: the best of several sequences is known only at the end.
+    if (sp.bestOf > sp.n) throw new RequestError(`bestOf (${sp.bestOf}) > n (${sp.n}) cannot be streamed: use generate`, 'bestOf');
     this.checkFits(ids.length, sp);
     const queue: StreamEvent[] = [];
     let wake: (() => void) | null = null;
@@ -325,6 +336,7 @@ export class LLM {
 
   /** Can this request ever run? Checked before it is queued, naming the limit. */
   private checkFits(promptLen: number, sp: SamplingParams): void {
+    checkVocab(sp, this.config.vocabSize);
     const total = promptLen + sp.maxTokens;
     if (total > this.maxModelLen) {
       throw new RequestError(

@@ -66,4 +66,29 @@ describe('output processor', () => {
     const len = run({ maxTokens: 3 }, ids);
     expect([len.reason, len.out.text]).toEqual(['length', tok.decode(ids.slice(0, 3))]);
   });
+
+  it('a stop token (EOS or stopTokenIds) is in tokenIds, never in text, unless includeStopStrInOutput', () => {
+    const eos = run({ maxTokens: 100 }, ids, [ids[2]!]);
+    expect(eos.out.text).toBe(tok.decode(ids.slice(0, 2)));
+    expect(eos.deltas.join('')).toBe(eos.out.text);
+    expect(eos.req.stopReason).toBe(ids[2]);
+    const kept = run({ maxTokens: 100, stopTokenIds: [ids[2]!], includeStopStrInOutput: true }, ids);
+    expect(kept.out.text).toBe(tok.decode(ids.slice(0, 3)));
+  });
+
+  it('includeStopStrInOutput keeps the stop string (streamed as it comes) and cuts what follows it', () => {
+    const r = run({ stop: ['ST'], maxTokens: 100, includeStopStrInOutput: true }, ids);
+    expect(r.out.text).toBe('alpha beta ST');
+    expect(r.deltas.join('')).toBe('alpha beta ST');
+    expect(r.req.stopReason).toBe('ST');
+  });
+
+  it('minTokens: neither stop tokens nor stop strings end the request before it', () => {
+    // ids: al p h a ␣b et a ␣S T O P ... ('alpha' is complete at 4 tokens; 'a' (66) is tokens 3 and 6).
+    const early = run({ stop: ['alpha'], maxTokens: 100, minTokens: 4 }, ids, [ids[1]!]);
+    expect(early.reason).toBeNull();
+    expect(early.req.outputTokenIds).toEqual(ids);
+    const st = run({ stopTokenIds: [ids[3]!], maxTokens: 100, minTokens: 5 }, ids);
+    expect([st.reason, st.req.outputTokenIds.length]).toEqual(['stop', 7]);
+  });
 });

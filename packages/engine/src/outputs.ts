@@ -10,9 +10,11 @@ export interface CompletionOutput {
   tokenIds: number[];
   text: string;
   finishReason: FinishReason;
-  /** The stop string or stop token id that ended it. */
-  stopReason?: string | number;
+  /** The stop string or stop token id (EOS included) that ended it; null when it ended at a length or was aborted (vLLM's `stop_reason`). */
+  stopReason: string | number | null;
   logprobs?: TokenLogprob[];
+  /** Sum of the generated tokens' logprobs; present with `logprobs` or `bestOf` > n (vLLM's `cumulative_logprob`). */
+  cumulativeLogprob?: number;
   /** With `returnLogits`: the logits each generated token was sampled from. */
   logits?: Float32Array[];
 }
@@ -21,6 +23,8 @@ export interface GenerateOutput extends Omit<CompletionOutput, 'index'> {
   /** Which prompt. */
   index: number;
   promptTokenIds: number[];
+  /** Prompt tokens found in the prefix cache at the first scheduling (vLLM's `num_cached_tokens`). */
+  numCachedTokens: number;
   /** With n > 1: every completion (the fields above are the first one's). */
   outputs?: CompletionOutput[];
 }
@@ -34,12 +38,18 @@ export interface StreamEvent {
   tokenIds: number[];
   logprobs?: TokenLogprob[];
   finishReason: FinishReason | null;
+  /** On the event that carries a finish reason: the stop string or stop token id, or null (as `CompletionOutput.stopReason`). */
+  stopReason?: string | number | null;
+  /** On the event that carries a finish reason: prompt tokens found in the prefix cache (vLLM's `num_cached_tokens`). */
+  numCachedTokens?: number;
 }
 
-/** One caller's prompt: its n sequences and where their output goes. */
+/** One caller's prompt: its bestOf (≥ n) sequences and where their output goes. */
 export interface Parent {
   index: number;
   promptTokenIds: number[];
+  /** Completions the caller gets: with bestOf > n, the n of highest cumulative logprob. */
+  n: number;
   children: Child[];
   remaining: number;
   emit: (ev: StreamEvent) => void;
@@ -47,7 +57,7 @@ export interface Parent {
   fail: (e: Error) => void;
 }
 
-/** One of the n sequences of a prompt. */
+/** One of the bestOf sequences of a prompt. */
 export interface Child {
   index: number;
   parent: Parent;
@@ -60,21 +70,39 @@ export interface Child {
 export function eventOf(c: Child, d: RequestDelta): StreamEvent {
   const ev: StreamEvent = { index: c.index, text: d.text, tokenIds: d.tokenIds, finishReason: d.finishReason };
   if (d.logprobs) ev.logprobs = d.logprobs;
+  if (d.finishReason !== null) {
+    ev.stopReason = d.finishReason === 'stop' ? c.req.stopReason : null;
+    ev.numCachedTokens = Math.max(0, c.req.numCachedTokens);
+  }
   return ev;
 }
 
-function completionOf(c: Child): CompletionOutput {
-  const o: CompletionOutput = { index: c.index, tokenIds: [...c.req.outputTokenIds], text: c.out.text, finishReason: c.req.finishReason ?? 'abort' };
-  if (c.req.stopReason !== undefined) o.stopReason = c.req.stopReason;
-  if (c.req.params.logprobs !== null) o.logprobs = c.out.logprobs;
-  if (c.req.params.returnLogits) o.logits = c.out.logits;
+function completionOf(c: Child, index: number): CompletionOutput {
+  const finishReason = c.req.finishReason ?? 'abort';
+  const o: CompletionOutput = {
+    index,
+    tokenIds: [...c.req.outputTokenIds],
+    text: c.out.text,
+    finishReason,
+    stopReason: finishReason === 'stop' ? c.req.stopReason : null,
+  };
+  const p = c.req.params;
+  if (p.logprobs !== null) o.logprobs = c.out.logprobs;
+  if (p.logprobs !== null || p.bestOf > p.n) o.cumulativeLogprob = c.out.cumulativeLogprob;
+  if (p.returnLogits) o.logits = c.out.logits;
   return o;
 }
 
+/** The caller's n completions: all of them, or with bestOf > n the n of highest cumulative logprob, best first (vLLM v0). */
+function chosen(p: Parent): Child[] {
+  if (p.children.length === p.n) return p.children;
+  return [...p.children].sort((a, b) => b.out.cumulativeLogprob - a.out.cumulativeLogprob || a.index - b.index).slice(0, p.n);
+}
+
 export function outputOf(p: Parent): GenerateOutput {
-  const outs = p.children.map(completionOf);
+  const outs = chosen(p).map((c, i) => completionOf(c, i));
   const { index: _i, ...first } = outs[0]!;
-  const g: GenerateOutput = { index: p.index, promptTokenIds: p.promptTokenIds, ...first };
+  const g: GenerateOutput = { index: p.index, promptTokenIds: p.promptTokenIds, numCachedTokens: Math.max(0, p.children[0]!.req.numCachedTokens), ...first };
   if (outs.length > 1) g.outputs = outs;
   return g;
 }

@@ -14,8 +14,8 @@ export class Request {
   numComputedTokens = 0;
   status: RequestStatus = 'waiting';
   finishReason: FinishReason | null = null;
-  /** The stop string or stop token id that ended it. */
-  stopReason: string | number | undefined;
+  /** The stop string or stop token id (EOS included) that ended it; null otherwise (vLLM's `stop_reason`). */
+  stopReason: string | number | null = null;
   /** Hashes of the full blocks of `tokens`, computed as blocks fill. */
   readonly blockHashes: BlockHash[] = [];
   /** Prefix-cache hits at its first scheduling (tokens). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyPenalties, argmax, sampleToken, topKIndices } from './sampler.js';
-import { resolveSamplingParams } from './sampling-params.js';
+import { resolveSamplingParams, withEosTokenIds } from './sampling-params.js';
 
 function randomRow(n: number, seed: number): Float32Array {
   let s = seed;
@@ -73,5 +73,18 @@ describe('sampler', () => {
     expect(r.logprob!.top.map((t) => t.tokenId)).toEqual([3, 2]);
     expect(r.logprob!.top[1]!.logprob).toBeCloseTo(Math.log(0.3), 6);
     expect(sampleToken(row, resolveSamplingParams({ logprobs: 0 }), 0).logprob!.top).toEqual([]);
+  });
+
+  it('logitBias moves greedy and sampled picks; minTokens masks stop and EOS ids until that many tokens', () => {
+    const row = Float32Array.from([1, 3, 2.9, -1]);
+    expect(sampleToken(row, resolveSamplingParams({ logitBias: { 2: 0.2 } }), 0).tokenId).toBe(2);
+    const sampled = resolveSamplingParams({ temperature: 1, seed: 3, logitBias: { 3: 50 } });
+    for (let t = 0; t < 20; t++) expect(sampleToken(row, sampled, t).tokenId).toBe(3);
+    const p = withEosTokenIds(resolveSamplingParams({ minTokens: 2, stopTokenIds: [2] }), [1]);
+    expect([0, 1, 2].map((t) => sampleToken(row, p, t).tokenId)).toEqual([0, 0, 1]);
+    // The row itself is left alone; logprobs stay the model's own (vLLM's raw logprobs).
+    expect(row).toEqual(Float32Array.from([1, 3, 2.9, -1]));
+    const lp = sampleToken(row, { ...p, logprobs: 0 }, 0).logprob!;
+    expect(lp.logprob).toBeCloseTo(1 - Math.log(Math.exp(1) + Math.exp(3) + Math.exp(2.9) + Math.exp(-1)), 5);
   });
 });

@@ -124,12 +124,24 @@ function logprobsOf(row: ArrayLike<number>, sampled: number, numTop: number): To
 export function sampleToken(row: Float32Array, p: SamplingParams, tokenIndex: number, hist: TokenHistory | null = null): Sampled {
   const raw = row;
   let x = row;
-  if (hist && (p.repetitionPenalty !== 1 || p.frequencyPenalty !== 0 || p.presencePenalty !== 0)) {
+  const penalties = hist !== null && (p.repetitionPenalty !== 1 || p.frequencyPenalty !== 0 || p.presencePenalty !== 0);
+  const masking = tokenIndex < p.minTokens && p.allStopTokenIds.length > 0;
+  if (penalties || masking || p.logitBias.length) {
     x = new Float32Array(row);
-    applyPenalties(x, p, hist);
+    // vLLM v1's order: logits processors (min tokens, logit bias), then penalties.
+    applyLogitsProcessors(x, p, tokenIndex);
+    if (penalties) applyPenalties(x, p, hist!);
   }
   const tokenId = p.temperature <= 1e-5 ? argmax(x) : sampleFiltered(x, p, tokenIndex);
-  return p.logprobs === null ? { tokenId } : { tokenId, logprob: logprobsOf(raw, tokenId, p.logprobs) };
+  // best_of ranks sequences by cumulative logprob: the sampled token's is needed even when logprobs are not asked for.
+  const wantLogprob = p.logprobs !== null || p.bestOf > p.n;
+  return wantLogprob ? { tokenId, logprob: logprobsOf(raw, tokenId, p.logprobs ?? 0) } : { tokenId };
+}
+
+/** `minTokens`: stop and EOS tokens cannot be drawn before it; `logitBias`: added to the named logits. In place. */
+export function applyLogitsProcessors(row: Float32Array, p: SamplingParams, tokenIndex: number): void {
+  if (tokenIndex < p.minTokens) for (const t of p.allStopTokenIds) if (t < row.length) row[t] = -Infinity;
+  for (const [t, b] of p.logitBias) if (t < row.length) row[t] = row[t]! + b;
 }
 
 function sampleFiltered(x: Float32Array, p: SamplingParams, tokenIndex: number): number {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RequestError } from './errors.js';
-import { resolveSamplingParams } from './sampling-params.js';
+import { checkVocab, resolveSamplingParams, withEosTokenIds } from './sampling-params.js';
 
 describe('SamplingParams validation', () => {
   it.each([
@@ -20,6 +20,16 @@ describe('SamplingParams validation', () => {
     [{ stopTokenIds: [-1] }, 'stopTokenIds'],
     [{ temperature: Number.NaN }, 'temperature'],
     [{ temprature: 1 } as never, 'temprature'],
+    [{ logitBias: { x: 1 } } as never, 'logitBias'],
+    [{ logitBias: { 5: Number.POSITIVE_INFINITY } }, 'logitBias'],
+    [{ logitBias: [1, 2] } as never, 'logitBias'],
+    [{ logitBias: new Map([[-1, 2]]) }, 'logitBias'],
+    [{ minTokens: -1 }, 'minTokens'],
+    [{ minTokens: 20, maxTokens: 10 }, 'minTokens'],
+    [{ includeStopStrInOutput: 'yes' } as never, 'includeStopStrInOutput'],
+    [{ skipSpecialTokens: 0 } as never, 'skipSpecialTokens'],
+    [{ bestOf: 1, n: 2 }, 'bestOf'],
+    [{ bestOf: 2.5 }, 'bestOf'],
   ])('%j is rejected naming %s', (init, field) => {
     let err: unknown;
     try {
@@ -37,5 +47,15 @@ describe('SamplingParams validation', () => {
     expect(p).toMatchObject({ n: 1, temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: 16, stop: [], logprobs: null, seeded: false });
     expect(Number.isInteger(p.seed)).toBe(true);
     expect(resolveSamplingParams({ stop: 'x', topK: -1, seed: 7 })).toMatchObject({ stop: ['x'], topK: 0, seed: 7, seeded: true });
+    expect(p).toMatchObject({ logitBias: [], minTokens: 0, includeStopStrInOutput: false, skipSpecialTokens: true, bestOf: 1 });
+    expect(resolveSamplingParams({ n: 3 }).bestOf).toBe(3);
+  });
+
+  it('logitBias takes JSON objects (string keys) and Maps; minTokens masks the stop ids and, once the engine adds them, EOS', () => {
+    expect(resolveSamplingParams({ logitBias: { '12': -100, 3: 2.5 } }).logitBias).toEqual([[3, 2.5], [12, -100]]);
+    expect(resolveSamplingParams({ logitBias: new Map([[7, 1]]) }).logitBias).toEqual([[7, 1]]);
+    const p = resolveSamplingParams({ stopTokenIds: [9, 4], minTokens: 2 });
+    expect(withEosTokenIds(p, [1, 4]).allStopTokenIds).toEqual([1, 4, 9]);
+    expect(() => checkVocab(resolveSamplingParams({ logitBias: { 100: 1 } }), 100)).toThrow(/logitBias token id\(s\) 100 are outside the vocabulary \[0, 100\)/);
   });
 });

@@ -34,6 +34,16 @@ export interface SamplingParamsInit {
   repetitionPenalty?: number;
   /** weft: also return the logits row each token was sampled from. */
   returnLogits?: boolean;
+  /** Token id → bias added to its logit before sampling (greedy too), as vLLM's `logit_bias`. */
+  logitBias?: Record<number, number> | ReadonlyMap<number, number>;
+  /** EOS and stop tokens cannot be sampled, and stop strings are not checked, before this many tokens (default 0). */
+  minTokens?: number;
+  /** Keep the matched stop string (or stop token's text) in the output (default false). */
+  includeStopStrInOutput?: boolean;
+  /** Leave special tokens (BOS, EOS, ...) out of the text (default true, as vLLM). */
+  skipSpecialTokens?: boolean;
+  /** Generate this many sequences and return the `n` with the highest cumulative logprob (default n, as vLLM v0). */
+  bestOf?: number;
 }
 
 export interface SamplingParams {
@@ -56,6 +66,14 @@ export interface SamplingParams {
   frequencyPenalty: number;
   repetitionPenalty: number;
   returnLogits: boolean;
+  /** `[tokenId, bias]` pairs, ascending ids (structured-clone safe). */
+  logitBias: [number, number][];
+  minTokens: number;
+  /** What `minTokens` masks: the stop token ids, plus the model's EOS ids once the engine adds them (vLLM's `all_stop_token_ids`). */
+  allStopTokenIds: number[];
+  includeStopStrInOutput: boolean;
+  skipSpecialTokens: boolean;
+  bestOf: number;
 }
 
 /** Largest number of top logprobs a request may ask for (vLLM's max_logprobs default). */
@@ -63,7 +81,8 @@ export const MAX_LOGPROBS = 20;
 
 const KNOWN = new Set<string>([
   'n', 'temperature', 'topP', 'topK', 'minP', 'maxTokens', 'stop', 'stopTokenIds', 'seed', 'ignoreEos', 'logprobs',
-  'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'returnLogits',
+  'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'returnLogits', 'logitBias', 'minTokens', 'includeStopStrInOutput',
+  'skipSpecialTokens', 'bestOf',
 ]);
 
 function bad(field: string, msg: string): never {
@@ -110,13 +129,43 @@ export function resolveSamplingParams(init: SamplingParamsInit = {}): SamplingPa
   }
   const stopTokenIds = init.stopTokenIds ?? [];
   if (!Array.isArray(stopTokenIds) || stopTokenIds.some((t) => !Number.isInteger(t) || t < 0)) bad('stopTokenIds', 'must be a list of non-negative integers');
-  for (const f of ['ignoreEos', 'returnLogits'] as const) {
-    if (init[f] !== undefined && typeof init[f] !== 'boolean') bad(f, `must be a boolean, got ${JSON.stringify(init[f])}`);
+  for (const f of ['ignoreEos', 'returnLogits', 'includeStopStrInOutput', 'skipSpecialTokens'] as const) {
+    if (init[f] !== undefined && init[f] !== null && typeof init[f] !== 'boolean') bad(f, `must be a boolean, got ${JSON.stringify(init[f])}`);
   }
+  const minTokens = num(init, 'minTokens', 0, (v) => int(v) ?? (v < 0 ? 'must be non-negative' : v > maxTokens ? `must be at most maxTokens (${maxTokens})` : null));
+  const bestOf = num(init, 'bestOf', n, (v) => int(v) ?? (v < n ? `must be at least n (${n})` : null));
   return {
     n, temperature, topP, topK, minP, maxTokens, stop: [...stop], stopTokenIds: [...stopTokenIds], seed: seed >>> 0 === seed ? seed : hashSeed(seed), seeded,
     ignoreEos: init.ignoreEos ?? false, logprobs, presencePenalty, frequencyPenalty, repetitionPenalty, returnLogits: init.returnLogits ?? false,
+    logitBias: resolveLogitBias(init.logitBias), minTokens, allStopTokenIds: [...new Set(stopTokenIds)], includeStopStrInOutput: init.includeStopStrInOutput ?? false,
+    skipSpecialTokens: init.skipSpecialTokens ?? true, bestOf,
   };
+}
+
+/** `{id: bias}` (JSON's string keys or numbers) or a Map → sorted `[id, bias]` pairs; ids checked against the vocabulary by `checkVocab`. */
+function resolveLogitBias(v: SamplingParamsInit['logitBias']): [number, number][] {
+  if (v === undefined || v === null) return [];
+  if (typeof v !== 'object' || Array.isArray(v)) bad('logitBias', `must be an object of token id → bias, got ${JSON.stringify(v)}`);
+  const entries: [unknown, unknown][] = v instanceof Map ? [...v.entries()] : Object.entries(v);
+  const out: [number, number][] = entries.map(([k, b]) => {
+    const id = typeof k === 'number' ? k : /^\d+$/.test(String(k)) ? Number(k) : Number.NaN;
+    if (!Number.isSafeInteger(id) || id < 0) bad('logitBias', `keys must be non-negative integer token ids, got ${JSON.stringify(k)}`);
+    if (typeof b !== 'number' || !Number.isFinite(b)) bad('logitBias', `values must be finite numbers, got ${JSON.stringify(b)} for token ${id}`);
+    return [id, b];
+  });
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** Checks that need the model: token ids the request names must be in its vocabulary. */
+export function checkVocab(p: SamplingParams, vocabSize: number): void {
+  const outside = (ids: number[]) => ids.filter((t) => t >= vocabSize);
+  const lb = outside(p.logitBias.map(([t]) => t));
+  if (lb.length) bad('logitBias', `token id(s) ${lb.slice(0, 5).join(', ')} are outside the vocabulary [0, ${vocabSize})`);
+}
+
+/** The engine's copy for one model: `minTokens` also masks its EOS ids (vLLM adds them to `all_stop_token_ids` whatever `ignore_eos` says). */
+export function withEosTokenIds(p: SamplingParams, eosTokenIds: readonly number[]): SamplingParams {
+  return { ...p, allStopTokenIds: [...new Set([...p.stopTokenIds, ...eosTokenIds])].sort((a, b) => a - b) };
 }
 
 /** Fold any safe integer into 32 bits. */
@@ -129,6 +178,11 @@ function hashSeed(seed: number): number {
 /** True when the sampler needs the token history (penalties). */
 export function usesPenalties(p: SamplingParams): boolean {
   return p.presencePenalty !== 0 || p.frequencyPenalty !== 0 || p.repetitionPenalty !== 1;
+}
+
+/** True when the sampler changes logits before picking (logit bias, min tokens) or needs the sampled token's logprob (best of). */
+export function usesLogitsProcessors(p: SamplingParams): boolean {
+  return p.logitBias.length > 0 || p.minTokens > 0 || p.bestOf > p.n;
 }
 
 /** Greedy, nothing else: what logits-only steps and the tests' references use. */

@@ -20,7 +20,7 @@ import { traced, webGpuStepUnsupported, WebGpuLlamaStep, type CausalLMRank, type
 import { ModelRunner, startState, type RankArgs, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
 import type { SampledToken, StepSeq } from './protocol.js';
 import { sampleToken } from './sampler.js';
-import { usesPenalties, type SamplingParams } from './sampling-params.js';
+import { usesLogitsProcessors, usesPenalties, type SamplingParams } from './sampling-params.js';
 
 /** Most sequences one step of the WebGPU step may carry. */
 const STEP_MAX_SEQS = 64;
@@ -28,6 +28,7 @@ const STEP_MAX_SEQS = 64;
 /** Why this rank cannot run the WebGPU step (null when it can). */
 export function webGpuStepUnusable(args: RankArgs, state: ParallelState): string | null {
   if (args.webgpuStep === false) return 'turned off (webgpuStep: false)';
+  if (args.weightFormat && (args.weightFormat.quantization || args.weightFormat.dtype !== 'float32')) return 'packed weights (dtype / quantization): the tfjs path runs them';
   if (tf.getBackend() !== 'webgpu') return `backend ${tf.getBackend()}`;
   if (state.tp.worldSize !== 1 || state.pp.worldSize !== 1) return 'tp or pp above 1';
   if ((args.maxNumSeqs ?? STEP_MAX_SEQS) > STEP_MAX_SEQS) return `maxNumSeqs above ${STEP_MAX_SEQS}`;
@@ -38,7 +39,7 @@ export function webGpuStepUnusable(args: RankArgs, state: ParallelState): string
 
 /** Does this request need its logits row on the host (anything but plain greedy)? */
 export function needsHostSampling(p: SamplingParams): boolean {
-  return p.temperature > 1e-5 || p.logprobs !== null || p.returnLogits || usesPenalties(p);
+  return p.temperature > 1e-5 || p.logprobs !== null || p.returnLogits || usesPenalties(p) || usesLogitsProcessors(p);
 }
 
 export class WebGpuStepRunner implements RankRunner {
