@@ -1,0 +1,246 @@
+/*
+ * weft_cpu_kernels: the N-API entry points, the CPU feature check, the activations' Q8_0 quantization
+ * (shared by every ISA) and a small persistent thread pool. A call splits its output rows over `threads`
+ * (the calling thread is one); a pool busy with another JS thread's call runs the new call on its caller alone.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+/* ---------------------------------------------------------------- fp16 (as src/fp16.ts) */
+
+uint16_t weft_fp32_to_fp16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, mant = x & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  int e = (int)exp - 112;
+  if (e >= 0x1f) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000;
+    int shift = 14 - e;
+    uint32_t half = 1u << (shift - 1), rem = mant & ((1u << shift) - 1), h = mant >> shift;
+    if (rem > half || (rem == half && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+float weft_fp16_to_fp32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, x;
+  if (exp == 0) {
+    float v = (float)mant * 0x1p-24f;
+    return sign ? -v : v;
+  }
+  x = exp == 0x1f ? (sign | 0x7f800000 | (mant << 13)) : (sign | ((exp + 112) << 23) | (mant << 13));
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+/* ---------------------------------------------------------------- activations: Q8_0 blocks, halves to even */
+
+static void quantize_act(act_t *a) {
+  for (int i = 0; i < a->m; i++)
+    for (int b = 0; b < a->nb; b++) {
+      const float *x = a->x + (size_t)i * a->k + (size_t)b * QK;
+      int8_t *q = a->qs + (size_t)i * a->k + (size_t)b * QK;
+      float amax = 0;
+      for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      int32_t s = 0;
+      for (int j = 0; j < QK; j++) s += q[j] = (int8_t)nearbyintf(x[j] * id);
+      a->d[(size_t)i * a->nb + b] = weft_fp16_to_fp32(weft_fp32_to_fp16(d));
+      a->sx[(size_t)i * a->nb + b] = s;
+    }
+}
+
+/* ---------------------------------------------------------------- ISAs, best first, present on this CPU */
+
+static const isa_t *isas[3];
+static int n_isas;
+
+static void detect(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
+      __builtin_cpu_supports("fma"))
+    isas[n_isas++] = &isa_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) isas[n_isas++] = &isa_avx2;
+  isas[n_isas++] = &isa_scalar;
+}
+
+/* ---------------------------------------------------------------- the pool */
+
+#define MAX_THREADS 64
+typedef struct {
+  int kind; /* 0 q8_0, 1 q4_0, 2 bf16 */
+  const isa_t *isa;
+  const act_t *a;
+  const void *w;
+  const uint16_t *wd;
+  int n, nt;
+  float *out;
+} job_t;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER; /* one call owns the pool at a time */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static atomic_uint generation;
+static atomic_int pending;
+static job_t current;
+static int n_workers;
+
+static void run_part(const job_t *j, int t) {
+  /* rows split in multiples of 4 (the tile height) */
+  int per = ((j->n + j->nt - 1) / j->nt + 3) & ~3;
+  int r0 = t * per, r1 = r0 + per < j->n ? r0 + per : j->n;
+  if (r0 >= r1) return;
+  if (j->kind == 2) j->isa->bf16(j->a, j->w, r0, r1, j->n, j->out);
+  else (j->kind ? j->isa->q4_0 : j->isa->q8_0)(j->a, j->w, j->wd, r0, r1, j->n, j->out);
+}
+
+static void *worker(void *arg) {
+  const int id = (int)(intptr_t)arg;
+  unsigned seen = 0;
+  for (;;) {
+    /* spin a little (calls come back to back in a decode step), then sleep */
+    int spins = 0;
+    while (atomic_load_explicit(&generation, memory_order_acquire) == seen && spins < 20000) {
+      __builtin_ia32_pause();
+      spins++;
+    }
+    if (atomic_load_explicit(&generation, memory_order_acquire) == seen) {
+      pthread_mutex_lock(&wake_mu);
+      while (atomic_load_explicit(&generation, memory_order_acquire) == seen) pthread_cond_wait(&wake_cv, &wake_mu);
+      pthread_mutex_unlock(&wake_mu);
+    }
+    seen = atomic_load_explicit(&generation, memory_order_acquire);
+    if (id < current.nt) run_part(&current, id);
+    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+  }
+  return NULL;
+}
+
+static void run(job_t *j) {
+  if (j->nt > 1 && pthread_mutex_trylock(&pool_mu) == 0) {
+    while (n_workers < j->nt - 1 && n_workers < MAX_THREADS - 1) {
+      pthread_t t;
+      if (pthread_create(&t, NULL, worker, (void *)(intptr_t)(n_workers + 1)) != 0) break;
+      pthread_detach(t);
+      n_workers++;
+    }
+    if (j->nt > n_workers + 1) j->nt = n_workers + 1;
+    current = *j;
+    atomic_store(&pending, n_workers);
+    pthread_mutex_lock(&wake_mu);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_cond_broadcast(&wake_cv);
+    pthread_mutex_unlock(&wake_mu);
+    run_part(&current, 0);
+    int spins = 0;
+    while (atomic_load_explicit(&pending, memory_order_acquire) > 0)
+      if (++spins > 1000) sched_yield(); else __builtin_ia32_pause();
+    pthread_mutex_unlock(&pool_mu);
+    return;
+  }
+  j->nt = 1;
+  run_part(j, 0);
+}
+
+/* ---------------------------------------------------------------- N-API */
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "weft_cpu_kernels: " #call " failed"); return NULL; } } while (0)
+
+static void *typed(napi_env env, napi_value v, napi_typedarray_type want, size_t *len) {
+  napi_typedarray_type t;
+  void *data;
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, v, &t, len, &data, NULL, NULL) != napi_ok || t != want) return NULL;
+  return data;
+}
+
+static napi_value gemm(napi_env env, napi_callback_info info, int kind) {
+  const int nargs = kind == 2 ? 8 : 9;
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if ((int)argc != nargs) { napi_throw_type_error(env, NULL, "weft_cpu_kernels: wrong number of arguments"); return NULL; }
+  int32_t isa, nt, m, k, n;
+  CHECK(napi_get_value_int32(env, argv[0], &isa));
+  CHECK(napi_get_value_int32(env, argv[1], &nt));
+  CHECK(napi_get_value_int32(env, argv[3], &m));
+  CHECK(napi_get_value_int32(env, argv[4], &k));
+  CHECK(napi_get_value_int32(env, argv[nargs - 2], &n));
+  size_t lx, lq, ld = 0, lo;
+  float *x = typed(env, argv[2], napi_float32_array, &lx);
+  void *w = typed(env, argv[5], kind == 0 ? napi_int8_array : kind == 1 ? napi_uint8_array : napi_uint16_array, &lq);
+  uint16_t *wd = kind == 2 ? NULL : typed(env, argv[6], napi_uint16_array, &ld);
+  float *out = typed(env, argv[nargs - 1], napi_float32_array, &lo);
+  if (isa < 0 || isa >= n_isas || nt < 1 || m < 1 || k < 1 || n < 1 || !x || !w || !out || (kind != 2 && (!wd || k % QK)) ||
+      lx != (size_t)m * k || lo != (size_t)m * n || lq != (size_t)n * k / (kind == 1 ? 2 : 1) || (kind != 2 && ld != (size_t)n * k / QK)) {
+    napi_throw_range_error(env, NULL, "weft_cpu_kernels: bad arguments (isa, threads, shapes or array types)");
+    return NULL;
+  }
+  act_t a = {m, k, k / QK, x, NULL, NULL, NULL, NULL};
+  const isa_t *I = isas[isa];
+  if (kind != 2) {
+    a.qs = malloc((size_t)m * k);
+    a.d = malloc((size_t)m * a.nb * sizeof(float));
+    a.sx = malloc((size_t)m * a.nb * sizeof(int32_t));
+    quantize_act(&a);
+    if (I->prep_q) I->prep_q(&a, kind == 1);
+  } else if (I->prep_bf16) {
+    I->prep_bf16(&a);
+  }
+  job_t j = {kind, I, &a, w, wd, n, nt > MAX_THREADS ? MAX_THREADS : nt, out};
+  run(&j);
+  if (a.extra && I->release) I->release(&a);
+  free(a.qs);
+  free(a.d);
+  free(a.sx);
+  return NULL;
+}
+
+static napi_value gemm_q8_0(napi_env env, napi_callback_info info) { return gemm(env, info, 0); }
+static napi_value gemm_q4_0(napi_env env, napi_callback_info info) { return gemm(env, info, 1); }
+static napi_value gemm_bf16(napi_env env, napi_callback_info info) { return gemm(env, info, 2); }
+
+static napi_value info_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj, arr, s, mt;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_array_with_length(env, n_isas, &arr));
+  for (int i = 0; i < n_isas; i++) {
+    CHECK(napi_create_string_utf8(env, isas[i]->name, NAPI_AUTO_LENGTH, &s));
+    CHECK(napi_set_element(env, arr, i, s));
+  }
+  CHECK(napi_set_named_property(env, obj, "isas", arr));
+  CHECK(napi_create_int32(env, MAX_THREADS, &mt));
+  CHECK(napi_set_named_property(env, obj, "maxThreads", mt));
+  return obj;
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+NAPI_MODULE_INIT() {
+  pthread_once(&once, detect);
+  napi_property_descriptor props[] = {
+    {"info", NULL, info_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gemmQ8_0", NULL, gemm_q8_0, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gemmQ4_0", NULL, gemm_q4_0, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gemmBf16", NULL, gemm_bf16, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,212 @@
+/*
+ * AVX-512 path (F, BW, VL, DQ, VNNI): compiled with those flags, called only when the CPU has them.
+ * Q8_0 / Q4_0 × Q8_0 activations: vpdpbusd (u8 × s8) over two blocks per zmm. Q8_0 weights are made
+ * unsigned by xor 0x80 (w + 128) and Q4_0 nibbles are unsigned already (q, value q - 8); the offsets come
+ * back exactly as integer corrections -128·Σx / -8·Σx seeded into the accumulator (lane 0 of each block).
+ * Each block's integer dot is then scaled by d_w·d_x and summed in fp32.
+ * bf16 (weight-only): the even and odd bf16 of each 32-bit lane widened by a shift and a mask; x is
+ * deinterleaved once per call to match.
+ * Tiles of 4 weight rows × up to 4 (Q) / 2 (bf16) activation rows: a weight tile is read once per call.
+ */
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+#define AI static inline __attribute__((always_inline))
+
+/* extra for Q: per activation row i and block pair p, a zmm of corrections (lane 0 and 8) and one of scales. */
+typedef struct {
+  int np;
+  int32_t *corr; /* m*np*16 */
+  float *dx;     /* m*np*16 */
+} qprep_t;
+
+static void prep_q(act_t *a, int q4) {
+  const int np = a->nb / 2;
+  qprep_t *p = malloc(sizeof *p);
+  p->np = np;
+  size_t len = (size_t)a->m * (np ? np : 1) * 16;
+  p->corr = aligned_alloc(64, len * 4);
+  p->dx = aligned_alloc(64, len * 4);
+  const int32_t off = q4 ? -8 : -128;
+  for (int i = 0; i < a->m; i++)
+    for (int q = 0; q < np; q++) {
+      int32_t *c = p->corr + ((size_t)i * np + q) * 16;
+      float *d = p->dx + ((size_t)i * np + q) * 16;
+      memset(c, 0, 64);
+      c[0] = off * a->sx[(size_t)i * a->nb + 2 * q];
+      c[8] = off * a->sx[(size_t)i * a->nb + 2 * q + 1];
+      for (int l = 0; l < 8; l++) {
+        d[l] = a->d[(size_t)i * a->nb + 2 * q];
+        d[8 + l] = a->d[(size_t)i * a->nb + 2 * q + 1];
+      }
+    }
+  a->extra = p;
+}
+
+AI __m512 pair_scales(const uint16_t *wd) {
+  int32_t two;
+  memcpy(&two, wd, 4);
+  const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(two))));
+}
+
+/* Two blocks of weights as 64 unsigned bytes in activation order. */
+AI __m512i load_pair(const uint8_t *w, int q4) {
+  if (!q4) return _mm512_xor_si512(_mm512_loadu_si512(w), _mm512_set1_epi8((char)0x80));
+  const __m512i dup = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0);
+  const __m512i sh = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+  __m512i z = _mm512_permutexvar_epi64(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w)));
+  return _mm512_and_si512(_mm512_srlv_epi64(z, sh), _mm512_set1_epi8(0x0f));
+}
+
+/* One block (the odd last one) as 32 unsigned bytes. */
+AI __m256i load_block(const uint8_t *w, int q4) {
+  if (!q4) return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w), _mm256_set1_epi8((char)0x80));
+  __m128i b = _mm_loadu_si128((const __m128i *)w);
+  __m128i m = _mm_set1_epi8(0x0f);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+AI int hsum256_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, const int NR, int i0, const int NA, int n, float *out,
+               const int q4) {
+  const qprep_t *P = a->extra;
+  const int k = a->k, nb = a->nb, np = P->np;
+  const size_t wrow = q4 ? (size_t)k / 2 : (size_t)k; /* bytes a weight row */
+  const int pb = q4 ? 32 : 64;                        /* bytes a block pair */
+  __m512 acc[4][4];
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm512_setzero_ps();
+  for (int p = 0; p < np; p++) {
+    __m512i w[4];
+    __m512 dw[4];
+    for (int rr = 0; rr < NR; rr++) {
+      w[rr] = load_pair(wqs + (size_t)(r + rr) * wrow + (size_t)p * pb, q4);
+      dw[rr] = pair_scales(wd + (size_t)(r + rr) * nb + 2 * p);
+    }
+    for (int ii = 0; ii < NA; ii++) {
+      const size_t o = ((size_t)(i0 + ii) * np + p) * 16;
+      const __m512i xq = _mm512_loadu_si512(a->qs + (size_t)(i0 + ii) * k + (size_t)p * 64);
+      const __m512i c = _mm512_load_si512(P->corr + o);
+      const __m512 dx = _mm512_load_ps(P->dx + o);
+      for (int rr = 0; rr < NR; rr++) {
+        __m512i s = _mm512_dpbusd_epi32(c, w[rr], xq);
+        acc[rr][ii] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[rr], dx), acc[rr][ii]);
+      }
+    }
+  }
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) {
+      float sum = _mm512_reduce_add_ps(acc[rr][ii]);
+      if (nb & 1) {
+        const int b = nb - 1;
+        __m256i wv = load_block(wqs + (size_t)(r + rr) * wrow + (size_t)b * (pb / 2), q4);
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(a->qs + (size_t)(i0 + ii) * k + (size_t)b * QK));
+        int dot = hsum256_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv)) + (q4 ? -8 : -128) * a->sx[(size_t)(i0 + ii) * nb + b];
+        sum += (float)dot * (weft_fp16_to_fp32(wd[(size_t)(r + rr) * nb + b]) * a->d[(size_t)(i0 + ii) * nb + b]);
+      }
+      out[(size_t)(i0 + ii) * n + r + rr] = sum;
+    }
+}
+
+#define TILE_NA(NR, q4)                                                        \
+  for (int i0 = 0; i0 < a->m; i0 += 4) {                                       \
+    switch (a->m - i0 >= 4 ? 4 : a->m - i0) {                                  \
+      case 4: q_tile(a, wqs, wd, r, NR, i0, 4, n, out, q4); break;             \
+      case 3: q_tile(a, wqs, wd, r, NR, i0, 3, n, out, q4); break;             \
+      case 2: q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4); break;             \
+      default: q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4); break;            \
+    }                                                                          \
+  }
+
+AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out, const int q4) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) TILE_NA(4, q4)
+  for (; r < r1; r++) TILE_NA(1, q4)
+}
+
+static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
+static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 1); }
+
+/* bf16: x deinterleaved per 32-element chunk: 16 even elements, then 16 odd. */
+static void prep_bf16(act_t *a) {
+  const int kc = a->k / 32;
+  float *xd = aligned_alloc(64, (size_t)a->m * (kc ? kc : 1) * 32 * 4);
+  for (int i = 0; i < a->m; i++)
+    for (int c = 0; c < kc; c++)
+      for (int l = 0; l < 16; l++) {
+        xd[((size_t)i * kc + c) * 32 + l] = a->x[(size_t)i * a->k + c * 32 + 2 * l];
+        xd[((size_t)i * kc + c) * 32 + 16 + l] = a->x[(size_t)i * a->k + c * 32 + 2 * l + 1];
+      }
+  a->extra = xd;
+}
+
+AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out) {
+  const int k = a->k, kc = k / 32;
+  const float *xd = a->extra;
+  __m512 ae[4][2], ao[4][2];
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) ae[rr][ii] = ao[rr][ii] = _mm512_setzero_ps();
+  const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+  for (int c = 0; c < kc; c++) {
+    __m512 we[4], wo[4];
+    for (int rr = 0; rr < NR; rr++) {
+      __m512i v = _mm512_loadu_si512(w + (size_t)(r + rr) * k + (size_t)c * 32);
+      we[rr] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      wo[rr] = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+    }
+    for (int ii = 0; ii < NA; ii++) {
+      const __m512 xe = _mm512_load_ps(xd + ((size_t)(i0 + ii) * kc + c) * 32);
+      const __m512 xo = _mm512_load_ps(xd + ((size_t)(i0 + ii) * kc + c) * 32 + 16);
+      for (int rr = 0; rr < NR; rr++) {
+        ae[rr][ii] = _mm512_fmadd_ps(we[rr], xe, ae[rr][ii]);
+        ao[rr][ii] = _mm512_fmadd_ps(wo[rr], xo, ao[rr][ii]);
+      }
+    }
+  }
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) {
+      float sum = _mm512_reduce_add_ps(_mm512_add_ps(ae[rr][ii], ao[rr][ii]));
+      const float *x = a->x + (size_t)(i0 + ii) * k;
+      const uint16_t *wr = w + (size_t)(r + rr) * k;
+      for (int j = kc * 32; j < k; j++) {
+        uint32_t u = (uint32_t)wr[j] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        sum += x[j] * f;
+      }
+      out[(size_t)(i0 + ii) * n + r + rr] = sum;
+    }
+}
+
+#define BF16_NA(NR)                                                                                      \
+  for (int i0 = 0; i0 < a->m; i0 += 2) {                                                                 \
+    if (a->m - i0 >= 2) bf16_tile(a, w, r, NR, i0, 2, n, out); else bf16_tile(a, w, r, NR, i0, 1, n, out); \
+  }
+
+static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) BF16_NA(4)
+  for (; r < r1; r++) BF16_NA(1)
+}
+
+/* The Q prep's extra is a qprep_t, the bf16 prep's a bare float array: told apart by the quantized x. */
+static void release(act_t *a) {
+  if (a->qs) {
+    qprep_t *p = a->extra;
+    free(p->corr);
+    free(p->dx);
+  }
+  free(a->extra);
+  a->extra = NULL;
+}
+
+const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, prep_bf16, bf16_rows, release};
