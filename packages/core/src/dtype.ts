@@ -59,3 +59,46 @@ export function fp16ToFloat32(src: Uint16Array, out: Float32Array = new Float32A
   for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
   return out;
 }
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** A number, rounded to float32, as fp16 bits, round to nearest even (GGML_FP32_TO_FP16, numpy's astype). */
+export function float32ToFp16Bits(value: number): number {
+  f32Scratch[0] = value;
+  const x = u32Scratch[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // fp16 subnormal: m · 2⁻²⁴ with m = (1.mant) >> (14 − e).
+    if (e < -10) return sign;
+    const full = mant | 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let m = full >>> shift;
+    const rem = full & ((1 << shift) - 1);
+    if (rem > half || (rem === half && m & 1)) m++;
+    return sign | m;
+  }
+  let h = sign | (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // A carry out of the mantissa moves into the exponent, which is the right answer (up to inf).
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return h;
+}
+
+/** float32 values to bf16 bits, round to nearest even (torch's `.to(torch.bfloat16)`); exact for values that came from bf16. */
+export function float32ToBf16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (out.length < src.length) throw new RangeError(`float32ToBf16: output holds ${out.length} values, input has ${src.length}`);
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i]!;
+    // NaN keeps a quiet NaN; otherwise add the rounding bias (0x7fff + lsb) and truncate.
+    out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}

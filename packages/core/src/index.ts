@@ -17,3 +17,4 @@ export * from './tokenizer.js';
 export * from './tensorflow-env.js';
 export * from './memory-fit.js';
 export * from './pin-gpu-libraries.js';
+export * from './weight-format.js';

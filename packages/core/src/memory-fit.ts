@@ -1,6 +1,7 @@
 /**
  * Before any rank starts: will the weights fit? Ranks hold weights as fp32
- * whatever the checkpoint's dtype. Two limits:
+ * whatever the checkpoint's dtype, unless `format` says bf16 or quantized
+ * blocks: then the compressed bytes are counted. Two limits:
  * - wasm: one instance addresses 4 GB, and XNNPACK keeps a packed copy of each
  *   weight matrix it multiplies by, so a rank holds ~1.9 GB of weights;
  * - every backend: the ranks on this host together need the host's memory.
@@ -12,6 +13,7 @@ import type { BackendName } from './backend.js';
 import { tensorflowInstalled } from './backend.js';
 import { Checkpoint } from './checkpoint.js';
 import { ConfigError } from './errors.js';
+import { heldTensorBytes, type WeightFormat } from './weight-format.js';
 
 /** The wasm backend addresses at most 4 GB per instance (one per rank); past it, it fails with a bare "memory access out of bounds". */
 export const WASM_MAX_BYTES = 4 * 1024 ** 3;
@@ -31,6 +33,8 @@ export interface WeightsFitOptions {
   localRanks?: number;
   /** Bytes free on this host; default MemAvailable from /proc/meminfo (os.freemem() elsewhere). */
   availableBytes?: number;
+  /** How the ranks hold the weights (default fp32, unquantized). */
+  format?: WeightFormat;
 }
 
 /** Number of weight elements in a checkpoint directory (headers only). */
@@ -45,16 +49,34 @@ export function checkpointElements(modelDir: string): number {
   return elements;
 }
 
+/** Bytes the ranks together hold for one copy of the checkpoint's weights in `format` (headers only). */
+export function checkpointHeldBytes(modelDir: string, format: WeightFormat): number {
+  const ckpt = Checkpoint.open(modelDir);
+  let bytes = 0;
+  try {
+    for (const n of ckpt.names()) bytes += heldTensorBytes(n, ckpt.info(n).shape, format);
+  } finally {
+    ckpt.close();
+  }
+  return bytes;
+}
+
 /** Refuse, before any rank starts, a layout whose weights would not fit; say which would. */
 export function checkWeightsFit(modelDir: string, opts: WeightsFitOptions): void {
-  checkWeightsFitElements(checkpointElements(modelDir), modelDir, opts);
+  const format = opts.format ?? { dtype: 'float32', quantization: null };
+  checkWeightsFitBytes(checkpointHeldBytes(modelDir, format), modelDir, opts);
 }
 
 export function checkWeightsFitElements(elements: number, what: string, opts: WeightsFitOptions): void {
+  checkWeightsFitBytes(elements * 4, what, opts);
+}
+
+/** `total`: bytes of one copy of the weights as the ranks hold them (see checkpointHeldBytes). */
+export function checkWeightsFitBytes(total: number, what: string, opts: WeightsFitOptions): void {
   const { tp, pp } = opts;
   const dp = opts.dp ?? 1;
   const backend = opts.backend ?? ('missing' in tensorflowInstalled() ? 'wasm' : 'tensorflow');
-  const total = elements * 4;
+  const kind = describeFormat(opts.format);
   const perRank = total / (tp * pp);
   const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
   if (backend === 'wasm') {
@@ -62,7 +84,7 @@ export function checkWeightsFitElements(elements: number, what: string, opts: We
     if (perRank > budget) {
       const need = Math.ceil(total / budget);
       throw new ConfigError(
-        `${what}: ${gb(total)} of fp32 weights over tp×pp=${tp * pp} ranks is ${gb(perRank)} per rank, over what one wasm rank holds ` +
+        `${what}: ${gb(total)} of ${kind} weights over tp×pp=${tp * pp} ranks is ${gb(perRank)} per rank, over what one wasm rank holds ` +
           `(${(budget / 1e9).toFixed(1)} GB of weights: 4 GB heap, packed copies); use tp×pp ≥ ${need} (e.g. --tp ${nextPow2(need)}) or the tensorflow backend (npm run setup:tensorflow)`,
       );
     }
@@ -75,7 +97,7 @@ export function checkWeightsFitElements(elements: number, what: string, opts: We
   const perHostFits = Math.floor(available / (perRank + RANK_OVERHEAD_BYTES));
   const minShards = Math.ceil(total / Math.max(1, available - RANK_OVERHEAD_BYTES));
   throw new ConfigError(
-    `${what}: ${localRanks} rank(s) on this host need ${gb(needed)} (${gb(perRank)} of fp32 weights each at tp ${tp} × pp ${pp}${dp > 1 ? ` × dp ${dp}` : ''}, ` +
+    `${what}: ${localRanks} rank(s) on this host need ${gb(needed)} (${gb(perRank)} of ${kind} weights each at tp ${tp} × pp ${pp}${dp > 1 ? ` × dp ${dp}` : ''}, ` +
       `plus ~${gb(RANK_OVERHEAD_BYTES)} per rank), but ${gb(available)} is available; ` +
       (perHostFits >= 1
         ? `this host holds ${perHostFits} such rank(s): run the other ranks on more hosts (weft launch / mpirun, docs/multi-host.md)`
@@ -92,6 +114,12 @@ export function availableMemory(): number {
     /* not Linux */
   }
   return freemem();
+}
+
+function describeFormat(f: WeightFormat | undefined): string {
+  if (!f) return 'fp32';
+  const base = f.dtype === 'bfloat16' ? 'bf16' : 'fp32';
+  return f.quantization ? `${f.quantization}/${base}` : base;
 }
 
 function nextPow2(n: number): number {

@@ -188,8 +188,10 @@ export class DeepseekMLA implements TokenMixer {
   private absorb(): { wUK: tf.Tensor3D; wUV: tf.Tensor3D } {
     if (this.absorbed) return this.absorbed;
     const { qkNopeHeadDim: nope, vHeadDim, kvLoraRank } = this.c;
-    // kv_b_proj's weight is kept as [lora, Hl·(nope + v)] (Parameter.storeTransposed).
-    const w = tf.reshape(this.kvBProj.weight.tensor, [kvLoraRank, this.heads, nope + vHeadDim]);
+    // kv_b_proj's weight as fp32 [lora, Hl·(nope + v)]: a quantized one is dequantized here, as vLLM does.
+    const dense = this.kvBProj.weight.denseTransposed();
+    const w = tf.reshape(dense, [kvLoraRank, this.heads, nope + vHeadDim]);
+    dense.dispose();
     this.absorbed = {
       wUK: tf.keep(tf.transpose(tf.slice(w, [0, 0, 0], [-1, -1, nope]), [1, 2, 0]) as tf.Tensor3D),
       wUV: tf.keep(tf.transpose(tf.slice(w, [0, 0, nope], [-1, -1, vHeadDim]), [1, 0, 2]) as tf.Tensor3D),

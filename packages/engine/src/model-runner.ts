@@ -7,11 +7,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState, RankContext } from '@weft/comm';
-import { Checkpoint } from '@weft/core';
+import { Checkpoint, type WeightFormat } from '@weft/core';
 import {
   buildAttentionMetadata,
   loadWeights,
   PagedKVCache,
+  QuantizationConfig,
   scoped,
   traced,
   Tracer,
@@ -37,6 +38,8 @@ export interface RankArgs {
   mlaKvCache?: 'latent' | 'full';
   /** webgpu backend: run weft's own WebGPU Llama step where it supports the model (default true). */
   webgpuStep?: boolean;
+  /** How the rank holds linear weights (LLMOptions dtype / quantization, validated on the driver); absent: fp32. */
+  weightFormat?: WeightFormat;
   /** The engine's limits (the WebGPU step sizes its buffers by them). */
   maxNumBatchedTokens?: number;
   maxNumSeqs?: number;
@@ -66,16 +69,16 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const model = await createModel(args.modelDir, state, args);
   const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
   const useStep = !(state.dp.worldSize > 1 && model.needsDpLockstep) && webGpuStepUnusable(args, state) === null;
-  const stepRunner = useStep ? new WebGpuStepRunner(model, state, args, tracer, (m) => loadRankWeights(m, args.modelDir, onProgress)) : null;
+  const stepRunner = useStep ? new WebGpuStepRunner(model, state, args, tracer, (m) => loadRankWeights(m, args, onProgress)) : null;
   const runner: RankRunner = stepRunner ?? new ModelRunner(model, state, tracer);
   try {
     if (stepRunner) {
       // The step uploads the weights itself at init-kv; the tfjs model's stay unloaded.
       send({ type: 'ready', rank: ctx.rank, unused: [], weightBytes: stepRunner.weightBytes, backend: tf.getBackend(), kvBytesPerBlock: stepRunner.kvBytesPerBlock(args.blockSize) });
     } else {
-      const weights = loadRankWeights(model, args.modelDir, onProgress);
+      const weights = loadRankWeights(model, args, onProgress);
       const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock });
+      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock });
     }
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage | undefined;
@@ -93,19 +96,19 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   }
 }
 
-function loadRankWeights(model: CausalLMRank, dir: string, onProgress: (l: number, t: number, n: string) => void) {
-  const ckpt = Checkpoint.open(dir);
+function loadRankWeights(model: CausalLMRank, args: RankArgs, onProgress: (l: number, t: number, n: string) => void) {
+  const ckpt = Checkpoint.open(args.modelDir);
   try {
-    const { unused } = loadWeights({
+    const { unused, unquantized, bytes } = loadWeights({
       params: model.parameters(),
       checkpoint: ckpt,
       stacked: model.stackedParams,
       ignore: (n) => model.ignoreTensor(n),
       elsewhere: (n) => model.isElsewhere(n),
       onProgress,
+      quantization: args.weightFormat ? new QuantizationConfig(args.weightFormat) : undefined,
     });
-    const bytes = model.parameters().reduce((a, p) => a + p.tensor.size * 4, 0);
-    return { unused, bytes };
+    return { unused, unquantized, bytes };
   } finally {
     ckpt.close();
   }

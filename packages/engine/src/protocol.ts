@@ -48,6 +48,8 @@ export type RankMessage =
       type: 'ready';
       rank: number;
       unused: string[];
+      /** Weights the quantization would take that this rank keeps unquantized, with why. */
+      unquantized?: string[];
       weightBytes: number;
       backend: string;
       /** Bytes of one KV block over every attention layer of this rank (0 on a rank with none). */

@@ -14,3 +14,4 @@ export * from './decoder-only-lm.js';
 export * from './parity.js';
 export * from './moe/index.js';
 export * from './kernels/index.js';
+export * from './quantization/index.js';

@@ -26,7 +26,7 @@ export type ShardId = string | number;
 export type WeightLoader = (param: Parameter, weight: WeightHandle, shardId?: ShardId) => void;
 
 export class Parameter {
-  private value: tf.Tensor | null = null;
+  protected value: tf.Tensor | null = null;
   /** Filled regions, for fused parameters loaded from several checkpoint tensors. */
   readonly loadedShards = new Set<ShardId>();
 
@@ -64,7 +64,25 @@ export class Parameter {
   /** Replace the whole value (shape checked). */
   set(host: HostTensor, source: string): void {
     checkShape(this, host.shape, source);
+    this.storeWhole(host);
+  }
+
+  /** Bytes this rank holds for the value. */
+  get bytes(): number {
+    return this.value ? this.value.size * 4 : 0;
+  }
+
+  /** Keep a whole, shape-checked host value (a quantized linear weight stores it its own way). */
+  protected storeWhole(host: HostTensor): void {
     this.commit(tf.tensor(host.data, [...this.shape], host.dtype));
+  }
+
+  /**
+   * Keep `host`'s rows at row `offset` of the value, if this parameter stores rows independently
+   * (quantized blocks run along the last dim): true when done, false to go through the fp32 host buffer.
+   */
+  protected storeRows(_host: HostTensor, _offset: number): boolean {
+    return false;
   }
 
   private commit(t: tf.Tensor): void {
@@ -79,13 +97,17 @@ export class Parameter {
 
   /** Write `host` at `offset` along `dim` of a (lazily zero-filled) host buffer; used by fused layers. */
   setSlice(host: HostTensor, dim: number, offset: number, source: string, shardId?: ShardId): void {
-    const full = this.hostBuffer ?? (this.hostBuffer = new Float32Array(this.shape.reduce((a, b) => a * b, 1)));
     const expect = [...this.shape];
     expect[dim] = host.shape[dim] ?? -1;
     checkShape(this, host.shape, source, expect);
     if (offset + host.shape[dim]! > this.shape[dim]!) {
       throw new CheckpointError(`${source}: slice at ${offset}+${host.shape[dim]} exceeds ${this.name} dim ${dim} of size ${this.shape[dim]}`);
     }
+    if (dim === 0 && this.storeRows(host, offset)) {
+      if (shardId !== undefined) this.loadedShards.add(shardId);
+      return;
+    }
+    const full = this.hostBuffer ?? (this.hostBuffer = new Float32Array(this.shape.reduce((a, b) => a * b, 1)));
     const outer = this.shape.slice(0, dim).reduce((a, b) => a * b, 1);
     const inner = this.shape.slice(dim + 1).reduce((a, b) => a * b, 1);
     const srcRow = host.shape[dim]! * inner;

@@ -5,7 +5,9 @@
  * checkpoint names map onto fused parameters (vLLM's `stacked_params_mapping`).
  */
 import { CheckpointError } from '@weft/core';
+import { LinearWeight } from './linear/linear-weight.js';
 import type { HostTensor, Parameter, ShardId, WeightHandle } from './parameter.js';
+import type { QuantizationConfig } from './quantization/quantization-config.js';
 
 /** What a loader reads from: `Checkpoint` of @weft/core, or anything shaped like it. */
 export interface CheckpointReader {
@@ -31,6 +33,8 @@ export interface LoadWeightsOptions {
   /** Tensors that belong to another pipeline stage (or expert rank): skipped, not reported as unused. */
   elsewhere?: (name: string) => boolean;
   onProgress?: (loaded: number, total: number, name: string) => void;
+  /** How linear weights are held (bf16, Q8_0, Q4_0); absent: fp32. Each tensor is packed as it is read. */
+  quantization?: QuantizationConfig;
 }
 
 export interface LoadWeightsResult {
@@ -38,11 +42,24 @@ export interface LoadWeightsResult {
   unused: string[];
   /** Parameters filled. */
   loaded: number;
+  /** Weights the quantization would take but this rank keeps unquantized, with why. */
+  unquantized: string[];
+  /** Bytes this rank holds for its parameters. */
+  bytes: number;
 }
 
 export function loadWeights(opts: LoadWeightsOptions): LoadWeightsResult {
   const byName = new Map<string, Parameter>();
   for (const p of opts.params) byName.set(p.name, p);
+  const unquantized: string[] = [];
+  const linear = [...byName.values()].filter((p): p is LinearWeight => p instanceof LinearWeight);
+  if (opts.quantization) {
+    for (const w of linear) {
+      w.useMethod(opts.quantization.getQuantMethod(w));
+      const why = opts.quantization.skipReason(w);
+      if (why) unquantized.push(`${w.name} (${why})`);
+    }
+  }
   const unused: string[] = [];
   // Resolve every name first so progress counts only what this rank loads.
   const work: { name: string; param: Parameter; shardId?: ShardId }[] = [];
@@ -63,7 +80,9 @@ export function loadWeights(opts: LoadWeightsOptions): LoadWeightsResult {
       `checkpoint is missing ${missing.length} tensor(s) this model needs: ${list}${missing.length > 8 ? '; ...' : ''}`,
     );
   }
-  return { unused, loaded: byName.size };
+  for (const w of linear) w.quantMethod.processWeightsAfterLoading(w);
+  const bytes = [...byName.values()].reduce((a, p) => a + p.bytes, 0);
+  return { unused, loaded: byName.size, unquantized, bytes };
 }
 
 function resolve(

@@ -1,4 +1,5 @@
 export * from './linear-base.js';
+export * from './linear-weight.js';
 export * from './replicated-linear.js';
 export * from './column-parallel-linear.js';
 export * from './merged-column-parallel-linear.js';

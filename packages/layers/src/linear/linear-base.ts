@@ -1,12 +1,12 @@
 /**
  * What every linear layer shares: a weight `[outPerRank, inPerRank]` in the
- * checkpoint's (PyTorch) layout, kept transposed in memory, an optional bias,
- * and `x · Wᵀ + b`.
+ * checkpoint's (PyTorch) layout, an optional bias, and `x · Wᵀ + b`, the
+ * weight's storage and matmul being its linear method's (LinearWeight).
  * Subclasses decide what is sharded and how checkpoint tensors land in it.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { linearOp } from '../kernels/index.js';
+import type * as tf from '@tensorflow/tfjs-core';
 import { Parameter, type WeightLoader } from '../parameter.js';
+import { LinearWeight } from './linear-weight.js';
 
 export interface LinearOptions {
   /** Parameter prefix, e.g. `model.layers.0.mlp.down_proj`. */
@@ -17,7 +17,7 @@ export interface LinearOptions {
 }
 
 export abstract class LinearBase {
-  readonly weight: Parameter;
+  readonly weight: LinearWeight;
   readonly bias: Parameter | null;
 
   protected constructor(
@@ -29,7 +29,7 @@ export abstract class LinearBase {
     biasLoader: WeightLoader,
     expectedShards: readonly (string | number)[] = [],
   ) {
-    this.weight = new Parameter(`${prefix}.weight`, [outPerRank, inPerRank], weightLoader, expectedShards, true);
+    this.weight = new LinearWeight(`${prefix}.weight`, outPerRank, inPerRank, weightLoader, expectedShards);
     this.bias = withBias ? new Parameter(`${prefix}.bias`, [outPerRank], biasLoader, expectedShards) : null;
   }
 
@@ -39,8 +39,7 @@ export abstract class LinearBase {
 
   /** `x [T, in] → [T, out]` on this rank's shard; `addBias` false skips the bias (row-parallel ranks ≠ 0). */
   protected matmul(x: tf.Tensor2D, addBias = true): tf.Tensor2D {
-    // The weight is stored as [in, out] (see Parameter.storeTransposed).
-    return linearOp(x, this.weight.tensor as tf.Tensor2D, addBias ? this.bias?.tensor : null);
+    return this.weight.apply(x, addBias ? this.bias?.tensor : null);
   }
 
   dispose(): void {

@@ -12,9 +12,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, divide, WeftError } from '@weft/core';
 import { fusedShardLoader } from '../linear/merged-column-parallel-linear.js';
-import { expectCheckpointShape, Parameter, type WeightLoader } from '../parameter.js';
+import { LinearWeight } from '../linear/linear-weight.js';
+import { expectCheckpointShape, type Parameter, type WeightLoader } from '../parameter.js';
 import type { ExpertMap } from './expert-map.js';
-import { linearOp, siluAndMulOp } from '../kernels/index.js';
+import { siluAndMulOp } from '../kernels/index.js';
 
 export interface RoutedExpertsOptions {
   /** The MoE block, e.g. `model.layers.1.mlp`. */
@@ -45,8 +46,8 @@ export class RoutedExperts {
   /** Intermediate size held per expert on this rank. */
   readonly intermediatePerRank: number;
   /** By local id. */
-  readonly gateUp: Parameter[];
-  readonly down: Parameter[];
+  readonly gateUp: LinearWeight[];
+  readonly down: LinearWeight[];
   private readonly expertName: RegExp;
 
   constructor(opts: RoutedExpertsOptions) {
@@ -67,8 +68,9 @@ export class RoutedExperts {
     this.numExperts = E;
     this.expertMap = expertMap;
     this.intermediatePerRank = per;
-    this.gateUp = expertMap.globalIds.map((g) => new Parameter(`${prefix}.experts.${g}.gate_up_proj.weight`, [2 * per, H], gateUpLoader, [0, 1], true));
-    this.down = expertMap.globalIds.map((g) => new Parameter(`${prefix}.experts.${g}.down_proj.weight`, [H, per], downLoader, [], true));
+    // Each expert weight takes its storage and matmul from its linear method (fp32, bf16, Q8_0, Q4_0).
+    this.gateUp = expertMap.globalIds.map((g) => new LinearWeight(`${prefix}.experts.${g}.gate_up_proj.weight`, 2 * per, H, gateUpLoader, [0, 1]));
+    this.down = expertMap.globalIds.map((g) => new LinearWeight(`${prefix}.experts.${g}.down_proj.weight`, H, per, downLoader));
     this.expertName = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.experts\\.(\\d+)\\.`);
   }
 
@@ -127,9 +129,8 @@ export class RoutedExperts {
       tokens.forEach((ts, local) => {
         if (ts.length === 0) return;
         const xe = tf.gather(x, tf.tensor1d(ts, 'int32'));
-        // Weights are stored [in, out] (Parameter.storeTransposed): wasm's transposeB matMul is ~10× slower.
-        const act = siluAndMulOp(linearOp(xe, this.gateUp[local]!.tensor as tf.Tensor2D));
-        const y = linearOp(act, this.down[local]!.tensor as tf.Tensor2D);
+        const act = siluAndMulOp(this.gateUp[local]!.apply(xe));
+        const y = this.down[local]!.apply(act);
         outs.push(tf.mul(y, tf.tensor2d(scales[local]!, [ts.length, 1])));
       });
       const stacked = tf.concat([...outs, tf.zeros([1, H])], 0);

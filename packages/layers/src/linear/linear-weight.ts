@@ -1,0 +1,93 @@
+/**
+ * The weight of a linear layer (or of one expert): a Parameter `[out, in]` in
+ * the checkpoint's layout whose storage and matmul come from its linear
+ * method (vLLM's `layer.quant_method`). Until a QuantizationConfig picks
+ * another method at load, the method is fp32 and the weight is an ordinary
+ * Parameter (a tensor kept as `[in, out]`).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { WeftError } from '@weft/core';
+import { FP32_LINEAR, type LinearMethodBase } from '../quantization/linear-method.js';
+import type { PackedWeight } from '../quantization/packed-weight.js';
+import { Parameter, type HostTensor, type ShardId, type WeightLoader } from '../parameter.js';
+
+export class LinearWeight extends Parameter {
+  private method: LinearMethodBase = FP32_LINEAR;
+  private storage: PackedWeight | null = null;
+  /** Packed rows filled so far (a fused weight arrives shard by shard). */
+  private rowsStored = 0;
+
+  constructor(name: string, outFeatures: number, inFeatures: number, loader: WeightLoader, expectedShards: readonly ShardId[] = []) {
+    super(name, [outFeatures, inFeatures], loader, expectedShards, true);
+  }
+
+  get outFeatures(): number {
+    return this.shape[0]!;
+  }
+
+  get inFeatures(): number {
+    return this.shape[1]!;
+  }
+
+  get quantMethod(): LinearMethodBase {
+    return this.method;
+  }
+
+  /** The packed storage, null for fp32. */
+  get packed(): PackedWeight | null {
+    return this.storage;
+  }
+
+  /** vLLM's `create_weights`, at load before any tensor is read: how this weight will be held. */
+  useMethod(method: LinearMethodBase): void {
+    if (this.value || this.rowsStored > 0) throw new WeftError(`${this.name}: the linear method must be chosen before the weight is loaded`);
+    this.method = method;
+    this.storage = method.createWeights(this.outFeatures, this.inFeatures);
+  }
+
+  override get loaded(): boolean {
+    if (!this.storage) return super.loaded;
+    return this.rowsStored >= this.outFeatures && this.expectedShards.every((s) => this.loadedShards.has(s));
+  }
+
+  override get tensor(): tf.Tensor {
+    if (this.storage) throw new WeftError(`${this.name} is held as ${this.storage.format}: use apply() or denseTransposed()`);
+    return super.tensor;
+  }
+
+  override get bytes(): number {
+    return this.storage ? this.storage.bytes : super.bytes;
+  }
+
+  /** `x [m, in] → x · Wᵀ (+ bias) [m, out]` through the method. */
+  apply(x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
+    return this.method.apply(this, x, bias);
+  }
+
+  /** The weight as an fp32 tensor `[in, out]` that the caller owns (MLA's absorption dequantizes kv_b_proj, as vLLM). */
+  denseTransposed(): tf.Tensor2D {
+    if (!this.storage) return tf.clone(super.tensor) as tf.Tensor2D;
+    return tf.tensor2d(this.storage.dequantizeTransposed(), [this.inFeatures, this.outFeatures]);
+  }
+
+  protected override storeWhole(host: HostTensor): void {
+    if (!this.storage) return super.storeWhole(host);
+    this.storage.storeRows(host.data as Float32Array, 0, this.outFeatures);
+    this.rowsStored = this.outFeatures;
+  }
+
+  protected override storeRows(host: HostTensor, offset: number): boolean {
+    if (!this.storage) return false;
+    const rows = host.shape[0]!;
+    this.storage.storeRows(host.data as Float32Array, offset, rows);
+    this.rowsStored += rows;
+    return true;
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.storage = null;
+    this.rowsStored = 0;
+    this.method = FP32_LINEAR;
+  }
+}

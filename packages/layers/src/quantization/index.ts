@@ -1,0 +1,5 @@
+export * from './ggml-blocks.js';
+export * from './packed-weight.js';
+export * from './quant-kernels.js';
+export * from './linear-method.js';
+export * from './quantization-config.js';

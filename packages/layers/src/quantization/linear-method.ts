@@ -1,0 +1,106 @@
+/**
+ * vLLM's `LinearMethodBase` (model_executor/layers/quantization/base_config.py):
+ * how a linear weight is stored on a rank (`createWeights`), finished after
+ * loading (`processWeightsAfterLoading`) and multiplied (`apply`). Layers
+ * never branch on the format: they call their weight's method.
+ *
+ * - `UnquantizedLinearMethod('float32')`: an fp32 tfjs tensor (weft's default);
+ * - `UnquantizedLinearMethod('bfloat16')`: bf16 bits in host memory;
+ * - `GgmlLinearMethod('q8_0' | 'q4_0')`: llama.cpp's blocks in host memory.
+ * Packed weights run a registered CPU kernel where the backend has one
+ * (quant-kernels.ts) and otherwise are dequantized per op into an fp32
+ * tensor for tfjs's matmul, which every backend has.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { linearOp } from '../kernels/index.js';
+import { createPackedWeight, type PackedFormat, type PackedWeight } from './packed-weight.js';
+import { quantKernelsFor } from './quant-kernels.js';
+
+/** What a method sees of the weight it serves (a LinearWeight). */
+export interface LinearWeightData {
+  readonly name: string;
+  /** [out, in] on this rank. */
+  readonly shape: readonly number[];
+  /** The fp32 tensor `[in, out]` (fp32 method only). */
+  readonly tensor: tf.Tensor;
+  /** The packed storage (other methods). */
+  readonly packed: PackedWeight | null;
+}
+
+export type LinearMethodName = 'fp32' | PackedFormat;
+
+export interface LinearMethodBase {
+  readonly name: LinearMethodName;
+  /** Storage for a `[n, k]` weight on this rank; null: the parameter's own fp32 tensor. */
+  createWeights(n: number, k: number): PackedWeight | null;
+  processWeightsAfterLoading(weight: LinearWeightData): void;
+  /** `x [m, k]` → `x · Wᵀ (+ bias)` `[m, n]`. */
+  apply(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D;
+}
+
+/** vLLM's `UnquantizedLinearMethod`: fp32 as a tfjs tensor, or bf16 kept as 16-bit host data. */
+export class UnquantizedLinearMethod implements LinearMethodBase {
+  readonly name: LinearMethodName;
+  constructor(readonly dtype: 'float32' | 'bfloat16' = 'float32') {
+    this.name = dtype === 'float32' ? 'fp32' : 'bf16';
+  }
+
+  createWeights(n: number, k: number): PackedWeight | null {
+    return this.dtype === 'float32' ? null : createPackedWeight('bf16', n, k);
+  }
+
+  processWeightsAfterLoading(): void {}
+
+  apply(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
+    if (this.dtype === 'float32') return linearOp(x, weight.tensor as tf.Tensor2D, bias);
+    return applyPacked(weight, x, bias);
+  }
+}
+
+/** llama.cpp's Q8_0 / Q4_0 (the `int8` / `int4` options). */
+export class GgmlLinearMethod implements LinearMethodBase {
+  constructor(readonly name: 'q8_0' | 'q4_0') {}
+
+  createWeights(n: number, k: number): PackedWeight {
+    return createPackedWeight(this.name, n, k);
+  }
+
+  processWeightsAfterLoading(): void {}
+
+  apply(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
+    return applyPacked(weight, x, bias);
+  }
+}
+
+export const FP32_LINEAR = new UnquantizedLinearMethod('float32');
+
+/** A registered kernel on the packed bytes, or dequantize into tfjs's matmul. */
+function applyPacked(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
+  const w = weight.packed;
+  if (!w) throw new Error(`${weight.name}: packed weight was never created (load it first)`);
+  const [m, k] = x.shape;
+  if (k !== w.k) throw new Error(`${weight.name}: input [${m}, ${k}], weight takes ${w.k} features`);
+  const y = m > 0 ? runKernel(w, x) : null;
+  if (y) {
+    if (!bias) return y;
+    const out = tf.add(y, bias) as tf.Tensor2D;
+    y.dispose();
+    return out;
+  }
+  return tf.tidy(() => linearOp(x, tf.tensor2d(w.dequantizeTransposed(), [w.k, w.n]), bias));
+}
+
+function runKernel(w: PackedWeight, x: tf.Tensor2D): tf.Tensor2D | null {
+  const kernels = quantKernelsFor(tf.getBackend());
+  if (!kernels) return null;
+  const [m, k] = x.shape;
+  const run =
+    w.format === 'q8_0' ? kernels.gemmQ8_0 && ((xs: Float32Array, out: Float32Array) => kernels.gemmQ8_0!(xs, m, k, w, w.n, out))
+    : w.format === 'q4_0' ? kernels.gemmQ4_0 && ((xs: Float32Array, out: Float32Array) => kernels.gemmQ4_0!(xs, m, k, w, w.n, out))
+    : kernels.gemmBf16 && ((xs: Float32Array, out: Float32Array) => kernels.gemmBf16!(xs, m, k, w.data, w.n, out));
+  if (!run) return null;
+  const out = new Float32Array(m * w.n);
+  // CPU backends: dataSync is a read of host memory, not a device round trip.
+  run(x.dataSync() as Float32Array, out);
+  return tf.tensor2d(out, [m, w.n]);
+}
