@@ -68,7 +68,7 @@ describe('KVCacheManager', () => {
     const b = req([...range(100, 9), 7, 7, 7]);
     const hit = kv.getComputedBlocks(b);
     expect(hit.numTokens).toBe(8);
-    expect(hit.blocks.map((x) => x.id)).toEqual(kv.blockTable(a.seqId).slice(0, 2));
+    expect(hit.blocks.map((x) => x!.id)).toEqual(kv.blockTable(a.seqId).slice(0, 2));
     expect(kv.allocateSlots(b, 12 - 8, hit)).toBe(true);
     expect(kv.blockTable(b.seqId).slice(0, 2)).toEqual(kv.blockTable(a.seqId).slice(0, 2));
     expect(kv.usedBlocks).toBe(4); // 3 of a + 1 new of b

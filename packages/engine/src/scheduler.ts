@@ -18,6 +18,8 @@ export interface SchedulerConfig {
   blockSize: number;
   numBlocks: number;
   enablePrefixCaching: boolean;
+  /** Free KV blocks behind this window (every layer windowed: `freeableWindow` of the ranks' specs); null or absent: none. */
+  slidingWindow?: number | null;
 }
 
 export interface ScheduledSeq {
@@ -51,7 +53,14 @@ export class Scheduler {
     readonly config: SchedulerConfig,
     kv?: KVCacheManager,
   ) {
-    this.kv = kv ?? new KVCacheManager({ numBlocks: config.numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching });
+    this.kv =
+      kv ??
+      new KVCacheManager({ numBlocks: config.numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching, slidingWindow: config.slidingWindow });
+  }
+
+  /** Most KV blocks one request of `numTokens` tokens holds at once (less than all of them with a sliding window). */
+  maxBlocksPerRequest(numTokens: number): number {
+    return this.kv.maxBlocksPerRequest(numTokens, this.config.maxNumBatchedTokens);
   }
 
   /** Sequences another scheduler freed that the ranks have not heard of yet. */
@@ -132,9 +141,11 @@ export class Scheduler {
   }
 
   /**
-   * The ranks ran the step: advance each request's computed tokens and
-   * register its full blocks in the prefix cache. Sampled tokens are appended
-   * by the caller (`appendToken`), which also decides when a request stops.
+   * The ranks ran the step: advance each request's computed tokens,
+   * register its full blocks in the prefix cache, then (sliding window) free
+   * the blocks its next tokens will not read; cached ones stay reusable in the
+   * free queue. Sampled tokens are appended by the caller (`appendToken`),
+   * which also decides when a request stops.
    */
   updateAfterStep(out: SchedulerOutput): void {
     for (const s of out.seqs) {
@@ -142,6 +153,7 @@ export class Scheduler {
       s.req.numComputedTokens = s.start + s.numNewTokens;
       s.req.needsStart = false;
       this.kv.cacheComputedBlocks(s.req);
+      this.kv.removeSkippedBlocks(s.req, s.req.numComputedTokens);
     }
   }
 
