@@ -38,7 +38,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
   } catch {
     /* SSE or empty */
   }
-  return { status: res.status, json: json as { error?: { message: string; type: string; param: string | null; code: unknown } }, text };
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), json: json as { error?: { message: string; type: string; param: string | null; code: unknown } }, text };
 }
 
 async function waitFor(cond: () => boolean, ms: number): Promise<void> {
@@ -107,7 +107,7 @@ describe('malformed requests: each its 4xx, OpenAI-shaped, and the server keeps 
 });
 
 describe('auth', () => {
-  it('no key, a wrong key → 401; the right key through the official client works; /health and /metrics stay open', async () => {
+  it('no key, a wrong key → 401; the right key through the official client works; /health and the page stay open, /metrics needs the key', async () => {
     expect((await post('/v1/completions', { prompt: 'x' }, { 'content-type': 'application/json' })).status).toBe(401);
     const wrong = await post('/v1/completions', { prompt: 'x' }, { 'content-type': 'application/json', authorization: 'Bearer sk-wrong' });
     expect(wrong.status).toBe(401);
@@ -117,7 +117,9 @@ describe('auth', () => {
     const good = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-test-key', maxRetries: 0 });
     expect((await good.models.list()).data[0]!.id).toBe('weft-tiny-code');
     expect((await fetch(`${url}/health`)).status).toBe(200);
-    expect((await fetch(`${url}/metrics`)).status).toBe(200);
+    expect((await fetch(`${url}/`)).status).toBe(200);
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${url}/metrics`, { headers: AUTH })).status).toBe(200);
   });
 });
 
@@ -130,6 +132,7 @@ describe('load limits and disconnects', () => {
     expect(codes.every((c) => c === 200 || c === 429)).toBe(true);
     const rejected = all.find((r) => r.status === 429)!;
     expect(rejected.json?.error?.type).toBe('rate_limit_error');
+    expect(rejected.retryAfter).toBe('1');
     await stillServes();
   });
 
@@ -149,7 +152,7 @@ describe('load limits and disconnects', () => {
     ctl.abort();
     await waitFor(() => llm.stats().running === 0 && llm.stats().waiting === 0 && server.activeRequests === 0, 5000);
     expect(llm.stats().kvBlocksUsed).toBe(0);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await fetch(`${url}/metrics`, { headers: AUTH })).text();
     expect(metrics).toMatch(/^weft:request_success_total\{model_name="weft-tiny-code",finished_reason="abort"\} [1-9]/m);
   });
 });

@@ -2,12 +2,13 @@
  * Chat templates: the Jinja template of the model's tokenizer_config.json
  * (`chat_template`, a string or a list of named templates), or one given with
  * `--chat-template FILE`, rendered with @huggingface/jinja as transformers'
- * `apply_chat_template` does.
+ * `apply_chat_template` does. Parsed here, at start; rendered in the prompt
+ * worker (prompt-worker.ts), under a time and memory limit.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
-import { ApiError, badRequest } from './errors.js';
+import { badRequest } from './errors.js';
 
 export interface ChatMessage {
   role: string;
@@ -18,7 +19,10 @@ export interface ChatMessage {
 export interface ChatTemplate {
   /** Where it came from, for messages. */
   source: string;
-  render(messages: ChatMessage[], opts: { addGenerationPrompt: boolean; extra?: Record<string, unknown> }): string;
+  /** The Jinja text. */
+  text: string;
+  /** The variables a render of these messages gets, as transformers passes them. */
+  context(messages: ChatMessage[], opts: { addGenerationPrompt: boolean; extra?: Record<string, unknown> }): Record<string, unknown>;
 }
 
 interface TokenizerConfig {
@@ -66,24 +70,18 @@ export function loadChatTemplate(modelDir: string | undefined, templateText?: { 
     }
   }
   if (text === undefined) return null;
-  let template: Template;
   try {
-    template = new Template(text);
+    new Template(text);
   } catch (e) {
     throw new Error(`chat template from ${source} does not parse: ${(e as Error).message}`);
   }
   const bos = tokenText(cfg.bos_token);
   const eos = tokenText(cfg.eos_token);
+  const body = text;
   return {
     source,
-    render(messages, { addGenerationPrompt, extra }) {
-      try {
-        return template.render({ ...extra, messages, add_generation_prompt: addGenerationPrompt, bos_token: bos, eos_token: eos });
-      } catch (e) {
-        // raise_exception(...) in a template is the template refusing these messages.
-        throw new ApiError(400, `the chat template refused these messages: ${(e as Error).message}`, 'messages');
-      }
-    },
+    text: body,
+    context: (messages, { addGenerationPrompt, extra }) => ({ ...extra, messages, add_generation_prompt: addGenerationPrompt, bos_token: bos, eos_token: eos }),
   };
 }
 

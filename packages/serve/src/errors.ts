@@ -1,5 +1,5 @@
 /** OpenAI-shaped errors (`{"error": {message, type, param, code}}`) and the status each cause gets. */
-import { isEngineDeadError, isRequestError } from './engine-client.js';
+import { EngineDeadError, RequestError } from '@weft/engine';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -47,8 +47,8 @@ export function errorBody(e: ApiError): ErrorBody {
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   // The engine names fields as its API spells them (maxTokens); the HTTP API spells them max_tokens.
-  if (isRequestError(e)) return new ApiError(400, e.message, e.field ? e.field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : null);
-  if (isEngineDeadError(e)) return new ApiError(503, `the engine is not running: ${e.message}`);
+  if (e instanceof RequestError) return new ApiError(400, e.message, e.field ? e.field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : null);
+  if (e instanceof EngineDeadError) return new ApiError(503, `the engine is not running: ${e.message}`);
   const fe = e as { statusCode?: number; code?: string; message?: string };
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     let message = fe.message ?? 'bad request';

@@ -1,8 +1,9 @@
 /** Engine logprobs in the two OpenAI shapes: completions' parallel lists and chat's per-token objects. */
-import type { TokenizerLike, TokenLogprob } from './engine-client.js';
+import type { Tokenizer } from '@weft/core';
+import type { TokenLogprob } from '@weft/engine';
 
 /** A token's text; `token_id:N` without a tokenizer, as vLLM writes it. */
-export function tokenString(tokenizer: TokenizerLike | null, id: number): string {
+export function tokenString(tokenizer: Tokenizer | null, id: number): string {
   return tokenizer ? tokenizer.decode([id]) : `token_id:${id}`;
 }
 
@@ -14,7 +15,7 @@ export interface CompletionLogprobs {
 }
 
 /** `textOffset`: where this delta's text starts in the choice's whole text. */
-export function completionLogprobs(tokenizer: TokenizerLike | null, lps: TokenLogprob[], textOffset: number, topN: number): CompletionLogprobs {
+export function completionLogprobs(tokenizer: Tokenizer | null, lps: TokenLogprob[], textOffset: number, topN: number): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let offset = textOffset;
   for (const lp of lps) {
@@ -39,7 +40,7 @@ export interface ChatTokenLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-export function chatLogprobs(tokenizer: TokenizerLike | null, lps: TokenLogprob[], topN: number): { content: ChatTokenLogprob[] } {
+export function chatLogprobs(tokenizer: Tokenizer | null, lps: TokenLogprob[], topN: number): { content: ChatTokenLogprob[] } {
   const entry = (id: number, logprob: number) => {
     const token = tokenString(tokenizer, id);
     return { token, logprob: safe(logprob), bytes: [...Buffer.from(token, 'utf8')] };

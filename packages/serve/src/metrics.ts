@@ -4,7 +4,8 @@
  * `llm.stats()` at scrape time, latency histograms observed per request.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineClient, EngineStats } from './engine-client.js';
+import type { LLMStats as EngineStats } from '@weft/engine';
+import type { EngineClient } from './engine-client.js';
 
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
@@ -43,7 +44,8 @@ export function createMetrics(llm: EngineClient, modelName: string): ServerMetri
       registers: [registry],
       collect() {
         const now = read(llm.stats());
-        if (now > last) this.inc(labels, now - last);
+        // inc by 0 too: the series exists (at 0) before the first event.
+        this.inc(labels, Math.max(0, now - last));
         last = Math.max(last, now);
       },
     });
@@ -67,13 +69,18 @@ export function createMetrics(llm: EngineClient, modelName: string): ServerMetri
       this.set(labels, llm.health().ok ? 1 : 0);
     },
   });
+  const finished = new Counter({ name: 'weft:request_success_total', help: 'Finished requests by finish reason (abort: client gone or shutdown).', labelNames: ['model_name', 'finished_reason'], registers: [registry] });
+  const rejected = new Counter({ name: 'weft:request_rejected_total', help: 'Requests refused before reaching the engine, by HTTP status.', labelNames: ['model_name', 'status'], registers: [registry] });
+  // Every series present at 0 from the start, so rate() and alerts see the first event.
+  for (const reason of ['stop', 'length', 'abort']) finished.inc({ ...labels, finished_reason: reason }, 0);
+  for (const status of ['429', '503']) rejected.inc({ ...labels, status }, 0);
   return {
     registry,
     ttft: new Histogram({ name: 'weft:time_to_first_token_seconds', help: 'Time to first token.', labelNames: ['model_name'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     tpot: new Histogram({ name: 'weft:time_per_output_token_seconds', help: 'Time per output token after the first.', labelNames: ['model_name'], buckets: TOKEN_LATENCY_BUCKETS, registers: [registry] }),
     e2e: new Histogram({ name: 'weft:e2e_request_latency_seconds', help: 'End-to-end request latency.', labelNames: ['model_name'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    finished: new Counter({ name: 'weft:request_success_total', help: 'Finished requests by finish reason (abort: client gone or shutdown).', labelNames: ['model_name', 'finished_reason'], registers: [registry] }),
-    rejected: new Counter({ name: 'weft:request_rejected_total', help: 'Requests refused before reaching the engine, by HTTP status.', labelNames: ['model_name', 'status'], registers: [registry] }),
+    finished,
+    rejected,
     inFlight: new Gauge({ name: 'weft:http_requests_in_flight', help: 'Generation requests this server holds.', labelNames: ['model_name'], registers: [registry] }),
   };
 }

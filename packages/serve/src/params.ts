@@ -1,10 +1,10 @@
 /**
  * Reading request bodies: each field checked for type and range, each
  * failure a 400 naming the parameter (`param`), as the OpenAI API and vLLM
- * answer. Unknown fields are ignored, as vLLM does.
+ * answer. Which fields exist at all is fields.ts's table.
  */
+import type { SamplingParamsInit } from '@weft/engine';
 import { badRequest } from './errors.js';
-import type { SamplingParamsInit } from './engine-client.js';
 
 export type Body = Record<string, unknown>;
 
@@ -68,37 +68,49 @@ export interface SamplingDefaults {
 }
 
 export interface CommonParams {
+  /** Per prompt: `n` and `bestOf` included; the engine seeds completion i with seed + i. */
   sampling: SamplingParamsInit;
   n: number;
   stream: boolean;
   includeUsage: boolean;
+  continuousUsage: boolean;
   returnTokenIds: boolean;
-  /** Explicit seed, or undefined (then every choice gets a fresh random one). */
-  seed: number | undefined;
 }
 
 export const MAX_N = 16;
 export const MAX_LOGPROBS = 20;
+/** Stop strings per request: a list this long is already far past any real use (300 k of them overflowed the stack). */
+export const MAX_STOP = 256;
+export const MAX_STOP_TOKEN_IDS = 1024;
 
 /** The fields completions and chat share. Token limits and logprobs differ per route and are read there. */
-export function commonParams(b: Body, defaults: SamplingDefaults): CommonParams {
+export function commonParams(b: Body, defaults: SamplingDefaults, vocabSize: number | undefined): CommonParams {
   const stop = b.stop;
   let stopList: string[] | undefined;
   if (typeof stop === 'string') stopList = [stop];
   else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) stopList = stop as string[];
   else if (stop !== undefined && stop !== null) throw badRequest('stop must be a string or a list of strings', 'stop');
+  if (stopList && stopList.length > MAX_STOP) throw badRequest(`at most ${MAX_STOP} stop strings, got ${stopList.length}`, 'stop');
   if (stopList && stopList.some((s) => s.length === 0)) throw badRequest('stop strings must not be empty', 'stop');
-  const stopTokenIds = b.stop_token_ids === undefined || b.stop_token_ids === null ? undefined : tokenIdList(b.stop_token_ids, 'stop_token_ids', undefined);
+  const stopTokenIds = b.stop_token_ids === undefined || b.stop_token_ids === null ? undefined : tokenIdList(b.stop_token_ids, 'stop_token_ids', vocabSize);
+  if (stopTokenIds && stopTokenIds.length > MAX_STOP_TOKEN_IDS) throw badRequest(`at most ${MAX_STOP_TOKEN_IDS} stop_token_ids, got ${stopTokenIds.length}`, 'stop_token_ids');
   const topK = optInt(b, 'top_k', { min: -1 });
   const streamOptions = b.stream_options;
   if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== 'object' || Array.isArray(streamOptions))) {
     throw badRequest('stream_options must be an object', 'stream_options');
   }
   const stream = optBool(b, 'stream') ?? false;
-  const includeUsage = streamOptions ? optBool(streamOptions as Body, 'include_usage') : undefined;
+  const so = (streamOptions ?? {}) as Body;
+  for (const k of Object.keys(so)) if (k !== 'include_usage' && k !== 'continuous_usage_stats') throw badRequest(`stream_options.${k} is not supported (include_usage, continuous_usage_stats)`, 'stream_options');
   if (streamOptions && !stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
   const seed = optInt(b, 'seed', { min: -(2 ** 63), max: 2 ** 64 });
+  const n = optInt(b, 'n', { min: 1, max: MAX_N }) ?? 1;
+  const bestOf = optInt(b, 'best_of', { min: 1, max: MAX_N });
+  if (bestOf !== undefined && bestOf < n) throw badRequest(`best_of must be at least n (${n}), got ${bestOf}`, 'best_of');
+  if (bestOf !== undefined && bestOf > n && stream) throw badRequest('best_of greater than n cannot stream (the best are known only at the end)', 'best_of');
   const sampling: SamplingParamsInit = {
+    n,
+    ...(bestOf !== undefined ? { bestOf } : {}),
     temperature: optNumber(b, 'temperature', { min: 0 }) ?? defaults.temperature ?? 1,
     topP: optNumber(b, 'top_p', { min: 0, max: 1, minExclusive: true }) ?? defaults.topP ?? 1,
     topK: topK === undefined ? (defaults.topK ?? 0) : topK < 0 ? 0 : topK,
@@ -107,20 +119,36 @@ export function commonParams(b: Body, defaults: SamplingDefaults): CommonParams 
     frequencyPenalty: optNumber(b, 'frequency_penalty', { min: -2, max: 2 }) ?? 0,
     repetitionPenalty: optNumber(b, 'repetition_penalty', { min: 0, minExclusive: true }) ?? defaults.repetitionPenalty ?? 1,
     ignoreEos: optBool(b, 'ignore_eos') ?? false,
+    minTokens: optInt(b, 'min_tokens', { min: 0 }) ?? 0,
+    includeStopStrInOutput: optBool(b, 'include_stop_str_in_output') ?? false,
+    skipSpecialTokens: optBool(b, 'skip_special_tokens') ?? true,
+    ...(seed === undefined ? {} : { seed: Number(BigInt.asUintN(32, BigInt(seed))) }),
     ...(stopList ? { stop: stopList } : {}),
     ...(stopTokenIds ? { stopTokenIds } : {}),
+    ...logitBias(b, vocabSize),
   };
   return {
     sampling,
-    n: optInt(b, 'n', { min: 1, max: MAX_N }) ?? 1,
+    n,
     stream,
-    includeUsage: includeUsage ?? false,
+    includeUsage: optBool(so, 'include_usage') ?? false,
+    continuousUsage: optBool(so, 'continuous_usage_stats') ?? false,
     returnTokenIds: optBool(b, 'return_token_ids') ?? false,
-    seed: seed === undefined ? undefined : Number(BigInt.asUintN(32, BigInt(seed))),
   };
 }
 
-/** The seed of choice `i`: the request's seed plus i (so n > 1 samples differ), else a random one. */
-export function choiceSeed(seed: number | undefined, i: number): number {
-  return seed === undefined ? Math.floor(Math.random() * 2 ** 32) : (seed + i) >>> 0;
+/** OpenAI's `logit_bias`: `{"token id": bias}`, bias in -100..100. */
+function logitBias(b: Body, vocabSize: number | undefined): { logitBias?: Record<number, number> } {
+  const v = b.logit_bias;
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest('logit_bias must be an object of token id → bias', 'logit_bias');
+  const out: Record<number, number> = {};
+  for (const [k, bias] of Object.entries(v as Record<string, unknown>)) {
+    if (!/^\d+$/.test(k)) throw badRequest(`logit_bias: key ${JSON.stringify(k)} is not a token id`, 'logit_bias');
+    const id = Number(k);
+    if (vocabSize !== undefined && id >= vocabSize) throw badRequest(`logit_bias: token id ${id} is out of range (the vocabulary has ${vocabSize} tokens)`, 'logit_bias');
+    if (typeof bias !== 'number' || !Number.isFinite(bias) || bias < -100 || bias > 100) throw badRequest(`logit_bias: the bias of token ${id} must be a number in -100..100, got ${JSON.stringify(bias)}`, 'logit_bias');
+    out[id] = bias;
+  }
+  return { logitBias: out };
 }

@@ -134,5 +134,5 @@ $('prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctr
 
 export function playgroundRoute(app: FastifyInstance, ctx: ServeContext): void {
   const html = page(ctx.model, ctx.template !== null, ctx.tokenizer !== null);
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(html));
+  app.get('/', { config: { public: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(html));
 }

@@ -46,7 +46,8 @@ describe('completions', () => {
       expect(x.token_ids).toEqual(direct[i]!.tokenIds);
     });
     const promptTokens = cases.reduce((a, c) => a + c.input_ids.length, 0);
-    expect(r.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 32 * cases.length, total_tokens: promptTokens + 32 * cases.length });
+    // Prompts shorter than a KV block (16 tokens): nothing to find in the prefix cache.
+    expect(r.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 32 * cases.length, total_tokens: promptTokens + 32 * cases.length, prompt_tokens_details: { cached_tokens: 0 } });
   });
 
   it('token-id prompts (one list and a list of lists) give the same tokens', async () => {
@@ -77,7 +78,7 @@ describe('completions', () => {
     expect(text).toBe(c.greedy_text);
     expect(ids).toEqual(c.greedy);
     expect(finish).toBe('length');
-    expect(usage).toEqual({ prompt_tokens: c.input_ids.length, completion_tokens: 32, total_tokens: c.input_ids.length + 32 });
+    expect(usage).toEqual({ prompt_tokens: c.input_ids.length, completion_tokens: 32, total_tokens: c.input_ids.length + 32, prompt_tokens_details: { cached_tokens: 0 } });
   });
 
   it('the SSE stream on the wire ends with data: [DONE]', async () => {

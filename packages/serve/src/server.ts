@@ -1,37 +1,53 @@
 /**
  * `createServer(llm, options)`: the OpenAI-compatible HTTP server over an
  * engine, on Fastify. Binds 127.0.0.1 unless told otherwise; `shutdown()`
- * stops accepting, lets in-flight requests finish up to a grace period, then
- * aborts them.
+ * answers new requests with 503 while requests in flight finish, up to a
+ * grace period, then aborts the rest and closes the socket.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { ConfigError, readTokenizerSpec } from '@weft/core';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { loadChatTemplate } from './chat-template.js';
 import { ServeContext } from './context.js';
+import { corsHook, DEFAULT_CORS, type CorsOptions } from './cors.js';
 import type { EngineClient } from './engine-client.js';
 import { ApiError, errorBody, toApiError } from './errors.js';
+import { authHook, clientErrorHandler, drainHook, httpServerFactory, slowReaderHook } from './guards.js';
 import { createMetrics } from './metrics.js';
 import type { SamplingDefaults } from './params.js';
 import { playgroundRoute } from './playground.js';
+import { PromptText } from './prompt-text.js';
 import { chatRoute } from './routes/chat.js';
 import { completionsRoute } from './routes/completions.js';
 import { infoRoutes } from './routes/info.js';
 
-export interface ServeOptions {
-  /** The model directory: its chat template, generation defaults and vocabulary size are read from it. */
+export interface ServeOptions extends Partial<CorsOptions> {
+  /** The model directory: its chat template, generation defaults, tokenizer (for the tokenizer worker) and vocabulary size are read from it. */
   modelDir?: string;
   /** The name clients use (`model` in requests); default: the directory's name. */
   servedModelName?: string;
   /** A chat template (Jinja text) to use instead of the model's. */
   chatTemplate?: string;
-  /** Require `Authorization: Bearer <apiKey>` on /v1/*, /tokenize and /detokenize. */
+  /** Require `Authorization: Bearer <apiKey>` on every route but /health and the playground page. */
   apiKey?: string;
-  /** Past this many requests waiting for the engine, new ones get 429 (default 256). */
+  /** Past this many engine sequences (prompts × n) waiting, new requests get 429 (default 256). */
   maxWaitingRequests?: number;
   /** Largest request body in bytes; larger gets 413 (default 4 MiB). */
   bodyLimit?: number;
+  /** Largest response one request may ask for, estimated from its max_tokens × sequences × logprobs (default 256 MiB). */
+  maxResponseBytes?: number;
+  /** Headers and body must arrive within this (default 30 s; 408 past it). */
+  bodyTimeoutMs?: number;
+  /** Idle keep-alive connections close after this (default 5 s, as vLLM). */
+  keepAliveTimeoutMs?: number;
+  /** A client that reads nothing of its response for this long is disconnected (default 30 s). */
+  writeTimeoutMs?: number;
+  /** A chat template render past this fails its request with a 400 (default 10 s). */
+  templateTimeoutMs?: number;
+  /** The chat template worker's heap (default 512 MiB); a render needing more fails its request with a 400. */
+  templateMaxHeapMb?: number;
   /** Fastify's request log (default off). */
   logger?: boolean;
 }
@@ -41,18 +57,23 @@ export interface WeftServer {
   readonly model: string;
   /** Listen on host (default 127.0.0.1) and port (default 8000; 0 picks one); resolves with the base URL. */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
-  /** Stop accepting; wait up to `graceMs` (default 30 s) for requests in flight, then abort the rest. Leaves the engine open. A second call shortens the wait. */
+  /** New requests get 503; wait up to `graceMs` (default 30 s) for requests in flight, then abort the rest and close. Leaves the engine open. A second call shortens the wait. */
   shutdown(opts?: { graceMs?: number }): Promise<{ aborted: number }>;
   /** Generation requests in flight. */
   readonly activeRequests: number;
 }
 
+/** A JSON file of the model directory, `{}` when absent; a file that is there but broken is an error naming it. */
 function readJson(file: string): Record<string, unknown> {
+  if (!existsSync(file)) return {};
+  let v: unknown;
   try {
-    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
-  } catch {
-    return {};
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read JSON (${(e as Error).message})`);
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${file}: expected a JSON object`);
+  return v as Record<string, unknown>;
 }
 
 /** vLLM's `--generation-config auto`: the model's generation_config.json supplies sampling defaults. */
@@ -67,12 +88,6 @@ function generationDefaults(dir: string | undefined): SamplingDefaults {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 export async function createServer(llm: EngineClient, options: ServeOptions = {}): Promise<WeftServer> {
   const dir = options.modelDir ? resolve(options.modelDir) : undefined;
   const model = options.servedModelName ?? (dir ? basename(dir) : 'weft');
@@ -80,31 +95,51 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
   const config = dir ? readJson(join(dir, 'config.json')) : {};
   const vocabSize = llm.tokenizer?.vocabSize ?? (typeof config.vocab_size === 'number' ? config.vocab_size : undefined);
   const metrics = createMetrics(llm, model);
-  const ctx = new ServeContext(llm, model, dir ?? model, template, metrics, generationDefaults(dir), vocabSize, options.maxWaitingRequests ?? 256);
+  const writeTimeoutMs = options.writeTimeoutMs ?? 30_000;
+  const text = new PromptText(llm.tokenizer, llm.tokenizer && dir && existsSync(join(dir, 'tokenizer.json')) ? readTokenizerSpec(dir) : null, {
+    templateTimeoutMs: options.templateTimeoutMs ?? 10_000,
+    templateMaxHeapMb: options.templateMaxHeapMb ?? 512,
+    offloadChars: 16 * 1024,
+  });
+  const fingerprint = `fp_weft_${createHash('sha256').update(`${model}\0${dir ?? ''}\0${llm.maxModelLen}`).digest('hex').slice(0, 10)}`;
+  const ctx = new ServeContext(
+    llm,
+    model,
+    dir ?? model,
+    template,
+    metrics,
+    generationDefaults(dir),
+    vocabSize,
+    { maxWaitingRequests: options.maxWaitingRequests ?? 256, maxResponseBytes: options.maxResponseBytes ?? 256 * 2 ** 20, writeTimeoutMs },
+    text,
+    fingerprint,
+  );
 
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024, forceCloseConnections: 'idle', return503OnClosing: true });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
+    forceCloseConnections: 'idle',
+    // Draining answers 503 itself (drainHook) while still listening.
+    return503OnClosing: false,
+    serverFactory: httpServerFactory({ bodyTimeoutMs: options.bodyTimeoutMs ?? 30_000, keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 5_000, writeTimeoutMs }),
+    clientErrorHandler,
+  });
 
   app.setErrorHandler((err, _req, reply) => {
     const e = toApiError(err);
     if (e.status >= 500 && e.status !== 503) app.log.error(err);
+    if (e.status === 429) void reply.header('retry-after', '1');
     void reply.status(e.status).send(errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
     const e = new ApiError(404, `no route ${req.method} ${req.url.split('?')[0]}`);
     void reply.status(404).send(errorBody(e));
   });
-  if (options.apiKey) {
-    const key = options.apiKey;
-    app.addHook('onRequest', async (req) => {
-      const path = req.url.split('?')[0]!;
-      if (!(path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize')) return;
-      const auth = req.headers.authorization ?? '';
-      const m = /^Bearer\s+(.+)$/i.exec(auth);
-      if (!m || !sameSecret(m[1]!.trim(), key)) {
-        throw new ApiError(401, m ? 'Incorrect API key provided.' : 'Missing API key: send Authorization: Bearer <key>.', null, 'authentication_error', 'invalid_api_key');
-      }
-    });
-  }
+  // Order matters: CORS preflights are answered before anything else, then draining, then the key.
+  corsHook(app, { ...DEFAULT_CORS, ...definedOnly(options) });
+  drainHook(app, () => ctx.draining);
+  if (options.apiKey) authHook(app, options.apiKey);
+  slowReaderHook(app, writeTimeoutMs);
 
   completionsRoute(app, ctx);
   chatRoute(app, ctx);
@@ -130,8 +165,8 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
       // A second call (a second Ctrl-C) only shortens the grace period of the first.
       deadline = Math.min(deadline, Date.now() + graceMs);
       shuttingDown ??= (async () => {
+        // Still listening: new requests get 503 (drainHook) rather than a refused connection.
         ctx.draining = true;
-        const closed = app.close();
         while (ctx.activeRequests > 0 && Date.now() < deadline) await sleep(20);
         const aborted = ctx.activeRequests;
         if (aborted) {
@@ -139,12 +174,23 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
           const until = Date.now() + 5000;
           while (ctx.activeRequests > 0 && Date.now() < until) await sleep(20);
         }
-        // Keep-alive connections that went idle after close() began would otherwise hold it open.
+        const closed = app.close();
+        // Keep-alive connections would otherwise hold close() open.
         app.server.closeAllConnections();
         await closed;
+        await text.close();
         return { aborted };
       })();
       return shuttingDown;
     },
   };
+}
+
+function definedOnly(o: Partial<CorsOptions>): Partial<CorsOptions> {
+  const out: Partial<CorsOptions> = {};
+  if (o.allowedOrigins) out.allowedOrigins = o.allowedOrigins;
+  if (o.allowedMethods) out.allowedMethods = o.allowedMethods;
+  if (o.allowedHeaders) out.allowedHeaders = o.allowedHeaders;
+  if (o.allowCredentials !== undefined) out.allowCredentials = o.allowCredentials;
+  return out;
 }

@@ -3,16 +3,18 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ServeContext } from '../context.js';
 import { badRequest } from '../errors.js';
-import { collectChoices, runChoices, type ChoiceRequest } from '../generation.js';
+import { checkFields } from '../fields.js';
+import { collectChoices, runChoices, type PromptRequest } from '../generation.js';
 import { completionLogprobs } from '../logprobs.js';
-import { asBody, choiceSeed, commonParams, MAX_LOGPROBS, optBool, optInt, tokenIdList, type Body } from '../params.js';
-import { SseWriter } from '../sse.js';
-import { checkLength, encodePrompt, streamError, usage } from './shared.js';
+import { asBody, commonParams, MAX_LOGPROBS, optBool, optInt, tokenIdList, type Body } from '../params.js';
+import { checkLength, encodePrompt, usage } from './shared.js';
+import { streamChoices } from './stream.js';
 
+/** Prompts per request; with n, prompts × n is bounded by the waiting queue (context.ts). */
 const MAX_PROMPTS = 256;
 
 /** `prompt` in any of its four forms, as token-id lists. */
-function readPrompts(ctx: ServeContext, b: Body): { ids: number[]; text: string | null }[] {
+async function readPrompts(ctx: ServeContext, b: Body, addSpecialTokens: boolean, sequencesPerPrompt: number): Promise<{ ids: number[]; text: string | null }[]> {
   const p = b.prompt;
   let list: (string | number[])[];
   if (typeof p === 'string') list = [p];
@@ -22,110 +24,80 @@ function readPrompts(ctx: ServeContext, b: Body): { ids: number[]; text: string 
   else if (Array.isArray(p) && p.length === 0) throw badRequest('prompt must not be empty', 'prompt');
   else throw badRequest('prompt must be a string, a list of strings, a list of token ids, or a list of lists of token ids', 'prompt');
   if (list.length > MAX_PROMPTS) throw badRequest(`at most ${MAX_PROMPTS} prompts per request, got ${list.length}`, 'prompt');
-  return list.map((x) => (typeof x === 'string' ? { ids: encodePrompt(ctx, x, true), text: x } : { ids: tokenIdList(x, 'prompt', ctx.vocabSize), text: null }));
+  ctx.checkSequences(list.length * sequencesPerPrompt);
+  // Every text's length is checked before any is tokenized.
+  for (const x of list) if (typeof x === 'string') ctx.checkTextFits(x, 'prompt');
+  const out = [];
+  for (const x of list) out.push(typeof x === 'string' ? { ids: await encodePrompt(ctx, x, addSpecialTokens), text: x } : { ids: tokenIdList(x, 'prompt', ctx.vocabSize), text: null });
+  return out;
 }
 
 export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void {
   app.post('/v1/completions', async (req, reply) => {
     const b = asBody(req.body);
+    checkFields(b, 'completions');
     ctx.checkModel(b.model);
-    const common = commonParams(b, ctx.defaults);
+    const common = commonParams(b, ctx.defaults, ctx.vocabSize);
     const maxTokens = optInt(b, 'max_tokens', { min: 1 }) ?? 16;
     const logprobs = optInt(b, 'logprobs', { min: 0, max: MAX_LOGPROBS });
     const echo = optBool(b, 'echo') ?? false;
     if (echo && logprobs !== undefined) throw badRequest('echo together with logprobs (prompt logprobs) is not supported', 'echo');
-    const prompts = readPrompts(ctx, b);
+    const perPrompt = common.sampling.bestOf ?? common.n;
+    const prompts = await readPrompts(ctx, b, optBool(b, 'add_special_tokens') ?? true, perPrompt);
     for (const p of prompts) {
       if (p.ids.length === 0) throw badRequest('prompt must not be empty', 'prompt');
       checkLength(ctx, p.ids.length, maxTokens, 'max_tokens');
     }
     const n = common.n;
-    const choices: ChoiceRequest[] = prompts.flatMap((p) =>
-      Array.from({ length: n }, (_, i) => ({
-        promptTokenIds: p.ids,
-        params: { ...common.sampling, n: 1, maxTokens, seed: choiceSeed(common.seed, i), ...(logprobs !== undefined ? { logprobs } : {}) },
-      })),
-    );
+    ctx.checkResponseSize(prompts.length * n, maxTokens, logprobs, 'max_tokens');
+    const requests: PromptRequest[] = prompts.map((p) => ({ promptTokenIds: p.ids, params: { ...common.sampling, maxTokens, ...(logprobs !== undefined ? { logprobs } : {}) } }));
     const echoText = (c: number) => {
       const p = prompts[Math.floor(c / n)]!;
       return echo ? (p.text ?? ctx.tokenizer?.decode(p.ids) ?? '') : '';
     };
-    const admission = ctx.admit(reply, choices.length);
+    const admission = ctx.admit(reply, prompts.length * perPrompt);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const promptTokens = prompts.reduce((a, p) => a + p.ids.length, 0);
-    const deltas = runChoices(ctx.llm, choices, admission.signal, ctx.metrics, ctx.model);
+    const deltas = runChoices(ctx.llm, requests, admission, ctx.metrics, ctx.model);
     try {
       if (!common.stream) {
-        const results = await collectChoices(deltas, choices.length);
-        const offsets = results.map((_, c) => echoText(c).length);
+        const { results, cachedTokens } = await collectChoices(deltas, prompts.length * n);
         return {
           id,
           object: 'text_completion',
           created,
           model: ctx.model,
+          system_fingerprint: ctx.systemFingerprint,
           choices: results.map((r, c) => ({
             index: c,
             text: echoText(c) + r.text,
-            logprobs: logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, r.logprobs, offsets[c]!, logprobs),
+            logprobs: logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, r.logprobs, echoText(c).length, logprobs),
             finish_reason: r.finishReason,
-            stop_reason: null,
-            ...(common.returnTokenIds ? { prompt_token_ids: choices[c]!.promptTokenIds, token_ids: r.tokenIds } : {}),
+            stop_reason: r.stopReason,
+            ...(common.returnTokenIds ? { prompt_token_ids: prompts[Math.floor(c / n)]!.ids, token_ids: r.tokenIds } : {}),
           })),
-          usage: usage(promptTokens, results.reduce((a, r) => a + r.tokenIds.length, 0)),
+          usage: usage(promptTokens, results.reduce((a, r) => a + r.tokenIds.length, 0), cachedTokens),
         };
       }
-      // Wait for the first delta before sending headers: a request the engine refuses still gets its status.
-      const first = await deltas.next();
-      const sse = new SseWriter(reply.raw);
-      reply.hijack();
-      sse.start();
-      const textSoFar = choices.map(() => 0);
-      const started = choices.map(() => false);
-      let completionTokens = 0;
-      const chunk = (choiceObj: Record<string, unknown>[]) => ({
-        id,
+      const textSoFar = new Map<number, number>();
+      await streamChoices(reply, ctx, deltas, { id, created, choices: prompts.length * n, promptTokens, includeUsage: common.includeUsage, continuousUsage: common.continuousUsage }, {
         object: 'text_completion',
-        created,
-        model: ctx.model,
-        choices: choiceObj,
-        ...(common.includeUsage ? { usage: null } : {}),
+        content(d, first) {
+          const lead = first ? echoText(d.choice) : '';
+          const text = lead + d.text;
+          const offset = textSoFar.get(d.choice) ?? 0;
+          textSoFar.set(d.choice, offset + text.length);
+          if (!text && !(d.tokenIds.length && (common.returnTokenIds || logprobs !== undefined))) return null;
+          return {
+            index: d.choice,
+            text,
+            logprobs: logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, d.logprobs ?? [], offset + lead.length, logprobs),
+            ...(common.returnTokenIds ? { token_ids: d.tokenIds, ...(first ? { prompt_token_ids: prompts[Math.floor(d.choice / n)]!.ids } : {}) } : {}),
+          };
+        },
+        closing: (choice) => ({ index: choice, text: '', logprobs: null }),
       });
-      let next = first;
-      while (!next.done) {
-        const d = next.value;
-        completionTokens += d.tokenIds.length;
-        const lead = started[d.choice] ? '' : echoText(d.choice);
-        const firstOfChoice = !started[d.choice];
-        started[d.choice] = true;
-        const text = lead + d.text;
-        if (text || d.finishReason || d.tokenIds.length && (common.returnTokenIds || logprobs !== undefined)) {
-          await sse.send(
-            chunk([
-              {
-                index: d.choice,
-                text,
-                logprobs: logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, d.logprobs ?? [], textSoFar[d.choice]! + lead.length, logprobs),
-                finish_reason: d.finishReason,
-                stop_reason: null,
-                ...(common.returnTokenIds ? { token_ids: d.tokenIds, ...(firstOfChoice ? { prompt_token_ids: choices[d.choice]!.promptTokenIds } : {}) } : {}),
-              },
-            ]),
-          );
-        }
-        textSoFar[d.choice]! += text.length;
-        if (sse.closed) break;
-        next = await deltas.next();
-      }
-      if (!next.done) await deltas.return(undefined);
-      if (common.includeUsage) await sse.send({ ...chunk([]), usage: usage(promptTokens, completionTokens) });
-      sse.end();
-    } catch (e) {
-      if (reply.raw.headersSent) {
-        await streamError(reply.raw, e);
-        return;
-      }
-      throw e;
     } finally {
       admission.end();
     }

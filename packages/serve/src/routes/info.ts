@@ -17,7 +17,8 @@ export function infoRoutes(app: FastifyInstance, ctx: ServeContext): void {
     return card();
   });
 
-  app.get('/health', async (_req, reply) => {
+  // Open without the API key (auth.ts), as load balancers probe it.
+  app.get('/health', { config: { public: true } }, async (_req, reply) => {
     const h = ctx.llm.health();
     if (!h.ok) throw new ApiError(503, `the engine is not running: ${h.error}`);
     if (ctx.draining) throw new ApiError(503, 'the server is shutting down');
@@ -33,8 +34,8 @@ export function infoRoutes(app: FastifyInstance, ctx: ServeContext): void {
     const b = asBody(req.body);
     ctx.checkModel(b.model);
     let ids: number[];
-    if (b.messages !== undefined) ids = renderChat(ctx, b).ids;
-    else if (typeof b.prompt === 'string') ids = encodePrompt(ctx, b.prompt, optBool(b, 'add_special_tokens') ?? true);
+    if (b.messages !== undefined) ids = (await renderChat(ctx, b)).ids;
+    else if (typeof b.prompt === 'string') ids = await encodePrompt(ctx, b.prompt, optBool(b, 'add_special_tokens') ?? true);
     else throw badRequest('tokenize needs prompt (a string) or messages', 'prompt');
     const withStrs = optBool(b, 'return_token_strs') ?? false;
     return { count: ids.length, max_model_len: ctx.llm.maxModelLen, tokens: ids, ...(withStrs ? { token_strs: ids.map((i) => tokenString(ctx.tokenizer, i)) } : {}) };

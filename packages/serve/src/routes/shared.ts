@@ -4,11 +4,13 @@ import type { ServeContext } from '../context.js';
 import { ApiError, badRequest, errorBody, toApiError } from '../errors.js';
 import { SseWriter } from '../sse.js';
 
-export function encodePrompt(ctx: ServeContext, text: string, addSpecialTokens: boolean, param = 'prompt'): number[] {
+/** Token ids of a text prompt; long texts are tokenized off the event loop (the prompt worker). */
+export async function encodePrompt(ctx: ServeContext, text: string, addSpecialTokens: boolean, param = 'prompt'): Promise<number[]> {
   if (!ctx.tokenizer) {
     throw badRequest(`this model is served without a tokenizer (no tokenizer.json): send ${param === 'prompt' ? 'the prompt as token ids' : 'token ids to /v1/completions'} instead of text`, param);
   }
-  return ctx.tokenizer.encode(text, { addSpecialTokens });
+  ctx.checkTextFits(text, param);
+  return ctx.text.encode(text, addSpecialTokens);
 }
 
 /** Prompt plus requested tokens must fit the model's context, as vLLM checks. */
@@ -23,13 +25,18 @@ export function checkLength(ctx: ServeContext, promptLen: number, maxTokens: num
   }
 }
 
-export function usage(promptTokens: number, completionTokens: number) {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(promptTokens: number, completionTokens: number, cachedTokens?: number) {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    ...(cachedTokens === undefined ? {} : { prompt_tokens_details: { cached_tokens: cachedTokens } }),
+  };
 }
 
 /** The status is already 200 once a stream began: say what went wrong in the stream, as vLLM does, then end it. */
-export async function streamError(res: ServerResponse, e: unknown): Promise<void> {
-  const sse = new SseWriter(res);
+export async function streamError(res: ServerResponse, e: unknown, writeTimeoutMs: number): Promise<void> {
+  const sse = new SseWriter(res, writeTimeoutMs);
   await sse.send(errorBody(toApiError(e)));
   sse.end();
 }
