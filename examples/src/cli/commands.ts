@@ -45,6 +45,7 @@ export function checkedEngineOptions(v: Values, dir: string): LLMOptions {
 async function withModel<T>(v: Values, dir: string, fn: (llm: LLM) => Promise<T>): Promise<T> {
   const opts = checkedEngineOptions(v, dir);
   const llm = await loadModel(dir, { ...opts, onProgress: progressReporter('loading weights') });
+  process.stderr.write(`weft: ${llm.backend} backend${opts.backend ? '' : ' (picked automatically; --backend chooses)'}, ${llm.worldSize} rank(s)\n`);
   try {
     return await fn(llm);
   } finally {
@@ -100,6 +101,13 @@ export async function generateCommand(argv: string[]): Promise<void> {
     if (prompts.length === 1) {
       // One prompt: stream its text as it is generated.
       const p = prompts[0]!;
+      if (!llm.tokenizer) {
+        // No tokenizer.json: prompt ids, then each new id, one space apart (the text would run the last prompt id into the first new one).
+        out((p as number[]).join(' '));
+        for await (const ev of llm.stream(p, gen)) out(ev.tokenIds.map((t) => ` ${t}`).join(''));
+        out('\n');
+        return;
+      }
       out(typeof p === 'string' ? p : llm.decode(p));
       for await (const ev of llm.stream(p, gen)) out(ev.text);
       out('\n');

@@ -10,7 +10,7 @@ export { BlockPool, hashBlockTokens, type KVBlock, type BlockHash } from './bloc
 export { Request, type FinishReason, type RequestStatus } from './request.js';
 export { IncrementalDetokenizer } from './detokenizer.js';
 export { RequestOutputState, type RequestDelta } from './output-processor.js';
-export { registerModel, resolveArchitecture, supportedArchitectures, modelRegistration, type ModelRegistration } from './registry.js';
+export { registerModel, resolveArchitecture, supportedArchitectures, modelRegistration, loadModelRegistration, modelModuleOf, type ModelRegistration, type ModelModule } from './registry.js';
 export { runRank, ModelRunner, type RankArgs, type ModelFactory } from './model-runner.js';
 export { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 export { readEosTokenIds } from './eos.js';

@@ -16,7 +16,7 @@ import { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 import type { RankArgs } from './model-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
 import type { StepSeq, TraceEvent } from './protocol.js';
-import { resolveArchitecture } from './registry.js';
+import { loadModelRegistration, modelModuleOf, resolveArchitecture } from './registry.js';
 import { checkVocab, resolveSamplingParams, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
 
 export type { CompletionOutput, GenerateOutput, StreamEvent } from './outputs.js';
@@ -107,6 +107,9 @@ export class LLM {
     // Worker threads all live on this host; ranks started by a custom launcher may not: check only what a rank needs.
     checkWeightsFit(modelDir, { tp: parallel.tp, pp: parallel.pp, dp: parallel.dp, backend: opts.backend, localRanks: opts.spawn ? 1 : undefined, format: weightFormat });
     const maxModelLen = opts.maxModelLen ?? config.maxPositionEmbeddings;
+    // A model registered by module: import it here first, so a bad module fails before any rank starts.
+    const modelModule = modelModuleOf(architecture);
+    await loadModelRegistration(architecture, modelModule);
     if (!Number.isInteger(maxModelLen) || maxModelLen < 2 || maxModelLen > config.maxPositionEmbeddings) {
       throw new ConfigError(`maxModelLen ${maxModelLen} must be an integer in [2, ${config.maxPositionEmbeddings}] (the config's max_position_embeddings)`);
     }
@@ -126,6 +129,7 @@ export class LLM {
       moeDispatch: opts.moeDispatch,
       mlaKvCache: opts.mlaKvCache,
       webgpuStep: opts.webgpuStep ?? true,
+      modelModule,
       weightFormat,
       maxNumBatchedTokens,
       maxNumSeqs,
@@ -147,6 +151,11 @@ export class LLM {
 
   /** Data-parallel replicas. */
   get dp(): number {
+  /** The tfjs backend the ranks run on, as they reported it (e.g. `tensorflow`, `wasm`, `cpu`, `webgpu`). */
+  get backend(): string {
+    return [...new Set(this.executor.ready.map((r) => r.backend))].join(', ');
+  }
+
     return this.parallel.dp;
   }
 

@@ -23,6 +23,7 @@ import {
 } from '@weft/layers';
 import type { DriverMessage, RankMessage, SampledToken, StepSeq } from './protocol.js';
 import { sampleToken, type TokenHistory } from './sampler.js';
+import type { ModelModule } from './registry.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
 import { webGpuStepUnusable, WebGpuStepRunner } from './webgpu-step-runner.js';
 
@@ -31,6 +32,8 @@ export interface RankArgs {
   /** The config's `architectures` entry the registry resolved (the rank entry builds it). */
   architecture: string;
   blockSize: number;
+  /** Set when the architecture was registered by module: every rank imports it. */
+  modelModule?: ModelModule | null;
   trace?: boolean;
   /** MoE token exchange under expert parallelism. */
   moeDispatch?: 'allgather' | 'alltoall';
