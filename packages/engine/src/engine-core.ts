@@ -60,6 +60,11 @@ export class EngineCore {
     return this.schedulers[0]![0]!.config.numBlocks;
   }
 
+  /** Most KV blocks one request of `numTokens` tokens holds at once (only the window's and a step's with a sliding window). */
+  maxBlocksPerRequest(numTokens: number): number {
+    return this.schedulers[0]![0]!.maxBlocksPerRequest(numTokens);
+  }
+
   private get all(): Scheduler[] {
     return this.schedulers.flat();
   }

@@ -6,6 +6,7 @@
  */
 import type { BackendName, ParallelConfig } from '@weft/core';
 import { spawnRanks, type RankPoolLike, type SpawnOptions } from '@weft/comm';
+import { freeableWindow } from '@weft/layers';
 import { EngineDeadError } from './errors.js';
 import type { RankArgs } from './model-runner.js';
 import type { DriverMessage, RankMessage, StepMode, StepSeq, TraceEvent } from './protocol.js';
@@ -113,6 +114,16 @@ export class RankExecutor {
 
   get worldSize(): number {
     return this.pool.worldSize;
+  }
+
+  /**
+   * The window the KV-cache manager may free blocks behind: every attention
+   * layer of every rank windowed (`freeableWindow`); null when one is global
+   * or a rank did not say (the WebGPU step).
+   */
+  get slidingWindow(): number | null {
+    if (this.ready.some((r) => r.slidingWindows === undefined)) return null;
+    return freeableWindow(this.ready.flatMap((r) => r.slidingWindows!));
   }
 
   /** Null while the ranks are alive. */

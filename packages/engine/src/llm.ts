@@ -94,7 +94,7 @@ export class LLM {
     this.unquantizedWeights = [...new Set(executor.ready.flatMap((r) => r.unquantized ?? []))];
     this.weightBytesPerRank = executor.ready.map((r) => r.weightBytes);
     // pp virtual engines keep pp steps in flight, so every pipeline stage has work.
-    this.core = new EngineCore(executor, { ...limits, blockSize, numBlocks: executor.numKvBlocks }, tokenizer, eosTokenIds, parallel.pp);
+    this.core = new EngineCore(executor, { ...limits, blockSize, numBlocks: executor.numKvBlocks, slidingWindow: executor.slidingWindow }, tokenizer, eosTokenIds, parallel.pp);
   }
 
   /** Start the ranks of the model in `modelDir` (any registered architecture) and size its KV cache. */
@@ -353,7 +353,7 @@ export class LLM {
         promptLen >= this.maxModelLen ? 'prompt' : 'maxTokens',
       );
     }
-    const blocks = Math.ceil(total / this.blockSize);
+    const blocks = this.core.maxBlocksPerRequest(total);
     const pool = this.core.numKvBlocks;
     if (blocks > pool) {
       throw new RequestError(`prompt + maxTokens = ${total} tokens need ${blocks} KV blocks of ${this.blockSize}, more than the whole pool (numKvBlocks ${pool})`, 'maxTokens');

@@ -81,7 +81,7 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
     } else {
       const weights = loadRankWeights(model, args, onProgress);
       const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock });
+      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
     }
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage | undefined;

@@ -54,6 +54,8 @@ export type RankMessage =
       backend: string;
       /** Bytes of one KV block over every attention layer of this rank (0 on a rank with none). */
       kvBytesPerBlock: number;
+      /** Each attention layer's sliding window on this rank (null: global attention); absent: unknown, nothing is freed. */
+      slidingWindows?: Array<number | null>;
     }
   | { type: 'kv-ready'; rank: number; kvBytes: number }
   /** `numTensors`: live tensors on the answering rank after the step (leak checks). */
