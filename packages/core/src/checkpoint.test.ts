@@ -50,6 +50,7 @@ function expectedShapes(modelDir: string): Map<string, number[]> {
       mlp(`${p}.mlp`, c.intermediateSize);
       continue;
     }
+    if (c.family !== 'deepseek') throw new Error(`expectedShapes: no tensor list for family ${c.family}`);
     const nh = c.numAttentionHeads;
     const qk = c.qkNopeHeadDim + c.qkRopeHeadDim;
     if (c.qLoraRank === null) {

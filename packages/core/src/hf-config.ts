@@ -11,8 +11,9 @@ import { type RopeConfig, parseRope } from './rope-config.js';
 import { type Gemma2Config, type LlamaConfig, type LlamaModelType, parseGemma2, parseLlamaFamily } from './dense-family-config.js';
 
 export type { Gemma2Config, LlamaConfig } from './dense-family-config.js';
+import { parseMixtral, parseQwen3Moe, type MixtralConfig, type Qwen3MoeConfig } from './moe-family-config.js';
 
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'deepseek_v2', 'deepseek_v3'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'deepseek_v2', 'deepseek_v3', 'qwen3_moe', 'mixtral'] as const;
 
 export interface CommonModelConfig {
   vocabSize: number;
@@ -75,7 +76,7 @@ export interface DeepseekConfig extends CommonModelConfig {
   hasCorrectionBias: boolean;
 }
 
-export type ModelConfig = LlamaConfig | Gemma2Config | DeepseekConfig;
+export type ModelConfig = LlamaConfig | Gemma2Config | DeepseekConfig | Qwen3MoeConfig | MixtralConfig;
 
 /** Read `config.json` from a model directory (or the config file itself). */
 export function loadModelConfig(dir: string): ModelConfig {
@@ -112,6 +113,10 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
     case 'deepseek_v2':
     case 'deepseek_v3':
       return parseDeepseek(f, modelType);
+    case 'qwen3_moe':
+      return parseQwen3Moe(f);
+    case 'mixtral':
+      return parseMixtral(f);
     default:
       throw new ConfigError(
         `${source}: model_type ${JSON.stringify(modelType ?? null)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`,

@@ -13,6 +13,7 @@ import { ConfigError } from '@weft/core';
 import type { CausalLMRank } from '@weft/layers';
 import { registration as deepseek } from '@weft/deepseek';
 import { registration as llama } from '@weft/llama';
+import { registration as mixtral } from '@weft/mixtral';
 
 export interface ModelRegistration {
   readonly architectures: readonly string[];
@@ -62,6 +63,7 @@ export function registerModel(a: ModelRegistration | string | readonly string[],
 
 registerModel(llama);
 registerModel(deepseek);
+registerModel(mixtral);
 
 export function supportedArchitectures(): string[] {
   return [...registry.keys()].sort();

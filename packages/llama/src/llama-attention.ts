@@ -13,6 +13,9 @@ import {
 } from '@weft/layers';
 import type { LlamaConfig } from './llama-config.js';
 
+/** What the attention reads: any family's config with the common sizes and the dense attention fields (Mixtral, Qwen3-MoE too). */
+export type LlamaAttentionConfig = Omit<LlamaConfig, 'family' | 'modelType'>;
+
 /** Self-attention: fused qkv (column) → rotary → attention over this rank's heads → o_proj (row, all-reduce). */
 export class LlamaAttention implements TokenMixer {
   readonly qkvProj: QKVParallelLinear;
@@ -20,7 +23,7 @@ export class LlamaAttention implements TokenMixer {
   readonly rope: ReturnType<typeof getRope>;
   readonly attn: Attention;
 
-  constructor(prefix: string, config: LlamaConfig, tp: GroupCoordinator) {
+  constructor(prefix: string, config: LlamaAttentionConfig, tp: GroupCoordinator) {
     this.qkvProj = new QKVParallelLinear({
       prefix: `${prefix}.qkv_proj`,
       hiddenSize: config.hiddenSize,

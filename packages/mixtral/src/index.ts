@@ -1,0 +1,2 @@
+export * from './mixtral.js';
+export { registration, type MixtralRankOptions } from './registration.js';
