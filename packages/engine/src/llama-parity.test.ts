@@ -4,10 +4,11 @@
  * equal where the reference margin allows, and decode through the KV cache
  * equal to the full-sequence forward.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { LLM } from './llm.js';
 import { fileURLToPath } from 'node:url';
-import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
+import { loadFixtureCases, parityBackends } from '@weft/layers';
+import { expectHfParity } from '../test-support/hf-parity.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
 
@@ -42,26 +43,7 @@ describe.each(parityBackends())('on $backend', ({ backend, skip }) => {
     it.each(layouts)('tp=$tp pp=$pp', async ({ tp, pp }) => {
       const llm = await LLM.load(dir, { tp, pp, backend });
       open.push(llm);
-      for (const c of cases) {
-        const rows = await llm.logits(c.input_ids);
-        const { maxAbs, relL2 } = compareLogits(rows, c.logits);
-        expect(maxAbs, 'max |ours − HF|').toBeLessThanOrEqual(1e-3);
-        expect(relL2, 'relative L2').toBeLessThanOrEqual(1e-4);
-
-        // Greedy with teacher forcing: the reference path, one forward.
-        const path = [...c.input_ids, ...c.greedy.slice(0, -1)];
-        const pathLogits = await llm.logits(path);
-        expect(greedyMismatches(pathLogits.slice(c.input_ids.length - 1), c.greedy), 'greedy steps that differ').toEqual([]);
-
-        // Decode through the KV cache gives the same logits as the full-sequence forward.
-        const [out] = await llm.generate([c.input_ids], { maxTokens: 6, returnLogits: true, ignoreEos: true });
-        const full = await llm.logits([...c.input_ids, ...out!.tokenIds.slice(0, -1)]);
-        out!.logits!.forEach((row, i) => {
-          const ref = full[c.input_ids.length - 1 + i]!;
-          const err = Math.max(...Array.from(row, (v, j) => Math.abs(v - ref[j]!)));
-          expect(err, `cached decode step ${i}`).toBeLessThan(1e-4);
-        });
-      }
+      await expectHfParity(llm, cases);
       await llm.close();
       open.pop();
     });

@@ -13,6 +13,8 @@ import { ConfigError } from '@weft/core';
 import type { CausalLMRank } from '@weft/layers';
 import { registration as deepseek } from '@weft/deepseek';
 import { registration as llama } from '@weft/llama';
+import { registration as phi } from '@weft/phi';
+import { registration as qwen } from '@weft/qwen';
 import { registration as mixtral } from '@weft/mixtral';
 
 export interface ModelRegistration {
@@ -63,6 +65,8 @@ export function registerModel(a: ModelRegistration | string | readonly string[],
 
 registerModel(llama);
 registerModel(deepseek);
+registerModel(phi);
+registerModel(qwen);
 registerModel(mixtral);
 
 export function supportedArchitectures(): string[] {

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator } from '@weft/comm';
+import { ConfigError, layerSlidingWindow } from '@weft/core';
 import {
   Attention,
   getRope,
   QKVParallelLinear,
+  RMSNorm,
   RowParallelLinear,
   type AttentionMetadata,
   type KVCacheSpec,
@@ -13,47 +15,68 @@ import {
 } from '@weft/layers';
 import type { LlamaConfig } from './llama-config.js';
 
-/** What the attention reads: any family's config with the common sizes and the dense attention fields (Mixtral, Qwen3-MoE too). */
+/**
+ * What the attention reads: any family's config with the common sizes and the
+ * dense attention fields (Llama, Mistral, Qwen2/3, Phi-3, Gemma 2; Mixtral and
+ * Qwen3-MoE too).
+ */
 export type LlamaAttentionConfig = Omit<LlamaConfig, 'family' | 'modelType'>;
 
-/** Self-attention: fused qkv (column) → rotary → attention over this rank's heads → o_proj (row, all-reduce). */
+/**
+ * Self-attention: fused qkv (column, biases optional) → [per-head q/k RMSNorm,
+ * Qwen3] → rotary → attention over this rank's heads (its layer's sliding
+ * window, soft-capping and scale) → o_proj (row, all-reduce).
+ */
 export class LlamaAttention implements TokenMixer {
   readonly qkvProj: QKVParallelLinear;
   readonly oProj: RowParallelLinear;
   readonly rope: ReturnType<typeof getRope>;
   readonly attn: Attention;
+  /** Qwen3's `q_norm` / `k_norm`: RMSNorm over each head's head_dim, before rotary. */
+  readonly qNorm: RMSNorm | null;
+  readonly kNorm: RMSNorm | null;
 
-  constructor(prefix: string, config: LlamaAttentionConfig, tp: GroupCoordinator) {
+  /** `layer`: the decoder layer's index, for configs whose window differs by layer. */
+  constructor(prefix: string, config: LlamaAttentionConfig, tp: GroupCoordinator, layer?: number) {
+    const D = config.headDim;
     this.qkvProj = new QKVParallelLinear({
       prefix: `${prefix}.qkv_proj`,
       hiddenSize: config.hiddenSize,
-      headSize: config.headDim,
+      headSize: D,
       totalNumHeads: config.numAttentionHeads,
       totalNumKvHeads: config.numKeyValueHeads,
-      bias: config.attentionBias,
+      bias: config.qkvBias,
       tp,
     });
     this.oProj = new RowParallelLinear({
       prefix: `${prefix}.o_proj`,
-      inputSize: config.numAttentionHeads * config.headDim,
+      inputSize: config.numAttentionHeads * D,
       outputSize: config.hiddenSize,
-      bias: config.attentionBias,
+      bias: config.oBias,
       tp,
     });
+    this.qNorm = config.qkNorm ? new RMSNorm(`${prefix}.q_norm`, D, config.rmsNormEps) : null;
+    this.kNorm = config.qkNorm ? new RMSNorm(`${prefix}.k_norm`, D, config.rmsNormEps) : null;
+    const partial = config.rope.partialRotaryFactor ?? 1;
     this.rope = getRope({
-      headSize: config.headDim,
-      rotaryDim: config.headDim,
+      headSize: D,
+      rotaryDim: Math.floor(D * partial),
       maxPosition: config.maxPositionEmbeddings,
       base: config.rope.theta,
       isNeoxStyle: true,
       scaling: config.rope,
       invFreqDtype: config.dtype,
     });
+    if (layer === undefined && config.slidingWindow !== null && config.slidingLayers.kind !== 'all') {
+      throw new ConfigError(`${prefix}: this config's sliding window differs by layer (${config.slidingLayers.kind}); LlamaAttention needs the layer index`);
+    }
     this.attn = new Attention({
       numHeads: this.qkvProj.numHeads,
       numKvHeads: this.qkvProj.numKvHeads,
-      headDim: config.headDim,
-      scale: config.headDim ** -0.5,
+      headDim: D,
+      scale: config.attentionScale,
+      slidingWindow: layerSlidingWindow(config, layer ?? 0),
+      logitsSoftCap: config.attnLogitSoftcapping,
     });
   }
 
@@ -62,11 +85,14 @@ export class LlamaAttention implements TokenMixer {
   }
 
   parameters(): Parameter[] {
-    return [...this.qkvProj.parameters(), ...this.oProj.parameters()];
+    return [...this.qkvProj.parameters(), ...(this.qNorm?.parameters() ?? []), ...(this.kNorm?.parameters() ?? []), ...this.oProj.parameters()];
   }
 
   dispose(): void {
-    for (const p of this.parameters()) p.dispose();
+    this.qkvProj.dispose();
+    this.oProj.dispose();
+    this.qNorm?.dispose();
+    this.kNorm?.dispose();
     this.rope.dispose();
   }
 
@@ -74,6 +100,12 @@ export class LlamaAttention implements TokenMixer {
     const qkv = await this.qkvProj.forward(hidden);
     const [q, k, v] = tf.tidy(() => {
       const { qSize, kvSize, numHeads, numKvHeads } = this.qkvProj;
+      if (this.qNorm && this.kNorm) {
+        // Per-head norms first: rotary then runs on the normed q and k.
+        const qn = this.headNorm(this.qNorm, tf.slice(qkv, [0, 0], [-1, qSize]) as tf.Tensor2D, numHeads);
+        const kn = this.headNorm(this.kNorm, tf.slice(qkv, [0, qSize], [-1, kvSize]) as tf.Tensor2D, numKvHeads);
+        return [this.rope.rotateColumns(positions, qn, 0, numHeads), this.rope.rotateColumns(positions, kn, 0, numKvHeads), tf.slice(qkv, [0, qSize + kvSize], [-1, kvSize]) as tf.Tensor2D];
+      }
       // Rotated straight out of the fused qkv (one kernel each on webgpu); v is a plain slice.
       return [
         this.rope.rotateColumns(positions, qkv, 0, numHeads),
@@ -86,5 +118,12 @@ export class LlamaAttention implements TokenMixer {
     const o = await this.oProj.forward(out);
     out.dispose();
     return o;
+  }
+
+  /** `[T, heads·D]` → RMSNorm over each head's D → `[T, heads·D]`. */
+  private headNorm(norm: RMSNorm, x: tf.Tensor2D, heads: number): tf.Tensor2D {
+    const T = x.shape[0];
+    const D = x.shape[1] / heads;
+    return tf.reshape(norm.forward(tf.reshape(x, [T * heads, D]) as tf.Tensor2D), [T, heads * D]) as tf.Tensor2D;
   }
 }

@@ -17,13 +17,19 @@ export const LLAMA_STACKED_PARAMS: StackedParamMapping[] = [
   { param: '.gate_up_proj', checkpoint: '.up_proj', shardId: 1 },
 ];
 
+/**
+ * Also the model of every family that is Llama's decoder with options
+ * (vLLM's qwen2.py, qwen3.py, phi3.py subclass it the same way): biases,
+ * q/k norm, per-layer windows come from the config; `stacked` says how the
+ * checkpoint's tensors map onto the fused qkv and gate|up parameters.
+ */
 export class LlamaForCausalLM extends DecoderOnlyLM {
-  constructor(config: LlamaConfig, state: ParallelState) {
+  constructor(config: LlamaConfig, state: ParallelState, stacked: StackedParamMapping[] = LLAMA_STACKED_PARAMS) {
     super(
       config,
       state,
-      (_i, prefix) => ({
-        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, state.tp),
+      (i, prefix) => ({
+        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, state.tp, i),
         mlp: new GatedMLP({
           prefix: `${prefix}.mlp`,
           hiddenSize: config.hiddenSize,
@@ -33,7 +39,7 @@ export class LlamaForCausalLM extends DecoderOnlyLM {
           tp: state.tp,
         }),
       }),
-      LLAMA_STACKED_PARAMS,
+      stacked,
     );
   }
 }

@@ -7,12 +7,15 @@
 import type { ParallelState } from '@weft/comm';
 import { ConfigError, loadModelConfig } from '@weft/core';
 import type { CausalLMRank } from '@weft/layers';
+import { Qwen2ForCausalLM } from './qwen2.js';
+import { Qwen3ForCausalLM } from './qwen3.js';
 
 export const registration = {
-  architectures: [] as string[],
+  architectures: ['Qwen2ForCausalLM', 'Qwen3ForCausalLM'] as string[],
   createModel(modelDir: string, state: ParallelState, _opts: Record<string, unknown> = {}): CausalLMRank {
     const config = loadModelConfig(modelDir);
-    void state;
-    throw new ConfigError(`${modelDir}: model_type ${config.modelType} is not a Qwen model this package builds`);
+    if (config.family === 'llama' && config.modelType === 'qwen2') return new Qwen2ForCausalLM(config, state);
+    if (config.family === 'llama' && config.modelType === 'qwen3') return new Qwen3ForCausalLM(config, state);
+    throw new ConfigError(`${modelDir}: model_type ${config.modelType} is not a Qwen model this package builds (qwen2, qwen3)`);
   },
 };

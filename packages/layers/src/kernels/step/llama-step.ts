@@ -513,6 +513,7 @@ function split(n: number): [number, number] {
 /** Why this config cannot run on the step (null when it can). */
 export function unsupported(c: LlamaConfig): string | null {
   if (c.family !== 'llama') return `family ${String((c as { family: string }).family)} (Llama only)`;
+  if (c.modelType !== 'llama' && c.modelType !== 'mistral') return `model_type ${c.modelType} (Llama and Mistral only)`;
   if (c.attentionBias || c.mlpBias) return 'attention/MLP biases';
   if (c.hiddenAct !== 'silu') return `hidden_act ${c.hiddenAct}`;
   if (c.slidingWindow !== null) return 'sliding-window attention';
