@@ -135,10 +135,13 @@ export class DeepseekMLA implements TokenMixer {
     const qPe = tf.slice(q3, [0, 0, nope], [-1, -1, ropeDim]) as tf.Tensor3D;
     const [qPeRot, kPeRot] = this.rope.forward(positions, qPe, kPe);
     const qNope = tf.slice(q3, [0, 0, 0], [-1, -1, nope]) as tf.Tensor3D;
+    // The absorbed kv_b_proj is dequantized; under an a8 kernel its input is rounded as the kernel would.
+    const latentIn = this.cacheForm === 'latent' ? (this.kvBProj.weight.roundedInput(latent) ?? latent) : latent;
     const out =
       this.cacheForm === 'latent'
-        ? await this.attendLatent(qNope, qPeRot, latent, kPeRot, meta, cache)
+        ? await this.attendLatent(qNope, qPeRot, latentIn, kPeRot, meta, cache)
         : await this.attendFull(qNope, qPeRot, latent, kPeRot, meta, cache);
+    if (latentIn !== latent) latentIn.dispose();
     tf.dispose([q, kvA, latent, q3, kPe, qPe, qPeRot, kPeRot, qNope]);
     const o = await this.oProj.forward(out);
     out.dispose();

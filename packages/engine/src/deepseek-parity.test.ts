@@ -5,8 +5,9 @@
  * full-sequence forward.
  */
 import { fileURLToPath } from 'node:url';
-import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
-import { describe, expect, it } from 'vitest';
+import { loadFixtureCases, parityBackends } from '@weft/layers';
+import { describe, it } from 'vitest';
+import { expectFixtureParity } from './fixture-parity.js';
 import { LLM, type LLMOptions } from './llm.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
@@ -36,24 +37,7 @@ describe.each(parityBackends())('on $backend', ({ backend, skip }) => {
     it.each(LAYOUTS)('$name', async ({ name: _name, ...opts }) => {
       const llm = await LLM.load(dir, { ...opts, backend });
       try {
-        // Every prompt at once: with dp 2 each replica serves a different one.
-        const all = await llm.logitsMany(cases.map((c) => c.input_ids));
-        cases.forEach((c, i) => {
-          const { maxAbs, relL2 } = compareLogits(all[i]!, c.logits);
-          expect(maxAbs, `case ${i} max |ours − HF|`).toBeLessThanOrEqual(1e-3);
-          expect(relL2, `case ${i} relative L2`).toBeLessThanOrEqual(1e-4);
-        });
-        const paths = await llm.logitsMany(cases.map((c) => [...c.input_ids, ...c.greedy.slice(0, -1)]));
-        cases.forEach((c, i) => expect(greedyMismatches(paths[i]!.slice(c.input_ids.length - 1), c.greedy), `case ${i} greedy`).toEqual([]));
-        // Cached decode of all prompts together (replicas finish at different times: lengths differ).
-        const outs = await llm.generate(cases.map((c) => c.input_ids), { maxTokens: 5, returnLogits: true, ignoreEos: true });
-        const full = await llm.logitsMany(outs.map((o) => [...o.promptTokenIds, ...o.tokenIds.slice(0, -1)]));
-        outs.forEach((o, i) =>
-          o.logits!.forEach((row, t) => {
-            const ref = full[i]![o.promptTokenIds.length - 1 + t]!;
-            expect(Math.max(...Array.from(row, (v, j) => Math.abs(v - ref[j]!))), `case ${i} cached step ${t}`).toBeLessThan(1e-4);
-          }),
-        );
+        await expectFixtureParity(llm, cases);
       } finally {
         await llm.close();
       }

@@ -35,6 +35,11 @@ export interface LLMOptions extends KVSizingOptions {
   /** Decoder linear weights as llama.cpp blocks: 'int8' → Q8_0, 'int4' → Q4_0 (vLLM's --quantization). */
   quantization?: QuantizationOption;
   /**
+   * Packed weights (bf16, int8, int4) on the tensorflow and wasm backends run @weft/cpu-kernels (default true):
+   * Q8_0/Q4_0 quantize activations to Q8_0 blocks as llama.cpp does. false: dequantize per op into tfjs's matmul.
+   */
+  cpuKernels?: boolean;
+  /**
    * webgpu backend: run Llama models at tp 1, pp 1 on weft's own WebGPU step (weights, paged KV and
    * activations in GPU buffers it owns, one submit per step) instead of tfjs. Default true where the
    * step supports the model; false forces the tfjs path.
@@ -131,6 +136,7 @@ export class LLM {
       webgpuStep: opts.webgpuStep ?? true,
       modelModule,
       weightFormat,
+      cpuKernels: opts.cpuKernels ?? true,
       maxNumBatchedTokens,
       maxNumSeqs,
       maxModelLen,

@@ -13,6 +13,7 @@ import {
   loadWeights,
   PagedKVCache,
   QuantizationConfig,
+  useCpuQuantKernels,
   scoped,
   traced,
   Tracer,
@@ -22,8 +23,8 @@ import {
   type IntermediateTensors,
 } from '@weft/layers';
 import type { DriverMessage, RankMessage, SampledToken, StepSeq } from './protocol.js';
-import { sampleToken, type TokenHistory } from './sampler.js';
 import type { ModelModule } from './registry.js';
+import { sampleToken, type TokenHistory } from './sampler.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
 import { webGpuStepUnusable, WebGpuStepRunner } from './webgpu-step-runner.js';
 
@@ -31,9 +32,9 @@ export interface RankArgs {
   modelDir: string;
   /** The config's `architectures` entry the registry resolved (the rank entry builds it). */
   architecture: string;
-  blockSize: number;
   /** Set when the architecture was registered by module: every rank imports it. */
   modelModule?: ModelModule | null;
+  blockSize: number;
   trace?: boolean;
   /** MoE token exchange under expert parallelism. */
   moeDispatch?: 'allgather' | 'alltoall';
@@ -43,6 +44,8 @@ export interface RankArgs {
   webgpuStep?: boolean;
   /** How the rank holds linear weights (LLMOptions dtype / quantization, validated on the driver); absent: fp32. */
   weightFormat?: WeightFormat;
+  /** Packed weights on the tensorflow / wasm backends run @weft/cpu-kernels (a8 for Q8_0/Q4_0); false: dequantize per op. */
+  cpuKernels?: boolean;
   /** The engine's limits (the WebGPU step sizes its buffers by them). */
   maxNumBatchedTokens?: number;
   maxNumSeqs?: number;
@@ -70,6 +73,8 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const tracer = args.trace ? new Tracer(ctx.rank) : null;
   const state = tracer ? traceState(ctx.state, tracer) : ctx.state;
   const model = await createModel(args.modelDir, state, args);
+  const fmt = args.weightFormat;
+  if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
   const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
   const useStep = !(state.dp.worldSize > 1 && model.needsDpLockstep) && webGpuStepUnusable(args, state) === null;
   const stepRunner = useStep ? new WebGpuStepRunner(model, state, args, tracer, (m) => loadRankWeights(m, args, onProgress)) : null;

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WeftError } from '@weft/core';
-import { FP32_LINEAR, type LinearMethodBase } from '../quantization/linear-method.js';
+import { FP32_LINEAR, kernelRoundedInput, type LinearMethodBase } from '../quantization/linear-method.js';
 import type { PackedWeight } from '../quantization/packed-weight.js';
 import { Parameter, type HostTensor, type ShardId, type WeightLoader } from '../parameter.js';
 
@@ -62,6 +62,11 @@ export class LinearWeight extends Parameter {
   /** `x [m, in] → x · Wᵀ (+ bias) [m, out]` through the method. */
   apply(x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
     return this.method.apply(this, x, bias);
+  }
+
+  /** `x` as this weight's kernel sees it (Q8_0-rounded under an a8 kernel, a new tensor), or null when it is x itself. */
+  roundedInput(x: tf.Tensor2D): tf.Tensor2D | null {
+    return kernelRoundedInput(this, x);
   }
 
   /** The weight as an fp32 tensor `[in, out]` that the caller owns (MLA's absorption dequantizes kv_b_proj, as vLLM). */

@@ -12,6 +12,7 @@
  * tensor for tfjs's matmul, which every backend has.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { roundTripActivationsQ8_0 } from '@weft/cpu-kernels';
 import { linearOp } from '../kernels/index.js';
 import { createPackedWeight, type PackedFormat, type PackedWeight } from './packed-weight.js';
 import { quantKernelsFor } from './quant-kernels.js';
@@ -88,6 +89,18 @@ function applyPacked(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor 
     return out;
   }
   return tf.tidy(() => linearOp(x, tf.tensor2d(w.dequantizeTransposed(), [w.k, w.n]), bias));
+}
+
+/**
+ * `x` as the kernel of `weight` multiplies it: rounded to Q8_0 blocks (a new tensor) when a registered kernel
+ * quantizes activations for its format, else null. For math that uses a weight without its kernel (MLA's
+ * absorbed kv_b_proj) and must see the same input.
+ */
+export function kernelRoundedInput(weight: LinearWeightData, x: tf.Tensor2D): tf.Tensor2D | null {
+  const w = weight.packed;
+  const kernels = w ? quantKernelsFor(tf.getBackend()) : null;
+  if (!w || !kernels || kernels.activations[w.format] !== 'a8' || x.shape[0] === 0) return null;
+  return tf.tensor2d(roundTripActivationsQ8_0(x.dataSync() as Float32Array, x.shape[1]), x.shape);
 }
 
 function runKernel(w: PackedWeight, x: tf.Tensor2D): tf.Tensor2D | null {

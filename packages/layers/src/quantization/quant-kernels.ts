@@ -8,10 +8,10 @@ import type { Q4_0Blocks, Q8_0Blocks } from './ggml-blocks.js';
 
 export interface QuantKernels {
   /**
-   * 'exact': fp32 activations (matches the weight-only references, expected-q*_0.json); 'a8': activations
-   * quantized to Q8_0 blocks inside the dot product, as llama.cpp does (matches expected-q*_0-a8.json).
+   * Per format, 'exact': fp32 activations (matches the weight-only references, expected-q*_0.json); 'a8':
+   * activations quantized to Q8_0 blocks inside the dot product, as llama.cpp does (expected-q*_0-a8.json).
    */
-  readonly activations: 'exact' | 'a8';
+  readonly activations: Readonly<Record<'q8_0' | 'q4_0' | 'bf16', 'exact' | 'a8'>>;
   gemmQ8_0?(x: Float32Array, m: number, k: number, w: Q8_0Blocks, n: number, out: Float32Array): void;
   gemmQ4_0?(x: Float32Array, m: number, k: number, w: Q4_0Blocks, n: number, out: Float32Array): void;
   /** `w`: bf16 bits `[n, k]` row-major. */
