@@ -5,6 +5,7 @@
  * equals the full-sequence forward; alone = batched = chunked =
  * prefix-cached = preempted; a request holds at most the window's blocks and
  * gives them all back; a pool far smaller than a request's history serves it.
+ * At tp 1, tp 2 and pp 2, on wasm and tensorflow.
  */
 import { fileURLToPath } from 'node:url';
 import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
@@ -45,13 +46,18 @@ describe.each(parityBackends())('mistral-swa-tiny on $backend', ({ backend, skip
     it.skip(skip, () => {});
     return;
   }
-  describe.each([1, 2])('tp %i', (tp) => {
+  describe.each([
+    { label: 'tp 1', tp: 1 },
+    { label: 'tp 2', tp: 2 },
+    // Two virtual engines over one block pool: one frees while the other's step is in flight.
+    { label: 'pp 2', pp: 2 },
+  ])('$label', ({ label: _label, ...layout }) => {
     let llm: LLM;
     let ps: number[][];
     const alone: GenerateOutput[] = [];
 
     beforeAll(async () => {
-      llm = await LLM.load(dir, { tp, backend, blockSize: BLOCK, timeoutMs: 60_000 });
+      llm = await LLM.load(dir, { ...layout, backend, blockSize: BLOCK, timeoutMs: 60_000 });
       ps = prompts(llm.vocabSize);
       await llm.resetScheduler({ enablePrefixCaching: false });
       for (const p of ps) alone.push((await llm.generate([p], GEN))[0]!);
@@ -114,7 +120,7 @@ describe.each(parityBackends())('mistral-swa-tiny on $backend', ({ backend, skip
     });
 
     it('preempted and recomputed under a tiny pool = alone', async () => {
-      await llm.resetScheduler({ enablePrefixCaching: false, numKvBlocks: 9, maxNumBatchedTokens: 8 });
+      await llm.resetScheduler({ enablePrefixCaching: false, numKvBlocks: 6, maxNumBatchedTokens: 8 });
       const before = llm.stats().preemptions;
       const idx = [4, 3, 2, 1];
       const outs = await llm.generate(idx.map((i) => ps[i]!), GEN);
