@@ -8,7 +8,9 @@ export default defineConfig({
     'worker-main': 'src/worker-main.ts',
     'comm-bench-entry': 'src/bench/comm-bench-entry.ts',
   },
-  format: ['esm'],
+  // ESM, and CommonJS for require() callers; shims give the CJS build import.meta.url (rank entries are found beside it).
+  format: ['esm', 'cjs'],
+  shims: true,
   dts: { entry: { index: 'src/index.ts' } },
   sourcemap: true,
   clean: true,

@@ -2,7 +2,9 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig({
   entry: ['src/index.ts'],
-  format: ['esm'],
+  // ESM, and CommonJS for require() callers; shims give the CJS build import.meta.url (rank entries are found beside it).
+  format: ['esm', 'cjs'],
+  shims: true,
   dts: true,
   sourcemap: true,
   clean: true,

@@ -63,6 +63,17 @@ function pinTensorflowLibraries(pkg: string): void {
 }
 
 /**
+ * tfjs-node 4.22 calls `util.isNullOrUndefined` and `util.isArray`, which Node 23 removed (DEP0051):
+ * on Node 24 every tensorflow rank failed at its first op. Give them back, as they were, before it loads.
+ */
+function restoreRemovedUtil(): void {
+  const util = createRequire(import.meta.url)('node:util') as Record<string, unknown>;
+  // Assigned even where they still exist (deprecated, 22 and 24): the same functions, without a warning on stderr.
+  util.isNullOrUndefined = (v: unknown) => v === null || v === undefined;
+  util.isArray = Array.isArray;
+}
+
+/**
  * Without loading anything: which tfjs-node package is installed with its native addon built, or why
  * none is. Tests use it to decide whether the tensorflow suites run (they print SKIPPED otherwise).
  */
@@ -89,6 +100,7 @@ const probes: Record<BackendName, Probe> = {
     const found = tensorflowInstalled();
     if ('missing' in found) return found.missing;
     pinTensorflowLibraries(found.pkg);
+    restoreRemovedUtil();
     try {
       await importOptional(found.pkg);
       return null;
