@@ -30,6 +30,12 @@ const IDLE_WARN_MS = 30_000;
 
 const rankEntryUrl = (): URL => new URL(`./rank-entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
+/** The window blocks may be freed behind, from the ranks' ready messages (see `RankExecutor.slidingWindow`). */
+export function readySlidingWindow(ready: ReadyMessage[]): number | null {
+  if (ready.some((r) => r.slidingWindows === undefined)) return null;
+  return freeableWindow(ready.flatMap((r) => r.slidingWindows!));
+}
+
 export class RankExecutor {
   /** Live tensors on DP replica 0's sampling rank after each of the latest steps (at most 1024, newest last). */
   readonly tensorCounts: number[] = [];
@@ -122,8 +128,7 @@ export class RankExecutor {
    * or a rank did not say (the WebGPU step).
    */
   get slidingWindow(): number | null {
-    if (this.ready.some((r) => r.slidingWindows === undefined)) return null;
-    return freeableWindow(this.ready.flatMap((r) => r.slidingWindows!));
+    return readySlidingWindow(this.ready);
   }
 
   /** Null while the ranks are alive. */

@@ -31,6 +31,14 @@ export interface ComputedBlocks {
   numTokens: number;
 }
 
+/** See `KVCacheManager.maxBlocksPerRequest`; also sizes the pool before any manager exists. */
+export function maxBlocksPerRequest(numTokens: number, blockSize: number, slidingWindow: number | null, maxStepTokens: number): number {
+  const all = Math.ceil(numTokens / blockSize);
+  if (slidingWindow === null) return all;
+  // A step's tokens at c .. c + n − 1 and the window of c: blocks ⌊(c − W + 1)/bs⌋ .. ⌊(c + n − 1)/bs⌋.
+  return Math.min(all, Math.floor((Math.min(maxStepTokens, numTokens) + slidingWindow - 2) / blockSize) + 2);
+}
+
 export class KVCacheManager {
   readonly pool: BlockPool;
   readonly blockSize: number;
@@ -83,10 +91,7 @@ export class KVCacheManager {
    * its blocks outside the window can go).
    */
   maxBlocksPerRequest(numTokens: number, maxStepTokens: number): number {
-    const all = this.blocksFor(numTokens);
-    if (this.slidingWindow === null) return all;
-    // A step's tokens at c .. c + n − 1 and the window of c: blocks ⌊(c − W + 1)/bs⌋ .. ⌊(c + n − 1)/bs⌋.
-    return Math.min(all, Math.floor((Math.min(maxStepTokens, numTokens) + this.slidingWindow - 2) / this.blockSize) + 2);
+    return maxBlocksPerRequest(numTokens, this.blockSize, this.slidingWindow, maxStepTokens);
   }
 
   /** Block ids of a request, in order; −1 for a block freed behind the sliding window. */

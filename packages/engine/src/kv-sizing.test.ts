@@ -11,6 +11,9 @@ describe('KV pool sizing', () => {
     expect(numKvBlocks({ kvCacheMemoryFraction: 0.5 }, ctx)).toBe(5);
     expect(numKvBlocks({ numKvBlocks: 3 }, ctx)).toBe(3);
   });
+  it('with a sliding window the cap is the blocks a sequence holds at once', () => {
+    expect(numKvBlocks({ kvCacheBytes: 1e9 }, { ...ctx, maxBlocksPerSeq: 3 })).toBe(4 * 3);
+  });
   it('refuses budgets that hold nothing, naming the option', () => {
     expect(() => numKvBlocks({ kvCacheBytes: 100 }, ctx)).toThrow(/holds no block of 3000 bytes.*kvCacheBytes/);
     expect(() => numKvBlocks({ kvCacheMemoryFraction: 2 }, ctx)).toThrow(/kvCacheMemoryFraction/);

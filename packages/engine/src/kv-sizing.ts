@@ -2,7 +2,8 @@
  * How many KV blocks each replica gets: what every rank can hold of its
  * budget (`kvCacheBytes` per rank, or a fraction of free host memory — the
  * pools live in host memory — like vLLM's `gpu_memory_utilization`), capped at
- * what `maxNumSeqs` sequences of `maxModelLen` tokens could ever use.
+ * what `maxNumSeqs` sequences of `maxModelLen` tokens could ever use (with a
+ * sliding window, only its blocks: `maxBlocksPerSeq`).
  */
 import { freemem } from 'node:os';
 import { ConfigError } from '@weft/core';
@@ -18,9 +19,9 @@ export interface KVSizingOptions {
 
 export function numKvBlocks(
   opts: KVSizingOptions,
-  ctx: { bytesPerBlock: number[]; blockSize: number; maxModelLen: number; maxNumSeqs: number; freeBytes?: number },
+  ctx: { bytesPerBlock: number[]; blockSize: number; maxModelLen: number; maxNumSeqs: number; freeBytes?: number; maxBlocksPerSeq?: number },
 ): number {
-  const cap = ctx.maxNumSeqs * Math.ceil(ctx.maxModelLen / ctx.blockSize);
+  const cap = ctx.maxNumSeqs * (ctx.maxBlocksPerSeq ?? Math.ceil(ctx.maxModelLen / ctx.blockSize));
   if (opts.numKvBlocks !== undefined) {
     if (!Number.isInteger(opts.numKvBlocks) || opts.numKvBlocks < 1) throw new ConfigError(`numKvBlocks must be a positive integer, got ${opts.numKvBlocks}`);
     return opts.numKvBlocks;

@@ -11,7 +11,8 @@ import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
 import { EngineDeadError, RequestError } from './errors.js';
-import { RankExecutor } from './executor.js';
+import { RankExecutor, readySlidingWindow } from './executor.js';
+import { maxBlocksPerRequest } from './kv-cache-manager.js';
 import { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 import type { RankArgs } from './model-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
@@ -142,7 +143,13 @@ export class LLM {
       maxModelLen,
     };
     const executor = await RankExecutor.start(parallel, args, opts, (ready) =>
-      numKvBlocks(opts, { bytesPerBlock: ready.map((r) => r.kvBytesPerBlock), blockSize, maxModelLen, maxNumSeqs }),
+      numKvBlocks(opts, {
+        bytesPerBlock: ready.map((r) => r.kvBytesPerBlock),
+        blockSize,
+        maxModelLen,
+        maxNumSeqs,
+        maxBlocksPerSeq: maxBlocksPerRequest(maxModelLen, blockSize, readySlidingWindow(ready), maxNumBatchedTokens),
+      }),
     );
     return new LLM(executor, parallel, config, tokenizer, eos, maxModelLen, blockSize, {
       maxNumSeqs,

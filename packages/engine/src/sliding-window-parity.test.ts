@@ -145,3 +145,25 @@ describe.each(parityBackends())('mistral-swa-tiny on $backend', ({ backend, skip
     });
   });
 });
+
+describe('mistral-swa-tiny KV pool sizing', () => {
+  it('caps the pool at the blocks maxNumSeqs windowed sequences hold, and serves requests longer than the pool', async () => {
+    const llm = await LLM.load(dir, { backend: 'wasm', blockSize: BLOCK, maxNumSeqs: 4, maxNumBatchedTokens: 16, timeoutMs: 60_000 });
+    try {
+      // Per sequence: the window of a step's first token and the step's 16 tokens: ⌊(16 + 8 − 2) / 4⌋ + 2 = 7 blocks, not 512 / 4.
+      expect(llm.numKvBlocks).toBe(4 * 7);
+      const p = prompts(llm.vocabSize)[4]!;
+      const long = [...p, ...p, ...p, ...p, ...p].slice(0, 200);
+      const outs = await llm.generate([long, long.slice(0, 150), p], { maxTokens: 100, ignoreEos: true });
+      expect(outs.map((o) => o.tokenIds.length)).toEqual([100, 100, 100]);
+      expect(llm.stats().kvBlocksUsed).toBe(0);
+      // Each greedy token is the full-sequence forward's argmax (300 tokens through a 112-slot pool).
+      for (const [i, prompt] of [long, long.slice(0, 150), p].entries()) {
+        const full = await llm.logits([...prompt, ...outs[i]!.tokenIds.slice(0, -1)]);
+        expect(greedyMismatches(full.slice(prompt.length - 1), outs[i]!.tokenIds), `request ${i}: steps off the full forward`).toEqual([]);
+      }
+    } finally {
+      await llm.close();
+    }
+  }, 120_000);
+});
