@@ -166,7 +166,8 @@ export class Attention {
     const batchDecodes = cache !== null && !webgpuKernelsActive();
     const decodes = batchDecodes ? meta.seqs.filter((s) => s.queryLen === 1 && s.contextLen > 0) : [];
     const parts: Array<{ rows: number[]; out: tf.Tensor2D }> = [];
-    const perBatch = Math.max(1, Math.floor(this.maxScoreElements / (this.numHeads * Math.max(1, ...decodes.map((s) => s.contextLen + 1)))));
+    const keysRead = (s: SeqMetadata) => s.contextLen + 1 - this.firstVisible(s.contextLen);
+    const perBatch = Math.max(1, Math.floor(this.maxScoreElements / (this.numHeads * Math.max(1, ...decodes.map(keysRead)))));
     for (let b0 = 0; b0 < decodes.length; b0 += perBatch) {
       const batch = decodes.slice(b0, b0 + perBatch);
       const rows = batch.map((s) => s.start);

@@ -7,13 +7,13 @@ import type { AttentionMetadata } from './attention-metadata.js';
 import { buildAttentionMetadata } from './attention-metadata.js';
 import { Attention } from './attention.js';
 import { DecoderOnlyLM, type ChannelMixer, type TokenMixer } from './decoder-only-lm.js';
-import { PagedKVCache, type KVCacheSpec } from './paged-kv-cache.js';
+import { freeableWindow, PagedKVCache, type KVCacheSpec } from './paged-kv-cache.js';
 
-/** Layer i: GQA with i + 1 KV heads, or (odd layers) an MLA-style latent head. */
+/** Layer i: GQA with head size 8 + i (a sliding window of 16 on layers 0 and 4, Gemma 2 style), or (odd layers) an MLA-style latent head. */
 function mixer(i: number): TokenMixer {
   const attn =
     i % 2 === 0
-      ? new Attention({ numHeads: 4, numKvHeads: 2, headDim: 8 + i, scale: 1 })
+      ? new Attention({ numHeads: 4, numKvHeads: 2, headDim: 8 + i, scale: 1, slidingWindow: i % 4 === 0 ? 16 : null })
       : new Attention({ numHeads: 4, numKvHeads: 1, headDim: 12, vHeadDim: 8, valueIsKeyPrefix: true, scale: 1 });
   return {
     kvCacheSpec: attn.kvCacheSpec,
@@ -38,12 +38,16 @@ function stage(rank: number, size: number): DecoderOnlyLM {
 
 describe('DecoderOnlyLM and its paged KV caches', () => {
   it('lists one spec per attention layer of its pipeline stage, in layer order', () => {
-    const gqa = (i: number): KVCacheSpec => ({ numKvHeads: 2, headDim: 8 + i, vHeadDim: 8 + i, valueIsKeyPrefix: false });
-    const latent: KVCacheSpec = { numKvHeads: 1, headDim: 12, vHeadDim: 8, valueIsKeyPrefix: true };
+    const gqa = (i: number): KVCacheSpec => ({ numKvHeads: 2, headDim: 8 + i, vHeadDim: 8 + i, valueIsKeyPrefix: false, slidingWindow: i % 4 === 0 ? 16 : null });
+    const latent: KVCacheSpec = { numKvHeads: 1, headDim: 12, vHeadDim: 8, valueIsKeyPrefix: true, slidingWindow: null };
     expect(stage(0, 1).kvCacheSpecs()).toEqual([gqa(0), latent, gqa(2), latent, gqa(4)]);
     // 5 layers over 2 stages: 3 then 2 (vLLM's get_pp_indices: the remainder never goes to the last stage).
     expect(stage(0, 2).kvCacheSpecs()).toEqual([gqa(0), latent, gqa(2)]);
     expect(stage(1, 2).kvCacheSpecs()).toEqual([latent, gqa(4)]);
+    // The engine frees blocks only behind a window every layer has.
+    expect(freeableWindow(stage(0, 1).kvCacheSpecs().map((s) => s.slidingWindow))).toBeNull();
+    expect(freeableWindow([16, 4096, 8])).toBe(4096);
+    expect(freeableWindow([])).toBeNull();
   });
 
   it('binds caches that match, rejects ones that do not, and needs them for a cached forward', async () => {
