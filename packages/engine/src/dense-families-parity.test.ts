@@ -22,7 +22,7 @@ const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${
 
 const FULL = process.env['WEFT_FULL_MATRIX'] === '1';
 const LAYOUTS = [{ tp: 1, pp: 1 }, { tp: 2, pp: 2 }, { tp: 4, pp: 1 }, ...(FULL ? [{ tp: 2, pp: 1 }, { tp: 1, pp: 2 }] : [])];
-const FIXTURES = (process.env['WEFT_FAMILIES'] ?? 'qwen2-tiny,qwen3-tiny,phi3-tiny,mistral-swa-tiny').split(',');
+const FIXTURES = (process.env['WEFT_FAMILIES'] ?? 'qwen2-tiny,qwen3-tiny,phi3-tiny,gemma2-tiny,mistral-swa-tiny').split(',');
 
 describe.each(parityBackends())('on $backend', ({ backend, skip }) => {
   if (skip) {

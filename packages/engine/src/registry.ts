@@ -13,6 +13,7 @@ import { ConfigError } from '@weft/core';
 import type { CausalLMRank } from '@weft/layers';
 import { registration as deepseek } from '@weft/deepseek';
 import { registration as llama } from '@weft/llama';
+import { registration as gemma } from '@weft/gemma';
 import { registration as phi } from '@weft/phi';
 import { registration as qwen } from '@weft/qwen';
 import { registration as mixtral } from '@weft/mixtral';
@@ -65,6 +66,7 @@ export function registerModel(a: ModelRegistration | string | readonly string[],
 
 registerModel(llama);
 registerModel(deepseek);
+registerModel(gemma);
 registerModel(phi);
 registerModel(qwen);
 registerModel(mixtral);

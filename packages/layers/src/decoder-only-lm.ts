@@ -5,7 +5,7 @@
  * stages in between pass `{hidden_states, residual}` along the PP group.
  * Models supply the attention and MLP of each layer (Llama, DeepSeek).
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
 import { ConfigError, getPpIndices } from '@weft/core';
 import type { AttentionMetadata } from './attention-metadata.js';
@@ -35,7 +35,23 @@ export interface ChannelMixer {
   dispose(): void;
 }
 
-export class PreNormDecoderLayer {
+/** One decoder layer: its attention, its MLP, and how they meet the residual stream. */
+export interface DecoderLayer {
+  readonly selfAttn: TokenMixer;
+  readonly mlp: ChannelMixer;
+  parameters(): Parameter[];
+  /** Returns the layer output and the new residual; the caller owns (and disposes) its inputs. */
+  forward(
+    positions: tf.Tensor1D,
+    hidden: tf.Tensor2D,
+    residual: tf.Tensor2D | null,
+    meta: AttentionMetadata,
+    cache: PagedKVCache | null,
+  ): Promise<[tf.Tensor2D, tf.Tensor2D]>;
+  dispose(): void;
+}
+
+export class PreNormDecoderLayer implements DecoderLayer {
   readonly inputLayernorm: RMSNorm;
   readonly postAttentionLayernorm: RMSNorm;
 
@@ -62,14 +78,7 @@ export class PreNormDecoderLayer {
     meta: AttentionMetadata,
     cache: PagedKVCache | null,
   ): Promise<[tf.Tensor2D, tf.Tensor2D]> {
-    let normed: tf.Tensor2D;
-    let res: tf.Tensor2D;
-    if (residual === null) {
-      normed = this.inputLayernorm.forward(hidden);
-      res = hidden.clone();
-    } else {
-      [normed, res] = this.inputLayernorm.forwardResidual(hidden, residual);
-    }
+    const [normed, res] = this.inputLayernorm.forwardInput(hidden, residual);
     const attnOut = await this.selfAttn.forward(positions, normed, meta, cache);
     normed.dispose();
     const [normed2, res2] = this.postAttentionLayernorm.forwardResidual(attnOut, res);
@@ -98,13 +107,25 @@ export interface DecoderOnlyConfig {
 
 export type LayerFactory = (index: number, prefix: string) => { selfAttn: TokenMixer; mlp: ChannelMixer };
 
+/** What differs from Llama's skeleton (Gemma 2's). */
+export interface DecoderOnlyOptions {
+  /** Builds each layer around its attention and MLP (default: Llama's `PreNormDecoderLayer`). */
+  makeDecoderLayer?: (prefix: string, selfAttn: TokenMixer, mlp: ChannelMixer) => DecoderLayer;
+  /** The final norm multiplies by `1 + w` (Gemma): see `RMSNorm`'s weightOffset. */
+  normWeightOffset?: number;
+  /** The first stage scales embeddings by this (Gemma: √hidden, rounded to the model's dtype). */
+  embeddingMultiplier?: number;
+  /** logits = cap · tanh(logits / cap) (Gemma 2's final_logit_softcapping). */
+  finalLogitSoftcapping?: number | null;
+}
+
 export class DecoderOnlyLM implements CausalLMRank {
   readonly startLayer: number;
   readonly endLayer: number;
   readonly isFirstStage: boolean;
   readonly isLastStage: boolean;
   readonly embedTokens: VocabParallelEmbedding | null;
-  readonly layers: PreNormDecoderLayer[] = [];
+  readonly layers: DecoderLayer[] = [];
   readonly norm: RMSNorm | null;
   readonly lmHead: ParallelLMHead | null;
   /** One paged cache per layer of this stage, bound by the model runner (which owns and frees them). */
@@ -115,6 +136,7 @@ export class DecoderOnlyLM implements CausalLMRank {
     readonly state: ParallelState,
     makeLayer: LayerFactory,
     readonly stackedParams: StackedParamMapping[],
+    private readonly options: DecoderOnlyOptions = {},
   ) {
     const pp = state.pp;
     [this.startLayer, this.endLayer] = getPpIndices(config.numHiddenLayers, pp.rankInGroup, pp.worldSize, state.config.ppPartition);
@@ -128,9 +150,10 @@ export class DecoderOnlyLM implements CausalLMRank {
     for (let i = this.startLayer; i < this.endLayer; i++) {
       const prefix = `model.layers.${i}`;
       const { selfAttn, mlp } = makeLayer(i, prefix);
-      this.layers.push(new PreNormDecoderLayer(prefix, config.hiddenSize, config.rmsNormEps, selfAttn, mlp));
+      const make = options.makeDecoderLayer ?? ((p, a, m) => new PreNormDecoderLayer(p, config.hiddenSize, config.rmsNormEps, a, m));
+      this.layers.push(make(prefix, selfAttn, mlp));
     }
-    this.norm = this.isLastStage ? new RMSNorm('model.norm', config.hiddenSize, config.rmsNormEps) : null;
+    this.norm = this.isLastStage ? new RMSNorm('model.norm', config.hiddenSize, config.rmsNormEps, options.normWeightOffset ?? 0) : null;
     this.lmHead = this.isLastStage
       ? new ParallelLMHead({ ...vocab, prefix: 'lm_head', tiedTo: config.tieWordEmbeddings ? this.embedTokens! : undefined })
       : null;
@@ -194,6 +217,12 @@ export class DecoderOnlyLM implements CausalLMRank {
     let residual: tf.Tensor2D | null;
     if (this.isFirstStage) {
       hidden = await this.embedTokens!.forward(input.inputIds);
+      const mult = this.options.embeddingMultiplier;
+      if (mult !== undefined && mult !== 1) {
+        const scaled = tf.mul(hidden, mult) as tf.Tensor2D;
+        hidden.dispose();
+        hidden = scaled;
+      }
       residual = null;
     } else {
       if (!intermediate) throw new Error('a non-first pipeline stage needs the previous stage hidden states');
@@ -219,8 +248,13 @@ export class DecoderOnlyLM implements CausalLMRank {
     return normed;
   }
 
-  computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
-    return this.lmHead!.forward(hidden);
+  async computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
+    const logits = await this.lmHead!.forward(hidden);
+    const cap = this.options.finalLogitSoftcapping;
+    if (logits === null || cap === undefined || cap === null) return logits;
+    const capped = tf.tidy(() => tf.mul(tf.tanh(tf.div(logits, cap)), cap) as tf.Tensor2D);
+    logits.dispose();
+    return capped;
   }
 
   dispose(): void {

@@ -18,7 +18,7 @@ export interface GatedMLPOptions {
   intermediateSize: number;
   tp: GroupCoordinator;
   bias?: boolean;
-  /** Only silu is supported (Llama, DeepSeek). */
+  /** silu (Llama, DeepSeek, Qwen, Phi-3) or gelu_pytorch_tanh (Gemma 2). */
   hiddenAct?: string;
   reduceResults?: boolean;
 }
@@ -26,10 +26,12 @@ export interface GatedMLPOptions {
 export class GatedMLP {
   readonly gateUpProj: MergedColumnParallelLinear;
   readonly downProj: RowParallelLinear;
+  readonly hiddenAct: 'silu' | 'gelu_pytorch_tanh';
 
   constructor(opts: GatedMLPOptions) {
     const act = opts.hiddenAct ?? 'silu';
-    if (act !== 'silu') throw new ConfigError(`${opts.prefix}: hidden_act '${act}' is not supported (only silu)`);
+    if (act !== 'silu' && act !== 'gelu_pytorch_tanh') throw new ConfigError(`${opts.prefix}: hidden_act '${act}' is not supported (silu, gelu_pytorch_tanh)`);
+    this.hiddenAct = act;
     this.gateUpProj = new MergedColumnParallelLinear({
       prefix: `${opts.prefix}.gate_up_proj`,
       inputSize: opts.hiddenSize,
@@ -53,7 +55,7 @@ export class GatedMLP {
 
   async forward(x: tf.Tensor2D): Promise<tf.Tensor2D> {
     const gateUp = await this.gateUpProj.forward(x);
-    const act = siluAndMulOp(gateUp);
+    const act = this.hiddenAct === 'silu' ? siluAndMulOp(gateUp) : geluTanhAndMul(gateUp);
     gateUp.dispose();
     const out = await this.downProj.forward(act);
     act.dispose();
@@ -64,4 +66,15 @@ export class GatedMLP {
     this.gateUpProj.dispose();
     this.downProj.dispose();
   }
+}
+
+/** `gate|up [T, 2I]` → GELU-tanh(gate) · up, as torch's `gelu(approximate='tanh')`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function geluTanhAndMul(gateUp: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const half = gateUp.shape[1] / 2;
+    const [x, up] = tf.split(gateUp, [half, half], 1) as [tf.Tensor2D, tf.Tensor2D];
+    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(x, tf.mul(x, x)))));
+    const gelu = tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+    return tf.mul(gelu, up) as tf.Tensor2D;
+  });
 }

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@weft/core';
 import { rmsNormOp } from './kernels/index.js';
-import { Parameter } from './parameter.js';
+import { checkShape, Parameter } from './parameter.js';
 
 export class RMSNorm {
   readonly weight: Parameter;
@@ -17,12 +17,21 @@ export class RMSNorm {
     readonly name: string,
     readonly hiddenSize: number,
     readonly eps = 1e-6,
+    /** Gemma's norms multiply by `1 + w`: the checkpoint's w is loaded plus this (in fp32, as HF computes it). */
+    readonly weightOffset = 0,
   ) {
     if (!Number.isInteger(hiddenSize) || hiddenSize <= 0) {
       throw new ConfigError(`${name}: RMSNorm hidden size must be a positive integer, got ${hiddenSize}`);
     }
     // Replicated on every rank: the norm sees the full hidden size.
-    this.weight = new Parameter(`${name}.weight`, [hiddenSize]);
+    this.weight =
+      weightOffset === 0
+        ? new Parameter(`${name}.weight`, [hiddenSize])
+        : new Parameter(`${name}.weight`, [hiddenSize], (param, w) => {
+            checkShape(param, w.shape, w.name);
+            const host = w.read();
+            param.set({ ...host, data: Float32Array.from(host.data, (v) => v + weightOffset) }, w.name);
+          });
   }
 
   parameters(): Parameter[] {
@@ -44,6 +53,11 @@ export class RMSNorm {
       const sum = tf.add(x, residual) as tf.Tensor2D;
       return [this.forward(sum), sum];
     });
+  }
+
+  /** A decoder layer's input norm: `forwardResidual`, or in the first layer (no residual yet) `[norm(x), x]`. */
+  forwardInput(x: tf.Tensor2D, residual: tf.Tensor2D | null): [tf.Tensor2D, tf.Tensor2D] {
+    return residual === null ? [this.forward(x), x.clone()] : this.forwardResidual(x, residual);
   }
 
   dispose(): void {

@@ -5,7 +5,7 @@
  */
 import type { ParallelState } from '@weft/comm';
 import { DecoderOnlyLM, GatedMLP, type StackedParamMapping } from '@weft/layers';
-import { LlamaAttention } from './llama-attention.js';
+import { LlamaAttention, type LlamaAttentionConfig } from './llama-attention.js';
 import type { LlamaConfig } from './llama-config.js';
 
 /** q/k/v and gate/up checkpoint tensors load into fused parameters (vLLM's stacked_params_mapping). */
@@ -16,6 +16,21 @@ export const LLAMA_STACKED_PARAMS: StackedParamMapping[] = [
   { param: '.gate_up_proj', checkpoint: '.gate_proj', shardId: 0 },
   { param: '.gate_up_proj', checkpoint: '.up_proj', shardId: 1 },
 ];
+
+/** Layer `i`'s attention and gated MLP, as every Llama-like family builds them (Gemma 2 wraps them in its own norms). */
+export function llamaLayer(config: LlamaAttentionConfig, state: ParallelState, i: number, prefix: string): { selfAttn: LlamaAttention; mlp: GatedMLP } {
+  return {
+    selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, state.tp, i),
+    mlp: new GatedMLP({
+      prefix: `${prefix}.mlp`,
+      hiddenSize: config.hiddenSize,
+      intermediateSize: config.intermediateSize,
+      bias: config.mlpBias,
+      hiddenAct: config.hiddenAct,
+      tp: state.tp,
+    }),
+  };
+}
 
 /**
  * Also the model of every family that is Llama's decoder with options
@@ -28,17 +43,7 @@ export class LlamaForCausalLM extends DecoderOnlyLM {
     super(
       config,
       state,
-      (i, prefix) => ({
-        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, state.tp, i),
-        mlp: new GatedMLP({
-          prefix: `${prefix}.mlp`,
-          hiddenSize: config.hiddenSize,
-          intermediateSize: config.intermediateSize,
-          bias: config.mlpBias,
-          hiddenAct: config.hiddenAct,
-          tp: state.tp,
-        }),
-      }),
+      (i, prefix) => llamaLayer(config, state, i, prefix),
       stacked,
     );
   }
