@@ -54,11 +54,28 @@ describe('weft logits matches Hugging Face through the CLI', () => {
     expect(maxAbs).toBeLessThanOrEqual(1e-3);
     expect(relL2).toBeLessThanOrEqual(1e-4);
   });
+
+  it('--quantization int8 at tp 2 (CPU kernels, activations as Q8_0 blocks) matches the a8 reference; the unquantized weights are listed once', async () => {
+    const c = (JSON.parse(readFileSync(join(fixture('llama-tiny'), 'expected-q8_0-a8.json'), 'utf8')) as { cases: { input_ids: number[]; logits: number[] }[] }).cases[0]!;
+    const r = await weft(['logits', '--model', fixture('llama-tiny'), '--ids', c.input_ids.join(','), '--tp', '2', '--quantization', 'int8', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/kept unquantized/g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/model\.layers\.0\.mlp\.down_proj\.weight \(input dim 172 on this rank/);
+    const { relL2 } = compareLogits((JSON.parse(r.stdout) as { logits: number[][] }).logits, c.logits);
+    expect(relL2).toBeLessThanOrEqual(1.5e-2);
+  });
 });
 
 describe('weft generate', () => {
   it('with no flags runs the embedded model and writes code', async () => {
     const r = await weft(['generate']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.startsWith('def fibonacci(n):\n')).toBe(true);
+    expect(r.stdout.length).toBeGreaterThan('def fibonacci(n):\n'.length + 20);
+  });
+
+  it('--quantization int4 runs the embedded model (Q4_0 blocks packed at load) and writes code', async () => {
+    const r = await weft(['generate', '--quantization', 'int4', '--max-tokens', '24']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.startsWith('def fibonacci(n):\n')).toBe(true);
     expect(r.stdout.length).toBeGreaterThan('def fibonacci(n):\n'.length + 20);
@@ -99,6 +116,8 @@ describe('bad input: one clear line, non-zero exit, no stack trace', () => {
     [['layout', '--world-size', '6', '--tp', '2', '--pp', '2'], /world size 6 does not match tp×pp×dp = 2×2×1 = 4/],
     [['logits', '--model', fixture('llama-tiny'), '--ids', '1,x'], /--ids must be a comma-separated list of token ids/],
     [['generate', '--backend', 'nope'], /--backend must be one of/],
+    [['generate', '--quantization', 'int3'], /--quantization must be one of int8 \(q8_0\), int4 \(q4_0\); got 'int3'/],
+    [['generate', '--dtype', 'float16'], /--dtype must be one of float32, bfloat16; got 'float16'/],
     [['generate', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['logits', '--model', '/nonexistent-dir', '--ids', '1'], /--model \/nonexistent-dir: no such directory/],
     [['logits', '--model', join(fixture('llama-tiny'), 'config.json'), '--ids', '1'], /--model .*config\.json: not a directory/],

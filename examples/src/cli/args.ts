@@ -1,6 +1,6 @@
 /** Option parsing shared by the weft commands: one clear line for every bad option. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKEND_NAMES, ConfigError, type BackendName } from '@weft/core';
+import { BACKEND_NAMES, ConfigError, QUANT_FORMAT_OF, QUANTIZATIONS, WEIGHT_DTYPES, type BackendName, type QuantizationOption, type WeightDtype } from '@weft/core';
 
 export class UsageError extends ConfigError {
   override name = 'UsageError';
@@ -63,6 +63,22 @@ export function backend(value: unknown): BackendName | undefined {
   return value as BackendName;
 }
 
+/** --dtype: how unquantized weights are held (vLLM's name). */
+export function dtype(value: unknown): WeightDtype | undefined {
+  if (value === undefined) return undefined;
+  if (!WEIGHT_DTYPES.includes(value as WeightDtype)) throw new UsageError(`--dtype must be one of ${WEIGHT_DTYPES.join(', ')}; got '${String(value)}'`);
+  return value as WeightDtype;
+}
+
+/** --quantization: decoder linear weights as llama.cpp blocks (vLLM's name). */
+export function quantization(value: unknown): QuantizationOption | undefined {
+  if (value === undefined) return undefined;
+  if (!QUANTIZATIONS.includes(value as QuantizationOption)) {
+    throw new UsageError(`--quantization must be one of ${QUANTIZATIONS.map((q) => `${q} (${QUANT_FORMAT_OF[q]})`).join(', ')}; got '${String(value)}'`);
+  }
+  return value as QuantizationOption;
+}
+
 /** Options every model command takes. */
 export const MODEL_OPTIONS = {
   model: { type: 'string' },
@@ -72,6 +88,8 @@ export const MODEL_OPTIONS = {
   'enable-expert-parallel': { type: 'boolean' },
   'moe-dispatch': { type: 'string' },
   backend: { type: 'string' },
+  dtype: { type: 'string' },
+  quantization: { type: 'string' },
   timeout: { type: 'string' },
   trace: { type: 'string' },
   'intra-op-threads': { type: 'string' },

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { rankLayout, resolveParallelConfig } from '@weft/core';
 import type { LLM, LLMOptions } from '@weft/engine';
-import { backend, ids, int, MODEL_OPTIONS, num, parse, positiveInt, UsageError } from './args.js';
+import { backend, dtype, ids, int, MODEL_OPTIONS, num, parse, positiveInt, quantization, UsageError } from './args.js';
 import { defaultModelDir, loadModel } from './load-model.js';
 import { out } from './output.js';
 import { checkWritable, preflight } from './preflight.js';
@@ -25,6 +25,8 @@ export function engineOptions(v: Values): LLMOptions {
     enableExpertParallel: v['enable-expert-parallel'] === true,
     moeDispatch: moeDispatch(v['moe-dispatch']),
     backend: backend(v.backend),
+    dtype: dtype(v.dtype),
+    quantization: quantization(v.quantization),
     timeoutMs: positiveInt(v.timeout, 'timeout'),
     trace: typeof v.trace === 'string',
     spawn: transportSpawn(v),
@@ -38,7 +40,7 @@ export function engineOptions(v: Values): LLMOptions {
 export function checkedEngineOptions(v: Values, dir: string): LLMOptions {
   const opts = engineOptions(v);
   if (typeof v.trace === 'string') checkWritable(v.trace, '--trace');
-  preflight(dir, { tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
+  preflight(dir, { tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel }, { dtype: opts.dtype, quantization: opts.quantization });
   return opts;
 }
 

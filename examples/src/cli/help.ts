@@ -6,6 +6,8 @@ const MODEL = `model and layout:
   --enable-expert-parallel     MoE experts split over dp × tp ranks instead of tensor-parallel
   --moe-dispatch allgather|alltoall
   --backend wasm|cpu|webgpu|tensorflow
+  --dtype float32|bfloat16     unquantized weights as fp32 (default) or kept as 16-bit bf16
+  --quantization int8|int4     decoder linear weights as llama.cpp Q8_0 / Q4_0 blocks, packed at load
   --transport thread|tcp       ranks as worker threads (default) or processes over TCP (see docs/multi-host.md)
   --timeout MS                 collective timeout per blocking wait
   --intra-op-threads N         tensorflow backend: intra-op threads per rank

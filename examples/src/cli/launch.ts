@@ -100,7 +100,7 @@ function preflightCommand(command: string[]): void {
   };
   const layout = { tp: positiveInt(value('tp'), 'tp'), pp: positiveInt(value('pp'), 'pp'), dp: positiveInt(value('dp'), 'dp'), ep: args.includes('--enable-expert-parallel') };
   const model = value('model');
-  if (model !== undefined) preflight(model, layout);
+  if (model !== undefined) preflight(model, layout, { dtype: value('dtype'), quantization: value('quantization') });
 }
 
 export class LaunchFailedError extends ConfigError {

@@ -15,5 +15,10 @@ export function defaultModelDir(): string {
 
 export async function loadModel(dir: string, opts: LLMOptions): Promise<LLM> {
   if (!existsSync(dir)) throw new ConfigError(`--model ${dir}: no such directory`);
-  return LLM.load(dir, opts);
+  const llm = await LLM.load(dir, opts);
+  // Listed once, at load: what the quantization left unquantized and why (input dim not whole blocks of 32).
+  if (llm.unquantizedWeights.length > 0) {
+    process.stderr.write(`weft: ${llm.unquantizedWeights.length} weight(s) kept unquantized: ${llm.unquantizedWeights.join('; ')}\n`);
+  }
+  return llm;
 }

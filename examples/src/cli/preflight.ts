@@ -2,11 +2,12 @@
  * Checks made before any rank starts, so a bad command line fails at once
  * with one line: the model path is a directory with a config.json, the
  * layout fits the model (heads, KV heads, layers, experts divide as the
- * parallel layers need), and a --trace file can be written.
+ * parallel layers need), the weight options fit the checkpoint (a
+ * quantization finds weights to quantize), and a --trace file can be written.
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError, divide, loadModelConfig, type ModelConfig } from '@weft/core';
+import { checkMoeFamilyLayout, ConfigError, divide, loadModelConfig, resolveModelWeightFormat, type ModelConfig, type WeightFormat } from '@weft/core';
 
 export function checkModelDir(dir: string): void {
   if (!existsSync(dir)) throw new ConfigError(`--model ${dir}: no such directory`);
@@ -23,6 +24,8 @@ export function checkLayout(config: ModelConfig, layout: { tp: number; pp: numbe
     if (tp >= kv) divide(tp, kv, 'tp', 'num_key_value_heads');
     else divide(kv, tp, 'num_key_value_heads');
     divide(config.intermediateSize, tp, 'intermediate_size');
+  } else if (config.family === 'qwen3_moe' || config.family === 'mixtral') {
+    checkMoeFamilyLayout(config, { tp, ep });
   } else if (config.family === 'deepseek') {
     if (ep) {
       const epSize = tp * dp;
@@ -33,11 +36,21 @@ export function checkLayout(config: ModelConfig, layout: { tp: number; pp: numbe
   if (pp > config.numHiddenLayers) throw new ConfigError(`pp=${pp} is more than num_hidden_layers=${config.numHiddenLayers}: each pipeline stage needs at least one layer`);
 }
 
-export function preflight(dir: string, layout: { tp?: number; pp?: number; dp?: number; ep?: boolean }): ModelConfig {
+export function preflight(dir: string, layout: { tp?: number; pp?: number; dp?: number; ep?: boolean }, weights: { dtype?: string; quantization?: string } = {}): ModelConfig {
   checkModelDir(dir);
   const config = loadModelConfig(dir);
   checkLayout(config, { tp: layout.tp ?? 1, pp: layout.pp ?? 1, dp: layout.dp ?? 1, ep: layout.ep ?? false });
+  checkWeightFormat(dir, weights);
   return config;
+}
+
+/** --dtype / --quantization against the checkpoint (headers only): e.g. int4 with no weight to quantize. */
+export function checkWeightFormat(dir: string, weights: { dtype?: string; quantization?: string }): WeightFormat {
+  try {
+    return resolveModelWeightFormat(dir, weights);
+  } catch (e) {
+    throw new ConfigError(`--model ${dir}: ${(e as Error).message.replace(`${dir}: `, '')}`);
+  }
 }
 
 /** A --trace path must be writable before the run, not after it. */

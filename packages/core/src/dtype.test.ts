@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bf16ToFloat32, dtypeByteSize, fp16BitsToFloat32, fp16ToFloat32, isSafetensorsDtype, loadedDtypeOf } from './dtype.js';
+import { bf16ToFloat32, dtypeByteSize, float32ToBf16, float32ToFp16Bits, fp16BitsToFloat32, fp16ToFloat32, isSafetensorsDtype, loadedDtypeOf } from './dtype.js';
 
 describe('bf16ToFloat32', () => {
   it('widens known bit patterns', () => {
@@ -87,5 +87,36 @@ describe('dtype helpers', () => {
     expect(isSafetensorsDtype('toString')).toBe(false);
     expect(isSafetensorsDtype('F64')).toBe(false);
     expect(isSafetensorsDtype(3)).toBe(false);
+  });
+});
+
+describe('float32ToFp16Bits (GGML_FP32_TO_FP16: round to nearest even)', () => {
+  it('maps every fp16 value back to its bits, subnormals and infinities included', () => {
+    for (let h = 0; h < 65536; h++) {
+      const v = fp16BitsToFloat32(h);
+      if (Number.isNaN(v)) continue;
+      expect(float32ToFp16Bits(v), `bits ${h.toString(16)}`).toBe(h === 0x8000 ? 0x8000 : h);
+    }
+  });
+  it('rounds halfway cases to even, overflows to inf, underflows to zero', () => {
+    // 1 + 2⁻¹¹ lies halfway between 1 and 1 + 2⁻¹⁰: the even one is 1.
+    expect(float32ToFp16Bits(1 + 2 ** -11)).toBe(0x3c00);
+    // 1 + 3·2⁻¹¹ lies halfway between 1 + 2⁻¹⁰ and 1 + 2·2⁻¹⁰: the even one is the upper.
+    expect(float32ToFp16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(float32ToFp16Bits(1 + 2 ** -11 + 2 ** -20)).toBe(0x3c01);
+    expect(float32ToFp16Bits(65520)).toBe(0x7c00);
+    expect(float32ToFp16Bits(65519)).toBe(0x7bff);
+    expect(float32ToFp16Bits(2 ** -25)).toBe(0);
+    expect(float32ToFp16Bits(1.5 * 2 ** -25)).toBe(1);
+    expect(float32ToFp16Bits(-3 * 2 ** -24)).toBe(0x8003);
+    expect(Number.isNaN(fp16BitsToFloat32(float32ToFp16Bits(NaN)))).toBe(true);
+  });
+});
+
+describe('float32ToBf16', () => {
+  it('is exact for bf16 values and rounds others to nearest even', () => {
+    const src = new Float32Array([1, -2.5, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, Infinity]);
+    const out = float32ToBf16(src);
+    expect(Array.from(bf16ToFloat32(out))).toEqual([1, -2.5, 1, 1 + 2 ** -6, 1 + 2 ** -7, Infinity]);
   });
 });
