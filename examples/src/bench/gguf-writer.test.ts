@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '@weft/core';
-import { ggufHeader, llamaCheckpointToGguf, minimalSpmVocab, permuteQK, writeGguf } from './gguf-writer.js';
+import { dequantizeQ4_0, dequantizeQ8_0, fromBf16, quantizeQ4_0, quantizeQ8_0 } from '@weft/cpu-kernels';
+import { encodeBf16, encodeQ4_0, encodeQ8_0, GGML_TYPE_BF16, GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, ggufHeader, llamaCheckpointToGguf, minimalSpmVocab, permuteQK, writeGguf } from './gguf-writer.js';
 import { writeRandomLlama } from './random-checkpoint.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-gguf-test-'));
@@ -87,6 +88,82 @@ describe('GGUF writer', () => {
     expect(q.ggmlType).toBe(0);
     for (const t of infos) expect(Number(t.offset) % 32).toBe(0);
     expect(infos.map((t) => t.name)).toContain('output.weight');
+  });
+
+  it('encodes Q8_0 / Q4_0 / BF16 blocks as ggml lays them out (block_q8_0, block_q4_0: fp16 d, then qs)', () => {
+    const w = Float32Array.from({ length: 96 }, (_, i) => Math.sin(i * 0.7) * (i % 5));
+    const q8 = quantizeQ8_0(w), b8 = encodeQ8_0(w);
+    expect(b8.length).toBe(3 * 34);
+    for (let b = 0; b < 3; b++) {
+      expect(b8[b * 34]! | (b8[b * 34 + 1]! << 8)).toBe(q8.d[b]);
+      expect(Array.from(new Int8Array(b8.buffer, b * 34 + 2, 32))).toEqual(Array.from(q8.qs.subarray(b * 32, b * 32 + 32)));
+    }
+    const q4 = quantizeQ4_0(w), b4 = encodeQ4_0(w);
+    expect(b4.length).toBe(3 * 18);
+    for (let b = 0; b < 3; b++) {
+      expect(b4[b * 18]! | (b4[b * 18 + 1]! << 8)).toBe(q4.d[b]);
+      expect(Array.from(b4.subarray(b * 18 + 2, b * 18 + 18))).toEqual(Array.from(q4.qs.subarray(b * 16, b * 16 + 16)));
+    }
+    expect(encodeBf16(w).length).toBe(192);
+  });
+
+  it('writes bf16 / q8_0 / q4_0 files llama.cpp reads and computes on as on the same numbers in f32', async () => {
+    const ckpt = join(dir, 'ckpt-q');
+    writeRandomLlama(ckpt, { name: 'tiny', hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 96, vocab: 300 });
+    const { readGgufFileInfo, getLlama } = await import('node-llama-cpp');
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never, progressLogs: false });
+    const ids = [5, 77, 123, 9, 250, 31, 64, 200];
+    const opts = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    const logProbs = async (path: string) => {
+      const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+      const ctx = await model.createContext({ contextSize: 64, batchSize: 64, threads: 1, sequences: 1 });
+      try {
+        const res = await ctx.getSequence().controlledEvaluate(ids.map((t) => [t, { generateNext: { probabilities: true, options: opts } }]) as never);
+        return ids.map((_, t) => { const p = res[t]!.next!.probabilities!; return Float64Array.from({ length: 300 }, (_, i) => Math.log(p.get(i as never) ?? 1e-30)); });
+      } finally {
+        await ctx.dispose();
+        await model.dispose();
+      }
+    };
+    try {
+      for (const [format, type, roundTrip] of [
+        ['bf16', GGML_TYPE_BF16, (w: Float32Array) => fromBf16(new Uint16Array(encodeBf16(w).buffer))],
+        ['q8_0', GGML_TYPE_Q8_0, (w: Float32Array) => dequantizeQ8_0(quantizeQ8_0(w))],
+        ['q4_0', GGML_TYPE_Q4_0, (w: Float32Array) => dequantizeQ4_0(quantizeQ4_0(w))],
+      ] as const) {
+        const path = join(dir, `tiny-${format}.gguf`);
+        llamaCheckpointToGguf(ckpt, path, () => {}, format);
+        const infos = (await readGgufFileInfo(path, { logWarnings: false })).tensorInfo!;
+        expect(infos.find((t) => t.name === 'blk.0.ffn_down.weight')!.ggmlType).toBe(type);
+        expect(infos.find((t) => t.name === 'blk.1.attn_q.weight')!.ggmlType).toBe(type);
+        expect(infos.find((t) => t.name === 'output.weight')!.ggmlType).toBe(GGML_TYPE_BF16);
+        expect(infos.find((t) => t.name === 'token_embd.weight')!.ggmlType).toBe(GGML_TYPE_BF16);
+        expect(infos.find((t) => t.name === 'blk.0.attn_norm.weight')!.ggmlType).toBe(0);
+        // The same numbers as f32: every linear of the checkpoint through the format's round trip.
+        const ref = join(dir, `ckpt-${format}-as-f32`);
+        mkdirSync(ref, { recursive: true });
+        const { Checkpoint } = await import('@weft/core');
+        const c = Checkpoint.open(ckpt);
+        const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+        for (const n of c.names()) {
+          const w = c.read(n).data as Float32Array;
+          const linear = /layers\.\d+\.(self_attn|mlp)\./.test(n);
+          tensors[n] = { dtype: 'F32', shape: c.info(n).shape, data: linear || format === 'bf16' ? roundTrip(w) : w };
+        }
+        c.close();
+        writeSafetensors(join(ref, 'model.safetensors'), tensors);
+        writeFileSync(join(ref, 'config.json'), readFileSync(join(ckpt, 'config.json')));
+        llamaCheckpointToGguf(ref, join(dir, `ref-${format}.gguf`));
+        const [a, b] = [await logProbs(path), await logProbs(join(dir, `ref-${format}.gguf`))];
+        let worst = 0;
+        for (let t = 0; t < ids.length; t++) for (let i = 0; i < 300; i++) if (b[t]![i]! > -20) worst = Math.max(worst, Math.abs(a[t]![i]! - b[t]![i]!));
+        // llama.cpp rounds activations to Q8_0 (q8_0/q4_0) or bf16 (bf16) inside its dot products: small, not zero.
+        expect(worst, format).toBeLessThan(5e-2);
+        expect(worst, format).toBeGreaterThan(0);
+      }
+    } finally {
+      await llama.dispose();
+    }
   });
 
   it('builds a vocabulary llama.cpp accepts', () => {

@@ -1,6 +1,8 @@
 /**
  * A small GGUF (v3) writer, enough to hand weft's Hugging Face Llama
- * checkpoints to llama.cpp (node-llama-cpp) as f32 for side-by-side benchmarks.
+ * checkpoints to llama.cpp (node-llama-cpp) for side-by-side benchmarks, as f32, BF16, or with the
+ * decoder's linear weights in exactly the Q8_0 / Q4_0 blocks weft makes at load (@weft/cpu-kernels'
+ * quantizers, llama.cpp's reference rounding), so both engines run identical numbers.
  *
  * File layout (ggml/docs/gguf.md), all little-endian:
  *   magic "GGUF", version u32 = 3, tensor_count u64, kv_count u64,
@@ -13,6 +15,7 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Checkpoint } from '@weft/core';
+import { quantizeQ4_0, quantizeQ8_0, toBf16 } from '@weft/cpu-kernels';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -26,6 +29,25 @@ export type GgufScalarType = Exclude<keyof typeof GGUF_TYPE, 'array'>;
 
 /** ggml_type of the tensors this writer emits. */
 export const GGML_TYPE_F32 = 0;
+export const GGML_TYPE_Q4_0 = 2;
+export const GGML_TYPE_Q8_0 = 8;
+export const GGML_TYPE_BF16 = 30;
+
+/** Bytes of one ggml block and the elements it holds, per type (ggml.c type_traits). */
+const GGML_BLOCK: Record<number, { bytes: number; elements: number }> = {
+  [GGML_TYPE_F32]: { bytes: 4, elements: 1 },
+  [GGML_TYPE_BF16]: { bytes: 2, elements: 1 },
+  [GGML_TYPE_Q8_0]: { bytes: 34, elements: 32 }, // block_q8_0: ggml_half d; int8_t qs[32]
+  [GGML_TYPE_Q4_0]: { bytes: 18, elements: 32 }, // block_q4_0: ggml_half d; uint8_t qs[16]
+};
+
+/** Bytes of a tensor of `numel` elements stored as `type`. */
+export function ggmlBytes(type: number, numel: number): number {
+  const b = GGML_BLOCK[type];
+  if (!b) throw new Error(`ggml type ${type} is not one this writer emits`);
+  if (numel % b.elements) throw new Error(`${numel} elements is not a whole number of ${b.elements}-element blocks (ggml type ${type})`);
+  return (numel / b.elements) * b.bytes;
+}
 
 export type GgufValue =
   | { type: Exclude<GgufScalarType, 'string' | 'bool' | 'uint64' | 'int64'>; value: number }
@@ -38,8 +60,11 @@ export interface GgufTensor {
   name: string;
   /** Row-major shape as numpy/safetensors write it (outermost first); GGUF stores it reversed. */
   shape: number[];
-  /** f32 data, produced when the writer reaches it (one tensor in memory at a time). */
-  data: () => Float32Array;
+  /** ggml_type (default F32). */
+  type?: number;
+  /** The data, produced when the writer reaches it (one tensor in memory at a time): f32 values for F32,
+   * the encoded bytes (ggmlBytes long) for the other types. */
+  data: () => Float32Array | Uint8Array;
 }
 
 /** Little-endian byte builder for the header. */
@@ -86,7 +111,7 @@ class Bytes {
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** The header (everything before the tensor data, padding included) and each tensor's data offset. */
-export function ggufHeader(metadata: Record<string, GgufValue>, tensors: Pick<GgufTensor, 'name' | 'shape'>[], alignment = GGUF_ALIGNMENT): { header: Buffer; offsets: number[]; dataBytes: number } {
+export function ggufHeader(metadata: Record<string, GgufValue>, tensors: Pick<GgufTensor, 'name' | 'shape' | 'type'>[], alignment = GGUF_ALIGNMENT): { header: Buffer; offsets: number[]; dataBytes: number } {
   const h = new Bytes();
   h.u32(GGUF_MAGIC);
   h.u32(GGUF_VERSION);
@@ -109,16 +134,16 @@ export function ggufHeader(metadata: Record<string, GgufValue>, tensors: Pick<Gg
     h.str(t.name);
     h.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) h.u64(d);
-    h.u32(GGML_TYPE_F32);
+    h.u32(t.type ?? GGML_TYPE_F32);
     h.u64(offset);
     offsets.push(offset);
-    offset = alignUp(offset + t.shape.reduce((a, b) => a * b, 1) * 4, alignment);
+    offset = alignUp(offset + ggmlBytes(t.type ?? GGML_TYPE_F32, t.shape.reduce((a, b) => a * b, 1)), alignment);
   }
   h.zeros(alignUp(h.length, alignment) - h.length);
   return { header: h.done(), offsets, dataBytes: offset };
 }
 
-/** Write a GGUF file of f32 tensors. Returns its size in bytes. */
+/** Write a GGUF file. Returns its size in bytes. */
 export function writeGguf(path: string, metadata: Record<string, GgufValue>, tensors: GgufTensor[]): number {
   const alignment = metadata['general.alignment']?.type === 'uint32' ? (metadata['general.alignment'].value as number) : GGUF_ALIGNMENT;
   const { header, offsets, dataBytes } = ggufHeader(metadata, tensors, alignment);
@@ -127,13 +152,16 @@ export function writeGguf(path: string, metadata: Record<string, GgufValue>, ten
     writeAll(fd, header, 0);
     tensors.forEach((t, i) => {
       const data = t.data();
-      const numel = t.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== numel) throw new Error(`${t.name}: ${data.length} values for shape [${t.shape.join(', ')}]`);
+      const type = t.type ?? GGML_TYPE_F32;
+      const bytes = ggmlBytes(type, t.shape.reduce((a, b) => a * b, 1));
+      if ((type === GGML_TYPE_F32) !== data instanceof Float32Array || data.byteLength !== bytes)
+        throw new Error(`${t.name}: ${data.byteLength} bytes (${data.constructor.name}) for shape [${t.shape.join(', ')}] as ggml type ${type} (${bytes} bytes)`);
       writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length + offsets[i]!);
     });
     // Pad the last tensor to the alignment, as gguf.py does.
     const end = header.length + dataBytes;
-    const last = tensors.length ? header.length + offsets[tensors.length - 1]! + tensors[tensors.length - 1]!.shape.reduce((a, b) => a * b, 1) * 4 : end;
+    const lastT = tensors[tensors.length - 1];
+    const last = lastT ? header.length + offsets[tensors.length - 1]! + ggmlBytes(lastT.type ?? GGML_TYPE_F32, lastT.shape.reduce((a, b) => a * b, 1)) : end;
     if (end > last) writeAll(fd, new Uint8Array(end - last), last);
     return end;
   } finally {
@@ -147,6 +175,35 @@ function writeAll(fd: number, bytes: Uint8Array, position: number): void {
     const n = Math.min(bytes.length - done, 1 << 30);
     done += writeSync(fd, bytes, done, n, position + done);
   }
+}
+
+/** Q8_0 blocks as GGUF stores them: per block the fp16 scale, then the 32 int8 values. */
+export function encodeQ8_0(w: Float32Array): Uint8Array {
+  const { qs, d } = quantizeQ8_0(w);
+  const out = new Uint8Array(d.length * 34);
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < d.length; b++) {
+    dv.setUint16(b * 34, d[b]!, true);
+    out.set(new Uint8Array(qs.buffer, qs.byteOffset + b * 32, 32), b * 34 + 2);
+  }
+  return out;
+}
+
+/** Q4_0 blocks as GGUF stores them: per block the fp16 scale, then 16 bytes of nibbles (the layout weft's Q4_0 has). */
+export function encodeQ4_0(w: Float32Array): Uint8Array {
+  const { qs, d } = quantizeQ4_0(w);
+  const out = new Uint8Array(d.length * 18);
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < d.length; b++) {
+    dv.setUint16(b * 18, d[b]!, true);
+    out.set(qs.subarray(b * 16, b * 16 + 16), b * 18 + 2);
+  }
+  return out;
+}
+
+export function encodeBf16(w: Float32Array): Uint8Array {
+  const b = toBf16(w);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /**
@@ -207,10 +264,21 @@ interface HfLlamaConfig {
 }
 
 /**
- * Convert a Hugging Face Llama checkpoint directory (config.json + safetensors, any float dtype)
- * into one GGUF f32 file with llama.cpp's `llama` arch names, the same function as the original.
+ * The formats of llamaCheckpointToGguf, each the GGUF twin of a weft load option:
+ *   f32  — every tensor F32 (weft's default dtype float32);
+ *   bf16 — every matrix BF16, norms F32 (weft dtype 'bfloat16');
+ *   q8_0 / q4_0 — the decoder layers' linear weights as Q8_0 / Q4_0 blocks (input dimension a multiple of 32),
+ *          the embedding and LM head BF16, norms F32 (weft dtype 'bfloat16' with quantization 'int8' / 'int4':
+ *          weft leaves embeddings and the LM head unquantized, as llama.cpp's files here do too).
  */
-export function llamaCheckpointToGguf(dir: string, outPath: string, log: (m: string) => void = () => {}): number {
+export type GgufFormat = 'f32' | 'bf16' | 'q8_0' | 'q4_0';
+export const GGUF_FILE_TYPE: Record<GgufFormat, number> = { f32: 0, bf16: 32, q8_0: 7, q4_0: 2 }; // llama_ftype
+
+/**
+ * Convert a Hugging Face Llama checkpoint directory (config.json + safetensors, any float dtype)
+ * into one GGUF file with llama.cpp's `llama` arch names, the same function as the original.
+ */
+export function llamaCheckpointToGguf(dir: string, outPath: string, log: (m: string) => void = () => {}, format: GgufFormat = 'f32'): number {
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as HfLlamaConfig;
   const heads = cfg.num_attention_heads;
   const kvHeads = cfg.num_key_value_heads ?? heads;
@@ -221,7 +289,7 @@ export function llamaCheckpointToGguf(dir: string, outPath: string, log: (m: str
     'general.architecture': { type: 'string', value: 'llama' },
     'general.name': { type: 'string', value: 'weft random llama' },
     'general.alignment': { type: 'uint32', value: GGUF_ALIGNMENT },
-    'general.file_type': { type: 'uint32', value: 0 }, // LLAMA_FTYPE_ALL_F32
+    'general.file_type': { type: 'uint32', value: GGUF_FILE_TYPE[format] },
     'llama.vocab_size': { type: 'uint32', value: cfg.vocab_size },
     'llama.context_length': { type: 'uint32', value: cfg.max_position_embeddings ?? 2048 },
     'llama.embedding_length': { type: 'uint32', value: cfg.hidden_size },
@@ -246,7 +314,13 @@ export function llamaCheckpointToGguf(dir: string, outPath: string, log: (m: str
     const f32 = (name: string) => ckpt.read(name).data as Float32Array;
     const t = (name: string, hf: string, transform?: (w: Float32Array, shape: number[]) => Float32Array): GgufTensor => {
       const shape = ckpt.info(hf).shape;
-      return { name, shape, data: () => (transform ? transform(f32(hf), shape) : f32(hf)) };
+      const values = () => (transform ? transform(f32(hf), shape) : f32(hf));
+      // norms (1-D) stay F32 in every format; the layers' linears take the block format; the rest BF16 unless f32
+      const linear = /^blk\.\d+\.(attn_[qkv]|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$/.test(name) && shape.length === 2 && shape[1]! % 32 === 0;
+      if (format === 'f32' || shape.length === 1) return { name, shape, data: values };
+      if (linear && format === 'q8_0') return { name, shape, type: GGML_TYPE_Q8_0, data: () => encodeQ8_0(values()) };
+      if (linear && format === 'q4_0') return { name, shape, type: GGML_TYPE_Q4_0, data: () => encodeQ4_0(values()) };
+      return { name, shape, type: GGML_TYPE_BF16, data: () => encodeBf16(values()) };
     };
     const tensors: GgufTensor[] = [t('token_embd.weight', 'model.embed_tokens.weight')];
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
@@ -266,7 +340,7 @@ export function llamaCheckpointToGguf(dir: string, outPath: string, log: (m: str
     tensors.push(t('output_norm.weight', 'model.norm.weight'));
     const tied = cfg.tie_word_embeddings === true || !ckpt.has('lm_head.weight');
     tensors.push(t('output.weight', tied ? 'model.embed_tokens.weight' : 'lm_head.weight'));
-    log(`writing ${outPath} (${tensors.length} f32 tensors)`);
+    log(`writing ${outPath} (${tensors.length} tensors, ${format})`);
     return writeGguf(outPath, metadata, tensors);
   } finally {
     ckpt.close();

@@ -117,9 +117,12 @@ AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, co
     }
 }
 
+#ifndef QNA
+#define QNA 4
+#endif
 #define TILE_NA(NR, q4)                                                        \
-  for (int i0 = 0; i0 < a->m; i0 += 4) {                                       \
-    switch (a->m - i0 >= 4 ? 4 : a->m - i0) {                                  \
+  for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
+    switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
       case 4: q_tile(a, wqs, wd, r, NR, i0, 4, n, out, q4); break;             \
       case 3: q_tile(a, wqs, wd, r, NR, i0, 3, n, out, q4); break;             \
       case 2: q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4); break;             \

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The addon's functions: `isa` indexes `info().isas`, `threads` ≥ 1 (the caller's thread is one of them). */
@@ -19,10 +20,22 @@ export const ADDON_FILE = 'build/Release/weft_cpu_kernels.node';
 
 let loaded: { addon: NativeAddon | null; reason: string } | undefined;
 
-/** The addon, loaded once (src/ and dist/ both sit one level below the package root). */
+/** Where the addon is: beside this module's package root (src/ and dist/ sit one level below it), or, when this
+ * module was bundled into another package, in the installed @weft/cpu-kernels. */
+function addonPath(): string {
+  const here = fileURLToPath(new URL(`../${ADDON_FILE}`, import.meta.url));
+  if (existsSync(here)) return here;
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@weft/cpu-kernels/package.json')), ADDON_FILE);
+  } catch {
+    return here;
+  }
+}
+
+/** The addon, loaded once. */
 export function loadNative(): { addon: NativeAddon | null; reason: string } {
   if (loaded) return loaded;
-  const path = fileURLToPath(new URL(`../${ADDON_FILE}`, import.meta.url));
+  const path = addonPath();
   if (!existsSync(path)) {
     loaded = { addon: null, reason: `the native addon is not built (${path} is missing; run npm run setup:cpu-kernels)` };
   } else {
