@@ -2,6 +2,7 @@
 import { watchParent } from '@weft/comm';
 import { WeftError } from '@weft/core';
 import { UsageError } from './cli/args.js';
+import { parentGoneHandled } from './cli/orphaned.js';
 import { generateCommand, layoutCommand, logitsCommand } from './cli/commands.js';
 import { COMMAND_HELP, OVERVIEW } from './cli/help.js';
 import { launchCommand } from './cli/launch.js';
@@ -65,6 +66,7 @@ let settled = false;
 // of `weft launch` have an IPC channel and their supervisor for that.
 if (!process.channel) {
   watchParent(() => {
+    if (parentGoneHandled()) return;
     endOpenLine();
     process.stderr.write('weft: the parent process is gone; stopping\n');
     process.exit(129);

@@ -42,11 +42,14 @@ With no --model, serves the embedded weft-tiny-code model.
 server:
   --host ADDR                  default 127.0.0.1 (only this machine); 0.0.0.0 to listen on every interface
   --port N                     default 8000; 0 picks a free port
-  --api-key KEY                require Authorization: Bearer KEY on /v1/* (or set WEFT_API_KEY)
+  --api-key KEY                require Authorization: Bearer KEY on every route but /health and / (or set WEFT_API_KEY)
   --served-model-name NAME     the model name clients use (default: the directory's name)
   --chat-template FILE         a Jinja chat template instead of tokenizer_config.json's
-  --max-waiting-requests N     past this many requests waiting for the engine, answer 429 (default 256)
-  --grace MS                   on SIGINT/SIGTERM, let requests in flight finish this long, then abort (default 30000)
+  --max-waiting-requests N     past this many sequences (prompts × n) waiting for the engine, answer 429 (default 256)
+  --grace MS                   on SIGINT/SIGTERM (or npx's parent going away): answer 503 to new requests, let those
+                               in flight finish this long, then abort (default 30000)
+  --allowed-origins LIST       CORS origins, JSON list or comma-separated (default ["*"]); also --allowed-methods,
+                               --allowed-headers (default ["*"]) and --allow-credentials, as vLLM
 ${MODEL}`,
 };
 

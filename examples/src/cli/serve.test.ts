@@ -23,13 +23,20 @@ interface Served {
 
 const started: ChildProcess[] = [];
 
+/** Processes a test left without a parent (node under a killed npx). */
+const orphans: number[] = [];
+
 afterEach(() => {
   for (const c of started.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const pid of orphans.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
 });
 
-/** Start `weft serve --port 0 …` and wait for its "at http://…/v1" line. */
-function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Start `weft serve --port 0 …` (or `npx weft serve …`) and wait for its "at http://…/v1" line. */
+function serve(args: string[], via: 'node' | 'npx' = 'node'): Promise<Served> {
+  const child =
+    via === 'node'
+      ? spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('npx', ['--no-install', 'weft', 'serve', '--port', '0', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
   let err = '';
   const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
@@ -79,12 +86,12 @@ describe('weft serve', () => {
     }
     expect(text.length).toBeGreaterThan(0);
     expect(usage!.completion_tokens).toBe(8);
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: { authorization: 'Bearer sk-cli-test' } })).text();
     expect(metrics).toMatch(/^weft:generation_tokens_total\{model_name="tiny"\} 24$/m);
     expect((await fetch(`${s.url}/v1/models`)).status).toBe(401);
     s.child.kill('SIGTERM');
     expect(await s.exited).toEqual({ code: 143, signal: null });
-    expect(s.stderr()).toMatch(/SIGTERM: no new requests/);
+    expect(s.stderr()).toMatch(/SIGTERM: new requests get 503/);
   });
 
   it('--transport tcp: a rank killed with SIGKILL shows on /health, and requests fail fast with a clear error', async () => {
@@ -116,4 +123,51 @@ describe('weft serve', () => {
     s.child.kill('SIGINT');
     expect((await s.exited).code).toBe(130);
   });
+
+  it('npx weft serve: a SIGTERM to npx (npm\'s sh dies of it, node never sees it) drains like one to node: the stream in flight ends whole, new requests get 503', async () => {
+    const s = await serve([], 'npx');
+    const node = descendants(s.child.pid!).at(-1)!;
+    orphans.push(node);
+    const res = await fetch(`${s.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'def f', max_tokens: 300, ignore_eos: true, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    let body = new TextDecoder().decode((await reader.read()).value);
+    s.child.kill('SIGTERM');
+    // The server notices its parent is gone within a second, then refuses new work while the stream runs on.
+    let late: Response | null = null;
+    for (let i = 0; i < 40 && late?.status !== 503; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      late = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 1 }) });
+    }
+    expect(late!.status).toBe(503);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      body += new TextDecoder().decode(value);
+    }
+    expect(body).toContain('"finish_reason":"length"');
+    expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    // And then the node process exits on its own.
+    const t0 = Date.now();
+    while (alive(node) && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(node)).toBe(false);
+  });
 });
+
+/** Every process below `pid`, depth first (npx → sh → node). */
+function descendants(pid: number): number[] {
+  const kids = spawnSync('pgrep', ['-P', String(pid)]).stdout.toString().split('\n').filter(Boolean).map(Number);
+  return kids.flatMap((k) => [k, ...descendants(k)]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,14 +1,17 @@
 /**
  * `weft serve`: load the model on its ranks, serve the OpenAI-compatible API
- * (@weft/serve) on 127.0.0.1:8000 unless told otherwise. SIGINT / SIGTERM:
- * stop accepting, let requests in flight finish up to --grace, abort the
- * rest, close the ranks, exit 130 / 143. A second signal skips the wait.
+ * (@weft/serve) on 127.0.0.1:8000 unless told otherwise. SIGINT / SIGTERM,
+ * or the parent going away (how a SIGTERM to `npx` arrives: npm's `sh -c`
+ * dies of it and never passes it on): new requests get 503, requests in
+ * flight finish up to --grace, the rest are aborted, the ranks close, exit
+ * 130 / 143 (129 for the parent). A second signal skips the wait.
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '@weft/core';
 import { int, MODEL_OPTIONS, parse, positiveInt, UsageError } from './args.js';
 import { checkedEngineOptions, type Values } from './commands.js';
 import { defaultModelDir, loadModel } from './load-model.js';
+import { onParentGone } from './orphaned.js';
 import { progressReporter } from './progress.js';
 import { TRANSPORT_OPTIONS } from './transport.js';
 
@@ -20,7 +23,28 @@ const SERVE_OPTIONS = {
   'chat-template': { type: 'string' },
   'max-waiting-requests': { type: 'string' },
   grace: { type: 'string' },
+  'allowed-origins': { type: 'string' },
+  'allowed-methods': { type: 'string' },
+  'allowed-headers': { type: 'string' },
+  'allow-credentials': { type: 'boolean' },
 } as const;
+
+/** vLLM takes these lists as JSON (`'["https://a.example"]'`); a comma-separated list is accepted too. */
+function list(v: unknown, name: string): string[] | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = v.trim();
+  if (t.startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(t);
+    } catch (e) {
+      throw new UsageError(`--${name}: not a JSON list (${(e as Error).message})`);
+    }
+    if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new UsageError(`--${name} must be a list of strings`);
+    return parsed as string[];
+  }
+  return t.split(',').map((x) => x.trim()).filter(Boolean);
+}
 
 /**
  * @weft/serve is loaded at run time by a specifier tsup cannot see: examples/package.json does not list it yet,
@@ -29,7 +53,7 @@ const SERVE_OPTIONS = {
 const SERVE_PACKAGE = '@weft/serve';
 const loadServe = () => import(SERVE_PACKAGE) as Promise<typeof import('@weft/serve')>;
 
-const EXIT_CODE: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+const EXIT_CODE: Record<string, number> = { SIGINT: 130, SIGTERM: 143, parent: 129 };
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values: v }: { values: Values } = parse(argv, { ...MODEL_OPTIONS, ...TRANSPORT_OPTIONS, ...SERVE_OPTIONS });
@@ -58,6 +82,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
       chatTemplate,
       apiKey: typeof v['api-key'] === 'string' ? v['api-key'] : process.env.WEFT_API_KEY || undefined,
       maxWaitingRequests: positiveInt(v['max-waiting-requests'], 'max-waiting-requests'),
+      allowedOrigins: list(v['allowed-origins'], 'allowed-origins'),
+      allowedMethods: list(v['allowed-methods'], 'allowed-methods'),
+      allowedHeaders: list(v['allowed-headers'], 'allowed-headers'),
+      allowCredentials: v['allow-credentials'] === true ? true : undefined,
     });
   } catch (e) {
     await llm.close();
@@ -73,11 +101,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   process.stderr.write(`weft serve: ${server.model} at ${url}/v1 (playground ${url}/, metrics ${url}/metrics); Ctrl-C stops\n`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals | 'parent'>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    onParentGone(() => resolve('parent'));
   });
-  process.stderr.write(`weft serve: ${signal}: no new requests; waiting up to ${graceMs} ms for ${server.activeRequests} in flight (signal again to stop now)\n`);
+  onParentGone(null);
+  const why = signal === 'parent' ? 'the parent process is gone' : signal;
+  process.stderr.write(`weft serve: ${why}: new requests get 503; waiting up to ${graceMs} ms for ${server.activeRequests} in flight (signal again to stop now)\n`);
   const again = new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
