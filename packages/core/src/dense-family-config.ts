@@ -175,7 +175,7 @@ function softcap(f: ConfigFields, key: string, fallback: number): number | null 
 }
 
 /** `head_dim` when given (Qwen3 sets it apart from hidden/heads), else hidden_size / num_attention_heads. */
-function headDimOf(f: ConfigFields, c: Omit<CommonModelConfig, 'headDim'>): number {
+export function headDimOf(f: ConfigFields, c: Omit<CommonModelConfig, 'headDim'>): number {
   if (f.has('head_dim')) return f.int('head_dim');
   if (c.hiddenSize % c.numAttentionHeads === 0) return c.hiddenSize / c.numAttentionHeads;
   throw new ConfigError(`${f.source}: no head_dim, and hidden_size=${c.hiddenSize} is not divisible by num_attention_heads=${c.numAttentionHeads}`);

@@ -5,8 +5,9 @@
  * field, rather than silently computing something else.
  */
 import { ConfigError } from './errors.js';
+import { divide } from './shape.js';
 import type { ConfigFields } from './config-fields.js';
-import type { DenseAttentionFields } from './dense-family-config.js';
+import { headDimOf, type DenseAttentionFields } from './dense-family-config.js';
 import { parseCommon, type CommonModelConfig } from './hf-config.js';
 
 /** Routing shared by both families: softmax over `numExperts` router logits, top `numExpertsPerTok`. */
@@ -113,11 +114,23 @@ function globalAttention(headDim: number, bias: boolean): DenseAttentionFields {
   };
 }
 
-/** `head_dim` when given (Qwen3 sets it apart from hidden/heads), else hidden_size / num_attention_heads. */
-function headDimOf(f: ConfigFields, c: Omit<CommonModelConfig, 'headDim'>): number {
-  if (f.has('head_dim')) return f.int('head_dim');
-  if (c.hiddenSize % c.numAttentionHeads === 0) return c.hiddenSize / c.numAttentionHeads;
-  throw new ConfigError(`${f.source}: no head_dim, and hidden_size=${c.hiddenSize} is not divisible by num_attention_heads=${c.numAttentionHeads}`);
+/**
+ * The shape checks this family's parallel layers make on every rank, made once before any starts:
+ * heads and KV heads over tp (KV heads replicated when tp ≥ their count), and without expert
+ * parallelism each expert's intermediate size over tp; Qwen3-MoE's dense layers too. Any expert
+ * count works under EP (vLLM's expert map: E // ep each, the first E % ep ranks one more; with
+ * fewer experts than ranks some hold none).
+ */
+export function checkMoeFamilyLayout(c: Qwen3MoeConfig | MixtralConfig, layout: { tp: number; ep: boolean }): void {
+  const { tp, ep } = layout;
+  divide(c.numAttentionHeads, tp, 'num_attention_heads');
+  if (tp >= c.numKeyValueHeads) divide(tp, c.numKeyValueHeads, 'tp', 'num_key_value_heads');
+  else divide(c.numKeyValueHeads, tp, 'num_key_value_heads');
+  if (!ep) divide(c.moeIntermediateSize, tp, c.family === 'mixtral' ? 'intermediate_size (per expert)' : 'moe_intermediate_size');
+  // Layer 0 is dense whenever decoder_sparse_step > 1.
+  if (c.family === 'qwen3_moe' && (c.mlpOnlyLayers.length > 0 || c.decoderSparseStep > 1)) {
+    divide(c.intermediateSize, tp, 'intermediate_size (the dense MLP layers)');
+  }
 }
 
 /** The expert count under its name or its alias (transformers 5 writes Qwen3-MoE's as num_local_experts); both must agree. */
