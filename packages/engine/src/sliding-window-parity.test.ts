@@ -5,7 +5,7 @@
  * equals the full-sequence forward; alone = batched = chunked =
  * prefix-cached = preempted; a request holds at most the window's blocks and
  * gives them all back; a pool far smaller than a request's history serves it.
- * At tp 1, tp 2 and pp 2, on wasm and tensorflow.
+ * At tp 1, tp 2 and pp 2, on wasm and tensorflow; tp 1 on webgpu.
  */
 import { fileURLToPath } from 'node:url';
 import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
@@ -41,17 +41,22 @@ function expectSame(got: GenerateOutput, want: GenerateOutput, what: string): vo
   got.logits!.forEach((row, t) => expect(maxDiff(row, want.logits![t]!), `${what}: logits of step ${t}`).toBeLessThanOrEqual(TOL));
 }
 
-describe.each(parityBackends())('mistral-swa-tiny on $backend', ({ backend, skip }) => {
+const LAYOUTS = [
+  { label: 'tp 1', tp: 1 },
+  { label: 'tp 2', tp: 2 },
+  // Two virtual engines over one block pool: one frees while the other's step is in flight.
+  { label: 'pp 2', pp: 2 },
+];
+
+/** webgpu: the WebGPU step refuses sliding windows, so the tfjs runner serves it, with weft's attention kernel (the window in the shader). */
+const BACKENDS = [...parityBackends().map((b) => ({ ...b, layouts: LAYOUTS })), { backend: 'webgpu' as const, skip: null, layouts: LAYOUTS.slice(0, 1) }];
+
+describe.each(BACKENDS)('mistral-swa-tiny on $backend', ({ backend, skip, layouts }) => {
   if (skip) {
     it.skip(skip, () => {});
     return;
   }
-  describe.each([
-    { label: 'tp 1', tp: 1 },
-    { label: 'tp 2', tp: 2 },
-    // Two virtual engines over one block pool: one frees while the other's step is in flight.
-    { label: 'pp 2', pp: 2 },
-  ])('$label', ({ label: _label, ...layout }) => {
+  describe.each(layouts)('$label', ({ label: _label, ...layout }) => {
     let llm: LLM;
     let ps: number[][];
     const alone: GenerateOutput[] = [];
