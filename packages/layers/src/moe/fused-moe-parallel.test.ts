@@ -35,22 +35,28 @@ const v2g = (tokens: number[], name = 'v2g'): MoECase => ({
   renormalize: false, scale: 16, bias: false, nShared: 0, useGate: false, tokens, fusedCheckpoint: true,
 });
 
+// Mixtral / Qwen3-MoE (norm_topk_prob): softmax, plain top-2, renormalised, no shared experts; 3 experts, so EP 2
+// holds 2 + 1 and EP 4 leaves a rank without any.
+const sm = (tokens: number[], name = 'softmax-topk'): MoECase => ({
+  name, H: 12, I: 8, E: 3, topK: 2, scoring: 'softmax', method: 'greedy', renormalize: true, bias: false, nShared: 0, useGate: true, tokens,
+});
+
 /** Each case under both exchanges (same name: both must give the same numbers). */
 const bothDispatches = (cs: MoECase[]): MoECase[] => cs.flatMap((c) => [{ ...c, dispatch: 'allgather' as const }, { ...c, dispatch: 'alltoall' as const }]);
 
 const runs: { what: string; parallel: ParallelOptions; cases: MoECase[] }[] = [
   { what: 'tp 1', parallel: { tp: 1 }, cases: [v3([5]), v2([7])] },
-  { what: 'tp 2', parallel: { tp: 2 }, cases: [v3([5]), v2([7]), v2g([6]), { ...v3([5], 'v3-unreduced'), reduceResults: false }] },
+  { what: 'tp 2', parallel: { tp: 2 }, cases: [v3([5]), v2([7]), v2g([6]), { ...v3([5], 'v3-unreduced'), reduceResults: false }, sm([6])] },
   { what: 'tp 4', parallel: { tp: 4 }, cases: [v3([5]), v2([7]), v2g([1])] },
   {
     what: 'ep 2 (dp 2)',
     parallel: { dp: 2, ep: true },
-    cases: bothDispatches([v3([5, 0]), { ...v2([3, 7]), placement: 'round_robin' }, v2g([6, 4])]),
+    cases: bothDispatches([v3([5, 0]), { ...v2([3, 7]), placement: 'round_robin' }, v2g([6, 4]), sm([4, 5])]),
   },
   {
     what: 'ep 4 (dp 4)',
     parallel: { dp: 4, ep: true },
-    cases: bothDispatches([v3([5, 0, 3, 9]), { ...v2([2, 6, 0, 1]), placement: 'round_robin' }, v2g([4, 4, 1, 7])]),
+    cases: bothDispatches([v3([5, 0, 3, 9]), { ...v2([2, 6, 0, 1]), placement: 'round_robin' }, v2g([4, 4, 1, 7]), sm([3, 0, 6, 2])]),
   },
   {
     // TP peers split their shared tokens: one token over two peers leaves one with none.

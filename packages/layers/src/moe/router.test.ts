@@ -129,6 +129,8 @@ describe.each(['cpu', 'wasm'])('on %s', (backend) => {
     const E = 16;
     const cases: (Omit<RouterConfig, 'correctionBias'> & { bias?: boolean })[] = [
       { topK: 2, scoring: 'softmax', renormalize: false },
+      // Mixtral, Qwen3-MoE with norm_topk_prob: softmax, top-k, divided by the sum.
+      { topK: 2, scoring: 'softmax', renormalize: true },
       { topK: 4, scoring: 'softmax', renormalize: true, routedScalingFactor: 1.5 },
       { topK: 3, scoring: 'softmax', renormalize: false, nGroup: 4, topkGroup: 2, routedScalingFactor: 16 },
       { topK: 4, scoring: 'sigmoid', renormalize: true, nGroup: 8, topkGroup: 3, routedScalingFactor: 2.5, bias: true },

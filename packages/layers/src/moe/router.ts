@@ -19,6 +19,11 @@
  *   norm_topk_prob; DeepSeek's own remote code renormalised *instead of*
  *   scaling): pass `renormalize: false` to match HF.
  *
+ * - Mixtral (`MixtralTopKRouter`) and Qwen3-MoE (`Qwen3MoeTopKRouter`):
+ *   s = softmax(logits) in fp32; plain top-k; w / Σw (Mixtral always, Qwen3-MoE
+ *   when norm_topk_prob); no scaling. HF divides without the 1e-20, which
+ *   cannot change an fp32 sum of softmax scores (≥ 1/E).
+ *
  * The general rule (vLLM's): with a correction bias, experts are chosen by
  * biased scores, groups scored by their top-2, and weighed by unbiased scores,
  * whatever the method; 'greedy' ignores n_group.
