@@ -14,31 +14,47 @@ function page(model: string, hasTemplate: boolean, hasTokenizer: boolean): strin
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>weft · ${escapeHtml(model)}</title>
 <style>
+*{box-sizing:border-box}
 body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f6f6f4;color:#222}
-header{padding:10px 18px;background:#222;color:#eee;display:flex;gap:14px;align-items:baseline}
-header b{font-size:17px} header span{opacity:.75}
-main{display:grid;grid-template-columns:1fr 250px;gap:16px;padding:16px;max-width:1200px;margin:auto}
-textarea{width:100%;box-sizing:border-box;font:14px/1.4 ui-monospace,monospace;padding:8px;min-height:110px}
-#output{white-space:pre-wrap;font:14px/1.4 ui-monospace,monospace;background:#fff;border:1px solid #ccc;padding:10px;min-height:160px}
-#chatlog .m{margin:6px 0;padding:6px 8px;background:#fff;border:1px solid #ddd;white-space:pre-wrap;font:14px/1.4 ui-monospace,monospace}
+header{padding:10px 16px;background:#222;color:#eee;display:flex;flex-wrap:wrap;gap:4px 14px;align-items:baseline}
+header b{font-size:17px} header span{opacity:.75;overflow-wrap:anywhere}
+main{display:grid;grid-template-columns:minmax(0,1fr) 260px;gap:16px;padding:16px;max-width:1200px;margin:auto}
+.mode{display:flex;flex-wrap:wrap;gap:6px 18px;margin:0 0 10px;padding:0;border:0}
+.mode label{display:inline-flex;align-items:center;gap:6px;margin:0}
+.mode input{margin:0}
+textarea{width:100%;font:14px/1.4 ui-monospace,monospace;padding:8px;min-height:96px;resize:vertical}
+.out{white-space:pre-wrap;overflow-wrap:anywhere;font:14px/1.4 ui-monospace,monospace;background:#fff;border:1px solid #ccc;padding:10px;min-height:120px;margin-bottom:10px}
+.out:empty::before{content:attr(data-empty);opacity:.5}
+#chatlog{min-height:120px;margin-bottom:10px}
+#chatlog:empty::before{content:'Chat messages appear here.';opacity:.5}
+#chatlog .m{margin:6px 0;padding:6px 8px;background:#fff;border:1px solid #ddd;white-space:pre-wrap;overflow-wrap:anywhere;font:14px/1.4 ui-monospace,monospace}
 #chatlog .m b{font-family:system-ui;font-size:12px;opacity:.6;display:block}
-fieldset{border:1px solid #ccc;background:#fff} label{display:flex;justify-content:space-between;gap:6px;margin:5px 0}
-label input{width:90px} button{padding:6px 14px;margin-right:6px}
-#stats{font-size:13px;opacity:.8;margin-top:6px} .err{color:#b00}
+.bar{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px;align-items:center}
+button{padding:7px 14px}
+#error{color:#a00;background:#fee;border:1px solid #e99;padding:6px 8px;margin-top:6px}
+#error:empty{display:none}
+#stats{font-size:13px;opacity:.8}
+fieldset.sampling{border:1px solid #ccc;background:#fff;margin:0}
+.sampling label{display:flex;justify-content:space-between;align-items:center;gap:8px;margin:5px 0}
+.sampling input{width:110px}
+[hidden]{display:none!important}
+@media (max-width:700px){main{grid-template-columns:minmax(0,1fr);padding:10px}.sampling input{width:50%}}
 </style></head>
 <body>
 <header><b>weft</b><span>model: <code id="model">${escapeHtml(model)}</code></span><span>OpenAI-compatible API at /v1</span></header>
 <main>
 <section>
-  <div><label style="justify-content:flex-start"><input type="radio" name="mode" value="completion" checked> completion</label>
-  <label style="justify-content:flex-start"><input type="radio" name="mode" value="chat" ${hasTemplate ? '' : 'disabled'}> chat${hasTemplate ? '' : ' (this model has no chat template)'}</label></div>
-  <div id="chatlog"></div>
-  <textarea id="prompt" placeholder="${hasTokenizer ? 'Type a prompt…' : 'This model has no tokenizer: type token ids, e.g. 1, 2, 3'}">${hasTokenizer ? 'def fibonacci(n):\n' : ''}</textarea>
-  <div><button id="send">Generate</button><button id="stop" disabled>Stop</button><button id="clear">Clear</button></div>
-  <div id="output" aria-live="polite"></div>
-  <div id="stats"></div>
+  <fieldset class="mode"><legend hidden>mode</legend>
+    <label><input type="radio" name="mode" value="completion" checked> completion</label>
+    <label><input type="radio" name="mode" value="chat" ${hasTemplate ? '' : 'disabled'}> chat${hasTemplate ? '' : ' (this model has no chat template)'}</label>
+  </fieldset>
+  <div id="output" class="out" aria-live="polite" data-empty="The prompt and its completion appear here."></div>
+  <div id="chatlog" aria-live="polite" hidden></div>
+  <textarea id="prompt" aria-label="prompt" placeholder="${hasTokenizer ? 'Type a prompt…' : 'This model has no tokenizer: type token ids, e.g. 1, 2, 3'}">${hasTokenizer ? 'def fibonacci(n):\n' : ''}</textarea>
+  <div class="bar"><button id="send">Generate</button><button id="stop" disabled>Stop</button><button id="clear">Clear</button><span id="stats"></span></div>
+  <div id="error" role="alert"></div>
 </section>
-<aside><fieldset><legend>sampling</legend>
+<aside><fieldset class="sampling"><legend>sampling</legend>
   <label>max tokens <input id="max_tokens" type="number" min="1" value="128"></label>
   <label>temperature <input id="temperature" type="number" min="0" step="0.1" value="0"></label>
   <label>top p <input id="top_p" type="number" min="0.01" max="1" step="0.05" value="1"></label>
@@ -53,10 +69,13 @@ label input{width:90px} button{padding:6px 14px;margin-right:6px}
 <script>
 const $ = (id) => document.getElementById(id);
 const hasTokenizer = ${hasTokenizer ? 'true' : 'false'};
+/** The conversation so far: only turns that completed (or were stopped with some text). */
 let history = [];
 let ctl = null;
 const num = (id) => { const v = $(id).value.trim(); return v === '' ? undefined : Number(v); };
 const mode = () => document.querySelector('input[name=mode]:checked').value;
+function showMode() { const chat = mode() === 'chat'; $('chatlog').hidden = !chat; $('output').hidden = chat; $('send').textContent = chat ? 'Send' : 'Generate'; }
+document.querySelectorAll('input[name=mode]').forEach((r) => r.addEventListener('change', showMode));
 function params() {
   const p = { model: $('model').textContent, stream: true, stream_options: { include_usage: true }, return_token_ids: true,
     max_tokens: num('max_tokens'), temperature: num('temperature'), top_p: num('top_p'), top_k: num('top_k'), min_p: num('min_p'),
@@ -68,34 +87,47 @@ function addMessage(role, text) {
   const d = document.createElement('div'); d.className = 'm';
   const b = document.createElement('b'); b.textContent = role; d.append(b);
   const t = document.createElement('span'); t.textContent = text; d.append(t);
-  $('chatlog').append(d); return t;
+  $('chatlog').append(d); d.scrollIntoView({ block: 'nearest' }); return d;
 }
 async function run() {
+  if (ctl) return;
   const body = params();
-  let target;
-  let url;
+  const chat = mode() === 'chat';
   const text = $('prompt').value;
-  if (mode() === 'chat') {
-    history.push({ role: 'user', content: text }); addMessage('user', text);
-    body.messages = history; url = '/v1/chat/completions'; target = addMessage('assistant', '');
+  let userBubble = null;
+  let replyBubble = null;
+  let url;
+  if (chat) {
+    // The request carries this turn; history takes it only once the reply came.
+    body.messages = history.concat([{ role: 'user', content: text }]);
+    url = '/v1/chat/completions';
+    userBubble = addMessage('user', text);
     $('prompt').value = '';
   } else {
     body.prompt = hasTokenizer ? text : text.split(/[\\s,]+/).filter(Boolean).map(Number);
-    url = '/v1/completions'; target = $('output'); target.textContent = hasTokenizer ? text : '';
+    url = '/v1/completions';
+    $('output').textContent = hasTokenizer ? text : '';
   }
   const headers = { 'content-type': 'application/json' };
   if ($('api_key').value) headers.authorization = 'Bearer ' + $('api_key').value;
   ctl = new AbortController();
-  $('send').disabled = true; $('stop').disabled = false; $('stats').textContent = 'waiting…'; $('stats').className = '';
+  $('send').disabled = true; $('stop').disabled = false; $('stats').textContent = 'waiting…'; $('error').textContent = '';
   const t0 = performance.now(); let tFirst = 0; let tokens = 0; let reply = '';
+  const append = (s) => {
+    if (!s) return;
+    if (!chat) { $('output').textContent += s; return; }
+    // The assistant's bubble appears with its first text, never empty.
+    if (!replyBubble) replyBubble = addMessage('assistant', '');
+    replyBubble.lastChild.textContent += s;
+  };
   const show = () => {
-    const now = performance.now();
-    const rate = tokens > 1 ? ((tokens - 1) / ((now - tFirst) / 1000)).toFixed(1) : '–';
+    const rate = tokens > 1 ? ((tokens - 1) / ((performance.now() - tFirst) / 1000)).toFixed(1) : '–';
     $('stats').textContent = tokens + ' tokens · ' + rate + ' tok/s · first token ' + (tFirst ? Math.round(tFirst - t0) + ' ms' : '–');
   };
+  let failed = null;
   try {
     const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: ctl.signal });
-    if (!res.ok) { const e = await res.json().catch(() => ({})); throw new Error((e.error && e.error.message) || res.statusText); }
+    if (!res.ok) { const e = await res.json().catch(() => ({})); throw new Error((e.error && e.error.message) || res.status + ' ' + res.statusText); }
     const reader = res.body.getReader(); const dec = new TextDecoder(); let buf = '';
     for (;;) {
       const { value, done } = await reader.read(); if (done) break;
@@ -111,22 +143,33 @@ async function run() {
           const piece = c.text !== undefined ? c.text : (c.delta && c.delta.content) || '';
           const ids = c.token_ids || [];
           if (ids.length) { if (!tFirst) tFirst = performance.now(); tokens += ids.length; }
-          if (piece) { reply += piece; target.textContent += hasTokenizer ? piece : ''; }
-          if (!hasTokenizer && ids.length) target.textContent += ids.join(' ') + ' ';
+          reply += piece;
+          append(hasTokenizer ? piece : ids.length ? ids.join(' ') + ' ' : '');
         }
         show();
       }
     }
-    if (mode() === 'chat') history.push({ role: 'assistant', content: reply });
   } catch (e) {
-    if (e.name !== 'AbortError') { $('stats').textContent = 'error: ' + e.message; $('stats').className = 'err'; }
+    failed = e;
   } finally {
+    const stopped = failed && failed.name === 'AbortError';
+    if (chat) {
+      if (!failed || (stopped && reply)) {
+        history.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
+      } else {
+        // Nothing came of this turn: take it back, and give the user their text to send again.
+        userBubble && userBubble.remove(); replyBubble && replyBubble.remove();
+        if (!$('prompt').value) $('prompt').value = text;
+      }
+    }
+    if (failed && !stopped) { $('error').textContent = 'error: ' + failed.message; if (!tokens) $('stats').textContent = ''; }
+    if (stopped) $('stats').textContent += ' · stopped';
     $('send').disabled = false; $('stop').disabled = true; ctl = null;
   }
 }
 $('send').onclick = run;
 $('stop').onclick = () => ctl && ctl.abort();
-$('clear').onclick = () => { history = []; $('chatlog').textContent = ''; $('output').textContent = ''; $('stats').textContent = ''; };
+$('clear').onclick = () => { history = []; $('chatlog').textContent = ''; $('output').textContent = ''; $('stats').textContent = ''; $('error').textContent = ''; };
 $('prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) run(); });
 </script>
 </body></html>`;
