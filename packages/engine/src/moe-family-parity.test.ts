@@ -10,7 +10,8 @@
  * leaves a rank without experts) and qwen3-moe-5e-dense (5 experts: EP 4 holds
  * 2 + 1 + 1 + 1; one KV head that tp 2 replicates, head_dim ≠ hidden/heads,
  * a dense layer among the sparse ones, top-3 without renormalisation, q/k/v/o
- * biases, tied head).
+ * biases, tied head), mixtral-swa-tiny (Mistral's window of 8 on every
+ * layer, shorter than the 19-token prompt).
  *
  * CI runs each layout on at least one fixture of each family (one engine
  * start per row); WEFT_FULL_MATRIX=1 (`npm run test:full`) runs every layout
@@ -42,6 +43,7 @@ const CI: Record<string, Layout[]> = {
   'mixtral-3e': [L.ep2ag, L.ep4ag],
   'qwen3-moe-tiny': [L.tp1, L.ep2a2a],
   'qwen3-moe-5e-dense': [L.tp2pp2, L.ep4a2a],
+  'mixtral-swa-tiny': [L.tp1, L.ep4ag],
 };
 const RUNS = Object.entries(CI).map(([fixture, layouts]) => ({ fixture, layouts: FULL ? Object.values(L) : layouts }));
 
