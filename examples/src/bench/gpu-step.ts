@@ -7,6 +7,7 @@
  */
 import { Checkpoint, initBackend, loadModelConfig, type LlamaConfig } from '@weft/core';
 import { WebGpuLlamaStep, type WeightDtype } from '@weft/layers';
+import { median } from './stats.js';
 
 export interface StepBenchOptions {
   dir: string;
@@ -46,7 +47,6 @@ export interface StepBenchRow {
   load_s: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function benchStep(o: StepBenchOptions): Promise<StepBenchRow[]> {
   await initBackend({ prefer: 'webgpu' });

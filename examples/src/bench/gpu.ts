@@ -21,6 +21,7 @@ import { LLM } from '@weft/engine';
 import { benchStep, checkStep, type StepBenchRow } from './gpu-step.js';
 import { profileKernels } from './kernel-profile.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { median } from './stats.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -242,8 +243,4 @@ writeFileSync(
 log(`wrote ${v.out}`);
 process.exit(0);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 

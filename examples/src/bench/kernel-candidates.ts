@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@weft/core';
 import { cpuKernels, quantizeQ4_0, quantizeQ8_0, toBf16, type Q4_0Weight, type Q8_0Weight } from '@weft/cpu-kernels';
 import { matMulNBitsModel } from './onnx-matmul-nbits.js';
+import { median } from './stats.js';
 
 export interface KernelCase {
   candidate: string;
@@ -59,7 +60,6 @@ function lcg(len: number, scale: number, seed = 1): Float32Array {
   return out;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** Median ms of a call, after one warm rotation through the copies; at least `minCalls`, about `budgetMs`. */
 async function timeCalls(copies: number, call: (i: number) => unknown, minCalls = 8, budgetMs = 700): Promise<number> {

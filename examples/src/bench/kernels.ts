@@ -22,6 +22,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type KernelCase, type KernelJob } from './kernel-candidates.js';
 import { measureNativeBandwidth } from './native-bandwidth.js';
+import { median } from './stats.js';
 
 const FAMILIES: { family: KernelJob['family']; threads: number[]; group: string }[] = [
   { family: 'native', threads: [1, 2], group: 'native' },
@@ -32,10 +33,6 @@ const FAMILIES: { family: KernelJob['family']; threads: number[]; group: string 
   { family: 'portable', threads: [1], group: 'portable' },
 ];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 async function main() {
   const { values } = parseArgs({

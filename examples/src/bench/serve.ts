@@ -21,35 +21,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@weft/core';
 import { LLM } from '@weft/engine';
+import { servingRequests, type ServingRequest } from './requests.js';
+import { mean, percentile } from './stats.js';
 
 // Loaded by specifiers tsup cannot see: examples/package.json does not list these, and bundled they would not run.
 const SERVE = '@weft/serve';
 const OPENAI = 'openai';
-
-export interface ServingRequest {
-  promptTokenIds: number[];
-  maxTokens: number;
-}
-
-/**
- * bench:serving's request set (examples/src/bench/serving.ts `makeRequests`, same generator, ranges and default
- * seed), so the two benchmarks send the same requests: prompt lengths uniform in [32, 256] of token ids in
- * [3, vocab), outputs in [16, 128]. Kept in step by hand: that module runs its benchmark on import.
- */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    s ^= s >>> 12;
-    return (s >>> 0) / 4294967296;
-  };
-}
-
-export function servingRequests(count: number, vocabSize: number, seed = 1): ServingRequest[] {
-  const r = rng(seed);
-  const int = (a: number, b: number) => a + Math.floor(r() * (b - a + 1));
-  return Array.from({ length: count }, () => ({ promptTokenIds: Array.from({ length: int(32, 256) }, () => int(3, vocabSize - 1)), maxTokens: int(16, 128) }));
-}
 
 interface Timing {
   /** ms from the start of the pass. */
@@ -72,16 +49,11 @@ interface PassResult {
   clientCpuS?: number;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
-
 function summarize(mode: PassResult['mode'], round: number, timings: Timing[], wallMs: number): PassResult {
   const ttft = timings.map((t) => t.first - t.sent);
   const tpot = timings.filter((t) => t.tokens > 1).map((t) => (t.last - t.first) / (t.tokens - 1));
   const tokens = timings.reduce((a, t) => a + t.tokens, 0);
-  const stat = (xs: number[]) => ({ p50: +pct(xs, 50).toFixed(1), p99: +pct(xs, 99).toFixed(1), mean: +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1) });
+  const stat = (xs: number[]) => ({ p50: +percentile(xs, 50).toFixed(1), p99: +percentile(xs, 99).toFixed(1), mean: +mean(xs).toFixed(1) });
   return { mode, round, wallS: +(wallMs / 1000).toFixed(2), outputTokens: tokens, outputTokS: +(tokens / (wallMs / 1000)).toFixed(1), requestsPerS: +(timings.length / (wallMs / 1000)).toFixed(2), ttftMs: stat(ttft), tpotMs: stat(tpot) };
 }
 
@@ -191,7 +163,7 @@ async function main(): Promise<void> {
     const of = (mode: PassResult['mode']) => results.find((r) => r.round === round && r.mode === mode)!.outputTokS;
     return of('http') / of('in-process');
   });
-  const httpCost = 1 - pct(ratios, 50);
+  const httpCost = 1 - percentile(ratios, 50);
   console.log(`\nbench:serve — ${reqs.length} requests at once (prompts 32–256, outputs 16–128 tokens, seed ${v.seed}), ${v.model.split('/').pop()}, tp ${v.tp}, ${cpus().length} cores\n`);
   console.log('| mode | round | wall s | output tok/s | req/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | CPU s (engine+server / client) |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');

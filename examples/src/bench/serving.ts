@@ -25,6 +25,8 @@ import { LLM } from '@weft/engine';
 import { defaultModelDir } from '../cli/load-model.js';
 import { llamaCheckpointToGguf } from './gguf-writer.js';
 import { SHAPES, hasRandomLlama, paramCount, writeRandomLlama } from './random-checkpoint.js';
+import { poissonArrivals, rng, servingRequests, type ServingRequest } from './requests.js';
+import { median, percentile } from './stats.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -52,12 +54,8 @@ const { values: v } = parseArgs({
   },
 });
 
-interface Req {
-  prompt: number[];
-  maxTokens: number;
-  /** Seconds after the start of the run. */
-  arrival: number;
-}
+/** A request and when it arrives (seconds after the start of the run). */
+type Req = ServingRequest & { arrival: number };
 
 interface Timing {
   arrival: number;
@@ -66,36 +64,15 @@ interface Timing {
   tokens: number;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    s ^= s >>> 12;
-    return (s >>> 0) / 4294967296;
-  };
-}
-
 function makeRequests(n: number, vocab: number, seed: number, minOut = 16, maxOut = 128): Req[] {
-  const r = rng(seed);
-  const int = (a: number, b: number) => a + Math.floor(r() * (b - a + 1));
-  return Array.from({ length: n }, () => ({ prompt: Array.from({ length: int(32, 256) }, () => int(3, vocab - 1)), maxTokens: int(minOut, maxOut), arrival: 0 }));
+  return servingRequests(n, vocab, seed, minOut, maxOut).map((q) => ({ ...q, arrival: 0 }));
 }
 
-/** Poisson arrivals at `rate` requests/s (exponential gaps), same seed every run. */
+/** The same requests with Poisson arrivals at `rate` requests/s (same seed every run). */
 function withArrivals(reqs: Req[], rate: number, seed: number): Req[] {
-  const r = rng(seed + 7);
-  let t = 0;
-  return reqs.map((q) => {
-    if (Number.isFinite(rate)) t += -Math.log(1 - r()) / rate;
-    return { ...q, arrival: Number.isFinite(rate) ? t : 0 };
-  });
+  const at = poissonArrivals(reqs.length, rate, seed);
+  return reqs.map((q, i) => ({ ...q, arrival: at[i]! }));
 }
-
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 async function runConcurrent(llm: LLM, reqs: Req[]): Promise<{ timings: Timing[]; wall: number; peakBlocks: number }> {
   const t0 = performance.now();
@@ -108,7 +85,7 @@ async function runConcurrent(llm: LLM, reqs: Req[]): Promise<{ timings: Timing[]
       const arrival = performance.now();
       let firstToken = 0;
       let tokens = 0;
-      for await (const ev of llm.stream(q.prompt, { maxTokens: q.maxTokens, ignoreEos: true, temperature: 0 })) {
+      for await (const ev of llm.stream(q.promptTokenIds, { maxTokens: q.maxTokens, ignoreEos: true, temperature: 0 })) {
         if (tokens === 0 && ev.tokenIds.length) firstToken = performance.now();
         tokens += ev.tokenIds.length;
       }
@@ -127,7 +104,7 @@ async function runSequential(llm: LLM, reqs: Req[]): Promise<{ timings: Timing[]
     const arrival = performance.now();
     let firstToken = 0;
     let tokens = 0;
-    for await (const ev of llm.stream(q.prompt, { maxTokens: q.maxTokens, ignoreEos: true, temperature: 0 })) {
+    for await (const ev of llm.stream(q.promptTokenIds, { maxTokens: q.maxTokens, ignoreEos: true, temperature: 0 })) {
       if (tokens === 0 && ev.tokenIds.length) firstToken = performance.now();
       tokens += ev.tokenIds.length;
       peakBlocks = Math.max(peakBlocks, llm.stats().kvBlocksUsed);
@@ -147,10 +124,10 @@ function summarize(name: string, r: { timings: Timing[]; wall: number; peakBlock
     outputTokens: tokens,
     seconds: +r.wall.toFixed(2),
     outputTokensPerSecond: +(tokens / r.wall).toFixed(1),
-    ttftMsP50: +pct(ttft, 50).toFixed(1),
-    ttftMsP99: +pct(ttft, 99).toFixed(1),
-    tpotMsP50: +pct(tpot, 50).toFixed(2),
-    tpotMsP99: +pct(tpot, 99).toFixed(2),
+    ttftMsP50: +percentile(ttft, 50).toFixed(1),
+    ttftMsP99: +percentile(ttft, 99).toFixed(1),
+    tpotMsP50: +percentile(tpot, 50).toFixed(2),
+    tpotMsP99: +percentile(tpot, 99).toFixed(2),
     peakKvBlocks: r.peakBlocks,
   };
 }
@@ -198,10 +175,10 @@ async function runLlamaCpp(seqs: Seq[], reqs: Req[]): Promise<Run> {
         await seq.clearHistory();
         let firstToken = 0;
         let tokens = 0;
-        for await (const _tok of seq.evaluate(q.prompt as never[], { temperature: 0 })) {
+        for await (const _tok of seq.evaluate(q.promptTokenIds as never[], { temperature: 0 })) {
           if (tokens === 0) firstToken = performance.now();
           tokens++;
-          cells[w] = q.prompt.length + tokens;
+          cells[w] = q.promptTokenIds.length + tokens;
           peakBlocks = Math.max(peakBlocks, cells.reduce((a, c) => a + Math.ceil(c / 16), 0));
           if (tokens >= q.maxTokens) break;
         }
@@ -234,11 +211,6 @@ async function stepProbe(llm: LLM, b: number, vocab: number) {
   return { decodeStepMsBatch1: +step1.toFixed(1), [`decodeStepMsBatch${b}`]: +stepB.toFixed(1), stepCostRatio: +(stepB / step1).toFixed(2), prefillTokS256: +(256 / (prefillMs / 1000)).toFixed(0) };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const shape = v.shape ? SHAPES[v.shape] : undefined;
 if (v.shape && !shape) throw new Error(`--shape ${v.shape}: one of ${Object.keys(SHAPES).join(', ')}`);
@@ -274,8 +246,8 @@ try {
   }
   const base = makeRequests(n, llm.vocabSize, seed, Number(v['min-out']), Number(v['max-out']));
   // Warm-up: one short request on each engine.
-  await llm.generate([base[0]!.prompt.slice(0, 8)], { maxTokens: 4, ignoreEos: true });
-  if (llamaCpp) await runLlamaCpp(llamaCpp.seqs.slice(0, 1), [{ prompt: base[0]!.prompt.slice(0, 8), maxTokens: 4, arrival: 0 }]);
+  await llm.generate([base[0]!.promptTokenIds.slice(0, 8)], { maxTokens: 4, ignoreEos: true });
+  if (llamaCpp) await runLlamaCpp(llamaCpp.seqs.slice(0, 1), [{ promptTokenIds: base[0]!.promptTokenIds.slice(0, 8), maxTokens: 4, arrival: 0 }]);
   const rates = String(v.rates).split(',').filter(Boolean).map(Number);
   const runs = new Map<string, Row[]>();
   const add = (r: Row) => {
@@ -313,7 +285,7 @@ try {
     ttftMsP50: med(rs, 'ttftMsP50'), ttftMsP99: med(rs, 'ttftMsP99'), tpotMsP50: med(rs, 'tpotMsP50'), tpotMsP99: med(rs, 'tpotMsP99'),
     peakKvBlocks: Math.max(...rs.map((r) => r.peakKvBlocks)),
   }));
-  const promptTokens = base.reduce((a, q) => a + q.prompt.length, 0);
+  const promptTokens = base.reduce((a, q) => a + q.promptTokenIds.length, 0);
   console.log(`\n${cpus()[0]?.model ?? '?'}, ${cores} cores; model ${shape ? `random ${shape.name} Llama, ${(paramCount(shape) / 1e6).toFixed(0)} M params` : dir}; weft ${v.backend ?? 'auto'} tp ${tp}, ${intraOpThreads} intra-op threads/rank${llamaCpp ? `; node-llama-cpp ${llamaThreads} threads` : ''}`);
   console.log(`${n} requests (prompts 32–256, ${promptTokens} prompt tokens; outputs ${v['min-out']}–${v['max-out']}, ${rows[0]!.outputTokens} output tokens), seed ${seed}; ${rounds} round(s), medians (min–max of out tok/s)`);
   console.log(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);

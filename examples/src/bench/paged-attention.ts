@@ -4,15 +4,14 @@
  * call) against the per-sequence concat cache weft had before (append with
  * `concat`, attend each sequence alone). Not a test: a script.
  *
- *   npx tsx --conditions=source packages/layers/src/paged-attention-measure.ts [--backend wasm|tensorflow|cpu] [--steps 12]
+ *   npx tsx --conditions=source examples/src/bench/paged-attention.ts [--backend wasm|tensorflow|cpu] [--steps 12]
  *
  * Shape: Llama-3.2-1B's attention on one rank (32 query heads, 8 KV heads, head 64).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '@weft/core';
-import { buildAttentionMetadata } from './attention-metadata.js';
-import { Attention } from './attention.js';
-import { PagedKVCache } from './paged-kv-cache.js';
+import { Attention, buildAttentionMetadata, PagedKVCache } from '@weft/layers';
+import { median } from './stats.js';
 
 const H = 32;
 const Hk = 8;
@@ -79,11 +78,6 @@ interface Row extends Times {
   backend: string;
   batch: number;
   context: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** Old and new paths alternate step by step, so both see the same load on a shared machine. */
