@@ -204,6 +204,34 @@ describe('models without a tokenizer or a chat template', () => {
   });
 });
 
+describe('broken model files are named, never taken for missing ones', () => {
+  function brokenCopy(name: string, content: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-broken-'));
+    for (const f of readdirSync(tinyCode)) if (f !== name) symlinkSync(join(tinyCode, f), join(dir, f));
+    writeFileSync(join(dir, name), content);
+    return dir;
+  }
+
+  it.each([
+    ['tokenizer.json', '{"model": '],
+    ['tokenizer_config.json', '{"chat_template": '],
+    ['generation_config.json', '{"temperature": 0.'],
+  ])('a broken %s: createServer fails naming it', async (name, content) => {
+    const dir = brokenCopy(name, content);
+    await expect(createServer(llm, { modelDir: dir })).rejects.toThrow(new RegExp(`${name.replace('.', '\\.')}: (cannot read JSON|not valid JSON)`));
+  });
+
+  it('an engine loaded from a directory whose tokenizer_config.json is broken (it came up without a tokenizer): the server says which file, not "no tokenizer.json"', async () => {
+    const dir = brokenCopy('tokenizer_config.json', '{"eos_token": ');
+    const broken = await loadEngine(dir);
+    try {
+      await expect(createServer(broken, { modelDir: dir })).rejects.toThrow(/tokenizer_config\.json: cannot read JSON/);
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
 describe('shutdown', () => {
   it('stops accepting, lets short requests finish, aborts long ones after the grace period', async () => {
     const s = await createServer(llm, { modelDir: tinyCode });

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { ConfigError, readTokenizerSpec } from '@weft/core';
+import { ConfigError, loadTokenizerIfPresent, readTokenizerSpec } from '@weft/core';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { loadChatTemplate } from './chat-template.js';
 import { ServeContext } from './context.js';
@@ -90,6 +90,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function createServer(llm: EngineClient, options: ServeOptions = {}): Promise<WeftServer> {
   const dir = options.modelDir ? resolve(options.modelDir) : undefined;
+  // An engine without a tokenizer for a directory that has a tokenizer.json: say what is wrong with which file
+  // (a broken tokenizer.json, tokenizer_config.json or generation_config.json) instead of serving token ids only.
+  if (dir && !llm.tokenizer) loadTokenizerIfPresent(dir);
   const model = options.servedModelName ?? (dir ? basename(dir) : 'weft');
   const template = loadChatTemplate(dir, options.chatTemplate === undefined ? undefined : { text: options.chatTemplate, source: '--chat-template' });
   const config = dir ? readJson(join(dir, 'config.json')) : {};
