@@ -79,5 +79,6 @@ describe('checkMoeFamilyLayout: what cannot work, before any rank starts, naming
     expect(() => checkMoeFamilyLayout(qwen({ intermediate_size: 50 }), { tp: 4, ep: true })).not.toThrow();
     expect(() => checkMoeFamilyLayout(mixtral({ intermediate_size: 50 }), { tp: 4, ep: false })).toThrow(/intermediate_size \(per expert\)=50/);
     expect(() => checkMoeFamilyLayout(mixtral({ num_key_value_heads: 1, num_attention_heads: 4 }), { tp: 4, ep: false })).not.toThrow();
+    expect(() => checkMoeFamilyLayout(mixtral(), { tp: 1, pp: 3, ep: false })).toThrow(/pp=3 is more than num_hidden_layers=2/);
   });
 });

@@ -116,13 +116,14 @@ function globalAttention(headDim: number, bias: boolean): DenseAttentionFields {
 
 /**
  * The shape checks this family's parallel layers make on every rank, made once before any starts:
- * heads and KV heads over tp (KV heads replicated when tp ≥ their count), and without expert
- * parallelism each expert's intermediate size over tp; Qwen3-MoE's dense layers too. Any expert
+ * heads and KV heads over tp (KV heads replicated when tp ≥ their count), without expert
+ * parallelism each expert's intermediate size over tp, Qwen3-MoE's dense layers too, a layer per
+ * pipeline stage. Any expert
  * count works under EP (vLLM's expert map: E // ep each, the first E % ep ranks one more; with
  * fewer experts than ranks some hold none).
  */
-export function checkMoeFamilyLayout(c: Qwen3MoeConfig | MixtralConfig, layout: { tp: number; ep: boolean }): void {
-  const { tp, ep } = layout;
+export function checkMoeFamilyLayout(c: Qwen3MoeConfig | MixtralConfig, layout: { tp: number; pp?: number; ep: boolean }): void {
+  const { tp, pp = 1, ep } = layout;
   divide(c.numAttentionHeads, tp, 'num_attention_heads');
   if (tp >= c.numKeyValueHeads) divide(tp, c.numKeyValueHeads, 'tp', 'num_key_value_heads');
   else divide(c.numKeyValueHeads, tp, 'num_key_value_heads');
@@ -131,6 +132,7 @@ export function checkMoeFamilyLayout(c: Qwen3MoeConfig | MixtralConfig, layout: 
   if (c.family === 'qwen3_moe' && (c.mlpOnlyLayers.length > 0 || c.decoderSparseStep > 1)) {
     divide(c.intermediateSize, tp, 'intermediate_size (the dense MLP layers)');
   }
+  if (pp > c.numHiddenLayers) throw new ConfigError(`pp=${pp} is more than num_hidden_layers=${c.numHiddenLayers}: each pipeline stage needs at least one layer`);
 }
 
 /** The expert count under its name or its alias (transformers 5 writes Qwen3-MoE's as num_local_experts); both must agree. */
