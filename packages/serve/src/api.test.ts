@@ -6,10 +6,12 @@
  * it; stream framing (a final chunk with an empty delta and the finish
  * reason), system_fingerprint, cached tokens; CORS as vLLM answers it.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIELDS } from './fields.js';
 import { createServer, type ServeOptions, type WeftServer } from './server.js';
-import { loadEngine, tinyCode, tinyCodeCases } from './test-support/engine.js';
+import { loadEngine, repoRoot, tinyCode, tinyCodeCases } from './test-support/engine.js';
 
 let llm: Awaited<ReturnType<typeof loadEngine>>;
 let url: string;
@@ -169,6 +171,11 @@ describe('every other field is refused with a 400 naming it', () => {
       // Absent or null asks for nothing.
       expect((await post(route === 'chat' ? '/v1/chat/completions' : '/v1/completions', { ...base[route], [field]: null })).status).toBe(200);
     }
+  });
+
+  it('docs/serve.md lists every field of the table with its status', () => {
+    const doc = readFileSync(join(repoRoot, 'docs/serve.md'), 'utf8');
+    for (const [field, rule] of Object.entries(FIELDS)) expect(doc, field).toMatch(new RegExp(`^\\| \`${field}\` \\| [a-z]+ \\| ${rule.status}`, 'm'));
   });
 
   it('made-up fields, and fields of the other route', async () => {
