@@ -1,8 +1,10 @@
 /**
  * npm run bench:cpu — weft on the CPU (tensorflow and wasm backends, tp 1, tp 2,
  * pp 2) against node-llama-cpp 3.21.1 (its prebuilt CPU build, 1 and 2
- * threads) in one run on the same random weights: weft's safetensors checkpoint
- * and the same tensors written as GGUF f32 (gguf-writer.ts). Two shapes: the
+ * threads) in one run on the same random weights, per weight format: weft's safetensors checkpoint loaded
+ * with dtype / quantization (bf16: dtype 'bfloat16'; q8_0 / q4_0: quantization 'int8' / 'int4' with dtype
+ * 'bfloat16'; f32: the default) and the same tensors written as GGUF in the same format (gguf-writer.ts:
+ * the very Q8_0 / Q4_0 blocks weft makes at load). Two shapes: the
  * real TinyLlama-1.1B (hidden 2048, 22 layers, 32 heads, 4 KV heads) and a
  * 156 M Llama (hidden 1024, 8 layers). Prompt 128 tokens, 64 greedy decode
  * tokens; every configuration runs once per round, rounds alternate, each run
@@ -15,19 +17,19 @@
  * checked against llama.cpp's (teacher-forced), per shape: a mismatch would
  * be a bug in the GGUF writer.
  *
- * usage: node examples/dist/bench/cpu.js [--shape small|tinyllama|all] [--rounds 3] [--prompt 128] [--decode 64]
+ * usage: node examples/dist/bench/cpu.js [--shape small|tinyllama|all] [--formats bf16,q8_0,q4_0] [--rounds 3] [--prompt 128] [--decode 64]
  *          [--only weft-tensorflow,weft-wasm,llama.cpp] [--out bench-results/cpu.json] [--dir DIR] [--verbose]
  *          [--onednn] [--no-check] [--bandwidth 28.1,33.6]
  * --bandwidth: GB/s at 1 and 2 threads for the bound, instead of the probe's figures of this run (on a shared,
  * busy machine the probe reads what the other tenants leave; give the idle machine's figures).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { llamaCheckpointToGguf } from './gguf-writer.js';
+import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
 import { measureNativeBandwidth } from './native-bandwidth.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 
@@ -44,10 +46,12 @@ interface Config {
   pp: number;
   /** llama.cpp threads; for weft, TF intra-op threads per rank (tensorflow) or 1 (wasm). */
   threads: number;
+  /** The weights: weft's load option and the GGUF file of the same numbers. */
+  format: GgufFormat;
 }
 
 const CORES = availableParallelism();
-const CONFIGS: Config[] = [
+const LAYOUTS: Omit<Config, 'format'>[] = [
   // TF intra-op threads: the cores ÷ the ranks of the host (pp stages run one after another at batch 1, but each is its own rank).
   { id: 'weft tensorflow tp1', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 1, threads: Math.max(1, CORES) },
   { id: 'weft tensorflow tp2', engine: 'weft', backend: 'tensorflow', tp: 2, pp: 1, threads: Math.max(1, Math.floor(CORES / 2)) },
@@ -58,17 +62,28 @@ const CONFIGS: Config[] = [
   { id: 'llama.cpp 1 thread', engine: 'llama.cpp', tp: 1, pp: 1, threads: 1 },
   { id: 'llama.cpp 2 threads', engine: 'llama.cpp', tp: 1, pp: 1, threads: 2 },
 ];
+const FORMATS: GgufFormat[] = ['f32', 'bf16', 'q8_0', 'q4_0'];
+const CONFIGS: Config[] = FORMATS.flatMap((format) => LAYOUTS.map((l) => ({ ...l, id: `${l.id} ${format}`, format })));
+
+/** weft's load options for a format (the GGUF twin is written by llamaCheckpointToGguf with the same name). */
+export function weftFormatOptions(format: GgufFormat): { dtype?: 'bfloat16'; quantization?: 'int8' | 'int4' } {
+  return format === 'f32' ? {} : format === 'bf16' ? { dtype: 'bfloat16' } : { dtype: 'bfloat16', quantization: format === 'q8_0' ? 'int8' : 'int4' };
+}
 
 /** Cores reading weights at once during a decode step (what the bound's bandwidth is measured at). */
 function readers(c: Config): number {
   if (c.engine === 'llama.cpp') return c.threads;
-  // pp stages take turns at batch 1: one stage's ranks read at a time.
-  return c.tp * c.threads;
+  // weft's packed-weight kernels run one thread per rank; pp stages take turns at batch 1: one stage's ranks read at a time.
+  return c.format === 'f32' ? c.tp * c.threads : c.tp;
 }
 
-/** Bytes decode reads per token: every weight but the input embedding (a row gather), fp32 in both engines. */
-function decodeBytes(s: LlamaShape): number {
-  return (paramCount(s) - s.vocab * s.hidden) * 4;
+/** Bytes decode reads per token: every weight but the input embedding (a row gather). */
+function decodeBytes(s: LlamaShape, c: Config, r: RunResult | undefined, ggufBytes: number): number {
+  const embed = s.vocab * s.hidden;
+  if (c.engine === 'llama.cpp') return ggufBytes - embed * (c.format === 'f32' ? 4 : 2);
+  // weft holds the embedding as fp32 (weightBytesPerRank counts it on the first rank)
+  const total = r?.weightBytesPerRank?.reduce((a, b) => a + b, 0);
+  return total ? total - embed * 4 : (paramCount(s) - embed) * 4;
 }
 
 const CHECK_PROMPT = 16;
@@ -114,7 +129,7 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
   const { config: c, promptLen, decodeTokens } = job;
   const prompt = promptOf(promptLen, job.shape.vocab);
   let t0 = performance.now();
-  const llm = await LLM.load(job.dir, { tp: c.tp, pp: c.pp, backend: c.backend, timeoutMs: 600_000 });
+  const llm = await LLM.load(job.dir, { tp: c.tp, pp: c.pp, backend: c.backend, timeoutMs: 600_000, ...weftFormatOptions(c.format) });
   const loadS = (performance.now() - t0) / 1000;
   try {
     const greedy = (n: number) => ({ maxTokens: n, temperature: 0, ignoreEos: true });
@@ -143,11 +158,22 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     }
     return {
       loadS, prefillTokS: promptLen / prefillS, decodeTokS: fullS > prefillS ? decodeTokens / (fullS - prefillS) : NaN, tokens: out.tokenIds,
-      weightBytesPerRank: llm.weightBytesPerRank, rssGb: process.memoryUsage().rss / 1e9, llmFrom: from,
+      weightBytesPerRank: llm.weightBytesPerRank, rssGb: rssGb(), llmFrom: from,
     };
   } finally {
     await llm.close();
   }
+}
+
+/** Peak resident set of this process (VmHWM: worker-thread ranks included), in GB; the current RSS where /proc is absent. */
+function rssGb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return (Number(m[1]) * 1024) / 1e9;
+  } catch {
+    // not Linux
+  }
+  return process.memoryUsage().rss / 1e9;
 }
 
 // node-llama-cpp is a root devDependency, imported by name at run time (never bundled).
@@ -209,7 +235,7 @@ async function childLlama(job: ChildJob): Promise<RunResult> {
       }
       check = { weftTokens: ref.tokens, llamaTokens: own.out, maxLogProbDiff, maxProbDiff };
     }
-    return { loadS, prefillTokS: promptLen / r.prefillS, decodeTokS: decodeTokens / r.decodeS, tokens: r.out, check, rssGb: process.memoryUsage().rss / 1e9 };
+    return { loadS, prefillTokS: promptLen / r.prefillS, decodeTokS: decodeTokens / r.decodeS, tokens: r.out, check, rssGb: rssGb() };
   } finally {
     await ctx.dispose();
     await model.dispose();
@@ -292,7 +318,8 @@ const range = (s: { median: number; min: number; max: number }) => `${fmt(s.medi
 async function parent(): Promise<void> {
   const { values: v } = parseArgs({
     options: {
-      shape: { type: 'string', default: 'all' },
+      shape: { type: 'string', default: 'tinyllama' },
+      formats: { type: 'string', default: 'bf16,q8_0,q4_0' },
       rounds: { type: 'string', default: '3' },
       prompt: { type: 'string', default: '128' },
       decode: { type: 'string', default: '64' },
@@ -319,8 +346,10 @@ async function parent(): Promise<void> {
   const rounds = Number(v.rounds);
   const promptLen = Number(v.prompt);
   const decodeTokens = Number(v.decode);
-  const only = v.only ? String(v.only).split(',') : null;
-  const configs = CONFIGS.filter((c) => !only || only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
+  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'llama.cpp'];
+  const formats = String(v.formats).split(',') as GgufFormat[];
+  for (const f of formats) if (!FORMATS.includes(f)) throw new Error(`unknown format '${f}' (have ${FORMATS.join(', ')})`);
+  const configs = CONFIGS.filter((c) => formats.includes(c.format) && only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
   const loadBefore = loadavg();
 
   log(`machine: ${cpus()[0]?.model ?? '?'}, ${CORES} cores, ${(totalmem() / 1e9).toFixed(0)} GB, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
@@ -331,18 +360,22 @@ async function parent(): Promise<void> {
   const bwText = (b: typeof bwStart) => (b.gbPerS ? `${b.gbPerS[1]!.toFixed(1)} GB/s (1 thread), ${b.gbPerS[2]!.toFixed(1)} GB/s (2 threads)` : b.how);
   log(`read bandwidth ${bwText(bwStart)}; ${bwStart.how}`);
 
-  // Checkpoints: safetensors (bf16, weft's random-checkpoint writer) and the same values as GGUF f32.
-  const paths: Record<string, { dir: string; gguf: string }> = {};
+  // Checkpoints: safetensors (bf16, weft's random-checkpoint writer) and the same values as GGUF, one file per format.
+  const paths: Record<string, { dir: string; gguf: Partial<Record<GgufFormat, string>>; ggufBytes: Partial<Record<GgufFormat, number>> }> = {};
   for (const name of shapeNames) {
     const shape = CPU_SHAPES[name]!;
     const dir = join(String(v.dir), `${name}-${shape.layers}l-${shape.kvHeads}kv`);
-    const gguf = join(dir, 'model-f32.gguf');
     if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape, log);
-    if (!existsSync(gguf)) {
-      llamaCheckpointToGguf(dir, gguf + '.partial', log);
-      renameSync(gguf + '.partial', gguf);
+    paths[name] = { dir, gguf: {}, ggufBytes: {} };
+    for (const f of formats) {
+      const gguf = join(dir, `model-${f}.gguf`);
+      if (!existsSync(gguf)) {
+        llamaCheckpointToGguf(dir, gguf + '.partial', log, f);
+        renameSync(gguf + '.partial', gguf);
+      }
+      paths[name]!.gguf[f] = gguf;
+      paths[name]!.ggufBytes[f] = statSync(gguf).size;
     }
-    paths[name] = { dir, gguf };
   }
 
   type Key = string;
@@ -356,15 +389,16 @@ async function parent(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     for (const name of shapeNames) {
       const shape = CPU_SHAPES[name]!;
-      const checkFile = join(paths[name]!.dir, `check-${process.pid}`);
-      for (const c of configs) {
+      // Alternate the order inside a round too, so that no configuration always runs after the same one.
+      for (const c of round % 2 ? configs : [...configs].reverse()) {
         done++;
         const k = key(name, c);
         if (refused.has(k)) continue;
-        // Round 1: the first weft configuration writes its check logits; llama.cpp 2 threads compares.
-        const firstWeft = configs.find((x) => x.engine === 'weft' && !refused.has(key(name, x)));
-        const doCheck = !v['no-check'] && round === 1 && (c === firstWeft || c.id === 'llama.cpp 2 threads');
-        const job: ChildJob = { config: c, shape, dir: paths[name]!.dir, gguf: paths[name]!.gguf, promptLen, decodeTokens, checkFile: doCheck ? checkFile : undefined };
+        const checkFile = join(paths[name]!.dir, `check-${process.pid}-${c.format}`);
+        // The first round a format runs: its first weft configuration writes check logits; llama.cpp 2 threads compares.
+        const firstWeft = configs.find((x) => x.engine === 'weft' && x.format === c.format && !refused.has(key(name, x)));
+        const doCheck = !v['no-check'] && !checks[`${name} ${c.format}`] && (c === firstWeft || (c.engine === 'llama.cpp' && c.threads === 2 && existsSync(checkFile + '.json')));
+        const job: ChildJob = { config: c, shape, dir: paths[name]!.dir, gguf: paths[name]!.gguf[c.format]!, promptLen, decodeTokens, checkFile: doCheck ? checkFile : undefined };
         log(`round ${round}/${rounds} [${done}/${total}] ${name} ${c.id}: running`);
         const o = await runChild(job, Boolean(v.verbose), c.backend === 'tensorflow' ? tfEnv : {});
         if (o.error && !o.result) {
@@ -380,7 +414,7 @@ async function parent(): Promise<void> {
         if (o.exitCode !== 0) exitProblems.push(`${name} ${c.id} round ${round}: result printed, then exit ${o.exitCode ?? o.signal}`);
         (runs.get(k) ?? runs.set(k, []).get(k)!).push(o);
         const r = o.result!;
-        if (r.check) checks[name] = r.check;
+        if (r.check) checks[`${name} ${c.format}`] = r.check;
         log(`  ${name} ${c.id}: load ${r.loadS.toFixed(1)} s, prefill ${fmt(r.prefillTokS)} tok/s, decode ${fmt(r.decodeTokS)} tok/s (run ${o.wallS.toFixed(0)} s${o.exitCode === 0 ? '' : `, exit ${o.exitCode ?? o.signal}`})`);
         // A long run that is cut short still leaves every run it finished.
         summarize(round, bwStart, null, false);
@@ -389,13 +423,14 @@ async function parent(): Promise<void> {
           log(`  ${name} check weft vs llama.cpp: greedy tokens ${same}/${CHECK_STEPS} equal, max |Δ log p| ${r.check.maxLogProbDiff.toExponential(2)}, max |Δ p| ${r.check.maxProbDiff.toExponential(2)}`);
         }
       }
-      if (round === 1 && !v['no-check'] && !checks[name]) checks[name] = 'not run (needs a weft configuration and llama.cpp 2 threads)';
+      for (const f of formats)
+        if (round === rounds && !v['no-check'] && !checks[`${name} ${f}`]) checks[`${name} ${f}`] = 'not run (needs a weft configuration and llama.cpp 2 threads)';
     }
     const left = ((performance.now() - started) / done) * (total - done);
     log(`round ${round} done; about ${Math.ceil(left / 60000)} min left`);
 
   }
-  for (const name of shapeNames) for (const ext of ['.json', '.bin']) rmSync(join(paths[name]!.dir, `check-${process.pid}${ext}`), { force: true });
+  for (const name of shapeNames) for (const f of formats) for (const ext of ['.json', '.bin']) rmSync(join(paths[name]!.dir, `check-${process.pid}-${f}${ext}`), { force: true });
   log('native read bandwidth again');
   const bwEnd = measureNativeBandwidth([1, 2]);
   log(`read bandwidth ${bwText(bwEnd)}`);
@@ -411,31 +446,36 @@ async function parent(): Promise<void> {
   // Summaries.
   const rows = shapeNames.flatMap((name) => {
     const shape = CPU_SHAPES[name]!;
-    const bytes = decodeBytes(shape);
-    const llamaRef = runs.get(key(name, CONFIGS.find((c) => c.id === 'llama.cpp 2 threads')!))?.filter((o) => o.result);
-    const refPrefill = llamaRef?.length ? median(llamaRef.map((o) => o.result!.prefillTokS)) : NaN;
-    const refDecode = llamaRef?.length ? median(llamaRef.map((o) => o.result!.decodeTokS)) : NaN;
-    const refTokens = llamaRef?.[0]?.result?.tokens;
+    const okRuns = (c: Config) => (runs.get(key(name, c)) ?? []).filter((o) => o.result);
     return configs.map((c) => {
       const k = key(name, c);
-      const base = { shape: name, params_m: +(paramCount(shape) / 1e6).toFixed(0), config: c.id, engine: c.engine, backend: c.backend ?? null, tp: c.tp, pp: c.pp, threads: c.threads };
+      // The reference: node-llama-cpp on the same format at its best thread count (separately for prefill and decode).
+      const refs = configs.filter((x) => x.engine === 'llama.cpp' && x.format === c.format).map(okRuns).filter((os) => os.length);
+      const refPrefill = refs.length ? Math.max(...refs.map((os) => median(os.map((o) => o.result!.prefillTokS)))) : NaN;
+      const refDecode = refs.length ? Math.max(...refs.map((os) => median(os.map((o) => o.result!.decodeTokS)))) : NaN;
+      const refTokens = okRuns(configs.find((x) => x.engine === 'llama.cpp' && x.format === c.format && x.threads === 2) ?? c)[0]?.result?.tokens;
+      const base = { shape: name, params_m: +(paramCount(shape) / 1e6).toFixed(0), config: c.id, format: c.format, engine: c.engine, backend: c.backend ?? null, tp: c.tp, pp: c.pp, threads: c.threads };
       if (refused.has(k)) return { ...base, status: 'does not fit', reason: refused.get(k) };
-      const ok = (runs.get(k) ?? []).filter((o) => o.result);
+      const ok = okRuns(c);
       const failed = (runs.get(k) ?? []).filter((o) => !o.result);
       if (!ok.length) return { ...base, status: 'failed', reason: failed[0]?.error?.message ?? 'not run' };
       const prefill = stats(ok.map((o) => o.result!.prefillTokS));
       const decode = stats(ok.map((o) => o.result!.decodeTokS));
+      const bytes = decodeBytes(shape, c, ok[0]!.result, paths[name]!.ggufBytes[c.format]!);
       const gbs = bw.gbPerS ? (bw.gbPerS as Record<number, number>)[Math.min(readers(c), 2)] : undefined;
       const bound = gbs ? (gbs * 1e9) / bytes : null;
       const toks = ok[0]!.result!.tokens;
-      const agree = refTokens ? toks.findIndex((t, i) => t !== refTokens[i]) : -2;
+      const agree = refTokens && c.engine === 'weft' ? toks.findIndex((t, i) => t !== refTokens[i]) : -2;
+      const weightBytes = ok[0]!.result!.weightBytesPerRank?.reduce((x, y) => x + y, 0) ?? paths[name]!.ggufBytes[c.format]!;
       return {
         ...base, status: 'ok', runs: ok.length, failed_runs: failed.length,
         prefill_tok_s: prefill, decode_tok_s: decode,
         load_s: stats(ok.map((o) => o.result!.loadS)),
+        decode_gb_per_token: +(bytes / 1e9).toFixed(3),
         bound_tok_s: bound, readers: Math.min(readers(c), 2), decode_to_bound: bound ? decode.median / bound : null,
-        prefill_vs_llama_cpp_2t: prefill.median / refPrefill, decode_vs_llama_cpp_2t: decode.median / refDecode,
+        prefill_vs_llama_cpp_best: prefill.median / refPrefill, decode_vs_llama_cpp_best: decode.median / refDecode,
         tokens_equal_to_llama_cpp_2t: agree === -2 ? null : agree === -1 ? toks.length : agree,
+        weight_gb: +(weightBytes / 1e9).toFixed(3),
         weight_gb_per_rank: ok[0]!.result!.weightBytesPerRank?.map((b) => +(b / 1e9).toFixed(3)) ?? null,
         rss_gb: +Math.max(...ok.map((o) => o.result!.rssGb)).toFixed(2),
         nonzero_exits: ok.filter((o) => o.exitCode !== 0).length,
@@ -446,17 +486,17 @@ async function parent(): Promise<void> {
   const out = final ? console.log : () => {};
   out(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); bound from ${bwText(bw)} (${bw.how}; measured this run: start ${bwText(bwStart)}${bwEnd ? `, end ${bwText(bwEnd)}` : ''})`);
   out(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);
-  out('| shape | engine | layout | prefill tok/s | decode tok/s | decode bound | decode / bound | prefill / llama.cpp 2t | decode / llama.cpp 2t |');
-  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  out('| shape | format | engine | layout | prefill tok/s | decode tok/s | GB read / token | decode bound | decode / bound | prefill / nlc best | decode / nlc best | weights GB | peak RSS GB |');
+  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows as Record<string, any>[]) {
     const layout = r.engine === 'llama.cpp' ? `${r.threads} thread${r.threads > 1 ? 's' : ''}` : `tp ${r.tp} pp ${r.pp}${r.backend === 'tensorflow' ? `, ${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank` : ''}`;
     const engine = r.engine === 'llama.cpp' ? 'node-llama-cpp 3.21.1' : `weft ${r.backend}`;
     const label = `${CPU_SHAPES[r.shape]!.name === 'small' ? '156 M' : 'TinyLlama-1.1B'}`;
     if (r.status !== 'ok') {
-      out(`| ${label} | ${engine} | ${layout} | ${r.status} | — | — | — | — | — |`);
+      out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${r.status}: ${String(r.reason).slice(0, 80)} | — | — | — | — | — | — | — | — |`);
       continue;
     }
-    out(`| ${label} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_2t.toFixed(2)} | ${r.decode_vs_llama_cpp_2t.toFixed(2)} |`);
+    out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.decode_gb_per_token.toFixed(2)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_best.toFixed(2)} | ${r.decode_vs_llama_cpp_best.toFixed(2)} | ${r.weight_gb.toFixed(2)} | ${r.rss_gb.toFixed(2)} |`);
   }
   for (const [name, c] of Object.entries(checks)) {
     if (typeof c === 'string') out(`\n${name}: weft vs llama.cpp check ${c}`);
@@ -470,7 +510,8 @@ async function parent(): Promise<void> {
     machine: { cpu: cpus()[0]?.model ?? null, cores: CORES, total_gb: +(totalmem() / 1e9).toFixed(1), load_before: loadBefore, load_after: loadAfter, node: process.version },
     bandwidth_gb_s: bw.gbPerS, bandwidth_start_gb_s: bwStart.gbPerS, bandwidth_end_gb_s: bwEnd?.gbPerS ?? null, bandwidth_probe: bw.how,
     prompt_tokens: promptLen, decode_tokens: decodeTokens, rounds, rounds_reached: roundsDone, partial: !final,
-    shapes: Object.fromEntries(shapeNames.map((n) => [n, { ...CPU_SHAPES[n], params: paramCount(CPU_SHAPES[n]!), decode_bytes: decodeBytes(CPU_SHAPES[n]!) }])),
+    shapes: Object.fromEntries(shapeNames.map((n) => [n, { ...CPU_SHAPES[n], params: paramCount(CPU_SHAPES[n]!), gguf_bytes: paths[n]!.ggufBytes }])),
+    formats,
     tf_env: { ...Object.fromEntries(Object.entries(tfEnv).filter(([k]) => k.startsWith('TF_'))), defaults: 'TF_NUM_INTRAOP_THREADS = cores ÷ ranks, TF_NUM_INTEROP_THREADS = 1, TF_ENABLE_ONEDNN_OPTS = 0 (weft\'s launcher defaults)' },
     llm_from: [...new Set([...runs.values()].flat().map((o) => o.result?.llmFrom).filter(Boolean))],
     checks, exit_problems: exitProblems, rows,

@@ -10,7 +10,7 @@
  * difference ÷ N. Also measured in this process: the floor of one TF op
  * (a tiny add) and a [1×K]·[K×N] matMul against the read bandwidth.
  *
- * usage: node examples/dist/bench/decode-profile.js [--shape tinyllama|small] [--tp 2] [--pp 1] [--backend tensorflow]
+ * usage: node examples/dist/bench/decode-profile.js [--shape tinyllama|small] [--tp 2] [--pp 1] [--backend tensorflow] [--format f32|bf16|q8_0|q4_0]
  *          [--prompt 128] [--decode 32] [--out bench-results/decode-profile.json]
  */
 import { spawnSync } from 'node:child_process';
@@ -84,6 +84,8 @@ const { values: v } = parseArgs({
     tp: { type: 'string', default: '2' },
     pp: { type: 'string', default: '1' },
     backend: { type: 'string', default: 'tensorflow' },
+    /** Weight format as bench:cpu names it: f32 (default), bf16, q8_0, q4_0 (weft's dtype / quantization options). */
+    format: { type: 'string', default: 'f32' },
     prompt: { type: 'string', default: '128' },
     decode: { type: 'string', default: '32' },
     dir: { type: 'string', default: join(tmpdir(), 'weft-bench-cpu') },
@@ -135,7 +137,9 @@ async function profiledRun(): Promise<void> {
   const from = '@weft/engine';
   const prompt = Array.from({ length: promptLen }, (_, i) => 3 + ((i * 7919) % (shape!.vocab - 3)));
   const greedy = (n: number) => ({ maxTokens: n, temperature: 0, ignoreEos: true });
-  const llm = await LLM.load(modelDir, { tp, pp, backend: v.backend as BackendName, timeoutMs: 600_000 });
+  const f = String(v.format);
+  const formatOpts = f === 'f32' ? {} : f === 'bf16' ? { dtype: 'bfloat16' as const } : { dtype: 'bfloat16' as const, quantization: f === 'q8_0' ? ('int8' as const) : ('int4' as const) };
+  const llm = await LLM.load(modelDir, { tp, pp, backend: v.backend as BackendName, timeoutMs: 600_000, ...formatOpts });
   const now = () => performance.timeOrigin + performance.now();
   const windows: Record<string, [number, number]> = {};
   // Each window its own prompt of the same length: no prefix cache can skip a prefill.
