@@ -46,5 +46,10 @@ describe('attention metadata', () => {
     expect(() => validateBlockTables(meta, 7)).toThrow(/sequence 2 block 1 is 7, outside the pool of 7 blocks/);
     const short = buildAttentionMetadata([{ seqId: 4, queryLen: 2, contextLen: 3, blockTable: [1] }], 3);
     expect(() => validateBlockTables(short, 8)).toThrow(/sequence 4 has 5 tokens, which need 2 blocks of 3, but its block table has 1/);
+    // A sliding window of 3: position 7's window starts at 5 (block 1): block 0 is never read and may be freed (−1).
+    const windowed = buildAttentionMetadata([{ seqId: 5, queryLen: 1, contextLen: 7, blockTable: [-1, 2, 3] }], 3);
+    expect(() => validateBlockTables(windowed, 8, 3)).not.toThrow();
+    expect(() => validateBlockTables(windowed, 8, 6)).toThrow(/sequence 5 block 0 is -1, outside the pool of 8 blocks/);
+    expect(() => validateBlockTables(windowed, 8)).toThrow(/sequence 5 block 0 is -1/);
   });
 });

@@ -55,6 +55,30 @@ describe('PagedKVCache', () => {
     expect(other.every((x) => x === 0)).toBe(true);
   });
 
+  it('gathers from a start position, never reading the blocks before it (a sliding window\'s freed −1 entries)', () => {
+    const blockSize = 3;
+    const c = new PagedKVCache({ ...SPEC, numBlocks: 6, blockSize });
+    const table = [4, 0, 5]; // positions 0..7
+    const positions = [0, 1, 2, 3, 4, 5, 6, 7];
+    c.write(positions.map((p) => slotOf(table, blockSize, p)), rows(positions, 2, 3, 0), rows(positions, 2, 4, 5));
+    const freed = [-1, 0, 5];
+    const k = new Float32Array(4 * 2 * 3);
+    c.gatherTokenMajor('key', freed, 8, k, 4);
+    expect(Array.from(k)).toEqual(Array.from(rows([4, 5, 6, 7], 2, 3, 0)));
+    // Head-major from position 4 (mid-block), stride 5: positions 4..7 then one padding row.
+    const out = new Float32Array(2 * 5 * 4).fill(-1);
+    c.gatherHeadMajor('value', freed, 8, out, 0, 5, 4);
+    for (let h = 0; h < 2; h++) {
+      for (let i = 0; i < 5; i++) {
+        const got = Array.from(out.subarray((h * 5 + i) * 4, (h * 5 + i + 1) * 4));
+        expect(got).toEqual(i < 4 ? [0, 1, 2, 3].map((x) => (4 + i) * 100 + h * 10 + 5 + x) : [-1, -1, -1, -1]);
+      }
+    }
+    // Starting in the freed block reads it: refused.
+    expect(() => c.gatherTokenMajor('key', freed, 8, k, 2)).toThrow(/block id -1 is outside the pool/);
+    expect(() => c.gatherTokenMajor('key', freed, 8, k, 9)).toThrow(/gather start 9 must be in \[0, 8\]/);
+  });
+
   it('shares blocks: two tables pointing at one block read the same rows', () => {
     const c = new PagedKVCache({ numKvHeads: 1, headDim: 2, vHeadDim: 2, valueIsKeyPrefix: true, numBlocks: 4, blockSize: 2 });
     c.write([6, 7], Float32Array.from([1, 2, 3, 4]), null);
