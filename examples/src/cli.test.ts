@@ -55,9 +55,9 @@ describe('weft logits matches Hugging Face through the CLI', () => {
     expect(relL2).toBeLessThanOrEqual(1e-4);
   });
 
-  it('--quantization int8 at tp 2 (CPU kernels, activations as Q8_0 blocks) matches the a8 reference; the unquantized weights are listed once', async () => {
+  it.each(['thread', 'tcp'])('--quantization int8 at tp 2, ranks as %s (CPU kernels, activations as Q8_0 blocks) matches the a8 reference; the unquantized weights are listed once', async (transport) => {
     const c = (JSON.parse(readFileSync(join(fixture('llama-tiny'), 'expected-q8_0-a8.json'), 'utf8')) as { cases: { input_ids: number[]; logits: number[] }[] }).cases[0]!;
-    const r = await weft(['logits', '--model', fixture('llama-tiny'), '--ids', c.input_ids.join(','), '--tp', '2', '--quantization', 'int8', '--json']);
+    const r = await weft(['logits', '--model', fixture('llama-tiny'), '--ids', c.input_ids.join(','), '--tp', '2', '--transport', transport, '--quantization', 'int8', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr.match(/kept unquantized/g)).toHaveLength(1);
     expect(r.stderr).toMatch(/model\.layers\.0\.mlp\.down_proj\.weight \(input dim 172 on this rank/);
