@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@weft/core';
 import type { LlamaShape } from './random-checkpoint.js';
-import { Attention, RotaryEmbedding, linearOp, rmsNormOp, setSmallMTiling, siluAndMulOp } from '@weft/layers';
+import { Attention, RotaryEmbedding, configureWebgpuKernels, linearOp, rmsNormOp, setSmallMTiling, siluAndMulOp } from '@weft/layers';
 
 /** A Llama shape (random-checkpoint.ts) plus the head size and the KV length the decode attention reads. */
 export interface ProfileShape extends Omit<LlamaShape, 'name'> {
@@ -44,9 +44,9 @@ async function timeMs(count: number, call: () => tf.Tensor): Promise<number> {
 }
 
 async function stockAndWeft(op: string, count: number, call: () => tf.Tensor, log: (m: string) => void): Promise<KernelRow> {
-  process.env.WEFT_WEBGPU_KERNELS = '0';
+  configureWebgpuKernels({ kernels: false });
   const stockMs = await timeMs(count, call);
-  process.env.WEFT_WEBGPU_KERNELS = '1';
+  configureWebgpuKernels({ kernels: true });
   const weftMs = await timeMs(count, call);
   const row = { op, count, stockMs, weftMs };
   log(JSON.stringify(row));
@@ -91,9 +91,9 @@ export async function profileKernels(s: ProfileShape, log: (m: string) => void):
   kernels.push(await stockAndWeft(`rms_norm [1×${H}]`, 2 * s.layers + 1, () => rmsNormOp(h1, normW, 1e-5), log));
   {
     // The same kernel through tfjs's runWebGPUProgram, then through weft's lean dispatch.
-    process.env.WEFT_WEBGPU_LEAN = '0';
+    configureWebgpuKernels({ lean: false });
     const stockMs = await timeMs(2 * s.layers + 1, () => rmsNormOp(h1, normW, 1e-5));
-    process.env.WEFT_WEBGPU_LEAN = '1';
+    configureWebgpuKernels({ lean: true });
     const weftMs = await timeMs(2 * s.layers + 1, () => rmsNormOp(h1, normW, 1e-5));
     kernels.push({ op: 'rms_norm dispatch: runWebGPUProgram → lean', count: 2 * s.layers + 1, stockMs, weftMs });
     log(JSON.stringify(kernels[kernels.length - 1]));

@@ -10,6 +10,7 @@ import { initBackend, tensorflowInstalled, type BackendName } from '@weft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAttentionMetadata, type AttentionMetadata } from './attention-metadata.js';
 import { Attention } from './attention.js';
+import { configureWebgpuKernels, type WebgpuKernelSettings } from './kernels/index.js';
 import { PagedKVCache } from './paged-kv-cache.js';
 
 function rng(seed: number): () => number {
@@ -211,14 +212,13 @@ describe.each(BACKENDS)('paged attention on $backend (weft kernels: $kernels)', 
     it.skip(skip, () => {});
     return;
   }
-  const saved = process.env.WEFT_WEBGPU_KERNELS;
+  let saved: WebgpuKernelSettings | null = null;
   beforeAll(async () => {
-    if (kernels === false) process.env.WEFT_WEBGPU_KERNELS = '0';
+    if (kernels === false) saved = configureWebgpuKernels({ kernels: false });
     await initBackend({ prefer: backend });
   });
   afterAll(() => {
-    if (saved === undefined) delete process.env.WEFT_WEBGPU_KERNELS;
-    else process.env.WEFT_WEBGPU_KERNELS = saved;
+    if (saved) configureWebgpuKernels(saved);
   });
 
   describe.each(SHAPES)('%s', (_name, d) => {

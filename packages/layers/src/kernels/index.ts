@@ -12,7 +12,7 @@ import { RMS_NORM, registerRMSNorm } from './rms-norm.js';
 import { ROTARY, registerRotary, type RotaryAttrs } from './rotary.js';
 import { SILU_MUL, registerSiluMul } from './silu-mul.js';
 
-export { webgpuKernelsActive } from './program.js';
+export { configureWebgpuKernels, webgpuKernelSettingsFromEnv, webgpuKernelsActive, type WebgpuKernelSettings } from './program.js';
 export { setSmallMTiling } from './matmul-small-m.js';
 export type { AttentionAttrs } from './attention.js';
 export type { RotaryAttrs } from './rotary.js';

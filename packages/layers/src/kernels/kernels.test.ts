@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@weft/core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attentionKernel, linearOp, rmsNormOp, rotaryColumnsKernel, siluAndMulOp } from './index.js';
+import { attentionKernel, configureWebgpuKernels, linearOp, rmsNormOp, rotaryColumnsKernel, siluAndMulOp } from './index.js';
 import { Attention } from '../attention.js';
 import { RotaryEmbedding } from '../rotary/rotary-embedding.js';
 
@@ -51,7 +51,7 @@ beforeAll(async () => {
 
 describe.each(['lean dispatch', "tfjs's runWebGPUProgram"])('webgpu kernels equal the composite math (%s)', (mode) => {
   beforeAll(() => {
-    process.env.WEFT_WEBGPU_LEAN = mode === 'lean dispatch' ? '1' : '0';
+    configureWebgpuKernels({ lean: mode === 'lean dispatch' });
   });
 
   it.each([

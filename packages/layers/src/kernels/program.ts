@@ -69,8 +69,28 @@ interface GPUDeviceLike {
 const UNIFORM_USAGE = 0x40 | 0x08; // GPUBufferUsage.UNIFORM | COPY_DST
 const leanPipelines = new WeakMap<object, Map<string, { pipeline: unknown; layout: unknown }>>();
 
-/** Whether kernels skip tfjs's generic program path (on unless WEFT_WEBGPU_LEAN=0). */
-const leanEnabled = () => typeof process === 'undefined' || process.env.WEFT_WEBGPU_LEAN !== '0';
+/** weft's WebGPU kernel switches (both on by default). */
+export interface WebgpuKernelSettings {
+  /** Run weft's kernels at all (off: tfjs's stock kernels, to measure them). */
+  kernels: boolean;
+  /** Skip tfjs's generic program path (off: `runWebGPUProgram`). */
+  lean: boolean;
+}
+
+/** Set from the edge (a rank's entry, a benchmark, a test); read per dispatch, so no environment lookup there. */
+let settings: WebgpuKernelSettings = { kernels: true, lean: true };
+
+/** Change the switches for this thread (each rank thread has its own); returns the previous ones. */
+export function configureWebgpuKernels(s: Partial<WebgpuKernelSettings>): WebgpuKernelSettings {
+  const before = settings;
+  settings = { ...settings, ...s };
+  return before;
+}
+
+/** The switches an environment asks for: `WEFT_WEBGPU_KERNELS=0`, `WEFT_WEBGPU_LEAN=0` turn them off (for the edge to read once). */
+export function webgpuKernelSettingsFromEnv(env: Readonly<Record<string, string | undefined>>): WebgpuKernelSettings {
+  return { kernels: env.WEFT_WEBGPU_KERNELS !== '0', lean: env.WEFT_WEBGPU_LEAN !== '0' };
+}
 
 /**
  * Run `program` on the active webgpu backend (inside a registered kernel's
@@ -83,7 +103,7 @@ const leanEnabled = () => typeof process === 'undefined' || process.env.WEFT_WEB
  */
 export function runProgram(backend: unknown, program: WeftProgram, inputs: tf.TensorInfo[], uniforms: Uniform[]): tf.TensorInfo {
   const b = backend as BackendInternals;
-  if (!leanEnabled() || b.activeTimers != null || typeof b.submitQueue !== 'function' || !b.bufferManager) {
+  if (!settings.lean || b.activeTimers != null || typeof b.submitQueue !== 'function' || !b.bufferManager) {
     return b.runWebGPUProgram(program, inputs, 'float32', uniforms);
   }
   const output = b.makeTensorInfo(program.outputShape, 'float32');
@@ -194,9 +214,10 @@ export function registerOnce(name: string, kernelFunc: tf.KernelFunc): void {
 }
 
 /**
- * Whether weft's kernels run: the active backend is webgpu and
- * `WEFT_WEBGPU_KERNELS` is not `0` (set it to measure tfjs's stock kernels).
+ * Whether weft's kernels run: the active backend is webgpu and they are not
+ * switched off (`configureWebgpuKernels({ kernels: false })`, or
+ * `WEFT_WEBGPU_KERNELS=0` read by a rank's entry, to measure tfjs's stock kernels).
  */
 export function webgpuKernelsActive(): boolean {
-  return tf.getBackend() === 'webgpu' && (typeof process === 'undefined' || process.env.WEFT_WEBGPU_KERNELS !== '0');
+  return settings.kernels && tf.getBackend() === 'webgpu';
 }
