@@ -19,7 +19,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { loadFixtureCases, parityBackends } from '@weft/layers';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectFixtureParity } from './fixture-parity.js';
 import { LLM, type LLMOptions } from './llm.js';
 
@@ -60,6 +60,8 @@ describe.each(parityBackends())('on $backend', ({ backend, skip }) => {
     it.each(layouts)('$name', async ({ name: _name, ...opts }) => {
       const llm = await LLM.load(dir, { ...opts, backend });
       try {
+        // The strict loader took every checkpoint tensor (experts of other EP ranks are skipped, not unused).
+        expect(llm.unusedTensors).toEqual([]);
         await expectFixtureParity(llm, cases);
       } finally {
         await llm.close();
