@@ -1,7 +1,8 @@
 /**
  * Qwen3-MoE and Mixtral equal Hugging Face (logits within the fixtures'
  * bounds, greedy tokens where the margin allows, cached decode = full
- * forward) on every parity backend, at tp 1, tp 2, pp 2, tp 2 × pp 2 and with
+ * forward) on every parity backend, at tp 1, tp 2, pp 2, tp 2 × pp 2, dp 2 × tp 2
+ * (replicas independent, experts TP-split) and with
  * expert parallelism under both token exchanges: tp 2 → EP 2, dp 2 × tp 2 →
  * EP 4 with the replicas serving different prompts at once.
  *
@@ -14,7 +15,7 @@
  * layer, shorter than the 19-token prompt).
  *
  * CI runs each layout on at least one fixture of each family (one engine
- * start per row); WEFT_FULL_MATRIX=1 (`npm run test:full`) runs every layout
+ * start per row); WEFT_FULL_MATRIX=1 (`npm run test:full -w @weft/engine`) runs every layout
  * on every fixture.
  */
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,7 @@ const L = {
   tp2: { name: 'tp2', tp: 2 },
   pp2: { name: 'pp2', pp: 2 },
   tp2pp2: { name: 'tp2 pp2', tp: 2, pp: 2 },
+  dp2tp2: { name: 'dp2 tp2 (experts TP-split)', tp: 2, dp: 2 },
   ep2ag: { name: 'tp2 ep2 (allgather)', tp: 2, enableExpertParallel: true },
   ep2a2a: { name: 'tp2 ep2 (alltoall)', tp: 2, enableExpertParallel: true, moeDispatch: 'alltoall' },
   ep4ag: { name: 'dp2 tp2 ep4 (allgather)', tp: 2, dp: 2, enableExpertParallel: true },
@@ -40,7 +42,7 @@ const L = {
 const FULL = process.env['WEFT_FULL_MATRIX'] === '1';
 const CI: Record<string, Layout[]> = {
   'mixtral-tiny': [L.tp2pp2, L.ep4a2a],
-  'mixtral-3e': [L.ep2ag, L.ep4ag],
+  'mixtral-3e': [L.ep2ag, L.ep4ag, L.dp2tp2],
   'qwen3-moe-tiny': [L.tp1, L.ep2a2a],
   'qwen3-moe-5e-dense': [L.tp2pp2, L.ep4a2a],
   'mixtral-swa-tiny': [L.tp1, L.ep4ag],
