@@ -47,6 +47,8 @@ describe('qwen3_moe config.json', () => {
     [{ mlp_only_layers: 'all' }, /"mlp_only_layers" must be a list/],
     [{ decoder_sparse_step: 0 }, /"decoder_sparse_step" must be a positive integer, got 0/],
     [{ use_sliding_window: true, sliding_window: 0 }, /"sliding_window" must be a positive integer or null, got 0/],
+    [{ hidden_act: 'gelu' }, /"hidden_act" "gelu" is not supported for the experts \(only silu\)/],
+    [{ num_experts: 0 }, /"num_experts" must be a positive integer, got 0/],
   ])('refuses %j', (extra, msg) => {
     expect(() => qwen(extra)).toThrow(msg);
   });
@@ -65,6 +67,7 @@ describe('mixtral config.json', () => {
     expect(mixtral({ rope_theta: 500 }).rope.theta).toBe(500);
     expect(mixtral({ rope_parameters: { rope_type: 'default', rope_theta: 700 } }).rope.theta).toBe(700);
     expect(mixtral({ num_experts: 6 }).numExperts).toBe(6);
+    expect(() => mixtral({ hidden_act: 'relu' })).toThrow(/m\/config.json: "hidden_act" "relu" is not supported/);
   });
 });
 

@@ -65,6 +65,7 @@ export function parseQwen3Moe(f: ConfigFields): Qwen3MoeConfig {
     mlpOnlyLayers,
   };
   checkTopK(config, f.source);
+  checkSilu(config.hiddenAct, f.source);
   return config;
 }
 
@@ -94,6 +95,7 @@ export function parseMixtral(f: ConfigFields): MixtralConfig {
     normTopkProb: true,
   };
   checkTopK(config, f.source);
+  checkSilu(config.hiddenAct, f.source);
   return config;
 }
 
@@ -155,6 +157,11 @@ function hasRopeTheta(f: ConfigFields): boolean {
   if (f.has('rope_theta')) return true;
   const section = f.raw('rope_parameters') ?? f.raw('rope_scaling');
   return typeof section === 'object' && section !== null && (section as Record<string, unknown>)['rope_theta'] != null;
+}
+
+/** The experts' activation is SiLU (FusedMoE); transformers would take any ACT2FN name. */
+function checkSilu(act: string, source: string): void {
+  if (act !== 'silu') throw new ConfigError(`${source}: "hidden_act" "${act}" is not supported for the experts (only silu)`);
 }
 
 function checkTopK(c: SoftmaxMoEFields, source: string): void {
