@@ -4,7 +4,8 @@
  * forward) on every parity backend, at tp 1, tp 2, pp 2, tp 2 × pp 2, dp 2 × tp 2
  * (replicas independent, experts TP-split) and with
  * expert parallelism under both token exchanges: tp 2 → EP 2, dp 2 × tp 2 →
- * EP 4 with the replicas serving different prompts at once.
+ * EP 4 with the replicas serving different prompts at once (test:full adds
+ * tp 2 × pp 2 + EP 2 and dp 2 + EP 2).
  *
  * Fixtures: qwen3-moe-tiny and mixtral-tiny (shared); from
  * tools/make_moe_fixtures.py, mixtral-3e (3 experts: EP 2 holds 2 + 1, EP 4
@@ -37,6 +38,8 @@ const L = {
   ep2a2a: { name: 'tp2 ep2 (alltoall)', tp: 2, enableExpertParallel: true, moeDispatch: 'alltoall' },
   ep4ag: { name: 'dp2 tp2 ep4 (allgather)', tp: 2, dp: 2, enableExpertParallel: true },
   ep4a2a: { name: 'dp2 tp2 ep4 (alltoall)', tp: 2, dp: 2, enableExpertParallel: true, moeDispatch: 'alltoall' },
+  pp2ep2: { name: 'tp2 pp2 ep2 (alltoall)', tp: 2, pp: 2, enableExpertParallel: true, moeDispatch: 'alltoall' },
+  dp2ep2: { name: 'dp2 ep2 (allgather)', dp: 2, enableExpertParallel: true },
 } satisfies Record<string, Layout>;
 
 const FULL = process.env['WEFT_FULL_MATRIX'] === '1';
