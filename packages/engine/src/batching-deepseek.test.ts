@@ -1,5 +1,5 @@
 /** DeepSeek (MLA's latent cache, paged) through the engine: the same cases as Llama, EP across DP replicas included. */
-import { batchingSuite } from './batching-cases.js';
+import { batchingSuite } from '../test-support/batching-cases.js';
 
 batchingSuite('deepseek-v3-tiny', [
   { label: 'tp1', tp: 1 },

@@ -1,5 +1,5 @@
 /** Llama through the engine: alone = batched = joined mid-flight = chunked = preempted = prefix-cached, at every layout. */
-import { batchingSuite } from './batching-cases.js';
+import { batchingSuite } from '../test-support/batching-cases.js';
 
 batchingSuite('llama-tiny', [
   { label: 'tp1', tp: 1 },

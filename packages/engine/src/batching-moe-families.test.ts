@@ -1,12 +1,12 @@
 /**
  * Qwen3-MoE and Mixtral through the engine: alone = batched = joined
  * mid-flight = chunked = preempted = prefix-cached, abort and leak checks,
- * bad requests (batching-cases.ts). Expert parallelism across DP replicas
+ * bad requests (test-support/batching-cases.ts). Expert parallelism across DP replicas
  * (EP 4, both exchanges; the replicas' loads differ, so the idle one runs
  * dummy batches). Mixtral's sliding window is checked against Hugging Face
  * in moe-family-parity.test.ts (the window code is the dense families').
  */
-import { batchingSuite } from './batching-cases.js';
+import { batchingSuite } from '../test-support/batching-cases.js';
 
 batchingSuite('qwen3-moe-tiny', [
   { label: 'tp1', tp: 1 },

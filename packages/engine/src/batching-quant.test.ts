@@ -8,7 +8,7 @@
  *   rounding boundary, which moves logits by up to ~1e-2 (the a8 references' own scale): same tokens,
  *   logits within 5e-2.
  */
-import { batchingSuite } from './batching-cases.js';
+import { batchingSuite } from '../test-support/batching-cases.js';
 
 batchingSuite('llama-tiny', [
   { label: 'int4 tp1', tp: 1, quantization: 'int4', logitsTol: 5e-2 },

@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { compareLogits, loadFixtureCases } from '@weft/layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prompts } from './batching-cases.js';
+import { prompts } from '../test-support/batching-cases.js';
 import { LLM, type GenerateOutput } from './llm.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));

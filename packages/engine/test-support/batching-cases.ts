@@ -9,8 +9,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EngineDeadError, RequestError } from './errors.js';
-import { LLM, type GenerateOutput, type LLMOptions } from './llm.js';
+import { EngineDeadError, RequestError } from '../src/errors.js';
+import { LLM, type GenerateOutput, type LLMOptions } from '../src/llm.js';
 
 /** `logitsTol`: the logits bound between paths (default 1e-5); kernels that quantize activations (a8) need more. */
 export type Layout = LLMOptions & { label: string; logitsTol?: number };
