@@ -152,6 +152,19 @@ describe('implemented fields do what vLLM does', () => {
     expect((await post('/v1/completions', { ...req, skip_special_tokens: false })).json.choices[0].text).toBe('<|begin_of_text|><|begin_of_text|>');
   });
 
+  // (weft-tiny-code's tokenizer adds no BOS of its own: add_special_tokens is passed through, not visible here.)
+  it('add_special_tokens, user, stream_options.continuous_usage_stats', async () => {
+    const withBos = await post('/v1/completions', { prompt: c.prompt, max_tokens: 1, return_token_ids: true, user: 'someone' });
+    expect(withBos.status).toBe(200);
+    expect(withBos.json.choices[0].prompt_token_ids).toEqual(c.input_ids);
+    const plain = await post('/v1/completions', { prompt: c.prompt, max_tokens: 1, return_token_ids: true, add_special_tokens: false });
+    expect(plain.json.choices[0].prompt_token_ids).toEqual(llm.tokenizer!.encode(c.prompt, { addSpecialTokens: false }));
+    const s = await post('/v1/completions', { prompt: c.prompt, max_tokens: 4, ignore_eos: true, stream: true, stream_options: { continuous_usage_stats: true } });
+    const counts = frames(s.text).map((f) => f.usage.completion_tokens);
+    expect(counts.at(-1)).toBe(4);
+    expect([...counts].sort((a, b) => a - b)).toEqual(counts);
+  });
+
   it('response_format text is what every answer is; json_object is refused', async () => {
     expect((await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], max_tokens: 2, response_format: { type: 'text' } })).status).toBe(200);
     const r = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], max_tokens: 2, response_format: { type: 'json_object' } });
