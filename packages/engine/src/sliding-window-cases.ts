@@ -58,6 +58,8 @@ export function slidingWindowSuite(fixture: string, { window: WINDOW, freed }: S
     { label: 'tp 2', tp: 2 },
     // Two virtual engines over one block pool: one frees while the other's step is in flight.
     { label: 'pp 2', pp: 2 },
+    // Each replica's scheduler frees its own requests' blocks.
+    { label: 'dp 2', dp: 2 },
   ];
 
   /** webgpu: the WebGPU step refuses sliding windows, so the tfjs runner serves it, with weft's attention kernel (the window in the shader). */

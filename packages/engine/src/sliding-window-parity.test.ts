@@ -1,6 +1,6 @@
 /**
  * Sliding-window attention through the engine on mistral-swa-tiny (window 8,
- * every layer windowed): see sliding-window-cases.ts. At tp 1, tp 2 and pp 2,
+ * every layer windowed): see sliding-window-cases.ts. At tp 1, tp 2, pp 2 and dp 2,
  * on wasm and tensorflow; tp 1 on webgpu. Plus the pool sizing a window allows.
  */
 import { greedyMismatches } from '@weft/layers';
