@@ -118,11 +118,10 @@ function globalAttention(headDim: number, bias: boolean): DenseAttentionFields {
 
 /**
  * The shape checks this family's parallel layers make on every rank, made once before any starts:
- * heads and KV heads over tp (KV heads replicated when tp ≥ their count), without expert
- * parallelism each expert's intermediate size over tp, Qwen3-MoE's dense layers too, a layer per
- * pipeline stage. Any expert
- * count works under EP (vLLM's expert map: E // ep each, the first E % ep ranks one more; with
- * fewer experts than ranks some hold none).
+ * heads and KV heads over tp (KV heads replicated when tp ≥ their count); without expert
+ * parallelism each expert's intermediate size over tp; Qwen3-MoE's dense layers too; a layer per
+ * pipeline stage. Any expert count works under EP (vLLM's expert map: E // ep each, the first
+ * E % ep ranks one more; with fewer experts than ranks some hold none).
  */
 export function checkMoeFamilyLayout(c: Qwen3MoeConfig | MixtralConfig, layout: { tp: number; pp?: number; ep: boolean }): void {
   const { tp, pp = 1, ep } = layout;
