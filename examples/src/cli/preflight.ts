@@ -7,7 +7,7 @@
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { checkMoeFamilyLayout, ConfigError, divide, loadModelConfig, resolveModelWeightFormat, type ModelConfig, type WeightFormat } from '@weft/core';
+import { checkDenseFamilyLayout, checkMoeFamilyLayout, ConfigError, divide, loadCheckedModelConfig, resolveModelWeightFormat, type ModelConfig, type WeightFormat } from '@weft/core';
 
 export function checkModelDir(dir: string): void {
   if (!existsSync(dir)) throw new ConfigError(`--model ${dir}: no such directory`);
@@ -20,10 +20,7 @@ export function checkLayout(config: ModelConfig, layout: { tp: number; pp: numbe
   const { tp, pp, dp, ep } = layout;
   divide(config.numAttentionHeads, tp, 'num_attention_heads');
   if (config.family === 'llama' || config.family === 'gemma2') {
-    const kv = config.numKeyValueHeads;
-    if (tp >= kv) divide(tp, kv, 'tp', 'num_key_value_heads');
-    else divide(kv, tp, 'num_key_value_heads');
-    divide(config.intermediateSize, tp, 'intermediate_size');
+    checkDenseFamilyLayout(config, tp, pp);
   } else if (config.family === 'qwen3_moe' || config.family === 'mixtral') {
     checkMoeFamilyLayout(config, { tp, ep });
   } else if (config.family === 'deepseek') {
@@ -38,7 +35,7 @@ export function checkLayout(config: ModelConfig, layout: { tp: number; pp: numbe
 
 export function preflight(dir: string, layout: { tp?: number; pp?: number; dp?: number; ep?: boolean }, weights: { dtype?: string; quantization?: string } = {}): ModelConfig {
   checkModelDir(dir);
-  const config = loadModelConfig(dir);
+  const config = loadCheckedModelConfig(dir);
   checkLayout(config, { tp: layout.tp ?? 1, pp: layout.pp ?? 1, dp: layout.dp ?? 1, ep: layout.ep ?? false });
   checkWeightFormat(dir, weights);
   return config;

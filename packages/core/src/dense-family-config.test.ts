@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.js';
-import { layerSlidingWindow } from './dense-family-config.js';
+import { checkDenseFamilyLayout, layerSlidingWindow } from './dense-family-config.js';
 import { loadModelConfig, parseModelConfig } from './hf-config.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures', import.meta.url));
@@ -81,6 +81,25 @@ describe('dense family configs (transformers defaults and refusals)', () => {
     expect(error({ model_type: 'qwen2', layer_types: ['full_attention'] })).toMatch(/"layer_types" must list one of full_attention \/ sliding_attention for each of the 4 layers, got 1 entries/);
     expect(error({ model_type: 'qwen2', layer_types: ['full_attention', 'x', 'full_attention', 'full_attention'] })).toMatch(/"layer_types"/);
     expect(error({ model_type: 'mistral', sliding_window: 0 })).toMatch(/"sliding_window" must be a positive integer or null, got 0/);
-    expect(error({ model_type: 'phi3', rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } })).toMatch(/rope type "longrope" is not supported/);
+    expect(error({ model_type: 'phi3', rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } })).toMatch(/rope type "longrope" \(Phi-3.s long-context scaling, short_factor \/ long_factor\) is not supported/);
+  });
+});
+
+describe('dense family layouts checked before any rank starts', () => {
+  const qwen2 = () => {
+    const c = load('qwen2-tiny');
+    if (c.family !== 'llama') throw new Error();
+    return c;
+  };
+  it('accepts split and replicated KV heads', () => {
+    for (const tp of [1, 2, 4, 8]) expect(() => checkDenseFamilyLayout(qwen2(), tp, 1)).not.toThrow();
+    expect(() => checkDenseFamilyLayout(qwen2(), 2, 3)).not.toThrow();
+  });
+  it('names the numbers when heads neither divide nor replicate', () => {
+    expect(() => checkDenseFamilyLayout(qwen2(), 3, 1)).toThrow(/num_attention_heads=8 is not divisible by tp=3 \(choose tp from 1, 2, 4, 8\)/);
+    const odd = parseModelConfig({ ...base, model_type: 'qwen2', num_attention_heads: 6, num_key_value_heads: 2, hidden_size: 48 }, 'x');
+    if (odd.family !== 'llama') throw new Error();
+    expect(() => checkDenseFamilyLayout(odd, 3, 1)).toThrow(/num_key_value_heads=2 can be neither split over tp=3 .* nor replicated on it .*; tp that fit: 1, 2, 6/);
+    expect(() => checkDenseFamilyLayout(qwen2(), 1, 4)).toThrow(/pp=4 is more than num_hidden_layers=3/);
   });
 });

@@ -6,6 +6,7 @@
  * type; options weft does not implement are refused here, naming the field.
  */
 import { ConfigError } from './errors.js';
+import { divide, divisors } from './shape.js';
 import type { ConfigFields } from './config-fields.js';
 import { type CommonModelConfig, parseCommon } from './hf-config.js';
 
@@ -179,4 +180,23 @@ export function headDimOf(f: ConfigFields, c: Omit<CommonModelConfig, 'headDim'>
   if (f.has('head_dim')) return f.int('head_dim');
   if (c.hiddenSize % c.numAttentionHeads === 0) return c.hiddenSize / c.numAttentionHeads;
   throw new ConfigError(`${f.source}: no head_dim, and hidden_size=${c.hiddenSize} is not divisible by num_attention_heads=${c.numAttentionHeads}`);
+}
+
+/**
+ * The shapes the parallel layers need of a dense family at `tp` × `pp`,
+ * checked before any rank starts: query heads split over tp; KV heads split
+ * over tp, or (tp ≥ KV heads) each replicated on tp / KV-heads ranks; the MLP
+ * splits; each pipeline stage gets a layer. Errors name the numbers.
+ */
+export function checkDenseFamilyLayout(c: LlamaConfig | Gemma2Config, tp: number, pp: number): void {
+  divide(c.numAttentionHeads, tp, 'num_attention_heads');
+  const kv = c.numKeyValueHeads;
+  if (tp < kv ? kv % tp !== 0 : tp % kv !== 0) {
+    const fits = [...divisors(kv), ...[2, 3, 4, 8].map((m) => m * kv)].filter((t) => c.numAttentionHeads % t === 0);
+    throw new ConfigError(
+      `num_key_value_heads=${kv} can be neither split over tp=${tp} (it does not divide ${kv}) nor replicated on it (${tp} is not a multiple of ${kv}); tp that fit: ${[...new Set(fits)].sort((a, b) => a - b).join(', ')}`,
+    );
+  }
+  divide(c.intermediateSize, tp, 'intermediate_size');
+  if (pp > c.numHiddenLayers) throw new ConfigError(`pp=${pp} is more than num_hidden_layers=${c.numHiddenLayers}: each pipeline stage needs at least one layer`);
 }

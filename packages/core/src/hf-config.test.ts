@@ -232,8 +232,9 @@ describe('parseModelConfig rope styles', () => {
   });
 
   it('rejects unsupported rope types, listing the supported ones', () => {
-    const err = parseError({ ...tinyLlama, rope_scaling: { type: 'longrope', factor: 2 } });
-    expect(err.message).toMatch(/hand\/config\.json rope_scaling: rope type "longrope" is not supported \(supported: default, linear, llama3, yarn, dynamic\)/);
+    const err = parseError({ ...tinyLlama, rope_scaling: { type: 'mrope', factor: 2 } });
+    expect(err.message).toMatch(/hand\/config\.json rope_scaling: rope type "mrope" is not supported \(supported: default, linear, llama3, yarn, dynamic\)/);
+    expect(parseError({ ...tinyLlama, rope_scaling: { type: 'su', factor: 2 } }).message).toMatch(/rope type "su" \(Phi-3's long-context scaling, short_factor \/ long_factor\) is not supported/);
   });
 
   it('names a missing scaling field and its section', () => {

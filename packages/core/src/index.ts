@@ -13,6 +13,7 @@ export * from './checkpoint.js';
 export * from './rope-config.js';
 export * from './hf-config.js';
 export * from './dense-family-config.js';
+export * from './config-checkpoint.js';
 export * from './moe-family-config.js';
 export * from './tokenizer.js';
 export * from './tensorflow-env.js';

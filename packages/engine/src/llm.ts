@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkWeightsFit, ConfigError, loadModelConfig, loadTokenizer, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
+import { checkDenseFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizer, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
@@ -106,9 +106,11 @@ export class LLM {
   /** Start the ranks of the model in `modelDir` (any registered architecture) and size its KV cache. */
   static async load(modelDir: string, opts: LLMOptions = {}): Promise<LLM> {
     if (!existsSync(join(modelDir, 'config.json'))) throw new ConfigError(`${modelDir}: no config.json (not a Hugging Face model directory)`);
-    const config = loadModelConfig(modelDir);
+    const config = loadCheckedModelConfig(modelDir);
     const architecture = resolveArchitecture(modelDir);
     const parallel = resolveParallelConfig({ tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
+    // Heads that neither divide nor replicate fail here, naming the numbers, not on every rank.
+    if (config.family === 'llama' || config.family === 'gemma2') checkDenseFamilyLayout(config, parallel.tp, parallel.pp);
     const weightFormat = resolveModelWeightFormat(modelDir, { dtype: opts.dtype, quantization: opts.quantization });
     // Worker threads all live on this host; ranks started by a custom launcher may not: check only what a rank needs.
     checkWeightsFit(modelDir, { tp: parallel.tp, pp: parallel.pp, dp: parallel.dp, backend: opts.backend, localRanks: opts.spawn ? 1 : undefined, format: weightFormat });
