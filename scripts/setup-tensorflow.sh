@@ -7,8 +7,9 @@
 #   1. pip download the wheel (version and sha256 pinned) into the cache;
 #   2. take libtensorflow_cc.so.2, libtensorflow_framework.so.2 and the C headers out of it;
 #   3. npm install the package without its install script (not saved to package.json: it is optional);
-#   4. lay the libraries and headers into its deps/ and build its addon from source with npm's node-gyp
-#      against the installed Node headers.
+#   4. patch the addon's source so that several ranks (worker threads) can use it in one process, lay the
+#      libraries and headers into its deps/ and build the addon from source with npm's node-gyp against
+#      the installed Node headers.
 # Nothing is fetched from outside the npm and PyPI registries. On a machine that can reach Google's
 # storage, a plain `npm i @tensorflow/tfjs-node` works as well: weft uses whichever is installed.
 set -euo pipefail
@@ -19,6 +20,8 @@ TF_WHEEL=tensorflow_cpu-2.21.0-cp311-cp311-manylinux_2_27_x86_64.whl
 TF_SHA256=2b847d217b02ee7731ed91431daf3250daa0196c3c94614d23be27232e6e5b6c
 TFJS_VERSION=4.22.0
 PKG=@tensorflow/tfjs-node
+# Compiled into the patched addon; core's tensorflowInstalled() looks for it (keep the two in step).
+PATCH_MARKER=weft-patch:attr-name-set-mutex
 for a in "$@"; do
   case "$a" in
     --gpu) PKG=@tensorflow/tfjs-node-gpu ;;
@@ -42,7 +45,7 @@ NODE_PREFIX="$(dirname "$(dirname "$(command -v node)")")"
 if [ -z "${npm_config_nodedir:-}" ] && [ -f "$NODE_PREFIX/include/node/node_api.h" ]; then export npm_config_nodedir="$NODE_PREFIX"; fi
 
 if [ -f "$DEST/lib/napi-v8/tfjs_binding.node" ] && [ -f "$DEST/deps/lib/libtensorflow_cc.so.2" ] &&
-  node -e "require('./$DEST/lib/napi-v8/tfjs_binding.node')" 2>/dev/null; then
+  grep -q "$PATCH_MARKER" "$DEST/lib/napi-v8/tfjs_binding.node" && node -e "require('./$DEST/lib/napi-v8/tfjs_binding.node')" 2>/dev/null; then
   say "$PKG@$(node -p "require('./$DEST/package.json').version") is already built on TensorFlow $TF_VERSION"
   exit 0
 fi
@@ -84,7 +87,34 @@ if [ ! -f "$DEST/package.json" ] || [ "$(node -p "require('./$DEST/package.json'
   npm install --no-save --ignore-scripts --no-audit --no-fund --loglevel=error "$PKG@$TFJS_VERSION" >/dev/null
 fi
 
-# 4. deps/ as binding.gyp expects it, then the addon from source.
+# 4. The addon keeps the names of op attributes in one process-wide std::set (ATTR_NAME_SET) and inserts
+#    into it on every op, from whichever thread runs the op, with no lock. With ranks as worker threads of
+#    one process, two inserts at once corrupt the tree and the heap: SIGSEGV in AssignOpAttr, or glibc's
+#    "double free or corruption" (issue 17; a core dump showed both rank threads inside that insert).
+#    Guard it with a mutex (nodes of a std::set never move, so the name pointers stay valid after it).
+python3 - "$DEST/binding/tfjs_backend.cc" "$PATCH_MARKER" <<'PATCH'
+import sys
+path, marker = sys.argv[1], sys.argv[2]
+src = open(path).read()
+if marker not in src:
+    edits = [
+        ('#include <set>\n', '#include <mutex>\n#include <set>\n'),
+        ('static std::set<std::string> ATTR_NAME_SET;\n',
+         'static std::set<std::string> ATTR_NAME_SET;\n'
+         '// Ranks in worker threads run ops at the same time: inserts into the set must not overlap.\n'
+         'static std::mutex ATTR_NAME_SET_MUTEX;\n'
+         'extern "C" __attribute__((used, visibility("default"))) const char WEFT_PATCH_MARKER[] = "' + marker + '";\n'),
+        ('  const char *attr_name =\n      ATTR_NAME_SET.insert(attr_name_string.c_str()).first->c_str();\n',
+         '  const char *attr_name;\n  {\n    std::lock_guard<std::mutex> lock(ATTR_NAME_SET_MUTEX);\n'
+         '    attr_name = ATTR_NAME_SET.insert(attr_name_string).first->c_str();\n  }\n'),
+    ]
+    for old, new in edits:
+        if src.count(old) != 1:
+            sys.exit(f'setup:tensorflow: {path} is not the source this patch was written for (looked for {old.strip()!r})')
+        src = src.replace(old, new)
+    open(path, 'w').write(src)
+PATCH
+# deps/ as binding.gyp expects it, then the addon from source.
 rm -rf "$DEST/deps" && mkdir -p "$DEST/deps/lib"
 cp "$CACHE/lib/libtensorflow_cc.so.2" "$CACHE/lib/libtensorflow_framework.so.2" "$DEST/deps/lib/"
 cp -r "$CACHE/include" "$DEST/deps/include"
@@ -106,4 +136,5 @@ NODE_GYP="$(dirname "$(dirname "$(command -v npm)")")/lib/node_modules/npm/node_
 rm -rf "$DEST/build"
 version="$(cd "$DEST" && TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0 node -e "console.log(require('./lib/napi-v8/tfjs_binding.node').TF_Version)")" ||
   die "the addon was built but does not load"
+grep -q "$PATCH_MARKER" "$DEST/lib/napi-v8/tfjs_binding.node" || die "the addon was built without weft's thread-safety patch ($PATCH_MARKER)"
 say "$PKG@$TFJS_VERSION built on TensorFlow $version ($DEST)"

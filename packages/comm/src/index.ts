@@ -8,9 +8,9 @@ export { createShmGroup, type ShmGroupHandle, type ShmTuning } from './shm-group
 export type { WasmMemory } from './kernels.js';
 export { runCommBench, formatTable, type CommBenchOptions, type CommBenchResult, type CommBenchRow } from './bench/comm-bench.js';
 export { TcpCommunicator } from './tcp/tcp-communicator.js';
-export { TcpTransport, PeerLostError, type TransportOptions } from './tcp/transport.js';
-export { rendezvous, RendezvousError, type RendezvousOptions } from './rendezvous/rendezvous.js';
-export { readLaunchEnv, DEFAULT_MASTER_PORT, type LaunchEnv, type LaunchStyle } from './rendezvous/env.js';
+export { TcpTransport, PeerLostError, ListenError, type TransportOptions } from './tcp/transport.js';
+export { rendezvous, RendezvousError, type PortRange, type RendezvousOptions } from './rendezvous/rendezvous.js';
+export { readLaunchEnv, parsePortRange, DEFAULT_MASTER_PORT, type LaunchEnv, type LaunchStyle } from './rendezvous/env.js';
 export { startProcessRanks, ProcessRankPool, type ProcessRanksOptions, type ProcessRole, type RankPoolLike } from './process/process-ranks.js';
 export { buildTcpParallelState } from './process/tcp-state.js';
 export { Supervisor, describeExit, type RankExit, type RankProcessSpec, type SuperviseOptions } from './process/supervisor.js';

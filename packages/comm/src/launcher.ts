@@ -78,6 +78,8 @@ export interface WorkerBoot {
   exportName: string;
   args: unknown;
   backend?: BackendName;
+  /** Ranks of this pool: all threads of this process (the tensorflow addon must be thread-safe for more than one). */
+  threadRanks: number;
   tuning: ShmTuning;
 }
 
@@ -205,6 +207,7 @@ export class RankPool {
         exportName: opts.exportName ?? 'main',
         args: opts.args,
         backend: opts.backend,
+        threadRanks: ws,
         tuning,
       };
       const w = new Worker(script, { workerData: boot, execArgv, eval: typeof script === 'string', name: `weft rank ${rank}` });

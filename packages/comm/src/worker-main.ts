@@ -18,7 +18,7 @@ async function run(b: WorkerBoot): Promise<void> {
   const post = (m: WorkerToMain) => port!.postMessage(m);
   let phase: 'init' | 'entry' = 'init';
   try {
-    const backend = await initBackend(b.backend ? { prefer: b.backend } : {});
+    const backend = await initBackend({ prefer: b.backend, threadRanks: b.threadRanks });
     const state = buildParallelState(b.rank, b.config, b.groups, b.tuning);
     const mod = (await import(b.entry)) as Record<string, unknown>;
     const fn = mod[b.exportName];

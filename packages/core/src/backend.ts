@@ -4,7 +4,7 @@
  * or tfjs-node, optional and never a hard dependency), wasm (the embedded
  * default), cpu. webgpu only when asked for.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -27,12 +27,23 @@ export interface InitBackendOptions {
   prefer?: BackendName;
   /** wasm: XNNPACK threads; 1 per rank in Node. */
   threads?: number;
+  /**
+   * Ranks that run as worker threads of this process (the thread launcher's world size). Above 1,
+   * tensorflow needs an addon built by `npm run setup:tensorflow` (see `tensorflowInstalled().threadSafe`).
+   */
+  threadRanks?: number;
 }
 
-type Probe = () => Promise<string | null>; // null = available, string = why not
+type Probe = (opts: InitBackendOptions) => Promise<string | null>; // null = available, string = why not
 
 const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 const INSTALL_TENSORFLOW = "run 'npm run setup:tensorflow' in the weft repository (builds it on the tensorflow-cpu wheel), or 'npm i @tensorflow/tfjs-node'";
+/**
+ * scripts/setup-tensorflow.sh compiles this string into the addon it builds, with the fix it names:
+ * tfjs-node's addon inserts op-attribute names into one process-wide std::set with no lock, so two rank
+ * threads running ops at once corrupt the heap (issue 17). Keep the two in step.
+ */
+const THREAD_SAFE_MARKER = 'weft-patch:attr-name-set-mutex';
 
 /** glibc's RTLD_NODELETE (node's os.constants.dlopen leaves it out) and RTLD_NOW. */
 const RTLD_NODELETE = 0x1000;
@@ -76,9 +87,11 @@ function restoreRemovedUtil(): void {
 /**
  * Without loading anything: which tfjs-node package is installed with its native addon built, or why
  * none is. Tests use it to decide whether the tensorflow suites run (they print SKIPPED otherwise).
+ * `threadSafe`: the addon is one `npm run setup:tensorflow` built, safe with several rank threads in one
+ * process. `from`: where to resolve the packages from (default: this module).
  */
-export function tensorflowInstalled(): { pkg: string } | { missing: string } {
-  const require = createRequire(import.meta.url);
+export function tensorflowInstalled(from: string | URL = import.meta.url): { pkg: string; threadSafe: boolean } | { missing: string } {
+  const require = createRequire(from);
   const reasons: string[] = [];
   for (const pkg of TENSORFLOW_PACKAGES) {
     let root: string;
@@ -87,7 +100,9 @@ export function tensorflowInstalled(): { pkg: string } | { missing: string } {
     } catch {
       continue;
     }
-    if (existsSync(join(root, 'lib', 'napi-v8', 'tfjs_binding.node'))) return { pkg };
+    const addon = join(root, 'lib', 'napi-v8', 'tfjs_binding.node');
+    // threadSafe: several ranks may run ops at once in one process (an addon not built by setup:tensorflow corrupts the heap then).
+    if (existsSync(addon)) return { pkg, threadSafe: readFileSync(addon).includes(THREAD_SAFE_MARKER) };
     reasons.push(`${pkg} is installed but its addon (lib/napi-v8/tfjs_binding.node) was never built`);
   }
   return { missing: `${reasons.length ? reasons.join('; ') : '@tensorflow/tfjs-node is not installed'}: ${INSTALL_TENSORFLOW}` };
@@ -96,9 +111,15 @@ export function tensorflowInstalled(): { pkg: string } | { missing: string } {
 const importOptional = (name: string) => import(/* @vite-ignore */ name);
 
 const probes: Record<BackendName, Probe> = {
-  async tensorflow() {
+  async tensorflow(opts) {
     const found = tensorflowInstalled();
     if ('missing' in found) return found.missing;
+    if (!found.threadSafe && (opts.threadRanks ?? 1) > 1) {
+      return (
+        `${found.pkg}'s addon is not safe with ${String(opts.threadRanks)} ranks as threads of one process (it shares an unlocked std::set ` +
+        "between threads: heap corruption); run 'npm run setup:tensorflow' in the weft repository (builds it patched), or run the ranks as processes (--transport tcp)"
+      );
+    }
     pinTensorflowLibraries(found.pkg);
     restoreRemovedUtil();
     try {
@@ -231,7 +252,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     if (!BACKEND_NAMES.includes(opts.prefer)) {
       throw new ConfigError(`unknown backend '${String(opts.prefer)}'; choose one of ${BACKEND_NAMES.join(', ')}`);
     }
-    const why = await probes[opts.prefer]();
+    const why = await probes[opts.prefer](opts);
     if (why !== null) {
       const available = await availableBackends();
       throw new ConfigError(
@@ -242,7 +263,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   }
   const skipped: string[] = [];
   for (const name of AUTO_ORDER) {
-    const why = await probes[name]();
+    const why = await probes[name](opts);
     if (why === null) {
       const reason = skipped.length ? `first available in order tensorflow > wasm > cpu (${skipped.join('; ')})` : 'first in order tensorflow > wasm > cpu';
       return activate(name, reason, opts);
@@ -255,7 +276,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
 /** Names of the backends that would load here (webgpu is probed too). */
 export async function availableBackends(): Promise<BackendName[]> {
   const out: BackendName[] = [];
-  for (const name of BACKEND_NAMES) if ((await probes[name]().catch(() => 'error')) === null) out.push(name);
+  for (const name of BACKEND_NAMES) if ((await probes[name]({}).catch(() => 'error')) === null) out.push(name);
   return out;
 }
 

@@ -56,6 +56,7 @@ export async function startProcessRanks(opts: ProcessRanksOptions): Promise<Proc
     masterAddr: launch.masterAddr,
     masterPort: launch.masterPort,
     bindHost: launch.bindAddr,
+    listenPorts: launch.listenPorts,
     token: launch.token,
     timeoutMs,
     fingerprint: `tp=${config.tp},pp=${config.pp},dp=${config.dp},ep=${String(config.ep)}`,

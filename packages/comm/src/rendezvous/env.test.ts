@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readLaunchEnv } from './env.js';
+import { parsePortRange, readLaunchEnv } from './env.js';
 
 const T = { WEFT_JOB_TOKEN: '0123456789abcdef' };
 
@@ -30,5 +30,12 @@ describe('readLaunchEnv', () => {
     expect(() => readLaunchEnv({ ...T, RANK: '4', WORLD_SIZE: '4' })).toThrow(/outside WORLD_SIZE=4/);
     expect(() => readLaunchEnv({ ...T, RANK: 'x', WORLD_SIZE: '4' })).toThrow(/RANK=x/);
     expect(() => readLaunchEnv({ OMPI_COMM_WORLD_RANK: '0', OMPI_COMM_WORLD_SIZE: '2' })).toThrow(/WEFT_JOB_TOKEN.*mpirun -x WEFT_JOB_TOKEN/);
+  });
+  it('WEFT_RANK_PORTS: a port or a range for the ranks other than 0 to listen on', () => {
+    expect(readLaunchEnv({ ...T, RANK: '1', WORLD_SIZE: '4', WEFT_RANK_PORTS: '29600-29615' })?.listenPorts).toEqual({ first: 29600, last: 29615 });
+    expect(readLaunchEnv({ ...T, RANK: '1', WORLD_SIZE: '4', WEFT_RANK_PORTS: '29600' })?.listenPorts).toEqual({ first: 29600, last: 29600 });
+    expect(readLaunchEnv({ ...T, RANK: '1', WORLD_SIZE: '4' })?.listenPorts).toBeUndefined();
+    for (const bad of ['29615-29600', '0-10', '70000', 'x', '1-2-3', '']) expect(() => parsePortRange(bad, 'WEFT_RANK_PORTS')).toThrow(/WEFT_RANK_PORTS=.* is not a port or a port range/);
+    expect(() => readLaunchEnv({ ...T, RANK: '1', WORLD_SIZE: '4', WEFT_RANK_PORTS: '9-1' })).toThrow(/WEFT_RANK_PORTS=9-1/);
   });
 });

@@ -3,9 +3,11 @@
  * torchrun / `weft launch` (RANK, WORLD_SIZE, LOCAL_RANK), Open MPI
  * (OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK) or Slurm (SLURM_PROCID,
  * SLURM_NTASKS, SLURM_LOCALID). The master is MASTER_ADDR:MASTER_PORT
- * (Slurm: MASTER_ADDR must be given); the job token is WEFT_JOB_TOKEN.
+ * (Slurm: MASTER_ADDR must be given); the job token is WEFT_JOB_TOKEN; the
+ * ports ranks other than 0 listen on, WEFT_RANK_PORTS (default: any).
  */
 import { ConfigError } from '@weft/core';
+import type { PortRange } from './rendezvous.js';
 
 export type LaunchStyle = 'torchrun' | 'openmpi' | 'slurm';
 
@@ -21,11 +23,24 @@ export interface LaunchEnv {
   token: string;
   /** WEFT_BIND_ADDR: the address this rank listens on (default: loopback, or the route to the master). */
   bindAddr?: string;
+  /** WEFT_RANK_PORTS (`29600-29615` or `29600`): ranks other than 0 listen on the first free port of it. */
+  listenPorts?: PortRange;
 }
 
 export const DEFAULT_MASTER_PORT = 29500;
 
 type Env = Record<string, string | undefined>;
+
+/** `first-last` or one port; `what` names the variable or flag in the error. */
+export function parsePortRange(raw: string, what: string): PortRange {
+  const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(raw);
+  const first = Number(m?.[1]);
+  const last = m?.[2] === undefined ? first : Number(m[2]);
+  if (!m || first < 1 || last > 65535 || first > last) {
+    throw new ConfigError(`${what}=${raw} is not a port or a port range first-last within 1-65535 (e.g. 29600-29631)`);
+  }
+  return { first, last };
+}
 
 function int(env: Env, name: string, min: number): number {
   const raw = env[name];
@@ -66,5 +81,6 @@ export function readLaunchEnv(env: Env = process.env): LaunchEnv | null {
         `e.g. export WEFT_JOB_TOKEN=$(openssl rand -hex 16)${style === 'openmpi' ? ' and mpirun -x WEFT_JOB_TOKEN' : ''}; \`weft launch\` makes one for you`,
     );
   }
-  return { style, rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, token, bindAddr: env.WEFT_BIND_ADDR || undefined };
+  const listenPorts = env.WEFT_RANK_PORTS ? parsePortRange(env.WEFT_RANK_PORTS, 'WEFT_RANK_PORTS') : undefined;
+  return { style, rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, token, bindAddr: env.WEFT_BIND_ADDR || undefined, listenPorts };
 }

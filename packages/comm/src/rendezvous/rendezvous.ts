@@ -5,13 +5,14 @@
  * master sends everyone the address table; each rank then connects to the
  * ranks below it, so every pair ends up with one authenticated connection.
  * A rank that never joins fails the rendezvous with a message naming it.
+ * Ports: rank 0 listens on MASTER_PORT; every other rank on the first free
+ * port of `listenPorts` (default: any port the system gives).
  */
 import { ConfigError, WeftError } from '@weft/core';
 import { decodeJson, encodeJson } from '../codec.js';
 import { Channel } from '../tcp/channels.js';
 import { dialHandshake } from '../tcp/connection.js';
-import { DATA_HEADER } from '../tcp/frame.js';
-import { TcpTransport, type TransportOptions } from '../tcp/transport.js';
+import { ListenError, TcpTransport, type TransportOptions } from '../tcp/transport.js';
 
 export class RendezvousError extends WeftError {
   override name = 'RendezvousError';
@@ -26,9 +27,17 @@ export interface RendezvousOptions extends TransportOptions {
   rendezvousTimeoutMs?: number;
   /** Checked equal on every rank (e.g. the parallel layout): a rank started with other settings is refused. */
   fingerprint?: string;
+  /** Ranks other than 0 listen on the first free port of this range (a firewall can then open just it); default: any free port. */
+  listenPorts?: PortRange;
 }
 
-type JoinInfo = { purpose: 'join'; rank: number; worldSize: number; fingerprint: string };
+/** Ports first..last, both included. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+type JoinInfo = { purpose: 'join'; rank: number; worldSize: number; fingerprint: string; frameMac: boolean };
 type MeshInfo = { purpose: 'mesh'; rank: number; to: number };
 type Address = { host: string; port: number };
 type Table = { type: 'table'; addresses: Address[] } | { type: 'abort'; reason: string };
@@ -50,7 +59,21 @@ export async function rendezvous(opts: RendezvousOptions): Promise<TcpTransport>
 
 const where = (o: RendezvousOptions) => `${o.masterAddr}:${o.masterPort}`;
 const left = (deadline: number) => Math.max(1, deadline - Date.now());
-const hs = (t: TcpTransport) => ({ token: t.token, timeoutMs: Math.min(t.timeoutMs, 10_000), maxFrame: t.maxFrameBytes + DATA_HEADER });
+const hs = (t: TcpTransport) => t.handshakeOptions;
+const macs = (on: unknown) => (on ? 'MACed frames' : 'frames without a MAC');
+
+/** Listen on the first port of `range` that is free. */
+async function listenInRange(t: TcpTransport, host: string, range: PortRange | undefined): Promise<number> {
+  if (!range) return t.listen(host, 0);
+  for (let port = range.first; port <= range.last; port++) {
+    try {
+      return await t.listen(host, port);
+    } catch (e) {
+      if (!(e instanceof ListenError && e.code === 'EADDRINUSE')) throw e;
+    }
+  }
+  throw new RendezvousError(`rank ${t.rank}: every port of ${range.first}-${range.last} on ${host} is in use (widen the rank port range)`);
+}
 
 async function master(t: TcpTransport, o: RendezvousOptions, deadline: number): Promise<void> {
   const ws = o.worldSize;
@@ -69,6 +92,7 @@ async function master(t: TcpTransport, o: RendezvousOptions, deadline: number): 
     if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r >= ws) return `rank ${String(r)} is outside the world of ${ws}`;
     if (info.worldSize !== ws) return `rank ${r} says the world size is ${String(info.worldSize)}, the master says ${ws}`;
     if (info.fingerprint !== fp) return `rank ${r} was started with other settings (${String(info.fingerprint)}) than rank 0 (${fp})`;
+    if (info.frameMac !== t.frameMac) return `rank ${r} sends ${macs(info.frameMac)}, rank 0 ${macs(t.frameMac)}`;
     if (joined.has(r)) return `rank ${r} has already joined`;
     joined.add(r);
     return {
@@ -104,7 +128,7 @@ async function master(t: TcpTransport, o: RendezvousOptions, deadline: number): 
 
 async function member(t: TcpTransport, o: RendezvousOptions, deadline: number): Promise<void> {
   const { rank, worldSize: ws } = o;
-  const info: JoinInfo = { purpose: 'join', rank, worldSize: ws, fingerprint: o.fingerprint ?? '' };
+  const info: JoinInfo = { purpose: 'join', rank, worldSize: ws, fingerprint: o.fingerprint ?? '', frameMac: t.frameMac };
   let lastError = '';
   let joined: Awaited<ReturnType<typeof dialHandshake>> | null = null;
   while (!joined) {
@@ -131,7 +155,7 @@ async function member(t: TcpTransport, o: RendezvousOptions, deadline: number): 
     if (t.connectedPeers.includes(j)) return `rank ${j} is already connected`;
     return { reply: { ok: true }, accept: (conn) => t.addPeer(j, conn) };
   };
-  const port = await t.listen(host, 0);
+  const port = await listenInRange(t, host, o.listenPorts);
   t.addPeer(0, joined.conn);
   await t.send(0, Channel.control, encodeJson({ host, port } satisfies Address));
   // A little longer than the master waits, so that its verdict (which ranks are missing) arrives first.

@@ -3,11 +3,13 @@
  * then that many bytes. A reader enforces a size limit before buffering a
  * frame, so a peer cannot make us allocate what it claims. Frame types:
  * handshake (HELLO / AUTH / AUTH_OK / REJECT, see handshake.ts), DATA (one
- * part of a message on a channel), BYE (orderly departure).
+ * part of a message on a channel), BYE (orderly departure), ABORT (a rank was
+ * lost). Every frame after the handshake ends with a MAC (frame-mac.ts).
  */
 import { WeftError } from '@weft/core';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: frames after the handshake carry a MAC. */
+export const PROTOCOL_VERSION = 2;
 export const MAGIC = 0x57454654; // 'WEFT'
 
 export const FrameType = { hello: 1, auth: 2, authOk: 3, reject: 4, data: 5, bye: 6, abort: 7 } as const;
@@ -71,14 +73,13 @@ export function framed(payload: Buffer): Buffer {
   return Buffer.concat([lengthPrefix(payload.length), payload]);
 }
 
-/** Header of one DATA frame (the length prefix included): the payload follows. */
-export function dataHeader(payloadBytes: number, elemType: number, last: boolean, channel: number): Buffer {
-  const b = Buffer.allocUnsafe(4 + DATA_HEADER);
-  b.writeUInt32BE(DATA_HEADER + payloadBytes, 0);
-  b.writeUInt8(FrameType.data, 4);
-  b.writeUInt8(elemType, 5);
-  b.writeUInt8(last ? 1 : 0, 6);
-  b.writeUInt8(0, 7);
-  b.writeUInt32BE(channel, 8);
+/** Header of one DATA frame's payload (type, element type, last-part flag, channel): the data follows. */
+export function dataHeader(elemType: number, last: boolean, channel: number): Buffer {
+  const b = Buffer.allocUnsafe(DATA_HEADER);
+  b.writeUInt8(FrameType.data, 0);
+  b.writeUInt8(elemType, 1);
+  b.writeUInt8(last ? 1 : 0, 2);
+  b.writeUInt8(0, 3);
+  b.writeUInt32BE(channel, 4);
   return b;
 }

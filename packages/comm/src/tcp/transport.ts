@@ -9,8 +9,19 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { CollectiveTimeoutError, WeftError } from '@weft/core';
 import { allocWire, bytesOf, wireTypeName, wireTypeOf, type WireArray } from '../communicator.js';
-import { acceptHandshake, type AuthedConn } from './connection.js';
-import { DATA_HEADER, DATA_PART_BYTES, DEFAULT_MAX_FRAME, FrameType, dataHeader, framed } from './frame.js';
+import { acceptHandshake, type AuthedConn, type HandshakeOptions } from './connection.js';
+import { DATA_HEADER, DATA_PART_BYTES, DEFAULT_MAX_FRAME, FrameType, dataHeader } from './frame.js';
+
+/** This rank could not listen where asked (`code`: the system's, e.g. EADDRINUSE). */
+export class ListenError extends WeftError {
+  override name = 'ListenError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
 
 /** A connection to a rank was lost without an orderly goodbye. */
 export class PeerLostError extends WeftError {
@@ -34,6 +45,11 @@ export interface TransportOptions {
   maxFrameBytes?: number;
   /** Where dropped connections and other events are reported; default stderr. */
   log?: (line: string) => void;
+  /**
+   * MAC every frame after the handshake (default true). Off only to measure what it costs (bench:comm):
+   * without it, whoever can write into a connection can alter the job's tensors. Every rank must agree.
+   */
+  frameMac?: boolean;
 }
 
 type Waiter = { resolve: (a: WireArray) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | null };
@@ -60,6 +76,7 @@ export class TcpTransport {
   readonly token: string;
   readonly timeoutMs: number;
   readonly maxFrameBytes: number;
+  readonly frameMac: boolean;
   readonly log: (line: string) => void;
   private readonly peers = new Map<number, Peer>();
   private readonly channels = new Map<number, Map<number, Channel>>();
@@ -76,14 +93,20 @@ export class TcpTransport {
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
+    this.frameMac = opts.frameMac ?? true;
     this.log = opts.log ?? ((line) => process.stderr.write(`weft[rank ${opts.rank}] ${line}\n`));
+  }
+
+  /** Handshake settings of this rank's connections. */
+  get handshakeOptions(): HandshakeOptions {
+    return { token: this.token, timeoutMs: Math.min(this.timeoutMs, 10_000), maxFrame: this.maxFrameBytes + DATA_HEADER, frameMac: this.frameMac };
   }
 
   /** Listen on host:port (port 0: any). Returns the port bound. */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const server = createServer((s) => this.onInbound(s));
-      server.once('error', (e) => reject(new WeftError(`rank ${this.rank}: cannot listen on ${host}:${port}: ${e.message}`)));
+      const server = createServer({ noDelay: true }, (s) => this.onInbound(s));
+      server.once('error', (e) => reject(new ListenError(`rank ${this.rank}: cannot listen on ${host}:${port}: ${e.message}`, (e as NodeJS.ErrnoException).code)));
       server.listen({ host, port, exclusive: true }, () => {
         server.removeAllListeners('error');
         server.on('error', (e) => this.log(`listener error: ${e.message}`));
@@ -96,8 +119,7 @@ export class TcpTransport {
   private onInbound(socket: Socket): void {
     socket.on('error', () => {});
     let accept: ((c: AuthedConn) => void) | null = null;
-    const opts = { token: this.token, timeoutMs: Math.min(this.timeoutMs, 10_000), maxFrame: this.maxFrameBytes + DATA_HEADER };
-    acceptHandshake(socket, opts, (info) => {
+    acceptHandshake(socket, this.handshakeOptions, (info) => {
       if (this.failure || this.closing) return 'this rank is shutting down';
       const verdict = this.admit(info);
       if (typeof verdict === 'string') return verdict;
@@ -133,6 +155,12 @@ export class TcpTransport {
         this.abort(new PeerLostError(peer, `connection to ${p.address} dropped (${reason ?? 'closed'})`));
       },
     });
+  }
+
+  /** The port this rank listens on (null before listen()). */
+  get listenPort(): number | null {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : null;
   }
 
   get connectedPeers(): number[] {
@@ -213,15 +241,15 @@ export class TcpTransport {
     if (p.left) return Promise.reject(new WeftError(`rank ${peer} has shut down`));
     const type = wireTypeOf(data);
     const bytes = bytesOf(data);
-    const parts: Uint8Array[] = [];
+    const frames: Uint8Array[][] = [];
     let off = 0;
     do {
       const n = Math.min(DATA_PART_BYTES, this.maxFrameBytes, bytes.length - off);
-      parts.push(dataHeader(n, type, off + n >= bytes.length, ch));
-      if (n) parts.push(bytes.subarray(off, off + n));
+      const head = dataHeader(type, off + n >= bytes.length, ch);
+      frames.push(n ? [head, bytes.subarray(off, off + n)] : [head]);
       off += n;
     } while (off < bytes.length);
-    return p.conn.write(parts).catch((e: Error) => {
+    return p.conn.write(frames).catch((e: Error) => {
       throw this.failure ?? new PeerLostError(peer, `cannot send: ${e.message}`);
     });
   }
@@ -274,11 +302,11 @@ export class TcpTransport {
     // Tell the others which rank was lost, so that every rank names it rather than whoever closed first.
     const lost = e instanceof PeerLostError ? e : null;
     const note = Buffer.from(JSON.stringify({ lost: lost?.peer ?? this.rank, detail: lost?.detail ?? `rank ${this.rank} failed: ${e.message}` }), 'utf8');
-    const frame = framed(Buffer.concat([Buffer.from([FrameType.abort]), note]));
+    const frame = Buffer.concat([Buffer.from([FrameType.abort]), note]);
     for (const [r, p] of this.peers) {
       if (r === lost?.peer || p.left) p.conn.destroy('aborted');
       else {
-        p.conn.socket.end(frame);
+        p.conn.endWith(frame);
         setTimeout(() => p.conn.destroy('aborted'), 1000).unref();
       }
     }
@@ -290,11 +318,11 @@ export class TcpTransport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const bye = framed(Buffer.from([FrameType.bye]));
+    const bye = Buffer.from([FrameType.bye]);
     await Promise.all(
       [...this.peers.values()].map(async (p) => {
         try {
-          await p.conn.write([bye]);
+          await p.conn.write([[bye]]);
         } catch {
           /* already gone */
         }
