@@ -171,7 +171,8 @@ export class KVCacheManager {
   /**
    * Give `req` the blocks it needs to hold `numNewTokens` more tokens after its
    * computed ones (`computed`: prefix-cache hits, for a request not yet started).
-   * Returns false, changing nothing, when the pool cannot supply them.
+   * Returns false when the pool cannot supply them, changing nothing but the
+   * release of blocks behind the window (never read again either way).
    */
   allocateSlots(req: Request, numNewTokens: number, computed: ComputedBlocks = { blocks: [], numTokens: 0 }): boolean {
     const table = this.tables.get(req.seqId) ?? [];
