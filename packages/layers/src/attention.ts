@@ -183,7 +183,7 @@ export class Attention {
       let kAll: tf.Tensor3D;
       let vAll: tf.Tensor3D;
       // Keys before the first query's window are never read (their blocks may be freed).
-      const kvStart = s.contextLen === 0 ? 0 : this.firstVisible(s.contextLen);
+      const kvStart = this.firstVisible(s.contextLen);
       if (s.contextLen === 0) {
         // Nothing cached before this step: the keys are exactly the new rows.
         kAll = tf.reshape(rowsOf(k, s), [L, this.numKvHeads, this.headDim]);
