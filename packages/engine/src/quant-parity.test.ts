@@ -2,7 +2,8 @@
  * Compressed weights equal Hugging Face on the same compressed weights
  * (fixtures' expected-q8_0.json / expected-q4_0.json: decoder linear weights
  * quantized to llama.cpp's blocks and dequantized, activations exact) at tp 1,
- * tp 2, pp 2, and for DeepSeek with expert parallelism and dp × tp; bf16 kept
+ * tp 2, pp 2, and for the MoE models (DeepSeek V3, Qwen3-MoE) with expert
+ * parallelism and dp × tp; bf16 kept
  * as bf16 equals the bf16 fixture.
  * - cpuKernels false: every backend dequantizes per op → the weight-only files at the fixture bound;
  * - cpuKernels true (default): @weft/cpu-kernels quantizes activations to Q8_0 blocks → the a8 files
@@ -64,6 +65,9 @@ const SUITES: Suite[] = [
   { fixture: 'llama-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND },
   { fixture: 'llama-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND },
   { fixture: 'llama-bf16', file: 'expected.json', opts: { dtype: 'bfloat16' }, layouts: A8, skipped: [], bound: FIXTURE_BOUND },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: [MOE[0]!, MOE[2]!, MOE[3]!], skipped: [], bound: FIXTURE_BOUND },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: [MOE[1]!, MOE[4]!], skipped: [], bound: FIXTURE_BOUND },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: [MOE[0]!, MOE[2]!], skipped: [], bound: A8_BOUND },
   { fixture: 'deepseek-v3-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND },
   { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND },
 ];
