@@ -114,7 +114,7 @@ describe('admission counts what the engine holds', () => {
     expect(c.received()).not.toContain('data: [DONE]');
   }, 120_000);
 
-  it('sequences, not requests: prompts × n over the queue is a 400; n past the room left is a 429 with Retry-After', async () => {
+  it('sequences, not requests: prompts × n over the queue is a 400', async () => {
     const { url } = await serve({ maxWaitingRequests: 4 });
     const many = await post(url, '/v1/completions', { prompt: Array.from({ length: 256 }, () => [5, 6, 7]), n: 16, max_tokens: 1 });
     expect(many.status, many.text).toBe(400);
@@ -123,12 +123,8 @@ describe('admission counts what the engine holds', () => {
     expect(five.status).toBe(400);
     const chat = await post(url, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], n: 5, max_tokens: 1 });
     expect(chat.status).toBe(400);
-    // Fill the queue with 4 long sequences, then one more asks for room there is not.
-    const hold = post(url, '/v1/completions', { prompt: 'def f', n: 4, max_tokens: 200, ignore_eos: true });
-    const more = await post(url, '/v1/completions', { prompt: 'def f', max_tokens: 1 });
-    expect([200, 429]).toContain(more.status);
-    if (more.status === 429) expect(more.headers.get('retry-after')).toBe('1');
-    expect((await hold).status).toBe(200);
+    // As many as the queue holds is fine. (A full queue's 429 with Retry-After: abuse.test.ts.)
+    expect((await post(url, '/v1/completions', { prompt: 'def f', n: 4, max_tokens: 2 })).status).toBe(200);
   }, 60_000);
 
   it('a response that could outgrow maxResponseBytes is refused before it runs, naming max_tokens', async () => {
