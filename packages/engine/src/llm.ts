@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkDenseFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizer, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
+import { checkDenseFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
@@ -384,10 +384,7 @@ export class LLM {
   }
 }
 
+/** No tokenizer.json: token ids only. A tokenizer file that is there but broken is an error naming it, never "no tokenizer". */
 function tryLoadTokenizer(dir: string): Tokenizer | null {
-  try {
-    return loadTokenizer(dir);
-  } catch {
-    return null;
-  }
+  return loadTokenizerIfPresent(dir);
 }
