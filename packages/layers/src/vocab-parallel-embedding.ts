@@ -6,15 +6,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator } from '@weft/comm';
 import { vocabRange } from '@weft/core';
-import { expectCheckpointShape, Parameter, type HostTensor } from './parameter.js';
+import { expectCheckpointShape, Parameter, type HostTensor, type WeightLoader } from './parameter.js';
 import { linearOp } from './kernels/index.js';
+import { LinearWeight } from './linear/linear-weight.js';
 
 export interface VocabParallelOptions {
   prefix: string;
   numEmbeddings: number;
   embeddingDim: number;
   tp: GroupCoordinator;
-  /** Store the weight as `[dim, rows]` (an untied LM head only multiplies by it). */
+  /**
+   * An untied LM head only multiplies by its weight: hold it as a LinearWeight (kept `[dim, rows]` in fp32,
+   * or as its linear method stores it, e.g. bf16 with dtype bfloat16).
+   */
   storeTransposed?: boolean;
 }
 
@@ -35,14 +39,15 @@ export class VocabParallelEmbedding {
     this.vocabStart = r.start;
     this.vocabEnd = r.end;
     const rows = r.end - r.start;
-    this.weight = new Parameter(weightName, [rows, opts.embeddingDim], (param, weight) => {
+    const loader: WeightLoader = (param, weight) => {
       expectCheckpointShape(weight, [opts.numEmbeddings, opts.embeddingDim], param);
       // Rows past the real vocab are padding: zero.
       const real = Math.max(0, Math.min(r.end, opts.numEmbeddings) - r.start);
       const host: HostTensor = { shape: [rows, opts.embeddingDim], dtype: 'float32', data: new Float32Array(rows * opts.embeddingDim) };
       if (real > 0) host.data.set(weight.narrow(0, r.start, real).data);
       param.set(host, weight.name);
-    }, [], opts.storeTransposed ?? false);
+    };
+    this.weight = opts.storeTransposed ? new LinearWeight(weightName, rows, opts.embeddingDim, loader) : new Parameter(weightName, [rows, opts.embeddingDim], loader);
   }
 
   parameters(): Parameter[] {
@@ -101,8 +106,7 @@ export class ParallelLMHead {
   /** hidden `[T, dim]` → logits `[T, vocab]` on tp rank 0, null elsewhere. */
   async forward(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
     const w = this.embedding.weight;
-    const wT = w.storeTransposed ? (w.tensor as tf.Tensor2D) : (this.weightT ??= tf.keep(tf.transpose(w.tensor as tf.Tensor2D)));
-    const local = linearOp(hidden, wT);
+    const local = w instanceof LinearWeight ? w.apply(hidden) : linearOp(hidden, (this.weightT ??= tf.keep(tf.transpose(w.tensor as tf.Tensor2D))));
     const tp = this.tp;
     const full = tp.worldSize === 1 ? local : await tp.gather(local, 0, -1);
     if (full !== local) local.dispose();
