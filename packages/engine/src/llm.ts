@@ -160,17 +160,17 @@ export class LLM {
     });
   }
 
+  /** The tfjs backend the ranks run on, as they reported it (e.g. `tensorflow`, `wasm`, `cpu`, `webgpu`). */
+  get backend(): string {
+    return [...new Set(this.executor.ready.map((r) => r.backend))].join(', ');
+  }
+
   get worldSize(): number {
     return this.executor.worldSize;
   }
 
   /** Data-parallel replicas. */
   get dp(): number {
-  /** The tfjs backend the ranks run on, as they reported it (e.g. `tensorflow`, `wasm`, `cpu`, `webgpu`). */
-  get backend(): string {
-    return [...new Set(this.executor.ready.map((r) => r.backend))].join(', ');
-  }
-
     return this.parallel.dp;
   }
 
