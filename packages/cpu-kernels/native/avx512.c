@@ -15,21 +15,57 @@
 
 #define AI static inline __attribute__((always_inline))
 
-/* extra for Q: per activation row i and block pair p, a zmm of corrections (lane 0 and 8) and one of scales. */
+/* extra for Q: Q8_0: per activation row i and block pair p, a zmm of corrections (lanes 0 and 8) and one of
+ * scales (lanes 0-7, 8-15). Q4_0: per row and group of 4 blocks, the blocks' first 16 elements (xa) and last 16
+ * (xb) gathered so that each 128-bit lane holds one block (the nibbles of 4 weight blocks unpack into exactly
+ * that order), corrections in lanes 0, 4, 8, 12 and scales in lanes 4j..4j+3. */
 typedef struct {
-  int np;
+  int np;        /* Q8_0: block pairs a row; Q4_0: groups of 4 blocks */
   int32_t *corr; /* m*np*16 */
   float *dx;     /* m*np*16 */
+  int8_t *xab;   /* Q4_0: m*np*128 */
 } qprep_t;
 
+static void prep_q4(act_t *a) {
+  const int ng = a->nb / 4, nb = a->nb;
+  qprep_t *p = malloc(sizeof *p);
+  p->np = ng;
+  size_t len = (size_t)a->m * (ng ? ng : 1) * 16;
+  p->corr = aligned_alloc(64, len * 4);
+  p->dx = aligned_alloc(64, len * 4);
+  p->xab = aligned_alloc(64, len * 8);
+  for (int i = 0; i < a->m; i++)
+    for (int g = 0; g < ng; g++) {
+      const size_t o = (size_t)i * ng + g;
+      int32_t *c = p->corr + o * 16;
+      float *d = p->dx + o * 16;
+      int8_t *xa = p->xab + o * 128, *xb = xa + 64;
+      memset(c, 0, 64);
+      for (int j = 0; j < 4; j++) {
+        const int b = 4 * g + j;
+        const int8_t *x = a->qs + (size_t)i * a->k + (size_t)b * QK;
+        c[4 * j] = -8 * a->sx[(size_t)i * nb + b];
+        for (int l = 0; l < 4; l++) d[4 * j + l] = a->d[(size_t)i * nb + b];
+        memcpy(xa + 16 * j, x, 16);
+        memcpy(xb + 16 * j, x + 16, 16);
+      }
+    }
+  a->extra = p;
+}
+
 static void prep_q(act_t *a, int q4) {
+  if (q4) {
+    prep_q4(a);
+    return;
+  }
   const int np = a->nb / 2;
   qprep_t *p = malloc(sizeof *p);
   p->np = np;
   size_t len = (size_t)a->m * (np ? np : 1) * 16;
   p->corr = aligned_alloc(64, len * 4);
   p->dx = aligned_alloc(64, len * 4);
-  const int32_t off = q4 ? -8 : -128;
+  p->xab = NULL;
+  const int32_t off = -128;
   for (int i = 0; i < a->m; i++)
     for (int q = 0; q < np; q++) {
       int32_t *c = p->corr + ((size_t)i * np + q) * 16;
@@ -117,6 +153,50 @@ AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, co
     }
 }
 
+/* Q4_0: 4 blocks (64 bytes of nibbles) a zmm; blocks past the last whole group of 4 one at a time. */
+AI void q4_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, const int NR, int i0, const int NA, int n, float *out) {
+  const qprep_t *P = a->extra;
+  const int k = a->k, nb = a->nb, ng = P->np;
+  const size_t wrow = (size_t)k / 2;
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  __m512 acc[4][4];
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm512_setzero_ps();
+  for (int g = 0; g < ng; g++) {
+    __m512i lo[4], hi[4];
+    __m512 dw[4];
+    for (int rr = 0; rr < NR; rr++) {
+      const __m512i v = _mm512_loadu_si512(wqs + (size_t)(r + rr) * wrow + (size_t)g * 64);
+      lo[rr] = _mm512_and_si512(v, m4);
+      hi[rr] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(wd + (size_t)(r + rr) * nb + 4 * g)));
+      dw[rr] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d4));
+    }
+    for (int ii = 0; ii < NA; ii++) {
+      const size_t o = (size_t)(i0 + ii) * ng + g;
+      const __m512i xa = _mm512_load_si512(P->xab + o * 128), xb = _mm512_load_si512(P->xab + o * 128 + 64);
+      const __m512i c = _mm512_load_si512(P->corr + o * 16);
+      const __m512 dx = _mm512_load_ps(P->dx + o * 16);
+      for (int rr = 0; rr < NR; rr++) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c, lo[rr], xa), hi[rr], xb);
+        acc[rr][ii] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[rr], dx), acc[rr][ii]);
+      }
+    }
+  }
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) {
+      float sum = _mm512_reduce_add_ps(acc[rr][ii]);
+      for (int b = 4 * ng; b < nb; b++) {
+        __m256i wv = load_block(wqs + (size_t)(r + rr) * wrow + (size_t)b * 16, 1);
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(a->qs + (size_t)(i0 + ii) * k + (size_t)b * QK));
+        int dot = hsum256_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv)) - 8 * a->sx[(size_t)(i0 + ii) * nb + b];
+        sum += (float)dot * (weft_fp16_to_fp32(wd[(size_t)(r + rr) * nb + b]) * a->d[(size_t)(i0 + ii) * nb + b]);
+      }
+      out[(size_t)(i0 + ii) * n + r + rr] = sum;
+    }
+}
+
 #ifndef QNA
 #define QNA 4
 #endif
@@ -137,7 +217,21 @@ AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, i
 }
 
 static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
-static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 1); }
+#define Q4_NA(NR)                                                              \
+  for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
+    switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
+      case 4: q4_tile(a, wqs, wd, r, NR, i0, 4, n, out); break;                \
+      case 3: q4_tile(a, wqs, wd, r, NR, i0, 3, n, out); break;                \
+      case 2: q4_tile(a, wqs, wd, r, NR, i0, 2, n, out); break;                \
+      default: q4_tile(a, wqs, wd, r, NR, i0, 1, n, out); break;               \
+    }                                                                          \
+  }
+
+static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) {
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) Q4_NA(4)
+  for (; r < r1; r++) Q4_NA(1)
+}
 
 /* bf16: x deinterleaved per 32-element chunk: 16 even elements, then 16 odd. */
 static void prep_bf16(act_t *a) {
@@ -207,6 +301,7 @@ static void release(act_t *a) {
     qprep_t *p = a->extra;
     free(p->corr);
     free(p->dx);
+    free(p->xab);
   }
   free(a->extra);
   a->extra = NULL;
