@@ -43,6 +43,8 @@ export class VocabParallelEmbedding {
       expectCheckpointShape(weight, [opts.numEmbeddings, opts.embeddingDim], param);
       // Rows past the real vocab are padding: zero.
       const real = Math.max(0, Math.min(r.end, opts.numEmbeddings) - r.start);
+      // No padding on this rank: no second copy of a vocabulary-sized tensor (it counts at load).
+      if (real === rows) return param.set(weight.narrow(0, r.start, real), weight.name);
       const host: HostTensor = { shape: [rows, opts.embeddingDim], dtype: 'float32', data: new Float32Array(rows * opts.embeddingDim) };
       if (real > 0) host.data.set(weight.narrow(0, r.start, real).data);
       param.set(host, weight.name);
