@@ -72,6 +72,18 @@ const SUITES: Suite[] = [
   { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND },
 ];
 
+// DeepSeek at tp 4: the routed and shared experts' down_proj take 64 / 4 = 16 inputs per rank, not a whole block.
+it('a row-parallel shard that would cut a block stays unquantized, listed once with why', async () => {
+  const llm = await LLM.load(fixtureDir('deepseek-v3-tiny'), { tp: 4, quantization: 'int4', backend: 'wasm' });
+  try {
+    const experts = [...Array.from({ length: 8 }, (_, e) => `experts.${e}`), 'shared_experts'];
+    const want = [1, 2].flatMap((l) => experts.map((x) => `model.layers.${l}.mlp.${x}.down_proj.weight (input dim 16 on this rank is not a multiple of 32)`));
+    expect([...llm.unquantizedWeights].sort()).toEqual(want.sort());
+  } finally {
+    await llm.close();
+  }
+});
+
 describe.each(parityBackends().map((b) => [b.backend, b] as const))('on %s', (_b, { backend, skip }) => {
   if (skip) {
     it.skip(skip, () => {});
