@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkDenseFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
+import { checkDenseFamilyLayout, checkMoeFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
@@ -111,6 +111,7 @@ export class LLM {
     const parallel = resolveParallelConfig({ tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
     // Heads that neither divide nor replicate fail here, naming the numbers, not on every rank.
     if (config.family === 'llama' || config.family === 'gemma2') checkDenseFamilyLayout(config, parallel.tp, parallel.pp);
+    if (config.family === 'qwen3_moe' || config.family === 'mixtral') checkMoeFamilyLayout(config, { tp: parallel.tp, pp: parallel.pp, ep: parallel.ep });
     const weightFormat = resolveModelWeightFormat(modelDir, { dtype: opts.dtype, quantization: opts.quantization });
     // Worker threads all live on this host; ranks started by a custom launcher may not: check only what a rank needs.
     checkWeightsFit(modelDir, { tp: parallel.tp, pp: parallel.pp, dp: parallel.dp, backend: opts.backend, localRanks: opts.spawn ? 1 : undefined, format: weightFormat });

@@ -52,6 +52,23 @@ const CI: Record<string, Layout[]> = {
 };
 const RUNS = Object.entries(CI).map(([fixture, layouts]) => ({ fixture, layouts: FULL ? Object.values(L) : layouts }));
 
+describe('layouts that cannot work fail on the driver, before any rank starts, naming the numbers', () => {
+  it.each([
+    ['mixtral-tiny', { tp: 3 }, /num_attention_heads=8 is not divisible by tp=3/],
+    // Heads, the one KV head (replicated) and the experts (48) split over 3; the dense layer's 160 does not.
+    ['qwen3-moe-5e-dense', { tp: 3, dp: 2, enableExpertParallel: true }, /intermediate_size \(the dense MLP layers\)=160 is not divisible by tp=3/],
+    ['mixtral-3e', { pp: 4 }, /pp=4 is more than num_hidden_layers=3/],
+  ] as [string, LLMOptions, RegExp][])('%s %j', async (fixture, opts, msg) => {
+    const err = await LLM.load(fixtureDir(fixture), opts).then(
+      async (llm) => (await llm.close(), null),
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(msg);
+    // A rank's failure would say which rank failed.
+    expect(err?.message).not.toMatch(/rank \d/);
+  });
+});
+
 describe.each(parityBackends())('on $backend', ({ backend, skip }) => {
   if (skip) {
     it.skip(skip, () => {});
