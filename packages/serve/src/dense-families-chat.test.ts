@@ -27,15 +27,18 @@ interface Family {
   rendered: (bos: string, user: string) => string;
 }
 
+/** Qwen2 and Qwen3: ChatML turns, <|im_end|> and <|endoftext|> both end a turn. */
+const QWEN_CHATML: Family = {
+  fixture: 'qwen2-tiny',
+  specials: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+  eos: ['<|im_end|>', '<|endoftext|>'],
+  template:
+    "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+  rendered: (_b, u) => `<|im_start|>user\n${u}<|im_end|>\n<|im_start|>assistant\n`,
+};
+
 const FAMILIES: Family[] = [
-  {
-    fixture: 'qwen2-tiny',
-    specials: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
-    eos: ['<|im_end|>', '<|endoftext|>'],
-    template:
-      "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
-    rendered: (_b, u) => `<|im_start|>user\n${u}<|im_end|>\n<|im_start|>assistant\n`,
-  },
+  QWEN_CHATML,
   {
     fixture: 'gemma2-tiny',
     specials: ['<pad>', '<eos>', '<bos>', '<start_of_turn>', '<end_of_turn>'],
@@ -45,14 +48,7 @@ const FAMILIES: Family[] = [
       "{{ bos_token }}{% for m in messages %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}{{ '<start_of_turn>' + role + '\\n' + m['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}",
     rendered: (b, u) => `${b}<start_of_turn>user\n${u}<end_of_turn>\n<start_of_turn>model\n`,
   },
-  {
-    fixture: 'qwen3-tiny',
-    specials: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
-    eos: ['<|im_end|>', '<|endoftext|>'],
-    template:
-      "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
-    rendered: (_b, u) => `<|im_start|>user\n${u}<|im_end|>\n<|im_start|>assistant\n`,
-  },
+  { ...QWEN_CHATML, fixture: 'qwen3-tiny' },
   {
     fixture: 'phi3-tiny',
     specials: ['<unk>', '<s>', '</s>', '<|user|>', '<|assistant|>', '<|end|>', '<|endoftext|>'],
