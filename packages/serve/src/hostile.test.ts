@@ -83,8 +83,9 @@ describe('the API key, on every spelling of every path', () => {
 });
 
 describe('admission counts what the engine holds', () => {
-  // A stream of 16 choices with 20 logprobs each: ~1 KB per token per choice, past what the kernel buffers hold.
-  const flood = { prompt: 'def f', n: 16, logprobs: 20, max_tokens: 400, ignore_eos: true, stream: true, temperature: 1, seed: 1 };
+  // A stream of 16 choices with 20 logprobs each: ~0.85 KB per token per choice, ~8 MB in all, well past what the
+  // kernel's socket buffers hold for a reader that reads nothing (Linux: ~4 MB send + the initial receive window).
+  const flood = { prompt: 'def f', n: 16, logprobs: 20, max_tokens: 600, ignore_eos: true, stream: true, temperature: 1, seed: 1 };
 
   it('a client that never reads its stream does not lock others out once the engine is done with it', async () => {
     const { s, url } = await serve({ maxWaitingRequests: 16, writeTimeoutMs: 120_000 });
@@ -92,8 +93,8 @@ describe('admission counts what the engine holds', () => {
     c.socket.pause();
     await waitFor(() => llm.stats().running > 0, 10_000, 'the flood to run');
     await waitFor(engineIdle, 120_000, 'the engine to finish the flood');
-    // The client has read nothing; its response is still being written.
-    expect(s.activeRequests).toBe(1);
+    // The client has read nothing; its response is still being written (else this test shows nothing).
+    expect(s.activeRequests, 'precondition: the response outgrew the socket buffers').toBe(1);
     const r = await post(url, '/v1/completions', { prompt: 'def f', max_tokens: 2 });
     expect(r.status, r.text).toBe(200);
     c.socket.destroy();
