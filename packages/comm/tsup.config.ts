@@ -1,12 +1,11 @@
 import { defineConfig } from 'tsup';
 
 // Every entry lands flat in dist/ (chunks too), which is how the launcher
-// finds worker-main.js and the bench finds its rank entry from import.meta.url.
+// finds worker-main.js from import.meta.url.
 export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'worker-main': 'src/worker-main.ts',
-    'comm-bench-entry': 'src/bench/comm-bench-entry.ts',
   },
   // ESM, and CommonJS for require() callers; shims give the CJS build import.meta.url (rank entries are found beside it).
   format: ['esm', 'cjs'],

@@ -9,6 +9,7 @@ const MODEL = `model and layout:
   --dtype float32|bfloat16     unquantized weights as fp32 (default) or kept as 16-bit bf16
   --quantization int8|int4     decoder linear weights as llama.cpp Q8_0 / Q4_0 blocks, packed at load
   --transport thread|tcp       ranks as worker threads (default) or processes over TCP (see docs/multi-host.md)
+  --rank-ports FIRST-LAST      tcp: ports ranks other than 0 listen on (default any; or WEFT_RANK_PORTS)
   --timeout MS                 collective timeout per blocking wait
   --intra-op-threads N         tensorflow backend: intra-op threads per rank
   --trace FILE                 write a per-rank Chrome trace (checked for writability before the run)

@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -91,6 +92,26 @@ describe('ranks as processes over TCP match the fixtures', () => {
     const r = await run(process.execPath, [bin, ...logitsArgs(1, ['--tp', '2', '--transport', 'tcp'])]);
     expect(r.code, r.stderr).toBe(0);
     expect(maxDiff(r.stdout, cases[1]!.logits)).toBeLessThanOrEqual(1e-3);
+  });
+
+  it('--rank-ports: rank 1 listens in the range given, and a range with no free port fails naming it', async () => {
+    // A port held here: rank 1 must skip it (first in the range) or fail when it is the whole range.
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    const port = (held.address() as { port: number }).port;
+    try {
+      const full = await run(process.execPath, [bin, ...logitsArgs(1, ['--tp', '2', '--transport', 'tcp', '--rank-ports', String(port)])], { timeoutMs: 60_000 });
+      expect(full.code).not.toBe(0);
+      expect(full.stderr).toContain(`every port of ${port}-${port} on 127.0.0.1 is in use`);
+      const r = await run(process.execPath, [bin, ...logitsArgs(1, ['--tp', '2', '--transport', 'tcp', '--rank-ports', `${port}-${port + 50}`])]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(maxDiff(r.stdout, cases[1]!.logits)).toBeLessThanOrEqual(1e-3);
+      const threads = await run(process.execPath, [bin, ...logitsArgs(1, ['--tp', '2', '--rank-ports', '29600-29610'])]);
+      expect(threads.code).not.toBe(0);
+      expect(threads.stderr).toMatch(/--rank-ports is for --transport tcp/);
+    } finally {
+      held.close();
+    }
   });
 
   it('mpirun (Open MPI), 4 processes, tp 2 × pp 2', async (ctx) => {

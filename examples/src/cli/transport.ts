@@ -6,7 +6,9 @@
  * line runs in every rank's process: rank 0 drives and prints, the others
  * serve their rank and exit quietly. With no launcher, `--transport tcp`
  * starts the other ranks as local processes itself (a built-in `weft launch`).
- * The environment is read here, once, at start-up.
+ * `--rank-ports 29600-29631` (or WEFT_RANK_PORTS) pins the ports ranks other
+ * than 0 listen on, for firewalls (docs/multi-host.md). The environment is
+ * read here, once, at start-up.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -14,6 +16,7 @@ import {
   RankFailedError,
   Supervisor,
   describeExit,
+  parsePortRange,
   readLaunchEnv,
   startProcessRanks,
   type LaunchEnv,
@@ -23,19 +26,23 @@ import {
 import { WeftError, rankCoords, resolveParallelConfig } from '@weft/core';
 import { UsageError } from './args.js';
 
-export const TRANSPORT_OPTIONS = { transport: { type: 'string' } } as const;
+export const TRANSPORT_OPTIONS = { transport: { type: 'string' }, 'rank-ports': { type: 'string' } } as const;
 
 type Values = Record<string, unknown>;
 
 /** The engine's `spawn` for `--transport tcp` (or WEFT_TRANSPORT=tcp, which `weft launch` sets); undefined for threads. */
 export function transportSpawn(v: Values): ((opts: SpawnOptions) => Promise<RankPoolLike>) | undefined {
   const transport = v.transport ?? process.env.WEFT_TRANSPORT ?? 'thread';
-  if (transport === 'thread') return undefined;
+  if (transport === 'thread') {
+    if (v['rank-ports'] !== undefined) throw new UsageError('--rank-ports is for --transport tcp (ranks as processes); threads listen on no port');
+    return undefined;
+  }
   if (transport !== 'tcp') throw new UsageError(`--transport must be thread or tcp; got '${String(transport)}'`);
   const launch = readLaunchEnv(process.env);
+  const listenPorts = typeof v['rank-ports'] === 'string' ? parsePortRange(v['rank-ports'], '--rank-ports') : launch?.listenPorts;
   return async (opts) => {
-    if (launch) return joinJob(opts, launch);
-    return selfLaunch(opts);
+    if (launch) return joinJob(opts, { ...launch, listenPorts });
+    return selfLaunch(opts, listenPorts);
   };
 }
 
@@ -76,7 +83,7 @@ function watchLauncher(): void {
 }
 
 /** `--transport tcp` with no launcher: this process is rank 0; ranks 1… are local processes of the same command line. */
-async function selfLaunch(opts: SpawnOptions): Promise<RankPoolLike> {
+async function selfLaunch(opts: SpawnOptions, listenPorts: LaunchEnv['listenPorts']): Promise<RankPoolLike> {
   const config = resolveParallelConfig(opts.parallel);
   const ws = config.worldSize;
   const port = await freePort();
@@ -91,7 +98,7 @@ async function selfLaunch(opts: SpawnOptions): Promise<RankPoolLike> {
   const died = sup.firstFailure.then((x) => new RankFailedError(x.rank, rankCoords(x.rank, config), 'exit', describeExit(x).replace(/^rank \d+ /, '')) as Error);
   let pool: RankPoolLike;
   try {
-    pool = await joinJob(opts, { style: 'torchrun', rank: 0, worldSize: ws, localRank: 0, masterAddr: '127.0.0.1', masterPort: port, token }, { abortOn: died });
+    pool = await joinJob(opts, { style: 'torchrun', rank: 0, worldSize: ws, localRank: 0, masterAddr: '127.0.0.1', masterPort: port, token, listenPorts }, { abortOn: died });
   } catch (e) {
     await sup.stop();
     throw e;
@@ -104,7 +111,8 @@ async function selfLaunch(opts: SpawnOptions): Promise<RankPoolLike> {
   return pool;
 }
 
-function freePort(): Promise<number> {
+/** A port free on loopback now (for a master the others are then told about). */
+export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);

@@ -6,7 +6,6 @@ export * from './launcher.js';
 export { ShmCommunicator } from './shm-communicator.js';
 export { createShmGroup, type ShmGroupHandle, type ShmTuning } from './shm-group.js';
 export type { WasmMemory } from './kernels.js';
-export { runCommBench, formatTable, type CommBenchOptions, type CommBenchResult, type CommBenchRow } from './bench/comm-bench.js';
 export { TcpCommunicator } from './tcp/tcp-communicator.js';
 export { TcpTransport, PeerLostError, ListenError, type TransportOptions } from './tcp/transport.js';
 export { rendezvous, RendezvousError, type PortRange, type RendezvousOptions } from './rendezvous/rendezvous.js';

@@ -1,14 +1,14 @@
-/** Rank side of the comm benchmark: time allReduce over the world group's transport. */
-import type { RankContext } from '../launcher.js';
+/** Rank side of bench:comm's shared-memory allReduce: time allReduce over the world group (worker threads). */
+import type { RankContext } from '@weft/comm';
 
-export interface BenchArgs {
+export interface CommRankArgs {
   sizes: number[];
   iters: number[];
 }
 
 /** Per size: this rank's mean seconds per allReduce. */
 export async function main(ctx: RankContext): Promise<number[]> {
-  const { sizes, iters } = ctx.args as BenchArgs;
+  const { sizes, iters } = ctx.args as CommRankArgs;
   const comm = ctx.state.world.cpuGroup;
   const out: number[] = [];
   for (let i = 0; i < sizes.length; i++) {
