@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLM, type GenerateOutput } from './llm.js';
+import { LLM, type GenerateOutput, type LLMOptions } from './llm.js';
 
 const BLOCK = 4;
 const TOL = 1e-5;
@@ -43,27 +43,36 @@ export interface SlidingWindowSuiteOptions {
   window: number;
   /** Every layer windowed: the engine frees blocks behind the window. */
   freed: boolean;
+  /** Layouts on wasm and tensorflow (default tp 1, tp 2, pp 2, dp 2). */
+  layouts?: Layout[];
+  /** Also tp 1 on webgpu (default true). */
+  webgpu?: boolean;
 }
+
+export type Layout = LLMOptions & { label: string };
+
+const LAYOUTS: Layout[] = [
+  { label: 'tp 1', tp: 1 },
+  { label: 'tp 2', tp: 2 },
+  // Two virtual engines over one block pool: one frees while the other's step is in flight.
+  { label: 'pp 2', pp: 2 },
+  // Each replica's scheduler frees its own requests' blocks.
+  { label: 'dp 2', dp: 2 },
+];
 
 export function fixtureDir(fixture: string): string {
   return fileURLToPath(new URL(`../../../fixtures/${fixture}`, import.meta.url));
 }
 
-export function slidingWindowSuite(fixture: string, { window: WINDOW, freed }: SlidingWindowSuiteOptions): void {
+export function slidingWindowSuite(fixture: string, { window: WINDOW, freed, layouts = LAYOUTS, webgpu = true }: SlidingWindowSuiteOptions): void {
   const dir = fixtureDir(fixture);
   /** Blocks a request holds between steps when blocks are freed: the window of its next token. */
   const HELD = Math.ceil((WINDOW - 1) / BLOCK) + 1;
-  const LAYOUTS = [
-    { label: 'tp 1', tp: 1 },
-    { label: 'tp 2', tp: 2 },
-    // Two virtual engines over one block pool: one frees while the other's step is in flight.
-    { label: 'pp 2', pp: 2 },
-    // Each replica's scheduler frees its own requests' blocks.
-    { label: 'dp 2', dp: 2 },
-  ];
-
   /** webgpu: the WebGPU step refuses sliding windows, so the tfjs runner serves it, with weft's attention kernel (the window in the shader). */
-  const BACKENDS = [...parityBackends().map((b) => ({ ...b, layouts: LAYOUTS })), { backend: 'webgpu' as const, skip: null, layouts: LAYOUTS.slice(0, 1) }];
+  const BACKENDS = [
+    ...parityBackends().map((b) => ({ ...b, layouts })),
+    ...(webgpu ? [{ backend: 'webgpu' as const, skip: null, layouts: [LAYOUTS[0]!] }] : []),
+  ];
 
   describe.each(BACKENDS)(`${fixture} on $backend`, ({ backend, skip, layouts }) => {
     if (skip) {
