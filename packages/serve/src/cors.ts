@@ -56,7 +56,8 @@ export function corsHook(app: FastifyInstance, o: CorsOptions): void {
           ...allowOrigin(origin),
           ...credentials,
           'access-control-allow-methods': anyMethod ? ALL_METHODS : [...methods].join(', '),
-          'access-control-allow-headers': anyHeader ? wantHeaders.join(', ') : o.allowedHeaders.join(', '),
+          // Any header allowed: echo what the browser asks for (nothing when it asks for none), as Starlette does.
+          ...(anyHeader ? (wantHeaders.length ? { 'access-control-allow-headers': wantHeaders.join(', ') } : {}) : { 'access-control-allow-headers': o.allowedHeaders.join(', ') }),
           'access-control-max-age': '600',
         })
         .type('text/plain; charset=utf-8')
