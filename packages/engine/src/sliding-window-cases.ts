@@ -1,6 +1,6 @@
 /**
  * Test support (not exported): sliding-window attention through the engine
- * on a fixture whose prompts run past its window (blocks of 4). Logits equal
+ * on a fixture whose prompts run past its window (blocks of 4 unless told). Logits equal
  * Hugging Face; decoding through the paged cache equals the full-sequence
  * forward; alone = batched = chunked = prefix-cached = preempted. When every
  * layer is windowed (`freed`), blocks behind the window are freed: a request
@@ -13,7 +13,6 @@ import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LLM, type GenerateOutput, type LLMOptions } from './llm.js';
 
-const BLOCK = 4;
 const TOL = 1e-5;
 const GEN = { maxTokens: 12, ignoreEos: true, returnLogits: true } as const;
 
@@ -47,6 +46,8 @@ export interface SlidingWindowSuiteOptions {
   layouts?: Layout[];
   /** Also tp 1 on webgpu (default true). */
   webgpu?: boolean;
+  /** Tokens per KV block (default 4). */
+  blockSize?: number;
 }
 
 export type Layout = LLMOptions & { label: string };
@@ -64,7 +65,7 @@ export function fixtureDir(fixture: string): string {
   return fileURLToPath(new URL(`../../../fixtures/${fixture}`, import.meta.url));
 }
 
-export function slidingWindowSuite(fixture: string, { window: WINDOW, freed, layouts = LAYOUTS, webgpu = true }: SlidingWindowSuiteOptions): void {
+export function slidingWindowSuite(fixture: string, { window: WINDOW, freed, layouts = LAYOUTS, webgpu = true, blockSize: BLOCK = 4 }: SlidingWindowSuiteOptions): void {
   const dir = fixtureDir(fixture);
   /** Blocks a request holds between steps when blocks are freed: the window of its next token. */
   const HELD = Math.ceil((WINDOW - 1) / BLOCK) + 1;
@@ -139,8 +140,8 @@ export function slidingWindowSuite(fixture: string, { window: WINDOW, freed, lay
         await llm.generate([ps[4]!], GEN);
         const hits = llm.stats().prefixCacheHits;
         const [again] = await llm.generate([ps[4]!], GEN);
-        // 41 tokens: 10 full blocks, the last token is recomputed: 40 tokens served from the cache.
-        expect(llm.stats().prefixCacheHits - hits, 'prompt tokens served from the cache').toBe(40);
+        // 41 tokens: the full blocks of the first 40 (the last token is always recomputed) are served from the cache.
+        expect(llm.stats().prefixCacheHits - hits, 'prompt tokens served from the cache').toBe(Math.floor(40 / BLOCK) * BLOCK);
         expectSame(again!, alone[4]!, 'cached prompt');
         const both = await llm.generate([ps[4]!, ps[4]!, ps[3]!], GEN);
         both.slice(0, 2).forEach((o) => expectSame(o, alone[4]!, 'cached prompt, batched'));
@@ -148,8 +149,8 @@ export function slidingWindowSuite(fixture: string, { window: WINDOW, freed, lay
       });
 
       it('preempted and recomputed under a tiny pool = alone', async () => {
-        // Freed: a request holds at most the window and a step's chunk (5 blocks here); kept: the longest request's 14 blocks.
-        await llm.resetScheduler({ enablePrefixCaching: false, numKvBlocks: freed ? 6 : 14, maxNumBatchedTokens: 8 });
+        // Freed: a request holds at most the window and a step's chunk (5 blocks of 4 for window 8); kept: the longest request's whole history.
+        await llm.resetScheduler({ enablePrefixCaching: false, numKvBlocks: freed ? 6 : Math.ceil((41 + GEN.maxTokens) / BLOCK), maxNumBatchedTokens: 8 });
         const before = llm.stats().preemptions;
         const idx = [4, 3, 2, 1];
         const outs = await llm.generate(idx.map((i) => ps[i]!), GEN);
@@ -159,11 +160,11 @@ export function slidingWindowSuite(fixture: string, { window: WINDOW, freed, lay
       });
 
       it('a request holds at most the window of blocks; a pool smaller than its history serves it; all blocks return', async () => {
-        // 6 blocks of 4 = 24 slots for 41 + 60 tokens: only possible when blocks behind the window are freed.
+        // 6 blocks (24 slots of 4) for 41 + 60 tokens: only possible when blocks behind the window are freed.
         await llm.resetScheduler({ enablePrefixCaching: false, numKvBlocks: 6, maxNumBatchedTokens: 8 });
         if (!freed) {
           // A layer with global attention reads the whole history: the request is refused up front, naming the pool.
-          await expect(llm.generate([ps[4]!], { maxTokens: 60, ignoreEos: true })).rejects.toThrow(/101 tokens need 26 KV blocks of 4, more than the whole pool \(numKvBlocks 6\)/);
+          await expect(llm.generate([ps[4]!], { maxTokens: 60, ignoreEos: true })).rejects.toThrow(new RegExp(`101 tokens need ${Math.ceil(101 / BLOCK)} KV blocks of ${BLOCK}, more than the whole pool \\(numKvBlocks 6\\)`));
           return;
         }
         let most = 0;

@@ -12,6 +12,8 @@ const dir = fixtureDir('mistral-swa-tiny');
 const BLOCK = 4;
 
 slidingWindowSuite('mistral-swa-tiny', { window: 8, freed: true });
+// A window that is no multiple of the block size: windows start and blocks are freed mid-block.
+slidingWindowSuite('mistral-swa-tiny', { window: 8, freed: true, blockSize: 3, layouts: [{ label: 'tp 1, blocks of 3', tp: 1 }], webgpu: false });
 
 describe('mistral-swa-tiny KV pool sizing', () => {
   it('caps the pool at the blocks maxNumSeqs windowed sequences hold, and serves requests longer than the pool', async () => {
