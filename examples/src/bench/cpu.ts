@@ -380,6 +380,8 @@ async function parent(): Promise<void> {
 
   type Key = string;
   const key = (shape: string, c: Config): Key => `${shape}|${c.id}`;
+  /** The node-llama-cpp configuration a format's check and token agreement use: its most threads in this run. */
+  const checkLlama = (format: GgufFormat) => configs.filter((x) => x.engine === 'llama.cpp' && x.format === format).sort((a, b) => b.threads - a.threads)[0];
   const runs = new Map<Key, Outcome[]>();
   const refused = new Map<Key, string>();
   const checks: Record<string, CheckResult | string> = {};
@@ -397,7 +399,7 @@ async function parent(): Promise<void> {
         const checkFile = join(paths[name]!.dir, `check-${process.pid}-${c.format}`);
         // The first round a format runs: its first weft configuration writes check logits; llama.cpp 2 threads compares.
         const firstWeft = configs.find((x) => x.engine === 'weft' && x.format === c.format && !refused.has(key(name, x)));
-        const doCheck = !v['no-check'] && !checks[`${name} ${c.format}`] && (c === firstWeft || (c.engine === 'llama.cpp' && c.threads === 2 && existsSync(checkFile + '.json')));
+        const doCheck = !v['no-check'] && !checks[`${name} ${c.format}`] && (c === firstWeft || (c === checkLlama(c.format) && existsSync(checkFile + '.json')));
         const job: ChildJob = { config: c, shape, dir: paths[name]!.dir, gguf: paths[name]!.gguf[c.format]!, promptLen, decodeTokens, checkFile: doCheck ? checkFile : undefined };
         log(`round ${round}/${rounds} [${done}/${total}] ${name} ${c.id}: running`);
         const o = await runChild(job, Boolean(v.verbose), c.backend === 'tensorflow' ? tfEnv : {});
@@ -424,7 +426,7 @@ async function parent(): Promise<void> {
         }
       }
       for (const f of formats)
-        if (round === rounds && !v['no-check'] && !checks[`${name} ${f}`]) checks[`${name} ${f}`] = 'not run (needs a weft configuration and llama.cpp 2 threads)';
+        if (round === rounds && !v['no-check'] && !checks[`${name} ${f}`]) checks[`${name} ${f}`] = 'not run (needs a weft configuration and a node-llama-cpp one)';
     }
     const left = ((performance.now() - started) / done) * (total - done);
     log(`round ${round} done; about ${Math.ceil(left / 60000)} min left`);
@@ -453,7 +455,8 @@ async function parent(): Promise<void> {
       const refs = configs.filter((x) => x.engine === 'llama.cpp' && x.format === c.format).map(okRuns).filter((os) => os.length);
       const refPrefill = refs.length ? Math.max(...refs.map((os) => median(os.map((o) => o.result!.prefillTokS)))) : NaN;
       const refDecode = refs.length ? Math.max(...refs.map((os) => median(os.map((o) => o.result!.decodeTokS)))) : NaN;
-      const refTokens = okRuns(configs.find((x) => x.engine === 'llama.cpp' && x.format === c.format && x.threads === 2) ?? c)[0]?.result?.tokens;
+      const ref = checkLlama(c.format);
+      const refTokens = ref ? okRuns(ref)[0]?.result?.tokens : undefined;
       const base = { shape: name, params_m: +(paramCount(shape) / 1e6).toFixed(0), config: c.id, format: c.format, engine: c.engine, backend: c.backend ?? null, tp: c.tp, pp: c.pp, threads: c.threads };
       if (refused.has(k)) return { ...base, status: 'does not fit', reason: refused.get(k) };
       const ok = okRuns(c);
