@@ -66,12 +66,12 @@ export function quantizedBytes(format: QuantFormat, elements: number): number {
 
 /**
  * Bytes a checkpoint tensor takes in memory under `fmt`: quantizable tensors as blocks; other linear-like
- * 2-D tensors (an untied LM head too, not the embedding) as 2 bytes with dtype bfloat16; everything else fp32.
+ * 2-D tensors (embeddings and an untied LM head too) as 2 bytes with dtype bfloat16; everything else fp32.
  */
 export function heldTensorBytes(name: string, shape: readonly number[], fmt: WeightFormat): number {
   const elements = shape.reduce((a, b) => a * b, 1);
   if (fmt.quantization && isQuantizableTensor(name, shape)) return quantizedBytes(fmt.quantization, elements);
-  if (fmt.dtype === 'bfloat16' && shape.length === 2 && !name.includes('embed')) return elements * 2;
+  if (fmt.dtype === 'bfloat16' && shape.length === 2) return elements * 2;
   return elements * 4;
 }
 

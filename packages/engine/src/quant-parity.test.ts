@@ -8,7 +8,8 @@
  * - cpuKernels false: every backend dequantizes per op → the weight-only files at the fixture bound;
  * - cpuKernels true (default): @weft/cpu-kernels quantizes activations to Q8_0 blocks → the a8 files
  *   (rel L2 ≤ 1.5e-2); its bf16 gemm is weight-only → the fixture bound.
- * Cached decode equals the full-sequence forward in both.
+ * Cached decode equals the full-sequence forward in both. CI runs one or two
+ * layouts per suite (`ci`); WEFT_FULL_MATRIX=1 (`npm run test:full -w @weft/engine`) runs them all.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,22 +55,25 @@ interface Suite {
   layouts: Layout[];
   skipped: string[];
   bound: ParityBound;
+  /** The layouts CI runs (by name). */
+  ci: string[];
 }
+const FULL = process.env['WEFT_FULL_MATRIX'] === '1';
 const exact = { cpuKernels: false };
 const SUITES: Suite[] = [
-  { fixture: 'llama-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: DENSE, skipped: LLAMA_SKIPPED, bound: FIXTURE_BOUND },
-  { fixture: 'llama-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: DENSE, skipped: LLAMA_SKIPPED, bound: FIXTURE_BOUND },
-  { fixture: 'llama-bf16', file: 'expected.json', opts: { dtype: 'bfloat16', ...exact }, layouts: DENSE, skipped: [], bound: FIXTURE_BOUND },
-  { fixture: 'deepseek-v3-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: MOE, skipped: [], bound: FIXTURE_BOUND },
-  { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: MOE, skipped: [], bound: FIXTURE_BOUND },
-  { fixture: 'llama-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND },
-  { fixture: 'llama-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND },
-  { fixture: 'llama-bf16', file: 'expected.json', opts: { dtype: 'bfloat16' }, layouts: A8, skipped: [], bound: FIXTURE_BOUND },
-  { fixture: 'qwen3-moe-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: [MOE[0]!, MOE[2]!, MOE[3]!], skipped: [], bound: FIXTURE_BOUND },
-  { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: [MOE[1]!, MOE[4]!], skipped: [], bound: FIXTURE_BOUND },
-  { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: [MOE[0]!, MOE[2]!], skipped: [], bound: A8_BOUND },
-  { fixture: 'deepseek-v3-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND },
-  { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND },
+  { fixture: 'llama-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: DENSE, skipped: LLAMA_SKIPPED, bound: FIXTURE_BOUND, ci: ['tp2'] },
+  { fixture: 'llama-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: DENSE, skipped: LLAMA_SKIPPED, bound: FIXTURE_BOUND, ci: ['pp2'] },
+  { fixture: 'llama-bf16', file: 'expected.json', opts: { dtype: 'bfloat16', ...exact }, layouts: DENSE, skipped: [], bound: FIXTURE_BOUND, ci: ['tp1'] },
+  { fixture: 'deepseek-v3-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: MOE, skipped: [], bound: FIXTURE_BOUND, ci: ['dp2 tp2 ep4'] },
+  { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: MOE, skipped: [], bound: FIXTURE_BOUND, ci: ['tp2 ep'] },
+  { fixture: 'llama-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND, ci: ['tp2'] },
+  { fixture: 'llama-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND, ci: ['tp1'] },
+  { fixture: 'llama-bf16', file: 'expected.json', opts: { dtype: 'bfloat16' }, layouts: A8, skipped: [], bound: FIXTURE_BOUND, ci: ['tp2'] },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: [MOE[0]!, MOE[2]!, MOE[3]!], skipped: [], bound: FIXTURE_BOUND, ci: ['tp2 ep'] },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: [MOE[1]!, MOE[4]!], skipped: [], bound: FIXTURE_BOUND, ci: ['pp2'] },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: [MOE[0]!, MOE[2]!], skipped: [], bound: A8_BOUND, ci: ['tp1'] },
+  { fixture: 'deepseek-v3-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND, ci: ['tp1'] },
+  { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: MLA_A8, skipped: [], bound: A8_BOUND, ci: ['tp2 ep'] },
 ];
 
 // DeepSeek at tp 4: the routed and shared experts' down_proj take 64 / 4 = 16 inputs per rank, not a whole block.
@@ -94,7 +98,7 @@ describe.each(parityBackends().map((b) => [b.backend, b] as const))('on %s', (_b
     const dir = fixtureDir(s.fixture);
     const cases = casesOf(dir, s.file);
 
-    it.each(s.layouts.map((l) => [l.name, l] as const))('%s', async (name, { name: _name, ...layout }) => {
+    it.each(s.layouts.filter((l) => FULL || s.ci.includes(l.name)).map((l) => [l.name, l] as const))('%s', async (name, { name: _name, ...layout }) => {
       const llm = await LLM.load(dir, { ...layout, ...s.opts, backend });
       try {
         expect(llm.unquantizedWeights.map((w) => w.split(' ')[0]).sort()).toEqual(s.skipped);

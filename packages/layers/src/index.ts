@@ -1,4 +1,5 @@
 export * from './parameter.js';
+export * from './embedding-weight.js';
 export * from './linear/index.js';
 export * from './vocab-parallel-embedding.js';
 export * from './weight-loading.js';

@@ -8,6 +8,7 @@ import type { GroupCoordinator } from '@weft/comm';
 import { vocabRange } from '@weft/core';
 import { expectCheckpointShape, Parameter, type HostTensor, type WeightLoader } from './parameter.js';
 import { linearOp } from './kernels/index.js';
+import { EmbeddingWeight } from './embedding-weight.js';
 import { LinearWeight } from './linear/linear-weight.js';
 
 export interface VocabParallelOptions {
@@ -49,7 +50,7 @@ export class VocabParallelEmbedding {
       if (real > 0) host.data.set(weight.narrow(0, r.start, real).data);
       param.set(host, weight.name);
     };
-    this.weight = opts.storeTransposed ? new LinearWeight(weightName, rows, opts.embeddingDim, loader) : new Parameter(weightName, [rows, opts.embeddingDim], loader);
+    this.weight = opts.storeTransposed ? new LinearWeight(weightName, rows, opts.embeddingDim, loader) : new EmbeddingWeight(weightName, rows, opts.embeddingDim, loader);
   }
 
   parameters(): Parameter[] {
@@ -58,6 +59,15 @@ export class VocabParallelEmbedding {
 
   /** ids int32 `[T]` → `[T, dim]`: look up the ids in this shard, zero the others, all-reduce. */
   async forward(ids: tf.Tensor1D): Promise<tf.Tensor2D> {
+    const w = this.weight;
+    if (w instanceof EmbeddingWeight && w.packed) {
+      // bf16 rows: looked up on the host (ids outside this shard give zero rows), then summed over tp.
+      const partial = w.lookup((await ids.data()) as Int32Array, this.vocabStart);
+      if (this.tp.worldSize === 1) return partial;
+      const out = (await this.tp.allReduce(partial)) as tf.Tensor2D;
+      partial.dispose();
+      return out;
+    }
     if (this.tp.worldSize === 1) return tf.gather(this.weight.tensor, ids) as tf.Tensor2D;
     const partial = tf.tidy(() => {
       const start = tf.scalar(this.vocabStart, 'int32');
@@ -108,7 +118,10 @@ export class ParallelLMHead {
   /** hidden `[T, dim]` → logits `[T, vocab]` on tp rank 0, null elsewhere. */
   async forward(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {
     const w = this.embedding.weight;
-    const local = w instanceof LinearWeight ? w.apply(hidden) : linearOp(hidden, (this.weightT ??= tf.keep(tf.transpose(w.tensor as tf.Tensor2D))));
+    const local =
+      w instanceof LinearWeight || (w instanceof EmbeddingWeight && w.packed)
+        ? w.apply(hidden)
+        : linearOp(hidden, (this.weightT ??= tf.keep(tf.transpose(w.tensor as tf.Tensor2D))));
     const tp = this.tp;
     const full = tp.worldSize === 1 ? local : await tp.gather(local, 0, -1);
     if (full !== local) local.dispose();

@@ -5,6 +5,7 @@
  * checkpoint names map onto fused parameters (vLLM's `stacked_params_mapping`).
  */
 import { CheckpointError } from '@weft/core';
+import { EmbeddingWeight } from './embedding-weight.js';
 import { LinearWeight } from './linear/linear-weight.js';
 import type { HostTensor, Parameter, ShardId, WeightHandle } from './parameter.js';
 import type { QuantizationConfig } from './quantization/quantization-config.js';
@@ -59,6 +60,7 @@ export function loadWeights(opts: LoadWeightsOptions): LoadWeightsResult {
       const why = opts.quantization.skipReason(w);
       if (why) unquantized.push(`${w.name} (${why})`);
     }
+    for (const p of byName.values()) if (p instanceof EmbeddingWeight) p.useDtype(opts.quantization.format.dtype);
   }
   const unused: string[] = [];
   // Resolve every name first so progress counts only what this rank loads.

@@ -76,7 +76,7 @@ export class GgmlLinearMethod implements LinearMethodBase {
 export const FP32_LINEAR = new UnquantizedLinearMethod('float32');
 
 /** A registered kernel on the packed bytes, or dequantize into tfjs's matmul. */
-function applyPacked(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
+export function applyPacked(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
   const w = weight.packed;
   if (!w) throw new Error(`${weight.name}: packed weight was never created (load it first)`);
   const [m, k] = x.shape;
