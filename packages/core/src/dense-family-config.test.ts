@@ -80,6 +80,7 @@ describe('dense family configs (transformers defaults and refusals)', () => {
     expect(error({ model_type: 'gemma2', hidden_activation: 'gelu' })).toMatch(/"hidden_activation" "gelu" is not supported \(only gelu_pytorch_tanh\)/);
     expect(error({ model_type: 'qwen2', layer_types: ['full_attention'] })).toMatch(/"layer_types" must list one of full_attention \/ sliding_attention for each of the 4 layers, got 1 entries/);
     expect(error({ model_type: 'qwen2', layer_types: ['full_attention', 'x', 'full_attention', 'full_attention'] })).toMatch(/"layer_types"/);
+    expect(error({ model_type: 'qwen2', hidden_act: 'relu' })).toMatch(/"hidden_act" "relu" is not supported \(silu, gelu_pytorch_tanh\)/);
     expect(error({ model_type: 'mistral', sliding_window: 0 })).toMatch(/"sliding_window" must be a positive integer or null, got 0/);
     expect(error({ model_type: 'phi3', rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } })).toMatch(/rope type "longrope" \(Phi-3.s long-context scaling, short_factor \/ long_factor\) is not supported/);
   });

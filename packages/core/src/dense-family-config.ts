@@ -112,6 +112,10 @@ export function parseLlamaFamily(f: ConfigFields, modelType: LlamaModelType): Ll
       break;
   }
   if (fields.slidingWindow === 0) throw new ConfigError(`${f.source}: "sliding_window" must be a positive integer or null, got 0`);
+  // The gated MLP computes these two (transformers' ACT2FN would take any): refuse the rest before a rank is built.
+  if (common.hiddenAct !== 'silu' && common.hiddenAct !== 'gelu_pytorch_tanh') {
+    throw new ConfigError(`${f.source}: "hidden_act" "${common.hiddenAct}" is not supported (silu, gelu_pytorch_tanh)`);
+  }
   return { family: 'llama', modelType, ...common, mlpBias, attentionBias: fields.qkvBias || fields.oBias, headDim, ...fields };
 }
 
