@@ -58,10 +58,7 @@ export function registerModel(a: ModelRegistration | string | readonly string[],
     throw new ConfigError(`registerModel: module ${specifier} is relative, and ranks resolve it from elsewhere: pass new URL('${specifier}', import.meta.url).href`);
   }
   const mod: ModelModule = { specifier: isAbsolute(specifier) ? pathToFileURL(specifier).href : specifier, exportName };
-  for (const arch of archs) {
-    registry.set(arch, mod);
-    imported.delete(arch);
-  }
+  for (const arch of archs) registry.set(arch, mod);
 }
 
 registerModel(llama);
@@ -94,6 +91,7 @@ export function resolveArchitecture(modelDir: string): string {
   return hit;
 }
 
+/** A registration of this thread, registered as an object (the built-in ones). */
 export function modelRegistration(architecture: string): ModelRegistration {
   const reg = registry.get(architecture);
   if (!reg) {
@@ -105,7 +103,6 @@ export function modelRegistration(architecture: string): ModelRegistration {
   if (!('createModel' in reg)) throw new ConfigError(`architecture ${architecture} is registered by module ${reg.specifier}: use loadModelRegistration`);
   return reg;
 }
-/** A registration of this thread, registered as an object (the built-in ones). */
 
 /** The module ranks must import for this architecture, or null when they know it already (built in). */
 export function modelModuleOf(architecture: string): ModelModule | null {
