@@ -4,7 +4,7 @@
  * user's entry module, report ready, wait for the go, run, report.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ConfigError, WeftError, initBackend } from '@weft/core';
+import { ConfigError, WeftError, initBackend, webgpuOptionsFromEnv } from '@weft/core';
 import { serializeError } from './codec.js';
 import type { RankContext, WorkerBoot, WorkerToMain } from './launcher.js';
 import { MessageQueue, MessageQueueClosedError } from './message-queue.js';
@@ -18,7 +18,8 @@ async function run(b: WorkerBoot): Promise<void> {
   const post = (m: WorkerToMain) => port!.postMessage(m);
   let phase: 'init' | 'entry' = 'init';
   try {
-    const backend = await initBackend({ prefer: b.backend, threadRanks: b.threadRanks });
+    // The rank's edge: its environment (a copy of the launcher's) is read here, once, and passed down.
+    const backend = await initBackend({ prefer: b.backend, threadRanks: b.threadRanks, webgpu: webgpuOptionsFromEnv(process.env) });
     const state = buildParallelState(b.rank, b.config, b.groups, b.tuning);
     const mod = (await import(b.entry)) as Record<string, unknown>;
     const fn = mod[b.exportName];

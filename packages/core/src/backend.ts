@@ -32,6 +32,35 @@ export interface InitBackendOptions {
    * tensorflow needs an addon built by `npm run setup:tensorflow` (see `tensorflowInstalled().threadSafe`).
    */
   threadRanks?: number;
+  /** webgpu switches, from the edge (`webgpuOptionsFromEnv(process.env)` in a rank's launcher): initBackend reads no WEFT_* variable itself. */
+  webgpu?: WebgpuOptions;
+}
+
+/** How the webgpu backend starts (each rank's launcher reads them once, from `WEFT_WEBGPU_*`). */
+export interface WebgpuOptions {
+  /** Force Dawn's backend (default: Vulkan, then OpenGL on Mesa). */
+  dawnBackend?: 'vulkan' | 'opengl';
+  /** Dispatches per submit (tfjs's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE; weft keeps tfjs's 15 by default). */
+  submitBatch?: number;
+  /** Keep the graphics loader libraries mapped with RTLD_NODELETE (default true; the exit-crash fix). */
+  pinLibraries?: boolean;
+}
+
+/** `WEFT_WEBGPU_BACKEND`, `WEFT_WEBGPU_SUBMIT_BATCH`, `WEFT_WEBGPU_PIN_LIBS=0`, checked: for the edge to read once and pass down. */
+export function webgpuOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): WebgpuOptions {
+  const o: WebgpuOptions = {};
+  const forced = env.WEFT_WEBGPU_BACKEND;
+  if (forced !== undefined) {
+    if (forced !== 'vulkan' && forced !== 'opengl') throw new ConfigError(`WEFT_WEBGPU_BACKEND must be 'vulkan' or 'opengl', got '${forced}'`);
+    o.dawnBackend = forced;
+  }
+  if (env.WEFT_WEBGPU_SUBMIT_BATCH !== undefined) {
+    const batch = Number(env.WEFT_WEBGPU_SUBMIT_BATCH);
+    if (!(Number.isInteger(batch) && batch > 0)) throw new ConfigError(`WEFT_WEBGPU_SUBMIT_BATCH must be a positive integer, got '${env.WEFT_WEBGPU_SUBMIT_BATCH}'`);
+    o.submitBatch = batch;
+  }
+  if (env.WEFT_WEBGPU_PIN_LIBS === '0') o.pinLibraries = false;
+  return o;
 }
 
 type Probe = (opts: InitBackendOptions) => Promise<string | null>; // null = available, string = why not
@@ -143,11 +172,11 @@ const probes: Record<BackendName, Probe> = {
     await import('@tensorflow/tfjs-backend-cpu');
     return null;
   },
-  async webgpu() {
+  async webgpu(opts) {
     const g = globalThis as { navigator?: { gpu?: GpuLike } };
     let why: string | null = null;
     if (!g.navigator?.gpu) {
-      why = await installDawn();
+      why = await installDawn(opts.webgpu ?? {});
       if (why !== null) return why;
     }
     try {
@@ -183,9 +212,9 @@ let dawnAdapter = '';
  * real GPU); when that finds no adapter, Dawn's OpenGL backend on Mesa's
  * software rasteriser (llvmpipe, EGL surfaceless) in WebGPU compatibility mode,
  * which is slow but runs every WGSL kernel on a CPU-only machine (tests, CI).
- * `WEFT_WEBGPU_BACKEND=vulkan|opengl` forces one.
+ * `webgpu.dawnBackend` (`WEFT_WEBGPU_BACKEND=vulkan|opengl` at the launcher) forces one.
  */
-async function installDawn(): Promise<string | null> {
+async function installDawn(opts: WebgpuOptions): Promise<string | null> {
   let webgpu: { create: (opts: string[]) => GpuLike; globals: Record<string, unknown> };
   try {
     webgpu = (await importOptional('webgpu')) as typeof webgpu;
@@ -194,11 +223,8 @@ async function installDawn(): Promise<string | null> {
   }
   Object.assign(globalThis, webgpu.globals);
   // Dawn unloads the graphics loader when a rank's instance ends; other threads then crash at exit. Keep it mapped.
-  pinGpuDriverLibraries();
-  const forced = process.env.WEFT_WEBGPU_BACKEND;
-  if (forced !== undefined && forced !== 'vulkan' && forced !== 'opengl') {
-    return `WEFT_WEBGPU_BACKEND must be 'vulkan' or 'opengl', got '${forced}'`;
-  }
+  if (opts.pinLibraries !== false) pinGpuDriverLibraries();
+  const forced = opts.dawnBackend;
   let gpu: GpuLike | null = null;
   if (forced !== 'opengl') {
     const vk = webgpu.create(['backend=vulkan']);
@@ -294,10 +320,10 @@ async function activate(name: BackendName, reason: string, opts: InitBackendOpti
     tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', WEBGPU_MATMUL_PACKED);
     // tfjs submits every 15 dispatches. On the H200 that beat 64 at batch-1 decode (51 vs 33 tok/s,
     // docs/benchmarks/gpu.md): an early submit lets the GPU start while the CPU records the rest.
-    // WEFT_WEBGPU_SUBMIT_BATCH overrides.
-    if (process.env.WEFT_WEBGPU_SUBMIT_BATCH !== undefined) {
-      const batch = Number(process.env.WEFT_WEBGPU_SUBMIT_BATCH);
-      if (!(Number.isInteger(batch) && batch > 0)) throw new ConfigError(`WEFT_WEBGPU_SUBMIT_BATCH must be a positive integer, got '${process.env.WEFT_WEBGPU_SUBMIT_BATCH}'`);
+    // webgpu.submitBatch (WEFT_WEBGPU_SUBMIT_BATCH at the launcher) overrides.
+    const batch = opts.webgpu?.submitBatch;
+    if (batch !== undefined) {
+      if (!(Number.isInteger(batch) && batch > 0)) throw new ConfigError(`webgpu.submitBatch must be a positive integer, got ${batch}`);
       tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
     }
   }

@@ -25,7 +25,7 @@ let pinned: string[] | null = null;
 export function pinGpuDriverLibraries(): string[] {
   if (pinned) return pinned;
   pinned = [];
-  if (process.platform !== 'linux' || process.env.WEFT_WEBGPU_PIN_LIBS === '0') return pinned;
+  if (process.platform !== 'linux') return pinned;
   for (const lib of ['libEGL.so.1', 'libvulkan.so.1', ...icdLibraries()]) {
     try {
       process.dlopen({ exports: {} }, lib, RTLD_NOW | RTLD_NODELETE);
