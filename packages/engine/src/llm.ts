@@ -108,6 +108,9 @@ export class LLM {
     if (!existsSync(join(modelDir, 'config.json'))) throw new ConfigError(`${modelDir}: no config.json (not a Hugging Face model directory)`);
     const config = loadCheckedModelConfig(modelDir);
     const architecture = resolveArchitecture(modelDir);
+    // A model registered by module: import it here first, so a bad module fails before any rank starts.
+    const modelModule = modelModuleOf(architecture);
+    await loadModelRegistration(architecture, modelModule);
     const parallel = resolveParallelConfig({ tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel });
     // Heads that neither divide nor replicate fail here, naming the numbers, not on every rank.
     if (config.family === 'llama' || config.family === 'gemma2') checkDenseFamilyLayout(config, parallel.tp, parallel.pp);
@@ -116,9 +119,6 @@ export class LLM {
     // Worker threads all live on this host; ranks started by a custom launcher may not: check only what a rank needs.
     checkWeightsFit(modelDir, { tp: parallel.tp, pp: parallel.pp, dp: parallel.dp, backend: opts.backend, localRanks: opts.spawn ? 1 : undefined, format: weightFormat });
     const maxModelLen = opts.maxModelLen ?? config.maxPositionEmbeddings;
-    // A model registered by module: import it here first, so a bad module fails before any rank starts.
-    const modelModule = modelModuleOf(architecture);
-    await loadModelRegistration(architecture, modelModule);
     if (!Number.isInteger(maxModelLen) || maxModelLen < 2 || maxModelLen > config.maxPositionEmbeddings) {
       throw new ConfigError(`maxModelLen ${maxModelLen} must be an integer in [2, ${config.maxPositionEmbeddings}] (the config's max_position_embeddings)`);
     }
@@ -133,12 +133,12 @@ export class LLM {
     const args: RankArgs = {
       modelDir,
       architecture,
+      modelModule,
       blockSize,
       trace: opts.trace ?? false,
       moeDispatch: opts.moeDispatch,
       mlaKvCache: opts.mlaKvCache,
       webgpuStep: opts.webgpuStep ?? true,
-      modelModule,
       weightFormat,
       cpuKernels: opts.cpuKernels ?? true,
       maxNumBatchedTokens,
