@@ -49,6 +49,8 @@ const FAMILIES: Family[] = [
     rendered: (b, u) => `${b}<start_of_turn>user\n${u}<end_of_turn>\n<start_of_turn>model\n`,
   },
   { ...QWEN_CHATML, fixture: 'qwen3-tiny' },
+  // The MoE families (families-moe): Qwen3-MoE speaks ChatML, Mixtral Mistral's [INST].
+  { ...QWEN_CHATML, fixture: 'qwen3-moe-tiny' },
   {
     fixture: 'phi3-tiny',
     specials: ['<unk>', '<s>', '</s>', '<|user|>', '<|assistant|>', '<|end|>', '<|endoftext|>'],
@@ -65,6 +67,7 @@ const FAMILIES: Family[] = [
     rendered: (b, u) => `${b}[INST] ${u} [/INST]`,
   },
 ];
+FAMILIES.push({ ...FAMILIES.find((f) => f.fixture === 'mistral-swa-tiny')!, fixture: 'mixtral-tiny' });
 
 /** GPT-2's byte → printable character map, as byte-level BPE vocabularies key their tokens. */
 function bytesToUnicode(): string[] {
@@ -126,7 +129,7 @@ const USER = 'Hello, how are you?';
 const chat = { messages: [{ role: 'user', content: USER }], max_tokens: 6, temperature: 0 };
 
 // CI: the three template styles (ChatML with two EOS ids, Gemma's turns with two, Phi-3's); all five with WEFT_FULL_MATRIX=1.
-const RUN = process.env['WEFT_FULL_MATRIX'] === '1' ? FAMILIES : FAMILIES.filter((f) => ['qwen2-tiny', 'gemma2-tiny', 'phi3-tiny'].includes(f.fixture));
+const RUN = process.env['WEFT_FULL_MATRIX'] === '1' ? FAMILIES : FAMILIES.filter((f) => ['qwen2-tiny', 'gemma2-tiny', 'phi3-tiny', 'qwen3-moe-tiny'].includes(f.fixture));
 
 describe.each(RUN)('$fixture with its chat template and EOS ids', (f) => {
   it('renders the family prompt and stops on any id generation_config.json lists', async () => {
