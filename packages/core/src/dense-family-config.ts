@@ -56,6 +56,11 @@ export interface Gemma2Config extends CommonModelConfig, DenseAttentionFields {
   queryPreAttnScalar: number;
 }
 
+/** Llama's attention: global, scaled by head_dim^-0.5, no soft-cap, no q/k norm, `bias` on q/k/v and o. */
+export function globalAttentionFields(headDim: number, bias: boolean): DenseAttentionFields {
+  return { qkvBias: bias, oBias: bias, qkNorm: false, slidingWindow: null, slidingLayers: { kind: 'all' }, attentionScale: headDim ** -0.5, attnLogitSoftcapping: null };
+}
+
 /** The window layer `layer` attends through, null for global attention. */
 export function layerSlidingWindow(c: DenseAttentionFields, layer: number): number | null {
   if (c.slidingWindow === null) return null;
@@ -79,15 +84,7 @@ export function parseLlamaFamily(f: ConfigFields, modelType: LlamaModelType): Ll
   const common = parseCommon(f, { maxPositionEmbeddings: DEFAULT_MAX_POSITIONS[modelType] });
   const headDim = headDimOf(f, common);
   const attentionBias = f.bool('attention_bias', false);
-  const fields: DenseAttentionFields = {
-    qkvBias: attentionBias,
-    oBias: attentionBias,
-    qkNorm: false,
-    slidingWindow: null,
-    slidingLayers: { kind: 'all' },
-    attentionScale: headDim ** -0.5,
-    attnLogitSoftcapping: null,
-  };
+  const fields = globalAttentionFields(headDim, attentionBias);
   let mlpBias = common.mlpBias;
   switch (modelType) {
     case 'llama':
