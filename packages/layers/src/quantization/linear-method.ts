@@ -81,7 +81,9 @@ export function applyPacked(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.
   if (!w) throw new Error(`${weight.name}: packed weight was never created (load it first)`);
   const [m, k] = x.shape;
   if (k !== w.k) throw new Error(`${weight.name}: input [${m}, ${k}], weight takes ${w.k} features`);
-  const y = m > 0 ? runKernel(w, x) : null;
+  // No rows (a DP dummy batch, an idle EP rank): nothing to dequantize.
+  if (m === 0) return tf.zeros([0, w.n]) as tf.Tensor2D;
+  const y = runKernel(w, x);
   if (y) {
     if (!bias) return y;
     const out = tf.add(y, bias) as tf.Tensor2D;
