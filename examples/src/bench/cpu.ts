@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
 import { measureNativeBandwidth } from './native-bandwidth.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { median } from './stats.js';
 
 export const CPU_SHAPES: Record<string, LlamaShape> = {
   small: { name: 'small', hidden: 1024, layers: 8, heads: 16, kvHeads: 4, intermediate: 2816, vocab: 32000 },
@@ -306,11 +307,6 @@ function runChild(job: ChildJob, verbose: boolean, extraEnv: NodeJS.ProcessEnv =
   });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const stats = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const range = (s: { median: number; min: number; max: number }) => `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;

@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@weft/core';
 import { measureNativeBandwidth } from './native-bandwidth.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { median as med } from './stats.js';
 
 // The shapes of bench:cpu (cpu.ts runs its bench when imported, so they are repeated here).
 const SHAPES: Record<string, LlamaShape> = {
@@ -247,7 +248,6 @@ function analyse(): void {
       const key = cls === 'matmul (weights)' ? `${e[1]} ${JSON.stringify(e[4])}` : cls === 'matmul (attention)' ? `${e[1]} attention${(e[4] as unknown[])[2] ? ' q·kᵀ' : ' p·v'}` : e[1];
       (durations.get(key) ?? durations.set(key, []).get(key)!).push(e[3]);
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
     const f = sum(full!);
     const p1 = sum(prefill!);
     const p2 = sum(prefill2!);
