@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkDenseFamilyLayout, checkMoeFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
+import type { CpuKernelsOptions } from '@weft/layers';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
 import { EngineDeadError, RequestError } from './errors.js';
@@ -38,8 +39,9 @@ export interface LLMOptions extends KVSizingOptions {
   /**
    * Packed weights (bf16, int8, int4) on the tensorflow and wasm backends run @weft/cpu-kernels (default true):
    * Q8_0/Q4_0 quantize activations to Q8_0 blocks as llama.cpp does. false: dequantize per op into tfjs's matmul.
+   * Options pick the path and threads per call (`{ isa: 'avx2', threads: 2 }`; default: the best path, 1 thread).
    */
-  cpuKernels?: boolean;
+  cpuKernels?: boolean | CpuKernelsOptions;
   /**
    * webgpu backend: run Llama models at tp 1, pp 1 on weft's own WebGPU step (weights, paged KV and
    * activations in GPU buffers it owns, one submit per step) instead of tfjs. Default true where the

@@ -14,6 +14,7 @@ import {
   PagedKVCache,
   QuantizationConfig,
   useCpuQuantKernels,
+  type CpuKernelsOptions,
   scoped,
   traced,
   Tracer,
@@ -45,7 +46,7 @@ export interface RankArgs {
   /** How the rank holds linear weights (LLMOptions dtype / quantization, validated on the driver); absent: fp32. */
   weightFormat?: WeightFormat;
   /** Packed weights on the tensorflow / wasm backends run @weft/cpu-kernels (a8 for Q8_0/Q4_0); false: dequantize per op. */
-  cpuKernels?: boolean;
+  cpuKernels?: boolean | CpuKernelsOptions;
   /** The engine's limits (the WebGPU step sizes its buffers by them). */
   maxNumBatchedTokens?: number;
   maxNumSeqs?: number;

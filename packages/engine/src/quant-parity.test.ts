@@ -68,6 +68,7 @@ const SUITES: Suite[] = [
   { fixture: 'deepseek-v3-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: MOE, skipped: [], bound: FIXTURE_BOUND, ci: ['tp2 ep'] },
   { fixture: 'llama-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND, ci: ['tp2'] },
   { fixture: 'llama-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND, ci: ['tp1'] },
+  { fixture: 'llama-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4', cpuKernels: { threads: 2 } }, layouts: A8, skipped: LLAMA_SKIPPED, bound: A8_BOUND, ci: ['tp1'] },
   { fixture: 'llama-bf16', file: 'expected.json', opts: { dtype: 'bfloat16' }, layouts: A8, skipped: [], bound: FIXTURE_BOUND, ci: ['tp2'] },
   { fixture: 'qwen3-moe-tiny', file: 'expected-q8_0.json', opts: { quantization: 'int8', ...exact }, layouts: [MOE[0]!, MOE[2]!, MOE[3]!], skipped: [], bound: FIXTURE_BOUND, ci: ['tp2 ep'] },
   { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0.json', opts: { quantization: 'int4', ...exact }, layouts: [MOE[1]!, MOE[4]!], skipped: [], bound: FIXTURE_BOUND, ci: ['pp2'] },
