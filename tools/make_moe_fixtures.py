@@ -5,7 +5,7 @@ eager attention and experts, no KV cache.)
 Shapes the dev fixtures do not cover: expert counts that EP 2 and EP 4 do not divide (and fewer experts
 than EP ranks), one KV head that tp 2 must replicate, head_dim apart from hidden/heads, dense layers among
 sparse ones (mlp_only_layers), norm_topk_prob false, attention biases, a tied head, a sliding window
-shorter than the prompt.
+shorter than the prompt (Mixtral, and Qwen3-MoE's use_sliding_window).
 
 usage: /work/venv/bin/python tools/make_moe_fixtures.py OUTDIR [name ...]
 """
@@ -76,6 +76,11 @@ make("qwen3-moe-5e-dense", "Qwen3MoeConfig", "Qwen3MoeForCausalLM", 41, hidden_s
      num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=1, head_dim=24, num_experts=5,
      num_experts_per_tok=3, moe_intermediate_size=48, norm_topk_prob=False, decoder_sparse_step=1,
      mlp_only_layers=[2], attention_bias=True, tie_word_embeddings=True, **small)
+# Qwen3-MoE with use_sliding_window: transformers 5.18 slides every layer (window 6 < the 19-token prompt).
+make("qwen3-moe-swa", "Qwen3MoeConfig", "Qwen3MoeForCausalLM", 44, hidden_size=64, intermediate_size=96,
+     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=4,
+     num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True, use_sliding_window=True,
+     sliding_window=6, tie_word_embeddings=False, **small)
 # 3 experts (EP 2: 2 + 1; EP 4: one rank holds none), top-2.
 make("mixtral-3e", "MixtralConfig", "MixtralForCausalLM", 42, hidden_size=64, intermediate_size=96,
      num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, num_local_experts=3,

@@ -13,7 +13,8 @@
  * 2 + 1 + 1 + 1; one KV head that tp 2 replicates, head_dim ≠ hidden/heads,
  * a dense layer among the sparse ones, top-3 without renormalisation, q/k/v/o
  * biases, tied head), mixtral-swa-tiny (Mistral's window of 8 on every
- * layer, shorter than the 19-token prompt).
+ * layer, shorter than the 19-token prompt), qwen3-moe-swa (use_sliding_window:
+ * window 6 on every layer, as transformers 5.18 does for Qwen3-MoE).
  *
  * CI runs each layout on at least one fixture of each family (one engine
  * start per row); WEFT_FULL_MATRIX=1 (`npm run test:full -w @weft/engine`) runs every layout
@@ -49,6 +50,7 @@ const CI: Record<string, Layout[]> = {
   'qwen3-moe-tiny': [L.tp1, L.ep2a2a],
   'qwen3-moe-5e-dense': [L.tp2pp2, L.ep4a2a],
   'mixtral-swa-tiny': [L.tp1, L.ep4ag],
+  'qwen3-moe-swa': [L.tp2pp2],
 };
 const RUNS = Object.entries(CI).map(([fixture, layouts]) => ({ fixture, layouts: FULL ? Object.values(L) : layouts }));
 
