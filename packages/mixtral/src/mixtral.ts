@@ -29,8 +29,8 @@ export class MixtralForCausalLM extends DecoderOnlyLM {
     super(
       config,
       state,
-      (_i, prefix) => ({
-        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, tp),
+      (i, prefix) => ({
+        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, tp, i),
         mlp: new FusedMoE({
           prefix: `${prefix}.block_sparse_moe`,
           hiddenSize: config.hiddenSize,

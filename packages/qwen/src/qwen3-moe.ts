@@ -25,7 +25,7 @@ export class Qwen3MoeForCausalLM extends DecoderOnlyLM {
       config,
       state,
       (i, prefix) => ({
-        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, tp),
+        selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, tp, i),
         mlp: isQwen3MoeSparseLayer(config, i)
           ? new FusedMoE({
               prefix: `${prefix}.mlp`,
