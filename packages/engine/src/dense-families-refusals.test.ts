@@ -55,3 +55,19 @@ describe('LLM.load refuses before any rank starts', () => {
     expect(await refusal(withConfig('qwen2-tiny', { vocab_size: 2e7 }), {})).toMatch(/"vocab_size"=20000000 .*model\.embed_tokens\.weight/);
   });
 });
+
+describe('max_position_embeddings has no tensor to check against', () => {
+  it('with maxModelLen the rotary tables stop there (2e7 positions: 66 s and 2.7 GB peak before, on qwen2-tiny)', async () => {
+    const dir = withConfig('qwen2-tiny', { max_position_embeddings: 2e7 });
+    const before = process.memoryUsage().rss;
+    const llm = await LLM.load(dir, { backend: 'wasm', maxModelLen: 256 });
+    try {
+      // One rank's table for 2e7 positions alone would be 2e7 × 8 × 2 floats = 1.28 GB.
+      expect(process.memoryUsage().rss - before).toBeLessThan(600 * 1024 ** 2);
+      expect(llm.maxModelLen).toBe(256);
+      expect((await llm.logits([1, 2, 3])).length).toBe(3);
+    } finally {
+      await llm.close();
+    }
+  });
+});

@@ -11,6 +11,6 @@ export function main(ctx: RankContext): Promise<void> {
   // The rank's edge: its environment (a copy of the launcher's) is read here, once, not per kernel dispatch.
   configureWebgpuKernels(webgpuKernelSettingsFromEnv(process.env));
   return runRank(ctx, async (dir, state, args: RankArgs) =>
-    (await loadModelRegistration(args.architecture, args.modelModule ?? null)).createModel(dir, state, { moeDispatch: args.moeDispatch, mlaKvCache: args.mlaKvCache }),
+    (await loadModelRegistration(args.architecture, args.modelModule ?? null)).createModel(dir, state, { moeDispatch: args.moeDispatch, mlaKvCache: args.mlaKvCache, maxModelLen: args.maxModelLen }),
   );
 }

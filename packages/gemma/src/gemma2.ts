@@ -20,7 +20,7 @@ import {
   type Parameter,
   type TokenMixer,
 } from '@weft/layers';
-import { LLAMA_STACKED_PARAMS, llamaLayer } from '@weft/llama';
+import { LLAMA_STACKED_PARAMS, llamaLayer, type LlamaRankOptions } from '@weft/llama';
 
 /** Gemma's RMSNorm multiplies by 1 + w. */
 const GEMMA_NORM_OFFSET = 1;
@@ -87,11 +87,11 @@ export class Gemma2DecoderLayer implements DecoderLayer {
 }
 
 export class Gemma2ForCausalLM extends DecoderOnlyLM {
-  constructor(config: Gemma2Config, state: ParallelState) {
+  constructor(config: Gemma2Config, state: ParallelState, opts: LlamaRankOptions = {}) {
     super(
       config,
       state,
-      (i, prefix) => llamaLayer(config, state, i, prefix),
+      (i, prefix) => llamaLayer(config, state, i, prefix, opts),
       LLAMA_STACKED_PARAMS,
       {
         makeDecoderLayer: (prefix, attn, mlp) => new Gemma2DecoderLayer(prefix, config.hiddenSize, config.rmsNormEps, attn, mlp),

@@ -36,8 +36,11 @@ export class LlamaAttention implements TokenMixer {
   readonly qNorm: RMSNorm | null;
   readonly kNorm: RMSNorm | null;
 
-  /** `layer`: the decoder layer's index, for configs whose window differs by layer. */
-  constructor(prefix: string, config: LlamaAttentionConfig, tp: GroupCoordinator, layer?: number) {
+  /**
+   * `layer`: the decoder layer's index, for configs whose window differs by layer. `maxModelLen`: the
+   * engine's limit, when smaller than max_position_embeddings the rotary table stops there.
+   */
+  constructor(prefix: string, config: LlamaAttentionConfig, tp: GroupCoordinator, layer?: number, maxModelLen?: number) {
     const D = config.headDim;
     this.qkvProj = new QKVParallelLinear({
       prefix: `${prefix}.qkv_proj`,
@@ -61,7 +64,7 @@ export class LlamaAttention implements TokenMixer {
     this.rope = getRope({
       headSize: D,
       rotaryDim: Math.floor(D * partial),
-      maxPosition: config.maxPositionEmbeddings,
+      maxPosition: ropeTableLength(config, maxModelLen),
       base: config.rope.theta,
       isNeoxStyle: true,
       scaling: config.rope,
@@ -126,4 +129,15 @@ export class LlamaAttention implements TokenMixer {
     const D = x.shape[1] / heads;
     return tf.reshape(norm.forward(tf.reshape(x, [T * heads, D]) as tf.Tensor2D), [T, heads * D]) as tf.Tensor2D;
   }
+}
+
+/**
+ * Positions the rotary cos/sin table covers: max_position_embeddings, or the
+ * engine's maxModelLen when smaller — positions past it never run, and a
+ * table of 2e7 positions is gigabytes per rank. Dynamic NTK keeps the config's
+ * (its frequencies are computed against it).
+ */
+export function ropeTableLength(config: Pick<LlamaAttentionConfig, 'maxPositionEmbeddings' | 'rope'>, maxModelLen?: number): number {
+  if (maxModelLen === undefined || config.rope.type === 'dynamic') return config.maxPositionEmbeddings;
+  return Math.min(config.maxPositionEmbeddings, maxModelLen);
 }

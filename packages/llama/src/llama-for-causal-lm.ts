@@ -17,10 +17,22 @@ export const LLAMA_STACKED_PARAMS: StackedParamMapping[] = [
   { param: '.gate_up_proj', checkpoint: '.up_proj', shardId: 1 },
 ];
 
+/** What the engine tells a rank beyond the config (RankArgs). */
+export interface LlamaRankOptions {
+  /** The engine's maxModelLen: the rotary table need not reach past it. */
+  maxModelLen?: number;
+}
+
+/** The rank options the engine passes to `createModel`, checked (they cross a thread boundary untyped). */
+export function llamaRankOptions(opts: Record<string, unknown>): LlamaRankOptions {
+  const m = opts['maxModelLen'];
+  return typeof m === 'number' && Number.isInteger(m) && m > 0 ? { maxModelLen: m } : {};
+}
+
 /** Layer `i`'s attention and gated MLP, as every Llama-like family builds them (Gemma 2 wraps them in its own norms). */
-export function llamaLayer(config: LlamaAttentionConfig, state: ParallelState, i: number, prefix: string): { selfAttn: LlamaAttention; mlp: GatedMLP } {
+export function llamaLayer(config: LlamaAttentionConfig, state: ParallelState, i: number, prefix: string, opts: LlamaRankOptions = {}): { selfAttn: LlamaAttention; mlp: GatedMLP } {
   return {
-    selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, state.tp, i),
+    selfAttn: new LlamaAttention(`${prefix}.self_attn`, config, state.tp, i, opts.maxModelLen),
     mlp: new GatedMLP({
       prefix: `${prefix}.mlp`,
       hiddenSize: config.hiddenSize,
@@ -39,11 +51,11 @@ export function llamaLayer(config: LlamaAttentionConfig, state: ParallelState, i
  * checkpoint's tensors map onto the fused qkv and gate|up parameters.
  */
 export class LlamaForCausalLM extends DecoderOnlyLM {
-  constructor(config: LlamaConfig, state: ParallelState, stacked: StackedParamMapping[] = LLAMA_STACKED_PARAMS) {
+  constructor(config: LlamaConfig, state: ParallelState, stacked: StackedParamMapping[] = LLAMA_STACKED_PARAMS, opts: LlamaRankOptions = {}) {
     super(
       config,
       state,
-      (i, prefix) => llamaLayer(config, state, i, prefix),
+      (i, prefix) => llamaLayer(config, state, i, prefix, opts),
       stacked,
     );
   }

@@ -5,13 +5,13 @@
  */
 import type { ParallelState } from '@weft/comm';
 import { loadModelConfig } from '@weft/core';
-import { LlamaForCausalLM } from './llama-for-causal-lm.js';
+import { LLAMA_STACKED_PARAMS, LlamaForCausalLM, llamaRankOptions } from './llama-for-causal-lm.js';
 
 export const registration = {
   architectures: ['LlamaForCausalLM', 'MistralForCausalLM'],
-  createModel(modelDir: string, state: ParallelState): LlamaForCausalLM {
+  createModel(modelDir: string, state: ParallelState, opts: Record<string, unknown> = {}): LlamaForCausalLM {
     const config = loadModelConfig(modelDir);
     if (config.family !== 'llama') throw new Error(`${modelDir} holds a ${config.family} model, not Llama`);
-    return new LlamaForCausalLM(config, state);
+    return new LlamaForCausalLM(config, state, LLAMA_STACKED_PARAMS, llamaRankOptions(opts));
   },
 };

@@ -9,14 +9,14 @@
 import type { ParallelState } from '@weft/comm';
 import { ConfigError, type LlamaConfig } from '@weft/core';
 import type { StackedParamMapping } from '@weft/layers';
-import { LlamaForCausalLM } from '@weft/llama';
+import { LlamaForCausalLM, type LlamaRankOptions } from '@weft/llama';
 
 /** Nothing to stack: the checkpoint's names are the fused parameters' own. */
 export const PHI3_STACKED_PARAMS: StackedParamMapping[] = [];
 
 export class Phi3ForCausalLM extends LlamaForCausalLM {
-  constructor(config: LlamaConfig, state: ParallelState) {
+  constructor(config: LlamaConfig, state: ParallelState, opts: LlamaRankOptions = {}) {
     if (config.modelType !== 'phi3') throw new ConfigError(`Phi3ForCausalLM needs a phi3 config, got model_type ${config.modelType}`);
-    super(config, state, PHI3_STACKED_PARAMS);
+    super(config, state, PHI3_STACKED_PARAMS, opts);
   }
 }

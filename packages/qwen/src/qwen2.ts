@@ -6,11 +6,11 @@
  */
 import type { ParallelState } from '@weft/comm';
 import { ConfigError, type LlamaConfig } from '@weft/core';
-import { LlamaForCausalLM } from '@weft/llama';
+import { LLAMA_STACKED_PARAMS, LlamaForCausalLM, type LlamaRankOptions } from '@weft/llama';
 
 export class Qwen2ForCausalLM extends LlamaForCausalLM {
-  constructor(config: LlamaConfig, state: ParallelState) {
+  constructor(config: LlamaConfig, state: ParallelState, opts: LlamaRankOptions = {}) {
     if (config.modelType !== 'qwen2') throw new ConfigError(`Qwen2ForCausalLM needs a qwen2 config, got model_type ${config.modelType}`);
-    super(config, state);
+    super(config, state, LLAMA_STACKED_PARAMS, opts);
   }
 }
