@@ -82,9 +82,10 @@ function readers(c: Config): number {
 function decodeBytes(s: LlamaShape, c: Config, r: RunResult | undefined, ggufBytes: number): number {
   const embed = s.vocab * s.hidden;
   if (c.engine === 'llama.cpp') return ggufBytes - embed * (c.format === 'f32' ? 4 : 2);
-  // weft holds the embedding as fp32 (weightBytesPerRank counts it on the first rank)
+  // weightBytesPerRank counts the embedding on the first rank: fp32, or bf16 with dtype 'bfloat16' (every other format here)
   const total = r?.weightBytesPerRank?.reduce((a, b) => a + b, 0);
-  return total ? total - embed * 4 : (paramCount(s) - embed) * 4;
+  const embedBytes = embed * (c.format === 'f32' ? 4 : 2);
+  return total ? total - embedBytes : (paramCount(s) - embed) * 4;
 }
 
 const CHECK_PROMPT = 16;
