@@ -88,7 +88,8 @@ async function selfLaunch(opts: SpawnOptions, listenPorts: LaunchEnv['listenPort
   const ws = config.worldSize;
   const port = await freePort();
   const token = randomBytes(24).toString('hex');
-  const common = { WORLD_SIZE: String(ws), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), WEFT_JOB_TOKEN: token, WEFT_TRANSPORT: 'tcp' };
+  // LOCAL_WORLD_SIZE: every rank is on this host; TensorFlow splits its cores between them (as with threads).
+  const common = { WORLD_SIZE: String(ws), LOCAL_WORLD_SIZE: String(ws), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), WEFT_JOB_TOKEN: token, WEFT_TRANSPORT: 'tcp' };
   const sup = new Supervisor({
     command: process.execPath,
     args: [...process.execArgv, ...process.argv.slice(1)],
@@ -98,7 +99,7 @@ async function selfLaunch(opts: SpawnOptions, listenPorts: LaunchEnv['listenPort
   const died = sup.firstFailure.then((x) => new RankFailedError(x.rank, rankCoords(x.rank, config), 'exit', describeExit(x).replace(/^rank \d+ /, '')) as Error);
   let pool: RankPoolLike;
   try {
-    pool = await joinJob(opts, { style: 'torchrun', rank: 0, worldSize: ws, localRank: 0, masterAddr: '127.0.0.1', masterPort: port, token, listenPorts }, { abortOn: died });
+    pool = await joinJob(opts, { style: 'torchrun', rank: 0, worldSize: ws, localRank: 0, localWorldSize: ws, masterAddr: '127.0.0.1', masterPort: port, token, listenPorts }, { abortOn: died });
   } catch (e) {
     await sup.stop();
     throw e;
