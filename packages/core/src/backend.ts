@@ -280,7 +280,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     }
     const why = await probes[opts.prefer](opts);
     if (why !== null) {
-      const available = await availableBackends();
+      const available = await availableBackends({ threadRanks: opts.threadRanks });
       throw new ConfigError(
         `backend '${opts.prefer}' is not available (${why}); available here: ${available.join(', ') || 'none'}`,
       );
@@ -299,10 +299,10 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   throw new ConfigError(`no tfjs backend could be loaded: ${skipped.join('; ')}`);
 }
 
-/** Names of the backends that would load here (webgpu is probed too). */
-export async function availableBackends(): Promise<BackendName[]> {
+/** Names of the backends that would load here (webgpu is probed too), for a rank sharing its process with `threadRanks` − 1 others. */
+export async function availableBackends(opts: Pick<InitBackendOptions, 'threadRanks'> = {}): Promise<BackendName[]> {
   const out: BackendName[] = [];
-  for (const name of BACKEND_NAMES) if ((await probes[name]({}).catch(() => 'error')) === null) out.push(name);
+  for (const name of BACKEND_NAMES) if ((await probes[name](opts).catch(() => 'error')) === null) out.push(name);
   return out;
 }
 
