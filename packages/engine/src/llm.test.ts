@@ -131,7 +131,9 @@ describe('model directory', () => {
     expect(resolveArchitecture(dir)).toBe('LlamaForCausalLM');
     const d = mkdtempSync(join(tmpdir(), 'weft-arch-'));
     writeFileSync(join(d, 'config.json'), JSON.stringify({ architectures: ['GPT2LMHeadModel'] }));
-    expect(() => resolveArchitecture(d)).toThrow(/GPT2LMHeadModel.*supported: DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, LlamaForCausalLM, MistralForCausalLM/);
+    expect(() => resolveArchitecture(d)).toThrow(
+      /GPT2LMHeadModel.*supported: DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, Gemma2ForCausalLM, LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM/,
+    );
   });
 
   it('EOS ids come from config.json, generation_config.json and the tokenizer', () => {
