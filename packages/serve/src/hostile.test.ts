@@ -206,6 +206,20 @@ describe('prompts and templates that would stall the event loop', () => {
     expect((await post(url, '/v1/completions', { prompt: 'def f', max_tokens: 2 })).status).toBe(200);
   }, 60_000);
 
+  it('chat templates that exhaust the heap fail their requests alone, again and again; the server process lives on', async () => {
+    // With the template in a worker thread, V8's out-of-memory handling sometimes reached its fatal path
+    // and took the whole server down (seen in the suite); in its own process only the template's process dies.
+    const { url } = await serve({ chatTemplate: '{% for i in range(100000000) %}{% endfor %}{{ range(100000000) | length }}', templateTimeoutMs: 30_000 });
+    for (let i = 0; i < 4; i++) {
+      const r = await post(url, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.error!.param).toBe('messages');
+      expect(r.json.error!.message).toMatch(/the chat template needed more than 512 MiB/);
+    }
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect((await post(url, '/v1/completions', { prompt: 'def f', max_tokens: 2 })).status).toBe(200);
+  }, 120_000);
+
   it('300 000 stop strings: a 400 naming stop, not a stack overflow', async () => {
     const { url } = await serve({ bodyLimit: 16 << 20 });
     const r = await post(url, '/v1/completions', { prompt: 'def f', max_tokens: 2, stop: Array.from({ length: 300_000 }, (_, i) => `s${i}`) });

@@ -2,27 +2,35 @@
  * Prompt text work that must not stall the event loop the streams run on:
  * chat templates (Jinja written by whoever made the model, or given with
  * --chat-template: `range(100000000)` in one froze /health and crashed the
- * server) and tokenizing long prompts. Each job runs in a worker thread
- * under a time limit and a heap limit; a job past either fails with a 400
- * naming the limit, the worker is replaced, and the server keeps serving.
- * The worker is plain JavaScript (no build step, no TypeScript loader): it
+ * server) and tokenizing long prompts. Each job runs in a child process under
+ * a time limit and a heap limit; a job past either fails with a 400 naming the
+ * limit, the child is replaced, and the server keeps serving.
+ *
+ * A child process, not a worker thread: a worker's `resourceLimits` stop a
+ * heap that grows step by step, but one large allocation past the limit
+ * (`range(100000000)` growing its array, `indent(500000000)`) is a fatal V8
+ * OOM that takes the whole process down with it. A child dies alone.
+ * The child is plain JavaScript (no build step, no TypeScript loader): it
  * loads the same libraries the main thread uses, from their resolved paths.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import type { TokenizerSpec } from '@weft/core';
 import { ApiError } from './errors.js';
 
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { Template } = require(workerData.jinja);
+let Template = null;
 let tokenizer = null;
-if (workerData.tokenizer) {
-  const m = require(workerData.tokenizer.module);
-  tokenizer = new (m.Tokenizer || m.default.Tokenizer)(workerData.tokenizer.json, workerData.tokenizer.options);
-}
 const templates = new Map();
-parentPort.on('message', (job) => {
+process.on('message', (job) => {
+  if (job.op === 'init') {
+    Template = require(job.jinja).Template;
+    if (job.tokenizer) {
+      const m = require(job.tokenizer.module);
+      tokenizer = new (m.Tokenizer || m.default.Tokenizer)(job.tokenizer.json, job.tokenizer.options);
+    }
+    return;
+  }
   try {
     let result;
     if (job.op === 'render') {
@@ -33,9 +41,9 @@ parentPort.on('message', (job) => {
     } else {
       result = tokenizer.encode(job.text, { add_special_tokens: job.addSpecialTokens }).ids;
     }
-    parentPort.postMessage({ ok: true, result });
+    process.send({ ok: true, result });
   } catch (e) {
-    parentPort.postMessage({ ok: false, message: String((e && e.message) || e) });
+    process.send({ ok: false, message: String((e && e.message) || e) });
   }
 });
 `;
@@ -43,9 +51,9 @@ parentPort.on('message', (job) => {
 export interface PromptWorkerOptions {
   /** What one job may take (default 10 s). */
   timeoutMs: number;
-  /** The worker's heap (default 512 MiB). */
+  /** The child's V8 heap (default 512 MiB). */
   maxHeapMb: number;
-  /** Build this tokenizer in the worker (for `encode`). */
+  /** Build this tokenizer in the child (for `encode`). */
   tokenizer?: TokenizerSpec;
   /** What the job is, for messages: 'the chat template' or 'tokenizing the prompt'. */
   what: string;
@@ -59,9 +67,9 @@ interface Job {
   reject(e: Error): void;
 }
 
-/** One worker thread running one job at a time; a job over its limits kills it, the next job gets a fresh one. */
+/** One child process running one job at a time; a job over its limits kills it, the next job gets a fresh one. */
 export class PromptWorker {
-  private worker: Worker | null = null;
+  private worker: ChildProcess | null = null;
   private current: (Job & { timer: NodeJS.Timeout }) | null = null;
   private readonly queue: Job[] = [];
   private closed = false;
@@ -81,7 +89,7 @@ export class PromptWorker {
     for (const j of this.queue.splice(0)) j.reject(new ApiError(503, 'the server is shutting down'));
     const w = this.worker;
     this.worker = null;
-    if (w) await w.terminate();
+    if (w) stop(w);
   }
 
   private run(message: Record<string, unknown>): Promise<unknown> {
@@ -92,15 +100,14 @@ export class PromptWorker {
     });
   }
 
-  private spawn(): Worker {
-    const w = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { jinja: createRequire(import.meta.url).resolve('@huggingface/jinja'), tokenizer: this.opts.tokenizer },
-      resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb },
-      name: 'weft prompt worker',
+  private spawn(): ChildProcess {
+    const w = spawn(process.execPath, [`--max-old-space-size=${this.opts.maxHeapMb}`, '-e', WORKER_SOURCE], {
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      serialization: 'advanced',
     });
-    // Idle workers must not hold the process open.
-    w.unref();
+    w.send({ op: 'init', jinja: createRequire(import.meta.url).resolve('@huggingface/jinja'), tokenizer: this.opts.tokenizer });
+    // Idle children must not hold the process open.
+    unref(w);
     w.on('message', (m: { ok: boolean; result?: unknown; message?: string }) => {
       const job = this.finish();
       if (!job) return;
@@ -115,10 +122,11 @@ export class PromptWorker {
       job?.reject(new ApiError(400, `${this.opts.what} ${why}`, this.opts.param));
       this.pump();
     };
-    w.on('error', (e: Error & { code?: string }) =>
-      lost(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `needed more than ${this.opts.maxHeapMb} MiB of memory` : `failed: ${e.message}`),
+    w.on('error', (e: Error) => lost(`failed: ${e.message}`));
+    // V8's fatal out-of-memory aborts the child (SIGABRT, or exit 134 through a shell).
+    w.on('exit', (code, signal) =>
+      lost(signal === 'SIGABRT' || code === 134 ? `needed more than ${this.opts.maxHeapMb} MiB of memory` : `stopped unexpectedly (${signal ?? `exit ${code}`})`),
     );
-    w.on('exit', () => lost('stopped unexpectedly'));
     return w;
   }
 
@@ -127,7 +135,7 @@ export class PromptWorker {
     if (!job) return null;
     clearTimeout(job.timer);
     this.current = null;
-    this.worker?.unref();
+    if (this.worker) unref(this.worker);
     return job;
   }
 
@@ -137,15 +145,26 @@ export class PromptWorker {
     if (!job) return;
     const w = (this.worker ??= this.spawn());
     w.ref();
+    w.channel?.ref();
     const timer = setTimeout(() => {
-      // Past its time: the only way to stop synchronous work in a thread is to end the thread.
+      // Past its time: the only way to stop synchronous work is to end the process doing it.
       const j = this.finish();
       this.worker = null;
-      void w.terminate();
+      stop(w);
       j?.reject(new ApiError(400, `${this.opts.what} took longer than ${this.opts.timeoutMs} ms`, this.opts.param));
       this.pump();
     }, this.opts.timeoutMs);
     this.current = { ...job, timer };
-    w.postMessage(job.message);
+    w.send(job.message);
   }
+}
+
+function unref(w: ChildProcess): void {
+  w.unref();
+  w.channel?.unref();
+}
+
+function stop(w: ChildProcess): void {
+  w.removeAllListeners('message');
+  if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
 }
