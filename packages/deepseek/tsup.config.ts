@@ -1,13 +1,3 @@
-import { defineConfig } from 'tsup';
+import { libraryConfig } from '../../tsup.base';
 
-export default defineConfig({
-  // rank-entry is loaded by worker threads by URL, so it must be its own file in dist.
-  entry: ['src/index.ts', 'src/rank-entry.ts'],
-  // ESM, and CommonJS for require() callers; shims give the CJS build import.meta.url (rank entries are found beside it).
-  format: ['esm', 'cjs'],
-  shims: true,
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-});
+export default libraryConfig();
