@@ -19,6 +19,7 @@ import {
   Attention,
   ColumnParallelLinear,
   getRope,
+  positionsEnd,
   ReplicatedLinear,
   RMSNorm,
   RowParallelLinear,
@@ -123,6 +124,7 @@ export class DeepseekMLA implements TokenMixer {
 
   async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D> {
     const { qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, kvLoraRank } = this.c;
+    this.rope.reserve(positionsEnd(meta));
     const T = hidden.shape[0];
     const Hl = this.heads;
     const qIn = this.qAProj ? tf.tidy(() => this.qALayernorm!.forward(this.qAProj!.forward(hidden))) : hidden;

@@ -70,4 +70,20 @@ describe('max_position_embeddings has no tensor to check against', () => {
       await llm.close();
     }
   });
+  it('without maxModelLen the rotary table grows only to the positions used (2e7 positions cost nothing up front)', async () => {
+    const dir = withConfig('qwen2-tiny', { max_position_embeddings: 2e7 });
+    const before = process.memoryUsage().rss;
+    const t0 = performance.now();
+    const llm = await LLM.load(dir, { backend: 'wasm' });
+    try {
+      expect(llm.maxModelLen).toBe(2e7);
+      // The whole table (2e7 × 8 × 2 floats, 1.28 GB, ~1 minute to compute) is never built.
+      expect(process.memoryUsage().rss - before).toBeLessThan(600 * 1024 ** 2);
+      const [out] = await llm.generate([[1, 2, 3]], { maxTokens: 4, ignoreEos: true });
+      expect(out!.tokenIds.length).toBe(4);
+      expect(performance.now() - t0).toBeLessThan(30_000);
+    } finally {
+      await llm.close();
+    }
+  });
 });

@@ -71,6 +71,11 @@ export function positionsOf(meta: AttentionMetadata): Int32Array {
   return out;
 }
 
+/** One past the largest position any sequence reaches in this step (what the rotary cache must cover). */
+export function positionsEnd(meta: AttentionMetadata): number {
+  return meta.seqs.reduce((m, s) => Math.max(m, s.contextLen + s.queryLen), 0);
+}
+
 /** `positionsOf` as an int32 `[T]` tensor, ready for the rotary embedding. */
 export function positionsTensor(meta: AttentionMetadata): tf.Tensor1D {
   return tf.tensor1d(positionsOf(meta), 'int32');

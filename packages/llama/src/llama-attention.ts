@@ -4,6 +4,7 @@ import { ConfigError, layerSlidingWindow } from '@weft/core';
 import {
   Attention,
   getRope,
+  positionsEnd,
   QKVParallelLinear,
   RMSNorm,
   RowParallelLinear,
@@ -100,6 +101,7 @@ export class LlamaAttention implements TokenMixer {
   }
 
   async forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D> {
+    this.rope.reserve(positionsEnd(meta));
     const qkv = await this.qkvProj.forward(hidden);
     const [q, k, v] = tf.tidy(() => {
       const { qSize, kvSize, numHeads, numKvHeads } = this.qkvProj;

@@ -10,6 +10,9 @@ import { defaultInvFreq, dynamicNtkInvFreq, f32, linearInvFreq, llama3InvFreq } 
 import type { RopeOptions, RopeScaling, RopeType } from './types.js';
 import { yarnInvFreq, yarnSoftmaxScaleFactor } from './yarn.js';
 
+/** Rows of the cos/sin cache built at construction (grown by `reserve`). */
+const INITIAL_TABLE_ROWS = 8192;
+
 export class RotaryEmbedding {
   readonly headSize: number;
   readonly rotaryDim: number;
@@ -30,6 +33,8 @@ export class RotaryEmbedding {
   /** Set by `getRope` to drop this instance from its table once freed. */
   onFree: (() => void) | null = null;
   private cosCache: tf.Tensor2D | null;
+  /** Positions the cos/sin cache covers now (see `reserve`). */
+  private tableRows = 0;
   private sinCache: tf.Tensor2D | null;
   private refs = 1;
 
@@ -55,11 +60,29 @@ export class RotaryEmbedding {
     this.invFreq = invFreq;
     this.attentionScaling = attentionScaling;
     this.attentionScaleFactor = yarnSoftmaxScaleFactor(scaling);
-    const positions = Int32Array.from({ length: cfg.maxPosition }, (_, i) => i);
-    const [cos, sin] = cosSinTable(invFreq, positions, attentionScaling);
-    // Kept: the cache outlives whatever tidy the constructor happens to run in.
-    this.cosCache = tf.keep(tf.tensor2d(cos, [cfg.maxPosition, cfg.rotaryDim / 2]));
-    this.sinCache = tf.keep(tf.tensor2d(sin, [cfg.maxPosition, cfg.rotaryDim / 2]));
+    this.cosCache = null;
+    this.sinCache = null;
+    this.reserve(Math.min(cfg.maxPosition, INITIAL_TABLE_ROWS));
+  }
+
+  /**
+   * Make the cos/sin cache cover positions `[0, n)` (at most maxPosition). The
+   * cache starts at INITIAL_TABLE_ROWS and doubles as positions reach past it,
+   * so a config's max_position_embeddings (2e7 in a hostile one: gigabytes and
+   * a minute per rank) costs nothing until a sequence gets that long. Callers
+   * reserve the step's largest position (host metadata) before rotating.
+   */
+  reserve(n: number): void {
+    const want = Math.min(this.maxPosition, n);
+    if (want <= this.tableRows) return;
+    const rows = Math.min(this.maxPosition, Math.max(want, 2 * this.tableRows));
+    const [cos, sin] = cosSinTable(this.invFreq, Int32Array.from({ length: rows }, (_, i) => i), this.attentionScaling);
+    this.cosCache?.dispose();
+    this.sinCache?.dispose();
+    // Kept: the cache outlives whatever tidy the caller happens to run in.
+    this.cosCache = tf.keep(tf.tensor2d(cos, [rows, this.rotaryDim / 2]));
+    this.sinCache = tf.keep(tf.tensor2d(sin, [rows, this.rotaryDim / 2]));
+    this.tableRows = rows;
   }
 
   /**
@@ -123,7 +146,7 @@ export class RotaryEmbedding {
 
   /** Bytes held by the cos/sin cache. */
   bytes(): number {
-    return 2 * this.maxPosition * (this.rotaryDim / 2) * 4;
+    return 2 * this.tableRows * (this.rotaryDim / 2) * 4;
   }
 
   /** One more owner (see `getRope`): the cache is freed when every owner has called `dispose`. */

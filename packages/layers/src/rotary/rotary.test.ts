@@ -242,6 +242,7 @@ describe('float32 angles as HF computes them', () => {
   it('the angle is float32(position · float32(inv_freq)), not the float64 product', () => {
     const maxPos = 100_001;
     const rope = getRope({ headSize: 64, rotaryDim: 64, maxPosition: maxPos, base: 10000, isNeoxStyle: true });
+    rope.reserve(100_001);
     const [cos] = rope.cosSin(tf.tensor1d([100_000], 'int32'));
     const got = cos.dataSync();
     let worst = 0;
@@ -254,6 +255,32 @@ describe('float32 angles as HF computes them', () => {
     expect(worst).toBeGreaterThan(1e-3);
     tf.dispose(cos);
     rope.dispose();
+  });
+});
+
+describe('the cos/sin cache grows with the positions used', () => {
+  it('a 2e7-position config builds 8192 rows; reserve grows it (doubling, capped at maxPosition) to the same values', () => {
+    const opts = { headSize: 16, rotaryDim: 16, base: 10000, isNeoxStyle: true, scaling: { type: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 } };
+    const huge = getRope({ ...opts, maxPosition: 20_000_000 });
+    expect(huge.bytes()).toBe(2 * 8192 * 8 * 4);
+    huge.reserve(100);
+    expect(huge.bytes()).toBe(2 * 8192 * 8 * 4);
+    huge.reserve(9000);
+    expect(huge.bytes()).toBe(2 * 16384 * 8 * 4);
+    huge.reserve(40_000);
+    expect(huge.bytes()).toBe(2 * 40_000 * 8 * 4);
+    const small = getRope({ ...opts, maxPosition: 40_001 });
+    small.reserve(40_001);
+    expect(small.bytes()).toBe(2 * 40_001 * 8 * 4);
+    small.reserve(1e9);
+    expect(small.bytes()).toBe(2 * 40_001 * 8 * 4);
+    const pos = tf.tensor1d([0, 1, 8191, 8192, 16_383, 39_999], 'int32');
+    const [a, b] = [huge.cosSin(pos), small.cosSin(pos)];
+    expect(Array.from(a[0].dataSync())).toEqual(Array.from(b[0].dataSync()));
+    expect(Array.from(a[1].dataSync())).toEqual(Array.from(b[1].dataSync()));
+    tf.dispose([pos, ...a, ...b]);
+    huge.dispose();
+    small.dispose();
   });
 });
 
