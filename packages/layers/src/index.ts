@@ -16,3 +16,4 @@ export * from './parity.js';
 export * from './moe/index.js';
 export * from './kernels/index.js';
 export * from './quantization/index.js';
+export * from './plan/index.js';
