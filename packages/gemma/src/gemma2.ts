@@ -12,7 +12,11 @@ import type { ParallelState } from '@weft/comm';
 import { bf16ToFloat32, float32ToBf16, float32ToFp16Bits, fp16BitsToFloat32, type Gemma2Config } from '@weft/core';
 import {
   DecoderOnlyLM,
+  mixersUnsupported,
   RMSNorm,
+  whole,
+  type ActView,
+  type PlanBuilder,
   type AttentionMetadata,
   type ChannelMixer,
   type DecoderLayer,
@@ -77,6 +81,21 @@ export class Gemma2DecoderLayer implements DecoderLayer {
     const out = this.postFeedforwardLayernorm.forward(mlpOut);
     mlpOut.dispose();
     return [out, res2];
+  }
+
+  planUnsupported(): string | null {
+    return mixersUnsupported(this.inputLayernorm.name.replace(/\.input_layernorm$/, ''), this.selfAttn, this.mlp);
+  }
+
+  record(b: PlanBuilder, hidden: ActView, residual: ActView, residualInit: boolean): ActView {
+    const normed = whole(b.scratch('layer.normed', this.inputLayernorm.hiddenSize));
+    this.inputLayernorm.record(b, hidden, normed, residual, residualInit);
+    const attnOut = this.selfAttn.record!(b, normed);
+    this.postAttentionLayernorm.record(b, attnOut, attnOut);
+    this.preFeedforwardLayernorm.record(b, attnOut, normed, residual);
+    const mlpOut = this.mlp.record!(b, normed);
+    this.postFeedforwardLayernorm.record(b, mlpOut, mlpOut);
+    return mlpOut;
   }
 
   dispose(): void {

@@ -19,6 +19,8 @@ import { ConfigError, divide } from '@weft/core';
 import { slotMapping, validateBlockTables, validateMetadata, type AttentionMetadata, type SeqMetadata } from './attention-metadata.js';
 import { attentionKernel, webgpuKernelsActive } from './kernels/index.js';
 import type { KVCacheSpec, PagedKVCache } from './paged-kv-cache.js';
+import type { PlanBuilder } from './plan/builder.js';
+import type { ActView } from './plan/ops.js';
 
 export interface AttentionOptions {
   /** Query heads on this rank. */
@@ -157,6 +159,31 @@ export class Attention {
       cache.write(slotMapping(meta), kRows, vRows);
     }
     return tf.tidy(() => this.attend(q, k, v, meta, cache));
+  }
+
+  /** Records this layer's paged attention (K/V written into the next cache index, then attended) into `out`. */
+  record(b: PlanBuilder, q: ActView, k: ActView, v: ActView | null, out: ActView): void {
+    const want = (name: string, x: ActView, width: number) => {
+      if (x.width !== width) throw new ConfigError(`attention: plan view ${name} has width ${x.width}, expected ${width}`);
+    };
+    want('q', q, this.numHeads * this.headDim);
+    want('k', k, this.numKvHeads * this.headDim);
+    if (this.valueIsKeyPrefix !== (v === null)) throw new ConfigError(`attention: v must be ${this.valueIsKeyPrefix ? 'null (it is read from K)' : 'given'}`);
+    if (v) want('v', v, this.numKvHeads * this.vHeadDim);
+    want('out', out, this.numHeads * this.vHeadDim);
+    b.op({
+      kind: 'attention',
+      q, k, v, out,
+      cacheIndex: b.nextCache(),
+      numHeads: this.numHeads,
+      numKvHeads: this.numKvHeads,
+      headDim: this.headDim,
+      vHeadDim: this.vHeadDim,
+      scale: this.scale,
+      logitsSoftCap: this.logitsSoftCap,
+      slidingWindow: this.slidingWindow,
+      valueIsKeyPrefix: this.valueIsKeyPrefix,
+    });
   }
 
   /** The whole batch once the new K/V are in the cache: decodes in one batched call, every other sequence on its own. */

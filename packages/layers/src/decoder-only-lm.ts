@@ -16,12 +16,16 @@ import type { Parameter } from './parameter.js';
 import { RMSNorm } from './rms-norm.js';
 import { ParallelLMHead, VocabParallelEmbedding } from './vocab-parallel-embedding.js';
 import type { StackedParamMapping } from './weight-loading.js';
+import { PlanBuilder, whole, type DevicePlan } from './plan/builder.js';
+import type { ActView, PlanAct } from './plan/ops.js';
 
 /** Attention of one layer: hidden → hidden, writing the step's K/V into its paged cache and reading its context back. */
 export interface TokenMixer {
   /** What the layer caches per token on this rank. */
   readonly kvCacheSpec: KVCacheSpec;
   forward(positions: tf.Tensor1D, hidden: tf.Tensor2D, meta: AttentionMetadata, cache: PagedKVCache | null): Promise<tf.Tensor2D>;
+  /** Records the same work into a device plan (absent: this mixer has no plan yet); returns the output view. */
+  record?(b: PlanBuilder, hidden: ActView): ActView;
   parameters(): Parameter[];
   dispose(): void;
 }
@@ -29,6 +33,8 @@ export interface TokenMixer {
 /** MLP (dense or MoE) of one layer. */
 export interface ChannelMixer {
   forward(x: tf.Tensor2D): Promise<tf.Tensor2D>;
+  /** Records the same work into a device plan (absent: no plan yet); returns the output view. */
+  record?(b: PlanBuilder, x: ActView): ActView;
   parameters(): Parameter[];
   /** Checkpoint tensors of this block held by other ranks (experts under EP). */
   isElsewhere?(name: string): boolean;
@@ -48,7 +54,22 @@ export interface DecoderLayer {
     meta: AttentionMetadata,
     cache: PagedKVCache | null,
   ): Promise<[tf.Tensor2D, tf.Tensor2D]>;
+  /**
+   * Records the layer: `hidden` is the previous layer's output, `residual` the stream it updates in place
+   * (`residualInit`: the first layer of the model, whose residual starts as its input). Returns the
+   * layer's output view. Null: this layer (its attention or MLP) has no plan yet — the reason.
+   */
+  record?(b: PlanBuilder, hidden: ActView, residual: ActView, residualInit: boolean): ActView;
+  /** Why `record` cannot run (a mixer without a plan), or null. */
+  planUnsupported?(): string | null;
   dispose(): void;
+}
+
+/** Why a layer's mixers cannot record a plan, or null. */
+export function mixersUnsupported(prefix: string, selfAttn: TokenMixer, mlp: ChannelMixer): string | null {
+  if (!selfAttn.record) return `${prefix}: ${selfAttn.constructor.name} has no device plan`;
+  if (!mlp.record) return `${prefix}: ${mlp.constructor.name} has no device plan`;
+  return null;
 }
 
 export class PreNormDecoderLayer implements DecoderLayer {
@@ -87,6 +108,18 @@ export class PreNormDecoderLayer implements DecoderLayer {
     const out = await this.mlp.forward(normed2);
     normed2.dispose();
     return [out, res2];
+  }
+
+  planUnsupported(): string | null {
+    return mixersUnsupported(this.inputLayernorm.name.replace(/\.input_layernorm$/, ''), this.selfAttn, this.mlp);
+  }
+
+  record(b: PlanBuilder, hidden: ActView, residual: ActView, residualInit: boolean): ActView {
+    const normed = whole(b.scratch('layer.normed', this.inputLayernorm.hiddenSize));
+    this.inputLayernorm.record(b, hidden, normed, residual, residualInit);
+    const attnOut = this.selfAttn.record!(b, normed);
+    this.postAttentionLayernorm.record(b, attnOut, normed, residual);
+    return this.mlp.record!(b, normed);
   }
 
   dispose(): void {
@@ -246,6 +279,46 @@ export class DecoderOnlyLM implements CausalLMRank {
     residual!.dispose();
     sum.dispose();
     return normed;
+  }
+
+  /** Why this rank's layers cannot record a device plan (the first layer without one), or null. */
+  planUnsupported(): string | null {
+    for (const l of this.layers) {
+      const why = l.record ? (l.planUnsupported?.() ?? null) : `${l.constructor.name} has no device plan`;
+      if (why) return why;
+    }
+    return null;
+  }
+
+  /**
+   * This rank's device plan: the same stage the tfjs `forward` + `computeLogits` run (embedding, layers,
+   * final norm, LM head on the sampled rows, soft cap), recorded once. Throws when `planUnsupported()`.
+   */
+  recordPlan(): DevicePlan {
+    const why = this.planUnsupported();
+    if (why) throw new ConfigError(`device plan: ${why}`);
+    const b = new PlanBuilder();
+    const H = this.config.hiddenSize;
+    const residual = b.act('residual', H);
+    let hidden: PlanAct;
+    let inHidden: PlanAct | null = null;
+    if (this.isFirstStage) {
+      hidden = b.act('embedding', H);
+      this.embedTokens!.record(b, hidden, this.options.embeddingMultiplier ?? 1);
+    } else {
+      hidden = inHidden = b.act('input.hidden', H);
+    }
+    let x: ActView = whole(hidden);
+    this.layers.forEach((layer, i) => {
+      x = layer.record!(b, x, whole(residual), this.isFirstStage && i === 0);
+    });
+    if (!this.isLastStage) return b.build({ hidden: x.act, residual, inHidden, inResidual: residual });
+    const normed = b.act('final.normed', H);
+    this.norm!.record(b, x, whole(normed), whole(residual));
+    const logits = this.lmHead!.record(b, whole(normed));
+    const cap = this.options.finalLogitSoftcapping;
+    if (cap !== undefined && cap !== null) b.op({ kind: 'softcap', x: whole(logits), cap });
+    return b.build({ logits, inHidden, inResidual: this.isFirstStage ? null : residual });
   }
 
   async computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {

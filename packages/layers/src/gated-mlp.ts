@@ -10,6 +10,8 @@ import { MergedColumnParallelLinear } from './linear/merged-column-parallel-line
 import { RowParallelLinear } from './linear/row-parallel-linear.js';
 import { siluAndMulOp } from './kernels/index.js';
 import type { Parameter } from './parameter.js';
+import { whole, type PlanBuilder } from './plan/builder.js';
+import type { ActView } from './plan/ops.js';
 
 export interface GatedMLPOptions {
   /** e.g. `model.layers.0.mlp` */
@@ -60,6 +62,17 @@ export class GatedMLP {
     const out = await this.downProj.forward(act);
     act.dispose();
     return out;
+  }
+
+  /** Records gate|up → act·up → down into a `key`-named scratch (`mlp.out` by default) and returns it. */
+  record(b: PlanBuilder, x: ActView, key = 'mlp'): ActView {
+    const gateUp = b.scratch(`${key}.gate_up`, this.gateUpProj.outPerRank);
+    this.gateUpProj.record(b, x, whole(gateUp));
+    const act = b.scratch(`${key}.act`, this.downProj.inPerRank);
+    b.op({ kind: 'gatedAct', act: this.hiddenAct === 'silu' ? 'silu' : 'gelu_tanh', x: whole(gateUp), out: whole(act) });
+    const out = b.scratch(`${key}.out`, this.downProj.outPerRank);
+    this.downProj.record(b, whole(act), whole(out));
+    return whole(out);
   }
 
   dispose(): void {

@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@weft/core';
 import { rmsNormOp } from './kernels/index.js';
 import { checkShape, Parameter } from './parameter.js';
+import type { PlanBuilder } from './plan/builder.js';
+import type { ActView } from './plan/ops.js';
 
 export class RMSNorm {
   readonly weight: Parameter;
@@ -58,6 +60,18 @@ export class RMSNorm {
   /** A decoder layer's input norm: `forwardResidual`, or in the first layer (no residual yet) `[norm(x), x]`. */
   forwardInput(x: tf.Tensor2D, residual: tf.Tensor2D | null): [tf.Tensor2D, tf.Tensor2D] {
     return residual === null ? [this.forward(x), x.clone()] : this.forwardResidual(x, residual);
+  }
+
+  /**
+   * Records this norm: `out = norm(x)` over groups of hiddenSize columns (a whole row, or each head of a
+   * wider view: Qwen3's q/k norm); with `residual`, first `residual ← x + residual` (`residualInit`:
+   * `residual ← x`) and the norm of the new residual.
+   */
+  record(b: PlanBuilder, x: ActView, out: ActView, residual: ActView | null = null, residualInit = false): void {
+    if (x.width % this.hiddenSize !== 0 || out.width !== x.width || (residual && residual.width !== x.width)) {
+      throw new ConfigError(`${this.name}: plan views of width ${x.width} / ${out.width} do not fit RMSNorm(${this.hiddenSize})`);
+    }
+    b.op({ kind: 'rmsNorm', x, out, weight: this.weight, eps: this.eps, weightOffset: 0, groupSize: this.hiddenSize, residual, residualInit });
   }
 
   dispose(): void {

@@ -10,6 +10,8 @@ import { expectCheckpointShape, Parameter, type HostTensor, type WeightLoader } 
 import { linearOp } from './kernels/index.js';
 import { EmbeddingWeight } from './embedding-weight.js';
 import { LinearWeight } from './linear/linear-weight.js';
+import { whole, type PlanBuilder } from './plan/builder.js';
+import type { ActView, PlanAct } from './plan/ops.js';
 
 export interface VocabParallelOptions {
   prefix: string;
@@ -81,6 +83,13 @@ export class VocabParallelEmbedding {
     return out;
   }
 
+  /** Records the lookup of the step's ids into `out` (`[T, dim]`), times `scale`, and its all-reduce over tp. */
+  record(b: PlanBuilder, out: PlanAct, scale = 1): void {
+    if (!(this.weight instanceof EmbeddingWeight)) throw new Error(`${this.weight.name}: an LM head's transposed weight cannot be looked up`);
+    b.op({ kind: 'embed', table: this.weight, vocabStart: this.vocabStart, vocabEnd: this.vocabEnd, scale, out });
+    b.allReduce(whole(out), this.tp);
+  }
+
   dispose(): void {
     this.weight.dispose();
   }
@@ -130,6 +139,23 @@ export class ParallelLMHead {
     const cut = tf.slice(full, [0, 0], [-1, this.embedding.numEmbeddings]) as tf.Tensor2D;
     full.dispose();
     return cut;
+  }
+
+  /**
+   * Records the logits of the sampled rows of `hidden`: `[S, paddedVocab]` on tp rank 0 (the caller reads
+   * the first `numEmbeddings` columns), this rank's `[S, vocab/tp]` elsewhere.
+   */
+  record(b: PlanBuilder, hidden: ActView): PlanAct {
+    const w = this.embedding.weight as LinearWeight | EmbeddingWeight;
+    const [rows, dim] = w.shape as [number, number];
+    const sampled = b.act('lm_head.input', dim, 'sampled');
+    b.op({ kind: 'gatherSampled', x: hidden, out: whole(sampled) });
+    const local = b.act('lm_head.local', rows, 'sampled');
+    b.op({ kind: 'linear', x: whole(sampled), out: whole(local), weight: w, bias: null, accumulate: false });
+    if (this.tp.worldSize === 1) return local;
+    const full = b.act('lm_head.logits', rows * this.tp.worldSize, 'sampled');
+    b.op({ kind: 'gatherColumns', x: whole(local), out: whole(full), group: this.tp });
+    return full;
   }
 
   dispose(): void {

@@ -13,6 +13,10 @@ import {
   type PagedKVCache,
   type Parameter,
   type TokenMixer,
+  type ActView,
+  type PlanBuilder,
+  view,
+  whole,
 } from '@weft/layers';
 import type { LlamaConfig } from './llama-config.js';
 
@@ -123,6 +127,26 @@ export class LlamaAttention implements TokenMixer {
     const o = await this.oProj.forward(out);
     out.dispose();
     return o;
+  }
+
+  /** Records the same work: qkv → [q/k head norms] → rotary in place → paged attention → o_proj. */
+  record(b: PlanBuilder, hidden: ActView): ActView {
+    const { qSize, kvSize, numHeads, numKvHeads } = this.qkvProj;
+    const qkv = b.scratch('attn.qkv', qSize + 2 * kvSize);
+    this.qkvProj.record(b, hidden, whole(qkv));
+    const q = view(qkv, 0, qSize);
+    const k = view(qkv, qSize, kvSize);
+    if (this.qNorm && this.kNorm) {
+      this.qNorm.record(b, q, q);
+      this.kNorm.record(b, k, k);
+    }
+    b.op({ kind: 'rotary', x: q, heads: numHeads, rope: this.rope });
+    b.op({ kind: 'rotary', x: k, heads: numKvHeads, rope: this.rope });
+    const ctx = b.scratch('attn.context', numHeads * this.attn.vHeadDim);
+    this.attn.record(b, q, k, view(qkv, qSize + kvSize, kvSize), whole(ctx));
+    const o = b.scratch('attn.out', this.oProj.outPerRank);
+    this.oProj.record(b, whole(ctx), whole(o));
+    return whole(o);
   }
 
   /** `[T, heads·D]` → RMSNorm over each head's D → `[T, heads·D]`. */

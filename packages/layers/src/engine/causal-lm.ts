@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { AttentionMetadata } from '../attention-metadata.js';
 import type { KVCacheSpec, PagedKVCache } from '../paged-kv-cache.js';
 import type { Parameter } from '../parameter.js';
+import type { DevicePlan } from '../plan/builder.js';
 import type { StackedParamMapping } from '../weight-loading.js';
 import type { Tracer } from './tracer.js';
 
@@ -43,5 +44,9 @@ export interface CausalLMRank {
   kvCacheSpecs(): KVCacheSpec[];
   /** The paged caches (one per `kvCacheSpecs()` entry, one block size) that forward uses; the caller owns and disposes them. */
   bindKVCaches(caches: PagedKVCache[]): void;
+  /** Why this rank cannot record a device plan (a layer without one), or null; absent: never. */
+  planUnsupported?(): string | null;
+  /** This rank's device plan (the same work as forward + computeLogits), for the host / WebGPU executors. */
+  recordPlan?(): DevicePlan;
   dispose(): void;
 }

@@ -6,6 +6,9 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { Parameter, type WeightLoader } from '../parameter.js';
+import { ConfigError } from '@weft/core';
+import type { PlanBuilder } from '../plan/builder.js';
+import type { ActView } from '../plan/ops.js';
 import { LinearWeight } from './linear-weight.js';
 
 export interface LinearOptions {
@@ -40,6 +43,14 @@ export abstract class LinearBase {
   /** `x [T, in] → [T, out]` on this rank's shard; `addBias` false skips the bias (row-parallel ranks ≠ 0). */
   protected matmul(x: tf.Tensor2D, addBias = true): tf.Tensor2D {
     return this.weight.apply(x, addBias ? this.bias?.tensor : null);
+  }
+
+  /** Records `out = x · Wᵀ (+ bias)` on this rank's shard (the weight's method decides the kernel). */
+  record(b: PlanBuilder, x: ActView, out: ActView, addBias = true): void {
+    if (x.width !== this.inPerRank || out.width !== this.outPerRank) {
+      throw new ConfigError(`${this.prefix}: plan views [${x.width}] → [${out.width}] do not fit the weight [${this.outPerRank}, ${this.inPerRank}]`);
+    }
+    b.op({ kind: 'linear', x, out, weight: this.weight, bias: addBias ? this.bias : null, accumulate: false });
   }
 
   dispose(): void {

@@ -2,6 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator } from '@weft/comm';
 import { divide } from '@weft/core';
 import { defaultWeightLoader, expectCheckpointShape, type WeightLoader } from '../parameter.js';
+import { view } from '../plan/builder.js';
+import type { PlanBuilder } from '../plan/builder.js';
+import type { ActView } from '../plan/ops.js';
 import { LinearBase, type LinearOptions } from './linear-base.js';
 
 export interface RowParallelOptions extends LinearOptions {
@@ -44,5 +47,13 @@ export class RowParallelLinear extends LinearBase {
     const out = (await this.tp.allReduce(partial)) as tf.Tensor2D;
     partial.dispose();
     return out;
+  }
+
+  /** Records the partial product (bias on rank 0 only) and, with reduceResults, its all-reduce: a plan boundary. */
+  override record(b: PlanBuilder, x: ActView, out: ActView): void {
+    const tpSize = this.tp.worldSize;
+    const local = this.inputIsParallel || tpSize === 1 ? x : view(x.act, x.col + this.tp.rankInGroup * this.inPerRank, this.inPerRank);
+    super.record(b, local, out, this.tp.rankInGroup === 0);
+    if (this.reduceResults) b.allReduce(out, this.tp);
   }
 }
