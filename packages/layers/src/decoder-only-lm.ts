@@ -312,13 +312,13 @@ export class DecoderOnlyLM implements CausalLMRank {
     this.layers.forEach((layer, i) => {
       x = layer.record!(b, x, whole(residual), this.isFirstStage && i === 0);
     });
-    if (!this.isLastStage) return b.build({ hidden: x.act, residual, inHidden, inResidual: residual });
+    if (!this.isLastStage) return b.build(this.config.vocabSize, { hidden: x.act, residual, inHidden, inResidual: residual });
     const normed = b.act('final.normed', H);
     this.norm!.record(b, x, whole(normed), whole(residual));
     const logits = this.lmHead!.record(b, whole(normed));
     const cap = this.options.finalLogitSoftcapping;
     if (cap !== undefined && cap !== null) b.op({ kind: 'softcap', x: whole(logits), cap });
-    return b.build({ logits, inHidden, inResidual: this.isFirstStage ? null : residual });
+    return b.build(this.config.vocabSize, { logits, inHidden, inResidual: this.isFirstStage ? null : residual });
   }
 
   async computeLogits(hidden: tf.Tensor2D): Promise<tf.Tensor2D | null> {

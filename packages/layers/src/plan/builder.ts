@@ -14,6 +14,8 @@ export interface DevicePlan {
   readonly ops: readonly PlanOp[];
   /** Attention layers in cache order (`AttentionOp.cacheIndex`), as the model's `kvCacheSpecs()` lists them. */
   readonly numCaches: number;
+  /** The real vocabulary: the logits' first `vocabSize` columns (the rest is tp padding). */
+  readonly vocabSize: number;
   /**
    * What the rank hands on: the last stage's logits (`'sampled'` rows, width ≥ vocab; tp rank 0 holds them),
    * other stages' `{hidden, residual}` for the next stage.
@@ -63,11 +65,12 @@ export class PlanBuilder {
     if (group.worldSize > 1) this.op({ kind: 'allReduce', x, group });
   }
 
-  build(io: { logits?: PlanAct | null; hidden?: PlanAct | null; residual?: PlanAct | null; inHidden?: PlanAct | null; inResidual?: PlanAct | null }): DevicePlan {
+  build(vocabSize: number, io: { logits?: PlanAct | null; hidden?: PlanAct | null; residual?: PlanAct | null; inHidden?: PlanAct | null; inResidual?: PlanAct | null }): DevicePlan {
     return {
       acts: [...this.acts],
       ops: [...this.ops],
       numCaches: this.caches,
+      vocabSize,
       outputs: { logits: io.logits ?? null, hidden: io.hidden ?? null, residual: io.residual ?? null },
       inputs: { hidden: io.inHidden ?? null, residual: io.inResidual ?? null },
     };
