@@ -16,4 +16,5 @@ export { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 export { readEosTokenIds } from './eos.js';
 export type { DriverMessage, RankMessage, StepSeq, StepMode, SampledToken, TraceEvent } from './protocol.js';
 export { Tracer, traced, traceGroup, traceState } from '@weft/layers';
-export { WebGpuStepRunner, webGpuStepUnusable, needsHostSampling } from './webgpu-step-runner.js';
+export { WebGpuStepRunner, webGpuStepUnusable } from './webgpu-step-runner.js';
+export { PlanRunner, needsHostSampling, type PlanExecutorFactory } from './plan-runner.js';

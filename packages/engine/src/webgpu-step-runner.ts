@@ -20,7 +20,7 @@ import { traced, webGpuStepUnsupported, WebGpuLlamaStep, type CausalLMRank, type
 import { ModelRunner, startState, type RankArgs, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
 import type { SampledToken, StepSeq } from './protocol.js';
 import { sampleToken } from './sampler.js';
-import { usesLogitsProcessors, usesPenalties, type SamplingParams } from './sampling-params.js';
+import { needsHostSampling } from './plan-runner.js';
 
 /** Most sequences one step of the WebGPU step may carry. */
 const STEP_MAX_SEQS = 64;
@@ -37,10 +37,6 @@ export function webGpuStepUnusable(args: RankArgs, state: ParallelState): string
   return webGpuStepUnsupported(config);
 }
 
-/** Does this request need its logits row on the host (anything but plain greedy)? */
-export function needsHostSampling(p: SamplingParams): boolean {
-  return p.temperature > 1e-5 || p.logprobs !== null || p.returnLogits || usesPenalties(p) || usesLogitsProcessors(p);
-}
 
 export class WebGpuStepRunner implements RankRunner {
   private gpu: WebGpuLlamaStep | null = null;

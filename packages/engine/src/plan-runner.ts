@@ -1,0 +1,145 @@
+/**
+ * The rank runner on the model's device plan (`CausalLMRank.recordPlan()`):
+ * the same layers the tfjs `ModelRunner` drives, recorded once and run by an
+ * executor — the host executor on the CPU backends (@weft/cpu-kernels), the
+ * WebGPU executor on webgpu. TP collectives are plan boundaries inside the
+ * executor; PP stages exchange `{hidden_states, residual}` here, as the tfjs
+ * runner does. The sampling rank gets the sampled rows' logits (and, where
+ * the executor computes them, greedy tokens): plain greedy requests take the
+ * executor's token, every other request is sampled by the engine's sampler
+ * from its row (same seeds, same results as the tfjs path). A `logits-all`
+ * step (full-sequence parity logits) runs on the tfjs path, whose weights
+ * are the same loaded parameters.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ParallelState } from '@weft/comm';
+import { buildAttentionMetadata, traced, type CausalLMRank, type DevicePlan, type IntermediateTensors, type PlanExecutor, type Tracer } from '@weft/layers';
+import { ModelRunner, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
+import type { SampledToken, StepSeq } from './protocol.js';
+import { argmax, sampleToken } from './sampler.js';
+import { usesLogitsProcessors, usesPenalties, type SamplingParams } from './sampling-params.js';
+
+/** Does this request need its logits row on the host (anything but plain greedy)? */
+export function needsHostSampling(p: SamplingParams): boolean {
+  return p.temperature > 1e-5 || p.logprobs !== null || p.returnLogits || usesPenalties(p) || usesLogitsProcessors(p);
+}
+
+/** Makes the executor of a plan once the weights are loaded (async: a WebGPU device). */
+export type PlanExecutorFactory = (plan: DevicePlan) => PlanExecutor | Promise<PlanExecutor>;
+
+export class PlanRunner implements RankRunner {
+  private executor: PlanExecutor | null = null;
+  private plan: DevicePlan | null = null;
+  private blockSize = 16;
+  private readonly seqs = new Map<number, SeqState>();
+  /** The tfjs path, made on the first `logits-all` step only. */
+  private tfjs: ModelRunner | null = null;
+
+  constructor(
+    private readonly model: CausalLMRank & { recordPlan(): DevicePlan },
+    private readonly state: ParallelState,
+    private readonly tracer: Tracer | null,
+    private readonly makeExecutor: PlanExecutorFactory,
+  ) {}
+
+  /** The executor's name (host, webgpu), once made. */
+  get executorName(): string | null {
+    return this.executor?.name ?? null;
+  }
+
+  async initKVCaches(numBlocks: number, blockSize: number): Promise<number> {
+    this.blockSize = blockSize;
+    if (!this.executor) {
+      this.plan = this.model.recordPlan();
+      this.executor = await this.makeExecutor(this.plan);
+    }
+    return this.executor.initCaches(numBlocks, blockSize);
+  }
+
+  private get isReporter(): boolean {
+    return this.model.isLastStage && this.state.tp.rankInGroup === 0;
+  }
+
+  async step(msg: StepMsg): Promise<StepResult | null> {
+    if (msg.mode === 'logits-all') return this.tfjsRunner().step(msg);
+    const dpRank = this.state.dp.rankInGroup;
+    const reporter = this.isReporter;
+    for (const id of msg.freed[dpRank] ?? []) this.seqs.delete(id);
+    const seqs = msg.replicas[dpRank] ?? [];
+    if (reporter) for (const s of seqs) if (s.start) this.seqs.set(s.seqId, startState(s.start));
+    const empty = reporter ? { dpRank, sampled: [] } : null;
+    if (seqs.reduce((a, s) => a + s.tokens.length, 0) === 0) return empty;
+    const executor = this.executor;
+    const plan = this.plan;
+    if (!executor || !plan) throw new Error('rank: step before init-kv');
+    const meta = buildAttentionMetadata(
+      seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: s.contextLen, blockTable: s.blockTable })),
+      this.blockSize,
+    );
+    const sampling = seqs.map((s, i) => ({ s, row: meta.seqs[i]!.start + meta.seqs[i]!.queryLen - 1 })).filter((x) => x.s.sample);
+    const stateOf = (s: StepSeq): SeqState => {
+      const st = this.seqs.get(s.seqId);
+      if (!st) throw new Error(`rank: sequence ${s.seqId} sampled before it was started`);
+      return st;
+    };
+    const pp = this.state.pp;
+    let hidden: Float32Array | undefined;
+    let residual: Float32Array | undefined;
+    if (!this.model.isFirstStage) {
+      const d = (await pp.recvTensorDict(pp.rankInGroup - 1)) as unknown as IntermediateTensors;
+      hidden = (await d.hidden_states.data()) as Float32Array;
+      residual = (await d.residual.data()) as Float32Array;
+      tf.dispose([d.hidden_states, d.residual]);
+    }
+    const out = await traced(this.tracer, 'plan step', 'compute', () =>
+      executor.step({
+        tokenIds: Int32Array.from(seqs.flatMap((s) => s.tokens)),
+        positions: Int32Array.from(seqs.flatMap((s) => s.tokens.map((_, i) => s.contextLen + i))),
+        seqs: meta.seqs,
+        blockSize: this.blockSize,
+        sampledRows: Int32Array.from(sampling.map((x) => x.row)),
+        hidden,
+        residual,
+        logitsRows: reporter ? sampling.map((x) => needsHostSampling(stateOf(x.s).sampling)) : undefined,
+      }),
+    );
+    if (!this.model.isLastStage) {
+      const T = meta.seqs.reduce((a, s) => a + s.queryLen, 0);
+      const H = out.hidden!.length / T;
+      const dict = { hidden_states: tf.tensor2d(out.hidden!, [T, H]), residual: tf.tensor2d(out.residual!, [T, H]) };
+      await pp.sendTensorDict(dict, pp.rankInGroup + 1);
+      tf.dispose(Object.values(dict));
+      return null;
+    }
+    if (!reporter) return null;
+    const V = plan.vocabSize;
+    const width = plan.outputs.logits!.width;
+    const sampled: SampledToken[] = sampling.map(({ s }, i) => {
+      const st = stateOf(s);
+      if (!needsHostSampling(st.sampling)) {
+        const tokenId = out.greedy ? out.greedy[i]! : argmax(out.logits!.subarray(i * width, i * width + V));
+        return { seqId: s.seqId, tokenId };
+      }
+      const row = out.logits!.subarray(i * width, i * width + V);
+      const t = sampleToken(row, st.sampling, s.tokenIndex, st.history);
+      if (st.history) st.history.output.set(t.tokenId, (st.history.output.get(t.tokenId) ?? 0) + 1);
+      const r: SampledToken = { seqId: s.seqId, tokenId: t.tokenId };
+      if (t.logprob) r.logprob = t.logprob;
+      if (st.sampling.returnLogits) r.logits = row.slice();
+      return r;
+    });
+    return { dpRank, sampled };
+  }
+
+  private tfjsRunner(): ModelRunner {
+    return (this.tfjs ??= new ModelRunner(this.model, this.state, this.tracer));
+  }
+
+  dispose(): void {
+    this.executor?.dispose();
+    this.executor = null;
+    this.seqs.clear();
+    if (this.tfjs) this.tfjs.dispose();
+    else this.model.dispose();
+  }
+}
