@@ -79,6 +79,15 @@ export function quantization(value: unknown): QuantizationOption | undefined {
   return value as QuantizationOption;
 }
 
+/** --device-plan: run ranks on the model's device plan (auto, on, off). */
+export function devicePlan(value: unknown): 'auto' | boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'auto') return 'auto';
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new UsageError(`--device-plan must be auto, on or off; got '${String(value)}'`);
+}
+
 /** Options every model command takes. */
 export const MODEL_OPTIONS = {
   model: { type: 'string' },
@@ -90,6 +99,7 @@ export const MODEL_OPTIONS = {
   backend: { type: 'string' },
   dtype: { type: 'string' },
   quantization: { type: 'string' },
+  'device-plan': { type: 'string' },
   timeout: { type: 'string' },
   trace: { type: 'string' },
   'intra-op-threads': { type: 'string' },

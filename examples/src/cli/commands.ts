@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { rankLayout, resolveParallelConfig } from '@weft/core';
 import type { LLM, LLMOptions } from '@weft/engine';
-import { backend, dtype, ids, int, MODEL_OPTIONS, num, parse, positiveInt, quantization, UsageError } from './args.js';
+import { backend, devicePlan, dtype, ids, int, MODEL_OPTIONS, num, parse, positiveInt, quantization, UsageError } from './args.js';
 import { defaultModelDir, loadModel } from './load-model.js';
 import { out } from './output.js';
 import { checkWritable, preflight } from './preflight.js';
@@ -27,6 +27,7 @@ export function engineOptions(v: Values): LLMOptions {
     backend: backend(v.backend),
     dtype: dtype(v.dtype),
     quantization: quantization(v.quantization),
+    devicePlan: devicePlan(v['device-plan']),
     timeoutMs: positiveInt(v.timeout, 'timeout'),
     trace: typeof v.trace === 'string',
     spawn: transportSpawn(v),
@@ -47,7 +48,7 @@ export function checkedEngineOptions(v: Values, dir: string): LLMOptions {
 async function withModel<T>(v: Values, dir: string, fn: (llm: LLM) => Promise<T>): Promise<T> {
   const opts = checkedEngineOptions(v, dir);
   const llm = await loadModel(dir, { ...opts, onProgress: progressReporter('loading weights') });
-  process.stderr.write(`weft: ${llm.backend} backend${opts.backend ? '' : ' (picked automatically; --backend chooses)'}, ${llm.worldSize} rank(s)\n`);
+  process.stderr.write(`weft: ${llm.backend} backend${opts.backend ? '' : ' (picked automatically; --backend chooses)'}, ${llm.worldSize} rank(s), step: ${llm.stepPath}\n`);
   try {
     return await fn(llm);
   } finally {

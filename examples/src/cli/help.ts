@@ -8,6 +8,8 @@ const MODEL = `model and layout:
   --backend wasm|cpu|webgpu|tensorflow
   --dtype float32|bfloat16     unquantized weights as fp32 (default) or kept as 16-bit bf16
   --quantization int8|int4     decoder linear weights as llama.cpp Q8_0 / Q4_0 blocks, packed at load
+  --device-plan auto|on|off    run each rank's step on the model's device plan without tfjs (host kernels on
+                               tensorflow/wasm, WebGPU on webgpu); auto (default): where it pays, on: also fp32 on the CPU
   --transport thread|tcp       ranks as worker threads (default) or processes over TCP (see docs/multi-host.md)
   --rank-ports FIRST-LAST      tcp: ports ranks other than 0 listen on (default any; or WEFT_RANK_PORTS)
   --timeout MS                 collective timeout per blocking wait

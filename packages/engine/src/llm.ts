@@ -16,6 +16,7 @@ import { RankExecutor, readySlidingWindow } from './executor.js';
 import { maxBlocksPerRequest } from './kv-cache-manager.js';
 import { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 import type { RankArgs } from './model-runner.js';
+import type { DevicePlanOption } from './plan-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
 import type { StepSeq, TraceEvent } from './protocol.js';
 import { loadModelRegistration, modelModuleOf, resolveArchitecture } from './registry.js';
@@ -43,10 +44,16 @@ export interface LLMOptions extends KVSizingOptions {
    */
   cpuKernels?: boolean | CpuKernelsOptions;
   /**
-   * webgpu backend: run Llama models at tp 1, pp 1 on weft's own WebGPU step (weights, paged KV and
-   * activations in GPU buffers it owns, one submit per step) instead of tfjs. Default true where the
-   * step supports the model; false forces the tfjs path.
+   * Run each rank's step on the model's device plan — the same layers, recorded once and run without
+   * tfjs: the host executor (@weft/cpu-kernels) on the tensorflow and wasm backends, the WebGPU executor
+   * (weights, paged KV and activations in GPU buffers, one submit per boundary) on webgpu.
+   * 'auto' (default): wherever an executor runs every op of the model's plan — on the CPU backends only
+   * for packed weights (dtype bfloat16, quantization), fp32 staying on TensorFlow's matmul;
+   * true: wherever an executor can (fp32 on the CPU too); false: always the tfjs path.
+   * `LLM.stepPath` says what each rank runs.
    */
+  devicePlan?: DevicePlanOption;
+  /** Deprecated alias: `webgpuStep: false` is `devicePlan: false`. */
   webgpuStep?: boolean;
   /** Collective and rendezvous timeout per blocking wait. */
   timeoutMs?: number;
@@ -124,6 +131,9 @@ export class LLM {
     if (!Number.isInteger(maxModelLen) || maxModelLen < 2 || maxModelLen > config.maxPositionEmbeddings) {
       throw new ConfigError(`maxModelLen ${maxModelLen} must be an integer in [2, ${config.maxPositionEmbeddings}] (the config's max_position_embeddings)`);
     }
+    if (opts.devicePlan !== undefined && opts.devicePlan !== 'auto' && typeof opts.devicePlan !== 'boolean') {
+      throw new ConfigError(`devicePlan must be 'auto', true or false; got ${JSON.stringify(opts.devicePlan)}`);
+    }
     const blockSize = opts.blockSize ?? 16;
     const maxNumSeqs = opts.maxNumSeqs ?? 64;
     const maxNumBatchedTokens = opts.maxNumBatchedTokens ?? 2048;
@@ -140,7 +150,7 @@ export class LLM {
       trace: opts.trace ?? false,
       moeDispatch: opts.moeDispatch,
       mlaKvCache: opts.mlaKvCache,
-      webgpuStep: opts.webgpuStep ?? true,
+      devicePlan: opts.devicePlan ?? (opts.webgpuStep === false ? false : 'auto'),
       weightFormat,
       cpuKernels: opts.cpuKernels ?? true,
       maxNumBatchedTokens,
@@ -161,6 +171,14 @@ export class LLM {
       maxNumBatchedTokens,
       enablePrefixCaching: opts.enablePrefixCaching ?? true,
     });
+  }
+
+  /**
+   * What each rank's step runs, as the ranks reported it: `plan (host)`, `plan (webgpu)`, or
+   * `tfjs (<why not the plan>)`; one entry per distinct answer.
+   */
+  get stepPath(): string {
+    return [...new Set(this.executor.ready.map((r) => r.stepPath))].join('; ');
   }
 
   /** The tfjs backend the ranks run on, as they reported it (e.g. `tensorflow`, `wasm`, `cpu`, `webgpu`). */

@@ -28,6 +28,7 @@ import type { ModelModule } from './registry.js';
 import { sampleToken, type TokenHistory } from './sampler.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
 import { webGpuStepUnusable, WebGpuStepRunner } from './webgpu-step-runner.js';
+import type { DevicePlanOption } from './plan-runner.js';
 
 export interface RankArgs {
   modelDir: string;
@@ -41,8 +42,8 @@ export interface RankArgs {
   moeDispatch?: 'allgather' | 'alltoall';
   /** MLA models: cache the compressed latent (default) or full per-head K/V. */
   mlaKvCache?: 'latent' | 'full';
-  /** webgpu backend: run weft's own WebGPU Llama step where it supports the model (default true). */
-  webgpuStep?: boolean;
+  /** Run the step on the model's device plan (LLMOptions.devicePlan; default 'auto'). */
+  devicePlan?: DevicePlanOption;
   /** How the rank holds linear weights (LLMOptions dtype / quantization, validated on the driver); absent: fp32. */
   weightFormat?: WeightFormat;
   /** Packed weights on the tensorflow / wasm backends run @weft/cpu-kernels (a8 for Q8_0/Q4_0); false: dequantize per op. */
@@ -77,17 +78,18 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const fmt = args.weightFormat;
   if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
   const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
-  const useStep = !(state.dp.worldSize > 1 && model.needsDpLockstep) && webGpuStepUnusable(args, state) === null;
+  const stepWhy = state.dp.worldSize > 1 && model.needsDpLockstep ? 'experts span dp replicas' : webGpuStepUnusable(args, state);
+  const useStep = stepWhy === null;
   const stepRunner = useStep ? new WebGpuStepRunner(model, state, args, tracer, (m) => loadRankWeights(m, args, onProgress)) : null;
   const runner: RankRunner = stepRunner ?? new ModelRunner(model, state, tracer);
   try {
     if (stepRunner) {
       // The step uploads the weights itself at init-kv; the tfjs model's stay unloaded.
-      send({ type: 'ready', rank: ctx.rank, unused: [], weightBytes: stepRunner.weightBytes, backend: tf.getBackend(), kvBytesPerBlock: stepRunner.kvBytesPerBlock(args.blockSize) });
+      send({ type: 'ready', rank: ctx.rank, unused: [], weightBytes: stepRunner.weightBytes, backend: tf.getBackend(), stepPath: 'webgpu step (Llama)', kvBytesPerBlock: stepRunner.kvBytesPerBlock(args.blockSize) });
     } else {
       const weights = loadRankWeights(model, args, onProgress);
       const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
+      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), stepPath: `tfjs (${stepWhy})`, kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
     }
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage | undefined;

@@ -24,6 +24,9 @@ export function needsHostSampling(p: SamplingParams): boolean {
   return p.temperature > 1e-5 || p.logprobs !== null || p.returnLogits || usesPenalties(p) || usesLogitsProcessors(p);
 }
 
+/** LLMOptions.devicePlan: 'auto' (where it pays), true (wherever an executor can), false (never). */
+export type DevicePlanOption = 'auto' | boolean;
+
 /** Makes the executor of a plan once the weights are loaded (async: a WebGPU device). */
 export type PlanExecutorFactory = (plan: DevicePlan) => PlanExecutor | Promise<PlanExecutor>;
 

@@ -52,6 +52,8 @@ export type RankMessage =
       unquantized?: string[];
       weightBytes: number;
       backend: string;
+      /** What the rank's step runs: `plan (host)`, `plan (webgpu)`, or `tfjs (<why not the plan>)`. */
+      stepPath: string;
       /** Bytes of one KV block over every attention layer of this rank (0 on a rank with none). */
       kvBytesPerBlock: number;
       /** Each attention layer's sliding window on this rank (null: global attention); absent: unknown, nothing is freed. */

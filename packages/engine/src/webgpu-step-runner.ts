@@ -27,7 +27,7 @@ const STEP_MAX_SEQS = 64;
 
 /** Why this rank cannot run the WebGPU step (null when it can). */
 export function webGpuStepUnusable(args: RankArgs, state: ParallelState): string | null {
-  if (args.webgpuStep === false) return 'turned off (webgpuStep: false)';
+  if (args.devicePlan === false) return 'turned off (devicePlan: false)';
   if (args.weightFormat && (args.weightFormat.quantization || args.weightFormat.dtype !== 'float32')) return 'packed weights (dtype / quantization): the tfjs path runs them';
   if (tf.getBackend() !== 'webgpu') return `backend ${tf.getBackend()}`;
   if (state.tp.worldSize !== 1 || state.pp.worldSize !== 1) return 'tp or pp above 1';
