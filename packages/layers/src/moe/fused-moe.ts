@@ -20,6 +20,8 @@ import type { GroupCoordinator, ParallelState } from '@weft/comm';
 import { ConfigError, WeftError } from '@weft/core';
 import { ReplicatedLinear } from '../linear/replicated-linear.js';
 import { Parameter } from '../parameter.js';
+import { whole, type PlanBuilder } from '../plan/builder.js';
+import type { ActView } from '../plan/ops.js';
 import { scoped } from '../scope.js';
 import type { StackedParamMapping } from '../weight-loading.js';
 import { dispatchToExperts, type DispatchMethod } from './dispatch.js';
@@ -169,6 +171,45 @@ export class FusedMoE {
       },
       (out) => out,
     );
+  }
+
+  /** Why `record` cannot run on this rank's layout, or null. */
+  planUnsupported(): string | null {
+    if (!this.gate) return `${this.prefix}: FusedMoE without a gate (router logits from outside) has no device plan`;
+    // EP over DP replicas exchanges tokens of different batches: a plan has no such boundary yet.
+    if (this.ep && this.ep.worldSize > this.tp.worldSize) {
+      return `${this.prefix}: expert parallelism across DP replicas (EP ${this.ep.worldSize} > TP ${this.tp.worldSize}) has no device plan yet`;
+    }
+    return null;
+  }
+
+  /**
+   * Records the block: the replicated gate → router logits, the `moe` op over this rank's experts (all of
+   * them TP-split, or under EP its whole ones), the shared experts' TP partial added, then the one TP
+   * all-reduce. Under EP (its group then being the TP group) every rank runs its experts on all the
+   * step's tokens and the all-reduce sums the ranks' parts: the same sum as the tfjs path's token
+   * exchange, added in another order (fp32 rounding apart).
+   */
+  record(b: PlanBuilder, x: ActView): ActView {
+    const why = this.planUnsupported();
+    if (why) throw new ConfigError(`device plan: ${why}`);
+    if (x.width !== this.hiddenSize) throw new ConfigError(`${this.prefix}: plan view of width ${x.width}, hidden size ${this.hiddenSize}`);
+    const logits = whole(b.scratch('moe.logits', this.numExperts));
+    this.gate!.record(b, x, logits);
+    const out = whole(b.scratch('moe.out', this.hiddenSize));
+    b.op({
+      kind: 'moe',
+      x,
+      logits,
+      out,
+      routing: this.routing,
+      correctionBias: this.correctionBias,
+      numExperts: this.numExperts,
+      experts: this.experts.planExperts(),
+    });
+    if (this.sharedExperts) b.op({ kind: 'add', a: out, b: this.sharedExperts.record(b, x, 'moe.shared'), out });
+    if (this.reduceResults) b.allReduce(out, this.tp);
+    return out;
   }
 
   /** Router over `x`'s tokens, read back to the host (the expert loop needs ids on the host anyway). */

@@ -16,6 +16,7 @@ import { LinearWeight } from '../linear/linear-weight.js';
 import { expectCheckpointShape, type Parameter, type WeightLoader } from '../parameter.js';
 import type { ExpertMap } from './expert-map.js';
 import { siluAndMulOp } from '../kernels/index.js';
+import type { MoeExpert } from '../plan/ops.js';
 
 export interface RoutedExpertsOptions {
   /** The MoE block, e.g. `model.layers.1.mlp`. */
@@ -76,6 +77,11 @@ export class RoutedExperts {
 
   parameters(): Parameter[] {
     return [...this.gateUp, ...this.down];
+  }
+
+  /** The experts held here as a plan's `moe` op lists them: ascending global id, each with its two weights. */
+  planExperts(): MoeExpert[] {
+    return this.expertMap.globalIds.map((id, local) => ({ id, gateUp: this.gateUp[local]!, down: this.down[local]! }));
   }
 
   /** A checkpoint tensor of an expert held by another EP rank: the loader skips it (and reads nothing). */

@@ -18,6 +18,7 @@ import type { LinearWeight } from '../linear/linear-weight.js';
 import type { Parameter } from '../parameter.js';
 import type { EmbeddingWeight } from '../embedding-weight.js';
 import type { RotaryEmbedding } from '../rotary/rotary-embedding.js';
+import type { MoERouting } from '../moe/fused-moe.js';
 
 export interface PlanAct {
   readonly id: number;
@@ -173,5 +174,99 @@ export interface SoftcapOp {
   readonly cap: number;
 }
 
-export type PlanOp = EmbedOp | RmsNormOp | LinearOp | RotaryOp | AttentionOp | GatedActOp | AddOp | AllReduceOp | GatherSampledOp | GatherColumnsOp | SoftcapOp;
+/** One routed expert this rank holds: its global id and its two weights (each with its own linear method). */
+export interface MoeExpert {
+  readonly id: number;
+  /** `[2·I, H]` on this rank (I = the rank's share of moe_intermediate_size): gate rows, then up rows. */
+  readonly gateUp: LinearWeight;
+  /** `[H, I]`. */
+  readonly down: LinearWeight;
+}
+
+/**
+ * vLLM's FusedMoE over this rank's routed experts, from the router `logits` `[T, E]` (a `linear` op on the
+ * replicated gate precedes it). Routing per token, exactly as `moe/router.ts` `selectExperts` (fp32):
+ * scores = softmax or sigmoid(logits) (`routing.scoring`); choice = scores (+ `correctionBias` when given);
+ * methods 'group_limited_greedy' / 'noaux_tc' with topkGroup < nGroup: group score = sum of the group's top-2
+ * choice values (noaux_tc or a bias) else its max, keep the `topkGroup` best groups, others' choice → 0.0;
+ * ids = top-`topK` of choice (descending, ties to the lowest id; 'greedy' ignores groups); weights = the
+ * unbiased scores at the ids (noaux_tc or a bias) else the chosen values; renormalize: w / (Σw + 1e-20);
+ * × routedScalingFactor (when set and ≠ 1). Then per token, over the chosen experts this rank holds in
+ * ascending global id, starting from zero: `out[t] += w · down_e(silu(g) · u)` with `g | u = gateUp_e(x[t])`,
+ * both through the weight's linear method (as a `linear` op, quantized activations included); `out` is
+ * overwritten. Experts held on other EP ranks (absent from `experts`) and TP-split experts (their partial)
+ * give this rank's part of the sum: the layer records the all-reduce that completes it.
+ */
+export interface MoeOp {
+  readonly kind: 'moe';
+  readonly x: ActView;
+  readonly logits: ActView;
+  readonly out: ActView;
+  /** The method resolved (`routingMethod`), without the bias (below). */
+  readonly routing: MoERouting;
+  /** `e_score_correction_bias` `[E]` (DeepSeek V3), or null. */
+  readonly correctionBias: Parameter | null;
+  readonly numExperts: number;
+  /** This rank's experts, ascending global id. */
+  readonly experts: readonly MoeExpert[];
+}
+
+/** fp32 matrices `[heads, k, n]` (MLA's absorbed kv_b_proj halves, dequantized as vLLM does), made once at upload. */
+export interface HeadMatrices {
+  /** For errors and traces, e.g. `model.layers.0.self_attn.kv_b_proj.W_UK`. */
+  readonly name: string;
+  readonly heads: number;
+  readonly k: number;
+  readonly n: number;
+  /** The values, `[heads, k, n]` row-major (computed on call: call once, at upload). */
+  data(): Float32Array;
+}
+
+/**
+ * A matmul per head (MLA's absorption: q_nope · W_UK into latent space, the latent context · W_UV back):
+ * for h < weight.heads, `out[t, out.col + h·outStride + j] = Σ_{i<k} x[t, x.col + h·xStride + i] · W[h, i, j]`
+ * for j < n. Columns of `out` between heads are left as they are. Accumulation in fp32.
+ */
+export interface HeadMatmulOp {
+  readonly kind: 'headMatmul';
+  /** Spans `(heads − 1)·xStride + k` columns. */
+  readonly x: ActView;
+  readonly xStride: number;
+  /** Spans `(heads − 1)·outStride + n` columns. */
+  readonly out: ActView;
+  readonly outStride: number;
+  readonly weight: HeadMatrices;
+}
+
+/**
+ * Strided column copy: `out[t, out.col + h·outStride + j] = x[t, x.col + h·xStride + j]` for h < heads,
+ * j < width (MLA: q's rope parts out of and into per-head layouts; `xStride` 0 repeats one head, e.g. the
+ * shared rope key into every head of a full-cache key). `x` and `out` must not overlap.
+ */
+export interface CopyHeadsOp {
+  readonly kind: 'copyHeads';
+  readonly x: ActView;
+  readonly xStride: number;
+  readonly out: ActView;
+  readonly outStride: number;
+  readonly heads: number;
+  readonly width: number;
+}
+
+/**
+ * `x` ← `x` as the executor's linear kernel for `weight` sees its input, in place: rounded through Q8_0 blocks
+ * of 32 (llama.cpp's quantize_row_q8_0 and back) when that kernel quantizes activations for
+ * `weight.quantMethod.name` (a8), unchanged otherwise (fp32, bf16, weight-only kernels). For math that uses a
+ * weight outside its kernel and must see what the kernel would: MLA's latent, the input of the absorbed
+ * kv_b_proj, before it is cached.
+ */
+export interface RoundInputOp {
+  readonly kind: 'roundInput';
+  readonly x: ActView;
+  readonly weight: LinearWeight;
+}
+
+export type PlanOp =
+  | EmbedOp | RmsNormOp | LinearOp | RotaryOp | AttentionOp | GatedActOp | AddOp | AllReduceOp | GatherSampledOp | GatherColumnsOp | SoftcapOp
+  | MoeOp | HeadMatmulOp | CopyHeadsOp | RoundInputOp;
 export type PlanOpKind = PlanOp['kind'];
