@@ -83,7 +83,9 @@ static void detect(void) {
 
 #define MAX_THREADS 64
 typedef struct {
-  int kind; /* 0 q8_0, 1 q4_0, 2 bf16 */
+  int kind; /* 0 q8_0, 1 q4_0, 2 bf16, 3 fn(ctx, part, parts) */
+  void (*fn)(const void *ctx, int t, int nt);
+  const void *ctx;
   const isa_t *isa;
   const act_t *a;
   const void *w;
@@ -104,6 +106,10 @@ static void run_part(const job_t *j, int t) {
   /* rows split in multiples of 4 (the tile height) */
   int per = ((j->n + j->nt - 1) / j->nt + 3) & ~3;
   int r0 = t * per, r1 = r0 + per < j->n ? r0 + per : j->n;
+  if (j->kind == 3) {
+    j->fn(j->ctx, t, j->nt);
+    return;
+  }
   if (r0 >= r1) return;
   if (j->kind == 2) j->isa->bf16(j->a, j->w, r0, r1, j->n, j->out);
   else (j->kind ? j->isa->q4_0 : j->isa->q8_0)(j->a, j->w, j->wd, r0, r1, j->n, j->out);
@@ -157,6 +163,23 @@ static void run(job_t *j) {
   run_part(j, 0);
 }
 
+/* For native/plan-ops.c: `fn(ctx, part, parts)` on up to `nt` threads (the caller's included); parts may be fewer. */
+void weft_parallel(void (*fn)(const void *ctx, int t, int nt), const void *ctx, int nt) {
+  job_t j = {3, fn, ctx, NULL, NULL, NULL, NULL, 0, nt < 1 ? 1 : nt > MAX_THREADS ? MAX_THREADS : nt, NULL};
+  run(&j);
+}
+
+const isa_t *weft_isa(int i) { return i >= 0 && i < n_isas ? isas[i] : NULL; }
+
+/* The Q8_0 activations and the ISA's prep of x [m, k] (row stride ldx) for a block-format (q4: Q4_0) or bf16 gemm. */
+void weft_prep_act(const isa_t *I, act_t *a, int q4, int bf16);
+void weft_release_act(const isa_t *I, act_t *a);
+/* Rows [r0, r1) of out [m, n] (contiguous) for kind 0 q8_0, 1 q4_0, 2 bf16 on prepared activations. */
+void weft_q_rows(const isa_t *I, int kind, const act_t *a, const void *w, const uint16_t *wd, int r0, int r1, int n, float *out) {
+  if (kind == 2) I->bf16(a, w, r0, r1, n, out);
+  else (kind ? I->q4_0 : I->q8_0)(a, w, wd, r0, r1, n, out);
+}
+
 /* ---------------------------------------------------------------- N-API */
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "weft_cpu_kernels: " #call " failed"); return NULL; } } while (0)
@@ -194,22 +217,39 @@ static napi_value gemm(napi_env env, napi_callback_info info, int kind) {
   }
   act_t a = {m, k, k / QK, x, NULL, NULL, NULL, NULL};
   const isa_t *I = isas[isa];
-  if (kind != 2) {
-    a.qs = malloc((size_t)m * k);
-    a.d = malloc((size_t)m * a.nb * sizeof(float));
-    a.sx = malloc((size_t)m * a.nb * sizeof(int32_t));
-    quantize_act(&a);
-    if (I->prep_q) I->prep_q(&a, kind == 1);
-  } else if (I->prep_bf16) {
-    I->prep_bf16(&a);
-  }
-  job_t j = {kind, I, &a, w, wd, n, nt > MAX_THREADS ? MAX_THREADS : nt, out};
+  weft_prep_act(I, &a, kind == 1, kind == 2);
+  job_t j = {kind, NULL, NULL, I, &a, w, wd, n, nt > MAX_THREADS ? MAX_THREADS : nt, out};
   run(&j);
-  if (a.extra && I->release) I->release(&a);
-  free(a.qs);
-  free(a.d);
-  free(a.sx);
+  weft_release_act(I, &a);
   return NULL;
+}
+
+void weft_prep_act(const isa_t *I, act_t *a, int q4, int bf16) {
+  if (!bf16) {
+    a->qs = malloc((size_t)a->m * a->k);
+    a->d = malloc((size_t)a->m * a->nb * sizeof(float));
+    a->sx = malloc((size_t)a->m * a->nb * sizeof(int32_t));
+    quantize_act(a);
+    if (I->prep_q) I->prep_q(a, q4);
+  } else if (I->prep_bf16) {
+    I->prep_bf16(a);
+  }
+}
+
+void weft_release_act(const isa_t *I, act_t *a) {
+  if (a->extra && I->release) I->release(a);
+  free(a->qs);
+  free(a->d);
+  free(a->sx);
+  a->qs = NULL;
+  a->d = NULL;
+  a->sx = NULL;
+}
+
+/* Kind 0-2 job on prepared activations, rows split over nt threads as gemm does. */
+void weft_run_q(const isa_t *I, int kind, const act_t *a, const void *w, const uint16_t *wd, int n, int nt, float *out) {
+  job_t j = {kind, NULL, NULL, I, a, w, wd, n, nt < 1 ? 1 : nt > MAX_THREADS ? MAX_THREADS : nt, out};
+  run(&j);
 }
 
 static napi_value gemm_q8_0(napi_env env, napi_callback_info info) { return gemm(env, info, 0); }
@@ -232,6 +272,7 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+napi_status weft_define_plan_ops(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT() {
   pthread_once(&once, detect);
@@ -242,5 +283,6 @@ NAPI_MODULE_INIT() {
     {"gemmBf16", NULL, gemm_bf16, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (weft_define_plan_ops(env, exports) != napi_ok) return NULL;
   return exports;
 }

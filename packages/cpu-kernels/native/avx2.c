@@ -112,4 +112,4 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
   for (; r < r1; r++) BF16_NA(1)
 }
 
-const isa_t isa_avx2 = {"avx2", NULL, NULL, q8_rows, q4_rows, NULL, bf16_rows, NULL};
+const isa_t isa_avx2 = {"avx2", NULL, NULL, q8_rows, q4_rows, NULL, bf16_rows, NULL, &dense_avx2};

@@ -307,4 +307,4 @@ static void release(act_t *a) {
   a->extra = NULL;
 }
 
-const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, prep_bf16, bf16_rows, release};
+const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, prep_bf16, bf16_rows, release, &dense_avx512};

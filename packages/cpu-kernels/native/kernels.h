@@ -19,6 +19,38 @@ typedef struct {
 typedef void (*q_rows_fn)(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out);
 typedef void (*bf16_rows_fn)(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out);
 
+/* Paged attention of one layer over a step (native/dense.c `attend`): the step's rows × KV heads are the work items. */
+enum { ATTN_SEQ_ID, ATTN_START, ATTN_QUERY, ATTN_CONTEXT, ATTN_TABLE, ATTN_SEQ_FIELDS }; /* per sequence, in `seqs` */
+typedef struct {
+  const float *q, *k, *v; /* views (offset to their first column); v NULL with a latent cache (V = K's prefix) */
+  int ldq, ldk, ldv;
+  float *out;
+  int ldo;
+  float *kc, *vc;         /* the layer's cache [block, Hk, bs, D] / [block, Hk, bs, Dv]; vc NULL with a latent cache */
+  const int32_t *seqs;    /* S × ATTN_SEQ_FIELDS */
+  const int32_t *tables;  /* every sequence's block table, back to back (ATTN_TABLE: where each starts) */
+  const int32_t *row_seq; /* T: the sequence of each row */
+  int T, H, Hk, D, Dv, bs, window, max_keys;
+  float scale, cap;       /* cap 0: no soft cap */
+} attn_t;
+
+/* The fp32 ops, one table per ISA (native/dense.c compiled with each ISA's flags). */
+typedef struct {
+  int kn_nr; /* gemm_f32_kn's column tile: a thread's columns start at a multiple of it */
+  void (*gemm_f32_kn)(const float *x, int ldx, int m, int k, const float *w, int n, int c0, int c1, float *out, int ldo);
+  void (*gemm_f32_nk)(const float *x, int ldx, int m, int k, const float *w, int r0, int r1, float *out, int ldo);
+  void (*rms_norm)(const float *x, int ldx, float *out, int ldo, float *res, int ldr, int init, int rows, int width, int group,
+                   const float *w, float eps);
+  void (*rotary)(float *x, int ldx, int rows, int heads, int head_size, int rot, int neox, const float *cos_t, const float *sin_t);
+  void (*gated_act)(int act, const float *x, int ldx, float *out, int ldo, int rows, int half);
+  void (*add)(const float *a, int lda, const float *b, int ldb, float *out, int ldo, int rows, int width);
+  void (*softcap)(float *x, int ldx, int rows, int width, float cap);
+  void (*attend)(const attn_t *a, int i0, int i1);
+  void (*embed)(const void *table, int fmt, int nrows, int dim, const int32_t *ids, int T, int vstart, float scale, float *out, int ldo);
+} dense_t;
+
+extern const dense_t dense_avx512, dense_avx2, dense_scalar;
+
 typedef struct {
   const char *name;
   int (*supported)(void);
@@ -27,6 +59,7 @@ typedef struct {
   void (*prep_bf16)(act_t *a);      /* may be NULL */
   bf16_rows_fn bf16;
   void (*release)(act_t *a);        /* frees what a prep made; may be NULL */
+  const dense_t *dense;
 } isa_t;
 
 extern const isa_t isa_avx512, isa_avx2, isa_scalar;

@@ -61,4 +61,4 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
     }
 }
 
-const isa_t isa_scalar = {"scalar", always, NULL, q8_rows, q4_rows, NULL, bf16_rows, NULL};
+const isa_t isa_scalar = {"scalar", always, NULL, q8_rows, q4_rows, NULL, bf16_rows, NULL, &dense_scalar};

@@ -20,3 +20,12 @@ export {
   type CpuKernelsOptions,
   type KernelInfo,
 } from './kernels.js';
+export {
+  planKernels,
+  ATTN_SEQ_FIELDS,
+  type PlanKernels,
+  type View,
+  type HostMatrix,
+  type EmbedTable,
+  type PagedAttentionArgs,
+} from './plan-ops.js';

@@ -14,6 +14,24 @@ export interface NativeAddon {
   gemmQ8_0(isa: number, threads: number, x: Float32Array, m: number, k: number, qs: Int8Array, d: Uint16Array, n: number, out: Float32Array): void;
   gemmQ4_0(isa: number, threads: number, x: Float32Array, m: number, k: number, qs: Uint8Array, d: Uint16Array, n: number, out: Float32Array): void;
   gemmBf16(isa: number, threads: number, x: Float32Array, m: number, k: number, w: Uint16Array, n: number, out: Float32Array): void;
+  /** The host plan ops (native/plan-ops.c documents each; src/plan-ops.ts wraps them). kind: 0 q8_0, 1 q4_0, 2 bf16, 3 fp32 [n, k], 4 fp32 [k, n]. */
+  linear(
+    isa: number, threads: number, kind: number, m: number, k: number, n: number, x: Float32Array, xoff: number, ldx: number,
+    w: Int8Array | Uint8Array | Uint16Array | Float32Array, wd: Uint16Array | null, out: Float32Array, ooff: number, ldo: number, accumulate: number, bias: Float32Array | null,
+  ): void;
+  rmsNorm(
+    isa: number, x: Float32Array, xoff: number, ldx: number, out: Float32Array, ooff: number, ldo: number, res: Float32Array | null, roff: number, ldr: number,
+    init: number, rows: number, width: number, group: number, w: Float32Array, eps: number,
+  ): void;
+  rotary(isa: number, x: Float32Array, xoff: number, ldx: number, rows: number, heads: number, headSize: number, rotaryDim: number, neox: number, cos: Float32Array, sin: Float32Array): void;
+  gatedAct(isa: number, act: number, x: Float32Array, xoff: number, ldx: number, out: Float32Array, ooff: number, ldo: number, rows: number, half: number): void;
+  add(isa: number, a: Float32Array, aoff: number, lda: number, b: Float32Array, boff: number, ldb: number, out: Float32Array, ooff: number, ldo: number, rows: number, width: number): void;
+  softcap(isa: number, x: Float32Array, xoff: number, ldx: number, rows: number, width: number, cap: number): void;
+  embed(isa: number, table: Float32Array | Uint16Array, fmt: number, rows: number, dim: number, ids: Int32Array, vocabStart: number, scale: number, out: Float32Array, ooff: number, ldo: number): void;
+  attention(
+    isa: number, threads: number, q: Float32Array, qoff: number, ldq: number, k: Float32Array, koff: number, ldk: number, v: Float32Array | null, voff: number, ldv: number,
+    out: Float32Array, ooff: number, ldo: number, kCache: Float32Array, vCache: Float32Array | null, seqs: Int32Array, tables: Int32Array, dims: Int32Array, scale: number, softCap: number,
+  ): void;
 }
 
 export const ADDON_FILE = 'build/Release/weft_cpu_kernels.node';
