@@ -29,10 +29,8 @@
 #define LANES 16
 #if defined(__AVX512F__)
 #define KN_NR 32
-#elif defined(__AVX2__)
-#define KN_NR 16
 #else
-#define KN_NR 8
+#define KN_NR 16
 #endif
 
 AI float hsum(const float *acc) {
@@ -53,15 +51,32 @@ AI float dot(const float *a, const float *b, int n) {
 
 /* ---------------------------------------------------------------- fp32 GEMM, W [k, n] (a LinearWeight's tensor) */
 
-AI void kn_tile(const float *x, int ldx, const int MR, int k, const float *w, int n, int c, float *out, int ldo) {
-  float acc[4][KN_NR];
+/* GCC vector types keep a tile's accumulators in registers (arrays of floats went to the stack); the tiles
+ * contract a·b + c into FMAs (the elementwise ops below stay uncontracted, in the tfjs path's order). */
+typedef float vf __attribute__((vector_size(64)));
+typedef float vfu __attribute__((vector_size(64), aligned(4)));
+#define VL 16
+#define LDV(p) (*(const vfu *)(p))
+#define FC __attribute__((optimize("fp-contract=fast")))
+
+AI float vsum(vf v) {
+  float s = 0;
+  for (int l = 0; l < VL; l++) s += v[l];
+  return s;
+}
+
+#define KN_V (KN_NR / VL)
+AI FC void kn_tile(const float *x, int ldx, const int MR, int k, const float *w, int n, int c, float *out, int ldo) {
+  vf acc[4][KN_V];
   for (int i = 0; i < MR; i++)
-    for (int l = 0; l < KN_NR; l++) acc[i][l] = 0;
+    for (int v = 0; v < KN_V; v++) acc[i][v] = (vf){0};
   for (int j = 0; j < k; j++) {
     const float *wr = w + (size_t)j * n + c;
+    vf wv[KN_V];
+    for (int v = 0; v < KN_V; v++) wv[v] = LDV(wr + v * VL);
     for (int i = 0; i < MR; i++) {
-      const float xv = x[(size_t)i * ldx + j];
-      for (int l = 0; l < KN_NR; l++) acc[i][l] = MADD(xv, wr[l], acc[i][l]);
+      const vf xv = (vf){0} + x[(size_t)i * ldx + j];
+      for (int v = 0; v < KN_V; v++) acc[i][v] += xv * wv[v];
     }
   }
   for (int i = 0; i < MR; i++) memcpy(out + (size_t)i * ldo + c, acc[i], sizeof acc[i]);
@@ -92,30 +107,37 @@ static void gemm_f32_kn(const float *x, int ldx, int m, int k, const float *w, i
 
 /* ---------------------------------------------------------------- fp32 GEMM, W [n, k] (an embedding, a tied head) */
 
-AI void nk_tile(const float *x, int ldx, const int NA, int k, const float *w, int r, const int NR, float *out, int ldo) {
-  float acc[4][2][LANES];
+AI FC void nk_tile(const float *x, int ldx, const int NA, int k, const float *w, int r, const int NR, float *out, int ldo) {
+  vf acc[4][4];
   for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++)
-      for (int l = 0; l < LANES; l++) acc[rr][ii][l] = 0;
+    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = (vf){0};
   int j = 0;
-  for (; j + LANES <= k; j += LANES)
+  for (; j + VL <= k; j += VL) {
+    vf xv[4];
+    for (int ii = 0; ii < NA; ii++) xv[ii] = LDV(x + (size_t)ii * ldx + j);
     for (int rr = 0; rr < NR; rr++) {
-      const float *wr = w + (size_t)(r + rr) * k + j;
-      for (int ii = 0; ii < NA; ii++)
-        for (int l = 0; l < LANES; l++) acc[rr][ii][l] = MADD(x[(size_t)ii * ldx + j + l], wr[l], acc[rr][ii][l]);
+      const vf wv = LDV(w + (size_t)(r + rr) * k + j);
+      for (int ii = 0; ii < NA; ii++) acc[rr][ii] += xv[ii] * wv;
     }
+  }
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) {
-      float s = hsum(acc[rr][ii]);
+      float s = vsum(acc[rr][ii]);
       for (int jj = j; jj < k; jj++) s = MADD(x[(size_t)ii * ldx + jj], w[(size_t)(r + rr) * k + jj], s);
       out[(size_t)ii * ldo + r + rr] = s;
     }
 }
 
 #define NK_NA(NR)                                                                                         \
-  for (int i = 0; i < m; i += 2) {                                                                        \
-    if (m - i >= 2) nk_tile(x + (size_t)i * ldx, ldx, 2, k, w, r, NR, out + (size_t)i * ldo, ldo);         \
-    else nk_tile(x + (size_t)i * ldx, ldx, 1, k, w, r, NR, out + (size_t)i * ldo, ldo);                    \
+  for (int i = 0; i < m; i += 4) {                                                                        \
+    const float *xi = x + (size_t)i * ldx;                                                                \
+    float *oi = out + (size_t)i * ldo;                                                                    \
+    switch (m - i >= 4 ? 4 : m - i) {                                                                     \
+      case 4: nk_tile(xi, ldx, 4, k, w, r, NR, oi, ldo); break;                                           \
+      case 3: nk_tile(xi, ldx, 3, k, w, r, NR, oi, ldo); break;                                           \
+      case 2: nk_tile(xi, ldx, 2, k, w, r, NR, oi, ldo); break;                                           \
+      default: nk_tile(xi, ldx, 1, k, w, r, NR, oi, ldo); break;                                          \
+    }                                                                                                     \
   }
 
 /* Columns (weight rows) [r0, r1) of out[m, ·] = x[m, k] · Wᵀ, W [n, k]. */
