@@ -29,6 +29,11 @@ import {
   type Parameter,
   type RotaryEmbedding,
   type TokenMixer,
+  type ActView,
+  type HeadMatrices,
+  type PlanBuilder,
+  view,
+  whole,
 } from '@weft/layers';
 
 export type MlaCacheForm = 'latent' | 'full';
@@ -148,6 +153,78 @@ export class DeepseekMLA implements TokenMixer {
     const o = await this.oProj.forward(out);
     out.dispose();
     return o;
+  }
+
+  /**
+   * Records the same work: q (q_a → norm → q_b, or q_proj) and kv_a_proj_with_mqa → norm of the latent →
+   * rotary on the shared rope key and on each head's rope part (copied out of q to be contiguous); then
+   * 'latent': the latent rounded as kv_b_proj's kernel would see it, q_nope · W_UK per head next to the
+   * rotated q_pe as the query, attention over the cached `[latent | k_rope]` (V = the latent), the context
+   * · W_UV per head; 'full': kv_b_proj, keys `[k_nope | k_rope]` and values per head, ordinary attention.
+   * o_proj (row-parallel: its all-reduce) last.
+   */
+  record(b: PlanBuilder, hidden: ActView): ActView {
+    const { qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, kvLoraRank: lora, vHeadDim } = this.c;
+    const Hl = this.heads;
+    const qHead = nope + ropeDim;
+    let qIn = hidden;
+    if (this.qAProj) {
+      qIn = whole(b.scratch('mla.q_a', this.qAProj.outPerRank));
+      this.qAProj.record(b, hidden, qIn);
+      this.qALayernorm!.record(b, qIn, qIn);
+    }
+    const q = b.scratch('mla.q', Hl * qHead);
+    this.qProj.record(b, qIn, whole(q));
+    const kvA = b.scratch('mla.kv_a', lora + ropeDim);
+    this.kvAProjWithMqa.record(b, hidden, whole(kvA));
+    const latent = view(kvA, 0, lora);
+    this.kvALayernorm.record(b, latent, latent);
+    b.op({ kind: 'rotary', x: view(kvA, lora, ropeDim), heads: 1, rope: this.rope });
+    const qPe = whole(b.scratch('mla.q_pe', Hl * ropeDim));
+    const qPeInQ = view(q, nope, (Hl - 1) * qHead + ropeDim);
+    b.op({ kind: 'copyHeads', x: qPeInQ, xStride: qHead, out: qPe, outStride: ropeDim, heads: Hl, width: ropeDim });
+    b.op({ kind: 'rotary', x: qPe, heads: Hl, rope: this.rope });
+    const ctx = b.scratch('mla.context', Hl * vHeadDim);
+    if (this.cacheForm === 'latent') {
+      const { wUK, wUV } = this.planAbsorbed();
+      b.op({ kind: 'roundInput', x: latent, weight: this.kvBProj.weight });
+      const qlHead = lora + ropeDim;
+      const query = b.scratch('mla.query', Hl * qlHead);
+      b.op({ kind: 'headMatmul', x: view(q, 0, (Hl - 1) * qHead + nope), xStride: qHead, out: view(query, 0, (Hl - 1) * qlHead + lora), outStride: qlHead, weight: wUK });
+      b.op({ kind: 'copyHeads', x: qPe, xStride: ropeDim, out: view(query, lora, (Hl - 1) * qlHead + ropeDim), outStride: qlHead, heads: Hl, width: ropeDim });
+      const ctxLatent = whole(b.scratch('mla.context_latent', Hl * lora));
+      this.attn.record(b, whole(query), whole(kvA), null, ctxLatent);
+      b.op({ kind: 'headMatmul', x: ctxLatent, xStride: lora, out: whole(ctx), outStride: vHeadDim, weight: wUV });
+    } else {
+      b.op({ kind: 'copyHeads', x: qPe, xStride: ropeDim, out: qPeInQ, outStride: qHead, heads: Hl, width: ropeDim });
+      const kvHead = nope + vHeadDim;
+      const kv = b.scratch('mla.kv', Hl * kvHead);
+      this.kvBProj.record(b, latent, whole(kv));
+      const key = b.scratch('mla.key', Hl * qHead);
+      b.op({ kind: 'copyHeads', x: view(kv, 0, (Hl - 1) * kvHead + nope), xStride: kvHead, out: view(key, 0, (Hl - 1) * qHead + nope), outStride: qHead, heads: Hl, width: nope });
+      // The one rope key head, repeated into every head.
+      b.op({ kind: 'copyHeads', x: view(kvA, lora, ropeDim), xStride: 0, out: view(key, nope, (Hl - 1) * qHead + ropeDim), outStride: qHead, heads: Hl, width: ropeDim });
+      const value = whole(b.scratch('mla.value', Hl * vHeadDim));
+      b.op({ kind: 'copyHeads', x: view(kv, nope, (Hl - 1) * kvHead + vHeadDim), xStride: kvHead, out: value, outStride: vHeadDim, heads: Hl, width: vHeadDim });
+      this.attn.record(b, whole(q), whole(key), value, whole(ctx));
+    }
+    const out = whole(b.scratch('mla.out', this.oProj.outPerRank));
+    this.oProj.record(b, whole(ctx), out);
+    return out;
+  }
+
+  /** W_UK `[Hl, nope, lora]` and W_UV `[Hl, lora, v]` as plan weights (the tfjs path's absorbed tensors, read at upload). */
+  private planAbsorbed(): { wUK: HeadMatrices; wUV: HeadMatrices } {
+    const { qkNopeHeadDim: nope, vHeadDim, kvLoraRank: lora } = this.c;
+    const name = this.kvBProj.weight.name.replace(/\.weight$/, '');
+    const matrices = (part: 'wUK' | 'wUV', k: number, n: number): HeadMatrices => ({
+      name: `${name}.${part === 'wUK' ? 'W_UK' : 'W_UV'}`,
+      heads: this.heads,
+      k,
+      n,
+      data: () => (this.absorb()[part].dataSync() as Float32Array).slice(),
+    });
+    return { wUK: matrices('wUK', nope, lora), wUV: matrices('wUV', lora, vHeadDim) };
   }
 
   /** Keys and values per head from kv_b_proj; cache holds them whole. */
