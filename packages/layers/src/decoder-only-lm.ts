@@ -35,6 +35,8 @@ export interface ChannelMixer {
   forward(x: tf.Tensor2D): Promise<tf.Tensor2D>;
   /** Records the same work into a device plan (absent: no plan yet); returns the output view. */
   record?(b: PlanBuilder, x: ActView): ActView;
+  /** Why `record` cannot run on this rank's layout (FusedMoE: EP across DP replicas), or null. */
+  planUnsupported?(): string | null;
   parameters(): Parameter[];
   /** Checkpoint tensors of this block held by other ranks (experts under EP). */
   isElsewhere?(name: string): boolean;
@@ -69,7 +71,7 @@ export interface DecoderLayer {
 export function mixersUnsupported(prefix: string, selfAttn: TokenMixer, mlp: ChannelMixer): string | null {
   if (!selfAttn.record) return `${prefix}: ${selfAttn.constructor.name} has no device plan`;
   if (!mlp.record) return `${prefix}: ${mlp.constructor.name} has no device plan`;
-  return null;
+  return mlp.planUnsupported?.() ?? null;
 }
 
 export class PreNormDecoderLayer implements DecoderLayer {
