@@ -17,8 +17,10 @@
  */
 import type { LlamaConfig, TensorSource } from '@weft/core';
 import { ConfigError } from '@weft/core';
+export { requestDevice } from '../../plan/webgpu/device.js';
 import { defaultInvFreq, linearInvFreq, llama3InvFreq } from '../../rotary/frequencies.js';
 import { cosSinTable, roundInvFreq } from '../../rotary/rotary-embedding.js';
+import { requestDevice } from '../../plan/webgpu/device.js';
 import {
   GEMM_TILE,
   gemvRowsPerWg,
@@ -144,7 +146,7 @@ export class WebGpuLlamaStep {
     if (why) throw new ConfigError(`WebGpuLlamaStep: ${why}`);
     let device = opts.device;
     const own = !device;
-    if (!device) device = await requestDevice();
+    if (!device) device = await requestDevice('WebGpuLlamaStep');
     const step = new WebGpuLlamaStep(device, opts, own);
     try {
       step.upload(opts.weights);
@@ -567,23 +569,4 @@ export function packBf16(x: Float32Array): Uint16Array {
     out[i] = (b & 0x7f800000) === 0x7f800000 ? b >>> 16 : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
   }
   return out;
-}
-
-/** A device with the adapter's limits for buffer sizes, workgroup size and storage buffers. */
-export async function requestDevice(): Promise<GPUDevice> {
-  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  if (!gpu) throw new ConfigError('WebGpuLlamaStep: no navigator.gpu (call initBackend({ prefer: "webgpu" }) first, or pass a device)');
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new ConfigError('WebGpuLlamaStep: no WebGPU adapter');
-  const L = adapter.limits;
-  return adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
-      maxBufferSize: L.maxBufferSize,
-      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: Math.min(1024, L.maxComputeInvocationsPerWorkgroup),
-      maxComputeWorkgroupSizeX: Math.min(1024, L.maxComputeWorkgroupSizeX),
-      maxStorageBuffersPerShaderStage: Math.min(10, L.maxStorageBuffersPerShaderStage),
-    },
-  });
 }

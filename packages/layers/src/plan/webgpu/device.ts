@@ -1,0 +1,35 @@
+/// <reference types="@webgpu/types" />
+/**
+ * A WebGPU device for weft's own kernels (the plan executor, the Llama step):
+ * the adapter's own limits for buffer sizes, workgroup memory and storage
+ * bindings, which the defaults (128 MiB bindings, 16 KiB workgroup memory)
+ * would cap. `navigator.gpu` comes from `initBackend({ prefer: 'webgpu' })`.
+ */
+import { ConfigError } from '@weft/core';
+
+/** GPUBufferUsage / GPUMapMode values (the globals exist only where Dawn was installed). */
+export const BUF = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+export const MAP_READ_MODE = 0x1;
+
+export async function requestDevice(who = 'webgpu'): Promise<GPUDevice> {
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu) throw new ConfigError(`${who}: no navigator.gpu (call initBackend({ prefer: "webgpu" }) first, or pass a device)`);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new ConfigError(`${who}: no WebGPU adapter`);
+  const L = adapter.limits;
+  return adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxBufferSize: L.maxBufferSize,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: Math.min(1024, L.maxComputeInvocationsPerWorkgroup),
+      maxComputeWorkgroupSizeX: Math.min(1024, L.maxComputeWorkgroupSizeX),
+      maxStorageBuffersPerShaderStage: Math.min(10, L.maxStorageBuffersPerShaderStage),
+    },
+  });
+}
+
+/** A workgroup count as (x, y) under the 65,535 per dimension limit; kernels index `wid.y · 65535 + wid.x`. */
+export function split(n: number): [number, number] {
+  return n <= 65535 ? [n, 1] : [65535, Math.ceil(n / 65535)];
+}

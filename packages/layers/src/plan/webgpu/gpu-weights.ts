@@ -1,0 +1,140 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The plan's weights on the device, uploaded once from their host storage
+ * (`matrixStorage`, `vectorData`): every matrix as `[n, k]` rows (an fp32
+ * LinearWeight's `[k, n]` tensor is transposed on the way), fp32 rows padded
+ * to a multiple of 4 and bf16 rows to a multiple of 8 (two per u32) so the
+ * kernels read whole vectors; Q8_0 / Q4_0 as the CPU holds them (quants, and
+ * the fp16 block scales in a buffer of their own). A weight used by several
+ * ops (a tied embedding and LM head) is uploaded once.
+ */
+import { WeftError } from '@weft/core';
+import type { EmbeddingWeight } from '../../embedding-weight.js';
+import type { LinearWeight } from '../../linear/linear-weight.js';
+import type { Parameter } from '../../parameter.js';
+import { matrixStorage, vectorData } from '../weights.js';
+import { BUF } from './device.js';
+
+export type MatFormat = 'fp32' | 'bf16' | 'q8_0' | 'q4_0';
+
+export interface GpuMatrix {
+  readonly name: string;
+  readonly format: MatFormat;
+  readonly n: number;
+  readonly k: number;
+  /** Row stride in elements (k padded for fp32 / bf16; k for the block formats). */
+  readonly kp: number;
+  readonly data: GPUBuffer;
+  /** fp16 scales, two per u32 (block formats). */
+  readonly scales: GPUBuffer | null;
+  /** Bytes a step reads of this weight (what the bandwidth bound counts). */
+  readonly bytes: number;
+}
+
+const ceil = (x: number, m: number) => Math.ceil(x / m) * m;
+
+export class GpuWeights {
+  private readonly matrices = new Map<LinearWeight | EmbeddingWeight, GpuMatrix>();
+  private readonly vectors = new Map<Parameter, GPUBuffer>();
+  private readonly owned: GPUBuffer[] = [];
+  /** Sum of the uploaded matrices' bytes. */
+  matrixBytes = 0;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  matrix(w: LinearWeight | EmbeddingWeight): GpuMatrix {
+    let m = this.matrices.get(w);
+    if (!m) this.matrices.set(w, (m = this.upload(w)));
+    return m;
+  }
+
+  vector(p: Parameter): GPUBuffer {
+    let b = this.vectors.get(p);
+    if (!b) {
+      const v = vectorData(p);
+      b = this.buffer(v.byteLength, String(p.name));
+      this.device.queue.writeBuffer(b, 0, v.buffer, v.byteOffset, v.byteLength);
+      this.vectors.set(p, b);
+    }
+    return b;
+  }
+
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+    this.owned.length = 0;
+    this.matrices.clear();
+    this.vectors.clear();
+  }
+
+  private buffer(bytes: number, name: string): GPUBuffer {
+    const size = Math.max(16, ceil(bytes, 4));
+    const max = this.device.limits.maxStorageBufferBindingSize;
+    if (size > max) throw new WeftError(`webgpu plan: weight ${name} takes ${size} bytes, more than one storage binding may hold (${max}) on this device`);
+    const b = this.device.createBuffer({ size, usage: BUF.STORAGE | BUF.COPY_DST, label: name });
+    this.owned.push(b);
+    return b;
+  }
+
+  private write(buf: GPUBuffer, data: ArrayBufferView): void {
+    // writeBuffer wants a multiple of 4 bytes: the tail goes through a padded copy.
+    const n = data.byteLength - (data.byteLength % 4);
+    if (n) this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, n);
+    if (n < data.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(new Uint8Array(data.buffer, data.byteOffset + n, data.byteLength - n));
+      this.device.queue.writeBuffer(buf, n, tail);
+    }
+  }
+
+  private upload(w: LinearWeight | EmbeddingWeight): GpuMatrix {
+    const s = matrixStorage(w);
+    const name = String(w.name);
+    const { n, k } = s;
+    let m: GpuMatrix;
+    if (s.format === 'fp32') {
+      const kp = ceil(k, 4);
+      const src = s.data();
+      let rows = src;
+      if (s.transposed || kp !== k) {
+        rows = new Float32Array(n * kp);
+        if (s.transposed) transposeInto(src, k, n, rows, kp);
+        else for (let r = 0; r < n; r++) rows.set(src.subarray(r * k, (r + 1) * k), r * kp);
+      }
+      const data = this.buffer(rows.byteLength, name);
+      this.write(data, rows);
+      m = { name, format: 'fp32', n, k, kp, data, scales: null, bytes: n * k * 4 };
+    } else if (s.format === 'bf16') {
+      const kp = ceil(k, 8);
+      const src = (s.packed as { data: Uint16Array }).data;
+      let rows = src;
+      if (kp !== k) {
+        rows = new Uint16Array(n * kp);
+        for (let r = 0; r < n; r++) rows.set(src.subarray(r * k, (r + 1) * k), r * kp);
+      }
+      const data = this.buffer(rows.byteLength, name);
+      this.write(data, rows);
+      m = { name, format: 'bf16', n, k, kp, data, scales: null, bytes: n * k * 2 };
+    } else {
+      const p = s.packed as { qs: Int8Array | Uint8Array; d: Uint16Array };
+      const data = this.buffer(p.qs.byteLength, name);
+      this.write(data, p.qs);
+      const scales = this.buffer(p.d.byteLength, `${name} scales`);
+      this.write(scales, p.d);
+      m = { name, format: s.format, n, k, kp: k, data, scales, bytes: p.qs.byteLength + p.d.byteLength };
+    }
+    this.matrixBytes += m.bytes;
+    return m;
+  }
+}
+
+/** `src [rows, cols]` → `out [cols, stride ≥ rows]`, in 64 × 64 tiles (a naive column walk of a 2048 × 5632 weight is several times slower). */
+function transposeInto(src: Float32Array, rows: number, cols: number, out: Float32Array, stride: number): void {
+  const B = 64;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * stride + r] = src[r * cols + c]!;
+    }
+  }
+}

@@ -1,0 +1,196 @@
+/// <reference types="@webgpu/types" />
+/**
+ * A plan's ops as the dispatches the WebGPU executor records: one kernel per
+ * op (two for attention: the KV write, then attention), with the fusions the
+ * plan allows without changing its numbers — a linear whose output only
+ * feeds a gated activation becomes one GEMV/GEMM with the activation in its
+ * epilogue, and rotary ops on adjacent heads of one buffer (q then k) become
+ * one dispatch. Kernels pick a variant per step shape (the GEMV for ≤ 16
+ * rows, specialised per row count; grouped-query attention staging for
+ * prefill) and say how many workgroups the shape needs.
+ */
+import { WeftError } from '@weft/core';
+import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
+import type { ActView, AttentionOp, LinearOp, PlanAct, PlanOp, RotaryOp } from '../ops.js';
+import { split } from './device.js';
+import type { GpuMatrix } from './gpu-weights.js';
+import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, type CacheBuffers } from './wgsl-attention.js';
+import type { Binder } from './wgsl-common.js';
+import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
+import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
+
+export interface KernelContext {
+  matrix(w: LinearOp['weight']): GpuMatrix;
+  vector(p: NonNullable<LinearOp['bias']>): GPUBuffer;
+  cache(index: number): CacheBuffers;
+  cosSin(rope: RotaryEmbedding): GPUBuffer;
+  ids: GPUBuffer;
+  /** Workgroup memory the device allows. */
+  sharedBytes: number;
+}
+
+/** One dispatch kind of the step: `variant` names the shader for a shape, `code` writes it, `workgroups` sizes it. */
+export interface Kernel {
+  readonly tag: string;
+  variant(T: number, S: number): string;
+  code(b: Binder, variant: string): string;
+  /** null: nothing to do at this shape. */
+  workgroups(T: number, S: number, variant: string): [number, number] | null;
+}
+
+const rowsOf = (a: PlanAct, T: number, S: number) => (a.rows === 'tokens' ? T : S);
+const one = (n: number): [number, number] | null => (n > 0 ? split(n) : null);
+const per256 = (n: number) => one(Math.ceil(n / 256));
+
+function simple(tag: string, code: (b: Binder) => string, wg: (T: number, S: number) => [number, number] | null): Kernel {
+  return { tag, variant: () => '', code: (b) => code(b), workgroups: (T, S) => wg(T, S) };
+}
+
+function linearKernel(tag: string, spec: MatmulSpec): Kernel {
+  const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
+  return {
+    tag,
+    variant: (T, S) => {
+      const m = rowsOf(spec.x.act, T, S);
+      return m <= GEMV_MAX_ROWS ? `gemv${m}` : 'gemm';
+    },
+    code: (b, v) => (v === 'gemm' ? gemmWgsl(b, spec) : gemvWgsl(b, spec, Number(v.slice(4)))),
+    workgroups: (T, S, v) => {
+      const m = rowsOf(spec.x.act, T, S);
+      if (m === 0) return null;
+      if (v === 'gemm') return [Math.ceil(cols / GEMM_TILE), Math.ceil(m / GEMM_TILE)];
+      return split(Math.ceil(cols / GEMV_ROWS));
+    },
+  };
+}
+
+function attentionKernels(op: AttentionOp, ctx: KernelContext): Kernel[] {
+  const G = op.numHeads / op.numKvHeads;
+  if (!Number.isInteger(G)) throw new WeftError(`webgpu plan: attention with ${op.numHeads} heads over ${op.numKvHeads} KV heads`);
+  // The widest power-of-two group of query heads (sharing a KV head) whose staged tiles fit in workgroup memory.
+  let gw = 1;
+  for (let g = 2; g <= Math.min(G, 64); g *= 2) if (G % g === 0 && attentionSharedBytes(op, g) <= ctx.sharedBytes) gw = g;
+  if (attentionSharedBytes(op, 1) > ctx.sharedBytes) throw new WeftError(`webgpu plan: attention head_dim ${op.headDim} needs more workgroup memory than the device has`);
+  const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
+  return [
+    simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T) => per256(T * perRow)),
+    {
+      tag: 'attention',
+      // Decode-sized steps: a workgroup per head keeps more of the GPU busy; prefill shares K/V tiles across the group.
+      variant: (T) => (T <= GEMV_MAX_ROWS ? 'gw1' : `gw${gw}`),
+      code: (b, v) => attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
+      workgroups: (T, _S, v) => (T > 0 ? [op.numHeads / Number(v.slice(2)), T] : null),
+    },
+  ];
+}
+
+/** Which views an op reads and writes (for the fusions' liveness checks). */
+function io(op: PlanOp): { reads: ActView[]; writes: ActView[] } {
+  const whole = (a: PlanAct): ActView => ({ act: a, col: 0, width: a.width });
+  switch (op.kind) {
+    case 'embed':
+      return { reads: [], writes: [whole(op.out)] };
+    case 'rmsNorm':
+      return { reads: [op.x, ...(op.residual && !op.residualInit ? [op.residual] : [])], writes: [op.out, ...(op.residual ? [op.residual] : [])] };
+    case 'linear':
+      return { reads: op.accumulate ? [op.x, op.out] : [op.x], writes: [op.out] };
+    case 'rotary':
+      return { reads: [op.x], writes: [op.x] };
+    case 'attention':
+      return { reads: [op.q, op.k, ...(op.v ? [op.v] : [])], writes: [op.out] };
+    case 'gatedAct':
+      return { reads: [op.x], writes: [op.out] };
+    case 'add':
+      return { reads: [op.a, op.b], writes: [op.out] };
+    case 'allReduce':
+    case 'softcap':
+      return { reads: [op.x], writes: [op.x] };
+    case 'gatherSampled':
+    case 'gatherColumns':
+      return { reads: [op.x], writes: [op.out] };
+    default:
+      throw new Error(`plan-kernels: unknown op ${(op as PlanOp).kind}`);
+  }
+}
+
+const overlaps = (a: ActView, b: ActView) => a.act === b.act && a.col < b.col + b.width && b.col < a.col + a.width;
+
+/** True when `v`'s values are never read after op `i` (overwritten whole first, or never touched again) and are no plan output. */
+export function deadAfter(ops: readonly PlanOp[], i: number, v: ActView, outputs: readonly (PlanAct | null)[]): boolean {
+  for (let j = i + 1; j < ops.length; j++) {
+    const { reads, writes } = io(ops[j]!);
+    if (reads.some((r) => overlaps(r, v))) return false;
+    if (writes.some((w) => w.act === v.act && w.col <= v.col && w.col + w.width >= v.col + v.width)) return true;
+  }
+  return !outputs.includes(v.act);
+}
+
+/** Kernels of a boundary-free run of ops `ops[from, to)`. */
+export function buildKernels(ops: readonly PlanOp[], from: number, to: number, ctx: KernelContext, outputs: readonly (PlanAct | null)[]): Kernel[] {
+  const out: Kernel[] = [];
+  for (let i = from; i < to; i++) {
+    const op = ops[i]!;
+    switch (op.kind) {
+      case 'embed': {
+        const w = ctx.matrix(op.table);
+        if (w.k !== op.out.width) throw new WeftError(`webgpu plan: embedding ${w.name} has ${w.k} columns, ${op.out.name} ${op.out.width}`);
+        out.push(simple('embed', (b) => embedWgsl(b, op, w), (T) => one(T)));
+        break;
+      }
+      case 'rmsNorm': {
+        const w = ctx.vector(op.weight);
+        const groups = op.x.width / op.groupSize;
+        if (!Number.isInteger(groups)) throw new WeftError(`webgpu plan: rmsNorm groups of ${op.groupSize} over ${op.x.width} columns of ${op.x.act.name}`);
+        out.push(simple('rms_norm', (b) => rmsNormWgsl(b, op, w), (T, S) => (rowsOf(op.x.act, T, S) ? [groups, rowsOf(op.x.act, T, S)] : null)));
+        break;
+      }
+      case 'linear': {
+        const next = ops[i + 1];
+        const fuse =
+          i + 1 < to && next?.kind === 'gatedAct' && !op.accumulate && next.x.act === op.out.act && next.x.col === op.out.col && next.x.width === op.out.width && next.out.act !== op.x.act && deadAfter(ops, i + 1, op.out, outputs);
+        const spec: MatmulSpec = { w: ctx.matrix(op.weight), x: op.x, out: fuse ? next.out : op.out, bias: op.bias ? ctx.vector(op.bias) : null, accumulate: op.accumulate, gateUp: fuse ? next.act : null };
+        out.push(linearKernel(fuse ? `linear_${next.act}` : 'linear', spec));
+        if (fuse) i++;
+        break;
+      }
+      case 'rotary': {
+        let heads = op.heads;
+        // Adjacent heads of the same buffer with the same rope (q then k of a fused qkv): one dispatch.
+        while (i + 1 < to) {
+          const n = ops[i + 1]!;
+          if (n.kind !== 'rotary' || n.rope !== op.rope || n.x.act !== op.x.act || n.x.col !== op.x.col + heads * op.rope.headSize) break;
+          heads += n.heads;
+          i++;
+        }
+        const merged: RotaryOp = { ...op, heads };
+        const cs = ctx.cosSin(op.rope);
+        out.push(simple('rotary', (b) => rotaryWgsl(b, merged, cs), (T) => per256(T * heads * (op.rope.rotaryDim / 2))));
+        break;
+      }
+      case 'attention':
+        out.push(...attentionKernels(op, ctx));
+        break;
+      case 'gatedAct':
+        out.push(simple('gated_act', (b) => gatedActWgsl(b, op), (T, S) => per256(rowsOf(op.x.act, T, S) * (op.x.width / 2))));
+        break;
+      case 'add':
+        out.push(simple('add', (b) => addWgsl(b, op), (T, S) => per256(rowsOf(op.out.act, T, S) * op.out.width)));
+        break;
+      case 'softcap':
+        out.push(simple('softcap', (b) => softcapWgsl(b, op), (T, S) => per256(rowsOf(op.x.act, T, S) * op.x.width)));
+        break;
+      case 'gatherSampled':
+        out.push(simple('gather_sampled', (b) => gatherSampledWgsl(b, op), (_T, S) => per256(S * op.x.width)));
+        break;
+      case 'allReduce':
+      case 'gatherColumns':
+        throw new Error(`plan-kernels: '${op.kind}' is a boundary, not a kernel`);
+    }
+  }
+  return out;
+}
+
+/** Greedy argmax of the logits' first `vocab` columns into `ids`. */
+export function argmaxKernel(logits: PlanAct, vocab: number, ids: GPUBuffer): Kernel {
+  return simple('argmax', (b) => argmaxWgsl(b, logits, vocab, ids), (_T, S) => one(S));
+}

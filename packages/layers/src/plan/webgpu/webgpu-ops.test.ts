@@ -1,0 +1,350 @@
+/**
+ * Each op of the WebGPU executor against the tfjs cpu backend (and the tfjs
+ * layers themselves: RotaryEmbedding, Attention over a PagedKVCache) on random
+ * data, through small hand-built plans: the op's inputs arrive as a pipeline
+ * stage's inputs (`inHidden` / `inResidual`) and its result leaves as the
+ * stage's outputs. Runs on whatever adapter Dawn finds (Mesa's OpenGL in CI).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '@weft/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Attention } from '../../attention.js';
+import { buildAttentionMetadata, positionsOf, type SeqInput } from '../../attention-metadata.js';
+import { EmbeddingWeight } from '../../embedding-weight.js';
+import { geluTanhAndMul } from '../../gated-mlp.js';
+import { LinearWeight } from '../../linear/linear-weight.js';
+import { PagedKVCache } from '../../paged-kv-cache.js';
+import { defaultWeightLoader, hostWeight, Parameter } from '../../parameter.js';
+import { GgmlLinearMethod, UnquantizedLinearMethod } from '../../quantization/linear-method.js';
+import { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
+import { randomHost } from '../../test-entries/random.js';
+import { PlanBuilder, view, whole, type DevicePlan } from '../builder.js';
+import type { PlanStepInput } from '../executor.js';
+import type { AttentionOp } from '../ops.js';
+import { requestDevice } from './device.js';
+import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
+
+let device: GPUDevice;
+beforeAll(async () => {
+  await initBackend({ prefer: 'webgpu' });
+  await tf.setBackend('cpu');
+  device = await requestDevice();
+}, 60_000);
+afterAll(() => device?.destroy());
+
+const BS = 4;
+const rand = (shape: number[], seed: number, scale = 1) => randomHost(shape, seed, scale).data as Float32Array;
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** One sequence of T new tokens (or the given ones), block tables over scattered blocks. */
+function stepInput(T: number, extra: Partial<PlanStepInput> = {}, seqs?: SeqInput[]): PlanStepInput {
+  const meta = buildAttentionMetadata(seqs ?? [{ seqId: 0, queryLen: T, blockTable: Array.from({ length: Math.ceil(T / BS) }, (_, b) => (b * 5 + 3) % 40) }], BS);
+  return {
+    tokenIds: new Int32Array(T),
+    positions: positionsOf(meta),
+    seqs: meta.seqs,
+    blockSize: BS,
+    sampledRows: Int32Array.from(meta.seqs.map((s) => s.start + s.queryLen - 1)),
+    ...extra,
+  };
+}
+
+async function run(plan: DevicePlan, inputs: PlanStepInput[], maxRows = 64): Promise<Awaited<ReturnType<WebGpuPlanExecutor['step']>>[]> {
+  const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows, maxSeqs: 8, maxModelLen: 64 });
+  try {
+    ex.initCaches(40, BS);
+    const outs = [];
+    for (const i of inputs) outs.push(await ex.step(i));
+    return outs;
+  } finally {
+    ex.dispose();
+  }
+}
+
+function linearWeight(n: number, k: number, format: 'fp32' | 'bf16' | 'q8_0' | 'q4_0', seed: number): LinearWeight {
+  const w = new LinearWeight(`w${seed}`, n, k, defaultWeightLoader);
+  if (format === 'bf16') w.useMethod(new UnquantizedLinearMethod('bfloat16'));
+  if (format === 'q8_0' || format === 'q4_0') w.useMethod(new GgmlLinearMethod(format));
+  w.load(hostWeight('w', randomHost([n, k], seed, 0.3)));
+  return w;
+}
+
+function vectorParam(n: number, seed: number, offset = 0): Parameter {
+  const p = new Parameter(`v${seed}`, [n]);
+  const h = randomHost([n], seed, 0.5);
+  (h.data as Float32Array).forEach((v, i, a) => (a[i] = v + offset));
+  p.load(hostWeight('v', h));
+  return p;
+}
+
+/** The weight-only reference `x · Wᵀ (+ bias)` with W as its storage holds it. */
+function dense(x: Float32Array, T: number, w: LinearWeight, bias: Parameter | null): Float32Array {
+  return tf.tidy(() => {
+    const y = tf.matMul(tf.tensor2d(x, [T, w.inFeatures]), w.denseTransposed());
+    return (bias ? tf.add(y, bias.tensor) : y).dataSync() as Float32Array;
+  });
+}
+
+describe('linear', () => {
+  const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) =>
+    [3, 16, 37].map((T) => ({ format, T, k: format === 'fp32' || format === 'bf16' ? 172 : 96, n: 50 })),
+  );
+  it.each(cases)('$format, $T rows, k $k → n $n: plain, biased into a column range, accumulated', async ({ format, T, k, n }) => {
+    const w = linearWeight(n, k, format, 11);
+    const bias = vectorParam(n, 12);
+    const b = new PlanBuilder();
+    const x = b.act('x', k);
+    const y = b.act('y', n);
+    const z = b.act('z', n + 7);
+    b.op({ kind: 'linear', x: whole(x), out: whole(y), weight: w, bias: null, accumulate: false });
+    b.op({ kind: 'linear', x: whole(x), out: view(z, 5, n), weight: w, bias, accumulate: false });
+    b.op({ kind: 'linear', x: whole(x), out: view(z, 5, n), weight: w, bias: null, accumulate: true });
+    // y ← y + z's range (the accumulate read z's prior contents), then hand both on.
+    const plan = b.build(1, { inHidden: x, hidden: y, residual: z });
+    const xs = rand([T, k], 13);
+    const [o] = await run(plan, [stepInput(T, { hidden: xs })]);
+    const plain = dense(xs, T, w, null);
+    const biased = dense(xs, T, w, bias);
+    expect(maxDiff(o!.hidden!, plain)).toBeLessThan(2e-4);
+    const zr = new Float32Array(T * n);
+    for (let t = 0; t < T; t++) zr.set(o!.residual!.subarray(t * (n + 7) + 5, t * (n + 7) + 5 + n), t * n);
+    expect(maxDiff(zr, biased.map((v, i) => v + plain[i]!))).toBeLessThan(4e-4);
+  });
+
+  it.each([3, 37])('x at an unaligned column (%i rows), an embedding as the weight (tied head), bf16', async (T) => {
+    const k = 40;
+    const n = 77;
+    const e = new EmbeddingWeight('emb', n, k, defaultWeightLoader);
+    e.useDtype('bfloat16');
+    e.load(hostWeight('e', randomHost([n, k], 21, 0.3)));
+    const b = new PlanBuilder();
+    const x = b.act('x', k + 9);
+    const y = b.act('y', n);
+    b.op({ kind: 'linear', x: view(x, 3, k), out: whole(y), weight: e, bias: null, accumulate: false });
+    const plan = b.build(1, { inHidden: x, hidden: y });
+    const xs = rand([T, k + 9], 22);
+    const [o] = await run(plan, [stepInput(T, { hidden: xs })]);
+    const want = tf.tidy(() => tf.matMul(tf.slice(tf.tensor2d(xs, [T, k + 9]), [0, 3], [T, k]), tf.tensor2d(e.packed!.dequantizeTransposed(), [k, n])).dataSync());
+    expect(maxDiff(o!.hidden!, want)).toBeLessThan(2e-4);
+  });
+
+  it.each([
+    ['silu', 'fp32', 5],
+    ['gelu_tanh', 'q8_0', 5],
+    ['silu', 'bf16', 33],
+    ['gelu_tanh', 'q4_0', 33],
+  ] as const)('gate|up with %s (%s, %i rows): fused into the linear, and unfused', async (act, format, T) => {
+    const k = 64;
+    const I = 36;
+    const w = linearWeight(2 * I, k, format, 31);
+    const bias = vectorParam(2 * I, 32);
+    const b = new PlanBuilder();
+    const x = b.act('x', k);
+    const gu = b.act('gate_up', 2 * I);
+    const y = b.act('y', I);
+    const y2 = b.act('y2', I);
+    const gu2 = b.act('gate_up2', 2 * I);
+    b.op({ kind: 'linear', x: whole(x), out: whole(gu), weight: w, bias, accumulate: false });
+    b.op({ kind: 'gatedAct', act, x: whole(gu), out: whole(y) });
+    // gu2 is a stage output, so this pair is not fused.
+    b.op({ kind: 'linear', x: whole(x), out: whole(gu2), weight: w, bias, accumulate: false });
+    b.op({ kind: 'gatedAct', act, x: whole(gu2), out: whole(y2) });
+    b.op({ kind: 'add', a: whole(y), b: whole(y2), out: whole(y2) });
+    const plan = b.build(1, { inHidden: x, hidden: y2, residual: gu2 });
+    const xs = rand([T, k], 33);
+    const [o] = await run(plan, [stepInput(T, { hidden: xs })]);
+    const g = dense(xs, T, w, bias);
+    const want = tf.tidy(() => {
+      const t = tf.tensor2d(g, [T, 2 * I]);
+      const a = act === 'silu' ? tf.mul(tf.mul(tf.slice(t, [0, 0], [T, I]), tf.sigmoid(tf.slice(t, [0, 0], [T, I]))), tf.slice(t, [0, I], [T, I])) : geluTanhAndMul(t);
+      return tf.mul(a, 2).dataSync();
+    });
+    expect(maxDiff(o!.residual!, g)).toBeLessThan(2e-4);
+    expect(maxDiff(o!.hidden!, want)).toBeLessThan(5e-4);
+  });
+});
+
+describe('embed, rmsNorm, rotary, add, softcap, gather, argmax', () => {
+  it.each(['fp32', 'bf16', 'q4_0'] as const)('embed (%s): vocab shard [10, 60) of ids in and out of it, scaled', async (format) => {
+    const V = 50;
+    const k = 64;
+    let table: EmbeddingWeight | LinearWeight;
+    if (format === 'q4_0') table = linearWeight(V, k, 'q4_0', 41);
+    else {
+      table = new EmbeddingWeight('emb', V, k, defaultWeightLoader);
+      if (format === 'bf16') table.useDtype('bfloat16');
+      table.load(hostWeight('e', randomHost([V, k], 41, 0.3)));
+    }
+    const b = new PlanBuilder();
+    const y = b.act('y', k);
+    b.op({ kind: 'embed', table: table as EmbeddingWeight, vocabStart: 10, vocabEnd: 60, scale: 1.5, out: y });
+    const plan = b.build(1, { hidden: y });
+    const ids = Int32Array.from([10, 59, 3, 60, 33, 10, 0]);
+    const [o] = await run(plan, [stepInput(ids.length, { tokenIds: ids })]);
+    const rows = format === 'fp32' ? (randomHost([V, k], 41, 0.3).data as Float32Array) : transpose((table.packed ?? (table as LinearWeight).packed)!.dequantizeTransposed(), k, V);
+    const want = new Float32Array(ids.length * k);
+    ids.forEach((id, t) => {
+      if (id >= 10 && id < 60) for (let c = 0; c < k; c++) want[t * k + c] = Math.fround(rows[(id - 10) * k + c]! * 1.5);
+    });
+    expect(maxDiff(o!.hidden!, want)).toBeLessThan(1e-6);
+  });
+
+  it.each([1, 20])('rmsNorm (%i rows): fused residual (init, add), per-head groups with a weight offset, in place', async (T) => {
+    const H = 96;
+    const w = vectorParam(H, 51);
+    const wh = vectorParam(16, 52);
+    const b = new PlanBuilder();
+    const x = b.act('x', H);
+    const res = b.act('res', H);
+    const y = b.act('y', H);
+    // res ← x, y = norm(res); then res ← y + res, y = norm(res); then per-head (16) norm of y in place, offset 1.
+    b.op({ kind: 'rmsNorm', x: whole(x), out: whole(y), weight: w, eps: 1e-5, weightOffset: 0, groupSize: H, residual: whole(res), residualInit: true });
+    b.op({ kind: 'rmsNorm', x: whole(y), out: whole(y), weight: w, eps: 1e-5, weightOffset: 0, groupSize: H, residual: whole(res), residualInit: false });
+    b.op({ kind: 'rmsNorm', x: view(y, 16, 64), out: view(y, 16, 64), weight: wh, eps: 1e-6, weightOffset: 1, groupSize: 16, residual: null, residualInit: false });
+    const plan = b.build(1, { inHidden: x, hidden: y, residual: res });
+    const xs = rand([T, H], 53, 2);
+    const [o] = await run(plan, [stepInput(T, { hidden: xs })]);
+    const want = tf.tidy(() => {
+      const norm = (v: tf.Tensor2D, g: tf.Tensor, eps: number) => tf.mul(g, tf.mul(v, tf.rsqrt(tf.add(tf.mean(tf.square(v), -1, true), eps))));
+      const x0 = tf.tensor2d(xs, [T, H]);
+      const y1 = norm(x0, w.tensor, 1e-5);
+      const r2 = tf.add(y1, x0);
+      const y2 = norm(r2 as tf.Tensor2D, w.tensor, 1e-5);
+      const heads = tf.reshape(tf.slice(y2, [0, 16], [T, 64]), [T * 4, 16]) as tf.Tensor2D;
+      const hn = tf.reshape(norm(heads, tf.add(wh.tensor, 1), 1e-6), [T, 64]);
+      return { y: tf.concat([tf.slice(y2, [0, 0], [T, 16]), hn, tf.slice(y2, [0, 80], [T, 16])], 1).dataSync(), r: r2.dataSync() };
+    });
+    expect(maxDiff(o!.hidden!, want.y)).toBeLessThan(1e-4);
+    expect(maxDiff(o!.residual!, want.r)).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    [true, 16, 16],
+    [false, 24, 12],
+  ] as const)('rotary (neox %s, head %i, rotary dim %i): q and k of a fused qkv at their positions', async (neox, D, rd) => {
+    const rope = new RotaryEmbedding({ headSize: D, rotaryDim: rd, maxPosition: 64, base: 10000, isNeoxStyle: neox });
+    const H = 3;
+    const Hk = 2;
+    const W = (H + 2 * Hk) * D;
+    const b = new PlanBuilder();
+    const qkv = b.act('qkv', W);
+    b.op({ kind: 'rotary', x: view(qkv, 0, H * D), heads: H, rope });
+    b.op({ kind: 'rotary', x: view(qkv, H * D, Hk * D), heads: Hk, rope });
+    const plan = b.build(1, { inHidden: qkv, hidden: qkv });
+    const seqs = [
+      { seqId: 0, queryLen: 5, contextLen: 30, blockTable: Array.from({ length: 9 }, (_, i) => i) },
+      { seqId: 1, queryLen: 1, contextLen: 7, blockTable: [9, 10] },
+    ];
+    const inp = stepInput(6, {}, seqs);
+    const xs = rand([6, W], 61);
+    const [o] = await run(plan, [{ ...inp, hidden: xs }]);
+    const want = tf.tidy(() => {
+      const x = tf.tensor2d(xs, [6, W]);
+      const pos = tf.tensor1d(inp.positions, 'int32');
+      const q = rope.rotateColumns(pos, x, 0, H);
+      const k = rope.rotateColumns(pos, x, H * D, Hk);
+      return tf.concat([q, k, tf.slice(x, [0, (H + Hk) * D], [6, Hk * D])], 1).dataSync();
+    });
+    rope.dispose();
+    expect(maxDiff(o!.hidden!, want)).toBeLessThan(1e-5);
+  });
+
+  it('gatherSampled, softcap, greedy argmax and only the logits rows asked for', async () => {
+    const Wd = 70;
+    const b = new PlanBuilder();
+    const x = b.act('x', Wd);
+    const l = b.act('logits', Wd, 'sampled');
+    b.op({ kind: 'gatherSampled', x: whole(x), out: whole(l) });
+    b.op({ kind: 'softcap', x: whole(l), cap: 2 });
+    const plan = b.build(60, { inHidden: x, logits: l });
+    const seqs = [
+      { seqId: 0, queryLen: 4, blockTable: [0] },
+      { seqId: 1, queryLen: 1, contextLen: 3, blockTable: [1] },
+      { seqId: 2, queryLen: 2, blockTable: [2] },
+    ];
+    const xs = rand([7, Wd], 71, 6);
+    // Row 6 of x: its largest value past the vocabulary (column 65) is not a candidate.
+    xs[6 * Wd + 65] = 100;
+    const [o] = await run(plan, [stepInput(7, { hidden: xs, logitsRows: [true, false, true] }, seqs)]);
+    const rows = [3, 4, 6];
+    rows.forEach((r, s) => {
+      const want = Array.from(xs.subarray(r * Wd, (r + 1) * Wd), (v) => 2 * Math.tanh(v / 2));
+      let best = 0;
+      for (let i = 1; i < 60; i++) if (want[i]! > want[best]!) best = i;
+      expect(o!.greedy![s]).toBe(best);
+      if (s !== 1) expect(maxDiff(o!.logits!.subarray(s * Wd, (s + 1) * Wd), want)).toBeLessThan(1e-5);
+    });
+  });
+});
+
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
+  return out;
+}
+
+describe('attention over the paged caches, against Attention + PagedKVCache', () => {
+  const configs = [
+    { name: 'GQA 4/2, head 16', H: 4, Hk: 2, D: 16, Dv: 16, window: null, cap: null, prefix: false },
+    { name: 'GQA 8/1, head 12, window 5, soft cap 30', H: 8, Hk: 1, D: 12, Dv: 12, window: 5, cap: 30, prefix: false },
+    { name: 'MHA 2/2, head 20, v 8', H: 2, Hk: 2, D: 20, Dv: 8, window: null, cap: null, prefix: false },
+    { name: 'latent cache (V = K prefix), 4/1, head 24, v 16', H: 4, Hk: 1, D: 24, Dv: 16, window: null, cap: null, prefix: true },
+  ];
+  it.each(configs)('$name: prefill of two (21 + 6 rows), batched decode, chunk + decode', async (c) => {
+    const scale = 1 / Math.sqrt(c.D);
+    const att = new Attention({ numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, valueIsKeyPrefix: c.prefix, slidingWindow: c.window, logitsSoftCap: c.cap });
+    const cache = new PagedKVCache({ numBlocks: 40, blockSize: BS, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, valueIsKeyPrefix: c.prefix });
+    const qW = c.H * c.D;
+    const kW = c.Hk * c.D;
+    const vW = c.prefix ? 0 : c.Hk * c.Dv;
+    const W = qW + kW + vW;
+    const b = new PlanBuilder();
+    const qkv = b.act('qkv', W);
+    const out = b.act('out', c.H * c.Dv);
+    const op: AttentionOp = {
+      kind: 'attention', q: view(qkv, 0, qW), k: view(qkv, qW, kW), v: c.prefix ? null : view(qkv, qW + kW, vW), out: whole(out), cacheIndex: b.nextCache(),
+      numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, logitsSoftCap: c.cap, slidingWindow: c.window, valueIsKeyPrefix: c.prefix,
+    };
+    b.op(op);
+    const plan = b.build(1, { inHidden: qkv, hidden: out });
+    const tables = [Array.from({ length: 8 }, (_, i) => 39 - 3 * i), Array.from({ length: 8 }, (_, i) => 2 + 3 * i)];
+    const steps: SeqInput[][] = [
+      [
+        { seqId: 0, queryLen: 21, blockTable: tables[0] },
+        { seqId: 1, queryLen: 6, blockTable: tables[1] },
+      ],
+      [
+        { seqId: 0, queryLen: 1, contextLen: 21, blockTable: tables[0] },
+        { seqId: 1, queryLen: 1, contextLen: 6, blockTable: tables[1] },
+      ],
+      [
+        { seqId: 1, queryLen: 5, contextLen: 7, blockTable: tables[1] },
+        { seqId: 0, queryLen: 1, contextLen: 22, blockTable: tables[0] },
+      ],
+    ];
+    const inputs = steps.map((s, i) => {
+      const meta = buildAttentionMetadata(s, BS);
+      const T = meta.seqs.reduce((n, q) => n + q.queryLen, 0);
+      return { meta, input: stepInput(T, { hidden: rand([T, W], 80 + i) }, s) };
+    });
+    const outs = await run(plan, inputs.map((i) => i.input));
+    for (const [i, { meta, input }] of inputs.entries()) {
+      const T = input.positions.length;
+      const x = tf.tensor2d(input.hidden!, [T, W]);
+      const q = tf.slice(x, [0, 0], [T, qW]) as tf.Tensor2D;
+      const k = tf.slice(x, [0, qW], [T, kW]) as tf.Tensor2D;
+      const v = c.prefix ? null : (tf.slice(x, [0, qW + kW], [T, vW]) as tf.Tensor2D);
+      const y = await att.forward(q, k, v, meta, cache);
+      expect(maxDiff(outs[i]!.hidden!, y.dataSync()), `step ${i}`).toBeLessThan(2e-5);
+      tf.dispose([x, q, k, y, ...(v ? [v] : [])]);
+    }
+  });
+});
+

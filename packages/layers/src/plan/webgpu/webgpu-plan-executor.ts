@@ -1,0 +1,500 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU executor of a rank's `DevicePlan`: weights uploaded once into
+ * buffers it owns (`GpuWeights`), one buffer per plan activation (maxRows ×
+ * width; maxSeqs × width for sampled rows), a paged K (and V) cache per
+ * attention op, and per step one upload of the step's inputs (`si`: token
+ * ids, positions, row → sequence, sampled rows, block tables; the cos/sin
+ * rows of each rotary table at the step's positions), one command buffer per
+ * boundary-free run of ops (one compute pass), and a read-back of what the
+ * step hands on: greedy token ids (argmax on the device), the logits rows
+ * asked for, a pipeline stage's hidden/residual. A collective (`allReduce`,
+ * `gatherColumns`) ends a command buffer: its activation comes back to the
+ * host, goes through the op's group (`plan/collectives.ts`) and is written
+ * back before the next one. With no collective, the next step's command
+ * buffer is recorded while the GPU runs this one.
+ */
+import { ConfigError, WeftError } from '@weft/core';
+import type { SeqMetadata } from '../../attention-metadata.js';
+import { dynamicNtkInvFreq } from '../../rotary/frequencies.js';
+import { cosSinTable, type RotaryEmbedding } from '../../rotary/rotary-embedding.js';
+import type { DevicePlan } from '../builder.js';
+import { allReduceHost, gatherColumnsHost } from '../collectives.js';
+import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
+import type { AllReduceOp, AttentionOp, GatherColumnsOp, PlanAct, PlanOpKind } from '../ops.js';
+import { BUF, MAP_READ_MODE, requestDevice } from './device.js';
+import { GpuWeights } from './gpu-weights.js';
+import { argmaxKernel, buildKernels, type Kernel, type KernelContext } from './plan-kernels.js';
+import type { CacheBuffers } from './wgsl-attention.js';
+import { Binder, layoutOffsets, type StepLayout } from './wgsl-common.js';
+
+export const WEBGPU_CAPS: ExecutorCaps = {
+  name: 'webgpu',
+  ops: new Set<PlanOpKind>(['embed', 'rmsNorm', 'linear', 'rotary', 'attention', 'gatedAct', 'add', 'allReduce', 'gatherSampled', 'gatherColumns', 'softcap']),
+};
+
+export interface WebGpuPlanExecutorOptions {
+  plan: DevicePlan;
+  /** A device to use (one per rank); else one is requested from `navigator.gpu` and destroyed with the executor. */
+  device?: GPUDevice;
+  /** Tokens one step may carry (prefill chunk + decode rows). Default 512. */
+  maxRows?: number;
+  /** Sequences one step may carry (sampled rows). Default 64. */
+  maxSeqs?: number;
+  /** Longest sequence in positions: sizes the per-sequence block table. */
+  maxModelLen: number;
+}
+
+interface Segment {
+  kernels: Kernel[];
+  /** The collective that ends it (null: the last segment). */
+  boundary: AllReduceOp | GatherColumnsOp | null;
+}
+
+interface Variant {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+}
+
+/** Byte offset of the logits in the read-back buffer (after up to 64 sampled ids). */
+const IDS_BYTES = 256;
+
+export class WebGpuPlanExecutor implements PlanExecutor {
+  readonly name = 'webgpu';
+  readonly maxRows: number;
+  readonly maxSeqs: number;
+  readonly vocabSize: number;
+  private readonly weights: GpuWeights;
+  private readonly acts = new Map<PlanAct, GPUBuffer>();
+  private readonly ropes = new Map<RotaryEmbedding, GPUBuffer>();
+  private readonly owned: GPUBuffer[] = [];
+  private caches: CacheBuffers[] = [];
+  private cacheBytes = 0;
+  private layout: StepLayout | null = null;
+  private si: GPUBuffer | null = null;
+  private siWords = new Uint32Array(0);
+  private ids!: GPUBuffer;
+  private readback!: GPUBuffer;
+  private segments: Segment[] = [];
+  private readonly variants = new Map<Kernel, Map<string, Variant>>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private numBlocks = 0;
+  /** Every attention layer windowed: the widest window (blocks before it may be freed: −1 in tables); else null. */
+  private readonly window: number | null;
+  private pending: { key: string; cb: GPUCommandBuffer } | null = null;
+  private destroyed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly plan: DevicePlan,
+    private readonly ownDevice: boolean,
+    opts: WebGpuPlanExecutorOptions,
+  ) {
+    this.maxRows = opts.maxRows ?? 512;
+    this.maxSeqs = opts.maxSeqs ?? 64;
+    if (!(this.maxSeqs >= 1 && this.maxSeqs <= IDS_BYTES / 4)) throw new ConfigError(`webgpu plan: maxSeqs ${this.maxSeqs} must be 1..${IDS_BYTES / 4}`);
+    if (!(this.maxRows >= this.maxSeqs)) throw new ConfigError(`webgpu plan: maxRows ${this.maxRows} below maxSeqs ${this.maxSeqs}`);
+    if (!(opts.maxModelLen >= 1)) throw new ConfigError(`webgpu plan: maxModelLen ${opts.maxModelLen}`);
+    this.maxModelLen = opts.maxModelLen;
+    const logits = plan.outputs.logits;
+    this.vocabSize = plan.vocabSize;
+    if (logits && !(this.vocabSize >= 1 && this.vocabSize <= logits.width)) throw new ConfigError(`webgpu plan: vocabSize ${this.vocabSize} outside 1..${logits.width}`);
+    this.weights = new GpuWeights(device);
+    const attn = plan.ops.filter((o): o is AttentionOp => o.kind === 'attention');
+    this.window = attn.length && attn.every((a) => a.slidingWindow !== null) ? Math.max(...attn.map((a) => a.slidingWindow!)) : null;
+  }
+
+  private readonly maxModelLen: number;
+
+  /** Check the plan, take a device, upload every weight once, allocate the activations. */
+  static async create(opts: WebGpuPlanExecutorOptions): Promise<WebGpuPlanExecutor> {
+    const why = unsupportedOps(opts.plan, WEBGPU_CAPS);
+    if (why) throw new ConfigError(why);
+    const device = opts.device ?? (await requestDevice('webgpu plan'));
+    const ex = new WebGpuPlanExecutor(device, opts.plan, !opts.device, opts);
+    try {
+      ex.upload();
+      await device.queue.onSubmittedWorkDone();
+    } catch (e) {
+      ex.dispose();
+      throw e;
+    }
+    return ex;
+  }
+
+  /** Bytes of weights one step reads (what the bandwidth bound counts). */
+  get weightBytes(): number {
+    return this.weights.matrixBytes;
+  }
+
+  /** One K (and V) buffer per attention op's cacheIndex, `[numBlocks, Hk, blockSize, D]`. Returns their bytes. */
+  initCaches(numBlocks: number, blockSize: number): number {
+    if (!(Number.isInteger(numBlocks) && numBlocks >= 1 && Number.isInteger(blockSize) && blockSize >= 1)) {
+      throw new ConfigError(`webgpu plan: initCaches(${numBlocks}, ${blockSize})`);
+    }
+    for (const c of this.caches) {
+      c.k.destroy();
+      c.v?.destroy();
+    }
+    this.caches = [];
+    this.cacheBytes = 0;
+    const specs = new Map<number, AttentionOp>();
+    for (const op of this.plan.ops) if (op.kind === 'attention') specs.set(op.cacheIndex, op);
+    const max = this.device.limits.maxStorageBufferBindingSize;
+    for (let i = 0; i < this.plan.numCaches; i++) {
+      const op = specs.get(i);
+      if (!op) throw new WeftError(`webgpu plan: no attention op uses cache ${i}`);
+      const mk = (width: number, what: string) => {
+        const bytes = numBlocks * op.numKvHeads * blockSize * width * 4;
+        if (bytes > max) throw new ConfigError(`webgpu plan: cache ${i} ${what} takes ${bytes} bytes for ${numBlocks} blocks, above one binding's ${max}: fewer blocks`);
+        this.cacheBytes += bytes;
+        return this.device.createBuffer({ size: bytes, usage: BUF.STORAGE, label: `cache ${i} ${what}` });
+      };
+      this.caches.push({ k: mk(op.headDim, 'K'), v: op.v ? mk(op.vHeadDim, 'V') : null });
+    }
+    this.numBlocks = numBlocks;
+    this.layout = { maxRows: this.maxRows, maxSeqs: this.maxSeqs, maxBlocks: Math.ceil(this.maxModelLen / blockSize), blockSize };
+    this.siWords = new Uint32Array(layoutOffsets(this.layout).words);
+    this.si?.destroy();
+    this.si = this.device.createBuffer({ size: this.siWords.byteLength, usage: BUF.STORAGE | BUF.COPY_DST, label: 'si' });
+    // Kernels bind the caches and si: rebuilt for the new buffers.
+    this.variants.clear();
+    this.pending = null;
+    this.buildSegments();
+    return this.cacheBytes;
+  }
+
+  async step(input: PlanStepInput): Promise<PlanStepOutput> {
+    if (!this.layout) throw new ConfigError('webgpu plan: initCaches before the first step');
+    const T = input.positions.length;
+    const S = input.sampledRows.length;
+    if (T === 0) return { logits: null, greedy: null, hidden: null, residual: null };
+    this.writeInputs(input);
+    const rowsAsked = this.plan.outputs.logits ? Array.from({ length: S }, (_, s) => input.logitsRows?.[s] ?? true) : [];
+    let holdsLogits = this.plan.outputs.logits !== null;
+    for (const [i, seg] of this.segments.entries()) {
+      if (seg.boundary) {
+        const enc = this.device.createCommandEncoder();
+        this.encodeKernels(enc, seg.kernels, T, S);
+        const got = await this.boundary(enc, seg.boundary, T, S);
+        if (got === 'no-logits') holdsLogits = false;
+        continue;
+      }
+      const key = `${T}/${S}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
+      const cb = i === 0 && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, T, S, holdsLogits, rowsAsked);
+      this.pending = null;
+      this.device.queue.submit([cb]);
+      // A plan without collectives repeats its command buffer for the same shape: record the next one now.
+      if (i === 0) this.pending = { key, cb: this.recordLast(seg, T, S, holdsLogits, rowsAsked) };
+      return this.readOutputs(T, S, holdsLogits, rowsAsked);
+    }
+    throw new Error('webgpu plan: no final segment');
+  }
+
+  dispose(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pending = null;
+    this.weights.destroy();
+    for (const b of this.owned) b.destroy();
+    for (const c of this.caches) {
+      c.k.destroy();
+      c.v?.destroy();
+    }
+    this.si?.destroy();
+    this.caches = [];
+    this.acts.clear();
+    this.variants.clear();
+    this.pipelines.clear();
+    if (this.ownDevice) this.device.destroy();
+  }
+
+  // --- profiling (bench:gpu) ------------------------------------------------------------------
+
+  /** Write a step's inputs without running it (then `encode` records its kernels). */
+  prepare(input: PlanStepInput): void {
+    this.writeInputs(input);
+  }
+
+  /** Record every kernel of a collective-free plan for a step of T rows, S sampled (only those whose tag passes). Dispatches. */
+  encode(enc: GPUCommandEncoder, T: number, S: number, only?: (tag: string) => boolean): number {
+    if (this.segments.length !== 1) throw new ConfigError('webgpu plan: encode() profiles plans without collectives only');
+    return this.encodeKernels(enc, this.segments[0]!.kernels.filter((k) => !only || only(k.tag)), T, S);
+  }
+
+  /** Kernel tags of a step in order (one per dispatch). */
+  tags(T: number, S: number): string[] {
+    return this.segments.flatMap((s) => s.kernels.filter((k) => k.workgroups(T, S, k.variant(T, S))).map((k) => k.tag));
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private buffer(bytes: number, usage: number, label: string): GPUBuffer {
+    const b = this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage, label });
+    this.owned.push(b);
+    return b;
+  }
+
+  private upload(): void {
+    const max = this.device.limits.maxStorageBufferBindingSize;
+    for (const a of this.plan.acts) {
+      const bytes = (a.rows === 'tokens' ? this.maxRows : this.maxSeqs) * a.width * 4;
+      if (bytes > max) throw new ConfigError(`webgpu plan: activation ${a.name} takes ${bytes} bytes at maxRows ${this.maxRows}, above one binding's ${max}`);
+      this.acts.set(a, this.buffer(bytes, BUF.STORAGE | BUF.COPY_DST | BUF.COPY_SRC, a.name));
+    }
+    for (const op of this.plan.ops) {
+      if (op.kind === 'embed') this.weights.matrix(op.table);
+      else if (op.kind === 'linear') {
+        this.weights.matrix(op.weight);
+        if (op.bias) this.weights.vector(op.bias);
+      } else if (op.kind === 'rmsNorm') this.weights.vector(op.weight);
+      else if (op.kind === 'rotary' && !this.ropes.has(op.rope)) this.ropes.set(op.rope, this.buffer(this.maxRows * op.rope.rotaryDim * 4, BUF.STORAGE | BUF.COPY_DST, 'cos|sin'));
+    }
+    this.ids = this.buffer(IDS_BYTES, BUF.STORAGE | BUF.COPY_SRC, 'ids');
+    // The read-back buffer serves every boundary and the step's outputs (one at a time).
+    const o = this.plan.outputs;
+    let bytes = IDS_BYTES + (o.logits ? this.maxSeqs * o.logits.width * 4 : 0) + (o.hidden ? this.maxRows * o.hidden.width * 4 : 0) + (o.residual ? this.maxRows * o.residual.width * 4 : 0);
+    for (const op of this.plan.ops) {
+      if (op.kind === 'allReduce') bytes = Math.max(bytes, this.rowsCap(op.x.act) * op.x.act.width * 4);
+      if (op.kind === 'gatherColumns') bytes = Math.max(bytes, this.rowsCap(op.x.act) * (op.x.act.width + op.out.act.width) * 4);
+    }
+    this.readback = this.buffer(bytes, BUF.MAP_READ | BUF.COPY_DST, 'readback');
+  }
+
+  private rowsCap(a: PlanAct): number {
+    return a.rows === 'tokens' ? this.maxRows : this.maxSeqs;
+  }
+
+  private buildSegments(): void {
+    const ops = this.plan.ops;
+    const outs = [this.plan.outputs.logits, this.plan.outputs.hidden, this.plan.outputs.residual];
+    const ctx: KernelContext = {
+      matrix: (w) => this.weights.matrix(w),
+      vector: (p) => this.weights.vector(p),
+      cache: (i) => this.caches[i]!,
+      cosSin: (r) => this.ropes.get(r)!,
+      ids: this.ids,
+      sharedBytes: this.device.limits.maxComputeWorkgroupStorageSize,
+    };
+    this.segments = [];
+    let from = 0;
+    for (let i = 0; i <= ops.length; i++) {
+      const op = ops[i];
+      if (i < ops.length && op!.kind !== 'allReduce' && op!.kind !== 'gatherColumns') continue;
+      const kernels = buildKernels(ops, from, i, ctx, outs);
+      this.segments.push({ kernels, boundary: i < ops.length ? (op as AllReduceOp | GatherColumnsOp) : null });
+      from = i + 1;
+    }
+    const last = this.segments[this.segments.length - 1]!;
+    if (this.plan.outputs.logits) last.kernels.push(argmaxKernel(this.plan.outputs.logits, this.vocabSize, this.ids));
+  }
+
+  private variant(k: Kernel, key: string): Variant {
+    let m = this.variants.get(k);
+    if (!m) this.variants.set(k, (m = new Map()));
+    let v = m.get(key);
+    if (!v) {
+      const b = new Binder((a) => this.acts.get(a)!, this.si!, this.layout!);
+      const code = k.code(b, key);
+      let pipeline = this.pipelines.get(code);
+      if (!pipeline) {
+        const module = this.device.createShaderModule({ code, label: k.tag });
+        pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.tag });
+        this.pipelines.set(code, pipeline);
+      }
+      const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: b.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+      m.set(key, (v = { pipeline, bindGroup }));
+    }
+    return v;
+  }
+
+  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], T: number, S: number): number {
+    const pass = enc.beginComputePass();
+    let n = 0;
+    let last: GPUComputePipeline | null = null;
+    for (const k of kernels) {
+      const key = k.variant(T, S);
+      const wg = k.workgroups(T, S, key);
+      if (!wg) continue;
+      const v = this.variant(k, key);
+      if (v.pipeline !== last) pass.setPipeline((last = v.pipeline));
+      pass.setBindGroup(0, v.bindGroup);
+      pass.dispatchWorkgroups(wg[0], wg[1]);
+      n++;
+    }
+    pass.end();
+    return n;
+  }
+
+  /** The last segment's command buffer: its kernels (argmax included), then the outputs into the read-back buffer. */
+  private recordLast(seg: Segment, T: number, S: number, holdsLogits: boolean, rowsAsked: boolean[]): GPUCommandBuffer {
+    const enc = this.device.createCommandEncoder();
+    this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), T, S);
+    const o = this.plan.outputs;
+    let at = IDS_BYTES;
+    if (o.logits) {
+      const rowBytes = o.logits.width * 4;
+      if (holdsLogits) {
+        enc.copyBufferToBuffer(this.ids, 0, this.readback, 0, S * 4);
+        // Runs of asked rows, one copy each.
+        for (let s = 0; s < S; ) {
+          if (!rowsAsked[s]) {
+            s++;
+            continue;
+          }
+          let e = s;
+          while (e < S && rowsAsked[e]) e++;
+          enc.copyBufferToBuffer(this.acts.get(o.logits)!, s * rowBytes, this.readback, at + s * rowBytes, (e - s) * rowBytes);
+          s = e;
+        }
+      }
+      at += this.maxSeqs * rowBytes;
+    }
+    for (const a of [o.hidden, o.residual]) {
+      if (!a) continue;
+      enc.copyBufferToBuffer(this.acts.get(a)!, 0, this.readback, at, T * a.width * 4);
+      at += this.maxRows * a.width * 4;
+    }
+    return enc.finish();
+  }
+
+  private async readOutputs(T: number, S: number, holdsLogits: boolean, rowsAsked: boolean[]): Promise<PlanStepOutput> {
+    const rb = this.readback;
+    await rb.mapAsync(MAP_READ_MODE);
+    try {
+      const o = this.plan.outputs;
+      const out: PlanStepOutput = { logits: null, greedy: null, hidden: null, residual: null };
+      let at = IDS_BYTES;
+      if (o.logits) {
+        if (holdsLogits) {
+          out.greedy = Int32Array.from(new Uint32Array(rb.getMappedRange(0, Math.max(4, S * 4)).slice(0, S * 4)));
+          if (rowsAsked.some(Boolean)) out.logits = new Float32Array(rb.getMappedRange(at, S * o.logits.width * 4).slice(0));
+        }
+        at += this.maxSeqs * o.logits.width * 4;
+      }
+      if (o.hidden) {
+        out.hidden = new Float32Array(rb.getMappedRange(at, T * o.hidden.width * 4).slice(0));
+        at += this.maxRows * o.hidden.width * 4;
+      }
+      if (o.residual) out.residual = new Float32Array(rb.getMappedRange(at, T * o.residual.width * 4).slice(0));
+      return out;
+    } finally {
+      rb.unmap();
+    }
+  }
+
+  /** Submit `enc` with the boundary's activation copied out, run the collective on the host, write the result back. */
+  private async boundary(enc: GPUCommandEncoder, op: AllReduceOp | GatherColumnsOp, T: number, S: number): Promise<'no-logits' | null> {
+    const x = op.x;
+    const rows = x.act.rows === 'tokens' ? T : S;
+    const xBytes = rows * x.act.width * 4;
+    const outAct = op.kind === 'gatherColumns' ? op.out.act : null;
+    const outWhole = op.kind === 'gatherColumns' && op.out.col === 0 && op.out.width === op.out.act.width;
+    const oRows = outAct ? (outAct.rows === 'tokens' ? T : S) : 0;
+    if (rows) enc.copyBufferToBuffer(this.acts.get(x.act)!, 0, this.readback, 0, xBytes);
+    if (outAct && !outWhole && oRows) enc.copyBufferToBuffer(this.acts.get(outAct)!, 0, this.readback, xBytes, oRows * outAct.width * 4);
+    this.device.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(MAP_READ_MODE);
+    const all = new Float32Array(this.readback.getMappedRange(0, Math.max(4, xBytes + (outAct && !outWhole ? oRows * outAct.width * 4 : 0))).slice(0));
+    this.readback.unmap();
+    const W = x.act.width;
+    const whole = x.col === 0 && x.width === W;
+    const part = whole ? all.subarray(0, rows * W) : new Float32Array(rows * x.width);
+    if (!whole) for (let r = 0; r < rows; r++) part.set(all.subarray(r * W + x.col, r * W + x.col + x.width), r * x.width);
+    if (op.kind === 'allReduce') {
+      await allReduceHost(op.group, part, rows, x.width);
+      if (!whole) for (let r = 0; r < rows; r++) all.set(part.subarray(r * x.width, (r + 1) * x.width), r * W + x.col);
+      if (rows) this.device.queue.writeBuffer(this.acts.get(x.act)!, 0, all.buffer, all.byteOffset, xBytes);
+      return null;
+    }
+    const g = await gatherColumnsHost(op.group, part.slice(), rows, x.width);
+    if (!g) return 'no-logits';
+    const ow = op.out.act.width;
+    if (outWhole) {
+      if (oRows) this.device.queue.writeBuffer(this.acts.get(op.out.act)!, 0, g.buffer, g.byteOffset, oRows * ow * 4);
+    } else {
+      const o = all.subarray(rows * W, rows * W + oRows * ow);
+      for (let r = 0; r < oRows; r++) o.set(g.subarray(r * op.out.width, (r + 1) * op.out.width), r * ow + op.out.col);
+      if (oRows) this.device.queue.writeBuffer(this.acts.get(op.out.act)!, 0, o.buffer, o.byteOffset, oRows * ow * 4);
+    }
+    return null;
+  }
+
+  private writeInputs(input: PlanStepInput): void {
+    const l = this.layout!;
+    const o = layoutOffsets(l);
+    const si = this.siWords;
+    const T = input.positions.length;
+    const S = input.sampledRows.length;
+    if (T > l.maxRows) throw new ConfigError(`webgpu plan: ${T} rows in a step, at most maxRows ${l.maxRows}`);
+    if (S > l.maxSeqs || input.seqs.length > l.maxSeqs) throw new ConfigError(`webgpu plan: ${Math.max(S, input.seqs.length)} sequences in a step, at most maxSeqs ${l.maxSeqs}`);
+    if (input.blockSize !== l.blockSize) throw new ConfigError(`webgpu plan: step blockSize ${input.blockSize}, caches made for ${l.blockSize}`);
+    const embeds = this.plan.ops.some((op) => op.kind === 'embed');
+    if (embeds && input.tokenIds.length !== T) throw new ConfigError(`webgpu plan: ${input.tokenIds.length} token ids for ${T} positions`);
+    si[0] = T;
+    si[1] = S;
+    if (embeds) si.set(new Uint32Array(input.tokenIds.buffer, input.tokenIds.byteOffset, T), o.tok);
+    si.set(new Uint32Array(input.positions.buffer, input.positions.byteOffset, T), o.pos);
+    const seen = new Uint8Array(T);
+    for (const [s, q] of input.seqs.entries()) this.writeSeq(si, o, s, q, seen);
+    if (seen.some((x) => !x)) throw new ConfigError('webgpu plan: the sequences do not cover every row of the step');
+    for (const [i, r] of input.sampledRows.entries()) {
+      if (!(r >= 0 && r < T)) throw new ConfigError(`webgpu plan: sampled row ${r} outside 0..${T - 1}`);
+      si[o.sample + i] = r;
+    }
+    const q = this.device.queue;
+    q.writeBuffer(this.si!, 0, si.buffer, 0, (o.table + input.seqs.length * l.maxBlocks) * 4);
+    this.writeCosSin(input.positions);
+    const inputs: [PlanAct | null, Float32Array | undefined, string][] = [
+      [this.plan.inputs.hidden, input.hidden, 'hidden'],
+      [this.plan.inputs.residual, input.residual, 'residual'],
+    ];
+    for (const [a, data, what] of inputs) {
+      if (!a) continue;
+      if (!data || data.length !== T * a.width) throw new ConfigError(`webgpu plan: this stage needs the previous stage's ${what} [${T}, ${a.width}], got ${data ? data.length : 'none'}`);
+      q.writeBuffer(this.acts.get(a)!, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  private writeSeq(si: Uint32Array, o: ReturnType<typeof layoutOffsets>, s: number, q: SeqMetadata, seen: Uint8Array): void {
+    const l = this.layout!;
+    const end = q.contextLen + q.queryLen;
+    const need = Math.ceil(end / l.blockSize);
+    if (need > l.maxBlocks) throw new ConfigError(`webgpu plan: sequence ${q.seqId} reaches position ${end - 1}, beyond maxModelLen ${this.maxModelLen}`);
+    if (q.blockTable.length < need) throw new ConfigError(`webgpu plan: sequence ${q.seqId} reaches position ${end - 1} but has ${q.blockTable.length} blocks of ${l.blockSize}`);
+    // Blocks wholly before every layer's window may be freed (−1): the kernels never read them.
+    const first = this.window === null ? 0 : Math.floor(Math.max(0, q.contextLen - this.window + 1) / l.blockSize);
+    for (let b = 0; b < need; b++) {
+      const id = q.blockTable[b]!;
+      if (b >= first && !(Number.isInteger(id) && id >= 0 && id < this.numBlocks)) throw new ConfigError(`webgpu plan: sequence ${q.seqId} block ${b} is ${id}, outside 0..${this.numBlocks - 1}`);
+      si[o.table + s * l.maxBlocks + b] = id >>> 0;
+    }
+    for (let i = 0; i < q.queryLen; i++) {
+      const r = q.start + i;
+      if (r >= seen.length || seen[r]) throw new ConfigError(`webgpu plan: sequence ${q.seqId} rows ${q.start}..${q.start + q.queryLen - 1} overlap or exceed the step`);
+      seen[r] = 1;
+      si[o.rowSeq + r] = s;
+    }
+  }
+
+  /** Each rotary table's cos|sin rows at the step's positions, computed as the tfjs path computes them. */
+  private writeCosSin(positions: Int32Array): void {
+    const T = positions.length;
+    let end = 0;
+    for (let i = 0; i < T; i++) end = Math.max(end, positions[i]! + 1);
+    for (const [rope, buf] of this.ropes) {
+      const half = rope.rotaryDim / 2;
+      // HF's dynamic NTK rescales the frequencies from the longest position in the forward (RotaryEmbedding.cosSin).
+      const [cos, sin] =
+        rope.type === 'dynamic' && end > rope.maxPosition
+          ? cosSinTable(dynamicNtkInvFreq(rope.base, rope.rotaryDim, rope.scaling?.factor ?? 1, rope.maxPosition, end), positions, 1)
+          : cosSinTable(rope.invFreq, positions, rope.attentionScaling);
+      const cs = new Float32Array(T * rope.rotaryDim);
+      for (let t = 0; t < T; t++) {
+        cs.set(cos.subarray(t * half, (t + 1) * half), t * rope.rotaryDim);
+        cs.set(sin.subarray(t * half, (t + 1) * half), t * rope.rotaryDim + half);
+      }
+      this.device.queue.writeBuffer(buf, 0, cs);
+    }
+  }
+}

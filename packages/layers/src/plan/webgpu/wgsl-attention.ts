@@ -1,0 +1,202 @@
+/**
+ * WGSL for the attention op over the paged caches (`AttentionOp`): K
+ * `[block, Hk, blockSize, D]`, V `[block, Hk, blockSize, Dv]` (none with
+ * `valueIsKeyPrefix`: V is K's first Dv columns).
+ * - `kvWriteWgsl`: the step's new k (and v) rows into their slots.
+ * - `attentionWgsl`: every query row of the step (decode, prefill, chunked,
+ *   mixed) against its sequence's cached positions `max(0, p − W + 1) ..= p`.
+ *   One workgroup per (row, group of GW query heads of one KV head): with
+ *   GW > 1 (prefill) each tile of keys and values is staged in workgroup
+ *   memory once for the whole group; GW = 1 (decode) reads them directly with
+ *   more workgroups busy. A tile of 256 / GW keys is scored one key per
+ *   thread, an online softmax runs per head, and P·V splits the tile's keys
+ *   over groups of threads that each own up to min(Dv, 256 / GW) dims.
+ */
+import type { AttentionOp } from '../ops.js';
+import { f32Lit, type Binder } from './wgsl-common.js';
+
+export interface CacheBuffers {
+  k: GPUBuffer;
+  v: GPUBuffer | null;
+}
+
+/** K (and V) rows of the step into the cache. One thread per element. */
+export function kvWriteWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers): string {
+  const { numKvHeads: Hk, headDim: D, vHeadDim: Dv } = op;
+  const K = b.act(op.k.act);
+  const V = op.v ? b.act(op.v.act) : null;
+  const KC = b.buffer(cache.k, 'kc', 'f32', 'read_write');
+  const VC = op.v ? b.buffer(cache.v!, 'vc', 'f32', 'read_write') : null;
+  const si = b.step();
+  const per = Hk * (D + (op.v ? Dv : 0));
+  return `${b.decls.join('\n')}
+${si}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
+  let row = idx / ${per}u;
+  if (row >= si[0]) { return; }
+  var e = idx % ${per}u;
+  let p = si[POS + row];
+  let blk = blockOf(si[ROWSEQ + row], p);
+  let off = p % BS;
+  if (e < ${Hk * D}u) {
+    let h = e / ${D}u;
+    let d = e % ${D}u;
+    ${KC}[((blk * ${Hk}u + h) * BS + off) * ${D}u + d] = ${K}[row * ${op.k.act.width}u + ${op.k.col}u + e];
+  }${
+    V
+      ? ` else {
+    e -= ${Hk * D}u;
+    let h = e / ${Dv}u;
+    let d = e % ${Dv}u;
+    ${VC}[((blk * ${Hk}u + h) * BS + off) * ${Dv}u + d] = ${V}[row * ${op.v!.act.width}u + ${op.v!.col}u + e];
+  }`
+      : ''
+  }
+}`;
+}
+
+/** Workgroup memory (bytes) of `attentionWgsl` with GW heads per workgroup. */
+export function attentionSharedBytes(op: AttentionOp, gw: number): number {
+  const tpg = 256 / gw;
+  const td = Math.min(op.vHeadDim, tpg);
+  const dpt = Math.ceil(op.vHeadDim / td);
+  const kg = Math.floor(tpg / td);
+  const staged = gw > 1 ? tpg * (op.headDim + (op.v ? op.vHeadDim : 0)) : 0;
+  return 4 * (gw * op.headDim + staged + tpg + 256 * 3 + (kg > 1 ? 256 * dpt : 0));
+}
+
+export function attentionWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers, gw: number): string {
+  const { numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv } = op;
+  const G = H / Hk;
+  const TPG = 256 / gw;
+  const TD = Math.min(Dv, TPG);
+  const KG = Math.floor(TPG / TD);
+  const DPT = Math.ceil(Dv / TD);
+  const us = Array.from({ length: DPT }, (_, u) => u);
+  const Q = b.act(op.q.act);
+  const O = b.act(op.out.act);
+  const vec = gw === 1 && D % 4 === 0;
+  const KC = b.buffer(cache.k, vec ? 'kc4' : 'kc', vec ? 'vec4<f32>' : 'f32', 'read');
+  // V from its own cache, or K's prefix (then a scalar view of K when K is read as vec4).
+  const VC = op.v ? b.buffer(cache.v!, 'vc', 'f32', 'read') : vec ? b.buffer(cache.k, 'kcs', 'f32', 'read') : KC;
+  const si = b.step();
+  const stage = gw > 1;
+  const vStride = op.v ? Dv : D;
+  const kAt = (t: string, e: string) => (stage ? `Ks[${t} * ${D}u + ${e}]` : `${KC}[slots[${t}] * ${D}u + ${e}]`);
+  const vAt = (t: string, d: string) => (stage ? (op.v ? `Vs[${t} * ${Dv}u + ${d}]` : `Ks[${t} * ${D}u + ${d}]`) : `${VC}[slots[${t}] * ${vStride}u + ${d}]`);
+  const score = vec
+    ? `for (var e = 0u; e < ${D / 4}u; e++) { dotv += dot(q4[e], ${KC}[slots[tl] * ${D / 4}u + e]); }`
+    : `for (var e = 0u; e < ${D}u; e++) { dotv += qs[g * ${D}u + e] * ${kAt('tl', 'e')}; }`;
+  const cap = op.logitsSoftCap;
+  const W = op.slidingWindow;
+  return `${b.decls.join('\n')}
+${si}
+${vec ? `var<workgroup> q4 : array<vec4<f32>, ${D / 4}>;` : `var<workgroup> qs : array<f32, ${gw * D}>;`}
+${stage ? `var<workgroup> Ks : array<f32, ${TPG * D}>;` : ''}
+${stage && op.v ? `var<workgroup> Vs : array<f32, ${TPG * Dv}>;` : ''}
+var<workgroup> slots : array<u32, ${TPG}>;
+var<workgroup> red : array<f32, 256>;
+var<workgroup> pr : array<f32, 256>;
+var<workgroup> lS : array<f32, 256>;
+${KG > 1 ? `var<workgroup> accS : array<f32, ${256 * DPT}>;` : ''}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let h0 = wid.x * ${gw}u;
+  let row = wid.y;
+  if (row >= si[0]) { return; }
+  let hk = h0 / ${G}u;
+  let seq = si[ROWSEQ + row];
+  let p = si[POS + row];
+  let n = p + 1u;
+  ${W === null ? 'let lo = 0u;' : `let lo = select(0u, n - ${W}u, n > ${W}u);`}
+  let qb = row * ${op.q.act.width}u + ${op.q.col}u + h0 * ${D}u;
+  ${vec ? `if (lid < ${D / 4}u) { q4[lid] = vec4<f32>(${Q}[qb + 4u * lid], ${Q}[qb + 4u * lid + 1u], ${Q}[qb + 4u * lid + 2u], ${Q}[qb + 4u * lid + 3u]); }` : `for (var i = lid; i < ${gw * D}u; i += 256u) { qs[i] = ${Q}[qb + i]; }`}
+  let g = lid / ${TPG}u;
+  let tl = lid % ${TPG}u;
+  let kgi = tl / ${TD}u;
+  let t = tl % ${TD}u;
+  var m = -1e30;
+  var lsum = 0.0;
+  ${us.map((u) => `var acc${u} = 0.0;`).join(' ')}
+  for (var t0 = lo; t0 < n; t0 += ${TPG}u) {
+    let tile = min(${TPG}u, n - t0);
+    if (lid < tile) {
+      let j = t0 + lid;
+      slots[lid] = (blockOf(seq, j) * ${Hk}u + hk) * BS + j % BS;
+    }
+    workgroupBarrier();
+    ${
+      stage
+        ? `for (var i = lid; i < ${TPG * D}u; i += 256u) {
+      let kt = i / ${D}u;
+      var kv = 0.0;
+      if (kt < tile) { kv = ${KC}[slots[kt] * ${D}u + i % ${D}u]; }
+      Ks[i] = kv;
+    }
+    ${
+      op.v
+        ? `for (var i = lid; i < ${TPG * Dv}u; i += 256u) {
+      let kt = i / ${Dv}u;
+      var vv = 0.0;
+      if (kt < tile) { vv = ${VC}[slots[kt] * ${Dv}u + i % ${Dv}u]; }
+      Vs[i] = vv;
+    }`
+        : ''
+    }
+    workgroupBarrier();`
+        : ''
+    }
+    var s = -1e30;
+    if (tl < tile) {
+      var dotv = 0.0;
+      ${score}
+      s = dotv * ${f32Lit(op.scale)};
+      ${cap === null ? '' : `s = ${f32Lit(cap)} * tanh(clamp(s / ${f32Lit(cap)}, -15.0, 15.0));`}
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var st = ${TPG / 2}u; st > 0u; st >>= 1u) {
+      if (tl < st) { red[lid] = max(red[lid], red[lid + st]); }
+      workgroupBarrier();
+    }
+    let mNew = max(m, red[g * ${TPG}u]);
+    var e = 0.0;
+    if (tl < tile) { e = exp(s - mNew); }
+    pr[lid] = e;
+    workgroupBarrier();
+    let alpha = exp(m - mNew);
+    lsum *= alpha;
+    ${us.map((u) => `acc${u} *= alpha;`).join(' ')}
+    if (kgi < ${KG}u) {
+      for (var j = kgi; j < tile; j += ${KG}u) {
+        let pj = pr[g * ${TPG}u + j];
+        lsum += pj;
+        ${us.map((u) => `{ let d = t + ${u * TD}u; if (d < ${Dv}u) { acc${u} += pj * ${vAt('j', 'd')}; } }`).join('\n        ')}
+      }
+    }
+    m = mNew;
+    workgroupBarrier();
+  }
+  ${
+    KG > 1
+      ? `${us.map((u) => `accS[lid * ${DPT}u + ${u}u] = acc${u};`).join(' ')}
+  lS[lid] = lsum;
+  workgroupBarrier();
+  if (kgi == 0u) {
+    var L = 0.0;
+    ${us.map((u) => `var o${u} = 0.0;`).join(' ')}
+    for (var i = 0u; i < ${KG}u; i++) {
+      let src = g * ${TPG}u + i * ${TD}u + t;
+      L += lS[src];
+      ${us.map((u) => `o${u} += accS[src * ${DPT}u + ${u}u];`).join(' ')}
+    }
+    ${us.map((u) => `if (t + ${u * TD}u < ${Dv}u) { ${O}[row * ${op.out.act.width}u + ${op.out.col}u + (h0 + g) * ${Dv}u + t + ${u * TD}u] = o${u} / L; }`).join('\n    ')}
+  }`
+      : `if (kgi == 0u) {
+    ${us.map((u) => `if (t + ${u * TD}u < ${Dv}u) { ${O}[row * ${op.out.act.width}u + ${op.out.col}u + (h0 + g) * ${Dv}u + t + ${u * TD}u] = acc${u} / lsum; }`).join('\n    ')}
+  }`
+  }
+}`;
+}

@@ -1,0 +1,239 @@
+/**
+ * WGSL for the linear op, `out (+)= x · Wᵀ (+ bias)` on a weight `[n, k]` in
+ * any of the plan's formats (fp32, bf16 pairs, Q8_0 / Q4_0 blocks dequantized
+ * in registers: weight-only, the activations stay fp32):
+ * - `gemvWgsl`, up to 16 rows (decode): a workgroup owns 4 weight rows, 64
+ *   threads stream each row with 16-byte loads against the M activation rows
+ *   (M baked in), partial sums meet in workgroup memory. Each weight byte is
+ *   read once per step whatever M is.
+ * - `gemmWgsl`, more rows (prefill, big batches): 64 × 64 output tiles, K in
+ *   steps of 16 through workgroup memory, 8 × 4 outputs per thread.
+ * `gateUp` fuses the gated MLP's activation: the weight's first n/2 rows are
+ * the gate, the rest the up projection, and `act(gate) · up` is stored.
+ */
+import { WeftError } from '@weft/core';
+import type { ActView } from '../ops.js';
+import type { GpuMatrix } from './gpu-weights.js';
+import { rowsExpr, WEIGHT_FNS, type Binder } from './wgsl-common.js';
+
+export interface MatmulSpec {
+  w: GpuMatrix;
+  x: ActView;
+  out: ActView;
+  bias: GPUBuffer | null;
+  accumulate: boolean;
+  /** Fused gated activation: out width = n / 2. */
+  gateUp: 'silu' | 'gelu_tanh' | null;
+}
+
+/** Rows up to which the GEMV runs. */
+export const GEMV_MAX_ROWS = 16;
+/** Weight rows per GEMV workgroup. */
+export const GEMV_ROWS = 4;
+export const GEMM_TILE = 64;
+
+export const ACT_FNS = /* wgsl */ `
+fn silu(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
+fn gelu_tanh(g : f32) -> f32 { return 0.5 * g * (1.0 + tanh(clamp(0.7978845608 * (g + 0.044715 * g * g * g), -15.0, 15.0))); }`;
+
+/** The x loader `xl(m, k4)`: elements `4·k4 … 4·k4 + 3` of row m of the view, zero past k. */
+function xLoader(b: Binder, x: ActView, out: ActView, k: number, maxK4: number): string {
+  const vec = x.act !== out.act && x.col % 4 === 0 && x.act.width % 4 === 0 && k % 4 === 0;
+  const K4 = Math.ceil(k / 4);
+  if (vec) {
+    const X = b.buffer(b.bufferOf(x.act), 'x4', 'vec4<f32>', 'read');
+    const at = `${X}[m * ${x.act.width / 4}u + ${x.col / 4}u + k4]`;
+    return `fn xl(m : u32, k4 : u32) -> vec4<f32> { ${maxK4 > K4 ? `if (k4 >= ${K4}u) { return vec4<f32>(0.0); } ` : ''}return ${at}; }`;
+  }
+  const X = b.act(x.act);
+  return `fn xl(m : u32, k4 : u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  let b = m * ${x.act.width}u + ${x.col}u + 4u * k4;
+  for (var e = 0u; e < 4u; e++) { if (4u * k4 + e < ${k}u) { v[e] = ${X}[b + e]; } }
+  return v;
+}`;
+}
+
+function scaleFn(b: Binder, w: GpuMatrix): string {
+  if (!w.scales) return '';
+  const S = b.buffer(w.scales, 'wsc', 'u32', 'read');
+  return `fn scale(i : u32) -> f32 { return unpack2x16float(${S}[i >> 1u])[i & 1u]; }`;
+}
+
+/** The shape checked; K, the gate/up split (`half`), output columns NO and the x loader declared. */
+function prologue(b: Binder, s: MatmulSpec): { K: number; half: number; NO: number; xl: string } {
+  const { w } = s;
+  const half = w.n / 2;
+  const NO = s.gateUp ? half : w.n;
+  if (s.x.width !== w.k || s.out.width !== NO) {
+    throw new WeftError(`webgpu plan: linear ${w.name} [${w.n}, ${w.k}] reads ${s.x.act.name} columns ${s.x.width}, writes ${s.out.act.name} columns ${s.out.width}`);
+  }
+  return { K: w.k, half, NO, xl: xLoader(b, s.x, s.out, w.k, Math.ceil(w.kp / 4)) };
+}
+
+/** The GEMV for exactly `m` rows (bindings collected in `b`). */
+export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
+  const { w } = s;
+  const { K, half, NO, xl } = prologue(b, s);
+  const steps = w.kp / { fp32: 4, bf16: 8, q8_0: 16, q4_0: 32 }[w.format];
+  const Y = b.act(s.out.act);
+  const W = b.buffer(w.data, 'W', w.format === 'fp32' ? 'vec4<f32>' : 'vec4<u32>', 'read');
+  const sc = scaleFn(b, w);
+  const B = s.bias ? b.buffer(s.bias, 'bias', 'f32', 'read') : null;
+  const ms = Array.from({ length: m }, (_, i) => i);
+  const ws = s.gateUp ? ['G', 'U'] : ['W'];
+  const rowOf = (wn: string) => (wn === 'U' ? `(n + ${half}u)` : 'n');
+  // One weight step of row `r`: declares w0.. (vec4<f32>) and, for blocks, `sc`; returns the per-row dot.
+  const fetch = (wn: string): { decl: string; dot: (i: number) => string } => {
+    const r = rowOf(wn);
+    switch (w.format) {
+      case 'fp32':
+        return { decl: `let w${wn}0 = ${W}[${r} * ${w.kp / 4}u + kk];`, dot: (i) => `dot(w${wn}0, xl(${i}u, kk))` };
+      case 'bf16':
+        return {
+          decl: `let u${wn} = ${W}[${r} * ${w.kp / 8}u + kk]; let w${wn}0 = vec4<f32>(bf2(u${wn}.x), bf2(u${wn}.y)); let w${wn}1 = vec4<f32>(bf2(u${wn}.z), bf2(u${wn}.w));`,
+          dot: (i) => `dot(w${wn}0, xl(${i}u, 2u * kk)) + dot(w${wn}1, xl(${i}u, 2u * kk + 1u))`,
+        };
+      case 'q8_0':
+        return {
+          decl: `let u${wn} = ${W}[${r} * ${K / 16}u + kk]; let s${wn} = scale(${r} * ${K / 32}u + kk / 2u); let w${wn}0 = i8x4(u${wn}.x); let w${wn}1 = i8x4(u${wn}.y); let w${wn}2 = i8x4(u${wn}.z); let w${wn}3 = i8x4(u${wn}.w);`,
+          dot: (i) => `s${wn} * (${[0, 1, 2, 3].map((e) => `dot(w${wn}${e}, xl(${i}u, 4u * kk + ${e}u))`).join(' + ')})`,
+        };
+      case 'q4_0':
+        return {
+          decl: `let u${wn} = ${W}[${r} * ${K / 32}u + kk]; let s${wn} = scale(${r} * ${K / 32}u + kk); ${['x', 'y', 'z', 'w'].map((c, e) => `let w${wn}${e} = nib4(u${wn}.${c}); let w${wn}${e + 4} = nib4(u${wn}.${c} >> 4u);`).join(' ')}`,
+          dot: (i) => `s${wn} * (${[0, 1, 2, 3, 4, 5, 6, 7].map((e) => `dot(w${wn}${e}, xl(${i}u, 8u * kk + ${e}u))`).join(' + ')})`,
+        };
+    }
+  };
+  const fs = ws.map(fetch);
+  const T = 256 / GEMV_ROWS;
+  const P = m * GEMV_ROWS;
+  const reduce = (wn: string) => `
+  ${ms.map((i) => `part[${i * 256}u + lid] = a${wn}${i};`).join(' ')}
+  workgroupBarrier();
+  for (var i = lid; i < ${P * 8}u; i += 256u) {
+    let b = (i / 8u) * ${T}u + (i % 8u) * 8u;
+    part2[i] = part[b] + part[b + 1u] + part[b + 2u] + part[b + 3u] + part[b + 4u] + part[b + 5u] + part[b + 6u] + part[b + 7u];
+  }
+  workgroupBarrier();
+  for (var i = lid; i < ${P}u; i += 256u) {
+    let b = i * 8u;
+    fin${wn}[i] = part2[b] + part2[b + 1u] + part2[b + 2u] + part2[b + 3u] + part2[b + 4u] + part2[b + 5u] + part2[b + 6u] + part2[b + 7u];
+  }
+  workgroupBarrier();`;
+  const val = s.gateUp
+    ? `${s.gateUp}(finG[i]${B ? ` + ${B}[nn]` : ''}) * (finU[i]${B ? ` + ${B}[nn + ${half}u]` : ''})`
+    : `finW[i]${B ? ` + ${B}[nn]` : ''}`;
+  return `${WEIGHT_FNS}
+${ACT_FNS}
+${b.decls.join('\n')}
+${sc}
+${xl}
+var<workgroup> part : array<f32, ${P * T}>;
+var<workgroup> part2 : array<f32, ${P * 8}>;
+${ws.map((wn) => `var<workgroup> fin${wn} : array<f32, ${P}>;`).join('\n')}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let wg = wid.y * 65535u + wid.x;
+  let n = wg * ${GEMV_ROWS}u + lid / ${T}u;
+  let lane = lid % ${T}u;
+  ${ws.map((wn) => ms.map((i) => `var a${wn}${i} = 0.0;`).join(' ')).join(' ')}
+  if (n < ${NO}u) {
+    for (var kk = lane; kk < ${steps}u; kk += ${T}u) {
+      ${fs.map((f) => f.decl).join('\n      ')}
+      ${ws.map((wn, j) => ms.map((i) => `a${wn}${i} += ${fs[j]!.dot(i)};`).join('\n      ')).join('\n      ')}
+    }
+  }
+  ${ws.map(reduce).join('\n')}
+  for (var i = lid; i < ${P}u; i += 256u) {
+    let m = i / ${GEMV_ROWS}u;
+    let nn = wg * ${GEMV_ROWS}u + i % ${GEMV_ROWS}u;
+    if (nn < ${NO}u) { ${Y}[m * ${s.out.act.width}u + ${s.out.col}u + nn] ${s.accumulate ? '+=' : '='} ${val}; }
+  }
+}`;
+}
+
+/** The tiled GEMM (rows from `si`). */
+export function gemmWgsl(b: Binder, s: MatmulSpec): string {
+  const { w } = s;
+  const { K, half, NO, xl } = prologue(b, s);
+  const Y = b.act(s.out.act);
+  const wType = { fp32: 'vec4<f32>', bf16: 'vec2<u32>', q8_0: 'u32', q4_0: 'u32' }[w.format];
+  const W = b.buffer(w.data, 'W', wType, 'read');
+  const sc = scaleFn(b, w);
+  const B = s.bias ? b.buffer(s.bias, 'bias', 'f32', 'read') : null;
+  const si = b.step();
+  const ws = s.gateUp ? ['G', 'U'] : ['W'];
+  // Four consecutive k of weight row `r` from kq (a multiple of 4).
+  const load = (r: string) => {
+    switch (w.format) {
+      case 'fp32':
+        return `${W}[(${r} * ${w.kp}u + kq) / 4u]`;
+      case 'bf16':
+        return `vec4<f32>(bf2(${W}[(${r} * ${w.kp}u + kq) / 4u].x), bf2(${W}[(${r} * ${w.kp}u + kq) / 4u].y))`;
+      case 'q8_0':
+        return `i8x4(${W}[(${r} * ${K}u + kq) / 4u]) * scale(${r} * ${K / 32}u + kq / 32u)`;
+      case 'q4_0':
+        return `nib4(${W}[(${r} * ${K / 32}u + kq / 32u) * 4u + (kq % 16u) / 4u] >> select(0u, 4u, kq % 32u >= 16u)) * scale(${r} * ${K / 32}u + kq / 32u)`;
+    }
+  };
+  const val = (i: string, c: string) =>
+    s.gateUp
+      ? `${s.gateUp}(cG[${i}][${c}]${B ? ` + ${B}[col]` : ''}) * (cU[${i}][${c}]${B ? ` + ${B}[col + ${half}u]` : ''})`
+      : `cW[${i}][${c}]${B ? ` + ${B}[col]` : ''}`;
+  return `${WEIGHT_FNS}
+${ACT_FNS}
+${b.decls.join('\n')}
+${si}
+${sc}
+${xl}
+var<workgroup> As : array<vec4<f32>, 256>;
+${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, 256>;`).join('\n')}
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let M = ${rowsExpr(s.x.act)};
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  if (m0 >= M) { return; }
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  ${ws.map((wn) => `var c${wn} : array<vec4<f32>, 8>;`).join(' ')}
+  for (var k0 = 0u; k0 < ${w.kp}u; k0 += 16u) {
+    for (var h = 0u; h < 2u; h++) {
+      let idx = lid + h * 128u;
+      let lr = idx / 4u;
+      let lk = (idx % 4u) * 4u;
+      let kq = k0 + lk;
+      var av = vec4<f32>(0.0);
+      if (m0 + lr < M && kq < ${w.kp}u) { av = xl(m0 + lr, kq / 4u); }
+      for (var c = 0u; c < 4u; c++) { As[(lk + c) * 16u + lr / 4u][lr % 4u] = av[c]; }
+      ${ws
+        .map(
+          (wn) => `{
+        var bv = vec4<f32>(0.0);
+        if (n0 + lr < ${NO}u && kq < ${w.kp}u) { bv = ${load(wn === 'U' ? `(n0 + lr + ${half}u)` : '(n0 + lr)')}; }
+        for (var c = 0u; c < 4u; c++) { Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = bv[c]; }
+      }`,
+        )
+        .join('\n      ')}
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk++) {
+      let a0 = As[kk * 16u + ty * 2u];
+      let a1 = As[kk * 16u + ty * 2u + 1u];
+      ${ws.map((wn) => `{ let b = Bs${wn}[kk * 16u + tx]; c${wn}[0] += a0.x * b; c${wn}[1] += a0.y * b; c${wn}[2] += a0.z * b; c${wn}[3] += a0.w * b; c${wn}[4] += a1.x * b; c${wn}[5] += a1.y * b; c${wn}[6] += a1.z * b; c${wn}[7] += a1.w * b; }`).join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 8u; i++) {
+    let row = m0 + ty * 8u + i;
+    if (row < M) {
+      for (var c = 0u; c < 4u; c++) {
+        let col = n0 + tx * 4u + c;
+        if (col < ${NO}u) { ${Y}[row * ${s.out.act.width}u + ${s.out.col}u + col] ${s.accumulate ? '+=' : '='} ${val('i', 'c')}; }
+      }
+    }
+  }
+}`;
+}
