@@ -1,0 +1,19 @@
+/** Adapters of the MoE and MLA host implementations (moe.ts, mla.ts) to the op table's shape. */
+import type { HostOpImpl } from './context.js';
+import { copyHeadsHost, headMatmulHost, roundInputHost } from './mla.js';
+import { moeHost } from './moe.js';
+
+export const hostMoe: HostOpImpl<'moe'> = (op, up) => {
+  const bias = op.correctionBias ? up.vector(op.correctionBias) : null;
+  for (const e of op.experts) [e.gateUp, e.down].forEach((w) => up.matrix(w)); // uploaded now, not on the first step
+  return (s) => moeHost(op, s.tokens, (a) => s.buf(a), bias, (w, x, rows, out) => s.linear(w, x, rows, out));
+};
+
+export const hostHeadMatmul: HostOpImpl<'headMatmul'> = (op) => {
+  const w = op.weight.data();
+  return (s) => headMatmulHost(op, s.rowsOf(op.x.act), (a) => s.buf(a), w);
+};
+
+export const hostCopyHeads: HostOpImpl<'copyHeads'> = (op) => (s) => copyHeadsHost(op, s.rowsOf(op.x.act), (a) => s.buf(a));
+
+export const hostRoundInput: HostOpImpl<'roundInput'> = (op) => (s) => roundInputHost(op, s.rowsOf(op.x.act), (a) => s.buf(a));
