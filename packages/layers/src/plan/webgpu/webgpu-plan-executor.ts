@@ -15,17 +15,16 @@
  * buffer is recorded while the GPU runs this one.
  */
 import { ConfigError, WeftError } from '@weft/core';
-import type { SeqMetadata } from '../../attention-metadata.js';
-import { dynamicNtkInvFreq } from '../../rotary/frequencies.js';
-import { cosSinTable, type RotaryEmbedding } from '../../rotary/rotary-embedding.js';
+import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { DevicePlan } from '../builder.js';
-import { allReduceHost, gatherColumnsHost } from '../collectives.js';
 import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
 import type { AllReduceOp, AttentionOp, GatherColumnsOp, PlanAct, PlanOpKind } from '../ops.js';
 import { BUF, MAP_READ_MODE, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
 import { argmaxKernel, buildKernels, type Kernel, type KernelContext } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
+import { runBoundary } from './collective-boundary.js';
+import { writeCosSin, writeStepBuffer } from './step-inputs.js';
 import { Binder, layoutOffsets, type StepLayout } from './wgsl-common.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
@@ -96,6 +95,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     if (!(this.maxRows >= this.maxSeqs)) throw new ConfigError(`webgpu plan: maxRows ${this.maxRows} below maxSeqs ${this.maxSeqs}`);
     if (!(opts.maxModelLen >= 1)) throw new ConfigError(`webgpu plan: maxModelLen ${opts.maxModelLen}`);
     this.maxModelLen = opts.maxModelLen;
+    this.embeds = plan.ops.some((op) => op.kind === 'embed');
     const logits = plan.outputs.logits;
     this.vocabSize = plan.vocabSize;
     if (logits && !(this.vocabSize >= 1 && this.vocabSize <= logits.width)) throw new ConfigError(`webgpu plan: vocabSize ${this.vocabSize} outside 1..${logits.width}`);
@@ -105,6 +105,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   private readonly maxModelLen: number;
+  private readonly embeds: boolean;
 
   /** Check the plan, take a device, upload every weight once, allocate the activations. */
   static async create(opts: WebGpuPlanExecutorOptions): Promise<WebGpuPlanExecutor> {
@@ -176,7 +177,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       if (seg.boundary) {
         const enc = this.device.createCommandEncoder();
         this.encodeKernels(enc, seg.kernels, T, S);
-        const got = await this.boundary(enc, seg.boundary, T, S);
+        const got = await runBoundary(this.device, enc, seg.boundary, T, S, (a) => this.acts.get(a)!, this.readback);
         if (got === 'no-logits') holdsLogits = false;
         continue;
       }
@@ -383,68 +384,11 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     }
   }
 
-  /** Submit `enc` with the boundary's activation copied out, run the collective on the host, write the result back. */
-  private async boundary(enc: GPUCommandEncoder, op: AllReduceOp | GatherColumnsOp, T: number, S: number): Promise<'no-logits' | null> {
-    const x = op.x;
-    const rows = x.act.rows === 'tokens' ? T : S;
-    const xBytes = rows * x.act.width * 4;
-    const outAct = op.kind === 'gatherColumns' ? op.out.act : null;
-    const outWhole = op.kind === 'gatherColumns' && op.out.col === 0 && op.out.width === op.out.act.width;
-    const oRows = outAct ? (outAct.rows === 'tokens' ? T : S) : 0;
-    if (rows) enc.copyBufferToBuffer(this.acts.get(x.act)!, 0, this.readback, 0, xBytes);
-    if (outAct && !outWhole && oRows) enc.copyBufferToBuffer(this.acts.get(outAct)!, 0, this.readback, xBytes, oRows * outAct.width * 4);
-    this.device.queue.submit([enc.finish()]);
-    await this.readback.mapAsync(MAP_READ_MODE);
-    const all = new Float32Array(this.readback.getMappedRange(0, Math.max(4, xBytes + (outAct && !outWhole ? oRows * outAct.width * 4 : 0))).slice(0));
-    this.readback.unmap();
-    const W = x.act.width;
-    const whole = x.col === 0 && x.width === W;
-    const part = whole ? all.subarray(0, rows * W) : new Float32Array(rows * x.width);
-    if (!whole) for (let r = 0; r < rows; r++) part.set(all.subarray(r * W + x.col, r * W + x.col + x.width), r * x.width);
-    if (op.kind === 'allReduce') {
-      await allReduceHost(op.group, part, rows, x.width);
-      if (!whole) for (let r = 0; r < rows; r++) all.set(part.subarray(r * x.width, (r + 1) * x.width), r * W + x.col);
-      if (rows) this.device.queue.writeBuffer(this.acts.get(x.act)!, 0, all.buffer, all.byteOffset, xBytes);
-      return null;
-    }
-    const g = await gatherColumnsHost(op.group, part.slice(), rows, x.width);
-    if (!g) return 'no-logits';
-    const ow = op.out.act.width;
-    if (outWhole) {
-      if (oRows) this.device.queue.writeBuffer(this.acts.get(op.out.act)!, 0, g.buffer, g.byteOffset, oRows * ow * 4);
-    } else {
-      const o = all.subarray(rows * W, rows * W + oRows * ow);
-      for (let r = 0; r < oRows; r++) o.set(g.subarray(r * op.out.width, (r + 1) * op.out.width), r * ow + op.out.col);
-      if (oRows) this.device.queue.writeBuffer(this.acts.get(op.out.act)!, 0, o.buffer, o.byteOffset, oRows * ow * 4);
-    }
-    return null;
-  }
-
   private writeInputs(input: PlanStepInput): void {
-    const l = this.layout!;
-    const o = layoutOffsets(l);
-    const si = this.siWords;
+    const bounds = { layout: this.layout!, numBlocks: this.numBlocks, maxModelLen: this.maxModelLen, window: this.window, embeds: this.embeds };
+    writeStepBuffer(this.device, this.si!, this.siWords, input, bounds);
+    writeCosSin(this.device, this.ropes, input.positions);
     const T = input.positions.length;
-    const S = input.sampledRows.length;
-    if (T > l.maxRows) throw new ConfigError(`webgpu plan: ${T} rows in a step, at most maxRows ${l.maxRows}`);
-    if (S > l.maxSeqs || input.seqs.length > l.maxSeqs) throw new ConfigError(`webgpu plan: ${Math.max(S, input.seqs.length)} sequences in a step, at most maxSeqs ${l.maxSeqs}`);
-    if (input.blockSize !== l.blockSize) throw new ConfigError(`webgpu plan: step blockSize ${input.blockSize}, caches made for ${l.blockSize}`);
-    const embeds = this.plan.ops.some((op) => op.kind === 'embed');
-    if (embeds && input.tokenIds.length !== T) throw new ConfigError(`webgpu plan: ${input.tokenIds.length} token ids for ${T} positions`);
-    si[0] = T;
-    si[1] = S;
-    if (embeds) si.set(new Uint32Array(input.tokenIds.buffer, input.tokenIds.byteOffset, T), o.tok);
-    si.set(new Uint32Array(input.positions.buffer, input.positions.byteOffset, T), o.pos);
-    const seen = new Uint8Array(T);
-    for (const [s, q] of input.seqs.entries()) this.writeSeq(si, o, s, q, seen);
-    if (seen.some((x) => !x)) throw new ConfigError('webgpu plan: the sequences do not cover every row of the step');
-    for (const [i, r] of input.sampledRows.entries()) {
-      if (!(r >= 0 && r < T)) throw new ConfigError(`webgpu plan: sampled row ${r} outside 0..${T - 1}`);
-      si[o.sample + i] = r;
-    }
-    const q = this.device.queue;
-    q.writeBuffer(this.si!, 0, si.buffer, 0, (o.table + input.seqs.length * l.maxBlocks) * 4);
-    this.writeCosSin(input.positions);
     const inputs: [PlanAct | null, Float32Array | undefined, string][] = [
       [this.plan.inputs.hidden, input.hidden, 'hidden'],
       [this.plan.inputs.residual, input.residual, 'residual'],
@@ -452,49 +396,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     for (const [a, data, what] of inputs) {
       if (!a) continue;
       if (!data || data.length !== T * a.width) throw new ConfigError(`webgpu plan: this stage needs the previous stage's ${what} [${T}, ${a.width}], got ${data ? data.length : 'none'}`);
-      q.writeBuffer(this.acts.get(a)!, 0, data.buffer, data.byteOffset, data.byteLength);
-    }
-  }
-
-  private writeSeq(si: Uint32Array, o: ReturnType<typeof layoutOffsets>, s: number, q: SeqMetadata, seen: Uint8Array): void {
-    const l = this.layout!;
-    const end = q.contextLen + q.queryLen;
-    const need = Math.ceil(end / l.blockSize);
-    if (need > l.maxBlocks) throw new ConfigError(`webgpu plan: sequence ${q.seqId} reaches position ${end - 1}, beyond maxModelLen ${this.maxModelLen}`);
-    if (q.blockTable.length < need) throw new ConfigError(`webgpu plan: sequence ${q.seqId} reaches position ${end - 1} but has ${q.blockTable.length} blocks of ${l.blockSize}`);
-    // Blocks wholly before every layer's window may be freed (−1): the kernels never read them.
-    const first = this.window === null ? 0 : Math.floor(Math.max(0, q.contextLen - this.window + 1) / l.blockSize);
-    for (let b = 0; b < need; b++) {
-      const id = q.blockTable[b]!;
-      if (b >= first && !(Number.isInteger(id) && id >= 0 && id < this.numBlocks)) throw new ConfigError(`webgpu plan: sequence ${q.seqId} block ${b} is ${id}, outside 0..${this.numBlocks - 1}`);
-      si[o.table + s * l.maxBlocks + b] = id >>> 0;
-    }
-    for (let i = 0; i < q.queryLen; i++) {
-      const r = q.start + i;
-      if (r >= seen.length || seen[r]) throw new ConfigError(`webgpu plan: sequence ${q.seqId} rows ${q.start}..${q.start + q.queryLen - 1} overlap or exceed the step`);
-      seen[r] = 1;
-      si[o.rowSeq + r] = s;
-    }
-  }
-
-  /** Each rotary table's cos|sin rows at the step's positions, computed as the tfjs path computes them. */
-  private writeCosSin(positions: Int32Array): void {
-    const T = positions.length;
-    let end = 0;
-    for (let i = 0; i < T; i++) end = Math.max(end, positions[i]! + 1);
-    for (const [rope, buf] of this.ropes) {
-      const half = rope.rotaryDim / 2;
-      // HF's dynamic NTK rescales the frequencies from the longest position in the forward (RotaryEmbedding.cosSin).
-      const [cos, sin] =
-        rope.type === 'dynamic' && end > rope.maxPosition
-          ? cosSinTable(dynamicNtkInvFreq(rope.base, rope.rotaryDim, rope.scaling?.factor ?? 1, rope.maxPosition, end), positions, 1)
-          : cosSinTable(rope.invFreq, positions, rope.attentionScaling);
-      const cs = new Float32Array(T * rope.rotaryDim);
-      for (let t = 0; t < T; t++) {
-        cs.set(cos.subarray(t * half, (t + 1) * half), t * rope.rotaryDim);
-        cs.set(sin.subarray(t * half, (t + 1) * half), t * rope.rotaryDim + half);
-      }
-      this.device.queue.writeBuffer(buf, 0, cs);
+      this.device.queue.writeBuffer(this.acts.get(a)!, 0, data.buffer, data.byteOffset, data.byteLength);
     }
   }
 }
