@@ -13,6 +13,7 @@ export * from './attention.js';
 export * from './gated-mlp.js';
 export * from './decoder-only-lm.js';
 export * from './parity.js';
+export * from './plan-parity.js';
 export * from './moe/index.js';
 export * from './kernels/index.js';
 export * from './quantization/index.js';
