@@ -25,6 +25,8 @@ export interface HostPlanExecutorOptions {
   threads?: number;
   /** A @weft/cpu-kernels ISA path ('avx512' | 'avx2' | 'scalar' | 'portable'); default the best this CPU has. */
   isa?: string;
+  /** Called after every op with its wall time in ms (benchmarks, traces); absent: nothing is timed. */
+  profile?: (op: PlanOp, ms: number) => void;
 }
 
 interface CacheSpec {
@@ -47,8 +49,10 @@ export class HostPlanExecutor implements PlanExecutor {
   private caches: HostKvCache[] | null = null;
   private numBlocks = 0;
   private blockSize = 0;
+  private readonly profile: HostPlanExecutorOptions['profile'];
 
   constructor(readonly plan: DevicePlan, options: HostPlanExecutorOptions = {}) {
+    this.profile = options.profile;
     const why = unsupportedOps(plan, HOST_CAPS);
     if (why) throw new WeftError(why);
     this.kernels = planKernels({ isa: options.isa, threads: options.threads ?? 1 });
@@ -103,8 +107,10 @@ export class HostPlanExecutor implements PlanExecutor {
     for (let i = 0; i < this.runs.length; i++) {
       const { op, run } = this.runs[i]!;
       try {
+        const t0 = this.profile ? performance.now() : 0;
         const r = run(step);
         if (r) await r;
+        if (this.profile) this.profile(op, performance.now() - t0);
       } catch (e) {
         throw new WeftError(`host executor: op ${i} (${op.kind}${op.kind === 'attention' ? `, cache ${op.cacheIndex}` : ''}): ${(e as Error).message}`);
       }

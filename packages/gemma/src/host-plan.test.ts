@@ -1,0 +1,27 @@
+/**
+ * Gemma 2 (logit soft caps, GELU-tanh, alternating sliding windows, scaled embedding, 1 + w norms) through the device plan on the host
+ * executor against the same rank's tfjs forward (wasm) and the fixtures' Hugging Face logits (layers'
+ * hostFixtureParity: batched prefill, a chunk, batched decodes; the llama package's host-plan test has the formats).
+ */
+import { fileURLToPath } from 'node:url';
+import { initBackend, type WeightFormat } from '@weft/core';
+import { HOST_PARITY_BOUNDS as B, hostFixtureCheck } from '@weft/layers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { registration } from './registration.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
+const fp32: WeightFormat = { dtype: 'float32', quantization: null };
+const CASES = [
+  { fixture: 'gemma2-tiny', file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.exact },
+  { fixture: 'gemma2-mqa-untied', file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.exact },
+];
+
+beforeAll(() => initBackend({ prefer: 'wasm' }));
+
+describe('gemma fixtures through the host executor', () => {
+  it.each(CASES)('$fixture $file', async (c) => {
+    const { failures, line } = await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { threads: 2 });
+    console.log(line);
+    expect(failures).toEqual([]);
+  });
+});
