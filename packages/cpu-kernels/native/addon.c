@@ -97,22 +97,37 @@ typedef struct {
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER; /* one call owns the pool at a time */
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
-static atomic_uint generation;
-static atomic_int pending;
+/* The pool's call: `current`, published as generation `generation`. Its work (rows, or parts for kind 3) goes in
+ * chunks taken in turn (next_item) and counted when done (done_items). A worker works on a call only between
+ * active++ and active--, and only while that call is open (generation is still its own, closed is not): the
+ * caller closes it once all its work is done and waits for the workers inside, never for one that has not woken.
+ * So a worker the OS deschedules (another tenant on a shared machine) holds back at most the chunk it holds. */
+static atomic_uint generation, closed;
+static atomic_int active, next_item, done_items;
 static job_t current;
 static int n_workers;
 
-static void run_part(const job_t *j, int t) {
-  /* rows split in multiples of 4 (the tile height) */
-  int per = ((j->n + j->nt - 1) / j->nt + 3) & ~3;
-  int r0 = t * per, r1 = r0 + per < j->n ? r0 + per : j->n;
-  if (j->kind == 3) {
-    j->fn(j->ctx, t, j->nt);
-    return;
-  }
-  if (r0 >= r1) return;
+static void run_rows(const job_t *j, int r0, int r1) {
   if (j->kind == 2) j->isa->bf16(j->a, j->w, r0, r1, j->n, j->out);
   else (j->kind ? j->isa->q4_0 : j->isa->q8_0)(j->a, j->w, j->wd, r0, r1, j->n, j->out);
+}
+
+/* Alone: all of it. In the pool: kind 3's parts one at a time, rows in chunks (about 8 a thread, multiples of 16),
+ * by whichever thread comes; a row's result does not depend on which thread computes it. */
+static void run_part(const job_t *j) {
+  if (j->nt == 1) {
+    if (j->kind == 3) j->fn(j->ctx, 0, 1);
+    else run_rows(j, 0, j->n);
+    return;
+  }
+  const int items = j->kind == 3 ? j->nt : j->n;
+  const int chunk = j->kind == 3 ? 1 : ((j->n + j->nt * 8 - 1) / (j->nt * 8) + 15) & ~15;
+  for (int i0; (i0 = atomic_fetch_add_explicit(&next_item, chunk, memory_order_relaxed)) < items;) {
+    const int i1 = i0 + chunk < items ? i0 + chunk : items;
+    if (j->kind == 3) j->fn(j->ctx, i0, j->nt);
+    else run_rows(j, i0, i1);
+    atomic_fetch_add_explicit(&done_items, i1 - i0, memory_order_release);
+  }
 }
 
 static void *worker(void *arg) {
@@ -130,9 +145,10 @@ static void *worker(void *arg) {
       while (atomic_load_explicit(&generation, memory_order_acquire) == seen) pthread_cond_wait(&wake_cv, &wake_mu);
       pthread_mutex_unlock(&wake_mu);
     }
-    seen = atomic_load_explicit(&generation, memory_order_acquire);
-    if (id < current.nt) run_part(&current, id);
-    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+    seen = atomic_load(&generation);
+    atomic_fetch_add(&active, 1);
+    if (atomic_load(&generation) == seen && atomic_load(&closed) != seen && id < current.nt) run_part(&current);
+    atomic_fetch_sub(&active, 1);
   }
   return NULL;
 }
@@ -147,20 +163,26 @@ static void run(job_t *j) {
     }
     if (j->nt > n_workers + 1) j->nt = n_workers + 1;
     current = *j;
-    atomic_store(&pending, n_workers);
+    atomic_store(&next_item, 0);
+    atomic_store(&done_items, 0);
     pthread_mutex_lock(&wake_mu);
-    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    const unsigned g = atomic_fetch_add(&generation, 1) + 1;
     pthread_cond_broadcast(&wake_cv);
     pthread_mutex_unlock(&wake_mu);
-    run_part(&current, 0);
+    run_part(&current);
+    const int items = current.kind == 3 ? current.nt : current.n;
     int spins = 0;
-    while (atomic_load_explicit(&pending, memory_order_acquire) > 0)
-      if (++spins > 1000) sched_yield(); else __builtin_ia32_pause();
+    while (atomic_load_explicit(&done_items, memory_order_acquire) < items)
+      if (++spins > 20000) sched_yield(); else __builtin_ia32_pause();
+    atomic_store(&closed, g);
+    spins = 0;
+    while (atomic_load(&active) > 0)
+      if (++spins > 20000) sched_yield(); else __builtin_ia32_pause();
     pthread_mutex_unlock(&pool_mu);
     return;
   }
   j->nt = 1;
-  run_part(j, 0);
+  run_part(j);
 }
 
 /* For native/plan-ops.c: `fn(ctx, part, parts)` on up to `nt` threads (the caller's included); parts may be fewer. */

@@ -24,8 +24,16 @@ AI __m256i block_dot(const uint8_t *w, const int8_t *x, const int q4) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones);
 }
 
+/* Prefetch the next tile's rows (the NR rows after this one's) a line a row per line of this tile's k loop, and their
+ * scales: each tile otherwise starts NR cold streams, and one core reads far below the memory's rate. */
+AI void prefetch_next(const void *w, size_t wrow, const uint16_t *wd, int r, const int NR, int nb, size_t off) {
+  const char *next = (const char *)w + (size_t)(r + NR) * wrow + off;
+  for (int rr = 0; rr < NR; rr++) _mm_prefetch(next + rr * wrow, _MM_HINT_T0);
+  if (wd && off / 64 * 64 < (size_t)NR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)(r + NR) * nb) + off / 64 * 64, _MM_HINT_T0);
+}
+
 AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, const int NR, int i0, const int NA, int n, float *out,
-               const int q4) {
+               const int q4, const int pf) {
   const int k = a->k, nb = a->nb;
   const size_t wrow = q4 ? (size_t)k / 2 : (size_t)k;
   const int bb = q4 ? 16 : 32;
@@ -34,6 +42,7 @@ AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, co
     for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     float dw[4];
+    if (pf && (size_t)b * bb % 64 == 0) prefetch_next(wqs, wrow, wd, r, NR, nb, (size_t)b * bb);
     for (int rr = 0; rr < NR; rr++) dw[rr] = _cvtsh_ss(wd[(size_t)(r + rr) * nb + b]);
     for (int ii = 0; ii < NA; ii++) {
       const size_t xb = (size_t)(i0 + ii) * nb + b;
@@ -57,7 +66,7 @@ AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, co
 
 #define TILE_NA(NR, q4)                                                                                       \
   for (int i0 = 0; i0 < a->m; i0 += 2) {                                                                      \
-    if (a->m - i0 >= 2) q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4); else q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4); \
+    if (a->m - i0 >= 2) q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4, NR == 4 && i0 == 0); else q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4, NR == 4 && i0 == 0); \
   }
 
 AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out, const int q4) {
@@ -69,13 +78,14 @@ AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, i
 static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 1); }
 
-AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out) {
+AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
   const int k = a->k, kc = k / 8;
   __m256 acc[4][2];
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm256_setzero_ps();
   for (int c = 0; c < kc; c++) {
     __m256 wf[4];
+    if (pf && c % 4 == 0) prefetch_next(w, (size_t)k * 2, NULL, r, NR, 0, (size_t)c * 16);
     for (int rr = 0; rr < NR; rr++)
       wf[rr] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + (size_t)(r + rr) * k + c * 8))), 16));
     for (int ii = 0; ii < NA; ii++) {
@@ -103,7 +113,7 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
 
 #define BF16_NA(NR)                                                                                      \
   for (int i0 = 0; i0 < a->m; i0 += 2) {                                                                 \
-    if (a->m - i0 >= 2) bf16_tile(a, w, r, NR, i0, 2, n, out); else bf16_tile(a, w, r, NR, i0, 1, n, out); \
+    if (a->m - i0 >= 2) bf16_tile(a, w, r, NR, i0, 2, n, out, NR == 4 && i0 == 0); else bf16_tile(a, w, r, NR, i0, 1, n, out, NR == 4 && i0 == 0); \
   }
 
 static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out) {

@@ -4,9 +4,9 @@
  * unsigned by xor 0x80 (w + 128) and Q4_0 nibbles are unsigned already (q, value q - 8); the offsets come
  * back exactly as integer corrections -128·Σx / -8·Σx seeded into the accumulator (lane 0 of each block).
  * Each block's integer dot is then scaled by d_w·d_x and summed in fp32.
- * bf16 (weight-only): the even and odd bf16 of each 32-bit lane widened by a shift and a mask; x is
- * deinterleaved once per call to match.
- * Tiles of 4 weight rows × up to 4 (Q) / 2 (bf16) activation rows: a weight tile is read once per call.
+ * bf16 (weight-only): 16 bf16 widened to fp32 by a zero-extend and a shift; x fp32 as it is.
+ * Tiles of 4 weight rows × up to 4 activation rows: a weight tile is read from memory once per call, and the
+ * next tile is prefetched while this one computes (prefetch_next).
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -112,8 +112,16 @@ AI int hsum256_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+/* The weights of the next tile (the NR rows after this one's), a cache line a row per step of this tile's k loop,
+ * and their scales a line a step: without it each tile starts NR cold streams and one core reads ~60% of the wall. */
+AI void prefetch_next(const uint8_t *wqs, const uint16_t *wd, int r, const int NR, size_t wrow, int nb, int step, size_t off) {
+  const uint8_t *next = wqs + (size_t)(r + NR) * wrow + off;
+  for (int rr = 0; rr < NR; rr++) _mm_prefetch((const char *)(next + rr * wrow), _MM_HINT_T0);
+  if (step * 32 < NR * nb) _mm_prefetch((const char *)(wd + (size_t)(r + NR) * nb) + step * 64, _MM_HINT_T0);
+}
+
 AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, const int NR, int i0, const int NA, int n, float *out,
-               const int q4) {
+               const int q4, const int pf) {
   const qprep_t *P = a->extra;
   const int k = a->k, nb = a->nb, np = P->np;
   const size_t wrow = q4 ? (size_t)k / 2 : (size_t)k; /* bytes a weight row */
@@ -124,6 +132,7 @@ AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, co
   for (int p = 0; p < np; p++) {
     __m512i w[4];
     __m512 dw[4];
+    if (pf) prefetch_next(wqs, wd, r, NR, wrow, nb, p, (size_t)p * pb);
     for (int rr = 0; rr < NR; rr++) {
       w[rr] = load_pair(wqs + (size_t)(r + rr) * wrow + (size_t)p * pb, q4);
       dw[rr] = pair_scales(wd + (size_t)(r + rr) * nb + 2 * p);
@@ -154,7 +163,7 @@ AI void q_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, co
 }
 
 /* Q4_0: 4 blocks (64 bytes of nibbles) a zmm; blocks past the last whole group of 4 one at a time. */
-AI void q4_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, const int NR, int i0, const int NA, int n, float *out) {
+AI void q4_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
   const qprep_t *P = a->extra;
   const int k = a->k, nb = a->nb, ng = P->np;
   const size_t wrow = (size_t)k / 2;
@@ -166,6 +175,7 @@ AI void q4_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, c
   for (int g = 0; g < ng; g++) {
     __m512i lo[4], hi[4];
     __m512 dw[4];
+    if (pf) prefetch_next(wqs, wd, r, NR, wrow, nb, g, (size_t)g * 64);
     for (int rr = 0; rr < NR; rr++) {
       const __m512i v = _mm512_loadu_si512(wqs + (size_t)(r + rr) * wrow + (size_t)g * 64);
       lo[rr] = _mm512_and_si512(v, m4);
@@ -203,10 +213,10 @@ AI void q4_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, c
 #define TILE_NA(NR, q4)                                                        \
   for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
     switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
-      case 4: q_tile(a, wqs, wd, r, NR, i0, 4, n, out, q4); break;             \
-      case 3: q_tile(a, wqs, wd, r, NR, i0, 3, n, out, q4); break;             \
-      case 2: q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4); break;             \
-      default: q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4); break;            \
+      case 4: q_tile(a, wqs, wd, r, NR, i0, 4, n, out, q4, NR == 4 && i0 == 0); break;             \
+      case 3: q_tile(a, wqs, wd, r, NR, i0, 3, n, out, q4, NR == 4 && i0 == 0); break;             \
+      case 2: q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4, NR == 4 && i0 == 0); break;             \
+      default: q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4, NR == 4 && i0 == 0); break;            \
     }                                                                          \
   }
 
@@ -220,10 +230,10 @@ static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
 #define Q4_NA(NR)                                                              \
   for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
     switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
-      case 4: q4_tile(a, wqs, wd, r, NR, i0, 4, n, out); break;                \
-      case 3: q4_tile(a, wqs, wd, r, NR, i0, 3, n, out); break;                \
-      case 2: q4_tile(a, wqs, wd, r, NR, i0, 2, n, out); break;                \
-      default: q4_tile(a, wqs, wd, r, NR, i0, 1, n, out); break;               \
+      case 4: q4_tile(a, wqs, wd, r, NR, i0, 4, n, out, NR == 4 && i0 == 0); break;                \
+      case 3: q4_tile(a, wqs, wd, r, NR, i0, 3, n, out, NR == 4 && i0 == 0); break;                \
+      case 2: q4_tile(a, wqs, wd, r, NR, i0, 2, n, out, NR == 4 && i0 == 0); break;                \
+      default: q4_tile(a, wqs, wd, r, NR, i0, 1, n, out, NR == 4 && i0 == 0); break;               \
     }                                                                          \
   }
 
@@ -233,45 +243,35 @@ static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
   for (; r < r1; r++) Q4_NA(1)
 }
 
-/* bf16: x deinterleaved per 32-element chunk: 16 even elements, then 16 odd. */
-static void prep_bf16(act_t *a) {
-  const int kc = a->k / 32;
-  float *xd = aligned_alloc(64, (size_t)a->m * (kc ? kc : 1) * 32 * 4);
-  for (int i = 0; i < a->m; i++)
-    for (int c = 0; c < kc; c++)
-      for (int l = 0; l < 16; l++) {
-        xd[((size_t)i * kc + c) * 32 + l] = a->x[(size_t)i * a->k + c * 32 + 2 * l];
-        xd[((size_t)i * kc + c) * 32 + 16 + l] = a->x[(size_t)i * a->k + c * 32 + 2 * l + 1];
-      }
-  a->extra = xd;
+/* bf16 (weight-only): 16 bf16 zero-extended to 32 bits and shifted up are their fp32 values; x is read as it is.
+ * One accumulator per output (lanes: the 16 positions of a 32-element chunk's halves), reduced at the end: the
+ * same order whatever the tile, so a row's result does not depend on m or on the thread split. */
+AI __m512 bf16_widen(const uint16_t *w) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)w)), 16));
 }
 
-AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out) {
+AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
   const int k = a->k, kc = k / 32;
-  const float *xd = a->extra;
-  __m512 ae[4][2], ao[4][2];
+  __m512 acc[4][4];
   for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) ae[rr][ii] = ao[rr][ii] = _mm512_setzero_ps();
-  const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm512_setzero_ps();
   for (int c = 0; c < kc; c++) {
-    __m512 we[4], wo[4];
+    __m512 wl[4], wh[4];
+    if (pf)
+      for (int rr = 0; rr < NR; rr++) _mm_prefetch((const char *)(w + (size_t)(r + NR + rr) * k + (size_t)c * 32), _MM_HINT_T0);
     for (int rr = 0; rr < NR; rr++) {
-      __m512i v = _mm512_loadu_si512(w + (size_t)(r + rr) * k + (size_t)c * 32);
-      we[rr] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-      wo[rr] = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+      wl[rr] = bf16_widen(w + (size_t)(r + rr) * k + (size_t)c * 32);
+      wh[rr] = bf16_widen(w + (size_t)(r + rr) * k + (size_t)c * 32 + 16);
     }
     for (int ii = 0; ii < NA; ii++) {
-      const __m512 xe = _mm512_load_ps(xd + ((size_t)(i0 + ii) * kc + c) * 32);
-      const __m512 xo = _mm512_load_ps(xd + ((size_t)(i0 + ii) * kc + c) * 32 + 16);
-      for (int rr = 0; rr < NR; rr++) {
-        ae[rr][ii] = _mm512_fmadd_ps(we[rr], xe, ae[rr][ii]);
-        ao[rr][ii] = _mm512_fmadd_ps(wo[rr], xo, ao[rr][ii]);
-      }
+      const __m512 xl = _mm512_loadu_ps(a->x + (size_t)(i0 + ii) * k + (size_t)c * 32);
+      const __m512 xh = _mm512_loadu_ps(a->x + (size_t)(i0 + ii) * k + (size_t)c * 32 + 16);
+      for (int rr = 0; rr < NR; rr++) acc[rr][ii] = _mm512_fmadd_ps(wh[rr], xh, _mm512_fmadd_ps(wl[rr], xl, acc[rr][ii]));
     }
   }
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) {
-      float sum = _mm512_reduce_add_ps(_mm512_add_ps(ae[rr][ii], ao[rr][ii]));
+      float sum = _mm512_reduce_add_ps(acc[rr][ii]);
       const float *x = a->x + (size_t)(i0 + ii) * k;
       const uint16_t *wr = w + (size_t)(r + rr) * k;
       for (int j = kc * 32; j < k; j++) {
@@ -284,9 +284,15 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
     }
 }
 
-#define BF16_NA(NR)                                                                                      \
-  for (int i0 = 0; i0 < a->m; i0 += 2) {                                                                 \
-    if (a->m - i0 >= 2) bf16_tile(a, w, r, NR, i0, 2, n, out); else bf16_tile(a, w, r, NR, i0, 1, n, out); \
+#define BF16_NA(NR)                                                                   \
+  for (int i0 = 0; i0 < a->m; i0 += 4) {                                              \
+    const int pf = NR == 4 && i0 == 0;                                                \
+    switch (a->m - i0 >= 4 ? 4 : a->m - i0) {                                         \
+      case 4: bf16_tile(a, w, r, NR, i0, 4, n, out, pf); break;                       \
+      case 3: bf16_tile(a, w, r, NR, i0, 3, n, out, pf); break;                       \
+      case 2: bf16_tile(a, w, r, NR, i0, 2, n, out, pf); break;                       \
+      default: bf16_tile(a, w, r, NR, i0, 1, n, out, pf); break;                      \
+    }                                                                                 \
   }
 
 static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out) {
@@ -295,16 +301,14 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
   for (; r < r1; r++) BF16_NA(1)
 }
 
-/* The Q prep's extra is a qprep_t, the bf16 prep's a bare float array: told apart by the quantized x. */
+/* The Q prep's qprep_t (bf16 has no prep). */
 static void release(act_t *a) {
-  if (a->qs) {
-    qprep_t *p = a->extra;
-    free(p->corr);
-    free(p->dx);
-    free(p->xab);
-  }
-  free(a->extra);
+  qprep_t *p = a->extra;
+  free(p->corr);
+  free(p->dx);
+  free(p->xab);
+  free(p);
   a->extra = NULL;
 }
 
-const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, prep_bf16, bf16_rows, release, &dense_avx512};
+const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, NULL, bf16_rows, release, &dense_avx512};
