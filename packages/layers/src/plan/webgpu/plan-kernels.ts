@@ -125,6 +125,39 @@ export function deadAfter(ops: readonly PlanOp[], i: number, v: ActView, outputs
   return !outputs.includes(v.act);
 }
 
+const sameView = (a: ActView, b: ActView) => a.act === b.act && a.col === b.col && a.width === b.width;
+
+/** The linear at `ops[i]`, with the gated activation after it fused when its output feeds nothing else; ops used. */
+function linearKernels(ops: readonly PlanOp[], i: number, to: number, ctx: KernelContext, outputs: readonly (PlanAct | null)[], norm: MatmulSpec['norm']): [Kernel, number] {
+  const op = ops[i] as LinearOp;
+  const next = ops[i + 1];
+  const fuse = i + 1 < to && next?.kind === 'gatedAct' && !op.accumulate && sameView(next.x, op.out) && next.out.act !== op.x.act && deadAfter(ops, i + 1, op.out, outputs);
+  const spec: MatmulSpec = { w: ctx.matrix(op.weight), x: op.x, out: fuse ? next.out : op.out, bias: op.bias ? ctx.vector(op.bias) : null, accumulate: op.accumulate, gateUp: fuse ? next.act : null, norm };
+  return [linearKernel(`${norm ? 'norm_' : ''}linear${fuse ? `_${next.act}` : ''}`, spec), fuse ? 2 : 1];
+}
+
+/**
+ * Rewrites that keep a plan's numbers (fp32 sums in the same order): a linear whose output only feeds the
+ * next norm's residual add accumulates into the residual itself (the norm then reads the residual), and an
+ * embedding that only seeds the residual (`residualInit`) is looked up straight into it.
+ */
+export function fuseResidualAdds(ops: readonly PlanOp[], outputs: readonly (PlanAct | null)[]): PlanOp[] {
+  const out = [...ops];
+  for (let i = 0; i + 1 < out.length; i++) {
+    const op = out[i]!;
+    const n = out[i + 1]!;
+    if (n.kind !== 'rmsNorm' || !n.residual || n.residual.width !== n.x.width || n.residual.act === n.out.act || !deadAfter(out, i + 1, n.x, outputs)) continue;
+    if (op.kind === 'linear' && !n.residualInit && !op.accumulate && sameView(op.out, n.x) && op.x.act !== n.residual.act) {
+      out[i] = { ...op, out: n.residual, accumulate: true };
+      out[i + 1] = { ...n, x: n.residual, residual: null, residualInit: false };
+    } else if (op.kind === 'embed' && n.residualInit && n.x.act === op.out && n.x.col === 0 && n.x.width === op.out.width && n.residual.col === 0 && n.residual.width === n.residual.act.width) {
+      out[i] = { ...op, out: n.residual.act };
+      out[i + 1] = { ...n, x: n.residual, residual: null, residualInit: false };
+    }
+  }
+  return out;
+}
+
 /** Kernels of a boundary-free run of ops `ops[from, to)`. */
 export function buildKernels(ops: readonly PlanOp[], from: number, to: number, ctx: KernelContext, outputs: readonly (PlanAct | null)[]): Kernel[] {
   const out: Kernel[] = [];
@@ -141,16 +174,22 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         const w = ctx.vector(op.weight);
         const groups = op.x.width / op.groupSize;
         if (!Number.isInteger(groups)) throw new WeftError(`webgpu plan: rmsNorm groups of ${op.groupSize} over ${op.x.width} columns of ${op.x.act.name}`);
-        out.push(simple('rms_norm', (b) => rmsNormWgsl(b, op, w), (T, S) => (rowsOf(op.x.act, T, S) ? [groups, rowsOf(op.x.act, T, S)] : null)));
+        const next = ops[i + 1];
+        // A whole-row norm whose output only feeds the next linear: the GEMV (≤ 16 rows) normalises as it reads.
+        const fuse = i + 1 < to && next?.kind === 'linear' && op.residual === null && groups === 1 && sameView(next.x, op.out) && next.x.act !== next.out.act && op.x.act !== next.out.act && deadAfter(ops, i + 1, op.out, outputs);
+        const gemvRows = (T: number, S: number) => fuse && rowsOf(op.x.act, T, S) <= GEMV_MAX_ROWS;
+        out.push(simple('rms_norm', (b) => rmsNormWgsl(b, op, w), (T, S) => (rowsOf(op.x.act, T, S) && !gemvRows(T, S) ? [groups, rowsOf(op.x.act, T, S)] : null)));
+        if (fuse) {
+          const [k, used] = linearKernels(ops, i + 1, to, ctx, outputs, { x: op.x, weight: w, eps: op.eps, offset: op.weightOffset });
+          out.push(k);
+          i += used;
+        }
         break;
       }
       case 'linear': {
-        const next = ops[i + 1];
-        const fuse =
-          i + 1 < to && next?.kind === 'gatedAct' && !op.accumulate && next.x.act === op.out.act && next.x.col === op.out.col && next.x.width === op.out.width && next.out.act !== op.x.act && deadAfter(ops, i + 1, op.out, outputs);
-        const spec: MatmulSpec = { w: ctx.matrix(op.weight), x: op.x, out: fuse ? next.out : op.out, bias: op.bias ? ctx.vector(op.bias) : null, accumulate: op.accumulate, gateUp: fuse ? next.act : null };
-        out.push(linearKernel(fuse ? `linear_${next.act}` : 'linear', spec));
-        if (fuse) i++;
+        const [k, used] = linearKernels(ops, i, to, ctx, outputs, null);
+        out.push(k);
+        i += used - 1;
         break;
       }
       case 'rotary': {

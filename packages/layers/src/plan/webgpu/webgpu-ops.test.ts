@@ -21,7 +21,7 @@ import { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import { randomHost } from '../../test-entries/random.js';
 import { PlanBuilder, view, whole, type DevicePlan } from '../builder.js';
 import type { PlanStepInput } from '../executor.js';
-import type { AttentionOp } from '../ops.js';
+import type { AttentionOp, PlanAct } from '../ops.js';
 import { requestDevice } from './device.js';
 import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
 
@@ -168,6 +168,76 @@ describe('linear', () => {
     });
     expect(maxDiff(o!.residual!, g)).toBeLessThan(2e-4);
     expect(maxDiff(o!.hidden!, want)).toBeLessThan(5e-4);
+  });
+});
+
+describe('a decoder-shaped chain (the executor fuses residual adds, norms into GEMVs, gated activations)', () => {
+  it.each([
+    ['fp32', 5],
+    ['fp32', 20],
+    ['q4_0', 3],
+    ['bf16', 18],
+  ] as const)('%s, %i rows: embed → norm(init) → linear → linear → norm(+res) → gate|up → act → down → norm(+res)', async (format, T) => {
+    const H = 64;
+    const I = 32;
+    const V = 40;
+    const emb = new EmbeddingWeight('emb', V, H, defaultWeightLoader);
+    emb.load(hostWeight('e', randomHost([V, H], 90, 0.5)));
+    const n1 = vectorParam(H, 91, 1);
+    const n2 = vectorParam(H, 92, 1);
+    const n3 = vectorParam(H, 93, 1);
+    const wa = linearWeight(96, H, format, 94);
+    const wo = linearWeight(H, 96, format, 95);
+    const wgu = linearWeight(2 * I, H, format, 96);
+    const wd = linearWeight(H, I, format, 97);
+    const bias = vectorParam(H, 98);
+    const b = new PlanBuilder();
+    const e = b.act('embedding', H);
+    const r = b.act('residual', H);
+    const nrm = b.act('normed', H);
+    const a = b.act('a', 96);
+    const o = b.act('o', H);
+    const gu = b.act('gate_up', 2 * I);
+    const act = b.act('act', I);
+    const d = b.act('down', H);
+    const f = b.act('final', H);
+    const norm = (x: PlanAct, w: Parameter, out: PlanAct, init: boolean) =>
+      b.op({ kind: 'rmsNorm', x: whole(x), out: whole(out), weight: w, eps: 1e-6, weightOffset: 0, groupSize: H, residual: whole(r), residualInit: init });
+    b.op({ kind: 'embed', table: emb, vocabStart: 0, vocabEnd: V, scale: 1, out: e });
+    norm(e, n1, nrm, true);
+    b.op({ kind: 'linear', x: whole(nrm), out: whole(a), weight: wa, bias: null, accumulate: false });
+    b.op({ kind: 'linear', x: whole(a), out: whole(o), weight: wo, bias, accumulate: false });
+    norm(o, n2, nrm, false);
+    b.op({ kind: 'linear', x: whole(nrm), out: whole(gu), weight: wgu, bias: null, accumulate: false });
+    b.op({ kind: 'gatedAct', act: 'silu', x: whole(gu), out: whole(act) });
+    b.op({ kind: 'linear', x: whole(act), out: whole(d), weight: wd, bias: null, accumulate: false });
+    norm(d, n3, f, false);
+    const plan = b.build(1, { hidden: f, residual: r });
+    const ids = Int32Array.from({ length: T }, (_, i) => (i * 7 + 3) % V);
+    const [out] = await run(plan, [stepInput(T, { tokenIds: ids })]);
+    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
+    ex.initCaches(4, BS);
+    // Embedded into the residual; o and down accumulate into it; the norms ride in the GEMVs up to 16 rows.
+    expect(ex.tags(T, 1)).toEqual(
+      T <= 16
+        ? ['embed', 'norm_linear', 'linear', 'norm_linear_silu', 'linear', 'rms_norm']
+        : ['embed', 'rms_norm', 'norm_linear', 'linear', 'rms_norm', 'norm_linear_silu', 'linear', 'rms_norm'],
+    );
+    ex.dispose();
+    const want = tf.tidy(() => {
+      const rms = (x: tf.Tensor, w: Parameter) => tf.mul(w.tensor, tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))));
+      const lin = (x: tf.Tensor, w: LinearWeight) => tf.matMul(x as tf.Tensor2D, w.denseTransposed());
+      let res: tf.Tensor = tf.gather(emb.tensor, tf.tensor1d(ids, 'int32'));
+      const h1 = lin(rms(res, n1), wa);
+      res = tf.add(tf.add(lin(h1, wo), bias.tensor), res);
+      const g = lin(rms(res, n2), wgu);
+      const gate = tf.slice(g, [0, 0], [T, I]);
+      const dn = lin(tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.slice(g, [0, I], [T, I])), wd);
+      res = tf.add(dn, res);
+      return { f: rms(res, n3).dataSync(), r: res.dataSync() };
+    });
+    expect(maxDiff(out!.residual!, want.r)).toBeLessThan(2e-4);
+    expect(maxDiff(out!.hidden!, want.f)).toBeLessThan(2e-4);
   });
 });
 

@@ -21,7 +21,7 @@ import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInpu
 import type { AllReduceOp, AttentionOp, GatherColumnsOp, PlanAct, PlanOpKind } from '../ops.js';
 import { BUF, MAP_READ_MODE, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
-import { argmaxKernel, buildKernels, type Kernel, type KernelContext } from './plan-kernels.js';
+import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
 import { runBoundary } from './collective-boundary.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
@@ -267,8 +267,8 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   private buildSegments(): void {
-    const ops = this.plan.ops;
     const outs = [this.plan.outputs.logits, this.plan.outputs.hidden, this.plan.outputs.residual];
+    const ops = fuseResidualAdds(this.plan.ops, outs);
     const ctx: KernelContext = {
       matrix: (w) => this.weights.matrix(w),
       vector: (p) => this.weights.vector(p),

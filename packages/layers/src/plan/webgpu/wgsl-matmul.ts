@@ -14,7 +14,7 @@
 import { WeftError } from '@weft/core';
 import type { ActView } from '../ops.js';
 import type { GpuMatrix } from './gpu-weights.js';
-import { rowsExpr, WEIGHT_FNS, type Binder } from './wgsl-common.js';
+import { f32Lit, rowsExpr, WEIGHT_FNS, type Binder } from './wgsl-common.js';
 
 export interface MatmulSpec {
   w: GpuMatrix;
@@ -24,6 +24,11 @@ export interface MatmulSpec {
   accumulate: boolean;
   /** Fused gated activation: out width = n / 2. */
   gateUp: 'silu' | 'gelu_tanh' | null;
+  /**
+   * RMSNorm of the input fused into the GEMV (the GEMM reads `x`, which a separate norm kernel wrote):
+   * the GEMV reads `norm.x` and scales by `(weight + offset) · rsqrt(mean(x²) + eps)`.
+   */
+  norm?: { x: ActView; weight: GPUBuffer; eps: number; offset: number } | null;
 }
 
 /** Rows up to which the GEMV runs. */
@@ -61,20 +66,20 @@ function scaleFn(b: Binder, w: GpuMatrix): string {
 }
 
 /** The shape checked; K, the gate/up split (`half`), output columns NO and the x loader declared. */
-function prologue(b: Binder, s: MatmulSpec): { K: number; half: number; NO: number; xl: string } {
+function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string } {
   const { w } = s;
   const half = w.n / 2;
   const NO = s.gateUp ? half : w.n;
   if (s.x.width !== w.k || s.out.width !== NO) {
     throw new WeftError(`webgpu plan: linear ${w.name} [${w.n}, ${w.k}] reads ${s.x.act.name} columns ${s.x.width}, writes ${s.out.act.name} columns ${s.out.width}`);
   }
-  return { K: w.k, half, NO, xl: xLoader(b, s.x, s.out, w.k, Math.ceil(w.kp / 4)) };
+  return { K: w.k, half, NO, xl: xLoader(b, x, s.out, w.k, Math.ceil(w.kp / 4)) };
 }
 
 /** The GEMV for exactly `m` rows (bindings collected in `b`). */
 export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const { w } = s;
-  const { K, half, NO, xl } = prologue(b, s);
+  const { K, half, NO, xl } = prologue(b, s, s.norm?.x ?? s.x);
   const steps = w.kp / { fp32: 4, bf16: 8, q8_0: 16, q4_0: 32 }[w.format];
   const Y = b.act(s.out.act);
   const W = b.buffer(w.data, 'W', w.format === 'fp32' ? 'vec4<f32>' : 'vec4<u32>', 'read');
@@ -83,30 +88,44 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const ms = Array.from({ length: m }, (_, i) => i);
   const ws = s.gateUp ? ['G', 'U'] : ['W'];
   const rowOf = (wn: string) => (wn === 'U' ? `(n + ${half}u)` : 'n');
-  // One weight step of row `r`: declares w0.. (vec4<f32>) and, for blocks, `sc`; returns the per-row dot.
-  const fetch = (wn: string): { decl: string; dot: (i: number) => string } => {
+  // One weight step (kk) of row `r`: declares the weight vectors w<wn><j> (and a block scale s<wn>).
+  const fetch = (wn: string): string => {
     const r = rowOf(wn);
     switch (w.format) {
       case 'fp32':
-        return { decl: `let w${wn}0 = ${W}[${r} * ${w.kp / 4}u + kk];`, dot: (i) => `dot(w${wn}0, xl(${i}u, kk))` };
+        return `let w${wn}0 = ${W}[${r} * ${w.kp / 4}u + kk];`;
       case 'bf16':
-        return {
-          decl: `let u${wn} = ${W}[${r} * ${w.kp / 8}u + kk]; let w${wn}0 = vec4<f32>(bf2(u${wn}.x), bf2(u${wn}.y)); let w${wn}1 = vec4<f32>(bf2(u${wn}.z), bf2(u${wn}.w));`,
-          dot: (i) => `dot(w${wn}0, xl(${i}u, 2u * kk)) + dot(w${wn}1, xl(${i}u, 2u * kk + 1u))`,
-        };
+        return `let u${wn} = ${W}[${r} * ${w.kp / 8}u + kk]; let w${wn}0 = vec4<f32>(bf2(u${wn}.x), bf2(u${wn}.y)); let w${wn}1 = vec4<f32>(bf2(u${wn}.z), bf2(u${wn}.w));`;
       case 'q8_0':
-        return {
-          decl: `let u${wn} = ${W}[${r} * ${K / 16}u + kk]; let s${wn} = scale(${r} * ${K / 32}u + kk / 2u); let w${wn}0 = i8x4(u${wn}.x); let w${wn}1 = i8x4(u${wn}.y); let w${wn}2 = i8x4(u${wn}.z); let w${wn}3 = i8x4(u${wn}.w);`,
-          dot: (i) => `s${wn} * (${[0, 1, 2, 3].map((e) => `dot(w${wn}${e}, xl(${i}u, 4u * kk + ${e}u))`).join(' + ')})`,
-        };
+        return `let u${wn} = ${W}[${r} * ${K / 16}u + kk]; let s${wn} = scale(${r} * ${K / 32}u + kk / 2u); ${['x', 'y', 'z', 'w'].map((c, e) => `let w${wn}${e} = i8x4(u${wn}.${c});`).join(' ')}`;
       case 'q4_0':
-        return {
-          decl: `let u${wn} = ${W}[${r} * ${K / 32}u + kk]; let s${wn} = scale(${r} * ${K / 32}u + kk); ${['x', 'y', 'z', 'w'].map((c, e) => `let w${wn}${e} = nib4(u${wn}.${c}); let w${wn}${e + 4} = nib4(u${wn}.${c} >> 4u);`).join(' ')}`,
-          dot: (i) => `s${wn} * (${[0, 1, 2, 3, 4, 5, 6, 7].map((e) => `dot(w${wn}${e}, xl(${i}u, 8u * kk + ${e}u))`).join(' + ')})`,
-        };
+        return `let u${wn} = ${W}[${r} * ${K / 32}u + kk]; let s${wn} = scale(${r} * ${K / 32}u + kk); ${['x', 'y', 'z', 'w'].map((c, e) => `let w${wn}${e} = nib4(u${wn}.${c}); let w${wn}${e + 4} = nib4(u${wn}.${c} >> 4u);`).join(' ')}`;
     }
   };
-  const fs = ws.map(fetch);
+  // The x vectors (k4 indices) one weight step covers.
+  const k4s = { fp32: ['kk'], bf16: ['2u * kk', '2u * kk + 1u'], q8_0: [0, 1, 2, 3].map((e) => `4u * kk + ${e}u`), q4_0: [0, 1, 2, 3, 4, 5, 6, 7].map((e) => `8u * kk + ${e}u`) }[w.format];
+  const scaled = w.format === 'q8_0' || w.format === 'q4_0';
+  const norm = s.norm;
+  const G = norm ? b.buffer(norm.weight, 'gn', 'f32', 'read') : null;
+  const gv = norm
+    ? `fn gv(k4 : u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  for (var e = 0u; e < 4u; e++) { if (4u * k4 + e < ${K}u) { v[e] = ${G}[4u * k4 + e]${norm.offset ? ` + ${f32Lit(norm.offset)}` : ''}; } }
+  return v;
+}`
+    : '';
+  const inner = `${ws.map(fetch).join('\n      ')}
+      ${norm ? k4s.map((k, j) => `let g${j} = gv(${k});`).join(' ') : ''}
+      ${ms
+        .map(
+          (i) => `{
+        ${k4s.map((k, j) => `let x${j} = xl(${i}u, ${k});`).join(' ')}
+        ${ws.map((wn) => `a${wn}${i} += ${scaled ? `s${wn} * ` : ''}(${k4s.map((_, j) => `dot(w${wn}${j}, x${j}${norm ? ` * g${j}` : ''})`).join(' + ')});`).join(' ')}
+        ${norm ? `aS${i} += ${k4s.map((_, j) => `dot(x${j}, x${j})`).join(' + ')};` : ''}
+      }`,
+        )
+        .join('\n      ')}`;
+  const tags = norm ? [...ws, 'S'] : ws;
   const T = 256 / GEMV_ROWS;
   const P = m * GEMV_ROWS;
   const reduce = (wn: string) => `
@@ -122,30 +141,31 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
     fin${wn}[i] = part2[b] + part2[b + 1u] + part2[b + 2u] + part2[b + 3u] + part2[b + 4u] + part2[b + 5u] + part2[b + 6u] + part2[b + 7u];
   }
   workgroupBarrier();`;
+  const inv = norm ? ` * inverseSqrt(finS[i] / ${f32Lit(K)} + ${f32Lit(norm.eps)})` : '';
   const val = s.gateUp
-    ? `${s.gateUp}(finG[i]${B ? ` + ${B}[nn]` : ''}) * (finU[i]${B ? ` + ${B}[nn + ${half}u]` : ''})`
-    : `finW[i]${B ? ` + ${B}[nn]` : ''}`;
+    ? `${s.gateUp}(finG[i]${inv}${B ? ` + ${B}[nn]` : ''}) * (finU[i]${inv}${B ? ` + ${B}[nn + ${half}u]` : ''})`
+    : `finW[i]${inv}${B ? ` + ${B}[nn]` : ''}`;
   return `${WEIGHT_FNS}
 ${ACT_FNS}
 ${b.decls.join('\n')}
 ${sc}
 ${xl}
+${gv}
 var<workgroup> part : array<f32, ${P * T}>;
 var<workgroup> part2 : array<f32, ${P * 8}>;
-${ws.map((wn) => `var<workgroup> fin${wn} : array<f32, ${P}>;`).join('\n')}
+${tags.map((wn) => `var<workgroup> fin${wn} : array<f32, ${P}>;`).join('\n')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   let wg = wid.y * 65535u + wid.x;
   let n = wg * ${GEMV_ROWS}u + lid / ${T}u;
   let lane = lid % ${T}u;
-  ${ws.map((wn) => ms.map((i) => `var a${wn}${i} = 0.0;`).join(' ')).join(' ')}
+  ${tags.map((wn) => ms.map((i) => `var a${wn}${i} = 0.0;`).join(' ')).join(' ')}
   if (n < ${NO}u) {
     for (var kk = lane; kk < ${steps}u; kk += ${T}u) {
-      ${fs.map((f) => f.decl).join('\n      ')}
-      ${ws.map((wn, j) => ms.map((i) => `a${wn}${i} += ${fs[j]!.dot(i)};`).join('\n      ')).join('\n      ')}
+      ${inner}
     }
   }
-  ${ws.map(reduce).join('\n')}
+  ${tags.map(reduce).join('\n')}
   for (var i = lid; i < ${P}u; i += 256u) {
     let m = i / ${GEMV_ROWS}u;
     let nn = wg * ${GEMV_ROWS}u + i % ${GEMV_ROWS}u;
