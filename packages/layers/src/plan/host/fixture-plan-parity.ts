@@ -75,15 +75,22 @@ class Gap {
   }
 }
 
-/** Runs the fixture schedule through `model`'s plan on `makeExecutor` and its tfjs forward (tp 1: one rank). */
+/**
+ * Runs the fixture schedule through `model`'s plan on `makeExecutor` and its tfjs forward. Every rank of the
+ * model's groups calls it; the one that holds the logits (last stage, tp rank 0) gets the figures, others null.
+ */
 export async function fixturePlanParity(
   model: CausalLMRank & { recordPlan(): DevicePlan },
   cases: readonly FixtureCase[],
   makeExecutor: (plan: DevicePlan) => PlanExecutor | Promise<PlanExecutor>,
   blockSize = 4,
-): Promise<FixturePlanParity> {
+): Promise<FixturePlanParity | null> {
   const { steps, positions } = fixtureSchedule(cases);
   const run = await runPlanAndTfjs(model, makeExecutor, steps, blockSize);
+  if (run.plan.some((l) => l === null) || run.tfjs.some((l) => l === null)) {
+    if (run.plan.some((l) => l !== null) || run.tfjs.some((l) => l !== null)) throw new Error('plan and tfjs disagree on which rank holds the logits');
+    return null;
+  }
   const V = run.vocab;
   const pt = new Gap(), ph = new Gap(), th = new Gap();
   let rows = 0;
@@ -113,15 +120,20 @@ export interface HostFixtureOptions {
   /** The model family's factory (its registration's createModel). */
   createModel(dir: string, state: ParallelState): CausalLMRank;
   executor?: HostPlanExecutorOptions;
+  /** Another executor of the plan (the WebGPU one); default the host executor with `executor`. */
+  makeExecutor?: (plan: DevicePlan) => PlanExecutor | Promise<PlanExecutor>;
+  /** The rank's parallel state (a rank of runRanks); default a solo tp 1 rank. */
+  state?: ParallelState;
 }
 
 /**
- * A fixture's checkpoint loaded at tp 1 in `format`, its plan on the host executor against its tfjs path (the
- * current tfjs backend, with whatever CPU kernels are registered) and the fixture's logits.
+ * A fixture's checkpoint loaded into this rank in `format`, its plan on the host executor against its tfjs path
+ * (the current tfjs backend, with whatever CPU kernels are registered) and the fixture's logits; null on the
+ * ranks that do not hold the logits.
  */
-export async function hostFixtureParity(o: HostFixtureOptions): Promise<FixturePlanParity> {
+export async function hostFixtureParity(o: HostFixtureOptions): Promise<FixturePlanParity | null> {
   const cases = (JSON.parse(readFileSync(join(o.dir, o.file), 'utf8')) as { cases: FixtureCase[] }).cases;
-  const model = o.createModel(o.dir, soloParallelState());
+  const model = o.createModel(o.dir, o.state ?? soloParallelState());
   try {
     const ckpt = Checkpoint.open(o.dir);
     try {
@@ -130,7 +142,7 @@ export async function hostFixtureParity(o: HostFixtureOptions): Promise<FixtureP
       ckpt.close();
     }
     if (!model.recordPlan) throw new Error(`${o.dir}: the model records no device plan`);
-    return await fixturePlanParity(model as CausalLMRank & { recordPlan(): DevicePlan }, cases, (plan) => new HostPlanExecutor(plan, o.executor));
+    return await fixturePlanParity(model as CausalLMRank & { recordPlan(): DevicePlan }, cases, o.makeExecutor ?? ((plan) => new HostPlanExecutor(plan, o.executor)));
   } finally {
     model.dispose();
   }
@@ -159,14 +171,16 @@ export function parityReport(r: FixturePlanParity, bounds: { hf: ParityBound; tf
   return { failures, line: `${r.rows} rows, max-abs / rel-L2: plan-tfjs ${fmt(r.planVsTfjs)}; plan-HF ${fmt(r.planVsHf)}; tfjs-HF ${fmt(r.tfjsVsHf)}` };
 }
 
-/** One fixture file's check: `hostFixtureParity` held to `hf` / `tfjs`; failures empty when within both. */
+/** One fixture file's check: `hostFixtureParity` held to `hf` / `tfjs`; failures empty when within both; null off the logits rank. */
 export async function hostFixtureCheck(
   dir: string,
   c: { file: string; format: WeightFormat; hf: ParityBound; tfjs: ParityBound },
   createModel: HostFixtureOptions['createModel'],
   executor: HostPlanExecutorOptions = {},
-): Promise<{ failures: string[]; line: string }> {
-  const r = await hostFixtureParity({ dir, file: c.file, format: c.format, createModel, executor });
+  state?: ParallelState,
+): Promise<{ failures: string[]; line: string } | null> {
+  const r = await hostFixtureParity({ dir, file: c.file, format: c.format, createModel, executor, state });
+  if (!r) return null;
   const { failures, line } = parityReport(r, c);
   return { failures, line: `${dir.split('/').at(-1)} ${c.file} (${executor.isa ?? 'best isa'}): ${line}` };
 }

@@ -1,2 +1,2 @@
 export { WebGpuPlanExecutor, WEBGPU_CAPS, type WebGpuPlanExecutorOptions } from './webgpu-plan-executor.js';
-export { requestDevice } from './device.js';
+export { webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS } from './webgpu-fixture-check.js';
