@@ -10,8 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { fileURLToPath } from 'node:url';
 import { initBackend, type WeightFormat } from '@weft/core';
-import { requestDevice, WEBGPU_PARITY_BOUNDS as B, webgpuFixtureCheck } from '@weft/layers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WEBGPU_PARITY_BOUNDS as B, webgpuFixtureCheck } from '@weft/layers';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { registration } from './registration.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
@@ -25,17 +25,14 @@ const CASES = [
   { fixture: 'mistral-swa-tiny', file: 'expected.json', format: fp32 },
 ];
 
-let device: GPUDevice;
 beforeAll(async () => {
   await initBackend({ prefer: 'webgpu' });
   await tf.setBackend('cpu');
-  device = await requestDevice();
 }, 60_000);
-afterAll(() => device?.destroy());
 
 describe('Llama fixtures through the WebGPU executor', () => {
   it.each(CASES)('$fixture $file', async (c) => {
-    const { failures, line } = await webgpuFixtureCheck(fixture(c.fixture), { ...c, hf: B.fixture, tfjs: B.tfjs }, (d, s) => registration.createModel(d, s), device);
+    const { failures, line } = await webgpuFixtureCheck(fixture(c.fixture), { ...c, hf: B.fixture, tfjs: B.tfjs }, (d, s) => registration.createModel(d, s));
     console.log(line);
     expect(failures).toEqual([]);
   });

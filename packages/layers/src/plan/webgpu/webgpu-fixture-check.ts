@@ -22,15 +22,17 @@ export async function webgpuFixtureCheck(
   dir: string,
   c: { file: string; format: WeightFormat; hf: ParityBound; tfjs: ParityBound },
   createModel: (dir: string, state: ParallelState) => CausalLMRank,
-  device: GPUDevice,
+  device?: GPUDevice,
 ): Promise<{ failures: string[]; line: string }> {
   const r = await hostFixtureParity({
     dir,
     file: c.file,
     format: c.format,
     createModel,
+    // Without a device the executor requests one and destroys it with itself.
     makeExecutor: (plan) => WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 128 }),
   });
+  if (!r) throw new Error(`${dir}: a solo rank must hold the logits`);
   const { failures, line } = parityReport(r, c);
   return { failures, line: `${dir.split('/').at(-1)} ${c.file} (webgpu): ${line}` };
 }
