@@ -5,7 +5,7 @@
  * process: the host executor (`recordPlan()` → HostPlanExecutor, @weft/cpu-kernels only) with each op timed, and
  * the tfjs forward on the tensorflow backend with @weft/cpu-kernels for the packed linears (the engine's tp 1
  * rank today). One sequence of `--context` tokens is prefilled, then `--steps` decode steps are timed (median);
- * per op class µs are per decoder layer. `uptime` is printed first: this machine is shared.
+ * per op class µs are per decoder layer (median over the steps of each class's summed time). `uptime` is printed first: this machine is shared.
  *
  * usage: npx tsx examples/src/bench/cpu-plan.ts [--formats bf16,q8_0,q4_0,fp32] [--layers 2] [--context 128]
  *          [--steps 16] [--threads 1] [--out bench-results/cpu-plan.json]
@@ -90,9 +90,18 @@ async function main() {
     const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % shape.vocab);
 
     // host executor
-    const perClass = new Map<string, number>();
-    let recording = false;
-    const ex = new HostPlanExecutor(model.recordPlan(), { threads, profile: (op, ms) => recording && perClass.set(opClass(op), (perClass.get(opClass(op)) ?? 0) + ms) });
+    // per op class: its ms summed over one step, a list over the measured steps (median taken)
+    const perClass = new Map<string, number[]>();
+    let stepIndex = -1;
+    const ex = new HostPlanExecutor(model.recordPlan(), {
+      threads,
+      profile: (op, ms) => {
+        if (stepIndex < 0) return;
+        const list = perClass.get(opClass(op)) ?? [];
+        list[stepIndex] = (list[stepIndex] ?? 0) + ms;
+        perClass.set(opClass(op), list);
+      },
+    });
     ex.initCaches(numBlocks, blockSize);
     const hostStep = async (ctx: number, q: number) => {
       const meta = metaAt(ctx, q);
@@ -103,7 +112,7 @@ async function main() {
     const hostPrefill = await hostStep(0, C);
     const hostDecode: number[] = [];
     for (let i = 0; i < N; i++) {
-      recording = i >= 2;
+      stepIndex = i >= 2 ? i - 2 : -1;
       const ms = await hostStep(C + i, 1);
       if (i >= 2) hostDecode.push(ms);
     }
@@ -134,8 +143,8 @@ async function main() {
     for (const c of caches) c.dispose();
     model.dispose();
 
-    const measured = N - 2;
-    const classes = Object.fromEntries([...perClass].map(([k, ms]) => [k, +(((ms / measured) * 1000) / (k.startsWith('linear lm_head') || k === 'embed' || k === 'gatherSampled' ? 1 : L)).toFixed(1)]));
+    const perLayer = (k: string) => (k.startsWith('linear lm_head') || k === 'embed' || k === 'gatherSampled' ? 1 : L);
+    const classes = Object.fromEntries([...perClass].map(([k, list]) => [k, +((median(list) * 1000) / perLayer(k)).toFixed(1)]));
     const row = {
       format: fmt,
       hostDecodeMs: +median(hostDecode).toFixed(3),

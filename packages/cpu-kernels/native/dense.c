@@ -25,29 +25,11 @@
 #define MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
-/* Lanes a reduction keeps apart (a multiple of every vector width here). */
-#define LANES 16
 #if defined(__AVX512F__)
 #define KN_NR 32
 #else
 #define KN_NR 16
 #endif
-
-AI float hsum(const float *acc) {
-  float s = 0;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  return s;
-}
-
-AI float dot(const float *a, const float *b, int n) {
-  float acc[LANES] = {0};
-  int j = 0;
-  for (; j + LANES <= n; j += LANES)
-    for (int l = 0; l < LANES; l++) acc[l] = MADD(a[j + l], b[j + l], acc[l]);
-  float s = hsum(acc);
-  for (; j < n; j++) s = MADD(a[j], b[j], s);
-  return s;
-}
 
 /* ---------------------------------------------------------------- fp32 GEMM, W [k, n] (a LinearWeight's tensor) */
 
@@ -63,6 +45,28 @@ AI float vsum(vf v) {
   float s = 0;
   for (int l = 0; l < VL; l++) s += v[l];
   return s;
+}
+
+/* a · b over n floats (attention's q · k): VL lanes kept apart, then summed. */
+AI FC float dot(const float *a, const float *b, int n) {
+  vf acc = (vf){0};
+  int j = 0;
+  for (; j + VL <= n; j += VL) acc += LDV(a + j) * LDV(b + j);
+  float s = vsum(acc);
+  for (; j < n; j++) s = MADD(a[j], b[j], s);
+  return s;
+}
+
+/* o[0, n) += p · v[0, n). */
+AI FC void axpy(float p, const float *v, float *o, int n) {
+  int j = 0;
+  const vf pv = (vf){0} + p;
+  for (; j + VL <= n; j += VL) {
+    vf ov = LDV(o + j);
+    ov += pv * LDV(v + j);
+    memcpy(o + j, &ov, sizeof ov);
+  }
+  for (; j < n; j++) o[j] = MADD(p, v[j], o[j]);
 }
 
 #define KN_V (KN_NR / VL)
@@ -165,11 +169,13 @@ static void rms_norm(const float *x, int ldx, float *out, int ldo, float *res, i
     }
     float *o = out + (size_t)r * ldo;
     for (int g = 0; g < width; g += group) {
-      float acc[LANES] = {0};
+      vf acc = (vf){0};
       int j = 0;
-      for (; j + LANES <= group; j += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += src[g + j + l] * src[g + j + l];
-      float ss = hsum(acc);
+      for (; j + VL <= group; j += VL) {
+        const vf v = LDV(src + g + j);
+        acc += v * v;
+      }
+      float ss = vsum(acc);
       for (; j < group; j++) ss += src[g + j] * src[g + j];
       const float inv = 1.0f / sqrtf(ss / (float)group + eps);
       for (int jj = 0; jj < group; jj++) o[g + jj] = w[jj] * (src[g + jj] * inv);
@@ -234,11 +240,20 @@ static void softcap(float *x, int ldx, int rows, int width, float cap) {
 
 /* ---------------------------------------------------------------- paged attention */
 
-/* Rows × KV heads [i0, i1) of the step: each row's G query heads of KV head g against its sequence's visible keys. */
+/*
+ * Rows × KV heads [i0, i1) of the step: each row's G query heads of KV head g against its sequence's visible keys,
+ * walked block by block (one table lookup a block; each key row read once for the G heads sharing it).
+ */
 static void attend(const attn_t *A, int i0, int i1) {
   const int G = A->H / A->Hk, D = A->D, Dv = A->Dv, bs = A->bs;
-  float *p = malloc((size_t)(A->max_keys > 0 ? A->max_keys : 1) * sizeof(float));
-  if (!p) return;
+  const size_t kw = A->vc ? (size_t)Dv : (size_t)D; /* floats between V rows: V's own, or K's (latent cache) */
+  float *p = malloc((size_t)G * (A->max_keys > 0 ? A->max_keys : 1) * sizeof(float));
+  float *sum = malloc((size_t)G * sizeof(float));
+  if (!p || !sum) {
+    free(p);
+    free(sum);
+    return;
+  }
   for (int item = i0; item < i1; item++) {
     const int t = item / A->Hk, g = item % A->Hk;
     const int32_t *s = A->seqs + (size_t)A->row_seq[t] * ATTN_SEQ_FIELDS;
@@ -246,32 +261,39 @@ static void attend(const attn_t *A, int i0, int i1) {
     const int first = A->window > 0 && pos - A->window + 1 > 0 ? pos - A->window + 1 : 0;
     const int n = pos - first + 1;
     const int32_t *table = A->tables + s[ATTN_TABLE];
+    const float *q = A->q + (size_t)t * A->ldq + (size_t)g * G * D;
+    for (int ps = first, j = 0; ps <= pos;) {
+      const int off = ps % bs, cnt = bs - off < pos + 1 - ps ? bs - off : pos + 1 - ps;
+      const float *kb = A->kc + (((size_t)table[ps / bs] * A->Hk + g) * bs + off) * D;
+      for (int c = 0; c < cnt; c++)
+        for (int gg = 0; gg < G; gg++) p[(size_t)gg * n + j + c] = dot(q + (size_t)gg * D, kb + (size_t)c * D, D) * A->scale;
+      ps += cnt;
+      j += cnt;
+    }
     for (int gg = 0; gg < G; gg++) {
-      const int h = g * G + gg;
-      const float *q = A->q + (size_t)t * A->ldq + (size_t)h * D;
-      float mx = -INFINITY;
+      float *pg = p + (size_t)gg * n, mx = -INFINITY, sm = 0;
       for (int j = 0; j < n; j++) {
-        const int ps = first + j;
-        const float *kp = A->kc + (((size_t)table[ps / bs] * A->Hk + g) * bs + ps % bs) * D;
-        float sc = dot(q, kp, D) * A->scale;
-        if (A->cap > 0) sc = tanhf(sc / A->cap) * A->cap;
-        p[j] = sc;
-        if (sc > mx) mx = sc;
+        if (A->cap > 0) pg[j] = tanhf(pg[j] / A->cap) * A->cap;
+        if (pg[j] > mx) mx = pg[j];
       }
-      float sum = 0;
-      for (int j = 0; j < n; j++) sum += p[j] = expf(p[j] - mx);
-      float *o = A->out + (size_t)t * A->ldo + (size_t)h * Dv;
+      for (int j = 0; j < n; j++) sm += pg[j] = expf(pg[j] - mx);
+      sum[gg] = sm;
+      float *o = A->out + (size_t)t * A->ldo + (size_t)(g * G + gg) * Dv;
       for (int d = 0; d < Dv; d++) o[d] = 0;
-      for (int j = 0; j < n; j++) {
-        const int ps = first + j;
-        const size_t slot = ((size_t)table[ps / bs] * A->Hk + g) * bs + ps % bs;
-        const float *vp = A->vc ? A->vc + slot * Dv : A->kc + slot * D;
-        const float pj = p[j] / sum;
-        for (int d = 0; d < Dv; d++) o[d] = MADD(pj, vp[d], o[d]);
-      }
+    }
+    for (int ps = first, j = 0; ps <= pos;) {
+      const int off = ps % bs, cnt = bs - off < pos + 1 - ps ? bs - off : pos + 1 - ps;
+      const size_t slot = ((size_t)table[ps / bs] * A->Hk + g) * bs + off;
+      const float *vb = A->vc ? A->vc + slot * Dv : A->kc + slot * D;
+      for (int c = 0; c < cnt; c++)
+        for (int gg = 0; gg < G; gg++)
+          axpy(p[(size_t)gg * n + j + c] / sum[gg], vb + c * kw, A->out + (size_t)t * A->ldo + (size_t)(g * G + gg) * Dv, Dv);
+      ps += cnt;
+      j += cnt;
     }
   }
   free(p);
+  free(sum);
 }
 
 /* ---------------------------------------------------------------- embedding rows */

@@ -20,7 +20,7 @@ beforeAll(() => initBackend({ prefer: 'wasm' }));
 
 describe('gemma fixtures through the host executor', () => {
   it.each(CASES)('$fixture $file', async (c) => {
-    const { failures, line } = await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { threads: 2 });
+    const { failures, line } = (await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { threads: 2 }))!;
     console.log(line);
     expect(failures).toEqual([]);
   });

@@ -32,7 +32,7 @@ beforeAll(async () => {
 
 describe.each([{ isa: undefined }, { isa: 'portable' }])('Llama fixtures through the host executor (isa $isa)', ({ isa }) => {
   it.each(CASES)('$fixture $file', async (c) => {
-    const { failures, line } = await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { isa, threads: 2 });
+    const { failures, line } = (await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { isa, threads: 2 }))!;
     console.log(line);
     expect(failures).toEqual([]);
   });

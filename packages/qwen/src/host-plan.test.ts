@@ -18,6 +18,9 @@ const CASES = [
   { fixture: 'qwen3-bias-tied', file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.exact },
   { fixture: 'qwen3-moe-tiny', file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.exact },
   { fixture: 'qwen3-moe-tiny', file: 'expected-q4_0-a8.json', format: { ...fp32, quantization: 'q4_0' as const }, hf: B.a8, tfjs: B.a8 },
+  { fixture: 'qwen3-moe-tiny', file: 'expected-q8_0-a8.json', format: { ...fp32, quantization: 'q8_0' as const }, hf: B.a8, tfjs: B.a8 },
+  { fixture: 'qwen3-moe-5e-dense', file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.exact },
+  { fixture: 'qwen3-moe-swa', file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.exact },
 ];
 
 beforeAll(async () => {
@@ -27,7 +30,7 @@ beforeAll(async () => {
 
 describe('qwen fixtures through the host executor', () => {
   it.each(CASES)('$fixture $file', async (c) => {
-    const { failures, line } = await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { threads: 2 });
+    const { failures, line } = (await hostFixtureCheck(fixture(c.fixture), c, (d, s) => registration.createModel(d, s), { threads: 2 }))!;
     console.log(line);
     expect(failures).toEqual([]);
   });
