@@ -7,17 +7,22 @@
  * records different work gives different logits.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { GroupCoordinator, SoloCommunicator, type ParallelState } from '@weft/comm';
+import { resolveParallelConfig } from '@weft/core';
 import { buildAttentionMetadata, positionsOf, type AttentionMetadata } from './attention-metadata.js';
 import type { CausalLMRank } from './engine/causal-lm.js';
 import { PagedKVCache } from './paged-kv-cache.js';
 import type { PlanExecutor } from './plan/executor.js';
 import type { DevicePlan } from './plan/builder.js';
 
-/**
- * One step: each listed sequence's new tokens (its context is what earlier steps gave it); its last row is
- * sampled, or every row with `allRows` (teacher-forced logits, as the fixtures hold them).
- */
-export type ParityStep = { seqId: number; tokens: number[]; allRows?: boolean }[];
+/** A tp 1, pp 1 rank's parallel state in this thread (groups of one: every collective a no-op). */
+export function soloParallelState(): ParallelState {
+  const g = (kind: string) => new GroupCoordinator({ rank: 0, ranks: [0], uniqueName: `${kind}:0`, cpuGroup: new SoloCommunicator(`${kind}:0`) });
+  return { rank: 0, worldSize: 1, config: resolveParallelConfig({}), world: g('world'), tp: g('tp'), pp: g('pp'), dp: g('dp'), ep: g('ep') };
+}
+
+/** One step: each listed sequence's new tokens (its context is what earlier steps gave it); its last row is sampled. */
+export type ParityStep = { seqId: number; tokens: number[] }[];
 
 export interface ParityRun {
   /** Per step, `[S, vocab]` logits of the sampled rows in step order, from the plan (tp rank 0; null elsewhere). */
@@ -58,9 +63,7 @@ export async function runPlanAndTfjs(
       );
       const tokenIds = Int32Array.from(step.flatMap((s) => s.tokens));
       const positions = positionsOf(meta);
-      const sampledRows = Int32Array.from(
-        meta.seqs.flatMap((s, i) => (step[i]!.allRows ? Array.from({ length: s.queryLen }, (_, j) => s.start + j) : [s.start + s.queryLen - 1])),
-      );
+      const sampledRows = Int32Array.from(meta.seqs.map((s) => s.start + s.queryLen - 1));
       const out = await executor.step({ tokenIds, positions, seqs: meta.seqs, blockSize, sampledRows });
       run.plan.push(out.logits ? firstColumns(out.logits, sampledRows.length, plan.vocabSize) : null);
       run.tfjs.push(await tfjsLogits(model, tokenIds, positions, meta, sampledRows));
@@ -99,31 +102,3 @@ function firstColumns(x: Float32Array, rows: number, cols: number): Float32Array
   return out;
 }
 
-/**
- * Steps that give every position's logits of each prompt (the fixtures' teacher-forced rows) through the
- * cached paths: prompt i's first `prefill(i)` tokens as one prefill (every row sampled) beside the others,
- * then the rest one decode step at a time, the prompts batched together.
- */
-export function teacherForcedSteps(prompts: number[][], prefill: (i: number) => number): ParityStep[] {
-  const steps: ParityStep[] = [prompts.map((p, i) => ({ seqId: i, tokens: p.slice(0, prefill(i)), allRows: true }))];
-  for (let pos = 0; ; pos++) {
-    const step = prompts.flatMap((p, i) => (prefill(i) + pos < p.length ? [{ seqId: i, tokens: [p[prefill(i) + pos]!] }] : []));
-    if (step.length === 0) return steps;
-    steps.push(step);
-  }
-}
-
-/** Each prompt's `[len, vocab]` logits reassembled from a `teacherForcedSteps` run's per-step rows. */
-export function promptRows(steps: ParityStep[], logits: (Float32Array | null)[], vocab: number, prompts: number): Float32Array[][] {
-  const rows: Float32Array[][] = Array.from({ length: prompts }, () => []);
-  steps.forEach((step, i) => {
-    const data = logits[i];
-    if (!data) return;
-    let r = 0;
-    for (const s of step) {
-      const n = s.allRows ? s.tokens.length : 1;
-      for (let j = 0; j < n; j++, r++) rows[s.seqId]!.push(data.subarray(r * vocab, (r + 1) * vocab));
-    }
-  });
-  return rows;
-}
