@@ -9,6 +9,7 @@
  *
  * usage: node examples/dist/bench/gpu.js [--prompt 512] [--decode 32] [--batches 1,16]
  *          [--torch python3] [--no-torch] [--kernels-only] [--no-profile] [--layers 22] [--out bench-results/gpu.json]
+ *          [--step-dtypes float32,bfloat16] [--plan-formats bf16,q4_0,fp32] [--step-check DIR | --plan-check DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BackendName } from '@weft/core';
 import { LLM } from '@weft/engine';
+import { benchPlan, checkPlan } from './gpu-plan.js';
 import { benchStep, checkStep, type StepBenchRow } from './gpu-step.js';
 import { profileKernels } from './kernel-profile.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
@@ -49,12 +51,24 @@ const { values: v } = parseArgs({
     out: { type: 'string', default: 'bench-results/gpu.json' },
     /** Only check weft's own step against the Llama fixtures in this folder, write --out, exit 1 on a mismatch. */
     'step-check': { type: 'string' },
+    /** The device plan on the WebGPU executor with these weight formats (fp32, bf16, q8_0, q4_0); '' skips it. */
+    'plan-formats': { type: 'string', default: 'bf16,q4_0,fp32' },
+    /** Only check the device plan on the WebGPU executor against the Llama fixtures in this folder, write --out, exit 1 on a mismatch. */
+    'plan-check': { type: 'string' },
   },
 });
 if (v['step-check']) {
   const checked = await checkStep(String(v['step-check']), (m) => process.stderr.write(`[step-check] ${m}\n`));
   const bad = checked.filter((r) => !r.pass);
   console.log(`weft step parity on webgpu: ${checked.length - bad.length}/${checked.length} pass`);
+  mkdirSync(dirname(String(v.out)), { recursive: true });
+  writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), rows: checked }, null, 1));
+  process.exit(bad.length ? 1 : 0);
+}
+if (v['plan-check']) {
+  const checked = await checkPlan(String(v['plan-check']), (m) => process.stderr.write(`[plan-check] ${m}\n`));
+  const bad = checked.filter((r) => !r.pass);
+  console.log(`weft device plan parity on webgpu: ${checked.length - bad.length}/${checked.length} pass`);
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), rows: checked }, null, 1));
   process.exit(bad.length ? 1 : 0);
@@ -97,6 +111,10 @@ const stepDtypes = String(v['step-dtypes']).split(',').filter(Boolean) as ('floa
 if (backend === 'webgpu' && stepDtypes.length) {
   stepRows.push(...(await benchStep({ dir, dtypes: stepDtypes, batches, promptLen, decodeTokens, bandwidth, log })));
   rows.push(...(stepRows as unknown as Record<string, unknown>[]));
+}
+const planFormats = String(v['plan-formats']).split(',').filter(Boolean);
+if (backend === 'webgpu' && planFormats.length) {
+  rows.push(...((await benchPlan({ dir, formats: planFormats, batches, promptLen, decodeTokens, bandwidth, log })) as unknown as Record<string, unknown>[]));
 }
 const tfjsVariants = v['tfjs-variants'] === 'none' ? [] : backend === 'webgpu' && !v['kernels-only'] && v['tfjs-variants'] === 'all' ? variants : variants.slice(-1);
 for (const [label, env] of tfjsVariants) await benchWeft(label, env);

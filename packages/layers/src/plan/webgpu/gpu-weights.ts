@@ -37,8 +37,6 @@ export class GpuWeights {
   private readonly matrices = new Map<LinearWeight | EmbeddingWeight, GpuMatrix>();
   private readonly vectors = new Map<Parameter, GPUBuffer>();
   private readonly owned: GPUBuffer[] = [];
-  /** Sum of the uploaded matrices' bytes. */
-  matrixBytes = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -122,7 +120,6 @@ export class GpuWeights {
       this.write(scales, p.d);
       m = { name, format: s.format, n, k, kp: k, data, scales, bytes: p.qs.byteLength + p.d.byteLength };
     }
-    this.matrixBytes += m.bytes;
     return m;
   }
 }

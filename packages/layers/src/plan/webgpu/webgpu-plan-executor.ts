@@ -123,9 +123,16 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     return ex;
   }
 
-  /** Bytes of weights one step reads (what the bandwidth bound counts). */
+  /** Bytes of the matrices the linear ops multiply by: what one decode step reads (the bandwidth bound; embedding lookups read a few rows). */
   get weightBytes(): number {
-    return this.weights.matrixBytes;
+    const seen = new Set<unknown>();
+    let n = 0;
+    for (const op of this.plan.ops) {
+      if (op.kind !== 'linear' || seen.has(op.weight)) continue;
+      seen.add(op.weight);
+      n += this.weights.matrix(op.weight).bytes;
+    }
+    return n;
   }
 
   /** One K (and V) buffer per attention op's cacheIndex, `[numBlocks, Hk, blockSize, D]`. Returns their bytes. */

@@ -1,0 +1,225 @@
+/**
+ * bench:gpu's measurement of the device plan on the WebGPU executor (issue 20): the same model the
+ * step bench runs (`gpu-step.ts`: a TinyLlama-shaped random checkpoint), loaded as the engine loads a
+ * rank (LlamaForCausalLM, `loadWeights` in each weight format, on the cpu tfjs backend), its
+ * `recordPlan()` run by `WebGpuPlanExecutor`: prefill of one long prompt, greedy decode at each batch
+ * (each step read back: what an engine loop pays), the GPU's own time per step (10 steps in one submit),
+ * µs per step by kernel, encode time, host overhead, dispatches and the fraction of the weight-bandwidth
+ * bound. `checkPlan` runs the Llama fixtures through the executor against tfjs and Hugging Face.
+ */
+import { GroupCoordinator, SoloCommunicator, type ParallelState } from '@weft/comm';
+import { Checkpoint, initBackend, resolveParallelConfig, type WeightFormat } from '@weft/core';
+import { buildAttentionMetadata, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type PlanStepInput } from '@weft/layers';
+import { registration } from '@weft/llama';
+import { median } from './stats.js';
+
+export const PLAN_FORMATS: Record<string, WeightFormat> = {
+  fp32: { dtype: 'float32', quantization: null },
+  bf16: { dtype: 'bfloat16', quantization: null },
+  q8_0: { dtype: 'bfloat16', quantization: 'q8_0' },
+  q4_0: { dtype: 'bfloat16', quantization: 'q4_0' },
+};
+
+export interface PlanBenchOptions {
+  dir: string;
+  formats: string[];
+  batches: number[];
+  promptLen: number;
+  decodeTokens: number;
+  /** Bytes/s of the GPU's memory, for the bound. */
+  bandwidth: number;
+  log: (m: string) => void;
+}
+
+export interface PlanBenchRow {
+  engine: string;
+  dtype: string;
+  batch: number;
+  prefill_tok_s: number;
+  decode_tok_s: number;
+  dispatches_per_step: number;
+  /** ms per decode step read back every step; the GPU alone (10 steps in one submit). */
+  step_ms: number;
+  gpu_step_ms: number;
+  encode_ms: number;
+  host_overhead_ms: number;
+  bandwidth_fraction: number;
+  weight_gb: number;
+  kernel_us: Record<string, number>;
+  prefill_kernel_us: Record<string, number>;
+  prefill_dispatches: number;
+  load_s: number;
+}
+
+function soloState(): ParallelState {
+  const g = (kind: string) => new GroupCoordinator({ rank: 0, ranks: [0], uniqueName: `${kind}:0`, cpuGroup: new SoloCommunicator(`${kind}:0`) });
+  return { rank: 0, worldSize: 1, config: resolveParallelConfig({}), world: g('world'), tp: g('tp'), pp: g('pp'), dp: g('dp'), ep: g('ep') };
+}
+
+/** A step of `tokens[s]` new tokens per sequence after `context[s]` cached ones. */
+function stepOf(tokens: number[][], context: number[], tables: number[][], blockSize: number): PlanStepInput {
+  const meta = buildAttentionMetadata(tokens.map((t, s) => ({ seqId: s, queryLen: t.length, contextLen: context[s]!, blockTable: tables[s]! })), blockSize);
+  return {
+    tokenIds: Int32Array.from(tokens.flat()),
+    positions: positionsOf(meta),
+    seqs: meta.seqs,
+    blockSize,
+    sampledRows: Int32Array.from(meta.seqs.map((s) => s.start + s.queryLen - 1)),
+    logitsRows: tokens.map(() => false),
+  };
+}
+
+async function loadPlanExecutor(dir: string, format: WeightFormat, maxRows: number, maxSeqs: number, maxModelLen: number): Promise<WebGpuPlanExecutor> {
+  const model = registration.createModel(dir, soloState(), { maxModelLen });
+  try {
+    const ck = Checkpoint.open(dir);
+    try {
+      loadWeights({ params: model.parameters(), checkpoint: ck, stacked: model.stackedParams, ignore: (n) => model.ignoreTensor(n), quantization: new QuantizationConfig(format) });
+    } finally {
+      ck.close();
+    }
+    // The executor holds its own copy on the GPU: the host copies go when the model is disposed.
+    return await WebGpuPlanExecutor.create({ plan: model.recordPlan(), maxRows, maxSeqs, maxModelLen });
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
+  await initBackend({ prefer: 'webgpu' });
+  // The weights load into host tensors; the executor uploads them to its own device.
+  await initBackend({ prefer: 'cpu' });
+  const rows: PlanBenchRow[] = [];
+  const maxB = Math.max(...o.batches);
+  const blockSize = 16;
+  const promptBlocks = Math.ceil((o.promptLen + 1) / blockSize);
+  const seqBlocks = Math.ceil((8 + o.decodeTokens + 12) / blockSize);
+  const numBlocks = promptBlocks + maxB * seqBlocks + 4;
+  const maxModelLen = Math.max(o.promptLen + 16, 128);
+  for (const name of o.formats) {
+    const format = PLAN_FORMATS[name];
+    if (!format) throw new Error(`--plan-formats: unknown format ${name} (${Object.keys(PLAN_FORMATS).join(', ')})`);
+    const t0 = performance.now();
+    const ex = await loadPlanExecutor(o.dir, format, Math.max(o.promptLen, 64), Math.max(16, maxB), maxModelLen);
+    const loadS = (performance.now() - t0) / 1000;
+    o.log(`weft plan (${name}): loaded and uploaded in ${loadS.toFixed(1)} s, ${(ex.weightBytes / 1e9).toFixed(2)} GB of linear weights per step`);
+    try {
+      ex.initCaches(numBlocks, blockSize);
+      const dev = ex.device;
+      const timeGpu = async (T: number, S: number, only?: (tag: string) => boolean, reps = 10) => {
+        const runs: number[] = [];
+        for (let r = 0; r < 3; r++) {
+          const enc = dev.createCommandEncoder();
+          for (let i = 0; i < reps; i++) ex.encode(enc, T, S, only);
+          const cb = enc.finish();
+          await dev.queue.onSubmittedWorkDone();
+          const t1 = performance.now();
+          dev.queue.submit([cb]);
+          await dev.queue.onSubmittedWorkDone();
+          runs.push((performance.now() - t1) / reps);
+        }
+        return median(runs);
+      };
+      const byKernel = async (T: number, S: number, reps: number) => {
+        const out: Record<string, number> = {};
+        for (const tag of [...new Set(ex.tags(T, S))]) out[tag] = +((await timeGpu(T, S, (x) => x === tag, reps)) * 1000).toFixed(1);
+        return out;
+      };
+      const promptTable = Array.from({ length: promptBlocks }, (_, i) => i);
+      const prompt = Array.from({ length: o.promptLen }, (_, i) => 3 + ((i * 7919) % 31997));
+      const prefill = stepOf([prompt], [0], [promptTable], blockSize);
+      await ex.step(prefill);
+      const pf: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        const t = performance.now();
+        await ex.step(prefill);
+        pf.push(performance.now() - t);
+      }
+      const prefillMs = median(pf);
+      ex.prepare(prefill);
+      const prefillKernelUs = await byKernel(o.promptLen, 1, 2);
+      const prefillDispatches = ex.tags(o.promptLen, 1).length;
+      o.log(`  prefill ${o.promptLen} tokens: ${prefillMs.toFixed(2)} ms (${((o.promptLen / prefillMs) * 1000).toFixed(0)} tok/s); by kernel (µs): ${JSON.stringify(prefillKernelUs)}`);
+      for (const b of o.batches) {
+        const tables = Array.from({ length: b }, (_, s) => Array.from({ length: seqBlocks }, (_, i) => promptBlocks + s * seqBlocks + i));
+        const prompts = Array.from({ length: b }, (_, s) => Array.from({ length: 8 }, (_, i) => 3 + ((i * 104729 + s * 7919) % 31997)));
+        const first = await ex.step(stepOf(prompts, prompts.map(() => 0), tables, blockSize));
+        let toks = Array.from(first.greedy!);
+        const decode = async (n: number) => {
+          for (let t = 0; t < n; t++) {
+            const r = await ex.step(stepOf(toks.map((x) => [x]), toks.map(() => 8 + t), tables, blockSize));
+            toks = Array.from(r.greedy!);
+          }
+        };
+        await decode(3);
+        toks = Array.from(first.greedy!);
+        const t = performance.now();
+        await decode(o.decodeTokens);
+        const stepMs = (performance.now() - t) / o.decodeTokens;
+        ex.prepare(stepOf(toks.map((x) => [x]), toks.map(() => 8), tables, blockSize));
+        const gpuMs = await timeGpu(b, b);
+        const encs: number[] = [];
+        let dispatches = 0;
+        for (let r = 0; r < 10; r++) {
+          const t1 = performance.now();
+          const enc = dev.createCommandEncoder();
+          dispatches = ex.encode(enc, b, b);
+          enc.finish();
+          encs.push(performance.now() - t1);
+        }
+        const row: PlanBenchRow = {
+          engine: `weft webgpu plan ${name} weights`,
+          dtype: name,
+          batch: b,
+          prefill_tok_s: +((o.promptLen / prefillMs) * 1000).toFixed(1),
+          decode_tok_s: +((b / stepMs) * 1000).toFixed(2),
+          dispatches_per_step: dispatches,
+          step_ms: +stepMs.toFixed(3),
+          gpu_step_ms: +gpuMs.toFixed(3),
+          encode_ms: +median(encs).toFixed(3),
+          host_overhead_ms: +(stepMs - gpuMs).toFixed(3),
+          bandwidth_fraction: +(ex.weightBytes / (gpuMs / 1000) / o.bandwidth).toFixed(4),
+          weight_gb: +(ex.weightBytes / 1e9).toFixed(3),
+          kernel_us: await byKernel(b, b, 10),
+          prefill_kernel_us: prefillKernelUs,
+          prefill_dispatches: prefillDispatches,
+          load_s: +loadS.toFixed(1),
+        };
+        rows.push(row);
+        o.log(JSON.stringify(row));
+      }
+    } finally {
+      ex.dispose();
+    }
+  }
+  return rows;
+}
+
+export interface PlanCheckRow {
+  fixture: string;
+  file: string;
+  line: string;
+  pass: boolean;
+}
+
+/** The Llama fixtures through the plan on the WebGPU executor against tfjs (cpu) and Hugging Face; every weight format the fixtures have files for. */
+export async function checkPlan(fixturesDir: string, log: (m: string) => void): Promise<PlanCheckRow[]> {
+  await initBackend({ prefer: 'webgpu' });
+  await initBackend({ prefer: 'cpu' });
+  const fp32 = PLAN_FORMATS.fp32!;
+  const runs: [string, string, WeightFormat][] = [
+    ['llama-tiny', 'expected.json', fp32],
+    ['llama-bf16', 'expected.json', { ...fp32, dtype: 'bfloat16' }],
+    ['llama-tiny', 'expected-q8_0.json', { ...fp32, quantization: 'q8_0' }],
+    ['llama-tiny', 'expected-q4_0.json', { ...fp32, quantization: 'q4_0' }],
+    ['llama-mqa-tied-llama3', 'expected.json', fp32],
+    ['mistral-swa-tiny', 'expected.json', fp32],
+  ];
+  const rows: PlanCheckRow[] = [];
+  for (const [fixture, file, format] of runs) {
+    const { failures, line } = await webgpuFixtureCheck(`${fixturesDir}/${fixture}`, { file, format, hf: WEBGPU_PARITY_BOUNDS.fixture, tfjs: WEBGPU_PARITY_BOUNDS.tfjs }, (d, s) => registration.createModel(d, s));
+    log(`${line}${failures.length ? ` FAIL: ${failures.join('; ')}` : ' ok'}`);
+    rows.push({ fixture, file, line, pass: failures.length === 0 });
+  }
+  return rows;
+}
