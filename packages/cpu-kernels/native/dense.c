@@ -41,10 +41,15 @@ typedef float vfu __attribute__((vector_size(64), aligned(4)));
 #define LDV(p) (*(const vfu *)(p))
 #define FC __attribute__((optimize("fp-contract=fast")))
 
+typedef int32_t vi __attribute__((vector_size(64)));
+
+/* The sum of a vector's lanes, as a tree (a chain of 15 dependent adds cost a short dot product most of its time). */
 AI float vsum(vf v) {
-  float s = 0;
-  for (int l = 0; l < VL; l++) s += v[l];
-  return s;
+  v += __builtin_shuffle(v, (vi){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  v += __builtin_shuffle(v, (vi){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+  v += __builtin_shuffle(v, (vi){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+  v += __builtin_shuffle(v, (vi){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  return v[0];
 }
 
 /* a · b over n floats (attention's q · k): VL lanes kept apart, then summed. */
@@ -67,6 +72,50 @@ AI FC void axpy(float p, const float *v, float *o, int n) {
     memcpy(o + j, &ov, sizeof ov);
   }
   for (; j < n; j++) o[j] = MADD(p, v[j], o[j]);
+}
+
+/*
+ * e^x on VL lanes (Cephes' expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-5 polynomial in r, times 2^n), within 2 ulp
+ * of expf over the range softmax uses (x ≤ 0; below −87.3 it returns 0 as expf's tiny results round to).
+ */
+AI FC vf vexp(vf x) {
+  const vi under = x < -87.3365447505531f;
+  for (int l = 0; l < VL; l++) x[l] = __builtin_fminf(__builtin_fmaxf(x[l], -87.3365447505531f), 88.3762626647949f);
+  vf fx = x * 1.44269504088896341f + 0.5f;
+  vf fl;
+  for (int l = 0; l < VL; l++) fl[l] = __builtin_floorf(fx[l]);
+  x = x - fl * 0.693359375f + fl * 2.12194440e-4f;
+  vf y = (vf){0} + 1.9875691500E-4f;
+  y = y * x + 1.3981999507E-3f;
+  y = y * x + 8.3334519073E-3f;
+  y = y * x + 4.1665795894E-2f;
+  y = y * x + 1.6666665459E-1f;
+  y = y * x + 5.0000001201E-1f;
+  y = y * (x * x) + x + 1.0f;
+  vi n = __builtin_convertvector(fl, vi);
+  n = (n + 127) << 23;
+  vf p2;
+  memcpy(&p2, &n, sizeof p2);
+  y = y * p2;
+  vi yi;
+  memcpy(&yi, &y, sizeof yi);
+  yi &= ~under;
+  memcpy(&y, &yi, sizeof y);
+  return y;
+}
+
+/* p[j] ← e^(p[j] − mx) for j < n; their sum. */
+AI FC float exp_shifted(float *p, int n, float mx) {
+  vf acc = (vf){0};
+  int j = 0;
+  for (; j + VL <= n; j += VL) {
+    const vf e = vexp(LDV(p + j) - mx);
+    memcpy(p + j, &e, sizeof e);
+    acc += e;
+  }
+  float s = vsum(acc);
+  for (; j < n; j++) s += p[j] = expf(p[j] - mx);
+  return s;
 }
 
 #define KN_V (KN_NR / VL)
@@ -276,8 +325,7 @@ static void attend(const attn_t *A, int i0, int i1) {
         if (A->cap > 0) pg[j] = tanhf(pg[j] / A->cap) * A->cap;
         if (pg[j] > mx) mx = pg[j];
       }
-      for (int j = 0; j < n; j++) sm += pg[j] = expf(pg[j] - mx);
-      sum[gg] = sm;
+      sum[gg] = sm + exp_shifted(pg, n, mx);
       float *o = A->out + (size_t)t * A->ldo + (size_t)(g * G + gg) * Dv;
       for (int d = 0; d < Dv; d++) o[d] = 0;
     }
