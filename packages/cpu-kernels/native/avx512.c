@@ -14,6 +14,7 @@
 #include "kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+#include "avx512_q16.h"
 
 /* extra for Q: Q8_0: per activation row i and block pair p, a zmm of corrections (lanes 0 and 8) and one of
  * scales (lanes 0-7, 8-15). Q4_0: per row and group of 4 blocks, the blocks' first 16 elements (xa) and last 16
@@ -54,6 +55,10 @@ static void prep_q4(act_t *a) {
 }
 
 static void prep_q(act_t *a, int q4) {
+  if (a->m >= Q16_MIN_M) {
+    prep_q16(a, q4);
+    return;
+  }
   if (q4) {
     prep_q4(a);
     return;
@@ -226,7 +231,10 @@ AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, i
   for (; r < r1; r++) TILE_NA(1, q4)
 }
 
-static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
+static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) {
+  if (a->m >= Q16_MIN_M) q16_rows(a, wqs, wd, r0, r1, n, out, 0);
+  else q_rows(a, wqs, wd, r0, r1, n, out, 0);
+}
 #define Q4_NA(NR)                                                              \
   for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
     switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
@@ -238,6 +246,10 @@ static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
   }
 
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) {
+  if (a->m >= Q16_MIN_M) {
+    q16_rows(a, wqs, wd, r0, r1, n, out, 1);
+    return;
+  }
   int r = r0;
   for (; r + 4 <= r1; r += 4) Q4_NA(4)
   for (; r < r1; r++) Q4_NA(1)
@@ -301,8 +313,13 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
   for (; r < r1; r++) BF16_NA(1)
 }
 
-/* The Q prep's qprep_t (bf16 has no prep). */
+/* The Q prep's qprep_t, or avx512_q16.h's corrections (bf16 has no prep). */
 static void release(act_t *a) {
+  if (a->m >= Q16_MIN_M) {
+    free(a->extra);
+    a->extra = NULL;
+    return;
+  }
   qprep_t *p = a->extra;
   free(p->corr);
   free(p->dx);

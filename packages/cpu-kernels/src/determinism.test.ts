@@ -4,19 +4,22 @@ import { availableIsas, cpuKernels } from './kernels.js';
 import { quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
 
 // The native paths' results are bitwise the same whatever the thread count (rows go to threads in chunks taken
-// in turn) and whatever else is in the batch (a row of x alone gives the bits it gives among m rows).
+// in turn), and a row's bits do not depend on the other rows of its batch: alone (batches under 8 rows, one
+// kernel) or moved within the batch (batches of 8 or more, avx512's 16-row transposed kernel). That kernel sums
+// each row's blocks as the scalar path does: the same bits as scalar.
 let seed = 777;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 const random = (len: number, scale = 1) => Float32Array.from({ length: len }, () => rnd() * scale);
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+const FORMATS = ['q8_0', 'q4_0', 'bf16'] as const;
 
 describe('bitwise determinism of the native kernels', () => {
   const native = availableIsas().filter((i) => i !== 'portable');
-  const m = 6, k = 544, n = 1003; // an odd number of blocks; n neither a multiple of 4 nor of 16
-  const x = random(m * k, 2);
+  const k = 544, n = 1003; // an odd number of blocks; n neither a multiple of 4 nor of 16
+  const x = random(11 * k, 2);
   const wf = random(n * k, 0.05);
   const weights = { q8_0: quantizeQ8_0(wf), q4_0: quantizeQ4_0(wf), bf16: toBf16(wf) };
-  const run = (isa: string, threads: number, fmt: keyof typeof weights, xs: Float32Array, rows: number) => {
+  const run = (isa: string, threads: number, fmt: (typeof FORMATS)[number], xs: Float32Array, rows: number) => {
     const kern = cpuKernels({ isa, threads });
     const out = new Float32Array(rows * n);
     if (fmt === 'q8_0') kern.gemmQ8_0(xs, rows, k, weights.q8_0, n, out);
@@ -24,12 +27,32 @@ describe('bitwise determinism of the native kernels', () => {
     else kern.gemmBf16(xs, rows, k, weights.bf16, n, out);
     return out;
   };
+  const rowsOf = (a: Float32Array, i: number, j: number) => a.subarray(i * n, j * n);
   for (const isa of native)
-    for (const fmt of ['q8_0', 'q4_0', 'bf16'] as const)
-      it(`${isa} ${fmt}: 1, 2 and 3 threads, and each row alone, give the same bits`, () => {
-        const one = run(isa, 1, fmt, x, m);
-        expect(one.some((v) => v !== 0)).toBe(true);
-        for (const threads of [2, 3]) for (let rep = 0; rep < 5; rep++) expect(bits(run(isa, threads, fmt, x, m))).toEqual(bits(one));
-        for (let i = 0; i < m; i++) expect(bits(run(isa, 2, fmt, x.subarray(i * k, (i + 1) * k), 1))).toEqual(bits(one.subarray(i * n, (i + 1) * n)));
-      });
+    for (const fmt of FORMATS)
+      for (const m of [6, 11])
+        it(`${isa} ${fmt} m=${m}: 1, 2 and 3 threads give the same bits, and a row gives its bits anywhere in the batch`, () => {
+          const xs = x.subarray(0, m * k);
+          const one = run(isa, 1, fmt, xs, m);
+          expect(one.some((v) => v !== 0)).toBe(true);
+          for (const threads of [2, 3]) for (let rep = 0; rep < 3; rep++) expect(bits(run(isa, threads, fmt, xs, m))).toEqual(bits(one));
+          if (m < 8) {
+            for (let i = 0; i < m; i++) expect(bits(run(isa, 2, fmt, xs.subarray(i * k, (i + 1) * k), 1))).toEqual(bits(rowsOf(one, i, i + 1)));
+          } else {
+            // the batch rotated by 3 rows: every row's output rotates with it
+            const rot = new Float32Array(m * k);
+            rot.set(xs.subarray(3 * k), 0);
+            rot.set(xs.subarray(0, 3 * k), (m - 3) * k);
+            const got = run(isa, 2, fmt, rot, m);
+            expect(bits(rowsOf(got, 0, m - 3))).toEqual(bits(rowsOf(one, 3, m)));
+            expect(bits(rowsOf(got, m - 3, m))).toEqual(bits(rowsOf(one, 0, 3)));
+          }
+        });
+
+  it.skipIf(!native.includes('avx512') || !native.includes('scalar'))('avx512 batches of 8 or more rows give the scalar path’s bits (Q8_0, Q4_0)', () => {
+    for (const fmt of ['q8_0', 'q4_0'] as const) {
+      const xs = x.subarray(0, 11 * k);
+      expect(bits(run('avx512', 2, fmt, xs, 11))).toEqual(bits(run('scalar', 1, fmt, xs, 11)));
+    }
+  });
 });
