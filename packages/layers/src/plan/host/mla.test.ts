@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { planKernels } from '@weft/cpu-kernels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LinearWeight } from '../../linear/linear-weight.js';
 import { defaultWeightLoader } from '../../parameter.js';
@@ -14,16 +15,17 @@ import { useCpuQuantKernels } from '../../quantization/cpu-quant-kernels.js';
 import { randomHost } from '../../test-entries/random.js';
 import { PlanBuilder, view, whole } from '../builder.js';
 import type { PlanAct } from '../ops.js';
-import { copyHeadsHost, headMatmulHost, roundInputHost } from './mla.js';
+import { copyHeadsHost, headMatmulHost, headMatricesHost, roundInputHost } from './mla.js';
 
 const T = 5;
+const kernels = planKernels();
 
 function buffers(...acts: [PlanAct, Float32Array][]): (a: PlanAct) => Float32Array {
   const m = new Map(acts);
   return (a) => m.get(a)!;
 }
 
-describe('headMatmul', () => {
+describe(`headMatmul (${kernels.info.isa})`, () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
     await tf.ready();
@@ -39,7 +41,8 @@ describe('headMatmul', () => {
     const outData = new Float32Array(T * out.width).fill(-3);
     const bufs = buffers([x, xData], [out, outData]);
     const weight = { name: 'W_UK', heads: H, k, n, data: () => w };
-    headMatmulHost({ kind: 'headMatmul', x: view(x, 2, (H - 1) * xStride + k), xStride, out: view(out, 1, (H - 1) * outStride + n), outStride, weight }, T, bufs, w);
+    const op = { kind: 'headMatmul' as const, x: view(x, 2, (H - 1) * xStride + k), xStride, out: view(out, 1, (H - 1) * outStride + n), outStride, weight };
+    headMatmulHost(op, T, bufs, headMatricesHost(w, H, k, n, weight.name), kernels);
     const want = tf.tidy(() => {
       // [T, H, k] gathered from the strided columns → [H, T, k] × [H, k, n] → [T, H, n]
       const xs = tf.stack(Array.from({ length: H }, (_, h) => tf.slice(tf.tensor2d(xData, [T, x.width]), [0, 2 + h * xStride], [T, k])));
@@ -63,7 +66,7 @@ describe('headMatmul', () => {
     const x = b.act('q', 20);
     const w = new Float32Array(2 * 8 * 4);
     const op = { kind: 'headMatmul' as const, x: whole(x), xStride: 16, out: whole(b.act('o', 8)), outStride: 4, weight: { name: 'W_UV', heads: 2, k: 8, n: 4, data: () => w } };
-    expect(() => headMatmulHost(op, 1, buffers([x, new Float32Array(20)]), w)).toThrow(/headMatmul W_UV x: 2 heads of 8 columns every 16 do not fit the view of q \(20 columns\)/);
+    expect(() => headMatmulHost(op, 1, buffers([x, new Float32Array(20)]), headMatricesHost(w, 2, 8, 4, 'W_UV'), kernels)).toThrow(/headMatmul W_UV x: 2 heads of 8 columns every 16 do not fit the view of q \(20 columns\)/);
   });
 });
 

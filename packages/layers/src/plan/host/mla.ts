@@ -1,10 +1,10 @@
 /**
  * The host executor's MLA ops (plan/ops.ts): `headMatmul` (the absorbed
- * kv_b_proj per head), `copyHeads` (strided column copies) and `roundInput`
+ * kv_b_proj per head, an fp32 GEMM per head on @weft/cpu-kernels), `copyHeads` (strided column copies) and `roundInput`
  * (the latent as kv_b_proj's a8 kernel would see it). Activations are the
  * executor's buffers, `[rows, act.width]` row-major; views address columns.
  */
-import { kernelInfo, roundTripActivationsQ8_0 } from '@weft/cpu-kernels';
+import { kernelInfo, roundTripActivationsQ8_0, type HostMatrix, type PlanKernels } from '@weft/cpu-kernels';
 import { WeftError } from '@weft/core';
 import type { LinearWeight } from '../../linear/linear-weight.js';
 import type { ActView, CopyHeadsOp, HeadMatmulOp, PlanAct, RoundInputOp } from '../ops.js';
@@ -18,29 +18,38 @@ function checkSpan(what: string, v: ActView, heads: number, stride: number, widt
   }
 }
 
-/** `w` = `op.weight.data()` (`[heads, k, n]`), uploaded once by the executor. */
-export function headMatmulHost(op: HeadMatmulOp, rows: number, buf: HostBuffers, w: Float32Array): void {
+/**
+ * Per head, `W[h]` of `data` (`[heads, k, n]`, as `HeadMatrices.data()` gives it) as the kernels' fp32 `[n, k]`
+ * matrix: transposed once, at upload (their `[n, k]` GEMM is the fast one).
+ */
+export function headMatricesHost(data: Float32Array, heads: number, k: number, n: number, name: string): HostMatrix[] {
+  if (data.length !== heads * k * n) throw new WeftError(`headMatmul ${name}: ${data.length} values, expected [${heads}, ${k}, ${n}]`);
+  return Array.from({ length: heads }, (_, h) => {
+    const t = new Float32Array(n * k);
+    const wh = data.subarray(h * k * n, (h + 1) * k * n);
+    for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) t[j * k + i] = wh[i * n + j]!;
+    return { format: 'fp32' as const, n, k, layout: 'nk' as const, data: t };
+  });
+}
+
+/** The op: one fp32 GEMM per head on the kernels, reading and writing the heads' columns in place. */
+export function headMatmulHost(op: HeadMatmulOp, rows: number, buf: HostBuffers, mats: readonly HostMatrix[], kernels: Pick<PlanKernels, 'linear'>): void {
   const { heads, k, n } = op.weight;
   checkSpan(`headMatmul ${op.weight.name} x`, op.x, heads, op.xStride, k);
   checkSpan(`headMatmul ${op.weight.name} out`, op.out, heads, op.outStride, n);
-  if (w.length !== heads * k * n) throw new WeftError(`headMatmul ${op.weight.name}: ${w.length} values, expected [${heads}, ${k}, ${n}]`);
+  if (mats.length !== heads) throw new WeftError(`headMatmul ${op.weight.name}: ${mats.length} matrices for ${heads} heads`);
+  if (rows === 0) return;
   const x = buf(op.x.act);
   const out = buf(op.out.act);
-  const ldx = op.x.act.width;
-  const ldo = op.out.act.width;
-  const acc = new Float64Array(n);
-  for (let t = 0; t < rows; t++) {
-    for (let h = 0; h < heads; h++) {
-      const xs = t * ldx + op.x.col + h * op.xStride;
-      const wh = h * k * n;
-      acc.fill(0);
-      for (let i = 0; i < k; i++) {
-        const xv = x[xs + i]!;
-        const wr = wh + i * n;
-        for (let j = 0; j < n; j++) acc[j]! += xv * w[wr + j]!;
-      }
-      out.set(acc, t * ldo + op.out.col + h * op.outStride);
-    }
+  for (let h = 0; h < heads; h++) {
+    kernels.linear(
+      { data: x, offset: op.x.col + h * op.xStride, stride: op.x.act.width },
+      rows,
+      mats[h]!,
+      { data: out, offset: op.out.col + h * op.outStride, stride: op.out.act.width },
+      false,
+      null,
+    );
   }
 }
 

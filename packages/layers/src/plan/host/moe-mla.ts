@@ -1,6 +1,6 @@
 /** Adapters of the MoE and MLA host implementations (moe.ts, mla.ts) to the op table's shape. */
 import type { HostOpImpl } from './context.js';
-import { copyHeadsHost, headMatmulHost, roundInputHost } from './mla.js';
+import { copyHeadsHost, headMatmulHost, headMatricesHost, roundInputHost } from './mla.js';
 import { moeHost } from './moe.js';
 
 export const hostMoe: HostOpImpl<'moe'> = (op, up) => {
@@ -9,9 +9,10 @@ export const hostMoe: HostOpImpl<'moe'> = (op, up) => {
   return (s) => moeHost(op, s.tokens, (a) => s.buf(a), bias, (w, x, rows, out) => s.linear(w, x, rows, out));
 };
 
-export const hostHeadMatmul: HostOpImpl<'headMatmul'> = (op) => {
-  const w = op.weight.data();
-  return (s) => headMatmulHost(op, s.rowsOf(op.x.act), (a) => s.buf(a), w);
+export const hostHeadMatmul: HostOpImpl<'headMatmul'> = (op, up) => {
+  const { heads, k, n, name } = op.weight;
+  const mats = headMatricesHost(op.weight.data(), heads, k, n, name);
+  return (s) => headMatmulHost(op, s.rowsOf(op.x.act), (a) => s.buf(a), mats, up.kernels);
 };
 
 export const hostCopyHeads: HostOpImpl<'copyHeads'> = (op) => (s) => copyHeadsHost(op, s.rowsOf(op.x.act), (a) => s.buf(a));
