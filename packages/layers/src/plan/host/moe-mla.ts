@@ -5,8 +5,8 @@ import { moeHost } from './moe.js';
 
 export const hostMoe: HostOpImpl<'moe'> = (op, up) => {
   const bias = op.correctionBias ? up.vector(op.correctionBias) : null;
-  for (const e of op.experts) [e.gateUp, e.down].forEach((w) => up.matrix(w)); // uploaded now, not on the first step
-  return (s) => moeHost(op, s.tokens, (a) => s.buf(a), bias, (w, x, rows, out) => s.linear(w, x, rows, out));
+  const experts = op.experts.map((e) => ({ id: e.id, gateUp: up.matrix(e.gateUp), down: up.matrix(e.down) }));
+  return (s) => moeHost(op, s.tokens, (a) => s.buf(a), bias, experts, up.kernels);
 };
 
 export const hostHeadMatmul: HostOpImpl<'headMatmul'> = (op, up) => {

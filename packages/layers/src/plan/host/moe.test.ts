@@ -1,24 +1,28 @@
 /**
  * The host `moe` op against the tfjs FusedMoE on random weights: routing
  * (ids exactly, weights to fp32 rounding) for every routing method, and the
- * experts' weighted sum in fp32, bf16, q8_0 and q4_0 (the op's linear is the
- * weight's own method, as the executor's is), whole and split over EP ranks.
+ * experts' weighted sum in fp32, bf16, q8_0 and q4_0 on @weft/cpu-kernels
+ * (native and portable; the tfjs side multiplies packed weights with the
+ * same a8 gemms, registered for the cpu backend), whole and split over EP ranks.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { GroupCoordinator, SoloCommunicator } from '@weft/comm';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { availableIsas, cpuKernels, planKernels, type PlanKernels } from '@weft/cpu-kernels';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { determineExpertMap } from '../../moe/expert-map.js';
 import { FUSED_MOE_STACKED_PARAMS, FusedMoE } from '../../moe/fused-moe.js';
 import { RoutedExperts } from '../../moe/routed-experts.js';
 import { selectExperts } from '../../moe/router.js';
 import { caseHidden, caseLogits, memoryCheckpoint, moeCheckpoint, PREFIX, type MoECase } from '../../moe/test-entries/reference.js';
+import { registerQuantKernels, unregisterQuantKernels } from '../../quantization/quant-kernels.js';
 import { QuantizationConfig } from '../../quantization/quantization-config.js';
 import { loadWeights } from '../../weight-loading.js';
 import { PlanBuilder, whole } from '../builder.js';
 import type { MoeOp, PlanAct } from '../ops.js';
 import { vectorData } from '../weights.js';
-import { moeHost, routeHost, type HostLinear } from './moe.js';
+import { moeHost, routeHost } from './moe.js';
+import { hostMatrix } from './upload.js';
 
 const solo = (kind: string) => new GroupCoordinator({ rank: 0, ranks: [0], uniqueName: `${kind}:0`, cpuGroup: new SoloCommunicator(`${kind}:0`) });
 
@@ -51,15 +55,8 @@ function build(c: MoECase, format: 'fp32' | 'bf16' | 'q8_0' | 'q4_0'): FusedMoE 
   return moe;
 }
 
-/** The executor's linear here: the weight's own method (what the host executor's kernels must equal). */
-const methodLinear: HostLinear = (w, x, rows, out) => {
-  const y = tf.tidy(() => w.apply(tf.tensor2d(x, [rows, w.inFeatures])));
-  out.set(y.dataSync() as Float32Array);
-  y.dispose();
-};
-
 /** Record the block's op (its gate skipped: the case's logits go in) and run it on host buffers. */
-function runOp(moe: FusedMoE, c: MoECase, experts = moe.experts.planExperts()): Float32Array {
+function runOp(moe: FusedMoE, c: MoECase, kernels: PlanKernels, experts = moe.experts.planExperts()): Float32Array {
   const T = c.tokens[0]!;
   const b = new PlanBuilder();
   const x = b.act('x', c.H);
@@ -75,7 +72,8 @@ function runOp(moe: FusedMoE, c: MoECase, experts = moe.experts.planExperts()): 
     [logits, caseLogits(c, 0).data as Float32Array],
     [out, new Float32Array(T * (c.H + 5)).fill(7)],
   ]);
-  moeHost(op, T, (a) => bufs.get(a)!, moe.correctionBias ? vectorData(moe.correctionBias) : null, methodLinear);
+  const held = experts.map((e) => ({ id: e.id, gateUp: hostMatrix(e.gateUp), down: hostMatrix(e.down) }));
+  moeHost(op, T, (a) => bufs.get(a)!, moe.correctionBias ? vectorData(moe.correctionBias) : null, held, kernels);
   const o = bufs.get(out)!;
   for (let t = 0; t < T; t++) {
     for (const col of [0, 1, 2, c.H + 3, c.H + 4]) expect(o[t * (c.H + 5) + col], 'columns outside the view are left alone').toBe(7);
@@ -103,7 +101,12 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 beforeAll(async () => {
   await tf.setBackend('cpu');
   await tf.ready();
+  const k = cpuKernels();
+  registerQuantKernels(['cpu'], { activations: { q8_0: 'a8', q4_0: 'a8', bf16: 'exact' }, gemmQ8_0: k.gemmQ8_0, gemmQ4_0: k.gemmQ4_0, gemmBf16: k.gemmBf16 });
 });
+afterAll(() => unregisterQuantKernels(['cpu']));
+
+const ISAS = availableIsas().filter((isa, i) => i === 0 || isa === 'portable');
 
 describe('host moe routing equals selectExperts', () => {
   it.each(CASES)('$name', (c) => {
@@ -124,13 +127,15 @@ describe('host moe routing equals selectExperts', () => {
   });
 });
 
-describe('host moe op equals FusedMoE.forward', () => {
+describe.each(ISAS)('host moe op equals FusedMoE.forward (%s)', (isa) => {
+  const kernels = planKernels({ isa });
+
   it.each(CASES.flatMap((c) => (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).map((format) => ({ c, format, name: `${c.name} ${format}` }))))(
     '$name',
     async ({ c, format }) => {
       const moe = build(c, format);
       const want = await tfjsForward(moe, c);
-      const got = runOp(moe, c);
+      const got = runOp(moe, c, kernels);
       const scale = Math.max(...want.map(Math.abs));
       expect(scale).toBeGreaterThan(0.1);
       expect(maxDiff(got, want)).toBeLessThan(1e-5 * scale);
@@ -146,13 +151,13 @@ describe('host moe op equals FusedMoE.forward', () => {
     const sum = new Float32Array(want.length);
     for (let r = 0; r < 3; r++) {
       const mine = new Set(determineExpertMap(3, r, c.E).globalIds);
-      const part = runOp(moe, c, all.filter((e) => mine.has(e.id)));
+      const part = runOp(moe, c, kernels, all.filter((e) => mine.has(e.id)));
       part.forEach((v, i) => (sum[i]! += v));
     }
     expect(maxDiff(sum, want)).toBeLessThan(1e-5 * Math.max(...want.map(Math.abs)));
     // A rank's part alone is not the whole.
     const mine0 = new Set(determineExpertMap(3, 0, c.E).globalIds);
-    expect(maxDiff(runOp(moe, c, all.filter((e) => mine0.has(e.id))), want)).toBeGreaterThan(1e-3);
+    expect(maxDiff(runOp(moe, c, kernels, all.filter((e) => mine0.has(e.id))), want)).toBeGreaterThan(1e-3);
     moe.dispose();
   });
 });

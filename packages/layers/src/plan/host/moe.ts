@@ -2,12 +2,12 @@
  * The host executor's `moe` op (plan/ops.ts `MoeOp`): the router in plain
  * fp32 loops that round as tfjs's cpu kernels do (so routing ties and
  * near-ties fall as `moe/router.ts` decides them), then each local expert's
- * tokens through the executor's own linear (the weight's method: fp32, bf16,
- * Q8_0, Q4_0), SiLU·up, and the weighted sum in ascending expert id, as
+ * tokens through @weft/cpu-kernels' linear (the weight's format: fp32, bf16,
+ * Q8_0, Q4_0) and gated act, and the weighted sum in ascending expert id, as
  * `RoutedExperts.compute` adds them.
  */
 import { WeftError } from '@weft/core';
-import type { LinearWeight } from '../../linear/linear-weight.js';
+import type { HostMatrix, PlanKernels } from '@weft/cpu-kernels';
 import type { HostRouting } from '../../moe/routed-experts.js';
 import { routingMethod } from '../../moe/router.js';
 import type { ActView, MoeOp } from '../ops.js';
@@ -15,8 +15,12 @@ import type { HostBuffers } from './mla.js';
 
 const f = Math.fround;
 
-/** `out [rows, n] = x [rows, k] · Wᵀ` through `weight`'s method: the executor's linear kernel. */
-export type HostLinear = (weight: LinearWeight, x: Float32Array, rows: number, out: Float32Array) => void;
+/** One of the op's experts as the executor holds it: its weights in the kernels' form (uploaded once). */
+export interface HostExpert {
+  readonly id: number;
+  readonly gateUp: HostMatrix;
+  readonly down: HostMatrix;
+}
 
 /** Descending by value, ties to the lower index (tf.topk on the cpu backends). */
 function topIndices(v: Float32Array, k: number, into: Int32Array, at: number): void {
@@ -92,20 +96,27 @@ export function routeHost(op: Pick<MoeOp, 'routing' | 'numExperts'>, logits: Flo
 }
 
 /**
- * The op: this rank's experts' weighted sum into `op.out` (zero rows for tokens none of them serve).
+ * The op: this rank's experts' weighted sum into `op.out` (zero rows for tokens none of them serve), each
+ * expert's rows through the kernels' linear (its format), SiLU·up (`gatedAct`) and linear again.
  * `bias` = the correction bias values (uploaded once) or null.
  */
-export function moeHost(op: MoeOp, T: number, buf: HostBuffers, bias: Float32Array | null, linear: HostLinear): void {
+export function moeHost(
+  op: MoeOp,
+  T: number,
+  buf: HostBuffers,
+  bias: Float32Array | null,
+  experts: readonly HostExpert[],
+  kernels: Pick<PlanKernels, 'linear' | 'gatedAct'>,
+): void {
   const H = op.x.width;
   if (op.out.width !== H || op.logits.width !== op.numExperts) {
     throw new WeftError(`moe: views x ${H}, logits ${op.logits.width}, out ${op.out.width} columns; expected ${H}, ${op.numExperts}, ${H}`);
   }
   const x = columns(buf(op.x.act), op.x, T);
-  const logits = columns(buf(op.logits.act), op.logits, T);
-  const routing = routeHost(op, logits, T, bias);
+  const routing = routeHost(op, columns(buf(op.logits.act), op.logits, T), T, bias);
   const out = new Float32Array(T * H);
   const K = routing.topK;
-  for (const expert of op.experts) {
+  for (const expert of experts) {
     const rows: number[] = [];
     const scales: number[] = [];
     for (let t = 0; t < T; t++) {
@@ -119,18 +130,13 @@ export function moeHost(op: MoeOp, T: number, buf: HostBuffers, bias: Float32Arr
     if (n === 0) continue;
     const xe = new Float32Array(n * H);
     rows.forEach((t, r) => xe.set(x.subarray(t * H, (t + 1) * H), r * H));
-    const I = expert.down.inFeatures;
+    const I = expert.down.k;
     const gateUp = new Float32Array(n * 2 * I);
-    linear(expert.gateUp, xe, n, gateUp);
+    kernels.linear({ data: xe, offset: 0, stride: H }, n, expert.gateUp, { data: gateUp, offset: 0, stride: 2 * I }, false, null);
     const act = new Float32Array(n * I);
-    for (let r = 0; r < n; r++) {
-      for (let i = 0; i < I; i++) {
-        const g = gateUp[r * 2 * I + i]!;
-        act[r * I + i] = f(f(g * f(1 / f(1 + f(Math.exp(-g))))) * gateUp[r * 2 * I + I + i]!);
-      }
-    }
+    kernels.gatedAct('silu', { data: gateUp, offset: 0, stride: 2 * I }, { data: act, offset: 0, stride: I }, n, I);
     const y = new Float32Array(n * H);
-    linear(expert.down, act, n, y);
+    kernels.linear({ data: act, offset: 0, stride: I }, n, expert.down, { data: y, offset: 0, stride: H }, false, null);
     rows.forEach((t, r) => {
       const w = scales[r]!;
       for (let h = 0; h < H; h++) out[t * H + h] = f(out[t * H + h]! + f(y[r * H + h]! * w));
