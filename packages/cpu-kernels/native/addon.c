@@ -95,8 +95,6 @@ typedef struct {
 } job_t;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER; /* one call owns the pool at a time */
-static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
 /* The pool's call: `current`, published as generation `generation`. Its work (rows, or parts for kind 3) goes in
  * chunks taken in turn (next_item) and counted when done (done_items). A worker works on a call only between
  * active++ and active--, and only while that call is open (generation is still its own, closed is not): the
@@ -106,6 +104,39 @@ static atomic_uint generation, closed;
 static atomic_int active, next_item, done_items;
 static job_t current;
 static int n_workers;
+
+/* Sleeping until `generation` moves on. On Linux a futex on the word itself: no condition variable, whose
+ * glibc 2.36 implementation was seen to hang a broadcast in __condvar_quiesce_and_switch_g1 with these
+ * workers (glibc bug 25847); the kernel compares the word before sleeping, so no wake-up is lost. */
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <limits.h>
+static void sleep_while_generation(unsigned seen) {
+  while (atomic_load_explicit(&generation, memory_order_acquire) == seen)
+    syscall(SYS_futex, (unsigned *)&generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+static void wake_workers(void) { syscall(SYS_futex, (unsigned *)&generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0); }
+static void publish_generation(unsigned *g) {
+  *g = atomic_fetch_add(&generation, 1) + 1;
+  wake_workers();
+}
+#else
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static void sleep_while_generation(unsigned seen) {
+  pthread_mutex_lock(&wake_mu);
+  while (atomic_load_explicit(&generation, memory_order_acquire) == seen) pthread_cond_wait(&wake_cv, &wake_mu);
+  pthread_mutex_unlock(&wake_mu);
+}
+static void publish_generation(unsigned *g) {
+  pthread_mutex_lock(&wake_mu);
+  *g = atomic_fetch_add(&generation, 1) + 1;
+  pthread_cond_broadcast(&wake_cv);
+  pthread_mutex_unlock(&wake_mu);
+}
+#endif
 
 static void run_rows(const job_t *j, int r0, int r1) {
   if (j->kind == 2) j->isa->bf16(j->a, j->w, r0, r1, j->n, j->out);
@@ -140,11 +171,7 @@ static void *worker(void *arg) {
       __builtin_ia32_pause();
       spins++;
     }
-    if (atomic_load_explicit(&generation, memory_order_acquire) == seen) {
-      pthread_mutex_lock(&wake_mu);
-      while (atomic_load_explicit(&generation, memory_order_acquire) == seen) pthread_cond_wait(&wake_cv, &wake_mu);
-      pthread_mutex_unlock(&wake_mu);
-    }
+    sleep_while_generation(seen);
     seen = atomic_load(&generation);
     atomic_fetch_add(&active, 1);
     if (atomic_load(&generation) == seen && atomic_load(&closed) != seen && id < current.nt) run_part(&current);
@@ -165,10 +192,8 @@ static void run(job_t *j) {
     current = *j;
     atomic_store(&next_item, 0);
     atomic_store(&done_items, 0);
-    pthread_mutex_lock(&wake_mu);
-    const unsigned g = atomic_fetch_add(&generation, 1) + 1;
-    pthread_cond_broadcast(&wake_cv);
-    pthread_mutex_unlock(&wake_mu);
+    unsigned g;
+    publish_generation(&g);
     run_part(&current);
     const int items = current.kind == 3 ? current.nt : current.n;
     int spins = 0;
@@ -251,7 +276,8 @@ void weft_prep_act(const isa_t *I, act_t *a, int q4, int bf16) {
     a->qs = malloc((size_t)a->m * a->k);
     a->d = malloc((size_t)a->m * a->nb * sizeof(float));
     a->sx = malloc((size_t)a->m * a->nb * sizeof(int32_t));
-    quantize_act(a);
+    if (I->quantize) I->quantize(a);
+    else quantize_act(a);
     if (I->prep_q) I->prep_q(a, q4);
   } else if (I->prep_bf16) {
     I->prep_bf16(a);
