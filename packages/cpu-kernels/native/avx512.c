@@ -313,6 +313,25 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
   for (; r < r1; r++) BF16_NA(1)
 }
 
+/* x → Q8_0 blocks, bit for bit as addon.c's quantize_act: d = amax/127, q = x·(1/d) rounded half to even (the
+ * rounding mode's nearest, as nearbyintf), d kept fp16-rounded (F16C: round to nearest even, as weft_fp32_to_fp16). */
+static void quantize(act_t *a) {
+  const __m512 abs = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int i = 0; i < a->m; i++)
+    for (int b = 0; b < a->nb; b++) {
+      const size_t o = (size_t)i * a->k + (size_t)b * QK;
+      const __m512 x0 = _mm512_loadu_ps(a->x + o), x1 = _mm512_loadu_ps(a->x + o + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(x0, abs), _mm512_and_ps(x1, abs)));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
+      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+      _mm_storeu_si128((__m128i *)(a->qs + o), _mm512_cvtepi32_epi8(q0));
+      _mm_storeu_si128((__m128i *)(a->qs + o + 16), _mm512_cvtepi32_epi8(q1));
+      a->d[(size_t)i * a->nb + b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+      a->sx[(size_t)i * a->nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
 /* The Q prep's qprep_t, or avx512_q16.h's corrections (bf16 has no prep). */
 static void release(act_t *a) {
   if (a->m >= Q16_MIN_M) {
@@ -328,4 +347,4 @@ static void release(act_t *a) {
   a->extra = NULL;
 }
 
-const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, NULL, bf16_rows, release, &dense_avx512};
+const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, NULL, bf16_rows, release, &dense_avx512, quantize};

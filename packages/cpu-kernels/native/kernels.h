@@ -60,6 +60,7 @@ typedef struct {
   bf16_rows_fn bf16;
   void (*release)(act_t *a);        /* frees what a prep made; may be NULL */
   const dense_t *dense;
+  void (*quantize)(act_t *a);       /* x → qs, d, sx bit for bit as addon.c's quantize_act, faster; may be NULL */
 } isa_t;
 
 extern const isa_t isa_avx512, isa_avx2, isa_scalar;

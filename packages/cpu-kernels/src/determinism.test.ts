@@ -50,9 +50,10 @@ describe('bitwise determinism of the native kernels', () => {
         });
 
   it.skipIf(!native.includes('avx512') || !native.includes('scalar'))('avx512 batches of 8 or more rows give the scalar path’s bits (Q8_0, Q4_0)', () => {
-    for (const fmt of ['q8_0', 'q4_0'] as const) {
-      const xs = x.subarray(0, 11 * k);
-      expect(bits(run('avx512', 2, fmt, xs, 11))).toEqual(bits(run('scalar', 1, fmt, xs, 11)));
-    }
+    // and with activations on exact halves of their quantum (127 sets d = 1): the rounding to even must agree too
+    const halves = Float32Array.from({ length: 8 * k }, (_, i) => (i % 32 === 0 ? 127 : ((i * 7) % 255) / 2 - 63.5));
+    for (const fmt of ['q8_0', 'q4_0'] as const)
+      for (const [xs, m] of [[x.subarray(0, 11 * k), 11], [halves, 8]] as const)
+        expect(bits(run('avx512', 2, fmt, xs, m))).toEqual(bits(run('scalar', 1, fmt, xs, m)));
   });
 });
