@@ -14,7 +14,7 @@ import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { ActView, AttentionOp, LinearOp, PlanAct, PlanOp, RotaryOp } from '../ops.js';
 import { split } from './device.js';
 import type { GpuMatrix } from './gpu-weights.js';
-import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, type CacheBuffers } from './wgsl-attention.js';
+import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
 import type { Binder } from './wgsl-common.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
@@ -29,33 +29,40 @@ export interface KernelContext {
   sharedBytes: number;
 }
 
+/** What a step's dispatches depend on: its rows, sampled rows, and whether every sequence brings one row (decode). */
+export interface StepShape {
+  T: number;
+  S: number;
+  decode: boolean;
+}
+
 /** One dispatch kind of the step: `variant` names the shader for a shape, `code` writes it, `workgroups` sizes it. */
 export interface Kernel {
   readonly tag: string;
-  variant(T: number, S: number): string;
+  variant(shape: StepShape): string;
   code(b: Binder, variant: string): string;
   /** null: nothing to do at this shape. */
-  workgroups(T: number, S: number, variant: string): [number, number] | null;
+  workgroups(shape: StepShape, variant: string): [number, number] | null;
 }
 
 const rowsOf = (a: PlanAct, T: number, S: number) => (a.rows === 'tokens' ? T : S);
 const one = (n: number): [number, number] | null => (n > 0 ? split(n) : null);
 const per256 = (n: number) => one(Math.ceil(n / 256));
 
-function simple(tag: string, code: (b: Binder) => string, wg: (T: number, S: number) => [number, number] | null): Kernel {
-  return { tag, variant: () => '', code: (b) => code(b), workgroups: (T, S) => wg(T, S) };
+function simple(tag: string, code: (b: Binder) => string, wg: (T: number, S: number, decode: boolean) => [number, number] | null): Kernel {
+  return { tag, variant: () => '', code: (b) => code(b), workgroups: ({ T, S, decode }) => wg(T, S, decode) };
 }
 
 function linearKernel(tag: string, spec: MatmulSpec): Kernel {
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
   return {
     tag,
-    variant: (T, S) => {
+    variant: ({ T, S }) => {
       const m = rowsOf(spec.x.act, T, S);
       return m <= GEMV_MAX_ROWS ? `gemv${m}` : 'gemm';
     },
     code: (b, v) => (v === 'gemm' ? gemmWgsl(b, spec) : gemvWgsl(b, spec, Number(v.slice(4)))),
-    workgroups: (T, S, v) => {
+    workgroups: ({ T, S }, v) => {
       const m = rowsOf(spec.x.act, T, S);
       if (m === 0) return null;
       if (v === 'gemm') return [Math.ceil(cols / GEMM_TILE), Math.ceil(m / GEMM_TILE)];
@@ -64,22 +71,23 @@ function linearKernel(tag: string, spec: MatmulSpec): Kernel {
   };
 }
 
-function attentionKernels(op: AttentionOp, ctx: KernelContext): Kernel[] {
+/** The attention op's kernels; `fused`: the rotary just before it (q and k, in place) folds into decode steps. */
+function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecode | null): Kernel[] {
   const G = op.numHeads / op.numKvHeads;
   if (!Number.isInteger(G)) throw new WeftError(`webgpu plan: attention with ${op.numHeads} heads over ${op.numKvHeads} KV heads`);
   // The widest power-of-two group of query heads (sharing a KV head) whose staged tiles fit in workgroup memory.
   let gw = 1;
   for (let g = 2; g <= Math.min(G, 64); g *= 2) if (G % g === 0 && attentionSharedBytes(op, g) <= ctx.sharedBytes) gw = g;
-  if (attentionSharedBytes(op, 1) > ctx.sharedBytes) throw new WeftError(`webgpu plan: attention head_dim ${op.headDim} needs more workgroup memory than the device has`);
+  if (attentionSharedBytes(op, 1) + 4 * (op.headDim + op.vHeadDim + 1) > ctx.sharedBytes) throw new WeftError(`webgpu plan: attention head_dim ${op.headDim} needs more workgroup memory than the device has`);
   const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
   return [
-    simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T) => per256(T * perRow)),
+    simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T, _S, decode) => (fused && decode ? null : per256(T * perRow))),
     {
       tag: 'attention',
       // Decode-sized steps: a workgroup per head keeps more of the GPU busy; prefill shares K/V tiles across the group.
-      variant: (T) => (T <= GEMV_MAX_ROWS ? 'gw1' : `gw${gw}`),
-      code: (b, v) => attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
-      workgroups: (T, _S, v) => (T > 0 ? [op.numHeads / Number(v.slice(2)), T] : null),
+      variant: ({ T, decode }) => (fused && decode ? 'fused' : T <= GEMV_MAX_ROWS ? 'gw1' : `gw${gw}`),
+      code: (b, v) => (v === 'fused' ? attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2)))),
+      workgroups: ({ T }, v) => (T > 0 ? [v === 'fused' ? op.numHeads : op.numHeads / Number(v.slice(2)), T] : null),
     },
   ];
 }
@@ -203,11 +211,19 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         }
         const merged: RotaryOp = { ...op, heads };
         const cs = ctx.cosSin(op.rope);
-        out.push(simple('rotary', (b) => rotaryWgsl(b, merged, cs), (T) => per256(T * heads * (op.rope.rotaryDim / 2))));
+        const next = ops[i + 1];
+        // Rotary of exactly the next attention's q and k, read by nothing after it: decode steps rotate inside attention.
+        const fuse =
+          i + 1 < to && next?.kind === 'attention' && next.headDim === op.rope.headSize && next.q.act === op.x.act && next.q.col === op.x.col && next.q.width === next.numHeads * next.headDim && next.k.act === op.x.act && next.k.col === next.q.col + next.q.width && heads === next.numHeads + next.numKvHeads && deadAfter(ops, i + 1, { act: op.x.act, col: op.x.col, width: heads * op.rope.headSize }, outputs);
+        out.push(simple('rotary', (b) => rotaryWgsl(b, merged, cs), (T, _S, decode) => (fuse && decode ? null : per256(T * heads * (op.rope.rotaryDim / 2)))));
+        if (fuse) {
+          out.push(...attentionKernels(next, ctx, { rope: op.rope, cs }));
+          i++;
+        }
         break;
       }
       case 'attention':
-        out.push(...attentionKernels(op, ctx));
+        out.push(...attentionKernels(op, ctx, null));
         break;
       case 'gatedAct':
         out.push(simple('gated_act', (b) => gatedActWgsl(b, op), (T, S) => per256(rowsOf(op.x.act, T, S) * (op.x.width / 2))));

@@ -362,12 +362,17 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
 
 describe('attention over the paged caches, against Attention + PagedKVCache', () => {
   const configs = [
-    { name: 'GQA 4/2, head 16', H: 4, Hk: 2, D: 16, Dv: 16, window: null, cap: null, prefix: false },
-    { name: 'GQA 8/1, head 12, window 5, soft cap 30', H: 8, Hk: 1, D: 12, Dv: 12, window: 5, cap: 30, prefix: false },
-    { name: 'MHA 2/2, head 20, v 8', H: 2, Hk: 2, D: 20, Dv: 8, window: null, cap: null, prefix: false },
-    { name: 'latent cache (V = K prefix), 4/1, head 24, v 16', H: 4, Hk: 1, D: 24, Dv: 16, window: null, cap: null, prefix: true },
+    { name: 'GQA 4/2, head 16', H: 4, Hk: 2, D: 16, Dv: 16, window: null, cap: null, prefix: false, rope: null },
+    { name: 'GQA 8/1, head 12, window 5, soft cap 30', H: 8, Hk: 1, D: 12, Dv: 12, window: 5, cap: 30, prefix: false, rope: null },
+    { name: 'MHA 2/2, head 20, v 8', H: 2, Hk: 2, D: 20, Dv: 8, window: null, cap: null, prefix: false, rope: null },
+    { name: 'latent cache (V = K prefix), 4/1, head 24, v 16', H: 4, Hk: 1, D: 24, Dv: 16, window: null, cap: null, prefix: true, rope: null },
+    // Rotary of q and k just before attention: decode steps rotate, write the cache and attend in one dispatch.
+    { name: 'rotary (neox) + GQA 4/2, head 16', H: 4, Hk: 2, D: 16, Dv: 16, window: null, cap: null, prefix: false, rope: { neox: true, dim: 16 } },
+    { name: 'rotary (gpt-j, 8 of 12 dims) + GQA 8/1, window 5, soft cap 30', H: 8, Hk: 1, D: 12, Dv: 12, window: 5, cap: 30, prefix: false, rope: { neox: false, dim: 8 } },
+    { name: 'rotary (neox, 10 of 20) + MHA 2/2, v 8', H: 2, Hk: 2, D: 20, Dv: 8, window: null, cap: null, prefix: false, rope: { neox: true, dim: 10 } },
+    { name: 'rotary (neox) + latent cache, 4/1, head 24, v 16', H: 4, Hk: 1, D: 24, Dv: 16, window: null, cap: null, prefix: true, rope: { neox: true, dim: 24 } },
   ];
-  it.each(configs)('$name: prefill of two (21 + 6 rows), batched decode, chunk + decode', async (c) => {
+  it.each(configs)('$name: prefill of two (21 + 6 rows), batched decode, chunk + decode, decode', async (c) => {
     const scale = 1 / Math.sqrt(c.D);
     const att = new Attention({ numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, valueIsKeyPrefix: c.prefix, slidingWindow: c.window, logitsSoftCap: c.cap });
     const cache = new PagedKVCache({ numBlocks: 40, blockSize: BS, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, valueIsKeyPrefix: c.prefix });
@@ -382,6 +387,11 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
       kind: 'attention', q: view(qkv, 0, qW), k: view(qkv, qW, kW), v: c.prefix ? null : view(qkv, qW + kW, vW), out: whole(out), cacheIndex: b.nextCache(),
       numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, logitsSoftCap: c.cap, slidingWindow: c.window, valueIsKeyPrefix: c.prefix,
     };
+    const rope = c.rope ? new RotaryEmbedding({ headSize: c.D, rotaryDim: c.rope.dim, maxPosition: 64, base: 10000, isNeoxStyle: c.rope.neox }) : null;
+    if (rope) {
+      b.op({ kind: 'rotary', x: op.q, heads: c.H, rope });
+      b.op({ kind: 'rotary', x: op.k, heads: c.Hk, rope });
+    }
     b.op(op);
     const plan = b.build(1, { inHidden: qkv, hidden: out });
     const tables = [Array.from({ length: 8 }, (_, i) => 39 - 3 * i), Array.from({ length: 8 }, (_, i) => 2 + 3 * i)];
@@ -398,6 +408,10 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
         { seqId: 1, queryLen: 5, contextLen: 7, blockTable: tables[1] },
         { seqId: 0, queryLen: 1, contextLen: 22, blockTable: tables[0] },
       ],
+      [
+        { seqId: 0, queryLen: 1, contextLen: 23, blockTable: tables[0] },
+        { seqId: 1, queryLen: 1, contextLen: 12, blockTable: tables[1] },
+      ],
     ];
     const inputs = steps.map((s, i) => {
       const meta = buildAttentionMetadata(s, BS);
@@ -408,12 +422,21 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
     for (const [i, { meta, input }] of inputs.entries()) {
       const T = input.positions.length;
       const x = tf.tensor2d(input.hidden!, [T, W]);
-      const q = tf.slice(x, [0, 0], [T, qW]) as tf.Tensor2D;
-      const k = tf.slice(x, [0, qW], [T, kW]) as tf.Tensor2D;
+      const pos = tf.tensor1d(input.positions, 'int32');
+      const q = (rope ? rope.rotateColumns(pos, x, 0, c.H) : tf.slice(x, [0, 0], [T, qW])) as tf.Tensor2D;
+      const k = (rope ? rope.rotateColumns(pos, x, qW, c.Hk) : tf.slice(x, [0, qW], [T, kW])) as tf.Tensor2D;
       const v = c.prefix ? null : (tf.slice(x, [0, qW + kW], [T, vW]) as tf.Tensor2D);
       const y = await att.forward(q, k, v, meta, cache);
       expect(maxDiff(outs[i]!.hidden!, y.dataSync()), `step ${i}`).toBeLessThan(2e-5);
-      tf.dispose([x, q, k, y, ...(v ? [v] : [])]);
+      tf.dispose([x, q, k, y, pos, ...(v ? [v] : [])]);
+    }
+    if (rope) {
+      const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
+      ex.initCaches(4, BS);
+      expect(ex.tags(2, 2, true)).toEqual(['attention']);
+      expect(ex.tags(6, 2, false)).toEqual(['rotary', 'kv_write', 'attention']);
+      ex.dispose();
+      rope.dispose();
     }
   });
 });

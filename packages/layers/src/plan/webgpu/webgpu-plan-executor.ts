@@ -21,7 +21,7 @@ import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInpu
 import type { AllReduceOp, AttentionOp, GatherColumnsOp, PlanAct, PlanOpKind } from '../ops.js';
 import { BUF, MAP_READ_MODE, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
-import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext } from './plan-kernels.js';
+import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
 import { runBoundary } from './collective-boundary.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
@@ -180,20 +180,21 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.writeInputs(input);
     const rowsAsked = this.plan.outputs.logits ? Array.from({ length: S }, (_, s) => input.logitsRows?.[s] ?? true) : [];
     let holdsLogits = this.plan.outputs.logits !== null;
+    const shape: StepShape = { T, S, decode: input.seqs.every((q) => q.queryLen === 1) };
     for (const [i, seg] of this.segments.entries()) {
       if (seg.boundary) {
         const enc = this.device.createCommandEncoder();
-        this.encodeKernels(enc, seg.kernels, T, S);
+        this.encodeKernels(enc, seg.kernels, shape);
         const got = await runBoundary(this.device, enc, seg.boundary, T, S, (a) => this.acts.get(a)!, this.readback);
         if (got === 'no-logits') holdsLogits = false;
         continue;
       }
-      const key = `${T}/${S}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
-      const cb = i === 0 && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, T, S, holdsLogits, rowsAsked);
+      const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
+      const cb = i === 0 && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked);
       this.pending = null;
       this.device.queue.submit([cb]);
       // A plan without collectives repeats its command buffer for the same shape: record the next one now.
-      if (i === 0) this.pending = { key, cb: this.recordLast(seg, T, S, holdsLogits, rowsAsked) };
+      if (i === 0) this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked) };
       return this.readOutputs(T, S, holdsLogits, rowsAsked);
     }
     throw new Error('webgpu plan: no final segment');
@@ -224,15 +225,19 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.writeInputs(input);
   }
 
-  /** Record every kernel of a collective-free plan for a step of T rows, S sampled (only those whose tag passes). Dispatches. */
-  encode(enc: GPUCommandEncoder, T: number, S: number, only?: (tag: string) => boolean): number {
+  /**
+   * Record every kernel of a collective-free plan for a step of T rows, S sampled (decode: one row per
+   * sequence, default T = S), only those whose tag passes `only`. Returns the dispatches.
+   */
+  encode(enc: GPUCommandEncoder, T: number, S: number, only?: (tag: string) => boolean, decode = T === S): number {
     if (this.segments.length !== 1) throw new ConfigError('webgpu plan: encode() profiles plans without collectives only');
-    return this.encodeKernels(enc, this.segments[0]!.kernels.filter((k) => !only || only(k.tag)), T, S);
+    return this.encodeKernels(enc, this.segments[0]!.kernels.filter((k) => !only || only(k.tag)), { T, S, decode });
   }
 
   /** Kernel tags of a step in order (one per dispatch). */
-  tags(T: number, S: number): string[] {
-    return this.segments.flatMap((s) => s.kernels.filter((k) => k.workgroups(T, S, k.variant(T, S))).map((k) => k.tag));
+  tags(T: number, S: number, decode = T === S): string[] {
+    const shape = { T, S, decode };
+    return this.segments.flatMap((s) => s.kernels.filter((k) => k.workgroups(shape, k.variant(shape))).map((k) => k.tag));
   }
 
   // --- internals ------------------------------------------------------------------------------
@@ -316,13 +321,13 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     return v;
   }
 
-  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], T: number, S: number): number {
+  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], shape: StepShape): number {
     const pass = enc.beginComputePass();
     let n = 0;
     let last: GPUComputePipeline | null = null;
     for (const k of kernels) {
-      const key = k.variant(T, S);
-      const wg = k.workgroups(T, S, key);
+      const key = k.variant(shape);
+      const wg = k.workgroups(shape, key);
       if (!wg) continue;
       const v = this.variant(k, key);
       if (v.pipeline !== last) pass.setPipeline((last = v.pipeline));
@@ -335,9 +340,10 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   /** The last segment's command buffer: its kernels (argmax included), then the outputs into the read-back buffer. */
-  private recordLast(seg: Segment, T: number, S: number, holdsLogits: boolean, rowsAsked: boolean[]): GPUCommandBuffer {
+  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[]): GPUCommandBuffer {
+    const { T, S } = shape;
     const enc = this.device.createCommandEncoder();
-    this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), T, S);
+    this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), shape);
     const o = this.plan.outputs;
     let at = IDS_BYTES;
     if (o.logits) {

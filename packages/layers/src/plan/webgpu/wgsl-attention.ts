@@ -12,6 +12,7 @@
  *   thread, an online softmax runs per head, and P·V splits the tile's keys
  *   over groups of threads that each own up to min(Dv, 256 / GW) dims.
  */
+import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { AttentionOp } from '../ops.js';
 import { f32Lit, type Binder } from './wgsl-common.js';
 
@@ -67,8 +68,21 @@ export function attentionSharedBytes(op: AttentionOp, gw: number): number {
   return 4 * (gw * op.headDim + staged + tpg + 256 * 3 + (kg > 1 ? 256 * dpt : 0));
 }
 
-export function attentionWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers, gw: number): string {
+/**
+ * Decode steps (every sequence one new row): rotary of q and k, the KV-cache write and attention in one
+ * dispatch. Each workgroup rotates its query head and its row's key in workgroup memory, the first head of
+ * each KV group writes the key (and value) into the cache, and the row's own key joins the softmax from
+ * workgroup memory (the cache holds positions before it), so no workgroup waits on another's write.
+ */
+export interface FusedDecode {
+  rope: RotaryEmbedding;
+  /** The step's cos|sin rows of `rope` (`[T, rotaryDim]`). */
+  cs: GPUBuffer;
+}
+
+export function attentionWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers, gw: number, fused: FusedDecode | null = null): string {
   const { numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv } = op;
+  if (fused && gw !== 1) throw new Error('attention: the fused decode runs a head per workgroup');
   const G = H / Hk;
   const TPG = 256 / gw;
   const TD = Math.min(Dv, TPG);
@@ -78,24 +92,97 @@ export function attentionWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers, g
   const Q = b.act(op.q.act);
   const O = b.act(op.out.act);
   const vec = gw === 1 && D % 4 === 0;
-  const KC = b.buffer(cache.k, vec ? 'kc4' : 'kc', vec ? 'vec4<f32>' : 'f32', 'read');
-  // V from its own cache, or K's prefix (then a scalar view of K when K is read as vec4).
-  const VC = op.v ? b.buffer(cache.v!, 'vc', 'f32', 'read') : vec ? b.buffer(cache.k, 'kcs', 'f32', 'read') : KC;
+  // The fused decode writes the cache: one read-write binding per cache buffer (a second, read-only view is not allowed).
+  const access = fused ? 'read_write' : 'read';
+  const KC = b.buffer(cache.k, vec ? 'kc4' : 'kc', vec ? 'vec4<f32>' : 'f32', access);
+  // V from its own cache, or K's prefix (a scalar view of K when K is read as vec4 and only read).
+  const VC = op.v ? b.buffer(cache.v!, 'vc', 'f32', access) : vec && !fused ? b.buffer(cache.k, 'kcs', 'f32', 'read') : KC;
+  const Kx = fused ? b.act(op.k.act) : '';
+  const Vx = fused && op.v ? b.act(op.v.act) : '';
+  const CS = fused ? b.buffer(fused.cs, 'cs', 'f32', 'read') : '';
   const si = b.step();
   const stage = gw > 1;
   const vStride = op.v ? Dv : D;
+  const vScalar = (i: string) => (VC === KC && vec ? `${KC}[(${i}) / 4u][(${i}) % 4u]` : `${VC}[${i}]`);
   const kAt = (t: string, e: string) => (stage ? `Ks[${t} * ${D}u + ${e}]` : `${KC}[slots[${t}] * ${D}u + ${e}]`);
-  const vAt = (t: string, d: string) => (stage ? (op.v ? `Vs[${t} * ${Dv}u + ${d}]` : `Ks[${t} * ${D}u + ${d}]`) : `${VC}[slots[${t}] * ${vStride}u + ${d}]`);
+  const vAt = (t: string, d: string) => (stage ? (op.v ? `Vs[${t} * ${Dv}u + ${d}]` : `Ks[${t} * ${D}u + ${d}]`) : vScalar(`slots[${t}] * ${vStride}u + ${d}`));
   const score = vec
     ? `for (var e = 0u; e < ${D / 4}u; e++) { dotv += dot(q4[e], ${KC}[slots[tl] * ${D / 4}u + e]); }`
     : `for (var e = 0u; e < ${D}u; e++) { dotv += qs[g * ${D}u + e] * ${kAt('tl', 'e')}; }`;
   const cap = op.logitsSoftCap;
+  const capped = (x: string) => (cap === null ? x : `${f32Lit(cap)} * tanh(clamp(${x} / ${f32Lit(cap)}, -15.0, 15.0))`);
   const W = op.slidingWindow;
+  const outAt = (d: string) => `${O}[row * ${op.out.act.width}u + ${op.out.col}u + (h0 + g) * ${Dv}u + ${d}]`;
+  const qGet = (i: string) => (vec ? `q4[(${i}) / 4u][(${i}) % 4u]` : `qs[${i}]`);
+  // Fused: rotate q and the row's key in workgroup memory, write key and value to the cache, score the row's own key.
+  let prologue = '';
+  let selfKey = '';
+  if (fused) {
+    const { rotaryDim: RD, isNeoxStyle, headSize } = fused.rope;
+    if (headSize !== D) throw new Error(`attention: rotary head size ${headSize} is not the head dim ${D}`);
+    const half = RD / 2;
+    const [i1, i2] = isNeoxStyle ? ['i', `i + ${half}u`] : ['2u * i', '2u * i + 1u'];
+    const rot = (get: (i: string) => string) => `{
+      let a = ${get(i1)};
+      let z = ${get(i2)};
+      ${get(i1)} = a * c - z * sn;
+      ${get(i2)} = z * c + a * sn;
+    }`;
+    const kb = `row * ${op.k.act.width}u + ${op.k.col}u + hk * ${D}u`;
+    const vb = op.v ? `row * ${op.v.act.width}u + ${op.v.col}u + hk * ${Dv}u` : '';
+    prologue = `
+  for (var i = lid; i < ${D}u; i += 256u) { kself[i] = ${Kx}[${kb} + i]; }
+  ${op.v ? `for (var i = lid; i < ${Dv}u; i += 256u) { vself[i] = ${Vx}[${vb} + i]; }` : ''}
+  workgroupBarrier();
+  if (lid < ${half}u) {
+    let i = lid;
+    let c = ${CS}[row * ${RD}u + i];
+    let sn = ${CS}[row * ${RD}u + ${half}u + i];
+    ${rot(qGet)}
+    ${rot((i) => `kself[${i}]`)}
+  }
+  workgroupBarrier();
+  let own = (blockOf(seq, p) * ${Hk}u + hk) * BS + p % BS;
+  if (h0 % ${G}u == 0u) {
+    ${vec ? `for (var i = lid; i < ${D / 4}u; i += 256u) { ${KC}[own * ${D / 4}u + i] = vec4<f32>(kself[4u * i], kself[4u * i + 1u], kself[4u * i + 2u], kself[4u * i + 3u]); }` : `for (var i = lid; i < ${D}u; i += 256u) { ${KC}[own * ${D}u + i] = kself[i]; }`}
+    ${op.v ? `for (var i = lid; i < ${Dv}u; i += 256u) { ${VC}[own * ${Dv}u + i] = vself[i]; }` : ''}
+  }
+  if (lid == 0u) {
+    var sd = 0.0;
+    for (var e = 0u; e < ${D}u; e++) { sd += ${qGet('e')} * kself[e]; }
+    sself = ${capped(`sd * ${f32Lit(op.scale)}`)};
+  }
+  workgroupBarrier();`;
+    const vSelf = (d: string) => (op.v ? `vself[${d}]` : `kself[${d}]`);
+    selfKey = `
+    let mF = max(m, sself);
+    let aF = exp(m - mF);
+    let eF = exp(sself - mF);
+    L = L * aF + eF;
+    ${us.map((u) => `if (t + ${u * TD}u < ${Dv}u) { o${u} = o${u} * aF + eF * ${vSelf(`t + ${u * TD}u`)}; }`).join('\n    ')}`;
+  }
+  const merge =
+    KG > 1
+      ? `${us.map((u) => `accS[lid * ${DPT}u + ${u}u] = acc${u};`).join(' ')}
+  lS[lid] = lsum;
+  workgroupBarrier();
+  if (kgi == 0u) {
+    var L = 0.0;
+    ${us.map((u) => `var o${u} = 0.0;`).join(' ')}
+    for (var i = 0u; i < ${KG}u; i++) {
+      let src = g * ${TPG}u + i * ${TD}u + t;
+      L += lS[src];
+      ${us.map((u) => `o${u} += accS[src * ${DPT}u + ${u}u];`).join(' ')}
+    }`
+      : `if (kgi == 0u) {
+    var L = lsum;
+    ${us.map((u) => `var o${u} = acc${u};`).join(' ')}`;
   return `${b.decls.join('\n')}
 ${si}
 ${vec ? `var<workgroup> q4 : array<vec4<f32>, ${D / 4}>;` : `var<workgroup> qs : array<f32, ${gw * D}>;`}
 ${stage ? `var<workgroup> Ks : array<f32, ${TPG * D}>;` : ''}
 ${stage && op.v ? `var<workgroup> Vs : array<f32, ${TPG * Dv}>;` : ''}
+${fused ? `var<workgroup> kself : array<f32, ${D}>;\n${op.v ? `var<workgroup> vself : array<f32, ${Dv}>;` : ''}\nvar<workgroup> sself : f32;` : ''}
 var<workgroup> slots : array<u32, ${TPG}>;
 var<workgroup> red : array<f32, 256>;
 var<workgroup> pr : array<f32, 256>;
@@ -109,10 +196,12 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let hk = h0 / ${G}u;
   let seq = si[ROWSEQ + row];
   let p = si[POS + row];
-  let n = p + 1u;
-  ${W === null ? 'let lo = 0u;' : `let lo = select(0u, n - ${W}u, n > ${W}u);`}
+  // Keys read from the cache: positions lo .. n − 1 (the fused decode scores its own key apart).
+  let n = p + ${fused ? '0u' : '1u'};
+  ${W === null ? 'let lo = 0u;' : `let lo = select(0u, p + 1u - ${W}u, p + 1u > ${W}u);`}
   let qb = row * ${op.q.act.width}u + ${op.q.col}u + h0 * ${D}u;
   ${vec ? `if (lid < ${D / 4}u) { q4[lid] = vec4<f32>(${Q}[qb + 4u * lid], ${Q}[qb + 4u * lid + 1u], ${Q}[qb + 4u * lid + 2u], ${Q}[qb + 4u * lid + 3u]); }` : `for (var i = lid; i < ${gw * D}u; i += 256u) { qs[i] = ${Q}[qb + i]; }`}
+  ${prologue}
   let g = lid / ${TPG}u;
   let tl = lid % ${TPG}u;
   let kgi = tl / ${TD}u;
@@ -152,8 +241,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     if (tl < tile) {
       var dotv = 0.0;
       ${score}
-      s = dotv * ${f32Lit(op.scale)};
-      ${cap === null ? '' : `s = ${f32Lit(cap)} * tanh(clamp(s / ${f32Lit(cap)}, -15.0, 15.0));`}
+      s = ${capped(`dotv * ${f32Lit(op.scale)}`)};
     }
     red[lid] = s;
     workgroupBarrier();
@@ -179,24 +267,8 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     m = mNew;
     workgroupBarrier();
   }
-  ${
-    KG > 1
-      ? `${us.map((u) => `accS[lid * ${DPT}u + ${u}u] = acc${u};`).join(' ')}
-  lS[lid] = lsum;
-  workgroupBarrier();
-  if (kgi == 0u) {
-    var L = 0.0;
-    ${us.map((u) => `var o${u} = 0.0;`).join(' ')}
-    for (var i = 0u; i < ${KG}u; i++) {
-      let src = g * ${TPG}u + i * ${TD}u + t;
-      L += lS[src];
-      ${us.map((u) => `o${u} += accS[src * ${DPT}u + ${u}u];`).join(' ')}
-    }
-    ${us.map((u) => `if (t + ${u * TD}u < ${Dv}u) { ${O}[row * ${op.out.act.width}u + ${op.out.col}u + (h0 + g) * ${Dv}u + t + ${u * TD}u] = o${u} / L; }`).join('\n    ')}
-  }`
-      : `if (kgi == 0u) {
-    ${us.map((u) => `if (t + ${u * TD}u < ${Dv}u) { ${O}[row * ${op.out.act.width}u + ${op.out.col}u + (h0 + g) * ${Dv}u + t + ${u * TD}u] = acc${u} / lsum; }`).join('\n    ')}
-  }`
+  ${merge}${selfKey}
+    ${us.map((u) => `if (t + ${u * TD}u < ${Dv}u) { ${outAt(`t + ${u * TD}u`)} = o${u} / L; }`).join('\n    ')}
   }
 }`;
 }
