@@ -12,7 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -31,7 +31,7 @@ const { values } = parseArgs({
   },
 });
 const req = createRequire(import.meta.url);
-const addons = values.addon.split(',').map((p) => ({ path: p, mod: req(p) }));
+const addons = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
 const [n, k] = values.shape.split('x').map(Number);
 const BYTES = { q8_0: 34 / 32, q4_0: 18 / 32, bf16: 2 };
 
