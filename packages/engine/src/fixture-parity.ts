@@ -38,7 +38,13 @@ export async function expectFixtureParity(llm: LLM, cases: FixtureCase[], bound:
   outs.forEach((o, i) =>
     o.logits!.forEach((row, t) => {
       const ref = full[i]![o.promptTokenIds.length - 1 + t]!;
-      expect(Math.max(...Array.from(row, (v, j) => Math.abs(v - ref[j]!))), `case ${i} cached step ${t}`).toBeLessThan(1e-4);
+      if (bound.maxAbs !== undefined) {
+        expect(Math.max(...Array.from(row, (v, j) => Math.abs(v - ref[j]!))), `case ${i} cached step ${t}`).toBeLessThan(1e-4);
+      } else {
+        // Activations rounded to Q8_0 (a8): a 1-ulp difference between the step's path (the device plan) and the
+        // full forward's can move one activation to the neighbouring quantum, ~1e-2 on the logits: the a8 bound.
+        expect(compareLogits([row], ref).relL2, `case ${i} cached step ${t} rel L2`).toBeLessThanOrEqual(bound.relL2);
+      }
     }),
   );
   return worst;

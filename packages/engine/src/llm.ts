@@ -5,6 +5,7 @@
  * through the engine loop (continuous batching).
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { checkDenseFamilyLayout, checkMoeFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
@@ -153,6 +154,8 @@ export class LLM {
       devicePlan: opts.devicePlan ?? (opts.webgpuStep === false ? false : 'auto'),
       weightFormat,
       cpuKernels: opts.cpuKernels ?? true,
+      // Worker-thread ranks share this host's cores; a custom launcher's ranks are one per process.
+      planThreads: Math.max(1, Math.floor(availableParallelism() / (opts.spawn ? 1 : parallel.worldSize))),
       maxNumBatchedTokens,
       maxNumSeqs,
       maxModelLen,

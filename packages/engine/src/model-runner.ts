@@ -27,8 +27,8 @@ import type { DriverMessage, RankMessage, SampledToken, StepSeq } from './protoc
 import type { ModelModule } from './registry.js';
 import { sampleToken, type TokenHistory } from './sampler.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
-import { webGpuStepUnusable, WebGpuStepRunner } from './webgpu-step-runner.js';
-import type { DevicePlanOption } from './plan-runner.js';
+import { choosePlanExecutor } from './plan-executors.js';
+import { PlanRunner, type DevicePlanOption } from './plan-runner.js';
 
 export interface RankArgs {
   modelDir: string;
@@ -48,7 +48,9 @@ export interface RankArgs {
   weightFormat?: WeightFormat;
   /** Packed weights on the tensorflow / wasm backends run @weft/cpu-kernels (a8 for Q8_0/Q4_0); false: dequantize per op. */
   cpuKernels?: boolean | CpuKernelsOptions;
-  /** The engine's limits (the WebGPU step sizes its buffers by them). */
+  /** Threads a host-plan kernel call splits over (cores per rank; `cpuKernels.threads` overrides). */
+  planThreads?: number;
+  /** The engine's limits (the WebGPU executor sizes its buffers by them). */
   maxNumBatchedTokens?: number;
   maxNumSeqs?: number;
   maxModelLen?: number;
@@ -78,19 +80,13 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const fmt = args.weightFormat;
   if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
   const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
-  const stepWhy = state.dp.worldSize > 1 && model.needsDpLockstep ? 'experts span dp replicas' : webGpuStepUnusable(args, state);
-  const useStep = stepWhy === null;
-  const stepRunner = useStep ? new WebGpuStepRunner(model, state, args, tracer, (m) => loadRankWeights(m, args, onProgress)) : null;
-  const runner: RankRunner = stepRunner ?? new ModelRunner(model, state, tracer);
+  const choice = choosePlanExecutor(model, state, args);
+  const runner: RankRunner = 'plan' in choice ? new PlanRunner(model, state, tracer, choice.plan, choice.factory) : new ModelRunner(model, state, tracer);
+  const stepPath = 'plan' in choice ? `plan (${choice.name})` : `tfjs (${choice.reason})`;
   try {
-    if (stepRunner) {
-      // The step uploads the weights itself at init-kv; the tfjs model's stay unloaded.
-      send({ type: 'ready', rank: ctx.rank, unused: [], weightBytes: stepRunner.weightBytes, backend: tf.getBackend(), stepPath: 'webgpu step (Llama)', kvBytesPerBlock: stepRunner.kvBytesPerBlock(args.blockSize) });
-    } else {
-      const weights = loadRankWeights(model, args, onProgress);
-      const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-      send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), stepPath: `tfjs (${stepWhy})`, kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
-    }
+    const weights = loadRankWeights(model, args, onProgress);
+    const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
+    send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), stepPath, kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage | undefined;
       if (msg === undefined || msg.type === 'shutdown') break;

@@ -32,16 +32,16 @@ export type PlanExecutorFactory = (plan: DevicePlan) => PlanExecutor | Promise<P
 
 export class PlanRunner implements RankRunner {
   private executor: PlanExecutor | null = null;
-  private plan: DevicePlan | null = null;
   private blockSize = 16;
   private readonly seqs = new Map<number, SeqState>();
   /** The tfjs path, made on the first `logits-all` step only. */
   private tfjs: ModelRunner | null = null;
 
   constructor(
-    private readonly model: CausalLMRank & { recordPlan(): DevicePlan },
+    private readonly model: CausalLMRank,
     private readonly state: ParallelState,
     private readonly tracer: Tracer | null,
+    private readonly plan: DevicePlan,
     private readonly makeExecutor: PlanExecutorFactory,
   ) {}
 
@@ -52,9 +52,15 @@ export class PlanRunner implements RankRunner {
 
   async initKVCaches(numBlocks: number, blockSize: number): Promise<number> {
     this.blockSize = blockSize;
+    if (this.tfjs && !this.executor) return this.tfjs.initKVCaches(numBlocks, blockSize);
     if (!this.executor) {
-      this.plan = this.model.recordPlan();
-      this.executor = await this.makeExecutor(this.plan);
+      try {
+        this.executor = await this.makeExecutor(this.plan);
+      } catch (e) {
+        // E.g. no WebGPU adapter, a buffer over the device's binding limit: serve on tfjs (same fp32 KV bytes per block).
+        process.emitWarning(`device plan unavailable (${(e as Error).message}); this rank runs the tfjs path`, 'WeftDevicePlan');
+        return this.tfjsRunner().initKVCaches(numBlocks, blockSize);
+      }
     }
     return this.executor.initCaches(numBlocks, blockSize);
   }
@@ -64,7 +70,7 @@ export class PlanRunner implements RankRunner {
   }
 
   async step(msg: StepMsg): Promise<StepResult | null> {
-    if (msg.mode === 'logits-all') return this.tfjsRunner().step(msg);
+    if (msg.mode === 'logits-all' || (this.tfjs && !this.executor)) return this.tfjsRunner().step(msg);
     const dpRank = this.state.dp.rankInGroup;
     const reporter = this.isReporter;
     for (const id of msg.freed[dpRank] ?? []) this.seqs.delete(id);
@@ -74,7 +80,7 @@ export class PlanRunner implements RankRunner {
     if (seqs.reduce((a, s) => a + s.tokens.length, 0) === 0) return empty;
     const executor = this.executor;
     const plan = this.plan;
-    if (!executor || !plan) throw new Error('rank: step before init-kv');
+    if (!executor) throw new Error('rank: step before init-kv');
     const meta = buildAttentionMetadata(
       seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: s.contextLen, blockTable: s.blockTable })),
       this.blockSize,

@@ -314,7 +314,7 @@ export class DecoderOnlyLM implements CausalLMRank {
     this.layers.forEach((layer, i) => {
       x = layer.record!(b, x, whole(residual), this.isFirstStage && i === 0);
     });
-    if (!this.isLastStage) return b.build(this.config.vocabSize, { hidden: x.act, residual, inHidden, inResidual: residual });
+    if (!this.isLastStage) return b.build(this.config.vocabSize, { hidden: x.act, residual, inHidden, inResidual: this.isFirstStage ? null : residual });
     const normed = b.act('final.normed', H);
     this.norm!.record(b, x, whole(normed), whole(residual));
     const logits = this.lmHead!.record(b, whole(normed));

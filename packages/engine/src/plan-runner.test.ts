@@ -1,0 +1,59 @@
+/**
+ * The engine on the device plan (PlanRunner): the same fixtures the tfjs path
+ * matches, through the host executor on the CPU backends, at tp 1, tp 2 and
+ * pp 2, every dense family, fp32 (`devicePlan: true`) and packed weights
+ * ('auto'). Each test first checks that every rank runs the plan (a silent
+ * fall-back to tfjs fails it), then the fixture's bound: logits of the
+ * full-sequence forward and each cached decode step of `generate` (which the
+ * plan runs) equal to it within 1e-4.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parityBackends, type FixtureCase } from '@weft/layers';
+import { describe, expect, it } from 'vitest';
+import { expectFixtureParity, FIXTURE_BOUND, type ParityBound } from './fixture-parity.js';
+import { LLM, type LLMOptions } from './llm.js';
+
+const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
+const casesOf = (name: string, file = 'expected.json') => (JSON.parse(readFileSync(join(fixtureDir(name), file), 'utf8')) as { cases: FixtureCase[] }).cases;
+const A8_BOUND: ParityBound = { relL2: 1.5e-2 };
+
+interface Case {
+  name: string;
+  fixture: string;
+  file?: string;
+  opts: LLMOptions;
+  bound?: ParityBound;
+}
+
+const CASES: Case[] = [
+  { name: 'llama fp32 tp1', fixture: 'llama-tiny', opts: { devicePlan: true } },
+  { name: 'llama fp32 tp2', fixture: 'llama-tiny', opts: { devicePlan: true, tp: 2 } },
+  { name: 'llama fp32 pp2', fixture: 'llama-tiny', opts: { devicePlan: true, pp: 2 } },
+  { name: 'llama int8 tp2 (auto)', fixture: 'llama-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8', tp: 2 }, bound: A8_BOUND },
+  { name: 'llama int4 tp1 (auto)', fixture: 'llama-tiny', file: 'expected-q4_0-a8.json', opts: { quantization: 'int4' }, bound: A8_BOUND },
+  { name: 'llama bf16 tp1 (auto)', fixture: 'llama-bf16', opts: { dtype: 'bfloat16' } },
+  { name: 'llama3 rope, tied, MQA', fixture: 'llama-mqa-tied-llama3', opts: { devicePlan: true } },
+  { name: 'mistral sliding window', fixture: 'mistral-swa-tiny', opts: { devicePlan: true } },
+  { name: 'qwen2 bias, sliding window, tied', fixture: 'qwen2-swa-tied', opts: { devicePlan: true } },
+  { name: 'qwen3 q/k norm', fixture: 'qwen3-tiny', opts: { devicePlan: true, tp: 2 } },
+  { name: 'phi3 partial rotary', fixture: 'phi3-mqa-partial', opts: { devicePlan: true } },
+  { name: 'gemma2 soft caps, norms, windows', fixture: 'gemma2-tiny', opts: { devicePlan: true } },
+];
+
+describe.each(parityBackends().map((b) => [b.backend, b] as const))('on %s', (_b, { backend, skip }) => {
+  if (skip) {
+    it.skip(skip, () => {});
+    return;
+  }
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const llm = await LLM.load(fixtureDir(c.fixture), { ...c.opts, backend });
+    try {
+      expect(llm.stepPath).toBe('plan (host)');
+      await expectFixtureParity(llm, casesOf(c.fixture, c.file), c.bound ?? FIXTURE_BOUND, 4);
+    } finally {
+      await llm.close();
+    }
+  });
+});
