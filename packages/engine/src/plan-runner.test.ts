@@ -40,6 +40,12 @@ const CASES: Case[] = [
   { name: 'qwen3 q/k norm', fixture: 'qwen3-tiny', opts: { devicePlan: true, tp: 2 } },
   { name: 'phi3 partial rotary', fixture: 'phi3-mqa-partial', opts: { devicePlan: true } },
   { name: 'gemma2 soft caps, norms, windows', fixture: 'gemma2-tiny', opts: { devicePlan: true } },
+  { name: 'deepseek v3 MLA latent cache + MoE, int8 (auto)', fixture: 'deepseek-v3-tiny', file: 'expected-q8_0-a8.json', opts: { quantization: 'int8' }, bound: A8_BOUND },
+  { name: 'deepseek v3 tp2 ep', fixture: 'deepseek-v3-tiny', opts: { devicePlan: true, tp: 2, enableExpertParallel: true } },
+  { name: 'deepseek v3 full K/V cache', fixture: 'deepseek-v3-tiny', opts: { devicePlan: true, mlaKvCache: 'full' } },
+  { name: 'deepseek v2-lite', fixture: 'deepseek-v2-lite-tiny', opts: { devicePlan: true } },
+  { name: 'qwen3-moe tp2', fixture: 'qwen3-moe-tiny', opts: { devicePlan: true, tp: 2 } },
+  { name: 'mixtral', fixture: 'mixtral-tiny', opts: { devicePlan: true } },
 ];
 
 describe.each(parityBackends().map((b) => [b.backend, b] as const))('on %s', (_b, { backend, skip }) => {
