@@ -217,7 +217,7 @@ export async function checkPlan(fixturesDir: string, log: (m: string) => void): 
   ];
   const rows: PlanCheckRow[] = [];
   for (const [fixture, file, format] of runs) {
-    const { failures, line } = await webgpuFixtureCheck(`${fixturesDir}/${fixture}`, { file, format, hf: WEBGPU_PARITY_BOUNDS.fixture, tfjs: WEBGPU_PARITY_BOUNDS.tfjs }, (d, s) => registration.createModel(d, s));
+    const { failures, line } = (await webgpuFixtureCheck(`${fixturesDir}/${fixture}`, { file, format, hf: WEBGPU_PARITY_BOUNDS.fixture, tfjs: WEBGPU_PARITY_BOUNDS.tfjs }, (d, s) => registration.createModel(d, s)))!;
     log(`${line}${failures.length ? ` FAIL: ${failures.join('; ')}` : ' ok'}`);
     rows.push({ fixture, file, line, pass: failures.length === 0 });
   }

@@ -32,7 +32,7 @@ beforeAll(async () => {
 
 describe('Llama fixtures through the WebGPU executor', () => {
   it.each(CASES)('$fixture $file', async (c) => {
-    const { failures, line } = await webgpuFixtureCheck(fixture(c.fixture), { ...c, hf: B.fixture, tfjs: B.tfjs }, (d, s) => registration.createModel(d, s));
+    const { failures, line } = (await webgpuFixtureCheck(fixture(c.fixture), { ...c, hf: B.fixture, tfjs: B.tfjs }, (d, s) => registration.createModel(d, s)))!;
     console.log(line);
     expect(failures).toEqual([]);
   });
