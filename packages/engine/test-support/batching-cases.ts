@@ -13,7 +13,7 @@ import { EngineDeadError, RequestError } from '../src/errors.js';
 import { LLM, type GenerateOutput, type LLMOptions } from '../src/llm.js';
 
 /** `logitsTol`: the logits bound between paths (default 1e-5); kernels that quantize activations (a8) need more. */
-export type Layout = LLMOptions & { label: string; logitsTol?: number };
+export type Layout = LLMOptions & { label: string; logitsTol?: number; /** What every rank must run (LLM.stepPath), e.g. 'plan (host)'. */ stepPath?: string };
 
 const MAX_TOKENS = 4;
 const TOL = 1e-5;
@@ -44,7 +44,7 @@ function expectSame(got: GenerateOutput, want: GenerateOutput, what: string, tol
 export function batchingSuite(fixture: string, layouts: Layout[]): void {
   const dir = fileURLToPath(new URL(`../../../fixtures/${fixture}`, import.meta.url));
 
-  describe.each(layouts)(`${fixture} $label`, ({ label: _label, logitsTol = TOL, ...opts }) => {
+  describe.each(layouts)(`${fixture} $label`, ({ label: _label, logitsTol = TOL, stepPath, ...opts }) => {
     const same = (got: GenerateOutput, want: GenerateOutput, what: string) => expectSame(got, want, what, logitsTol);
     let llm: LLM;
     let ps: number[][];
@@ -53,6 +53,7 @@ export function batchingSuite(fixture: string, layouts: Layout[]): void {
 
     beforeAll(async () => {
       llm = await LLM.load(dir, { ...opts, blockSize: 4, timeoutMs: 60_000 });
+      if (stepPath !== undefined) expect(llm.stepPath).toBe(stepPath);
       ps = prompts(llm.vocabSize);
       // References: each prompt alone, no prefix cache, default budget.
       await llm.resetScheduler({ enablePrefixCaching: false });
