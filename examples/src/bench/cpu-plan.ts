@@ -1,13 +1,13 @@
 /**
  * The device plan's host executor against the tfjs path (issue 19): decode steps of a TinyLlama-shaped model
- * (hidden 2048, 32 heads, 4 KV heads, intermediate 5632; `--layers` decoder layers, a 256-entry vocabulary so the
- * embedding and LM head are noise), random weights, per format. Both paths run the same loaded rank in this
+ * (hidden 2048, 32 heads, 4 KV heads, intermediate 5632; `--layers` decoder layers, by default a 256-entry vocabulary
+ * so the embedding and LM head are noise; `--layers 22 --vocab 32000` is the whole TinyLlama-1.1B shape), random weights, per format. Both paths run the same loaded rank in this
  * process: the host executor (`recordPlan()` → HostPlanExecutor, @weft/cpu-kernels only) with each op timed, and
  * the tfjs forward on the tensorflow backend with @weft/cpu-kernels for the packed linears (the engine's tp 1
  * rank today). One sequence of `--context` tokens is prefilled, then `--steps` decode steps are timed (median);
  * per op class µs are per decoder layer (median over the steps of each class's summed time). `uptime` is printed first: this machine is shared.
  *
- * usage: npx tsx examples/src/bench/cpu-plan.ts [--formats bf16,q8_0,q4_0,fp32] [--layers 2] [--context 128]
+ * usage: node --conditions=source --import tsx examples/src/bench/cpu-plan.ts [--formats bf16,q8_0,q4_0,fp32] [--layers 2] [--vocab 256] [--context 128]
  *          [--steps 16] [--threads 1] [--out bench-results/cpu-plan.json]
  */
 import { execSync } from 'node:child_process';
@@ -58,6 +58,7 @@ async function main() {
     options: {
       formats: { type: 'string', default: 'bf16,q8_0,q4_0' },
       layers: { type: 'string', default: '2' },
+      vocab: { type: 'string', default: '256' },
       context: { type: 'string', default: '128' },
       steps: { type: 'string', default: '16' },
       threads: { type: 'string', default: '1' },
@@ -67,12 +68,13 @@ async function main() {
   const L = Number(values.layers), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
   const uptime = execSync('uptime').toString().trim();
   console.log(uptime);
-  const shape: LlamaShape = { name: `plan-l${L}`, hidden: 2048, layers: L, heads: 32, kvHeads: 4, intermediate: 5632, vocab: 256 };
+  const V = Number(values.vocab);
+  const shape: LlamaShape = { name: `plan-l${L}-v${V}`, hidden: 2048, layers: L, heads: 32, kvHeads: 4, intermediate: 5632, vocab: V };
   const dir = join(tmpdir(), `weft-cpu-plan-${shape.name}`);
   if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape);
   const backend = await initBackend({ prefer: 'tensorflow' });
   const kinfo = useCpuQuantKernels({ threads });
-  console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); ${L} layers, context ${C}, ${N} decode steps`);
+  console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); ${L} layers, vocab ${V}, context ${C}, ${N} decode steps`);
   const blockSize = 16, numBlocks = Math.ceil((C + N + 4) / blockSize);
   const table = Array.from({ length: numBlocks }, (_, i) => i);
   const results: Record<string, unknown>[] = [];
@@ -87,7 +89,7 @@ async function main() {
       ckpt.close();
     }
     const metaAt = (ctx: number, q: number): AttentionMetadata => buildAttentionMetadata([{ seqId: 0, queryLen: q, contextLen: ctx, blockTable: table }], blockSize);
-    const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % shape.vocab);
+    const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % V);
 
     // host executor
     // per op class: its ms summed over one step, a list over the measured steps (median taken)
@@ -109,17 +111,8 @@ async function main() {
       await ex.step({ tokenIds: ids(q), positions: positionsOf(meta), seqs: meta.seqs, blockSize, sampledRows: Int32Array.of(q - 1) });
       return performance.now() - t0;
     };
-    const hostPrefill = await hostStep(0, C);
-    const hostDecode: number[] = [];
-    for (let i = 0; i < N; i++) {
-      stepIndex = i >= 2 ? i - 2 : -1;
-      const ms = await hostStep(C + i, 1);
-      if (i >= 2) hostDecode.push(ms);
-    }
-    ex.dispose();
-
-    // tfjs path
-    const caches = model.kvCacheSpecs().map((s) => new PagedKVCache({ ...s, numBlocks, blockSize }));
+    // tfjs path on the same parameters, its own caches
+    const caches = model.kvCacheSpecs().map((sp) => new PagedKVCache({ ...sp, numBlocks, blockSize }));
     model.bindKVCaches(caches);
     const tfjsStep = async (ctx: number, q: number) => {
       const meta = metaAt(ctx, q);
@@ -134,12 +127,21 @@ async function main() {
       tf.dispose([inputIds, positions, hidden, last, logits!]);
       return ms;
     };
+    // The two paths alternate step by step, so that both see the same load on a shared machine.
+    const hostPrefill = await hostStep(0, C);
     const tfjsPrefill = await tfjsStep(0, C);
+    const hostDecode: number[] = [];
     const tfjsDecode: number[] = [];
     for (let i = 0; i < N; i++) {
-      const ms = await tfjsStep(C + i, 1);
-      if (i >= 2) tfjsDecode.push(ms);
+      stepIndex = i >= 2 ? i - 2 : -1;
+      const h = await hostStep(C + i, 1);
+      const t = await tfjsStep(C + i, 1);
+      if (i >= 2) {
+        hostDecode.push(h);
+        tfjsDecode.push(t);
+      }
     }
+    ex.dispose();
     for (const c of caches) c.dispose();
     model.dispose();
 
@@ -147,6 +149,8 @@ async function main() {
     const classes = Object.fromEntries([...perClass].map(([k, list]) => [k, +((median(list) * 1000) / perLayer(k)).toFixed(1)]));
     const row = {
       format: fmt,
+      hostTokS: +(1000 / median(hostDecode)).toFixed(2),
+      tfjsTokS: +(1000 / median(tfjsDecode)).toFixed(2),
       hostDecodeMs: +median(hostDecode).toFixed(3),
       tfjsDecodeMs: +median(tfjsDecode).toFixed(3),
       hostPerLayerMs: +(median(hostDecode) / L).toFixed(3),
@@ -162,7 +166,7 @@ async function main() {
   const after = execSync('uptime').toString().trim();
   console.log(after);
   mkdirSync(dirname(values.out!), { recursive: true });
-  writeFileSync(values.out!, JSON.stringify({ uptime, after, layers: L, context: C, steps: N, threads, results }, null, 2));
+  writeFileSync(values.out!, JSON.stringify({ uptime, after, layers: L, vocab: V, context: C, steps: N, threads, results }, null, 2));
 }
 
 main().catch((e) => {

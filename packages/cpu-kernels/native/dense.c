@@ -76,7 +76,8 @@ AI FC void axpy(float p, const float *v, float *o, int n) {
 
 /*
  * e^x on VL lanes (Cephes' expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-5 polynomial in r, times 2^n), within 2 ulp
- * of expf over the range softmax uses (x ≤ 0; below −87.3 it returns 0 as expf's tiny results round to).
+ * of expf (below −87.3 it returns 0, where expf's results are subnormal; above 88.38 it saturates there, as
+ * SiLU's σ only needs 1 + e^x to be huge).
  */
 AI FC vf vexp(vf x) {
   const vi under = x < -87.3365447505531f;
@@ -262,9 +263,15 @@ static void gated_act(int act, const float *x, int ldx, float *out, int ldo, int
   for (int r = 0; r < rows; r++) {
     const float *g = x + (size_t)r * ldx, *u = g + half;
     float *o = out + (size_t)r * ldo;
-    if (act == 0)
-      for (int j = 0; j < half; j++) o[j] = (g[j] * (1.0f / (1.0f + expf(-g[j])))) * u[j];
-    else
+    if (act == 0) {
+      int j = 0;
+      for (; j + VL <= half; j += VL) {
+        const vf gv = LDV(g + j);
+        const vf r = (gv * (1.0f / (1.0f + vexp(-gv)))) * LDV(u + j);
+        memcpy(o + j, &r, sizeof r);
+      }
+      for (; j < half; j++) o[j] = (g[j] * (1.0f / (1.0f + expf(-g[j])))) * u[j];
+    } else
       for (int j = 0; j < half; j++) {
         const float v = g[j], inner = k0 * (v + 0.044715f * (v * (v * v)));
         o[j] = ((0.5f * v) * (1.0f + tanhf(inner))) * u[j];
