@@ -38,16 +38,21 @@ export function writeStepBuffer(device: GPUDevice, si: GPUBuffer, words: Uint32A
   if (b.embeds) words.set(new Uint32Array(input.tokenIds.buffer, input.tokenIds.byteOffset, T), o.tok);
   words.set(new Uint32Array(input.positions.buffer, input.positions.byteOffset, T), o.pos);
   const seen = new Uint8Array(T);
-  for (const [s, q] of input.seqs.entries()) writeSeq(words, b, s, q, seen);
+  let at = 0;
+  for (const [s, q] of input.seqs.entries()) {
+    words[o.tableStart + s] = at;
+    at += writeSeq(words, b, s, q, seen, o.table + at);
+  }
   if (seen.some((x) => !x)) throw new ConfigError('webgpu plan: the sequences do not cover every row of the step');
   for (const [i, r] of input.sampledRows.entries()) {
     if (!(r >= 0 && r < T)) throw new ConfigError(`webgpu plan: sampled row ${r} outside 0..${T - 1}`);
     words[o.sample + i] = r;
   }
-  device.queue.writeBuffer(si, 0, words.buffer, 0, (o.table + input.seqs.length * l.maxBlocks) * 4);
+  device.queue.writeBuffer(si, 0, words.buffer, 0, (o.table + at) * 4);
 }
 
-function writeSeq(words: Uint32Array, b: StepBounds, s: number, q: SeqMetadata, seen: Uint8Array): void {
+/** Sequence s's rows and its block table at `tableAt`; returns the table entries written. */
+function writeSeq(words: Uint32Array, b: StepBounds, s: number, q: SeqMetadata, seen: Uint8Array, tableAt: number): number {
   const l = b.layout;
   const o = layoutOffsets(l);
   const end = q.contextLen + q.queryLen;
@@ -59,7 +64,7 @@ function writeSeq(words: Uint32Array, b: StepBounds, s: number, q: SeqMetadata, 
   for (let k = 0; k < need; k++) {
     const id = q.blockTable[k]!;
     if (k >= first && !(Number.isInteger(id) && id >= 0 && id < b.numBlocks)) throw new ConfigError(`webgpu plan: sequence ${q.seqId} block ${k} is ${id}, outside 0..${b.numBlocks - 1}`);
-    words[o.table + s * l.maxBlocks + k] = id >>> 0;
+    words[tableAt + k] = id >>> 0;
   }
   for (let i = 0; i < q.queryLen; i++) {
     const r = q.start + i;
@@ -67,6 +72,7 @@ function writeSeq(words: Uint32Array, b: StepBounds, s: number, q: SeqMetadata, 
     seen[r] = 1;
     words[o.rowSeq + r] = s;
   }
+  return need;
 }
 
 /** Each rotary table's `[T, cos (rotaryDim/2) | sin (rotaryDim/2)]` rows at the step's positions. */

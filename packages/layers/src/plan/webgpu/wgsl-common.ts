@@ -20,14 +20,19 @@ export interface StepLayout {
   blockSize: number;
 }
 
-/** u32 offsets in `si`: [T, S, 0, 0], tokens [maxRows], positions [maxRows], rowSeq [maxRows], sampled rows [maxSeqs], tables [maxSeqs · maxBlocks]. */
-export function layoutOffsets(l: StepLayout): { tok: number; pos: number; rowSeq: number; sample: number; table: number; words: number } {
+/**
+ * u32 offsets in `si`: [T, S, 0, 0], tokens [maxRows], positions [maxRows], rowSeq [maxRows], sampled rows
+ * [maxSeqs], each sequence's first table entry [maxSeqs], then the step's block tables back to back (room for
+ * maxSeqs · maxBlocks; a step uploads only the entries it has).
+ */
+export function layoutOffsets(l: StepLayout): { tok: number; pos: number; rowSeq: number; sample: number; tableStart: number; table: number; words: number } {
   const tok = 4;
   const pos = tok + l.maxRows;
   const rowSeq = pos + l.maxRows;
   const sample = rowSeq + l.maxRows;
-  const table = sample + l.maxSeqs;
-  return { tok, pos, rowSeq, sample, table, words: table + l.maxSeqs * l.maxBlocks };
+  const tableStart = sample + l.maxSeqs;
+  const table = tableStart + l.maxSeqs;
+  return { tok, pos, rowSeq, sample, tableStart, table, words: table + l.maxSeqs * l.maxBlocks };
 }
 
 /** `si` declarations: `ROWS()` (T), `SEQS()` (S), `TOK`, `POS`, `ROWSEQ`, `SAMPLE`, `blockOf(seq, p)`. */
@@ -38,10 +43,10 @@ const TOK = ${o.tok}u;
 const POS = ${o.pos}u;
 const ROWSEQ = ${o.rowSeq}u;
 const SAMPLE = ${o.sample}u;
+const TSTART = ${o.tableStart}u;
 const TABLE = ${o.table}u;
-const MAXB = ${l.maxBlocks}u;
 const BS = ${l.blockSize}u;
-fn blockOf(seq : u32, p : u32) -> u32 { return si[TABLE + seq * MAXB + p / BS]; }`;
+fn blockOf(seq : u32, p : u32) -> u32 { return si[TABLE + si[TSTART + seq] + p / BS]; }`;
 }
 
 /** The rows an activation has this step: `si[0]` (tokens) or `si[1]` (sampled rows). */

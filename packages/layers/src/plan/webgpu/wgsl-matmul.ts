@@ -106,14 +106,19 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const k4s = { fp32: ['kk'], bf16: ['2u * kk', '2u * kk + 1u'], q8_0: [0, 1, 2, 3].map((e) => `4u * kk + ${e}u`), q4_0: [0, 1, 2, 3, 4, 5, 6, 7].map((e) => `8u * kk + ${e}u`) }[w.format];
   const scaled = w.format === 'q8_0' || w.format === 'q4_0';
   const norm = s.norm;
-  const G = norm ? b.buffer(norm.weight, 'gn', 'f32', 'read') : null;
-  const gv = norm
-    ? `fn gv(k4 : u32) -> vec4<f32> {
+  // The norm weight as vec4 where k allows (one load per x vector), else element by element with a bound.
+  const gVec = norm !== null && norm !== undefined && K % 4 === 0;
+  const G = norm ? b.buffer(norm.weight, gVec ? 'gn4' : 'gn', gVec ? 'vec4<f32>' : 'f32', 'read') : null;
+  const off = norm?.offset ? ` + vec4<f32>(${f32Lit(norm.offset)})` : '';
+  const gv = !norm
+    ? ''
+    : gVec
+      ? `fn gv(k4 : u32) -> vec4<f32> { ${w.kp > K ? `if (k4 >= ${K / 4}u) { return vec4<f32>(0.0); } ` : ''}return ${G}[k4]${off}; }`
+      : `fn gv(k4 : u32) -> vec4<f32> {
   var v = vec4<f32>(0.0);
   for (var e = 0u; e < 4u; e++) { if (4u * k4 + e < ${K}u) { v[e] = ${G}[4u * k4 + e]${norm.offset ? ` + ${f32Lit(norm.offset)}` : ''}; } }
   return v;
-}`
-    : '';
+}`;
   const inner = `${ws.map(fetch).join('\n      ')}
       ${norm ? k4s.map((k, j) => `let g${j} = gv(${k});`).join(' ') : ''}
       ${ms
