@@ -307,8 +307,57 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
     }                                                                                 \
   }
 
+/* Decode (m < 4): 8 bf16 a step (16 bytes a row), one accumulator a row, as the AVX2 path: from memory this reads
+ * 10-20% faster on Zen 5 than the 512-bit tile above at m = 1 (measured, alternating; the tile's arithmetic is not
+ * what limits it), which in turn is faster from 4 activation rows on. */
+AI void bf16_tile8(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
+  const int k = a->k, kc = k / 8;
+  __m256 acc[4][3];
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm256_setzero_ps();
+  for (int c = 0; c < kc; c++) {
+    __m256 wf[4];
+    if (pf && c % 4 == 0)
+      for (int rr = 0; rr < NR; rr++) _mm_prefetch((const char *)(w + (size_t)(r + NR + rr) * k + (size_t)c * 8), _MM_HINT_T0);
+    for (int rr = 0; rr < NR; rr++)
+      wf[rr] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + (size_t)(r + rr) * k + c * 8))), 16));
+    for (int ii = 0; ii < NA; ii++) {
+      const __m256 xv = _mm256_loadu_ps(a->x + (size_t)(i0 + ii) * k + c * 8);
+      for (int rr = 0; rr < NR; rr++) acc[rr][ii] = _mm256_fmadd_ps(wf[rr], xv, acc[rr][ii]);
+    }
+  }
+  for (int rr = 0; rr < NR; rr++)
+    for (int ii = 0; ii < NA; ii++) {
+      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[rr][ii]), _mm256_extractf128_ps(acc[rr][ii], 1));
+      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+      s = _mm_add_ss(s, _mm_movehdup_ps(s));
+      float sum = _mm_cvtss_f32(s);
+      const float *x = a->x + (size_t)(i0 + ii) * k;
+      const uint16_t *wr = w + (size_t)(r + rr) * k;
+      for (int j = kc * 8; j < k; j++) {
+        uint32_t u = (uint32_t)wr[j] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        sum += x[j] * f;
+      }
+      out[(size_t)(i0 + ii) * n + r + rr] = sum;
+    }
+}
+
+#define BF16_8(NR)                                                                                  \
+  switch (a->m) {                                                                                   \
+    case 3: bf16_tile8(a, w, r, NR, 0, 3, n, out, NR == 4); break;                                  \
+    case 2: bf16_tile8(a, w, r, NR, 0, 2, n, out, NR == 4); break;                                  \
+    default: bf16_tile8(a, w, r, NR, 0, 1, n, out, NR == 4); break;                                 \
+  }
+
 static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out) {
   int r = r0;
+  if (a->m < 4) {
+    for (; r + 4 <= r1; r += 4) BF16_8(4)
+    for (; r < r1; r++) BF16_8(1)
+    return;
+  }
   for (; r + 4 <= r1; r += 4) BF16_NA(4)
   for (; r < r1; r++) BF16_NA(1)
 }

@@ -4,14 +4,17 @@ import { availableIsas, cpuKernels } from './kernels.js';
 import { quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
 
 // The native paths' results are bitwise the same whatever the thread count (rows go to threads in chunks taken
-// in turn), and a row's bits do not depend on the other rows of its batch: alone (batches under 8 rows, one
-// kernel) or moved within the batch (batches of 8 or more, avx512's 16-row transposed kernel). That kernel sums
-// each row's blocks as the scalar path does: the same bits as scalar.
+// in turn), and a row's bits do not depend on the other rows of its batch: alone (a batch small enough to run the
+// same kernel as one row) or moved within the batch (avx512 runs other kernels from 8 rows for Q8_0/Q4_0 — the
+// 16-row transposed one — and from 4 rows for bf16). The transposed kernel sums each row's blocks as the scalar
+// path does: the same bits as scalar.
 let seed = 777;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 const random = (len: number, scale = 1) => Float32Array.from({ length: len }, () => rnd() * scale);
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
 const FORMATS = ['q8_0', 'q4_0', 'bf16'] as const;
+/** Batches smaller than this run the kernel a single row does (avx512; the other paths have one kernel). */
+const ONE_KERNEL_BELOW = { q8_0: 8, q4_0: 8, bf16: 4 } as const;
 
 describe('bitwise determinism of the native kernels', () => {
   const native = availableIsas().filter((i) => i !== 'portable');
@@ -30,22 +33,22 @@ describe('bitwise determinism of the native kernels', () => {
   const rowsOf = (a: Float32Array, i: number, j: number) => a.subarray(i * n, j * n);
   for (const isa of native)
     for (const fmt of FORMATS)
-      for (const m of [6, 11])
+      for (const m of [3, 6, 11])
         it(`${isa} ${fmt} m=${m}: 1, 2 and 3 threads give the same bits, and a row gives its bits anywhere in the batch`, () => {
           const xs = x.subarray(0, m * k);
           const one = run(isa, 1, fmt, xs, m);
           expect(one.some((v) => v !== 0)).toBe(true);
           for (const threads of [2, 3]) for (let rep = 0; rep < 3; rep++) expect(bits(run(isa, threads, fmt, xs, m))).toEqual(bits(one));
-          if (m < 8) {
+          if (m < ONE_KERNEL_BELOW[fmt] || isa !== 'avx512') {
             for (let i = 0; i < m; i++) expect(bits(run(isa, 2, fmt, xs.subarray(i * k, (i + 1) * k), 1))).toEqual(bits(rowsOf(one, i, i + 1)));
           } else {
-            // the batch rotated by 3 rows: every row's output rotates with it
+            // the batch rotated by 2 rows: every row's output rotates with it
             const rot = new Float32Array(m * k);
-            rot.set(xs.subarray(3 * k), 0);
-            rot.set(xs.subarray(0, 3 * k), (m - 3) * k);
+            rot.set(xs.subarray(2 * k), 0);
+            rot.set(xs.subarray(0, 2 * k), (m - 2) * k);
             const got = run(isa, 2, fmt, rot, m);
-            expect(bits(rowsOf(got, 0, m - 3))).toEqual(bits(rowsOf(one, 3, m)));
-            expect(bits(rowsOf(got, m - 3, m))).toEqual(bits(rowsOf(one, 0, 3)));
+            expect(bits(rowsOf(got, 0, m - 2))).toEqual(bits(rowsOf(one, 2, m)));
+            expect(bits(rowsOf(got, m - 2, m))).toEqual(bits(rowsOf(one, 0, 2)));
           }
         });
 
