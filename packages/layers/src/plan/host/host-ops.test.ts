@@ -215,6 +215,8 @@ describe.each(availableIsas().filter((isa, i) => i === 0 || isa === 'portable'))
       [{ seqId: 1, queryLen: 1, contextLen: 6, blockTable: [3, 7] }, { seqId: 2, queryLen: 3, contextLen: 9, blockTable: [0, 1, 2] }, { seqId: 3, queryLen: 2, contextLen: 4, blockTable: [3, 9] }],
       [{ seqId: 1, queryLen: 1, contextLen: 7, blockTable: [3, 7] }, { seqId: 2, queryLen: 1, contextLen: 12, blockTable: [0, 1, 2, 5] }],
     ];
+    // With a window every layer has, the engine frees blocks wholly behind it (−1 in the table): never read.
+    if (window !== null) steps.push([{ seqId: 2, queryLen: 1, contextLen: 13, blockTable: [-1, -1, 2, 5] }]);
     let seed = 20;
     for (const seqs of steps) {
       const meta = buildAttentionMetadata(seqs, bs);
