@@ -12,6 +12,7 @@ import { WeftError } from '@weft/core';
 import type { EmbeddingWeight } from '../../embedding-weight.js';
 import type { LinearWeight } from '../../linear/linear-weight.js';
 import type { Parameter } from '../../parameter.js';
+import type { HeadMatrices } from '../ops.js';
 import { matrixStorage, vectorData } from '../weights.js';
 import { BUF } from './device.js';
 
@@ -36,6 +37,7 @@ const ceil = (x: number, m: number) => Math.ceil(x / m) * m;
 export class GpuWeights {
   private readonly matrices = new Map<LinearWeight | EmbeddingWeight, GpuMatrix>();
   private readonly vectors = new Map<Parameter, GPUBuffer>();
+  private readonly headMats = new Map<HeadMatrices, GPUBuffer>();
   private readonly owned: GPUBuffer[] = [];
 
   constructor(private readonly device: GPUDevice) {}
@@ -44,6 +46,19 @@ export class GpuWeights {
     let m = this.matrices.get(w);
     if (!m) this.matrices.set(w, (m = this.upload(w)));
     return m;
+  }
+
+  /** MLA's per-head fp32 matrices `[heads, k, n]`, as given. */
+  heads(m: HeadMatrices): GPUBuffer {
+    let b = this.headMats.get(m);
+    if (!b) {
+      const v = m.data();
+      if (v.length !== m.heads * m.k * m.n) throw new WeftError(`webgpu plan: ${m.name} has ${v.length} values, expected [${m.heads}, ${m.k}, ${m.n}]`);
+      b = this.buffer(v.byteLength, m.name);
+      this.device.queue.writeBuffer(b, 0, v.buffer, v.byteOffset, v.byteLength);
+      this.headMats.set(m, b);
+    }
+    return b;
   }
 
   vector(p: Parameter): GPUBuffer {
@@ -62,6 +77,7 @@ export class GpuWeights {
     this.owned.length = 0;
     this.matrices.clear();
     this.vectors.clear();
+    this.headMats.clear();
   }
 
   private buffer(bytes: number, name: string): GPUBuffer {

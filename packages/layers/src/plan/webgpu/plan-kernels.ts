@@ -11,17 +11,19 @@
  */
 import { WeftError } from '@weft/core';
 import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
-import type { ActView, AttentionOp, LinearOp, PlanAct, PlanOp, RotaryOp } from '../ops.js';
+import type { ActView, AttentionOp, HeadMatrices, LinearOp, PlanAct, PlanOp, RotaryOp } from '../ops.js';
 import { split } from './device.js';
 import type { GpuMatrix } from './gpu-weights.js';
 import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
 import type { Binder } from './wgsl-common.js';
+import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
 
 export interface KernelContext {
   matrix(w: LinearOp['weight']): GpuMatrix;
   vector(p: NonNullable<LinearOp['bias']>): GPUBuffer;
+  heads(m: HeadMatrices): GPUBuffer;
   cache(index: number): CacheBuffers;
   cosSin(rope: RotaryEmbedding): GPUBuffer;
   ids: GPUBuffer;
@@ -116,6 +118,14 @@ function io(op: PlanOp): { reads: ActView[]; writes: ActView[] } {
     case 'gatherSampled':
     case 'gatherColumns':
       return { reads: [op.x], writes: [op.out] };
+    case 'copyHeads':
+      return { reads: [{ act: op.x.act, col: op.x.col, width: (op.heads - 1) * op.xStride + op.width }], writes: [] };
+    case 'headMatmul':
+      return { reads: [op.x], writes: [] };
+    case 'roundInput':
+      return { reads: [], writes: [] };
+    case 'moe':
+      return { reads: [op.x, op.logits], writes: [op.out] };
     default:
       throw new Error(`plan-kernels: unknown op ${(op as PlanOp).kind}`);
   }
@@ -236,6 +246,18 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         break;
       case 'gatherSampled':
         out.push(simple('gather_sampled', (b) => gatherSampledWgsl(b, op), (_T, S) => per256(S * op.x.width)));
+        break;
+      case 'copyHeads':
+        if (op.x.act === op.out.act) throw new WeftError(`webgpu plan: copyHeads within ${op.x.act.name} (x and out must not overlap)`);
+        out.push(simple('copy_heads', (b) => copyHeadsWgsl(b, op), (T, S) => per256(rowsOf(op.x.act, T, S) * op.heads * op.width)));
+        break;
+      case 'headMatmul': {
+        const w = ctx.heads(op.weight);
+        out.push(simple('head_matmul', (b) => headMatmulWgsl(b, op, w), (T, S) => per256(rowsOf(op.x.act, T, S) * op.weight.heads * op.weight.n)));
+        break;
+      }
+      case 'roundInput':
+        // The WGSL linear kernels are weight-only: they see their input as it is (ops.ts: unchanged).
         break;
       case 'allReduce':
       case 'gatherColumns':

@@ -23,6 +23,7 @@ import { PlanBuilder, view, whole, type DevicePlan } from '../builder.js';
 import type { PlanStepInput } from '../executor.js';
 import type { AttentionOp, PlanAct } from '../ops.js';
 import { requestDevice } from './device.js';
+import { HostPlanExecutor } from '../host/host-executor.js';
 import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
 
 let device: GPUDevice;
@@ -238,6 +239,29 @@ describe('a decoder-shaped chain (the executor fuses residual adds, norms into G
     });
     expect(maxDiff(out!.residual!, want.r)).toBeLessThan(2e-4);
     expect(maxDiff(out!.hidden!, want.f)).toBeLessThan(2e-4);
+  });
+});
+
+describe('MLA ops against the host executor', () => {
+  it.each([4, 19])('headMatmul over strided heads, copyHeads strided and repeating, roundInput (%i rows)', async (T) => {
+    const [H, k, n, xStride, outStride] = [3, 8, 6, 11, 9];
+    const wdata = rand([H, k, n], 111);
+    const b = new PlanBuilder();
+    const x = b.act('x', 2 + H * xStride);
+    const out = b.act('out', 1 + H * outStride + 4);
+    // Weight-only kernels see their input as it is: roundInput leaves it (as the host does for fp32).
+    b.op({ kind: 'roundInput', x: whole(x), weight: linearWeight(4, 32, 'fp32', 112) });
+    b.op({ kind: 'headMatmul', x: view(x, 2, (H - 1) * xStride + k), xStride, out: view(out, 1, (H - 1) * outStride + n), outStride, weight: { name: 'W_UK', heads: H, k, n, data: () => wdata } });
+    b.op({ kind: 'copyHeads', x: view(x, 2 + k, 3), xStride: 0, out: view(out, 1 + n, (H - 1) * outStride + 3), outStride, heads: H, width: 3 });
+    b.op({ kind: 'copyHeads', x: view(x, 0, 2), xStride: 0, out: view(out, 1 + H * outStride, 4), outStride: 2, heads: 2, width: 2 });
+    const plan = b.build(1, { inHidden: x, inResidual: out, hidden: out });
+    const input = stepInput(T, { hidden: rand([T, x.width], 113), residual: rand([T, out.width], 114) });
+    const [gpu] = await run(plan, [input]);
+    const host = new HostPlanExecutor(plan, { isa: 'portable' });
+    host.initCaches(40, BS);
+    const want = await host.step(input);
+    host.dispose();
+    expect(maxDiff(gpu!.hidden!, want.hidden!)).toBeLessThan(1e-5);
   });
 });
 

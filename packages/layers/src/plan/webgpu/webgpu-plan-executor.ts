@@ -29,7 +29,7 @@ import { Binder, layoutOffsets, type StepLayout } from './wgsl-common.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
   name: 'webgpu',
-  ops: new Set<PlanOpKind>(['embed', 'rmsNorm', 'linear', 'rotary', 'attention', 'gatedAct', 'add', 'allReduce', 'gatherSampled', 'gatherColumns', 'softcap']),
+  ops: new Set<PlanOpKind>(['embed', 'rmsNorm', 'linear', 'rotary', 'attention', 'gatedAct', 'add', 'allReduce', 'gatherSampled', 'gatherColumns', 'softcap', 'copyHeads', 'headMatmul', 'roundInput']),
 };
 
 export interface WebGpuPlanExecutorOptions {
@@ -284,6 +284,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const ctx: KernelContext = {
       matrix: (w) => this.weights.matrix(w),
       vector: (p) => this.weights.vector(p),
+      heads: (m) => this.weights.heads(m),
       cache: (i) => this.caches[i]!,
       cosSin: (r) => this.ropes.get(r)!,
       ids: this.ids,
