@@ -248,7 +248,7 @@ export function startState(start: NonNullable<StepSeq['start']>): SeqState {
   return { sampling, history: { prompt: new Set(start.history?.prompt ?? []), output } };
 }
 
-async function allGatherCounts(state: ParallelState, n: number): Promise<number[]> {
+export async function allGatherCounts(state: ParallelState, n: number): Promise<number[]> {
   const mine = tf.tensor1d([n], 'int32');
   const all = await state.dp.allGather(mine, 0);
   const counts = Array.from(await all.data());

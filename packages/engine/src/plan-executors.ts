@@ -18,7 +18,6 @@ export type PlanChoice = { plan: DevicePlan; name: string; factory: PlanExecutor
 export function choosePlanExecutor(model: CausalLMRank, state: ParallelState, args: RankArgs): PlanChoice {
   const mode = args.devicePlan ?? 'auto';
   if (mode === false) return { reason: 'devicePlan: false' };
-  if (state.dp.worldSize > 1 && model.needsDpLockstep) return { reason: 'experts span dp replicas (dummy batches)' };
   if (!model.recordPlan) return { reason: 'the model records no device plan' };
   const why = model.planUnsupported?.() ?? null;
   if (why) return { reason: why };

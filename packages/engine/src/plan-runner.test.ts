@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parityBackends, type FixtureCase } from '@weft/layers';
+import { compareLogits, parityBackends, type FixtureCase } from '@weft/layers';
 import { describe, expect, it } from 'vitest';
 import { expectFixtureParity, FIXTURE_BOUND, type ParityBound } from './fixture-parity.js';
 import { LLM, type LLMOptions } from './llm.js';
@@ -46,6 +46,8 @@ const CASES: Case[] = [
   { name: 'deepseek v2-lite', fixture: 'deepseek-v2-lite-tiny', opts: { devicePlan: true } },
   { name: 'qwen3-moe tp2', fixture: 'qwen3-moe-tiny', opts: { devicePlan: true, tp: 2 } },
   { name: 'mixtral', fixture: 'mixtral-tiny', opts: { devicePlan: true } },
+  { name: 'deepseek v3 dp2 tp2 ep4 (dummy batches)', fixture: 'deepseek-v3-tiny', opts: { devicePlan: true, dp: 2, tp: 2, enableExpertParallel: true } },
+  { name: 'qwen3-moe dp2 ep2 pp2', fixture: 'qwen3-moe-tiny', opts: { devicePlan: true, dp: 2, pp: 2, enableExpertParallel: true } },
 ];
 
 describe.each(parityBackends().map((b) => [b.backend, b] as const))('on %s', (_b, { backend, skip }) => {
@@ -62,4 +64,25 @@ describe.each(parityBackends().map((b) => [b.backend, b] as const))('on %s', (_b
       await llm.close();
     }
   });
+});
+
+// One request on two replicas whose experts span both: the idle replica runs dummy batches on every step
+// (its own KV block), and the busy one's tokens and logits equal a single replica's.
+it('dp 2 × ep: the idle replica steps with dummy batches, the busy one equals tp 1', async () => {
+  const dir = fixtureDir('deepseek-v3-tiny');
+  const prompt = casesOf('deepseek-v3-tiny')[0]!.input_ids;
+  const gen = { maxTokens: 6, returnLogits: true, ignoreEos: true } as const;
+  const one = await LLM.load(dir, { devicePlan: true, backend: 'tensorflow' });
+  const want = await one.generate([prompt], gen).finally(() => one.close());
+  const two = await LLM.load(dir, { devicePlan: true, backend: 'tensorflow', dp: 2, enableExpertParallel: true, trace: true });
+  try {
+    expect(two.stepPath).toBe('plan (host)');
+    const got = await two.generate([prompt], gen);
+    expect(got[0]!.tokenIds).toEqual(want[0]!.tokenIds);
+    got[0]!.logits!.forEach((row, t) => expect(compareLogits([row], want[0]!.logits![t]!).maxAbs, `step ${t}`).toBeLessThan(1e-4));
+    // The idle replica (one rank) ran a dummy batch beside each of the busy one's decode steps.
+    expect(two.trace().traceEvents.filter((e) => e.name === 'dummy batch').length).toBeGreaterThanOrEqual(5);
+  } finally {
+    await two.close();
+  }
 });

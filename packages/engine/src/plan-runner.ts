@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
 import { buildAttentionMetadata, traced, type CausalLMRank, type DevicePlan, type IntermediateTensors, type PlanExecutor, type Tracer } from '@weft/layers';
-import { ModelRunner, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
+import { allGatherCounts, ModelRunner, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
 import type { SampledToken, StepSeq } from './protocol.js';
 import { argmax, sampleToken } from './sampler.js';
 import { usesLogitsProcessors, usesPenalties, type SamplingParams } from './sampling-params.js';
@@ -33,6 +33,8 @@ export type PlanExecutorFactory = (plan: DevicePlan) => PlanExecutor | Promise<P
 export class PlanRunner implements RankRunner {
   private executor: PlanExecutor | null = null;
   private blockSize = 16;
+  /** Replicas step together (experts span dp): a KV block past the engine's, which dummy batches write. */
+  private dummyBlock: number | null = null;
   private readonly seqs = new Map<number, SeqState>();
   /** The tfjs path, made on the first `logits-all` step only. */
   private tfjs: ModelRunner | null = null;
@@ -53,6 +55,8 @@ export class PlanRunner implements RankRunner {
   async initKVCaches(numBlocks: number, blockSize: number): Promise<number> {
     this.blockSize = blockSize;
     if (this.tfjs && !this.executor) return this.tfjs.initKVCaches(numBlocks, blockSize);
+    const lockstep = this.state.dp.worldSize > 1 && this.model.needsDpLockstep === true;
+    this.dummyBlock = lockstep ? numBlocks : null;
     if (!this.executor) {
       try {
         this.executor = await this.makeExecutor(this.plan);
@@ -62,7 +66,7 @@ export class PlanRunner implements RankRunner {
         return this.tfjsRunner().initKVCaches(numBlocks, blockSize);
       }
     }
-    return this.executor.initCaches(numBlocks, blockSize);
+    return this.executor.initCaches(numBlocks + (lockstep ? 1 : 0), blockSize);
   }
 
   private get isReporter(): boolean {
@@ -77,10 +81,22 @@ export class PlanRunner implements RankRunner {
     const seqs = msg.replicas[dpRank] ?? [];
     if (reporter) for (const s of seqs) if (s.start) this.seqs.set(s.seqId, startState(s.start));
     const empty = reporter ? { dpRank, sampled: [] } : null;
-    if (seqs.reduce((a, s) => a + s.tokens.length, 0) === 0) return empty;
+    const numTokens = seqs.reduce((a, s) => a + s.tokens.length, 0);
     const executor = this.executor;
     const plan = this.plan;
     if (!executor) throw new Error('rank: step before init-kv');
+    if (this.dummyBlock !== null) {
+      // vLLM's coordinate_batch_across_dp: a replica with no work runs a one-token dummy batch (into its own
+      // KV block, sampling nothing) so the expert collectives spanning replicas stay in step.
+      const counts = await allGatherCounts(this.state, numTokens);
+      if (counts.every((n) => n === 0)) return empty;
+      if (numTokens === 0) {
+        await traced(this.tracer, 'dummy batch', 'step', () => this.dummyStep(executor));
+        return empty;
+      }
+    } else if (numTokens === 0) {
+      return empty;
+    }
     const meta = buildAttentionMetadata(
       seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: s.contextLen, blockTable: s.blockTable })),
       this.blockSize,
@@ -91,15 +107,7 @@ export class PlanRunner implements RankRunner {
       if (!st) throw new Error(`rank: sequence ${s.seqId} sampled before it was started`);
       return st;
     };
-    const pp = this.state.pp;
-    let hidden: Float32Array | undefined;
-    let residual: Float32Array | undefined;
-    if (!this.model.isFirstStage) {
-      const d = (await pp.recvTensorDict(pp.rankInGroup - 1)) as unknown as IntermediateTensors;
-      hidden = (await d.hidden_states.data()) as Float32Array;
-      residual = (await d.residual.data()) as Float32Array;
-      tf.dispose([d.hidden_states, d.residual]);
-    }
+    const { hidden, residual } = await this.recvFromPrevious();
     const out = await traced(this.tracer, 'plan step', 'compute', () =>
       executor.step({
         tokenIds: Int32Array.from(seqs.flatMap((s) => s.tokens)),
@@ -113,11 +121,7 @@ export class PlanRunner implements RankRunner {
       }),
     );
     if (!this.model.isLastStage) {
-      const T = meta.seqs.reduce((a, s) => a + s.queryLen, 0);
-      const H = out.hidden!.length / T;
-      const dict = { hidden_states: tf.tensor2d(out.hidden!, [T, H]), residual: tf.tensor2d(out.residual!, [T, H]) };
-      await pp.sendTensorDict(dict, pp.rankInGroup + 1);
-      tf.dispose(Object.values(dict));
+      await this.sendOn(out.hidden!, out.residual!, numTokens);
       return null;
     }
     if (!reporter) return null;
@@ -138,6 +142,33 @@ export class PlanRunner implements RankRunner {
       return r;
     });
     return { dpRank, sampled };
+  }
+
+  /** One token at position 0 in the dummy block through this stage (and the pipeline), nothing sampled. */
+  private async dummyStep(executor: PlanExecutor): Promise<void> {
+    const { hidden, residual } = await this.recvFromPrevious();
+    const seqs = buildAttentionMetadata([{ seqId: -1, queryLen: 1, contextLen: 0, blockTable: [this.dummyBlock!] }], this.blockSize).seqs;
+    const out = await executor.step({ tokenIds: Int32Array.of(0), positions: Int32Array.of(0), seqs, blockSize: this.blockSize, sampledRows: new Int32Array(0), hidden, residual });
+    if (!this.model.isLastStage) await this.sendOn(out.hidden!, out.residual!, 1);
+  }
+
+  /** Non-first stages: the previous stage's `{hidden_states, residual}`. */
+  private async recvFromPrevious(): Promise<{ hidden?: Float32Array; residual?: Float32Array }> {
+    if (this.model.isFirstStage) return {};
+    const pp = this.state.pp;
+    const d = (await pp.recvTensorDict(pp.rankInGroup - 1)) as unknown as IntermediateTensors;
+    const hidden = (await d.hidden_states.data()) as Float32Array;
+    const residual = (await d.residual.data()) as Float32Array;
+    tf.dispose([d.hidden_states, d.residual]);
+    return { hidden, residual };
+  }
+
+  private async sendOn(hidden: Float32Array, residual: Float32Array, rows: number): Promise<void> {
+    const pp = this.state.pp;
+    const H = hidden.length / rows;
+    const dict = { hidden_states: tf.tensor2d(hidden, [rows, H]), residual: tf.tensor2d(residual, [rows, H]) };
+    await pp.sendTensorDict(dict, pp.rankInGroup + 1);
+    tf.dispose(Object.values(dict));
   }
 
   private tfjsRunner(): ModelRunner {
