@@ -176,19 +176,16 @@ export class FusedMoE {
   /** Why `record` cannot run on this rank's layout, or null. */
   planUnsupported(): string | null {
     if (!this.gate) return `${this.prefix}: FusedMoE without a gate (router logits from outside) has no device plan`;
-    // EP over DP replicas exchanges tokens of different batches: a plan has no such boundary yet.
-    if (this.ep && this.ep.worldSize > this.tp.worldSize) {
-      return `${this.prefix}: expert parallelism across DP replicas (EP ${this.ep.worldSize} > TP ${this.tp.worldSize}) has no device plan yet`;
-    }
     return null;
   }
 
   /**
    * Records the block: the replicated gate → router logits, the `moe` op over this rank's experts (all of
    * them TP-split, or under EP its whole ones), the shared experts' TP partial added, then the one TP
-   * all-reduce. Under EP (its group then being the TP group) every rank runs its experts on all the
-   * step's tokens and the all-reduce sums the ranks' parts: the same sum as the tfjs path's token
-   * exchange, added in another order (fp32 rounding apart).
+   * all-reduce. Under EP within TP (DP 1: the EP group is the TP group) every rank runs its experts on all
+   * the step's tokens and the all-reduce sums the ranks' parts: the same sum as the tfjs path's token
+   * exchange, added in another order (fp32 rounding apart). Under EP across DP replicas the op exchanges
+   * this TP rank's share of the tokens as `forward` does (`MoeExchange`, a plan boundary).
    */
   record(b: PlanBuilder, x: ActView): ActView {
     const why = this.planUnsupported();
@@ -206,6 +203,7 @@ export class FusedMoE {
       correctionBias: this.correctionBias,
       numExperts: this.numExperts,
       experts: this.experts.planExperts(),
+      exchange: this.ep && this.ep.worldSize > this.tp.worldSize ? { ep: this.ep, tp: this.tp, dispatch: this.dispatch, owners: this.owners } : null,
     });
     if (this.sharedExperts) b.op({ kind: 'add', a: out, b: this.sharedExperts.record(b, x, 'moe.shared'), out });
     if (this.reduceResults) b.allReduce(out, this.tp);

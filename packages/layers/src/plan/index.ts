@@ -11,6 +11,7 @@ export type {
   HeadMatmulOp,
   HeadMatrices,
   LinearOp,
+  MoeExchange,
   MoeExpert,
   MoeOp,
   PlanAct,
@@ -25,5 +26,5 @@ export { PlanBuilder, view, whole, type DevicePlan } from './builder.js';
 export { matrixStorage, vectorData, type MatrixStorage } from './weights.js';
 export { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from './executor.js';
 export { allReduceHost, gatherColumnsHost } from './collectives.js';
-export { HostPlanExecutor, HOST_CAPS, HOST_OPS, fixturePlanParity, hostFixtureParity, hostFixtureCheck, parityReport, HOST_PARITY_BOUNDS, type HostPlanExecutorOptions, type HostOpImpl, type HostOpTable, type FixturePlanParity, type HostFixtureOptions, type ParityBound } from './host/index.js';
+export { HostPlanExecutor, HOST_CAPS, HOST_OPS, fixturePlanParity, fixtureSchedule, hostFixtureParity, hostFixtureCheck, parityReport, HOST_PARITY_BOUNDS, type HostPlanExecutorOptions, type HostOpImpl, type HostOpTable, type FixturePlanParity, type HostFixtureOptions, type ParityBound } from './host/index.js';
 export { WebGpuPlanExecutor, WEBGPU_CAPS, webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS, type WebGpuPlanExecutorOptions } from './webgpu/index.js';

@@ -18,6 +18,7 @@ import type { LinearWeight } from '../linear/linear-weight.js';
 import type { Parameter } from '../parameter.js';
 import type { EmbeddingWeight } from '../embedding-weight.js';
 import type { RotaryEmbedding } from '../rotary/rotary-embedding.js';
+import type { DispatchMethod } from '../moe/dispatch.js';
 import type { MoERouting } from '../moe/fused-moe.js';
 
 export interface PlanAct {
@@ -195,7 +196,8 @@ export interface MoeExpert {
  * ascending global id, starting from zero: `out[t] += w · down_e(silu(g) · u)` with `g | u = gateUp_e(x[t])`,
  * both through the weight's linear method (as a `linear` op, quantized activations included); `out` is
  * overwritten. Experts held on other EP ranks (absent from `experts`) and TP-split experts (their partial)
- * give this rank's part of the sum: the layer records the all-reduce that completes it.
+ * give this rank's part of the sum: the layer records the all-reduce that completes it. With `exchange` (EP
+ * across DP replicas) the rows travel to the experts' ranks first (`MoeExchange`).
  */
 export interface MoeOp {
   readonly kind: 'moe';
@@ -209,6 +211,24 @@ export interface MoeOp {
   readonly numExperts: number;
   /** This rank's experts, ascending global id. */
   readonly experts: readonly MoeExpert[];
+  /** Expert parallelism across DP replicas (the EP group larger than TP), or null. */
+  readonly exchange: MoeExchange | null;
+}
+
+/**
+ * A `moe` op's token exchange when its EP group spans DP replicas (vLLM's EP = DP×TP): the op is then a plan
+ * boundary. This TP rank routes its even share of the step's rows (`tokenShare` over `tp`), the rows and their
+ * routing go to the EP ranks holding their experts (`dispatch` as `moe/dispatch.ts`: 'allgather' all-gathers
+ * every rank's rows and reduce-scatters the partial sums, 'alltoall' sends each row only where its experts
+ * are), each rank runs its experts on what it received, and the sums come back; `out` holds this rank's share
+ * of rows, zeros elsewhere (the layer's TP all-reduce completes them). Every EP rank runs the op every step.
+ */
+export interface MoeExchange {
+  readonly ep: GroupCoordinator;
+  readonly tp: GroupCoordinator;
+  readonly dispatch: DispatchMethod;
+  /** Global expert id → the EP rank holding it. */
+  readonly owners: Int32Array;
 }
 
 /** fp32 matrices `[heads, k, n]` (MLA's absorbed kv_b_proj halves, dequantized as vLLM does), made once at upload. */

@@ -65,7 +65,7 @@ function runOp(moe: FusedMoE, c: MoECase, kernels: PlanKernels, experts = moe.ex
   const out = b.act('out', c.H + 5);
   const op: MoeOp = {
     kind: 'moe', x: whole(x), logits: whole(logits), out: { act: out, col: 3, width: c.H },
-    routing: moe.routing, correctionBias: moe.correctionBias, numExperts: c.E, experts,
+    routing: moe.routing, correctionBias: moe.correctionBias, numExperts: c.E, experts, exchange: null,
   };
   const bufs = new Map<PlanAct, Float32Array>([
     [x, caseHidden(c, 0).data as Float32Array],

@@ -4,11 +4,16 @@
  * near-ties fall as `moe/router.ts` decides them), then each local expert's
  * tokens through @weft/cpu-kernels' linear (the weight's format: fp32, bf16,
  * Q8_0, Q4_0) and gated act, and the weighted sum in ascending expert id, as
- * `RoutedExperts.compute` adds them.
+ * `RoutedExperts.compute` adds them. Under EP across DP replicas the rows
+ * travel through `moe/dispatch.ts`'s exchange (the tfjs path's own code, so
+ * the same sums in the same order) before and after.
  */
 import { WeftError } from '@weft/core';
 import type { HostMatrix, PlanKernels } from '@weft/cpu-kernels';
 import type { HostRouting } from '../../moe/routed-experts.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { dispatchToExperts } from '../../moe/dispatch.js';
+import { tokenShare } from '../../moe/fused-moe.js';
 import { routingMethod } from '../../moe/router.js';
 import type { ActView, MoeOp } from '../ops.js';
 import type { HostBuffers } from './mla.js';
@@ -96,30 +101,17 @@ export function routeHost(op: Pick<MoeOp, 'routing' | 'numExperts'>, logits: Flo
 }
 
 /**
- * The op: this rank's experts' weighted sum into `op.out` (zero rows for tokens none of them serve), each
- * expert's rows through the kernels' linear (its format), SiLU·up (`gatedAct`) and linear again.
- * `bias` = the correction bias values (uploaded once) or null.
+ * This rank's experts' weighted sum over `N` rows of `x` (`[N, H]`) routed by `routing`, `[N, H]` (zero rows for
+ * rows none of them serve): each expert's rows through the kernels' linear (its format), SiLU·up
+ * (`gatedAct`) and linear again, added per row in ascending expert id.
  */
-export function moeHost(
-  op: MoeOp,
-  T: number,
-  buf: HostBuffers,
-  bias: Float32Array | null,
-  experts: readonly HostExpert[],
-  kernels: Pick<PlanKernels, 'linear' | 'gatedAct'>,
-): void {
-  const H = op.x.width;
-  if (op.out.width !== H || op.logits.width !== op.numExperts) {
-    throw new WeftError(`moe: views x ${H}, logits ${op.logits.width}, out ${op.out.width} columns; expected ${H}, ${op.numExperts}, ${H}`);
-  }
-  const x = columns(buf(op.x.act), op.x, T);
-  const routing = routeHost(op, columns(buf(op.logits.act), op.logits, T), T, bias);
-  const out = new Float32Array(T * H);
+export function expertsHost(x: Float32Array, N: number, H: number, routing: HostRouting, experts: readonly HostExpert[], kernels: Pick<PlanKernels, 'linear' | 'gatedAct'>): Float32Array {
+  const out = new Float32Array(N * H);
   const K = routing.topK;
   for (const expert of experts) {
     const rows: number[] = [];
     const scales: number[] = [];
-    for (let t = 0; t < T; t++) {
+    for (let t = 0; t < N; t++) {
       for (let k = 0; k < K; k++) {
         if (routing.ids[t * K + k] !== expert.id) continue;
         rows.push(t);
@@ -142,8 +134,49 @@ export function moeHost(
       for (let h = 0; h < H; h++) out[t * H + h] = f(out[t * H + h]! + f(y[r * H + h]! * w));
     });
   }
-  const dst = buf(op.out.act);
-  for (let t = 0; t < T; t++) dst.set(out.subarray(t * H, (t + 1) * H), t * op.out.act.width + op.out.col);
+  return out;
+}
+
+/**
+ * The op: this rank's experts' weighted sum into `op.out`; with `op.exchange` (EP across DP replicas) the
+ * rows go through the token exchange first and the op is async (a plan boundary). `bias` = the correction
+ * bias values (uploaded once) or null.
+ */
+export function moeHost(
+  op: MoeOp,
+  T: number,
+  buf: HostBuffers,
+  bias: Float32Array | null,
+  experts: readonly HostExpert[],
+  kernels: Pick<PlanKernels, 'linear' | 'gatedAct'>,
+): void | Promise<void> {
+  const H = op.x.width;
+  if (op.out.width !== H || op.logits.width !== op.numExperts) {
+    throw new WeftError(`moe: views x ${H}, logits ${op.logits.width}, out ${op.out.width} columns; expected ${H}, ${op.numExperts}, ${H}`);
+  }
+  const x = columns(buf(op.x.act), op.x, T);
+  const logits = columns(buf(op.logits.act), op.logits, T);
+  const write = (rows: Float32Array, start: number) => {
+    const dst = buf(op.out.act);
+    const n = rows.length / H;
+    for (let t = 0; t < T; t++) {
+      const at = t * op.out.act.width + op.out.col;
+      if (t >= start && t < start + n) dst.set(rows.subarray((t - start) * H, (t - start + 1) * H), at);
+      else dst.fill(0, at, at + H);
+    }
+  };
+  if (!op.exchange) return write(expertsHost(x, T, H, routeHost(op, logits, T, bias), experts, kernels), 0);
+  const { ep, tp, dispatch, owners } = op.exchange;
+  // Each TP peer dispatches an even share of the rows they hold alike (no row is sent twice), as FusedMoE.forward.
+  const [start, len] = tokenShare(T, tp.worldSize, tp.rankInGroup);
+  const routing = routeHost(op, logits.subarray(start * op.numExperts, (start + len) * op.numExperts), len, bias);
+  const mine = tf.tensor2d(x.subarray(start * H, (start + len) * H), [len, H]);
+  const local = (xs: tf.Tensor2D, r: HostRouting) => tf.tensor2d(expertsHost(xs.dataSync() as Float32Array, xs.shape[0], H, r, experts, kernels), [xs.shape[0], H]);
+  return dispatchToExperts(dispatch, ep, mine, routing, local, owners).then(async (y) => {
+    mine.dispose();
+    write((await y.data()) as Float32Array, start);
+    y.dispose();
+  });
 }
 
 /** A view's columns as a contiguous `[rows, width]` copy. */
