@@ -14,6 +14,8 @@ import { compareLogits, parityBackends, type FixtureCase } from '@weft/layers';
 import { describe, expect, it } from 'vitest';
 import { expectFixtureParity, FIXTURE_BOUND, type ParityBound } from './fixture-parity.js';
 import { LLM, type LLMOptions } from './llm.js';
+import { splitStep } from './plan-runner.js';
+import type { StepSeq } from './protocol.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
 const casesOf = (name: string, file = 'expected.json') => (JSON.parse(readFileSync(join(fixtureDir(name), file), 'utf8')) as { cases: FixtureCase[] }).cases;
@@ -88,4 +90,18 @@ it('dp 2 × ep: the idle replica steps with dummy batches, the busy one equals t
   } finally {
     await two.close();
   }
+});
+
+it('splitStep cuts a step to an executor capacity: chunks in order, at most maxSeqs, only last pieces sample', () => {
+  const seq = (seqId: number, n: number, contextLen: number, sample: boolean) =>
+    ({ seqId, tokens: Array.from({ length: n }, (_, i) => 100 * seqId + i), contextLen, blockTable: [seqId], sample, tokenIndex: 0 }) as StepSeq;
+  const batches = splitStep([seq(1, 1, 7, true), seq(2, 12, 3, true), seq(3, 1, 9, true), seq(4, 2, 0, false)], 5, 2);
+  const view = batches.map((b) => b.map((s) => [s.seqId, s.tokens.length, s.contextLen, s.sample, s.tokens[0]]));
+  expect(view).toEqual([
+    [[1, 1, 7, true, 100], [2, 4, 3, false, 200]],
+    [[2, 5, 7, false, 204]],
+    [[2, 3, 12, true, 209], [3, 1, 9, true, 300]],
+    [[4, 2, 0, false, 400]],
+  ]);
+  expect(splitStep([seq(1, 3, 0, true)], Infinity, Infinity)).toEqual([[seq(1, 3, 0, true)]]);
 });

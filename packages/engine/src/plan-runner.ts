@@ -80,23 +80,30 @@ export class PlanRunner implements RankRunner {
     for (const id of msg.freed[dpRank] ?? []) this.seqs.delete(id);
     const seqs = msg.replicas[dpRank] ?? [];
     if (reporter) for (const s of seqs) if (s.start) this.seqs.set(s.seqId, startState(s.start));
-    const empty = reporter ? { dpRank, sampled: [] } : null;
-    const numTokens = seqs.reduce((a, s) => a + s.tokens.length, 0);
     const executor = this.executor;
-    const plan = this.plan;
     if (!executor) throw new Error('rank: step before init-kv');
+    const batches = splitStep(seqs, executor.maxRows ?? Infinity, executor.maxSeqs ?? Infinity);
+    let runs = batches.length;
     if (this.dummyBlock !== null) {
-      // vLLM's coordinate_batch_across_dp: a replica with no work runs a one-token dummy batch (into its own
-      // KV block, sampling nothing) so the expert collectives spanning replicas stay in step.
-      const counts = await allGatherCounts(this.state, numTokens);
-      if (counts.every((n) => n === 0)) return empty;
-      if (numTokens === 0) {
-        await traced(this.tracer, 'dummy batch', 'step', () => this.dummyStep(executor));
-        return empty;
-      }
-    } else if (numTokens === 0) {
-      return empty;
+      // vLLM's coordinate_batch_across_dp: replicas run as many batches as the busiest; one with fewer runs
+      // one-token dummy batches (into its own KV block, sampling nothing) so the expert collectives spanning
+      // replicas stay in step.
+      runs = Math.max(...(await allGatherCounts(this.state, batches.length)));
     }
+    const sampled: SampledToken[] = [];
+    for (let i = 0; i < runs; i++) {
+      const batch = batches[i];
+      if (batch) sampled.push(...((await this.runBatch(executor, batch)) ?? []));
+      else await traced(this.tracer, 'dummy batch', 'step', () => this.dummyStep(executor));
+    }
+    return reporter ? { dpRank, sampled } : null;
+  }
+
+  /** One executor step over `seqs` (within its capacity); the sampling rank's sampled tokens, null elsewhere. */
+  private async runBatch(executor: PlanExecutor, seqs: StepSeq[]): Promise<SampledToken[] | null> {
+    const reporter = this.isReporter;
+    const plan = this.plan;
+    const numTokens = seqs.reduce((a, s) => a + s.tokens.length, 0);
     const meta = buildAttentionMetadata(
       seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: s.contextLen, blockTable: s.blockTable })),
       this.blockSize,
@@ -141,7 +148,7 @@ export class PlanRunner implements RankRunner {
       if (st.sampling.returnLogits) r.logits = row.slice();
       return r;
     });
-    return { dpRank, sampled };
+    return sampled;
   }
 
   /** One token at position 0 in the dummy block through this stage (and the pipeline), nothing sampled. */
@@ -182,4 +189,32 @@ export class PlanRunner implements RankRunner {
     if (this.tfjs) this.tfjs.dispose();
     else this.model.dispose();
   }
+}
+
+/**
+ * A step cut to an executor's capacity: batches of at most `maxSeqs` sequences and `maxRows` tokens, a long
+ * prompt chunk split in order (each piece sees the ones before it in the KV cache); only a sequence's last
+ * piece samples.
+ */
+export function splitStep(seqs: readonly StepSeq[], maxRows: number, maxSeqs: number): StepSeq[][] {
+  const batches: StepSeq[][] = [];
+  let cur: StepSeq[] = [];
+  let rows = 0;
+  const flush = () => {
+    if (cur.length) batches.push(cur);
+    cur = [];
+    rows = 0;
+  };
+  for (const s of seqs) {
+    for (let off = 0; off < s.tokens.length; ) {
+      if (cur.length === maxSeqs || rows === maxRows) flush();
+      const k = Math.min(s.tokens.length - off, maxRows - rows);
+      const last = off + k === s.tokens.length;
+      cur.push(k === s.tokens.length ? s : { ...s, tokens: s.tokens.slice(off, off + k), contextLen: s.contextLen + off, sample: s.sample && last });
+      rows += k;
+      off += k;
+    }
+  }
+  flush();
+  return batches;
 }

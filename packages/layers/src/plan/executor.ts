@@ -42,6 +42,9 @@ export interface PlanStepOutput {
 
 export interface PlanExecutor {
   readonly name: string;
+  /** Most rows (tokens) and sequences one step may carry (buffers sized once); absent: any. The runner splits bigger steps. */
+  readonly maxRows?: number;
+  readonly maxSeqs?: number;
   /** Allocate the paged KV caches (one per attention op's cacheIndex) for `numBlocks` blocks. Bytes used. */
   initCaches(numBlocks: number, blockSize: number): number | Promise<number>;
   step(input: PlanStepInput): Promise<PlanStepOutput>;
