@@ -1,9 +1,8 @@
 /**
  * Mixtral (a FusedMoE in every layer, `block_sparse_moe` names, softmax top-k renormalised, 3 experts, Mistral's
- * sliding window) through the device plan on the host executor against the same rank's tfjs forward
- * (wasm, @weft/cpu-kernels' a8 gemms for packed weights) and the fixtures' Hugging Face logits (the q8_0 / q4_0 a8
- * files made by tools/make_quant_expected.py) (layers'
- * hostFixtureParity: batched prefill, a chunk, batched decodes).
+ * sliding window) through the device plan on the host executor against the same rank's tfjs forward (wasm,
+ * @weft/cpu-kernels' a8 gemms for packed weights) and the fixtures' Hugging Face logits, the q8_0 / q4_0 a8
+ * files included (layers' hostFixtureParity: batched prefill, a chunk, batched decodes).
  */
 import { fileURLToPath } from 'node:url';
 import { initBackend, type WeightFormat } from '@weft/core';
