@@ -1,5 +1,5 @@
 /**
- * Qwen2 / Qwen3 (biases, q/k norm, sliding windows, tied heads) fixtures through the device plan on the WebGPU executor (Dawn: Mesa's
+ * Qwen2 / Qwen3 / Qwen3-MoE (biases, q/k norm, sliding windows, tied heads, routed experts) fixtures through the device plan on the WebGPU executor (Dawn: Mesa's
  * OpenGL here and in CI) against the same loaded rank's tfjs forward (cpu)
  * and the fixtures' Hugging Face logits (layers' webgpuFixtureCheck: batched
  * prefill, a chunk, batched decodes; the llama package's test has the formats).
@@ -19,6 +19,10 @@ const CASES = [
   { fixture: 'qwen2-swa-tied', file: 'expected.json', format: fp32 },
   { fixture: 'qwen3-tiny', file: 'expected.json', format: fp32 },
   { fixture: 'qwen3-bias-tied', file: 'expected.json', format: fp32 },
+  // MoE: router logits routed on the host, experts in ascending id on the device.
+  { fixture: 'qwen3-moe-tiny', file: 'expected.json', format: fp32 },
+  { fixture: 'qwen3-moe-swa', file: 'expected.json', format: fp32 },
+  { fixture: 'qwen3-moe-5e-dense', file: 'expected.json', format: fp32 },
 ];
 
 beforeAll(async () => {

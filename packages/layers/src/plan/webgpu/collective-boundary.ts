@@ -7,7 +7,7 @@
  * take part; the rest of each row is written back as it was.
  */
 import { allReduceHost, gatherColumnsHost } from '../collectives.js';
-import type { AllReduceOp, GatherColumnsOp, PlanAct } from '../ops.js';
+import type { ActView, AllReduceOp, GatherColumnsOp, PlanAct } from '../ops.js';
 import { MAP_READ_MODE } from './device.js';
 
 /** Runs `op` after `enc`'s work; 'no-logits' when a gather left this rank without the gathered columns. */
@@ -57,4 +57,19 @@ export async function runBoundary(
   for (let r = 0; r < oRows; r++) dst.set(g.subarray(r * o.width, (r + 1) * o.width), r * ow + o.col);
   if (oRows) device.queue.writeBuffer(actBuffer(o.act), 0, dst.buffer, dst.byteOffset, oRows * ow * 4);
   return null;
+}
+
+/** Submit `enc` with `rows` rows of `view`'s activation copied out; its columns, `[rows, view.width]`. */
+export async function readViewRows(device: GPUDevice, enc: GPUCommandEncoder, view: ActView, rows: number, actBuffer: (a: PlanAct) => GPUBuffer, readback: GPUBuffer): Promise<Float32Array> {
+  const W = view.act.width;
+  const bytes = rows * W * 4;
+  if (bytes) enc.copyBufferToBuffer(actBuffer(view.act), 0, readback, 0, bytes);
+  device.queue.submit([enc.finish()]);
+  await readback.mapAsync(MAP_READ_MODE);
+  const all = new Float32Array(readback.getMappedRange(0, Math.max(4, bytes)).slice(0));
+  readback.unmap();
+  if (view.col === 0 && view.width === W) return all.subarray(0, rows * W);
+  const out = new Float32Array(rows * view.width);
+  for (let r = 0; r < rows; r++) out.set(all.subarray(r * W + view.col, r * W + view.col + view.width), r * view.width);
+  return out;
 }

@@ -49,13 +49,13 @@ export interface Kernel {
 
 const rowsOf = (a: PlanAct, T: number, S: number) => (a.rows === 'tokens' ? T : S);
 const one = (n: number): [number, number] | null => (n > 0 ? split(n) : null);
-const per256 = (n: number) => one(Math.ceil(n / 256));
+export const per256 = (n: number): [number, number] | null => one(Math.ceil(n / 256));
 
-function simple(tag: string, code: (b: Binder) => string, wg: (T: number, S: number, decode: boolean) => [number, number] | null): Kernel {
+export function simple(tag: string, code: (b: Binder) => string, wg: (T: number, S: number, decode: boolean) => [number, number] | null): Kernel {
   return { tag, variant: () => '', code: (b) => code(b), workgroups: ({ T, S, decode }) => wg(T, S, decode) };
 }
 
-function linearKernel(tag: string, spec: MatmulSpec): Kernel {
+export function linearKernel(tag: string, spec: MatmulSpec): Kernel {
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
   return {
     tag,

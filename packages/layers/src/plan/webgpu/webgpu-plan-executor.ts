@@ -18,18 +18,19 @@ import { ConfigError, WeftError } from '@weft/core';
 import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { DevicePlan } from '../builder.js';
 import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
-import type { AllReduceOp, AttentionOp, GatherColumnsOp, PlanAct, PlanOpKind } from '../ops.js';
+import type { AllReduceOp, AttentionOp, GatherColumnsOp, MoeOp, PlanAct, PlanOpKind } from '../ops.js';
 import { BUF, MAP_READ_MODE, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
 import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
-import { runBoundary } from './collective-boundary.js';
+import { readViewRows, runBoundary } from './collective-boundary.js';
+import { MoeExperts, type ShapedKernel } from './moe-experts.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
 import { Binder, layoutOffsets, type StepLayout } from './wgsl-common.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
   name: 'webgpu',
-  ops: new Set<PlanOpKind>(['embed', 'rmsNorm', 'linear', 'rotary', 'attention', 'gatedAct', 'add', 'allReduce', 'gatherSampled', 'gatherColumns', 'softcap', 'copyHeads', 'headMatmul', 'roundInput']),
+  ops: new Set<PlanOpKind>(['embed', 'rmsNorm', 'linear', 'rotary', 'attention', 'gatedAct', 'add', 'allReduce', 'gatherSampled', 'gatherColumns', 'softcap', 'copyHeads', 'headMatmul', 'roundInput', 'moe']),
 };
 
 export interface WebGpuPlanExecutorOptions {
@@ -46,8 +47,9 @@ export interface WebGpuPlanExecutorOptions {
 
 interface Segment {
   kernels: Kernel[];
-  /** The collective that ends it (null: the last segment). */
-  boundary: AllReduceOp | GatherColumnsOp | null;
+  /** The collective (or the moe op, routed on the host) that ends it; null: the last segment. */
+  boundary: AllReduceOp | GatherColumnsOp | MoeOp | null;
+  moe: MoeExperts | null;
 }
 
 interface Variant {
@@ -75,6 +77,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   private ids!: GPUBuffer;
   private readback!: GPUBuffer;
   private segments: Segment[] = [];
+  private readonly scratches = new Map<string, PlanAct>();
   private readonly variants = new Map<Kernel, Map<string, Variant>>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private numBlocks = 0;
@@ -181,16 +184,24 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const rowsAsked = this.plan.outputs.logits ? Array.from({ length: S }, (_, s) => input.logitsRows?.[s] ?? true) : [];
     let holdsLogits = this.plan.outputs.logits !== null;
     const shape: StepShape = { T, S, decode: input.seqs.every((q) => q.queryLen === 1) };
+    // Dispatches routed on the host at the last moe boundary, recorded ahead of the next segment.
+    let prefix: ShapedKernel[] = [];
     for (const [i, seg] of this.segments.entries()) {
       if (seg.boundary) {
         const enc = this.device.createCommandEncoder();
-        this.encodeKernels(enc, seg.kernels, shape);
-        const got = await runBoundary(this.device, enc, seg.boundary, T, S, (a) => this.acts.get(a)!, this.readback);
+        this.encodeKernels(enc, seg.kernels, shape, prefix);
+        prefix = [];
+        const buf = (a: PlanAct) => this.acts.get(a)!;
+        if (seg.boundary.kind === 'moe') {
+          prefix = seg.moe!.dispatches(await readViewRows(this.device, enc, seg.boundary.logits, T, buf, this.readback), T);
+          continue;
+        }
+        const got = await runBoundary(this.device, enc, seg.boundary, T, S, buf, this.readback);
         if (got === 'no-logits') holdsLogits = false;
         continue;
       }
       const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
-      const cb = i === 0 && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked);
+      const cb = i === 0 && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix);
       this.pending = null;
       this.device.queue.submit([cb]);
       // A plan without collectives repeats its command buffer for the same shape: record the next one now.
@@ -211,6 +222,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       c.v?.destroy();
     }
     this.si?.destroy();
+    for (const s of this.segments) s.moe?.destroy();
     this.caches = [];
     this.acts.clear();
     this.variants.clear();
@@ -270,8 +282,21 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     for (const op of this.plan.ops) {
       if (op.kind === 'allReduce') bytes = Math.max(bytes, this.rowsCap(op.x.act) * op.x.act.width * 4);
       if (op.kind === 'gatherColumns') bytes = Math.max(bytes, this.rowsCap(op.x.act) * (op.x.act.width + op.out.act.width) * 4);
+      if (op.kind === 'moe') bytes = Math.max(bytes, this.maxRows * op.logits.act.width * 4);
     }
     this.readback = this.buffer(bytes, BUF.MAP_READ | BUF.COPY_DST, 'readback');
+  }
+
+  /** An activation of the executor's own (the moe op's per-expert rows), shared by every op of one width. */
+  private scratch(name: string, width: number): PlanAct {
+    const key = `${name}/${width}`;
+    let a = this.scratches.get(key);
+    if (!a) {
+      a = { id: this.plan.acts.length + this.scratches.size, name, width, rows: 'tokens' };
+      this.scratches.set(key, a);
+      this.acts.set(a, this.buffer(this.maxRows * width * 4, BUF.STORAGE | BUF.COPY_DST | BUF.COPY_SRC, name));
+    }
+    return a;
   }
 
   private rowsCap(a: PlanAct): number {
@@ -290,13 +315,16 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       ids: this.ids,
       sharedBytes: this.device.limits.maxComputeWorkgroupStorageSize,
     };
+    for (const s of this.segments) s.moe?.destroy();
     this.segments = [];
     let from = 0;
     for (let i = 0; i <= ops.length; i++) {
       const op = ops[i];
-      if (i < ops.length && op!.kind !== 'allReduce' && op!.kind !== 'gatherColumns') continue;
+      if (i < ops.length && op!.kind !== 'allReduce' && op!.kind !== 'gatherColumns' && op!.kind !== 'moe') continue;
       const kernels = buildKernels(ops, from, i, ctx, outs);
-      this.segments.push({ kernels, boundary: i < ops.length ? (op as AllReduceOp | GatherColumnsOp) : null });
+      const boundary = i < ops.length ? (op as AllReduceOp | GatherColumnsOp | MoeOp) : null;
+      const moe = boundary?.kind === 'moe' ? new MoeExperts(this.device, boundary, ctx, (name, width) => this.scratch(name, width), this.maxRows) : null;
+      this.segments.push({ kernels, boundary, moe });
       from = i + 1;
     }
     const last = this.segments[this.segments.length - 1]!;
@@ -322,11 +350,11 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     return v;
   }
 
-  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], shape: StepShape): number {
+  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], stepShape: StepShape, prefix: readonly ShapedKernel[] = []): number {
     const pass = enc.beginComputePass();
     let n = 0;
     let last: GPUComputePipeline | null = null;
-    for (const k of kernels) {
+    for (const { kernel: k, shape } of [...prefix, ...kernels.map((kernel) => ({ kernel, shape: stepShape }))]) {
       const key = k.variant(shape);
       const wg = k.workgroups(shape, key);
       if (!wg) continue;
@@ -341,10 +369,10 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   /** The last segment's command buffer: its kernels (argmax included), then the outputs into the read-back buffer. */
-  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[]): GPUCommandBuffer {
+  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[], prefix: ShapedKernel[] = []): GPUCommandBuffer {
     const { T, S } = shape;
     const enc = this.device.createCommandEncoder();
-    this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), shape);
+    this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), shape, prefix);
     const o = this.plan.outputs;
     let at = IDS_BYTES;
     if (o.logits) {
