@@ -4,11 +4,12 @@
  * so the embedding and LM head are noise; `--layers 22 --vocab 32000` is the whole TinyLlama-1.1B shape), random weights, per format. Both paths run the same loaded rank in this
  * process: the host executor (`recordPlan()` → HostPlanExecutor, @weft/cpu-kernels only) with each op timed, and
  * the tfjs forward on the tensorflow backend with @weft/cpu-kernels for the packed linears (the engine's tp 1
- * rank today). One sequence of `--context` tokens is prefilled, then `--steps` decode steps are timed (median);
+ * rank today). `--batch` sequences (default 1) of `--context` tokens are prefilled in one step, then `--steps` decode steps
+ * of one token a sequence are timed (median);
  * per op class µs are per decoder layer (median over the steps of each class's summed time). `uptime` is printed first: this machine is shared.
  *
  * usage: node --conditions=source --import tsx examples/src/bench/cpu-plan.ts [--formats bf16,q8_0,q4_0,fp32] [--layers 2] [--vocab 256] [--context 128]
- *          [--steps 16] [--threads 1] [--out bench-results/cpu-plan.json]
+ *          [--steps 16] [--threads 1] [--batch 1] [--out bench-results/cpu-plan.json]
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -62,10 +63,11 @@ async function main() {
       context: { type: 'string', default: '128' },
       steps: { type: 'string', default: '16' },
       threads: { type: 'string', default: '1' },
+      batch: { type: 'string', default: '1' },
       out: { type: 'string', default: 'bench-results/cpu-plan.json' },
     },
   });
-  const L = Number(values.layers), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
+  const L = Number(values.layers), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads), B = Number(values.batch);
   const uptime = execSync('uptime').toString().trim();
   console.log(uptime);
   const V = Number(values.vocab);
@@ -74,9 +76,9 @@ async function main() {
   if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape);
   const backend = await initBackend({ prefer: 'tensorflow' });
   const kinfo = useCpuQuantKernels({ threads });
-  console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); ${L} layers, vocab ${V}, context ${C}, ${N} decode steps`);
-  const blockSize = 16, numBlocks = Math.ceil((C + N + 4) / blockSize);
-  const table = Array.from({ length: numBlocks }, (_, i) => i);
+  console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); ${L} layers, vocab ${V}, batch ${B}, context ${C}, ${N} decode steps`);
+  const blockSize = 16, perSeq = Math.ceil((C + N + 4) / blockSize), numBlocks = B * perSeq;
+  const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
   const results: Record<string, unknown>[] = [];
   for (const fmt of values.formats!.split(',')) {
     const format = FORMATS[fmt];
@@ -88,7 +90,10 @@ async function main() {
     } finally {
       ckpt.close();
     }
-    const metaAt = (ctx: number, q: number): AttentionMetadata => buildAttentionMetadata([{ seqId: 0, queryLen: q, contextLen: ctx, blockTable: table }], blockSize);
+    // B sequences at the same context, q new tokens each
+    const metaAt = (ctx: number, q: number): AttentionMetadata =>
+      buildAttentionMetadata(tables.map((blockTable, seqId) => ({ seqId, queryLen: q, contextLen: ctx, blockTable })), blockSize);
+    const lastRows = (q: number) => Int32Array.from({ length: B }, (_, b) => b * q + q - 1);
     const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % V);
 
     // host executor
@@ -108,7 +113,7 @@ async function main() {
     const hostStep = async (ctx: number, q: number) => {
       const meta = metaAt(ctx, q);
       const t0 = performance.now();
-      await ex.step({ tokenIds: ids(q), positions: positionsOf(meta), seqs: meta.seqs, blockSize, sampledRows: Int32Array.of(q - 1) });
+      await ex.step({ tokenIds: ids(B * q), positions: positionsOf(meta), seqs: meta.seqs, blockSize, sampledRows: lastRows(q) });
       return performance.now() - t0;
     };
     // tfjs path on the same parameters, its own caches
@@ -116,11 +121,11 @@ async function main() {
     model.bindKVCaches(caches);
     const tfjsStep = async (ctx: number, q: number) => {
       const meta = metaAt(ctx, q);
-      const inputIds = tf.tensor1d(ids(q), 'int32');
+      const inputIds = tf.tensor1d(ids(B * q), 'int32');
       const positions = tf.tensor1d(positionsOf(meta), 'int32');
       const t0 = performance.now();
       const hidden = (await model.forward({ inputIds, positions, meta, useCache: true }, null)) as tf.Tensor2D;
-      const last = tf.slice(hidden, [q - 1, 0], [1, -1]) as tf.Tensor2D;
+      const last = tf.gather(hidden, tf.tensor1d(lastRows(q), 'int32')) as tf.Tensor2D;
       const logits = await model.computeLogits(last);
       await logits!.data();
       const ms = performance.now() - t0;
@@ -149,8 +154,8 @@ async function main() {
     const classes = Object.fromEntries([...perClass].map(([k, list]) => [k, +((median(list) * 1000) / perLayer(k)).toFixed(1)]));
     const row = {
       format: fmt,
-      hostTokS: +(1000 / median(hostDecode)).toFixed(2),
-      tfjsTokS: +(1000 / median(tfjsDecode)).toFixed(2),
+      hostTokS: +((1000 * B) / median(hostDecode)).toFixed(2),
+      tfjsTokS: +((1000 * B) / median(tfjsDecode)).toFixed(2),
       hostDecodeMs: +median(hostDecode).toFixed(3),
       tfjsDecodeMs: +median(tfjsDecode).toFixed(3),
       hostPerLayerMs: +(median(hostDecode) / L).toFixed(3),
@@ -166,7 +171,7 @@ async function main() {
   const after = execSync('uptime').toString().trim();
   console.log(after);
   mkdirSync(dirname(values.out!), { recursive: true });
-  writeFileSync(values.out!, JSON.stringify({ uptime, after, layers: L, vocab: V, context: C, steps: N, threads, results }, null, 2));
+  writeFileSync(values.out!, JSON.stringify({ uptime, after, layers: L, vocab: V, context: C, steps: N, threads, batch: B, results }, null, 2));
 }
 
 main().catch((e) => {

@@ -80,11 +80,13 @@ AI FC void axpy(float p, const float *v, float *o, int n) {
  * SiLU's σ only needs 1 + e^x to be huge).
  */
 AI FC vf vexp(vf x) {
-  const vi under = x < -87.3365447505531f;
-  for (int l = 0; l < VL; l++) x[l] = __builtin_fminf(__builtin_fmaxf(x[l], -87.3365447505531f), 88.3762626647949f);
-  vf fx = x * 1.44269504088896341f + 0.5f;
-  vf fl;
-  for (int l = 0; l < VL; l++) fl[l] = __builtin_floorf(fx[l]);
+  const vf lo = (vf){0} - 87.3365447505531f, hi = (vf){0} + 88.3762626647949f;
+  const vi under = x < lo, over = x > hi; /* clamped by bit selects: fminf/fmaxf stay library calls per lane */
+  x = (vf)(((vi)x & ~(under | over)) | ((vi)lo & under) | ((vi)hi & over));
+  const vf fx = x * 1.44269504088896341f + 0.5f;
+  vi n = __builtin_convertvector(fx, vi); /* toward zero; then floor: one less where that rounded up */
+  n += __builtin_convertvector(n, vf) > fx;
+  const vf fl = __builtin_convertvector(n, vf);
   x = x - fl * 0.693359375f + fl * 2.12194440e-4f;
   vf y = (vf){0} + 1.9875691500E-4f;
   y = y * x + 1.3981999507E-3f;
@@ -93,16 +95,9 @@ AI FC vf vexp(vf x) {
   y = y * x + 1.6666665459E-1f;
   y = y * x + 5.0000001201E-1f;
   y = y * (x * x) + x + 1.0f;
-  vi n = __builtin_convertvector(fl, vi);
   n = (n + 127) << 23;
-  vf p2;
-  memcpy(&p2, &n, sizeof p2);
-  y = y * p2;
-  vi yi;
-  memcpy(&yi, &y, sizeof yi);
-  yi &= ~under;
-  memcpy(&y, &yi, sizeof y);
-  return y;
+  y = y * (vf)n;
+  return (vf)((vi)y & ~under);
 }
 
 /* p[j] ← e^(p[j] − mx) for j < n; their sum. */
@@ -271,11 +266,19 @@ static void gated_act(int act, const float *x, int ldx, float *out, int ldo, int
         memcpy(o + j, &r, sizeof r);
       }
       for (; j < half; j++) o[j] = (g[j] * (1.0f / (1.0f + expf(-g[j])))) * u[j];
-    } else
-      for (int j = 0; j < half; j++) {
+    } else {
+      /* 0.5·v·(1 + tanh(z)) = v·σ(2z): the same function through the vector exp (tanhf is a call per element) */
+      int j = 0;
+      for (; j + VL <= half; j += VL) {
+        const vf v = LDV(g + j), inner = k0 * (v + 0.044715f * (v * (v * v)));
+        const vf r = (v / (1.0f + vexp(-2.0f * inner))) * LDV(u + j);
+        memcpy(o + j, &r, sizeof r);
+      }
+      for (; j < half; j++) {
         const float v = g[j], inner = k0 * (v + 0.044715f * (v * (v * v)));
         o[j] = ((0.5f * v) * (1.0f + tanhf(inner))) * u[j];
       }
+    }
   }
 }
 
