@@ -19,13 +19,14 @@ import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { DevicePlan } from '../builder.js';
 import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
 import type { AllReduceOp, AttentionOp, GatherColumnsOp, MoeOp, PlanAct, PlanOpKind } from '../ops.js';
-import { BUF, MAP_READ_MODE, requestDevice } from './device.js';
+import { BUF, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
 import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
 import { readViewRows, runBoundary } from './collective-boundary.js';
 import { MoeExperts, type ShapedKernel } from './moe-experts.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
+import { copyOutputs, IDS_BYTES, readOutputs, type OutputLayout } from './step-outputs.js';
 import { Binder, layoutOffsets, type StepLayout } from './wgsl-common.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
@@ -57,8 +58,6 @@ interface Variant {
   bindGroup: GPUBindGroup;
 }
 
-/** Byte offset of the logits in the read-back buffer (after up to 64 sampled ids). */
-const IDS_BYTES = 256;
 
 export class WebGpuPlanExecutor implements PlanExecutor {
   readonly name = 'webgpu';
@@ -373,57 +372,16 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const { T, S } = shape;
     const enc = this.device.createCommandEncoder();
     this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), shape, prefix);
-    const o = this.plan.outputs;
-    let at = IDS_BYTES;
-    if (o.logits) {
-      const rowBytes = o.logits.width * 4;
-      if (holdsLogits) {
-        enc.copyBufferToBuffer(this.ids, 0, this.readback, 0, S * 4);
-        // Runs of asked rows, one copy each.
-        for (let s = 0; s < S; ) {
-          if (!rowsAsked[s]) {
-            s++;
-            continue;
-          }
-          let e = s;
-          while (e < S && rowsAsked[e]) e++;
-          enc.copyBufferToBuffer(this.acts.get(o.logits)!, s * rowBytes, this.readback, at + s * rowBytes, (e - s) * rowBytes);
-          s = e;
-        }
-      }
-      at += this.maxSeqs * rowBytes;
-    }
-    for (const a of [o.hidden, o.residual]) {
-      if (!a) continue;
-      enc.copyBufferToBuffer(this.acts.get(a)!, 0, this.readback, at, T * a.width * 4);
-      at += this.maxRows * a.width * 4;
-    }
+    copyOutputs(enc, this.outputLayout(), { T, S, holdsLogits, rowsAsked }, this.ids, (a) => this.acts.get(a)!, this.readback);
     return enc.finish();
   }
 
-  private async readOutputs(T: number, S: number, holdsLogits: boolean, rowsAsked: boolean[]): Promise<PlanStepOutput> {
-    const rb = this.readback;
-    await rb.mapAsync(MAP_READ_MODE);
-    try {
-      const o = this.plan.outputs;
-      const out: PlanStepOutput = { logits: null, greedy: null, hidden: null, residual: null };
-      let at = IDS_BYTES;
-      if (o.logits) {
-        if (holdsLogits) {
-          out.greedy = Int32Array.from(new Uint32Array(rb.getMappedRange(0, Math.max(4, S * 4)).slice(0, S * 4)));
-          if (rowsAsked.some(Boolean)) out.logits = new Float32Array(rb.getMappedRange(at, S * o.logits.width * 4).slice(0));
-        }
-        at += this.maxSeqs * o.logits.width * 4;
-      }
-      if (o.hidden) {
-        out.hidden = new Float32Array(rb.getMappedRange(at, T * o.hidden.width * 4).slice(0));
-        at += this.maxRows * o.hidden.width * 4;
-      }
-      if (o.residual) out.residual = new Float32Array(rb.getMappedRange(at, T * o.residual.width * 4).slice(0));
-      return out;
-    } finally {
-      rb.unmap();
-    }
+  private readOutputs(T: number, S: number, holdsLogits: boolean, rowsAsked: boolean[]): Promise<PlanStepOutput> {
+    return readOutputs(this.readback, this.outputLayout(), { T, S, holdsLogits, rowsAsked });
+  }
+
+  private outputLayout(): OutputLayout {
+    return { outputs: this.plan.outputs, maxRows: this.maxRows, maxSeqs: this.maxSeqs };
   }
 
   private writeInputs(input: PlanStepInput): void {
