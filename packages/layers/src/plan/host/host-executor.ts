@@ -49,6 +49,7 @@ export class HostPlanExecutor implements PlanExecutor {
   private caches: HostKvCache[] | null = null;
   private numBlocks = 0;
   private blockSize = 0;
+  private disposed = false;
   private readonly profile: HostPlanExecutorOptions['profile'];
 
   constructor(readonly plan: DevicePlan, options: HostPlanExecutorOptions = {}) {
@@ -73,6 +74,7 @@ export class HostPlanExecutor implements PlanExecutor {
 
   /** Allocates one paged cache per attention layer for `numBlocks` blocks of `blockSize` tokens (fp32); bytes used. */
   initCaches(numBlocks: number, blockSize: number): number {
+    if (this.disposed) throw new WeftError('host executor: initCaches after dispose()');
     if (!Number.isInteger(numBlocks) || numBlocks < 0 || !Number.isInteger(blockSize) || blockSize < 1) {
       throw new WeftError(`host executor: initCaches(${numBlocks}, ${blockSize}) needs a block count ≥ 0 and a block size ≥ 1`);
     }
@@ -91,6 +93,7 @@ export class HostPlanExecutor implements PlanExecutor {
   }
 
   async step(input: PlanStepInput): Promise<PlanStepOutput> {
+    if (this.disposed) throw new WeftError('host executor: step after dispose()');
     const T = input.positions.length;
     const S = input.sampledRows.length;
     this.checkStep(input, T);
@@ -125,6 +128,7 @@ export class HostPlanExecutor implements PlanExecutor {
   }
 
   dispose(): void {
+    this.disposed = true;
     this.caches = null;
     this.bufs = [];
     this.weights.clear();

@@ -244,7 +244,7 @@ describe.each(availableIsas().filter((isa, i) => i === 0 || isa === 'portable'))
 });
 
 describe('host executor refusals', () => {
-  it('names an op kind it lacks, and a step before its caches', async () => {
+  it('names an op kind it lacks, a step before its caches and one after dispose', async () => {
     const b = new PlanBuilder();
     const x = b.act('x', 8);
     b.op({ kind: 'fancyNewOp', x: whole(x) } as unknown as PlanOp);
@@ -256,5 +256,7 @@ describe('host executor refusals', () => {
     b2.op({ kind: 'attention', q: whole(y), k: whole(y), v: whole(y), out: whole(y), cacheIndex: b2.nextCache(), numHeads: 1, numKvHeads: 1, headDim: 8, vHeadDim: 8, scale: 1, logitsSoftCap: null, slidingWindow: null, valueIsKeyPrefix: false });
     const ex = new HostPlanExecutor(planOf(b2, y, y));
     await expect(runRows(ex, new Float32Array(8), 1)).rejects.toThrow(/step before initCaches/);
+    ex.dispose();
+    await expect(runRows(ex, new Float32Array(8), 1)).rejects.toThrow(/step after dispose/);
   });
 });
