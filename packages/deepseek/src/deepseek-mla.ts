@@ -213,18 +213,35 @@ export class DeepseekMLA implements TokenMixer {
     return out;
   }
 
-  /** W_UK `[Hl, nope, lora]` and W_UV `[Hl, lora, v]` as plan weights (the tfjs path's absorbed tensors, read at upload). */
+  /**
+   * W_UK `[Hl, nope, lora]` and W_UV `[Hl, lora, v]` as plan weights: the tfjs path's absorbed tensors
+   * (`absorb`), computed on the host from kv_b_proj's host values at upload (a tensor on the webgpu
+   * backend cannot be read synchronously): `W_UK[h][i][j] = W[j, h·(nope+v) + i]`,
+   * `W_UV[h][i][j] = W[i, h·(nope+v) + nope + j]`, W the fp32 `[lora, Hl·(nope + v)]` weight.
+   */
   private planAbsorbed(): { wUK: HeadMatrices; wUV: HeadMatrices } {
-    const { qkNopeHeadDim: nope, vHeadDim, kvLoraRank: lora } = this.c;
-    const name = this.kvBProj.weight.name.replace(/\.weight$/, '');
-    const matrices = (part: 'wUK' | 'wUV', k: number, n: number): HeadMatrices => ({
-      name: `${name}.${part === 'wUK' ? 'W_UK' : 'W_UV'}`,
-      heads: this.heads,
+    const { qkNopeHeadDim: nope, vHeadDim: v, kvLoraRank: lora } = this.c;
+    const weight = this.kvBProj.weight;
+    const name = weight.name.replace(/\.weight$/, '');
+    const H = this.heads;
+    const out = H * (nope + v);
+    const matrices = (part: 'W_UK' | 'W_UV', k: number, n: number): HeadMatrices => ({
+      name: `${name}.${part}`,
+      heads: H,
       k,
       n,
-      data: () => (this.absorb()[part].dataSync() as Float32Array).slice(),
+      data: () => {
+        // A quantized or bf16 weight is dequantized here, as vLLM does; fp32 is its tensor `[lora, out]`.
+        const w = weight.packed ? weight.packed.dequantizeTransposed() : (weight.tensor.dataSync() as Float32Array);
+        const m = new Float32Array(H * k * n);
+        for (let h = 0; h < H; h++)
+          for (let i = 0; i < k; i++)
+            for (let j = 0; j < n; j++)
+              m[(h * k + i) * n + j] = part === 'W_UK' ? w[j * out + h * (nope + v) + i]! : w[i * out + h * (nope + v) + nope + j]!;
+        return m;
+      },
     });
-    return { wUK: matrices('wUK', nope, lora), wUV: matrices('wUV', lora, vHeadDim) };
+    return { wUK: matrices('W_UK', nope, lora), wUV: matrices('W_UV', lora, v) };
   }
 
   /** Keys and values per head from kv_b_proj; cache holds them whole. */

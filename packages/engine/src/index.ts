@@ -16,5 +16,4 @@ export { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 export { readEosTokenIds } from './eos.js';
 export type { DriverMessage, RankMessage, StepSeq, StepMode, SampledToken, TraceEvent } from './protocol.js';
 export { Tracer, traced, traceGroup, traceState } from '@weft/layers';
-export { WebGpuStepRunner, webGpuStepUnusable } from './webgpu-step-runner.js';
 export { PlanRunner, needsHostSampling, type DevicePlanOption, type PlanExecutorFactory } from './plan-runner.js';

@@ -1,10 +1,10 @@
 /**
- * The engine on weft's own WebGPU Llama step (`backend: 'webgpu'`, tp 1): greedy tokens equal
+ * The engine on the device plan's WebGPU executor (`backend: 'webgpu'`): greedy tokens equal
  * Hugging Face's greedy path and the wasm backend's; a request alone = in a batch of 4 of different
- * lengths = chunk-prefilled under a tiny token budget = served from the prefix cache; a seeded
- * sampled request (sampled on the host from the step's logits) equals wasm; `logits-all` loads the
- * tfjs model lazily and still matches the fixture. Runs on whatever adapter Dawn finds (Mesa's
- * OpenGL in CI).
+ * lengths = chunk-prefilled under a tiny token budget = split over several executor steps = served
+ * from the prefix cache; a seeded sampled request (sampled on the host from the step's logits)
+ * equals wasm; `logits-all` runs on the tfjs path and still matches the fixture. Runs on whatever
+ * adapter Dawn finds (Mesa's OpenGL in CI).
  */
 import { fileURLToPath } from 'node:url';
 import { compareLogits, loadFixtureCases } from '@weft/layers';
@@ -16,7 +16,13 @@ const fixtureDir = (name: string) => fileURLToPath(new URL(`../../../fixtures/${
 const GEN = { maxTokens: 4, ignoreEos: true } as const;
 const LIMITS = { blockSize: 4, maxModelLen: 64, maxNumSeqs: 8, maxNumBatchedTokens: 64, timeoutMs: 60_000 } as const;
 
-describe.each(['llama-tiny', 'llama-mqa-tied-llama3'])('%s on the WebGPU step', (name) => {
+describe.each([
+  ['llama-tiny', {}],
+  ['llama-mqa-tied-llama3', { tp: 2 }],
+  ['deepseek-v3-tiny', { dtype: 'bfloat16' }],
+] as const)('%s %j on the WebGPU plan', (name, layout) => {
+  // bf16 weights: the fp32 fixture is not the reference (wasm on the same bf16 weights is).
+  const exact = !('dtype' in layout);
   const dir = fixtureDir(name);
   const cases = loadFixtureCases(dir);
   let gpu: LLM;
@@ -25,7 +31,7 @@ describe.each(['llama-tiny', 'llama-mqa-tied-llama3'])('%s on the WebGPU step', 
   const alone: GenerateOutput[] = [];
 
   beforeAll(async () => {
-    [gpu, wasm] = await Promise.all([LLM.load(dir, { ...LIMITS, backend: 'webgpu' }), LLM.load(dir, { ...LIMITS, backend: 'wasm' })]);
+    [gpu, wasm] = await Promise.all([LLM.load(dir, { ...LIMITS, ...layout, backend: 'webgpu' }), LLM.load(dir, { ...LIMITS, ...layout, backend: 'wasm', devicePlan: false })]);
     // Four prompts of 5, 9, 13 and 23 tokens.
     ps = [1, 3, 5, 7].map((i) => prompts(gpu.vocabSize)[i]!);
     await gpu.resetScheduler({ enablePrefixCaching: false });
@@ -35,20 +41,17 @@ describe.each(['llama-tiny', 'llama-mqa-tied-llama3'])('%s on the WebGPU step', 
     await Promise.all([gpu?.close(), wasm?.close()]);
   });
 
-  it('runs on the step (no tfjs weights loaded) and greedy tokens equal Hugging Face and wasm', async () => {
+  it('runs on the plan and greedy tokens equal Hugging Face and wasm', async () => {
+    expect(gpu.stepPath).toBe('plan (webgpu)');
     for (const c of cases) {
       // Every fixture case's greedy margin is above greedyMismatches' 2e-3: the path must match exactly.
       expect(c.greedy_min_margin).toBeGreaterThanOrEqual(2e-3);
       const params = { maxTokens: c.greedy.length, ignoreEos: true };
       const [g] = await gpu.generate([c.input_ids], params);
       const [w] = await wasm.generate([c.input_ids], params);
-      expect(g!.tokenIds, 'HF greedy').toEqual(c.greedy);
+      if (exact) expect(g!.tokenIds, 'HF greedy').toEqual(c.greedy);
       expect(g!.tokenIds, 'wasm').toEqual(w!.tokenIds);
     }
-    // The step owns the weights in its own GPU buffers: the rank's tfjs holds none of them
-    // (only the model's few constant tables), where the wasm rank holds every weight.
-    expect(gpu.tensorCounts.at(-1)!).toBeLessThan(5);
-    expect(wasm.tensorCounts.at(-1)!).toBeGreaterThan(10);
     const outs = await wasm.generate(ps, GEN);
     outs.forEach((o, i) => expect(alone[i]!.tokenIds, `prompt ${i} vs wasm`).toEqual(o.tokenIds));
   });
@@ -63,12 +66,14 @@ describe.each(['llama-tiny', 'llama-mqa-tied-llama3'])('%s on the WebGPU step', 
     expect(chunked[0]!.tokenIds, 'chunked 23').toEqual(alone[3]!.tokenIds);
     expect(chunked[1]!.tokenIds, 'chunked 13').toEqual(alone[2]!.tokenIds);
 
-    // Limits raised past what the step was sized for (64 rows): 8 prompts of 88 tokens in one
-    // scheduler step run as several GPU steps, a long prompt split in order.
-    await gpu.resetScheduler({ enablePrefixCaching: false, maxNumBatchedTokens: 2048 });
-    const all = prompts(gpu.vocabSize);
-    const eight = await gpu.generate(all, GEN);
-    [1, 3, 5, 7].forEach((i, k) => expect(eight[i]!.tokenIds, `prompt ${i} of 8`).toEqual(alone[k]!.tokenIds));
+    // Limits raised past what the executor was sized for (64 rows): 8 prompts of 88 tokens in one
+    // scheduler step run as several executor steps, a long prompt split in order (Llama only: slow on GL).
+    if (name === 'llama-tiny') {
+      await gpu.resetScheduler({ enablePrefixCaching: false, maxNumBatchedTokens: 2048 });
+      const all = prompts(gpu.vocabSize);
+      const eight = await gpu.generate(all, GEN);
+      [1, 3, 5, 7].forEach((i, k) => expect(eight[i]!.tokenIds, `prompt ${i} of 8`).toEqual(alone[k]!.tokenIds));
+    }
 
     await gpu.resetScheduler({ enablePrefixCaching: true });
     await gpu.generate([ps[3]!], GEN);
@@ -96,12 +101,13 @@ describe.each(['llama-tiny', 'llama-mqa-tied-llama3'])('%s on the WebGPU step', 
     });
   });
 
-  it('logits-all loads the tfjs model lazily and matches the fixture', async () => {
+  it('logits-all runs on the tfjs path and matches the fixture', async () => {
     const c = cases[0]!;
-    const { maxAbs, relL2 } = compareLogits(await gpu.logits(c.input_ids), c.logits);
+    const got = await gpu.logits(c.input_ids);
+    const { maxAbs, relL2 } = compareLogits(got, exact ? c.logits : (await wasm.logits(c.input_ids)).flatMap((r) => Array.from(r)));
     expect(maxAbs).toBeLessThanOrEqual(1e-3);
     expect(relL2).toBeLessThanOrEqual(1e-4);
-    // The step keeps serving generate after that.
+    // The plan keeps serving generate after that.
     const [o] = await gpu.generate([ps[1]!], GEN);
     expect(o!.tokenIds).toEqual(alone[1]!.tokenIds);
   });
