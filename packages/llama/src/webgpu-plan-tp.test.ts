@@ -7,18 +7,18 @@
 import { fileURLToPath } from 'node:url';
 import { runRanks } from '@weft/comm';
 import type { WeightFormat } from '@weft/core';
-import { WEBGPU_PARITY_BOUNDS as B } from '@weft/layers';
+import { WEBGPU_PARITY_BOUNDS as B, type WebGpuFixtureRankCase } from '@weft/layers';
 import { describe, expect, it } from 'vitest';
-import type { WebGpuRankCase } from './webgpu-plan-rank.entry.js';
 
-const entry = new URL('./webgpu-plan-rank.entry.ts', import.meta.url);
+const entry = new URL('../../layers/src/plan/webgpu/fixture-rank.entry.ts', import.meta.url);
+const registration = new URL('./registration.ts', import.meta.url).href;
 const fixture = (name: string) => fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
 const fp32: WeightFormat = { dtype: 'float32', quantization: null };
-const CASES: WebGpuRankCase[] = [
-  { dir: fixture('llama-tiny'), file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.tfjs },
-  { dir: fixture('llama-tiny'), file: 'expected-q4_0.json', format: { ...fp32, quantization: 'q4_0' }, hf: B.fixture, tfjs: B.tfjs },
-  { dir: fixture('llama-bf16'), file: 'expected.json', format: { ...fp32, dtype: 'bfloat16' }, hf: B.fixture, tfjs: B.tfjs },
-  { dir: fixture('mistral-swa-tiny'), file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.tfjs },
+const CASES: WebGpuFixtureRankCase[] = [
+  { dir: fixture('llama-tiny'), file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.tfjs, registration },
+  { dir: fixture('llama-tiny'), file: 'expected-q4_0.json', format: { ...fp32, quantization: 'q4_0' }, hf: B.fixture, tfjs: B.tfjs, registration },
+  { dir: fixture('llama-bf16'), file: 'expected.json', format: { ...fp32, dtype: 'bfloat16' }, hf: B.fixture, tfjs: B.tfjs, registration },
+  { dir: fixture('mistral-swa-tiny'), file: 'expected.json', format: fp32, hf: B.fixture, tfjs: B.tfjs, registration },
 ];
 
 describe('WebGPU executor at tp 2 (two worker-thread ranks, one adapter)', () => {
