@@ -44,7 +44,8 @@ export class HostPlanExecutor implements PlanExecutor {
   private readonly specs: CacheSpec[];
   /** The window block tables are checked with: null (every block) when any layer attends globally. */
   private readonly checkWindow: number | null;
-  private readonly hasGatherColumns: boolean;
+  /** A tp rank ≠ 0 of the logits gather: its logits act is never filled. */
+  private readonly logitsOnOtherRank: boolean;
   private bufs: Float32Array[];
   private caches: HostKvCache[] | null = null;
   private numBlocks = 0;
@@ -68,7 +69,7 @@ export class HostPlanExecutor implements PlanExecutor {
     this.specs = cacheSpecs(plan);
     const attn = plan.ops.filter((o): o is AttentionOp => o.kind === 'attention');
     this.checkWindow = attn.some((o) => o.slidingWindow === null) ? null : Math.max(0, ...attn.map((o) => o.slidingWindow ?? 0));
-    this.hasGatherColumns = plan.ops.some((o) => o.kind === 'gatherColumns' && o.out.act === plan.outputs.logits && o.group.rankInGroup !== 0);
+    this.logitsOnOtherRank = plan.ops.some((o) => o.kind === 'gatherColumns' && o.out.act === plan.outputs.logits && o.group.rankInGroup !== 0);
     this.bufs = plan.acts.map(() => new Float32Array(0));
   }
 
@@ -120,7 +121,7 @@ export class HostPlanExecutor implements PlanExecutor {
     }
     const copyOut = (act: PlanAct | null, rows: number) => (act ? this.bufs[act.id]!.slice(0, rows * act.width) : null);
     return {
-      logits: this.hasGatherColumns ? null : copyOut(plan.outputs.logits, S),
+      logits: this.logitsOnOtherRank ? null : copyOut(plan.outputs.logits, S),
       greedy: null,
       hidden: copyOut(plan.outputs.hidden, T),
       residual: copyOut(plan.outputs.residual, T),
