@@ -4,9 +4,10 @@
  * unsigned by xor 0x80 (w + 128) and Q4_0 nibbles are unsigned already (q, value q - 8); the offsets come
  * back exactly as integer corrections -128·Σx / -8·Σx seeded into the accumulator (lane 0 of each block).
  * Each block's integer dot is then scaled by d_w·d_x and summed in fp32.
- * bf16 (weight-only): 16 bf16 widened to fp32 by a zero-extend and a shift; x fp32 as it is.
+ * bf16 (weight-only): bf16 widened to fp32 by a zero-extend and a shift; x fp32 as it is.
  * Tiles of 4 weight rows × up to 4 activation rows: a weight tile is read from memory once per call, and the
- * next tile is prefetched while this one computes (prefetch_next).
+ * next tile is prefetched while this one computes (prefetch_next). Batches of 8+ rows run Q8_0/Q4_0 through
+ * avx512_q16.h; batches under 4 rows run bf16 8 wide (bf16_tile8).
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -215,14 +216,14 @@ AI void q4_tile(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r, c
 #ifndef QNA
 #define QNA 4
 #endif
-#define TILE_NA(NR, q4)                                                        \
-  for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
-    switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
-      case 4: q_tile(a, wqs, wd, r, NR, i0, 4, n, out, q4, NR == 4 && i0 == 0); break;             \
-      case 3: q_tile(a, wqs, wd, r, NR, i0, 3, n, out, q4, NR == 4 && i0 == 0); break;             \
-      case 2: q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4, NR == 4 && i0 == 0); break;             \
-      default: q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4, NR == 4 && i0 == 0); break;            \
-    }                                                                          \
+#define TILE_NA(NR, q4)                                                                         \
+  for (int i0 = 0; i0 < a->m; i0 += QNA) {                                                      \
+    switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                                               \
+      case 4: q_tile(a, wqs, wd, r, NR, i0, 4, n, out, q4, NR == 4 && i0 == 0); break;          \
+      case 3: q_tile(a, wqs, wd, r, NR, i0, 3, n, out, q4, NR == 4 && i0 == 0); break;          \
+      case 2: q_tile(a, wqs, wd, r, NR, i0, 2, n, out, q4, NR == 4 && i0 == 0); break;          \
+      default: q_tile(a, wqs, wd, r, NR, i0, 1, n, out, q4, NR == 4 && i0 == 0); break;         \
+    }                                                                                           \
   }
 
 AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out, const int q4) {
@@ -235,14 +236,14 @@ static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
   if (a->m >= Q16_MIN_M) q16_rows(a, wqs, wd, r0, r1, n, out, 0);
   else q_rows(a, wqs, wd, r0, r1, n, out, 0);
 }
-#define Q4_NA(NR)                                                              \
-  for (int i0 = 0; i0 < a->m; i0 += QNA) {                                     \
-    switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                              \
-      case 4: q4_tile(a, wqs, wd, r, NR, i0, 4, n, out, NR == 4 && i0 == 0); break;                \
-      case 3: q4_tile(a, wqs, wd, r, NR, i0, 3, n, out, NR == 4 && i0 == 0); break;                \
-      case 2: q4_tile(a, wqs, wd, r, NR, i0, 2, n, out, NR == 4 && i0 == 0); break;                \
-      default: q4_tile(a, wqs, wd, r, NR, i0, 1, n, out, NR == 4 && i0 == 0); break;               \
-    }                                                                          \
+#define Q4_NA(NR)                                                                               \
+  for (int i0 = 0; i0 < a->m; i0 += QNA) {                                                      \
+    switch (a->m - i0 >= QNA ? QNA : a->m - i0) {                                               \
+      case 4: q4_tile(a, wqs, wd, r, NR, i0, 4, n, out, NR == 4 && i0 == 0); break;             \
+      case 3: q4_tile(a, wqs, wd, r, NR, i0, 3, n, out, NR == 4 && i0 == 0); break;             \
+      case 2: q4_tile(a, wqs, wd, r, NR, i0, 2, n, out, NR == 4 && i0 == 0); break;             \
+      default: q4_tile(a, wqs, wd, r, NR, i0, 1, n, out, NR == 4 && i0 == 0); break;            \
+    }                                                                                           \
   }
 
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) {
@@ -257,7 +258,8 @@ static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
 
 /* bf16 (weight-only): 16 bf16 zero-extended to 32 bits and shifted up are their fp32 values; x is read as it is.
  * One accumulator per output (lanes: the 16 positions of a 32-element chunk's halves), reduced at the end: the
- * same order whatever the tile, so a row's result does not depend on m or on the thread split. */
+ * same order whatever the tile, so a row's result depends neither on the thread split nor on the batch's other
+ * rows (from 4 rows on; under 4, bf16_tile8's order). */
 AI __m512 bf16_widen(const uint16_t *w) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)w)), 16));
 }
