@@ -94,6 +94,21 @@ describe('weft serve', () => {
     expect(s.stderr()).toMatch(/SIGTERM: new requests get 503/);
   });
 
+  it('--backend webgpu --dtype bfloat16 serves Llama (the embedded model) and DeepSeek (MLA, MoE) through the device plan', async () => {
+    for (const [name, args, prompt] of [
+      ['weft-tiny-code', [], 'def add(a, b):'],
+      ['deepseek-v3-tiny', ['--model', join(root, 'fixtures/deepseek-v3-tiny')], [5, 17, 99, 3]],
+    ] as const) {
+      const s = await serve([...args, '--backend', 'webgpu', '--dtype', 'bfloat16']);
+      expect(s.stderr()).toMatch(/weft serve: webgpu backend, 1 rank\(s\), step: plan \(webgpu\)/);
+      const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const c = await client.completions.create({ model: name, prompt: prompt as string | number[], max_tokens: 8, temperature: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(c.usage!.completion_tokens, name).toBe(8);
+      s.child.kill('SIGTERM');
+      expect(await s.exited).toEqual({ code: 143, signal: null });
+    }
+  });
+
   it('--transport tcp: a rank killed with SIGKILL shows on /health, and requests fail fast with a clear error', async () => {
     const s = await serve(['--model', join(root, 'fixtures/llama-tiny'), '--tp', '2', '--transport', 'tcp', '--backend', 'cpu', '--timeout', '20000']);
     const post = (body: unknown) => fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -99,6 +99,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError(code === 'EADDRINUSE' ? `--port ${port}: address ${host}:${port} is already in use` : `cannot listen on ${host}:${port}: ${(e as Error).message}`);
   }
+  process.stderr.write(`weft serve: ${llm.backend} backend, ${llm.worldSize} rank(s), step: ${llm.stepPath}\n`);
   process.stderr.write(`weft serve: ${server.model} at ${url}/v1 (playground ${url}/, metrics ${url}/metrics); Ctrl-C stops\n`);
 
   const signal = await new Promise<NodeJS.Signals | 'parent'>((resolve) => {
