@@ -58,5 +58,18 @@ describe('bitwise determinism of the native kernels', () => {
     for (const fmt of ['q8_0', 'q4_0'] as const)
       for (const [xs, m] of [[x.subarray(0, 11 * k), 11], [halves, 8]] as const)
         expect(bits(run('avx512', 2, fmt, xs, m))).toEqual(bits(run('scalar', 1, fmt, xs, m)));
+    // edges of the 16-row tiles: one block a row (its scales not gathered), fewer than 16 rows, exactly 16
+    for (const [m, kk, nn] of [[9, 32, 17], [8, 96, 16], [8, 32, 5]] as const) {
+      const xs = random(m * kk, 2), ws = random(nn * kk, 0.05), q8 = quantizeQ8_0(ws), q4 = quantizeQ4_0(ws);
+      for (const fmt of ['q8_0', 'q4_0'] as const) {
+        const one = (isa: string) => {
+          const kern = cpuKernels({ isa, threads: 2 }), out = new Float32Array(m * nn);
+          if (fmt === 'q8_0') kern.gemmQ8_0(xs, m, kk, q8, nn, out);
+          else kern.gemmQ4_0(xs, m, kk, q4, nn, out);
+          return out;
+        };
+        expect(bits(one('avx512')), `${fmt} m=${m} k=${kk} n=${nn}`).toEqual(bits(one('scalar')));
+      }
+    }
   });
 });
