@@ -104,7 +104,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
     const loadS = (performance.now() - t0) / 1000;
     o.log(`weft plan (${name}): loaded and uploaded in ${loadS.toFixed(1)} s, ${(ex.weightBytes / 1e9).toFixed(2)} GB of linear weights per step`);
     try {
-      ex.initCaches(numBlocks, blockSize);
+      await ex.initCaches(numBlocks, blockSize);
       const dev = ex.device;
       const timeGpu = async (T: number, S: number, only?: (tag: string) => boolean, reps = 10) => {
         const runs: number[] = [];

@@ -58,7 +58,7 @@ export async function main(ctx: RankContext): Promise<{ logits: number[][]; gree
   const device = await requestDevice();
   const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 4, maxModelLen: 64 });
   try {
-    ex.initCaches(8, 16);
+    await ex.initCaches(8, 16);
     const out = { logits: [] as number[][], greedy: [] as number[][] };
     for (const T of c.steps) {
       const r = await ex.step({

@@ -60,7 +60,7 @@ function stepInput(T: number, extra: Partial<PlanStepInput> = {}, seqs?: SeqInpu
 async function run(plan: DevicePlan, inputs: PlanStepInput[], maxRows = 64): Promise<Awaited<ReturnType<WebGpuPlanExecutor['step']>>[]> {
   const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows, maxSeqs: 8, maxModelLen: 64 });
   try {
-    ex.initCaches(40, BS);
+    await ex.initCaches(40, BS);
     const outs = [];
     for (const i of inputs) outs.push(await ex.step(i));
     return outs;
@@ -217,7 +217,7 @@ describe('a decoder-shaped chain (the executor fuses residual adds, norms into G
     const ids = Int32Array.from({ length: T }, (_, i) => (i * 7 + 3) % V);
     const [out] = await run(plan, [stepInput(T, { tokenIds: ids })]);
     const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
-    ex.initCaches(4, BS);
+    await ex.initCaches(4, BS);
     // Embedded into the residual; o and down accumulate into it; the norms ride in the GEMVs up to 16 rows.
     expect(ex.tags(T, 1)).toEqual(
       T <= 16
@@ -239,6 +239,26 @@ describe('a decoder-shaped chain (the executor fuses residual adds, norms into G
     });
     expect(maxDiff(out!.residual!, want.r)).toBeLessThan(2e-4);
     expect(maxDiff(out!.hidden!, want.f)).toBeLessThan(2e-4);
+  });
+});
+
+describe('bad input gets a clear error', () => {
+  it('caches past one binding, a block id outside the pool, a step past maxRows', async () => {
+    const b = new PlanBuilder();
+    const qkv = b.act('qkv', 48);
+    const out = b.act('out', 16);
+    b.op({ kind: 'attention', q: view(qkv, 0, 16), k: view(qkv, 16, 16), v: view(qkv, 32, 16), out: whole(out), cacheIndex: b.nextCache(), numHeads: 1, numKvHeads: 1, headDim: 16, vHeadDim: 16, scale: 0.25, logitsSoftCap: null, slidingWindow: null, valueIsKeyPrefix: false });
+    const plan = b.build(1, { inHidden: qkv, hidden: out });
+    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 8, maxSeqs: 2, maxModelLen: 64 });
+    try {
+      await expect(ex.initCaches(2 ** 28, BS)).rejects.toThrow(/cache 0 K takes \d+ bytes for 268435456 blocks.*fewer blocks/);
+      await ex.initCaches(4, BS);
+      const step = (seqs: SeqInput[], T: number) => ex.step(stepInput(T, { hidden: new Float32Array(T * 48) }, seqs));
+      await expect(step([{ seqId: 7, queryLen: 2, blockTable: [9] }], 2)).rejects.toThrow('sequence 7 block 0 is 9, outside 0..3');
+      await expect(step([{ seqId: 0, queryLen: 9, blockTable: [0, 1, 2] }], 9)).rejects.toThrow('9 rows in a step, at most maxRows 8');
+    } finally {
+      ex.dispose();
+    }
   });
 });
 
@@ -456,7 +476,7 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
     }
     if (rope) {
       const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
-      ex.initCaches(4, BS);
+      await ex.initCaches(4, BS);
       expect(ex.tags(2, 2, true)).toEqual(['attention']);
       expect(ex.tags(6, 2, false)).toEqual(['rotary', 'kv_write', 'attention']);
       ex.dispose();

@@ -77,6 +77,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   private readback!: GPUBuffer;
   private segments: Segment[] = [];
   private readonly scratches = new Map<string, PlanAct>();
+  private readonly deviceErrors: string[] = [];
   private readonly variants = new Map<Kernel, Map<string, Variant>>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private numBlocks = 0;
@@ -116,7 +117,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const device = opts.device ?? (await requestDevice('webgpu plan'));
     const ex = new WebGpuPlanExecutor(device, opts.plan, !opts.device, opts);
     try {
-      ex.upload();
+      await ex.scoped('uploading the weights', () => ex.upload());
       await device.queue.onSubmittedWorkDone();
     } catch (e) {
       ex.dispose();
@@ -138,7 +139,11 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   /** One K (and V) buffer per attention op's cacheIndex, `[numBlocks, Hk, blockSize, D]`. Returns their bytes. */
-  initCaches(numBlocks: number, blockSize: number): number {
+  async initCaches(numBlocks: number, blockSize: number): Promise<number> {
+    return this.scoped(`allocating the KV caches (${numBlocks} blocks of ${blockSize})`, () => this.allocateCaches(numBlocks, blockSize));
+  }
+
+  private allocateCaches(numBlocks: number, blockSize: number): number {
     if (!(Number.isInteger(numBlocks) && numBlocks >= 1 && Number.isInteger(blockSize) && blockSize >= 1)) {
       throw new ConfigError(`webgpu plan: initCaches(${numBlocks}, ${blockSize})`);
     }
@@ -205,7 +210,9 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       this.device.queue.submit([cb]);
       // A plan without collectives repeats its command buffer for the same shape: record the next one now.
       if (i === 0) this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked) };
-      return this.readOutputs(T, S, holdsLogits, rowsAsked);
+      const out = await this.readOutputs(T, S, holdsLogits, rowsAsked);
+      this.throwDeviceErrors();
+      return out;
     }
     throw new Error('webgpu plan: no final segment');
   }
@@ -338,15 +345,41 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       const b = new Binder((a) => this.acts.get(a)!, this.si!, this.layout!);
       const code = k.code(b, key);
       let pipeline = this.pipelines.get(code);
+      // Dawn reports a shader or binding error asynchronously: the scope names the kernel, the step throws it.
+      this.device.pushErrorScope('validation');
       if (!pipeline) {
         const module = this.device.createShaderModule({ code, label: k.tag });
         pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.tag });
         this.pipelines.set(code, pipeline);
       }
       const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: b.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+      void this.device.popErrorScope().then((e) => {
+        if (e) this.deviceErrors.push(`kernel ${k.tag} (${key}): ${e.message}`);
+      });
       m.set(key, (v = { pipeline, bindGroup }));
     }
     return v;
+  }
+
+  /** Run `f` inside validation and out-of-memory error scopes; throw what the device reports, naming `what`. */
+  private async scoped<R>(what: string, f: () => R): Promise<R> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let r: R;
+    try {
+      r = f();
+    } finally {
+      const [validation, oom] = [await this.device.popErrorScope(), await this.device.popErrorScope()];
+      const e = validation ?? oom;
+      if (e) throw new WeftError(`webgpu plan: ${what}: ${oom ? 'out of device memory' : 'device error'}: ${e.message}`);
+    }
+    return r;
+  }
+
+  private throwDeviceErrors(): void {
+    if (!this.deviceErrors.length) return;
+    const all = this.deviceErrors.splice(0);
+    throw new WeftError(`webgpu plan: the device reported ${all.length} error(s): ${all.join('; ')}`);
   }
 
   private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], stepShape: StepShape, prefix: readonly ShapedKernel[] = []): number {
