@@ -49,6 +49,8 @@ interface Config {
   threads: number;
   /** The weights: weft's load option and the GGUF file of the same numbers. */
   format: GgufFormat;
+  /** weft: LLMOptions.devicePlan (absent: 'auto', the device plan for packed weights). */
+  devicePlan?: boolean;
 }
 
 const CORES = availableParallelism();
@@ -57,6 +59,8 @@ const LAYOUTS: Omit<Config, 'format'>[] = [
   { id: 'weft tensorflow tp1', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 1, threads: Math.max(1, CORES) },
   { id: 'weft tensorflow tp2', engine: 'weft', backend: 'tensorflow', tp: 2, pp: 1, threads: Math.max(1, Math.floor(CORES / 2)) },
   { id: 'weft tensorflow pp2', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 2, threads: Math.max(1, Math.floor(CORES / 2)) },
+  // The same rank on the tfjs path (no device plan): what the plan replaces, in the same run.
+  { id: 'weft tensorflow tfjs-path tp1', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 1, threads: Math.max(1, CORES), devicePlan: false },
   { id: 'weft wasm tp1', engine: 'weft', backend: 'wasm', tp: 1, pp: 1, threads: 1 },
   { id: 'weft wasm tp2', engine: 'weft', backend: 'wasm', tp: 2, pp: 1, threads: 1 },
   { id: 'weft wasm pp2', engine: 'weft', backend: 'wasm', tp: 1, pp: 2, threads: 1 },
@@ -74,8 +78,10 @@ export function weftFormatOptions(format: GgufFormat): { dtype?: 'bfloat16'; qua
 /** Cores reading weights at once during a decode step (what the bound's bandwidth is measured at). */
 function readers(c: Config): number {
   if (c.engine === 'llama.cpp') return c.threads;
-  // weft's packed-weight kernels run one thread per rank; pp stages take turns at batch 1: one stage's ranks read at a time.
-  return c.format === 'f32' ? c.tp * c.threads : c.tp;
+  // The device plan's kernels run cores ÷ ranks threads per rank (the tfjs path's packed kernels one); pp stages take
+  // turns at batch 1: one stage's ranks read at a time.
+  if (c.format === 'f32') return c.tp * c.threads;
+  return c.devicePlan === false ? c.tp : c.tp * Math.max(1, Math.floor(CORES / (c.tp * c.pp)));
 }
 
 /** Bytes decode reads per token: every weight but the input embedding (a row gather). */
@@ -115,6 +121,8 @@ interface RunResult {
   rssGb: number;
   /** weft: the package LLM came from. */
   llmFrom?: string;
+  /** weft: what its ranks' steps ran (LLM.stepPath). */
+  stepPath?: string;
 }
 
 interface CheckResult {
@@ -131,7 +139,7 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
   const { config: c, promptLen, decodeTokens } = job;
   const prompt = promptOf(promptLen, job.shape.vocab);
   let t0 = performance.now();
-  const llm = await LLM.load(job.dir, { tp: c.tp, pp: c.pp, backend: c.backend, timeoutMs: 600_000, ...weftFormatOptions(c.format) });
+  const llm = await LLM.load(job.dir, { tp: c.tp, pp: c.pp, backend: c.backend, timeoutMs: 600_000, devicePlan: c.devicePlan, ...weftFormatOptions(c.format) });
   const loadS = (performance.now() - t0) / 1000;
   try {
     const greedy = (n: number) => ({ maxTokens: n, temperature: 0, ignoreEos: true });
@@ -160,7 +168,7 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     }
     return {
       loadS, prefillTokS: promptLen / prefillS, decodeTokS: fullS > prefillS ? decodeTokens / (fullS - prefillS) : NaN, tokens: out.tokenIds,
-      weightBytesPerRank: llm.weightBytesPerRank, rssGb: rssGb(), llmFrom: from,
+      weightBytesPerRank: llm.weightBytesPerRank, rssGb: rssGb(), llmFrom: from, stepPath: llm.stepPath,
     };
   } finally {
     await llm.close();
@@ -343,7 +351,7 @@ async function parent(): Promise<void> {
   const rounds = Number(v.rounds);
   const promptLen = Number(v.prompt);
   const decodeTokens = Number(v.decode);
-  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'llama.cpp'];
+  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs-path', 'llama.cpp'];
   const formats = String(v.formats).split(',') as GgufFormat[];
   for (const f of formats) if (!FORMATS.includes(f)) throw new Error(`unknown format '${f}' (have ${FORMATS.join(', ')})`);
   const configs = CONFIGS.filter((c) => formats.includes(c.format) && only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
@@ -461,6 +469,7 @@ async function parent(): Promise<void> {
       if (!ok.length) return { ...base, status: 'failed', reason: failed[0]?.error?.message ?? 'not run' };
       const prefill = stats(ok.map((o) => o.result!.prefillTokS));
       const decode = stats(ok.map((o) => o.result!.decodeTokS));
+      const step = ok[0]!.result!.stepPath ?? null;
       const bytes = decodeBytes(shape, c, ok[0]!.result, paths[name]!.ggufBytes[c.format]!);
       const gbs = bw.gbPerS ? (bw.gbPerS as Record<number, number>)[Math.min(readers(c), 2)] : undefined;
       const bound = gbs ? (gbs * 1e9) / bytes : null;
@@ -468,7 +477,7 @@ async function parent(): Promise<void> {
       const agree = refTokens && c.engine === 'weft' ? toks.findIndex((t, i) => t !== refTokens[i]) : -2;
       const weightBytes = ok[0]!.result!.weightBytesPerRank?.reduce((x, y) => x + y, 0) ?? paths[name]!.ggufBytes[c.format]!;
       return {
-        ...base, status: 'ok', runs: ok.length, failed_runs: failed.length,
+        ...base, status: 'ok', step, runs: ok.length, failed_runs: failed.length,
         prefill_tok_s: prefill, decode_tok_s: decode,
         load_s: stats(ok.map((o) => o.result!.loadS)),
         decode_gb_per_token: +(bytes / 1e9).toFixed(3),
