@@ -1,3 +1,3 @@
-export { WebGpuPlanExecutor, WEBGPU_CAPS, type WebGpuPlanExecutorOptions } from './webgpu-plan-executor.js';
+export { WebGpuPlanExecutor, WEBGPU_CAPS, webgpuPlanUnsupported, type WebGpuPlanExecutorOptions } from './webgpu-plan-executor.js';
 export { webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS } from './webgpu-fixture-check.js';
 export type { FixtureRankCase as WebGpuFixtureRankCase } from './fixture-rank.entry.js';

@@ -4,10 +4,10 @@
  * back to the host and are routed exactly as the host executor routes them
  * (`routeHost`, moe/router.ts's rules in fp32); the step's (token, weight)
  * pairs go up in one write, grouped by this rank's experts in ascending id;
- * then per expert with tokens: gather its rows, gate|up with SiLU·up fused
- * (the plan's linear kernel in the weight's format: GEMV for up to 16 rows,
- * else the GEMM), down, and the weighted rows added into the output (zeroed
- * first). Experts on other EP ranks or TP shards give this rank's part; the
+ * then per expert with tokens, two dispatches of the plan's linear kernel in
+ * the weight's format (GEMV for up to 16 rows, else the GEMM): gate|up
+ * reading the tokens' rows in place with SiLU·up fused, and down adding the
+ * weighted rows into the output (zeroed first). Experts on other EP ranks or TP shards give this rank's part; the
  * layer's recorded all-reduce completes the sum.
  */
 import { WeftError } from '@weft/core';
@@ -16,7 +16,8 @@ import type { MoeOp, PlanAct } from '../ops.js';
 import { vectorData } from '../weights.js';
 import { BUF } from './device.js';
 import { linearKernel, per256, simple, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
-import { moeGatherWgsl, moeScatterWgsl, routeLayout, zeroWgsl } from './wgsl-moe.js';
+import type { Binder } from './wgsl-common.js';
+import { routeDecl, routeLayout, zeroWgsl } from './wgsl-moe.js';
 
 /** One dispatch of a step outside the plan's fixed list: a kernel at its own shape (an expert's row count). */
 export interface ShapedKernel {
@@ -26,10 +27,8 @@ export interface ShapedKernel {
 
 interface ExpertKernels {
   id: number;
-  gather: Kernel;
   gateUp: Kernel;
   down: Kernel;
-  scatter: Kernel;
 }
 
 export class MoeExperts {
@@ -55,23 +54,19 @@ export class MoeExperts {
     this.words = new Uint32Array(l.words);
     this.route = device.createBuffer({ size: l.words * 4, usage: BUF.STORAGE | BUF.COPY_DST, label: 'moe route' });
     this.bias = op.correctionBias ? vectorData(op.correctionBias) : null;
-    const xe = scratch('moe.x', H);
-    const ye = scratch('moe.y', H);
     const whole = (a: PlanAct) => ({ act: a, col: 0, width: a.width });
     this.zero = simple('moe_zero', (b) => zeroWgsl(b, op.out), (T) => per256(T * H));
     let prev = -1;
     this.experts = op.experts.map((e, slot) => {
       if (e.id <= prev) throw new WeftError(`webgpu plan: moe experts must come in ascending id (${prev} then ${e.id})`);
       prev = e.id;
-      const I = e.down.shape[1]!;
-      const act = scratch('moe.act', I);
-      const rows = (T: number) => per256(T * H);
+      const act = scratch('moe.act', e.down.shape[1]!);
+      const bind = (b: Binder) => routeDecl(b, this.route, slot, n, this.maxEntries);
       return {
         id: e.id,
-        gather: simple('moe_gather', (b) => moeGatherWgsl(b, op.x, xe, this.route, slot, n, this.maxEntries), rows),
-        gateUp: linearKernel('moe_gate_up_silu', { w: ctx.matrix(e.gateUp), x: whole(xe), out: whole(act), bias: null, accumulate: false, gateUp: 'silu' }),
-        down: linearKernel('moe_down', { w: ctx.matrix(e.down), x: whole(act), out: whole(ye), bias: null, accumulate: false, gateUp: null }),
-        scatter: simple('moe_scatter', (b) => moeScatterWgsl(b, ye, op.out, this.route, slot, n, this.maxEntries), rows),
+        // gate|up reads the expert's tokens' rows in place; down adds its weighted rows into theirs.
+        gateUp: linearKernel('moe_gate_up_silu', { w: ctx.matrix(e.gateUp), x: op.x, out: whole(act), bias: null, accumulate: false, gateUp: 'silu', route: { bind, gather: true, scatter: false } }),
+        down: linearKernel('moe_down', { w: ctx.matrix(e.down), x: whole(act), out: op.out, bias: null, accumulate: false, gateUp: null, route: { bind, gather: false, scatter: true } }),
       };
     });
   }
@@ -100,7 +95,7 @@ export class MoeExperts {
       at += c;
       if (c === 0) continue;
       const shape = { T: c, S: c, decode: false };
-      out.push({ kernel: e.gather, shape }, { kernel: e.gateUp, shape }, { kernel: e.down, shape }, { kernel: e.scatter, shape });
+      out.push({ kernel: e.gateUp, shape }, { kernel: e.down, shape });
     }
     this.device.queue.writeBuffer(this.route, 0, w.buffer, 0, l.words * 4);
     return out;

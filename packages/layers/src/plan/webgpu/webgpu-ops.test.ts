@@ -262,6 +262,38 @@ describe('bad input gets a clear error', () => {
   });
 });
 
+describe('moe against the host executor', () => {
+  it.each([
+    ['fp32', 5, 'softmax'],
+    ['fp32', 40, 'softmax'],
+    ['bf16', 6, 'sigmoid'],
+    ['bf16', 37, 'sigmoid'],
+  ] as const)('%s (the host is exact there: Q8_0 / Q4_0 are a8 on it), %i rows, %s routing over 5 experts (4 held: one on another EP rank), top 2', async (format, T, scoring) => {
+    const H = 64;
+    const I = 32;
+    const E = 5;
+    const b = new PlanBuilder();
+    const x = b.act('x', H);
+    const logits = b.act('router', E);
+    const out = b.act('out', H);
+    const gate = linearWeight(E, H, 'fp32', 120);
+    b.op({ kind: 'linear', x: whole(x), out: whole(logits), weight: gate, bias: null, accumulate: false });
+    const experts = [0, 1, 3, 4].map((id) => ({ id, gateUp: linearWeight(2 * I, H, format, 130 + id), down: linearWeight(H, I, format, 140 + id) }));
+    const routing = { topK: 2, scoring, renormalize: scoring === 'sigmoid', method: 'greedy' as const, routedScalingFactor: scoring === 'sigmoid' ? 2.5 : undefined };
+    b.op({ kind: 'moe', x: whole(x), logits: whole(logits), out: whole(out), routing, correctionBias: scoring === 'sigmoid' ? vectorParam(E, 121) : null, numExperts: E, experts, exchange: null });
+    const plan = b.build(1, { inHidden: x, hidden: out });
+    const input = stepInput(T, { hidden: rand([T, H], 122) });
+    const [gpu] = await run(plan, [input]);
+    const host = new HostPlanExecutor(plan, { isa: 'portable' });
+    await host.initCaches(40, BS);
+    const want = await host.step(input);
+    host.dispose();
+    // Expert rows above 16 run the GEMM (a row count from the routing), at or below the GEMV.
+    expect(maxDiff(gpu!.hidden!, want.hidden!)).toBeLessThan(2e-4);
+    expect(Math.max(...want.hidden!.map(Math.abs))).toBeGreaterThan(0.01);
+  });
+});
+
 describe('MLA ops against the host executor', () => {
   it.each([4, 19])('headMatmul over strided heads, copyHeads strided and repeating, roundInput (%i rows)', async (T) => {
     const [H, k, n, xStride, outStride] = [3, 8, 6, 11, 9];

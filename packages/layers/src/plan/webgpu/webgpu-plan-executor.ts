@@ -34,6 +34,15 @@ export const WEBGPU_CAPS: ExecutorCaps = {
   ops: new Set<PlanOpKind>(['embed', 'rmsNorm', 'linear', 'rotary', 'attention', 'gatedAct', 'add', 'allReduce', 'gatherSampled', 'gatherColumns', 'softcap', 'copyHeads', 'headMatmul', 'roundInput', 'moe']),
 };
 
+/** Why the WebGPU executor cannot run `plan` (an op kind it lacks, or a layout of one it has), or null. */
+export function webgpuPlanUnsupported(plan: DevicePlan): string | null {
+  const lacks = unsupportedOps(plan, WEBGPU_CAPS);
+  if (lacks) return lacks;
+  // EP across DP replicas exchanges rows inside the op through tfjs tensors (moe/dispatch.ts): the host executor runs it.
+  if (plan.ops.some((op) => op.kind === 'moe' && op.exchange)) return "the webgpu executor has no 'moe' with experts spanning dp replicas (MoeOp.exchange)";
+  return null;
+}
+
 export interface WebGpuPlanExecutorOptions {
   plan: DevicePlan;
   /** A device to use (one per rank); else one is requested from `navigator.gpu` and destroyed with the executor. */
@@ -112,7 +121,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
 
   /** Check the plan, take a device, upload every weight once, allocate the activations. */
   static async create(opts: WebGpuPlanExecutorOptions): Promise<WebGpuPlanExecutor> {
-    const why = unsupportedOps(opts.plan, WEBGPU_CAPS);
+    const why = webgpuPlanUnsupported(opts.plan);
     if (why) throw new ConfigError(why);
     const device = opts.device ?? (await requestDevice('webgpu plan'));
     const ex = new WebGpuPlanExecutor(device, opts.plan, !opts.device, opts);

@@ -29,6 +29,12 @@ export interface MatmulSpec {
    * the GEMV reads `norm.x` and scales by `(weight + offset) · rsqrt(mean(x²) + eps)`.
    */
   norm?: { x: ActView; weight: GPUBuffer; eps: number; offset: number } | null;
+  /**
+   * An expert's rows of a routed step (the moe op): `bind` declares `count()`, `token(j)`, `weight(j)`; rows
+   * are the expert's `count()` tokens — read from x's rows `token(j)` (`gather`), and/or added into out's
+   * rows `token(j)` scaled by `weight(j)` (`scatter`).
+   */
+  route?: { bind(b: Binder): string; gather: boolean; scatter: boolean } | null;
 }
 
 /** Rows up to which the GEMV runs. */
@@ -42,18 +48,19 @@ fn silu(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
 fn gelu_tanh(g : f32) -> f32 { return 0.5 * g * (1.0 + tanh(clamp(0.7978845608 * (g + 0.044715 * g * g * g), -15.0, 15.0))); }`;
 
 /** The x loader `xl(m, k4)`: elements `4·k4 … 4·k4 + 3` of row m of the view, zero past k. */
-function xLoader(b: Binder, x: ActView, out: ActView, k: number, maxK4: number): string {
+function xLoader(b: Binder, x: ActView, out: ActView, k: number, maxK4: number, gather: boolean): string {
+  const m = gather ? 'token(m)' : 'm';
   const vec = x.act !== out.act && x.col % 4 === 0 && x.act.width % 4 === 0 && k % 4 === 0;
   const K4 = Math.ceil(k / 4);
   if (vec) {
     const X = b.buffer(b.bufferOf(x.act), 'x4', 'vec4<f32>', 'read');
-    const at = `${X}[m * ${x.act.width / 4}u + ${x.col / 4}u + k4]`;
+    const at = `${X}[${m} * ${x.act.width / 4}u + ${x.col / 4}u + k4]`;
     return `fn xl(m : u32, k4 : u32) -> vec4<f32> { ${maxK4 > K4 ? `if (k4 >= ${K4}u) { return vec4<f32>(0.0); } ` : ''}return ${at}; }`;
   }
   const X = b.act(x.act);
   return `fn xl(m : u32, k4 : u32) -> vec4<f32> {
   var v = vec4<f32>(0.0);
-  let b = m * ${x.act.width}u + ${x.col}u + 4u * k4;
+  let b = ${m} * ${x.act.width}u + ${x.col}u + 4u * k4;
   for (var e = 0u; e < 4u; e++) { if (4u * k4 + e < ${k}u) { v[e] = ${X}[b + e]; } }
   return v;
 }`;
@@ -66,20 +73,28 @@ function scaleFn(b: Binder, w: GpuMatrix): string {
 }
 
 /** The shape checked; K, the gate/up split (`half`), output columns NO and the x loader declared. */
-function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string } {
+function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string; route: string } {
   const { w } = s;
   const half = w.n / 2;
   const NO = s.gateUp ? half : w.n;
   if (s.x.width !== w.k || s.out.width !== NO) {
     throw new WeftError(`webgpu plan: linear ${w.name} [${w.n}, ${w.k}] reads ${s.x.act.name} columns ${s.x.width}, writes ${s.out.act.name} columns ${s.out.width}`);
   }
-  return { K: w.k, half, NO, xl: xLoader(b, x, s.out, w.k, Math.ceil(w.kp / 4)) };
+  const route = s.route ? s.route.bind(b) : '';
+  return { K: w.k, half, NO, xl: xLoader(b, x, s.out, w.k, Math.ceil(w.kp / 4), s.route?.gather ?? false), route };
+}
+
+/** The store of output `val` at row `m`, column `col`: plain, accumulated, or scattered to the row's token with its weight. */
+function store(s: MatmulSpec, Y: string, m: string, col: string, val: string): string {
+  const at = (row: string) => `${row} * ${s.out.act.width}u + ${s.out.col}u + ${col}`;
+  if (s.route?.scatter) return `if (${m} < count()) { let o = ${at(`token(${m})`)}; ${Y}[o] = ${Y}[o] + (${val}) * weight(${m}); }`;
+  return `${Y}[${at(m)}] ${s.accumulate ? '+=' : '='} ${val};`;
 }
 
 /** The GEMV for exactly `m` rows (bindings collected in `b`). */
 export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const { w } = s;
-  const { K, half, NO, xl } = prologue(b, s, s.norm?.x ?? s.x);
+  const { K, half, NO, xl, route } = prologue(b, s, s.norm?.x ?? s.x);
   const steps = w.kp / { fp32: 4, bf16: 8, q8_0: 16, q4_0: 32 }[w.format];
   const Y = b.act(s.out.act);
   const W = b.buffer(w.data, 'W', w.format === 'fp32' ? 'vec4<f32>' : 'vec4<u32>', 'read');
@@ -153,6 +168,7 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   return `${WEIGHT_FNS}
 ${ACT_FNS}
 ${b.decls.join('\n')}
+${route}
 ${sc}
 ${xl}
 ${gv}
@@ -174,7 +190,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   for (var i = lid; i < ${P}u; i += 256u) {
     let m = i / ${GEMV_ROWS}u;
     let nn = wg * ${GEMV_ROWS}u + i % ${GEMV_ROWS}u;
-    if (nn < ${NO}u) { ${Y}[m * ${s.out.act.width}u + ${s.out.col}u + nn] ${s.accumulate ? '+=' : '='} ${val}; }
+    if (nn < ${NO}u) { ${store(s, Y, 'm', 'nn', val)} }
   }
 }`;
 }
@@ -182,13 +198,14 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 /** The tiled GEMM (rows from `si`). */
 export function gemmWgsl(b: Binder, s: MatmulSpec): string {
   const { w } = s;
-  const { K, half, NO, xl } = prologue(b, s);
+  const { K, half, NO, xl, route } = prologue(b, s);
   const Y = b.act(s.out.act);
   const wType = { fp32: 'vec4<f32>', bf16: 'vec2<u32>', q8_0: 'u32', q4_0: 'u32' }[w.format];
   const W = b.buffer(w.data, 'W', wType, 'read');
   const sc = scaleFn(b, w);
   const B = s.bias ? b.buffer(s.bias, 'bias', 'f32', 'read') : null;
-  const si = b.step();
+  // An expert's GEMM takes its row count from the routing, not the step.
+  const si = s.route ? '' : b.step();
   const ws = s.gateUp ? ['G', 'U'] : ['W'];
   // Four consecutive k of weight row `r` from kq (a multiple of 4).
   const load = (r: string) => {
@@ -211,13 +228,14 @@ export function gemmWgsl(b: Binder, s: MatmulSpec): string {
 ${ACT_FNS}
 ${b.decls.join('\n')}
 ${si}
+${route}
 ${sc}
 ${xl}
 var<workgroup> As : array<vec4<f32>, 256>;
 ${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, 256>;`).join('\n')}
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let M = ${rowsExpr(s.x.act)};
+  let M = ${s.route ? 'count()' : rowsExpr(s.x.act)};
   let m0 = wid.y * 64u;
   let n0 = wid.x * 64u;
   if (m0 >= M) { return; }
@@ -256,7 +274,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     if (row < M) {
       for (var c = 0u; c < 4u; c++) {
         let col = n0 + tx * 4u + c;
-        if (col < ${NO}u) { ${Y}[row * ${s.out.act.width}u + ${s.out.col}u + col] ${s.accumulate ? '+=' : '='} ${val('i', 'c')}; }
+        if (col < ${NO}u) { ${store(s, Y, 'row', 'col', val('i', 'c'))} }
       }
     }
   }

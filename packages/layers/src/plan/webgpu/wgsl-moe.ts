@@ -3,11 +3,12 @@
  * on the host: `moe-experts.ts`). The step's routing buffer holds, per local
  * expert slot, `[offset, count]`, then every chosen (token, weight) pair
  * grouped by expert. Per expert: its tokens' rows gathered into a scratch
- * buffer, the expert's linears (plan linear kernels), and its weighted output
- * added back into each token's row; experts run one after another in
- * ascending id, so each row's sum is formed in the order the tfjs path uses.
+ * the expert's gate|up reads its tokens' rows in place and its down adds the
+ * weighted rows back into each token's row (plan linear kernels with
+ * `MatmulSpec.route`); experts run one after another in ascending id, so each
+ * row's sum is formed in the order the tfjs path uses.
  */
-import type { ActView, PlanAct } from '../ops.js';
+import type { ActView } from '../ops.js';
 import type { Binder } from './wgsl-common.js';
 
 const MAIN = '@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32)';
@@ -17,45 +18,13 @@ export function routeLayout(experts: number, maxEntries: number): { tokens: numb
   return { tokens: 2 * experts, weights: 2 * experts + maxEntries, words: 2 * experts + 2 * maxEntries };
 }
 
-function routeDecl(b: Binder, route: GPUBuffer, slot: number, experts: number, maxEntries: number): string {
+/** Declares `count()`, `token(j)`, `weight(j)` of the expert in `slot` (for the plan's linear kernels: MatmulSpec.route). */
+export function routeDecl(b: Binder, route: GPUBuffer, slot: number, experts: number, maxEntries: number): string {
   const R = b.buffer(route, 'route', 'u32', 'read');
   const l = routeLayout(experts, maxEntries);
   return `fn count() -> u32 { return ${R}[${2 * slot + 1}u]; }
 fn token(j : u32) -> u32 { return ${R}[${l.tokens}u + ${R}[${2 * slot}u] + j]; }
 fn weight(j : u32) -> f32 { return bitcast<f32>(${R}[${l.weights}u + ${R}[${2 * slot}u] + j]); }`;
-}
-
-/** xe[j] = x[token(j)] for the slot's tokens. */
-export function moeGatherWgsl(b: Binder, x: ActView, xe: PlanAct, route: GPUBuffer, slot: number, experts: number, maxEntries: number): string {
-  const X = b.act(x.act);
-  const XE = b.act(xe);
-  const r = routeDecl(b, route, slot, experts, maxEntries);
-  return `${b.decls.join('\n')}
-${r}
-${MAIN} {
-  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
-  let j = idx / ${x.width}u;
-  if (j >= count()) { return; }
-  let c = idx % ${x.width}u;
-  ${XE}[j * ${xe.width}u + c] = ${X}[token(j) * ${x.act.width}u + ${x.col}u + c];
-}`;
-}
-
-/** out[token(j)] += weight(j) · ye[j]. A token appears once per expert: no two threads add to one element. */
-export function moeScatterWgsl(b: Binder, ye: PlanAct, out: ActView, route: GPUBuffer, slot: number, experts: number, maxEntries: number): string {
-  const YE = b.act(ye);
-  const O = b.act(out.act);
-  const r = routeDecl(b, route, slot, experts, maxEntries);
-  return `${b.decls.join('\n')}
-${r}
-${MAIN} {
-  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
-  let j = idx / ${out.width}u;
-  if (j >= count()) { return; }
-  let c = idx % ${out.width}u;
-  let o = token(j) * ${out.act.width}u + ${out.col}u + c;
-  ${O}[o] = ${O}[o] + ${YE}[j * ${ye.width}u + c] * weight(j);
-}`;
 }
 
 /** out ← 0 on the step's rows (the moe op overwrites its output). */
