@@ -3,16 +3,14 @@
 # carry [".gpu"]: unpacks node, the Vulkan loader and the weft bundle, then (in this order, so
 # a time limit cuts the least important part):
 #   1. Dawn in worker threads (probe.log)
-#   2. weft's own step (WebGpuLlamaStep) against the Llama fixtures, fp32 and bf16 weights (step-check.json),
-#      and the device plan on the WebGPU executor against the Llama fixtures (fp32, bf16, Q8_0 / Q4_0
+#   2. the device plan on weft's WebGPU executor against the Llama fixtures (fp32, bf16, Q8_0 / Q4_0
 #      weight-only) and the tfjs forward (plan-check.json)
-#   3. the bench: transformers eager + static cache/compile (torch.json), weft's step fp32/bf16, the device
-#      plan on the WebGPU executor (PLAN_FORMATS, default bf16,q4_0,fp32) and the tfjs path with weft's
-#      kernels (bench.json, bench.log)
+#   3. the bench: transformers eager + static cache/compile (torch.json), the device plan on the WebGPU
+#      executor (PLAN_FORMATS, default bf16,q4_0,fp32) and the tfjs path with weft's kernels (bench.json, bench.log)
 #   4. the exit test: Dawn threads and weft at tp 2, with and without the loader pin (exit.log)
 #   5. fixture parity of the tfjs path at tp 1 and 2 (check.json, check.log)
 # Files in $OUT (or ./gpu-out; a device run returns at most 8): env.txt, run.log (everything printed),
-# step-check.json, plan-check.json, torch.json, bench.json, exit.log, check.json. Stages that would start after
+# plan-check.json, torch.json, bench.json, exit.log, check.json. Stages that would start after
 # DEADLINE_S seconds (default 540) are skipped, and say so in run.log.
 #   usage: bash scripts/gpu/device.sh [all|check|bench|exit]   (default all; check = 2, 4, 5; exit = 4)
 set -uo pipefail
@@ -29,9 +27,6 @@ tar xJf .gpu/weft.tar.xz
 rc=0
 timeout 60 node scripts/gpu/worker-probe.mjs 2 2>&1 | tee -a "$out/env.txt" || rc=1
 
-if [[ "$what" =~ ^(all|check)$ ]] && stage step-check; then
-  timeout 90 node examples/dist/bench/gpu.js --step-check fixtures --out "$out/step-check.json" 2>&1 | grep -v 'artificially reduced' || rc=1
-fi
 if [[ "$what" =~ ^(all|check)$ ]] && stage plan-check; then
   timeout 90 node examples/dist/bench/gpu.js --plan-check fixtures --out "$out/plan-check.json" 2>&1 | grep -v 'artificially reduced' || rc=1
 fi

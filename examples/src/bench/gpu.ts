@@ -9,7 +9,7 @@
  *
  * usage: node examples/dist/bench/gpu.js [--prompt 512] [--decode 32] [--batches 1,16]
  *          [--torch python3] [--no-torch] [--kernels-only] [--no-profile] [--layers 22] [--out bench-results/gpu.json]
- *          [--step-dtypes float32,bfloat16] [--plan-formats bf16,q4_0,fp32] [--step-check DIR | --plan-check DIR]
+ *          [--plan-formats bf16,q4_0,fp32] [--plan-check DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,8 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BackendName } from '@weft/core';
 import { LLM } from '@weft/engine';
-import { benchPlan, checkPlan } from './gpu-plan.js';
-import { benchStep, checkStep, type StepBenchRow } from './gpu-step.js';
+import { benchPlan, checkPlan, type PlanBenchRow } from './gpu-plan.js';
 import { profileKernels } from './kernel-profile.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 import { median } from './stats.js';
@@ -42,29 +41,17 @@ const { values: v } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     /** Skip the stock-kernel pass of weft. */
     'kernels-only': { type: 'boolean', default: false },
-    /** weft's own step (WebGpuLlamaStep) with these weight dtypes; '' skips it. */
-    'step-dtypes': { type: 'string', default: 'float32,bfloat16' },
     /** weft through tfjs: 'all' variants (stock kernels, dispatch paths, submit batches), 'default' (weft kernels), 'none'. */
     'tfjs-variants': { type: 'string', default: 'all' },
     'write-only': { type: 'boolean', default: false },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu.json' },
-    /** Only check weft's own step against the Llama fixtures in this folder, write --out, exit 1 on a mismatch. */
-    'step-check': { type: 'string' },
     /** The device plan on the WebGPU executor with these weight formats (fp32, bf16, q8_0, q4_0); '' skips it. */
     'plan-formats': { type: 'string', default: 'bf16,q4_0,fp32' },
     /** Only check the device plan on the WebGPU executor against the Llama fixtures in this folder, write --out, exit 1 on a mismatch. */
     'plan-check': { type: 'string' },
   },
 });
-if (v['step-check']) {
-  const checked = await checkStep(String(v['step-check']), (m) => process.stderr.write(`[step-check] ${m}\n`));
-  const bad = checked.filter((r) => !r.pass);
-  console.log(`weft step parity on webgpu: ${checked.length - bad.length}/${checked.length} pass`);
-  mkdirSync(dirname(String(v.out)), { recursive: true });
-  writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), rows: checked }, null, 1));
-  process.exit(bad.length ? 1 : 0);
-}
 if (v['plan-check']) {
   const checked = await checkPlan(String(v['plan-check']), (m) => process.stderr.write(`[plan-check] ${m}\n`));
   const bad = checked.filter((r) => !r.pass);
@@ -105,16 +92,12 @@ const variants: [string, Record<string, string>][] = [
   ['weft kernels, lean dispatch, submit 8', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '8' }],
   ['weft kernels', { WEFT_WEBGPU_KERNELS: '1', WEFT_WEBGPU_LEAN: '1', WEFT_WEBGPU_SUBMIT_BATCH: '15' }],
 ];
-// --- weft's own step (no tfjs): fp32 and bf16 weights ---
-const stepRows: StepBenchRow[] = [];
-const stepDtypes = String(v['step-dtypes']).split(',').filter(Boolean) as ('float32' | 'bfloat16')[];
-if (backend === 'webgpu' && stepDtypes.length) {
-  stepRows.push(...(await benchStep({ dir, dtypes: stepDtypes, batches, promptLen, decodeTokens, bandwidth, log })));
-  rows.push(...(stepRows as unknown as Record<string, unknown>[]));
-}
+// --- the device plan on weft's WebGPU executor (no tfjs), per weight format ---
+const planRows: PlanBenchRow[] = [];
 const planFormats = String(v['plan-formats']).split(',').filter(Boolean);
 if (backend === 'webgpu' && planFormats.length) {
-  rows.push(...((await benchPlan({ dir, formats: planFormats, batches, promptLen, decodeTokens, bandwidth, log })) as unknown as Record<string, unknown>[]));
+  planRows.push(...(await benchPlan({ dir, formats: planFormats, batches, promptLen, decodeTokens, bandwidth, log })));
+  rows.push(...(planRows as unknown as Record<string, unknown>[]));
 }
 const tfjsVariants = v['tfjs-variants'] === 'none' ? [] : backend === 'webgpu' && !v['kernels-only'] && v['tfjs-variants'] === 'all' ? variants : variants.slice(-1);
 for (const [label, env] of tfjsVariants) await benchWeft(label, env);
@@ -213,36 +196,35 @@ for (const b of batches) {
     });
   }
   if (weft) ratios.push({ batch: b, vs: 'fp32 bandwidth bound', prefill: null, decode: +((weft.decode_tok_s as number) / (b * boundFp32)).toFixed(4) });
-  for (const st of stepRows.filter((r) => r.batch === b)) {
+  for (const st of planRows.filter((r) => r.batch === b)) {
     for (const other of rows.filter((r) => String(r.engine).startsWith('transformers') && r.batch === b)) {
       ratios.push({
         weft: st.engine,
         batch: b,
         vs: other.engine,
-        prefill: other.prefill_tok_s ? +((st.prefill_tok_s ?? 0) / (other.prefill_tok_s as number)).toFixed(3) : null,
+        prefill: other.prefill_tok_s ? +(st.prefill_tok_s / (other.prefill_tok_s as number)).toFixed(3) : null,
         decode: +(st.decode_tok_s / (other.decode_tok_s as number)).toFixed(3),
-        decode_chained: +(st.decode_chained_tok_s / (other.decode_tok_s as number)).toFixed(3),
       });
     }
-    const bound = st.dtype === 'float32' ? boundFp32 : boundBf16;
-    ratios.push({ weft: st.engine, batch: b, vs: `${st.dtype === 'float32' ? 'fp32' : 'bf16'} bandwidth bound (batch-1 weights)`, prefill: null, decode: +(st.decode_tok_s / b / bound).toFixed(4), decode_chained: +(st.decode_chained_tok_s / b / bound).toFixed(4) });
+    // The bound of this format's own bytes (every linear weight read once a step).
+    ratios.push({ weft: st.engine, batch: b, vs: `${st.dtype} bandwidth bound (${st.weight_gb} GB a step)`, prefill: null, decode: +(st.decode_tok_s / b / (bandwidth / (st.weight_gb * 1e9))).toFixed(4) });
   }
 }
 
 console.log(`\nTinyLlama-1.1B shape (${(params / 1e6).toFixed(0)} M parameters, random weights), prompt ${promptLen}, ${decodeTokens} decode tokens\n`);
 console.log('| engine | batch | prefill tok/s | decode tok/s |\n| --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${String(r.engine)} | ${String(r.batch)} | ${r.prefill_tok_s ?? '—'} | ${r.decode_tok_s} |`);
-console.log('\nweft ÷ other (decode chained: sampled token fed back on the device)\n\n| weft | batch | vs | prefill | decode | decode chained |\n| --- | --- | --- | --- | --- | --- |');
-for (const r of ratios) console.log(`| ${String(r.weft ?? 'tfjs path, weft kernels')} | ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} | ${String(r.decode_chained ?? '—')} |`);
-if (stepRows.length) {
-  console.log('\nweft step, per decode step\n\n| weights | batch | dispatches | step ms (read back) | chained ms | GPU ms | encode ms | host overhead ms | bandwidth fraction |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const r of stepRows) console.log(`| ${r.dtype} | ${r.batch} | ${r.dispatches_per_step} | ${r.step_ms} | ${r.chained_step_ms} | ${r.gpu_step_ms} | ${r.encode_ms} | ${r.host_overhead_ms} | ${r.bandwidth_fraction} |`);
-  const tags = Object.keys(stepRows[0]!.kernel_us);
+console.log('\nweft ÷ other\n\n| weft | batch | vs | prefill | decode |\n| --- | --- | --- | --- | --- |');
+for (const r of ratios) console.log(`| ${String(r.weft ?? 'tfjs path, weft kernels')} | ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} |`);
+if (planRows.length) {
+  console.log('\nweft device plan on WebGPU, per decode step\n\n| weights | batch | dispatches | step ms (read back) | GPU ms | encode ms | host overhead ms | bandwidth fraction |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of planRows) console.log(`| ${r.dtype} | ${r.batch} | ${r.dispatches_per_step} | ${r.step_ms} | ${r.gpu_step_ms} | ${r.encode_ms} | ${r.host_overhead_ms} | ${r.bandwidth_fraction} |`);
+  const tags = Object.keys(planRows[0]!.kernel_us);
   console.log(`\nµs per decode step by kernel (each class alone)\n\n| weights | batch | ${tags.join(' | ')} |\n| --- | --- | ${tags.map(() => '---').join(' | ')} |`);
-  for (const r of stepRows) console.log(`| ${r.dtype} | ${r.batch} | ${tags.map((t) => r.kernel_us[t]).join(' | ')} |`);
-  const ptags = Object.keys(stepRows[0]!.prefill_kernel_us);
-  console.log(`\nµs per ${promptLen}-token prefill step by kernel (each class alone; ${stepRows[0]!.prefill_dispatches} dispatches)\n\n| weights | ${ptags.join(' | ')} |\n| --- | ${ptags.map(() => '---').join(' | ')} |`);
-  for (const r of stepRows.filter((x) => x.batch === batches[0])) console.log(`| ${r.dtype} | ${ptags.map((t) => r.prefill_kernel_us[t]).join(' | ')} |`);
+  for (const r of planRows) console.log(`| ${r.dtype} | ${r.batch} | ${tags.map((t) => r.kernel_us[t] ?? '—').join(' | ')} |`);
+  const ptags = Object.keys(planRows[0]!.prefill_kernel_us);
+  console.log(`\nµs per ${promptLen}-token prefill step by kernel (each class alone; ${planRows[0]!.prefill_dispatches} dispatches)\n\n| weights | ${ptags.join(' | ')} |\n| --- | ${ptags.map(() => '---').join(' | ')} |`);
+  for (const r of planRows.filter((x) => x.batch === batches[0])) console.log(`| ${r.dtype} | ${ptags.map((t) => r.prefill_kernel_us[t] ?? '—').join(' | ')} |`);
 }
 if (profile) {
   console.log('\nkernels, ms per decode step (count × one call), stock tfjs ops → weft kernel\n\n| op | per step | stock ms | weft ms | speed-up |\n| --- | --- | --- | --- | --- |');
@@ -256,7 +238,7 @@ console.log(`\nweft decode ms per step: ${JSON.stringify(weftDecodeMsPerStep)}`)
 mkdirSync(dirname(String(v.out)), { recursive: true });
 writeFileSync(
   String(v.out),
-  JSON.stringify({ date: new Date().toISOString(), shape, params, promptLen, decodeTokens, loadS, weftDecodeMsPerStep, stepRows, torch: torchInfo && { version: torchInfo.torch, transformers: torchInfo.transformers, device: torchInfo.device }, rows, ratios, profile }, null, 2),
+  JSON.stringify({ date: new Date().toISOString(), shape, params, promptLen, decodeTokens, loadS, weftDecodeMsPerStep, planRows, torch: torchInfo && { version: torchInfo.torch, transformers: torchInfo.transformers, device: torchInfo.device }, rows, ratios, profile }, null, 2),
 );
 log(`wrote ${v.out}`);
 process.exit(0);

@@ -93,7 +93,4 @@ export function attentionKernel(q: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D, 
   return tf.engine().runKernel(ATTENTION, { q, k: kFlat, v: vFlat }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
-export { WebGpuLlamaStep, GEMV_MAX_ROWS, packBf16, requestDevice, unsupported as webGpuStepUnsupported } from './step/llama-step.js';
-export type { WebGpuLlamaStepOptions, StepSeq, StepResult } from './step/llama-step.js';
-export type { WeightDtype } from './step/wgsl.js';
 export { pinGpuDriverLibraries } from '@weft/core';

@@ -1,3 +1,4 @@
 export { WebGpuPlanExecutor, WEBGPU_CAPS, webgpuPlanUnsupported, type WebGpuPlanExecutorOptions } from './webgpu-plan-executor.js';
 export { webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS } from './webgpu-fixture-check.js';
 export type { FixtureRankCase as WebGpuFixtureRankCase } from './fixture-rank.entry.js';
+export { requestDevice } from './device.js';
