@@ -1,6 +1,6 @@
 /**
- * bench:gpu's measurement of the device plan on the WebGPU executor (issue 20): the same model the
- * step bench runs (`gpu-step.ts`: a TinyLlama-shaped random checkpoint), loaded as the engine loads a
+ * bench:gpu's measurement of the device plan on the WebGPU executor (issue 20): bench:gpu's
+ * TinyLlama-shaped random checkpoint (the one transformers runs in the same run), loaded as the engine loads a
  * rank (LlamaForCausalLM, `loadWeights` in each weight format, on the cpu tfjs backend), its
  * `recordPlan()` run by `WebGpuPlanExecutor`: prefill of one long prompt, greedy decode at each batch
  * (each step read back: what an engine loop pays), the GPU's own time per step (10 steps in one submit),
