@@ -26,7 +26,6 @@ export interface KernelContext {
   heads(m: HeadMatrices): GPUBuffer;
   cache(index: number): CacheBuffers;
   cosSin(rope: RotaryEmbedding): GPUBuffer;
-  ids: GPUBuffer;
   /** Workgroup memory the device allows. */
   sharedBytes: number;
 }

@@ -327,7 +327,6 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       heads: (m) => this.weights.heads(m),
       cache: (i) => this.caches[i]!,
       cosSin: (r) => this.ropes.get(r)!,
-      ids: this.ids,
       sharedBytes: this.device.limits.maxComputeWorkgroupStorageSize,
     };
     for (const s of this.segments) s.moe?.destroy();
