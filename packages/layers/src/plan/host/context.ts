@@ -45,8 +45,6 @@ export interface HostStep {
   /** The sequences as @weft/cpu-kernels' attention takes them (ATTN_SEQ_FIELDS each) and their block tables. */
   readonly seqTable: Int32Array;
   readonly blockTables: Int32Array;
-  /** `out [rows, n] = x [rows, k] · Wᵀ` (contiguous) through the weight's kernel: for ops that run linears inside (MoE). */
-  linear(weight: LinearWeight, x: Float32Array, rows: number, out: Float32Array): void;
 }
 
 /** One op's work in a step (a collective is async). */

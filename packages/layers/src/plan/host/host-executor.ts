@@ -157,8 +157,6 @@ export class HostPlanExecutor implements PlanExecutor {
     const { seqTable, blockTables } = packSequences(input.seqs);
     const rope = new Map<RotaryEmbedding, [Float32Array, Float32Array]>();
     const caches = this.caches;
-    const weights = this.weights;
-    const kernels = this.kernels;
     return {
       input,
       tokens: T,
@@ -175,10 +173,6 @@ export class HostPlanExecutor implements PlanExecutor {
       numBlocks: this.numBlocks,
       seqTable,
       blockTables,
-      linear: (w, x, rows, out) => {
-        const m = weights.matrix(w);
-        kernels.linear({ data: x, offset: 0, stride: m.k }, rows, m, { data: out, offset: 0, stride: m.n }, false, null);
-      },
     };
   }
 }
