@@ -114,6 +114,36 @@ AI FC float exp_shifted(float *p, int n, float mx) {
   return s;
 }
 
+/* a·b + c, contracted (an FMA where the ISA has one), as the tiles' accumulations. */
+AI FC vf vfma(vf a, vf b, vf c) { return a * b + c; }
+
+/* The lane sums of 16 vectors, as one vector (lane i: Σ v[i]): a butterfly of 15 adds, not 16 reductions. */
+AI vf hsum16(const vf *v) {
+  vf w[8], x[4], y[2];
+  for (int i = 0; i < 8; i++)
+    w[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], (vi){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}) +
+           __builtin_shuffle(v[2 * i], v[2 * i + 1], (vi){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+  for (int i = 0; i < 4; i++)
+    x[i] = __builtin_shuffle(w[2 * i], w[2 * i + 1], (vi){0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}) +
+           __builtin_shuffle(w[2 * i], w[2 * i + 1], (vi){4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31});
+  for (int i = 0; i < 2; i++)
+    y[i] = __builtin_shuffle(x[2 * i], x[2 * i + 1], (vi){0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29}) +
+           __builtin_shuffle(x[2 * i], x[2 * i + 1], (vi){2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31});
+  return __builtin_shuffle(y[0], y[1], (vi){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
+         __builtin_shuffle(y[0], y[1], (vi){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+}
+
+/* q · k for up to 16 keys (rows `k[c]`, D a multiple of VL; missing keys repeat the last), lane c for key c. */
+AI FC vf dots16(const float *q, const float *const *k, int D) {
+  vf acc[VL];
+  for (int c = 0; c < VL; c++) acc[c] = (vf){0};
+  for (int d = 0; d < D; d += VL) {
+    const vf qv = LDV(q + d);
+    for (int c = 0; c < VL; c++) acc[c] += qv * LDV(k[c] + d);
+  }
+  return hsum16(acc);
+}
+
 #define KN_V (KN_NR / VL)
 AI FC void kn_tile(const float *x, int ldx, const int MR, int k, const float *w, int n, int c, float *out, int ldo) {
   vf acc[4][KN_V];
@@ -308,9 +338,11 @@ static void attend(const attn_t *A, int i0, int i1) {
   const size_t kw = A->vc ? (size_t)Dv : (size_t)D; /* floats between V rows: V's own, or K's (latent cache) */
   float *p = malloc((size_t)G * (A->max_keys > 0 ? A->max_keys : 1) * sizeof(float));
   float *sum = malloc((size_t)G * sizeof(float));
-  if (!p || !sum) {
+  size_t *slot = malloc((size_t)(A->max_keys > 0 ? A->max_keys : 1) * sizeof(size_t)); /* each visible key's cache row */
+  if (!p || !sum || !slot) {
     free(p);
     free(sum);
+    free(slot);
     return;
   }
   for (int item = i0; item < i1; item++) {
@@ -323,22 +355,59 @@ static void attend(const attn_t *A, int i0, int i1) {
     const float *q = A->q + (size_t)t * A->ldq + (size_t)g * G * D;
     for (int ps = first, j = 0; ps <= pos;) {
       const int off = ps % bs, cnt = bs - off < pos + 1 - ps ? bs - off : pos + 1 - ps;
-      const float *kb = A->kc + (((size_t)table[ps / bs] * A->Hk + g) * bs + off) * D;
-      for (int c = 0; c < cnt; c++)
-        for (int gg = 0; gg < G; gg++) p[(size_t)gg * n + j + c] = dot(q + (size_t)gg * D, kb + (size_t)c * D, D) * A->scale;
+      const size_t base = ((size_t)table[ps / bs] * A->Hk + g) * bs + off;
+      for (int c = 0; c < cnt; c++) slot[j + c] = base + c;
       ps += cnt;
       j += cnt;
     }
-    for (int gg = 0; gg < G; gg++) {
-      float *pg = p + (size_t)gg * n, mx = -INFINITY, sm = 0;
-      for (int j = 0; j < n; j++) {
-        if (A->cap > 0) pg[j] = tanhf(pg[j] / A->cap) * A->cap;
-        if (pg[j] > mx) mx = pg[j];
+    if (D % VL == 0) {
+      /* 16 keys at a time (across blocks), each key row read once for the G heads, their sums in one butterfly */
+      const float *kp[VL];
+      for (int j0 = 0; j0 < n; j0 += VL) {
+        const int cnt = n - j0 < VL ? n - j0 : VL;
+        for (int c = 0; c < VL; c++) kp[c] = A->kc + slot[j0 + (c < cnt ? c : cnt - 1)] * D;
+        for (int gg = 0; gg < G; gg++) {
+          const vf sc = dots16(q + (size_t)gg * D, kp, D) * A->scale;
+          memcpy(p + (size_t)gg * n + j0, &sc, (size_t)cnt * sizeof(float));
+        }
       }
-      sum[gg] = sm + exp_shifted(pg, n, mx);
-      float *o = A->out + (size_t)t * A->ldo + (size_t)(g * G + gg) * Dv;
-      for (int d = 0; d < Dv; d++) o[d] = 0;
+    } else {
+      for (int ps = first, j = 0; ps <= pos;) {
+        const int off = ps % bs, cnt = bs - off < pos + 1 - ps ? bs - off : pos + 1 - ps;
+        const float *kb = A->kc + (((size_t)table[ps / bs] * A->Hk + g) * bs + off) * D;
+        for (int c = 0; c < cnt; c++)
+          for (int gg = 0; gg < G; gg++) p[(size_t)gg * n + j + c] = dot(q + (size_t)gg * D, kb + (size_t)c * D, D) * A->scale;
+        ps += cnt;
+        j += cnt;
+      }
     }
+    for (int gg = 0; gg < G; gg++) {
+      float *pg = p + (size_t)gg * n, mx = -INFINITY;
+      if (A->cap > 0)
+        for (int j = 0; j < n; j++) pg[j] = tanhf(pg[j] / A->cap) * A->cap;
+      for (int j = 0; j < n; j++) mx = pg[j] > mx ? pg[j] : mx;
+      sum[gg] = exp_shifted(pg, n, mx);
+      float *o = A->out + (size_t)t * A->ldo + (size_t)(g * G + gg) * Dv;
+      if (Dv % VL == 0) {
+        /* p / Σ in place (the same divisions as one at a time), then each head's output in registers across the keys */
+        const float sg = sum[gg];
+        for (int j = 0; j < n; j++) pg[j] = pg[j] / sg;
+        vf acc[8];
+        for (int d0 = 0; d0 < Dv; d0 += 8 * VL) {
+          const int nv = (Dv - d0) / VL < 8 ? (Dv - d0) / VL : 8;
+          for (int v = 0; v < nv; v++) acc[v] = (vf){0};
+          for (int j = 0; j < n; j++) {
+            const float *vp = (A->vc ? A->vc + slot[j] * Dv : A->kc + slot[j] * D) + d0;
+            const vf pj = (vf){0} + pg[j];
+            for (int v = 0; v < nv; v++) acc[v] = vfma(pj, LDV(vp + v * VL), acc[v]);
+          }
+          memcpy(o + d0, acc, (size_t)nv * sizeof(vf));
+        }
+      } else {
+        for (int d = 0; d < Dv; d++) o[d] = 0;
+      }
+    }
+    if (Dv % VL == 0) continue;
     for (int ps = first, j = 0; ps <= pos;) {
       const int off = ps % bs, cnt = bs - off < pos + 1 - ps ? bs - off : pos + 1 - ps;
       const size_t slot = ((size_t)table[ps / bs] * A->Hk + g) * bs + off;
@@ -352,6 +421,7 @@ static void attend(const attn_t *A, int i0, int i1) {
   }
   free(p);
   free(sum);
+  free(slot);
 }
 
 /* ---------------------------------------------------------------- embedding rows */
