@@ -14,7 +14,7 @@ import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { ActView, AttentionOp, HeadMatrices, LinearOp, PlanAct, PlanOp, RotaryOp } from '../ops.js';
 import { split } from './device.js';
 import type { GpuMatrix } from './gpu-weights.js';
-import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
+import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, ropeKvWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
 import type { Binder } from './wgsl-common.js';
 import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
@@ -224,11 +224,15 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         // Rotary of exactly the next attention's q and k, read by nothing after it: decode steps rotate inside attention.
         const fuse =
           i + 1 < to && next?.kind === 'attention' && next.headDim === op.rope.headSize && next.q.act === op.x.act && next.q.col === op.x.col && next.q.width === next.numHeads * next.headDim && next.k.act === op.x.act && next.k.col === next.q.col + next.q.width && heads === next.numHeads + next.numKvHeads && deadAfter(ops, i + 1, { act: op.x.act, col: op.x.col, width: heads * op.rope.headSize }, outputs);
-        out.push(simple('rotary', (b) => rotaryWgsl(b, merged, cs), (T, _S, decode) => (fuse && decode ? null : per256(T * heads * (op.rope.rotaryDim / 2)))));
-        if (fuse) {
-          out.push(...attentionKernels(next, ctx, { rope: op.rope, cs }));
-          i++;
+        if (!fuse) {
+          out.push(simple('rotary', (b) => rotaryWgsl(b, merged, cs), (T) => per256(T * heads * (op.rope.rotaryDim / 2))));
+          break;
         }
+        // Decode steps: rotary and the KV write inside attention; other steps: one rotary + KV-write dispatch first.
+        const perRow = next.numHeads * (op.rope.rotaryDim / 2) + next.numKvHeads * (next.headDim + (next.v ? next.vHeadDim : 0));
+        out.push(simple('rope_kv', (b) => ropeKvWgsl(b, next, ctx.cache(next.cacheIndex), op.rope, cs), (T, _S, decode) => (decode ? null : per256(T * perRow))));
+        out.push(...attentionKernels(next, ctx, { rope: op.rope, cs }).filter((k) => k.tag !== 'kv_write'));
+        i++;
         break;
       }
       case 'attention':

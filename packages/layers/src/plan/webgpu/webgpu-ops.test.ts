@@ -510,7 +510,7 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
       const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
       await ex.initCaches(4, BS);
       expect(ex.tags(2, 2, true)).toEqual(['attention']);
-      expect(ex.tags(6, 2, false)).toEqual(['rotary', 'kv_write', 'attention']);
+      expect(ex.tags(6, 2, false)).toEqual(['rope_kv', 'attention']);
       ex.dispose();
       rope.dispose();
     }

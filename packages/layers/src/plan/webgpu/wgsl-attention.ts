@@ -58,6 +58,80 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 }`;
 }
 
+/**
+ * Rotary and the KV-cache write in one dispatch (steps with prefill rows, where attention reads every key
+ * from the cache): q rotated in place (one thread per pair), each key element rotated from its pair and
+ * written straight into the cache (the buffer's k stays as it was: nothing reads it after attention), each
+ * value element copied. `rope` rotates q's heads then k's, as the plan's rotary ops did.
+ */
+export function ropeKvWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers, rope: RotaryEmbedding, cs: GPUBuffer): string {
+  const { numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: Dv } = op;
+  const { rotaryDim: RD, isNeoxStyle } = rope;
+  const half = RD / 2;
+  const X = b.act(op.q.act);
+  const V = op.v ? b.act(op.v.act) : '';
+  const KC = b.buffer(cache.k, 'kc', 'f32', 'read_write');
+  const VC = op.v ? b.buffer(cache.v!, 'vc', 'f32', 'read_write') : '';
+  const C = b.buffer(cs, 'cs', 'f32', 'read');
+  const si = b.step();
+  const nq = H * half;
+  const nk = Hk * D;
+  const per = nq + nk + (op.v ? Hk * Dv : 0);
+  const W = op.q.act.width;
+  // Element d < RD of a rotated head: its pair partner and the sign of the sine term.
+  const pair = isNeoxStyle
+    ? `let i = d % ${half}u; let lo = d < ${half}u; let a = ${X}[kb + i]; let z = ${X}[kb + i + ${half}u];`
+    : `let i = d / 2u; let lo = d % 2u == 0u; let a = ${X}[kb + 2u * i]; let z = ${X}[kb + 2u * i + 1u];`;
+  const [q1, q2] = isNeoxStyle ? ['i', `i + ${half}u`] : ['2u * i', '2u * i + 1u'];
+  return `${b.decls.join('\n')}
+${si}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
+  let row = idx / ${per}u;
+  if (row >= si[0]) { return; }
+  var e = idx % ${per}u;
+  let p = si[POS + row];
+  let c0 = row * ${RD}u;
+  if (e < ${nq}u) {
+    let h = e / ${half}u;
+    let i = e % ${half}u;
+    let qb = row * ${W}u + ${op.q.col}u + h * ${D}u;
+    let c = ${C}[c0 + i];
+    let sn = ${C}[c0 + ${half}u + i];
+    let a = ${X}[qb + ${q1}];
+    let z = ${X}[qb + ${q2}];
+    ${X}[qb + ${q1}] = a * c - z * sn;
+    ${X}[qb + ${q2}] = z * c + a * sn;
+    return;
+  }
+  e -= ${nq}u;
+  let slot = blockOf(si[ROWSEQ + row], p) * BS + p % BS;
+  if (e < ${nk}u) {
+    let hk = e / ${D}u;
+    let d = e % ${D}u;
+    let kb = row * ${W}u + ${op.k.col}u + hk * ${D}u;
+    var val = ${X}[kb + d];
+    if (d < ${RD}u) {
+      ${pair}
+      let c = ${C}[c0 + i];
+      let sn = ${C}[c0 + ${half}u + i];
+      val = select(z * c + a * sn, a * c - z * sn, lo);
+    }
+    ${KC}[((slot / BS) * ${Hk}u + hk) * BS * ${D}u + (slot % BS) * ${D}u + d] = val;
+    return;
+  }${
+    op.v
+      ? `
+  e -= ${nk}u;
+  let hv = e / ${Dv}u;
+  let dv = e % ${Dv}u;
+  ${VC}[((slot / BS) * ${Hk}u + hv) * BS * ${Dv}u + (slot % BS) * ${Dv}u + dv] = ${V}[row * ${op.v.act.width}u + ${op.v.col}u + hv * ${Dv}u + dv];`
+      : ''
+  }
+}`;
+}
+
 /** Workgroup memory (bytes) of `attentionWgsl` with GW heads per workgroup. */
 export function attentionSharedBytes(op: AttentionOp, gw: number): number {
   const tpg = 256 / gw;
