@@ -21,6 +21,17 @@ export interface CacheBuffers {
   v: GPUBuffer | null;
 }
 
+/** The entry point of a kernel with one thread per (row, e < per): `row`, `e` (a var), `p` (its position). */
+function perRowMain(per: number): string {
+  return `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
+  let row = idx / ${per}u;
+  if (row >= si[0]) { return; }
+  var e = idx % ${per}u;
+  let p = si[POS + row];`;
+}
+
 /** K (and V) rows of the step into the cache. One thread per element. */
 export function kvWriteWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers): string {
   const { numKvHeads: Hk, headDim: D, vHeadDim: Dv } = op;
@@ -32,13 +43,7 @@ export function kvWriteWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers): st
   const per = Hk * (D + (op.v ? Dv : 0));
   return `${b.decls.join('\n')}
 ${si}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
-  let row = idx / ${per}u;
-  if (row >= si[0]) { return; }
-  var e = idx % ${per}u;
-  let p = si[POS + row];
+${perRowMain(per)}
   let blk = blockOf(si[ROWSEQ + row], p);
   let off = p % BS;
   if (e < ${Hk * D}u) {
@@ -85,13 +90,7 @@ export function ropeKvWgsl(b: Binder, op: AttentionOp, cache: CacheBuffers, rope
   const [q1, q2] = isNeoxStyle ? ['i', `i + ${half}u`] : ['2u * i', '2u * i + 1u'];
   return `${b.decls.join('\n')}
 ${si}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let idx = (wid.y * 65535u + wid.x) * 256u + lid;
-  let row = idx / ${per}u;
-  if (row >= si[0]) { return; }
-  var e = idx % ${per}u;
-  let p = si[POS + row];
+${perRowMain(per)}
   let c0 = row * ${RD}u;
   if (e < ${nq}u) {
     let h = e / ${half}u;
