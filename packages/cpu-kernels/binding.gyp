@@ -3,20 +3,20 @@
     {
       "target_name": "weft_isa_avx512",
       "type": "static_library",
-      "sources": ["native/avx512.c", "native/dense.c"],
+      "sources": ["native/avx512.c", "native/dense.c", "native/attention.c"],
       "defines": ["DENSE_ISA=avx512"],
       "cflags": ["-O3", "-fPIC", "-std=c11", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mfma", "-mf16c", "-mprefer-vector-width=512"]
     },
     {
       "target_name": "weft_isa_avx2",
       "type": "static_library",
-      "sources": ["native/avx2.c", "native/dense.c"],
+      "sources": ["native/avx2.c", "native/dense.c", "native/attention.c"],
       "defines": ["DENSE_ISA=avx2"],
       "cflags": ["-O3", "-fPIC", "-std=c11", "-mavx2", "-mfma", "-mf16c"]
     },
     {
       "target_name": "weft_cpu_kernels",
-      "sources": ["native/addon.c", "native/scalar.c", "native/dense.c", "native/plan-ops.c"],
+      "sources": ["native/addon.c", "native/scalar.c", "native/dense.c", "native/attention.c", "native/plan-ops.c"],
       "dependencies": ["weft_isa_avx512", "weft_isa_avx2"],
       "cflags": ["-O3", "-std=c11", "-pthread"],
       "ldflags": ["-pthread"],
