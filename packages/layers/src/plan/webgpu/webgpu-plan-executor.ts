@@ -11,8 +11,10 @@
  * asked for, a pipeline stage's hidden/residual. A collective (`allReduce`,
  * `gatherColumns`) ends a command buffer: its activation comes back to the
  * host, goes through the op's group (`plan/collectives.ts`) and is written
- * back before the next one. With no collective, the next step's command
- * buffer is recorded while the GPU runs this one.
+ * back before the next one; a `moe` op does too (its router logits are routed
+ * on the host, its experts run at the head of the next command buffer:
+ * moe-experts.ts). With no boundary, the next step's command buffer is
+ * recorded while the GPU runs this one.
  */
 import { ConfigError, WeftError } from '@weft/core';
 import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
