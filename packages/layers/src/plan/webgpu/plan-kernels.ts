@@ -192,6 +192,12 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         const groups = op.x.width / op.groupSize;
         if (!Number.isInteger(groups)) throw new WeftError(`webgpu plan: rmsNorm groups of ${op.groupSize} over ${op.x.width} columns of ${op.x.act.name}`);
         const next = ops[i + 1];
+        // A residual-free norm whose output only feeds the sampled-row gather (the final norm): norm those rows only.
+        if (i + 1 < to && next?.kind === 'gatherSampled' && op.residual === null && sameView(next.x, op.out) && deadAfter(ops, i + 1, op.out, outputs)) {
+          out.push(simple('rms_norm_sampled', (b) => rmsNormWgsl(b, op, w, next.out), (_T, S) => (S ? [groups, S] : null)));
+          i++;
+          break;
+        }
         // A whole-row norm whose output only feeds the next linear: the GEMV (≤ 16 rows) normalises as it reads.
         const fuse = i + 1 < to && next?.kind === 'linear' && op.residual === null && groups === 1 && sameView(next.x, op.out) && next.x.act !== next.out.act && op.x.act !== next.out.act && deadAfter(ops, i + 1, op.out, outputs);
         const gemvRows = (T: number, S: number) => fuse && rowsOf(op.x.act, T, S) <= GEMV_MAX_ROWS;

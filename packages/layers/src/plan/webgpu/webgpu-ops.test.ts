@@ -402,6 +402,33 @@ describe('embed, rmsNorm, rotary, add, softcap, gather, argmax', () => {
     expect(maxDiff(o!.hidden!, want)).toBeLessThan(1e-5);
   });
 
+  it('a final norm feeding only the sampled-row gather runs on the sampled rows alone', async () => {
+    const Wd = 48;
+    const w = vectorParam(Wd, 75, 1);
+    const b = new PlanBuilder();
+    const x = b.act('x', Wd);
+    const n = b.act('normed', Wd);
+    const l = b.act('logits', Wd, 'sampled');
+    b.op({ kind: 'rmsNorm', x: whole(x), out: whole(n), weight: w, eps: 1e-6, weightOffset: 0, groupSize: Wd, residual: null, residualInit: false });
+    b.op({ kind: 'gatherSampled', x: whole(n), out: whole(l) });
+    const plan = b.build(Wd, { inHidden: x, logits: l });
+    const seqs = [
+      { seqId: 0, queryLen: 3, blockTable: [0] },
+      { seqId: 1, queryLen: 2, blockTable: [1] },
+    ];
+    const xs = rand([5, Wd], 76, 3);
+    const [o] = await run(plan, [stepInput(5, { hidden: xs }, seqs)]);
+    const want = tf.tidy(() => {
+      const v = tf.gather(tf.tensor2d(xs, [5, Wd]), [2, 4]);
+      return tf.mul(w.tensor, tf.mul(v, tf.rsqrt(tf.add(tf.mean(tf.square(v), -1, true), 1e-6)))).dataSync();
+    });
+    expect(maxDiff(o!.logits!, want)).toBeLessThan(1e-5);
+    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 8, maxSeqs: 2, maxModelLen: 64 });
+    await ex.initCaches(4, BS);
+    expect(ex.tags(5, 2)).toEqual(['rms_norm_sampled', 'argmax']);
+    ex.dispose();
+  });
+
   it('gatherSampled, softcap, greedy argmax and only the logits rows asked for', async () => {
     const Wd = 70;
     const b = new PlanBuilder();

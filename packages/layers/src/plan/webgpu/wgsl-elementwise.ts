@@ -4,7 +4,7 @@
  * (neox / gpt-j, partial, cos|sin rows of the step), the gated activation,
  * add, soft-cap, the sampled-row gather and greedy argmax. All fp32.
  */
-import type { AddOp, EmbedOp, GatedActOp, GatherSampledOp, RmsNormOp, RotaryOp, SoftcapOp } from '../ops.js';
+import type { ActView, AddOp, EmbedOp, GatedActOp, GatherSampledOp, RmsNormOp, RotaryOp, SoftcapOp } from '../ops.js';
 import type { GpuMatrix } from './gpu-weights.js';
 import { ACT_FNS } from './wgsl-matmul.js';
 import { f32Lit, rowsExpr, type Binder } from './wgsl-common.js';
@@ -44,18 +44,21 @@ ${MAIN} {
 }`;
 }
 
-/** RMSNorm over groups (workgroup per (group, row)), with the fused residual add. */
-export function rmsNormWgsl(b: Binder, op: RmsNormOp, weight: GPUBuffer): string {
+/** RMSNorm over groups (workgroup per (group, row)), with the fused residual add; `gatherInto`: of the sampled rows only. */
+export function rmsNormWgsl(b: Binder, op: RmsNormOp, weight: GPUBuffer, gatherInto: ActView | null = null): string {
   const G = op.groupSize;
   const WG = G >= 256 ? 256 : 64;
   const X = b.act(op.x.act);
   const R = op.residual ? b.act(op.residual.act) : null;
-  const O = b.act(op.out.act);
+  const out = gatherInto ?? op.out;
+  const O = b.act(out.act);
   const Wt = b.buffer(weight, 'nw', 'f32', 'read');
   const si = b.step();
-  const xi = `row * ${op.x.act.width}u + ${op.x.col}u + g * ${G}u + i`;
-  const ri = op.residual ? `row * ${op.residual.act.width}u + ${op.residual.col}u + g * ${G}u + i` : '';
-  const oi = `row * ${op.out.act.width}u + ${op.out.col}u + g * ${G}u + i`;
+  // Gathered: output row `row` is the norm of the step's sampled row si[SAMPLE + row] (the LM head's input).
+  const src = gatherInto ? 'si[SAMPLE + row]' : 'row';
+  const xi = `${src} * ${op.x.act.width}u + ${op.x.col}u + g * ${G}u + i`;
+  const ri = op.residual ? `${src} * ${op.residual.act.width}u + ${op.residual.col}u + g * ${G}u + i` : '';
+  const oi = `row * ${out.act.width}u + ${out.col}u + g * ${G}u + i`;
   const first = R ? (op.residualInit ? `${X}[${xi}]` : `${X}[${xi}] + ${R}[${ri}]`) : `${X}[${xi}]`;
   const off = op.weightOffset === 0 ? '' : ` + ${f32Lit(op.weightOffset)}`;
   const reduce: string[] = [];
@@ -67,7 +70,7 @@ var<workgroup> red : array<f32, ${WG}>;
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   let g = wid.x;
   let row = wid.y;
-  if (row >= ${rowsExpr(op.x.act)}) { return; }
+  if (row >= ${gatherInto ? 'si[1]' : rowsExpr(op.x.act)}) { return; }
   var ss = 0.0;
   for (var i = lid; i < ${G}u; i += ${WG}u) {
     let v = ${first};
