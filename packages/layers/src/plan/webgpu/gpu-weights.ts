@@ -38,6 +38,7 @@ export class GpuWeights {
   private readonly matrices = new Map<LinearWeight | EmbeddingWeight, GpuMatrix>();
   private readonly vectors = new Map<Parameter, GPUBuffer>();
   private readonly headMats = new Map<HeadMatrices, GPUBuffer>();
+  private readonly stacks = new Map<LinearWeight, GpuMatrix>();
   private readonly owned: GPUBuffer[] = [];
 
   constructor(private readonly device: GPUDevice) {}
@@ -78,6 +79,7 @@ export class GpuWeights {
     this.matrices.clear();
     this.vectors.clear();
     this.headMats.clear();
+    this.stacks.clear();
   }
 
   private buffer(bytes: number, name: string): GPUBuffer {
@@ -89,55 +91,97 @@ export class GpuWeights {
     return b;
   }
 
-  private write(buf: GPUBuffer, data: ArrayBufferView): void {
+  private write(buf: GPUBuffer, data: ArrayBufferView, at = 0): void {
     // writeBuffer wants a multiple of 4 bytes: the tail goes through a padded copy.
     const n = data.byteLength - (data.byteLength % 4);
-    if (n) this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, n);
+    if (n) this.device.queue.writeBuffer(buf, at, data.buffer, data.byteOffset, n);
     if (n < data.byteLength) {
       const tail = new Uint8Array(4);
       tail.set(new Uint8Array(data.buffer, data.byteOffset + n, data.byteLength - n));
-      this.device.queue.writeBuffer(buf, n, tail);
+      this.device.queue.writeBuffer(buf, at + n, tail);
     }
   }
 
   private upload(w: LinearWeight | EmbeddingWeight): GpuMatrix {
-    const s = matrixStorage(w);
+    const h = hostRows(w);
     const name = String(w.name);
-    const { n, k } = s;
-    let m: GpuMatrix;
-    if (s.format === 'fp32') {
-      const kp = ceil(k, 4);
-      const src = s.data();
-      let rows = src;
-      if (s.transposed || kp !== k) {
-        rows = new Float32Array(n * kp);
-        if (s.transposed) transposeInto(src, k, n, rows, kp);
-        else for (let r = 0; r < n; r++) rows.set(src.subarray(r * k, (r + 1) * k), r * kp);
+    const data = this.buffer(h.data.byteLength, name);
+    this.write(data, h.data);
+    const scales = h.scales ? this.buffer(h.scales.byteLength, `${name} scales`) : null;
+    if (scales) this.write(scales, h.scales!);
+    return { name, format: h.format, n: h.n, k: h.k, kp: h.kp, data, scales, bytes: h.bytes };
+  }
+
+  /**
+   * Same-shape, same-format weights (a MoE layer's experts) as one matrix, their rows one after another:
+   * weight e's row r is row `e·n + r` (and its block scales follow the same order). Each is read from the
+   * host once; nothing else is kept.
+   */
+  stacked(ws: readonly LinearWeight[], name: string): GpuMatrix {
+    let m = this.stacks.get(ws[0]!);
+    if (m) return m;
+    let data: GPUBuffer | null = null;
+    let scales: GPUBuffer | null = null;
+    let first: HostRows | null = null;
+    for (const [e, w] of ws.entries()) {
+      const h = hostRows(w);
+      if (!first) {
+        first = h;
+        data = this.buffer(h.data.byteLength * ws.length, name);
+        if (h.scales) {
+          // Each weight's scales must start on a 4-byte boundary (writeBuffer).
+          if (h.scales.byteLength % 4) throw new WeftError(`webgpu plan: ${name}: ${h.n} rows × ${h.k / 32} fp16 scales do not fill whole words`);
+          scales = this.buffer(h.scales.byteLength * ws.length, `${name} scales`);
+        }
+      } else if (h.format !== first.format || h.n !== first.n || h.k !== first.k) {
+        throw new WeftError(`webgpu plan: ${name}: ${String(w.name)} is ${h.format} [${h.n}, ${h.k}], the first ${first.format} [${first.n}, ${first.k}]`);
       }
-      const data = this.buffer(rows.byteLength, name);
-      this.write(data, rows);
-      m = { name, format: 'fp32', n, k, kp, data, scales: null, bytes: n * k * 4 };
-    } else if (s.format === 'bf16') {
-      const kp = ceil(k, 8);
-      const src = (s.packed as { data: Uint16Array }).data;
-      let rows = src;
-      if (kp !== k) {
-        rows = new Uint16Array(n * kp);
-        for (let r = 0; r < n; r++) rows.set(src.subarray(r * k, (r + 1) * k), r * kp);
-      }
-      const data = this.buffer(rows.byteLength, name);
-      this.write(data, rows);
-      m = { name, format: 'bf16', n, k, kp, data, scales: null, bytes: n * k * 2 };
-    } else {
-      const p = s.packed as { qs: Int8Array | Uint8Array; d: Uint16Array };
-      const data = this.buffer(p.qs.byteLength, name);
-      this.write(data, p.qs);
-      const scales = this.buffer(p.d.byteLength, `${name} scales`);
-      this.write(scales, p.d);
-      m = { name, format: s.format, n, k, kp: k, data, scales, bytes: p.qs.byteLength + p.d.byteLength };
+      this.write(data!, h.data, e * h.data.byteLength);
+      if (scales) this.write(scales, h.scales!, e * h.scales!.byteLength);
     }
+    m = { name, format: first!.format, n: first!.n * ws.length, k: first!.k, kp: first!.kp, data: data!, scales, bytes: first!.bytes * ws.length };
+    this.stacks.set(ws[0]!, m);
     return m;
   }
+}
+
+interface HostRows {
+  format: MatFormat;
+  n: number;
+  k: number;
+  kp: number;
+  data: ArrayBufferView;
+  scales: ArrayBufferView | null;
+  bytes: number;
+}
+
+/** A weight's rows as the kernels read them (fp32 padded to 4, bf16 to 8 columns; blocks as stored). */
+function hostRows(w: LinearWeight | EmbeddingWeight): HostRows {
+  const s = matrixStorage(w);
+  const { n, k } = s;
+  if (s.format === 'fp32') {
+    const kp = ceil(k, 4);
+    const src = s.data();
+    let rows = src;
+    if (s.transposed || kp !== k) {
+      rows = new Float32Array(n * kp);
+      if (s.transposed) transposeInto(src, k, n, rows, kp);
+      else for (let r = 0; r < n; r++) rows.set(src.subarray(r * k, (r + 1) * k), r * kp);
+    }
+    return { format: 'fp32', n, k, kp, data: rows, scales: null, bytes: n * k * 4 };
+  }
+  if (s.format === 'bf16') {
+    const kp = ceil(k, 8);
+    const src = (s.packed as { data: Uint16Array }).data;
+    let rows = src;
+    if (kp !== k) {
+      rows = new Uint16Array(n * kp);
+      for (let r = 0; r < n; r++) rows.set(src.subarray(r * k, (r + 1) * k), r * kp);
+    }
+    return { format: 'bf16', n, k, kp, data: rows, scales: null, bytes: n * k * 2 };
+  }
+  const p = s.packed as { qs: Int8Array | Uint8Array; d: Uint16Array };
+  return { format: s.format, n, k, kp: k, data: p.qs, scales: p.d, bytes: p.qs.byteLength + p.d.byteLength };
 }
 
 /** `src [rows, cols]` → `out [cols, stride ≥ rows]`, in 64 × 64 tiles (a naive column walk of a 2048 × 5632 weight is several times slower). */

@@ -24,6 +24,8 @@ export interface KernelContext {
   matrix(w: LinearOp['weight']): GpuMatrix;
   vector(p: NonNullable<LinearOp['bias']>): GPUBuffer;
   heads(m: HeadMatrices): GPUBuffer;
+  /** Same-shape weights (a MoE layer's experts) stacked into one matrix. */
+  stacked(ws: readonly LinearOp['weight'][], name: string): GpuMatrix;
   cache(index: number): CacheBuffers;
   cosSin(rope: RotaryEmbedding): GPUBuffer;
   /** Workgroup memory the device allows. */

@@ -17,6 +17,7 @@
  * recorded while the GPU runs this one.
  */
 import { ConfigError, WeftError } from '@weft/core';
+import type { LinearWeight } from '../../linear/linear-weight.js';
 import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { DevicePlan } from '../builder.js';
 import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
@@ -304,14 +305,14 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.readback = this.buffer(bytes, BUF.MAP_READ | BUF.COPY_DST, 'readback');
   }
 
-  /** An activation of the executor's own (the moe op's per-expert rows), shared by every op of one width. */
-  private scratch(name: string, width: number): PlanAct {
-    const key = `${name}/${width}`;
+  /** An activation of the executor's own (the moe op's per-pair rows), `rows` × width, shared by every op of one shape. */
+  private scratch(name: string, width: number, rows: number): PlanAct {
+    const key = `${name}/${width}/${rows}`;
     let a = this.scratches.get(key);
     if (!a) {
       a = { id: this.plan.acts.length + this.scratches.size, name, width, rows: 'tokens' };
       this.scratches.set(key, a);
-      this.acts.set(a, this.buffer(this.maxRows * width * 4, BUF.STORAGE | BUF.COPY_DST | BUF.COPY_SRC, name));
+      this.acts.set(a, this.buffer(rows * width * 4, BUF.STORAGE | BUF.COPY_DST | BUF.COPY_SRC, name));
     }
     return a;
   }
@@ -327,6 +328,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       matrix: (w) => this.weights.matrix(w),
       vector: (p) => this.weights.vector(p),
       heads: (m) => this.weights.heads(m),
+      stacked: (ws, name) => this.weights.stacked(ws as LinearWeight[], name),
       cache: (i) => this.caches[i]!,
       cosSin: (r) => this.ropes.get(r)!,
       sharedBytes: this.device.limits.maxComputeWorkgroupStorageSize,
@@ -339,7 +341,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       if (i < ops.length && op!.kind !== 'allReduce' && op!.kind !== 'gatherColumns' && op!.kind !== 'moe') continue;
       const kernels = buildKernels(ops, from, i, ctx, outs);
       const boundary = i < ops.length ? (op as AllReduceOp | GatherColumnsOp | MoeOp) : null;
-      const moe = boundary?.kind === 'moe' ? new MoeExperts(this.device, boundary, ctx, (name, width) => this.scratch(name, width), this.maxRows) : null;
+      const moe = boundary?.kind === 'moe' ? new MoeExperts(this.device, boundary, ctx, (name, width, rows) => this.scratch(name, width, rows), this.maxRows) : null;
       this.segments.push({ kernels, boundary, moe });
       from = i + 1;
     }

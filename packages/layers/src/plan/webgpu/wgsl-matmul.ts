@@ -15,6 +15,7 @@ import { WeftError } from '@weft/core';
 import type { ActView } from '../ops.js';
 import type { GpuMatrix } from './gpu-weights.js';
 import { f32Lit, rowsExpr, WEIGHT_FNS, type Binder } from './wgsl-common.js';
+import type { RouteDecl } from './wgsl-moe.js';
 
 export interface MatmulSpec {
   w: GpuMatrix;
@@ -30,11 +31,12 @@ export interface MatmulSpec {
    */
   norm?: { x: ActView; weight: GPUBuffer; eps: number; offset: number } | null;
   /**
-   * An expert's rows of a routed step (the moe op): `bind` declares `count()`, `token(j)`, `weight(j)`; rows
-   * are the expert's `count()` tokens — read from x's rows `token(j)` (`gather`), and/or added into out's
-   * rows `token(j)` scaled by `weight(j)` (`scatter`).
+   * An expert's rows of a routed step (the moe op; routeDecl declares `SLOT`, `count()`, `entry()`, `token(j)`,
+   * `weight(j)`): `w` holds every expert's rows, this one's from `row0` (an expression of SLOT), `n` of them;
+   * row j reads x's row `token(j)` or `entry() + j` and is stored into out's row `entry() + j` (one row per
+   * pair). `grouped`: one workgroup row per expert with tokens (GEMV).
    */
-  route?: { bind(b: Binder): string; gather: boolean; scatter: boolean } | null;
+  route?: { bind(b: Binder): RouteDecl; x: 'token' | 'entry'; row0: string; n: number; grouped: boolean } | null;
 }
 
 /** Rows up to which the GEMV runs. */
@@ -48,8 +50,8 @@ fn silu(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
 fn gelu_tanh(g : f32) -> f32 { return 0.5 * g * (1.0 + tanh(clamp(0.7978845608 * (g + 0.044715 * g * g * g), -15.0, 15.0))); }`;
 
 /** The x loader `xl(m, k4)`: elements `4·k4 … 4·k4 + 3` of row m of the view, zero past k. */
-function xLoader(b: Binder, x: ActView, out: ActView, k: number, maxK4: number, gather: boolean): string {
-  const m = gather ? 'token(m)' : 'm';
+function xLoader(b: Binder, x: ActView, out: ActView, k: number, maxK4: number, routeX: 'token' | 'entry' | null): string {
+  const m = routeX === 'token' ? 'token(m)' : routeX === 'entry' ? '(entry() + m)' : 'm';
   const vec = x.act !== out.act && x.col % 4 === 0 && x.act.width % 4 === 0 && k % 4 === 0;
   const K4 = Math.ceil(k / 4);
   if (vec) {
@@ -73,28 +75,31 @@ function scaleFn(b: Binder, w: GpuMatrix): string {
 }
 
 /** The shape checked; K, the gate/up split (`half`), output columns NO and the x loader declared. */
-function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string; route: string } {
+function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string; route: RouteDecl | null; row: (r: string) => string } {
   const { w } = s;
-  const half = w.n / 2;
-  const NO = s.gateUp ? half : w.n;
+  const n = s.route ? s.route.n : w.n;
+  const half = n / 2;
+  const NO = s.gateUp ? half : n;
   if (s.x.width !== w.k || s.out.width !== NO) {
     throw new WeftError(`webgpu plan: linear ${w.name} [${w.n}, ${w.k}] reads ${s.x.act.name} columns ${s.x.width}, writes ${s.out.act.name} columns ${s.out.width}`);
   }
-  const route = s.route ? s.route.bind(b) : '';
-  return { K: w.k, half, NO, xl: xLoader(b, x, s.out, w.k, Math.ceil(w.kp / 4), s.route?.gather ?? false), route };
+  const route = s.route ? s.route.bind(b) : null;
+  // A weight row (an expression): shifted to this expert's rows in a stacked matrix.
+  const row = (r: string) => (s.route ? `(${s.route.row0} + ${r})` : r);
+  return { K: w.k, half, NO, xl: xLoader(b, x, s.out, w.k, Math.ceil(w.kp / 4), s.route?.x ?? null), route, row };
 }
 
-/** The store of output `val` at row `m`, column `col`: plain, accumulated, or scattered to the row's token with its weight. */
+/** The store of output `val` at row `m`, column `col`: plain, accumulated, or (an expert's) at its pair's row. */
 function store(s: MatmulSpec, Y: string, m: string, col: string, val: string): string {
   const at = (row: string) => `${row} * ${s.out.act.width}u + ${s.out.col}u + ${col}`;
-  if (s.route?.scatter) return `if (${m} < count()) { let o = ${at(`token(${m})`)}; ${Y}[o] = ${Y}[o] + (${val}) * weight(${m}); }`;
+  if (s.route) return `if (${m} < count()) { ${Y}[${at(`(entry() + ${m})`)}] = ${val}; }`;
   return `${Y}[${at(m)}] ${s.accumulate ? '+=' : '='} ${val};`;
 }
 
 /** The GEMV for exactly `m` rows (bindings collected in `b`). */
 export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const { w } = s;
-  const { K, half, NO, xl, route } = prologue(b, s, s.norm?.x ?? s.x);
+  const { K, half, NO, xl, route, row } = prologue(b, s, s.norm?.x ?? s.x);
   const steps = w.kp / { fp32: 4, bf16: 8, q8_0: 16, q4_0: 32 }[w.format];
   const Y = b.act(s.out.act);
   const W = b.buffer(w.data, 'W', w.format === 'fp32' ? 'vec4<f32>' : 'vec4<u32>', 'read');
@@ -102,7 +107,7 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const B = s.bias ? b.buffer(s.bias, 'bias', 'f32', 'read') : null;
   const ms = Array.from({ length: m }, (_, i) => i);
   const ws = s.gateUp ? ['G', 'U'] : ['W'];
-  const rowOf = (wn: string) => (wn === 'U' ? `(n + ${half}u)` : 'n');
+  const rowOf = (wn: string) => row(wn === 'U' ? `(n + ${half}u)` : 'n');
   // One weight step (kk) of row `r`: declares the weight vectors w<wn><j> (and a block scale s<wn>).
   const fetch = (wn: string): string => {
     const r = rowOf(wn);
@@ -168,7 +173,7 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   return `${WEIGHT_FNS}
 ${ACT_FNS}
 ${b.decls.join('\n')}
-${route}
+${route?.decl ?? ''}
 ${sc}
 ${xl}
 ${gv}
@@ -177,7 +182,8 @@ var<workgroup> part2 : array<f32, ${P * 8}>;
 ${tags.map((wn) => `var<workgroup> fin${wn} : array<f32, ${P}>;`).join('\n')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let wg = wid.y * 65535u + wid.x;
+  ${route?.init ?? ''}
+  let wg = ${s.route?.grouped ? 'wid.x' : 'wid.y * 65535u + wid.x'};
   let n = wg * ${GEMV_ROWS}u + lid / ${T}u;
   let lane = lid % ${T}u;
   ${tags.map((wn) => ms.map((i) => `var a${wn}${i} = 0.0;`).join(' ')).join(' ')}
@@ -198,7 +204,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 /** The tiled GEMM (rows from `si`). */
 export function gemmWgsl(b: Binder, s: MatmulSpec): string {
   const { w } = s;
-  const { K, half, NO, xl, route } = prologue(b, s);
+  const { K, half, NO, xl, route, row } = prologue(b, s);
   const Y = b.act(s.out.act);
   const wType = { fp32: 'vec4<f32>', bf16: 'vec2<u32>', q8_0: 'u32', q4_0: 'u32' }[w.format];
   const W = b.buffer(w.data, 'W', wType, 'read');
@@ -228,14 +234,15 @@ export function gemmWgsl(b: Binder, s: MatmulSpec): string {
 ${ACT_FNS}
 ${b.decls.join('\n')}
 ${si}
-${route}
+${route?.decl ?? ''}
 ${sc}
 ${xl}
 var<workgroup> As : array<vec4<f32>, 256>;
 ${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, 256>;`).join('\n')}
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let M = ${s.route ? 'count()' : rowsExpr(s.x.act)};
+  ${route?.init ?? ''}
+  let M = ${route ? route.count : rowsExpr(s.x.act)};
   let m0 = wid.y * 64u;
   let n0 = wid.x * 64u;
   if (m0 >= M) { return; }
@@ -255,7 +262,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
         .map(
           (wn) => `{
         var bv = vec4<f32>(0.0);
-        if (n0 + lr < ${NO}u && kq < ${w.kp}u) { bv = ${load(wn === 'U' ? `(n0 + lr + ${half}u)` : '(n0 + lr)')}; }
+        if (n0 + lr < ${NO}u && kq < ${w.kp}u) { bv = ${load(row(wn === 'U' ? `(n0 + lr + ${half}u)` : '(n0 + lr)'))}; }
         for (var c = 0u; c < 4u; c++) { Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = bv[c]; }
       }`,
         )
