@@ -13,6 +13,7 @@
  * layer's recorded all-reduce completes the sum.
  */
 import { WeftError } from '@weft/core';
+import { routingMethod } from '../../moe/router.js';
 import { routeHost } from '../host/moe.js';
 import type { MoeOp, PlanAct } from '../ops.js';
 import { vectorData } from '../weights.js';
@@ -20,7 +21,7 @@ import { BUF } from './device.js';
 import { linearKernel, per256, simple, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import { GEMV_MAX_ROWS, GEMV_ROWS, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
 import type { Binder } from './wgsl-common.js';
-import { combineWgsl, routeDecl, routeLayout } from './wgsl-moe.js';
+import { combineWgsl, routeDecl, routeLayout, routerWgsl, type RouterSpec } from './wgsl-moe.js';
 
 /** One dispatch of a step outside the plan's fixed list: a kernel at its own shape (an expert's row count). */
 export interface ShapedKernel {
@@ -50,6 +51,8 @@ export class MoeExperts {
   private readonly combine: Kernel;
   private readonly experts: ExpertKernels[];
   private readonly grouped: { gateUp: Kernel; down: Kernel };
+  /** Routing on the device (steps of ≤ 16 rows; null where the op's shape does not allow it). */
+  private readonly router: Kernel | null;
   private readonly bias: Float32Array | null;
   private readonly maxEntries: number;
   private readonly words: Uint32Array;
@@ -102,6 +105,41 @@ export class MoeExperts {
     });
     const g = specs(null);
     this.grouped = { gateUp: groupedKernel('moe_gate_up_silu', g.gateUp, N2 / 2), down: groupedKernel('moe_down', g.down, H) };
+    const cfg = op.routing;
+    const method = routingMethod({ ...cfg, correctionBias: this.bias });
+    const nGroup = cfg.nGroup ?? 1;
+    const keep = cfg.topkGroup ?? nGroup;
+    const spec: RouterSpec = {
+      numExperts: op.numExperts,
+      topK: cfg.topK,
+      scoring: cfg.scoring,
+      groups: method !== 'greedy' && keep < nGroup ? { n: nGroup, keep } : null,
+      topTwo: method === 'noaux_tc' || this.bias !== null,
+      renormalize: cfg.renormalize,
+      scale: cfg.routedScalingFactor !== undefined && cfg.routedScalingFactor !== 1 ? cfg.routedScalingFactor : null,
+      localIds: op.experts.map((e) => e.id),
+    };
+    // Per-row score arrays live in registers / private memory: up to 256 experts.
+    const biasBuf = op.correctionBias ? ctx.vector(op.correctionBias) : null;
+    this.router = op.numExperts <= 256 ? simple('moe_router', (b) => routerWgsl(b, op.logits, this.route, biasBuf, spec, this.maxEntries), () => [1, 1]) : null;
+  }
+
+  /** Whether a step of T rows routes on the device (no read-back). */
+  onDevice(T: number): boolean {
+    return this.router !== null && T <= GEMV_MAX_ROWS;
+  }
+
+  /** The step's dispatches with routing on the device: router, gate|up and down over every slot, combine. */
+  deviceDispatches(T: number): ShapedKernel[] {
+    const slots = Math.min(this.experts.length, T * this.op.routing.topK);
+    const grouped = { T, S: slots, decode: false };
+    const rows = { T, S: 0, decode: false };
+    return [
+      { kernel: this.router!, shape: rows },
+      { kernel: this.grouped.gateUp, shape: grouped },
+      { kernel: this.grouped.down, shape: grouped },
+      { kernel: this.combine, shape: rows },
+    ];
   }
 
   /**

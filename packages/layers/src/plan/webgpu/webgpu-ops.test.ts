@@ -294,6 +294,35 @@ describe('moe against the host executor', () => {
   });
 });
 
+describe('moe grouped routing (device router up to 16 rows, host above) against the host executor', () => {
+  it.each([
+    [7, 'noaux_tc'],
+    [30, 'noaux_tc'],
+    [9, 'group_limited_greedy'],
+  ] as const)('%i rows, %s over 4 groups of 2 experts (2 kept), top 3, 6 of 8 experts held', async (T, method) => {
+    const H = 32;
+    const I = 16;
+    const E = 8;
+    const b = new PlanBuilder();
+    const x = b.act('x', H);
+    const logits = b.act('router', E);
+    const out = b.act('out', H);
+    b.op({ kind: 'linear', x: whole(x), out: whole(logits), weight: linearWeight(E, H, 'fp32', 150), bias: null, accumulate: false });
+    const experts = [0, 1, 2, 4, 5, 7].map((id) => ({ id, gateUp: linearWeight(2 * I, H, 'fp32', 160 + id), down: linearWeight(H, I, 'fp32', 170 + id) }));
+    const noaux = method === 'noaux_tc';
+    const routing = { topK: 3, scoring: noaux ? ('sigmoid' as const) : ('softmax' as const), renormalize: noaux, method, nGroup: 4, topkGroup: 2, routedScalingFactor: noaux ? 2.5 : undefined };
+    b.op({ kind: 'moe', x: whole(x), logits: whole(logits), out: whole(out), routing, correctionBias: noaux ? vectorParam(E, 151) : null, numExperts: E, experts, exchange: null });
+    const plan = b.build(1, { inHidden: x, hidden: out });
+    const input = stepInput(T, { hidden: rand([T, H], 152) });
+    const [gpu] = await run(plan, [input]);
+    const host = new HostPlanExecutor(plan, { isa: 'portable' });
+    await host.initCaches(40, BS);
+    const want = await host.step(input);
+    host.dispose();
+    expect(maxDiff(gpu!.hidden!, want.hidden!)).toBeLessThan(1e-4);
+  });
+});
+
 describe('MLA ops against the host executor', () => {
   it.each([4, 19])('headMatmul over strided heads, copyHeads strided and repeating, roundInput (%i rows)', async (T) => {
     const [H, k, n, xStride, outStride] = [3, 8, 6, 11, 9];

@@ -200,9 +200,14 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const rowsAsked = this.plan.outputs.logits ? Array.from({ length: S }, (_, s) => input.logitsRows?.[s] ?? true) : [];
     let holdsLogits = this.plan.outputs.logits !== null;
     const shape: StepShape = { T, S, decode: input.seqs.every((q) => q.queryLen === 1) };
-    // Dispatches routed on the host at the last moe boundary, recorded ahead of the next segment.
+    // Dispatches carried into the next command buffer: a moe op's experts (routed on the host at its boundary),
+    // or, when a moe routes on the device, the segments before it with its own dispatches (no boundary).
     let prefix: ShapedKernel[] = [];
     for (const [i, seg] of this.segments.entries()) {
+      if (seg.boundary?.kind === 'moe' && seg.moe!.onDevice(T)) {
+        prefix = [...prefix, ...seg.kernels.map((kernel) => ({ kernel, shape })), ...seg.moe!.deviceDispatches(T)];
+        continue;
+      }
       if (seg.boundary) {
         const enc = this.device.createCommandEncoder();
         this.encodeKernels(enc, seg.kernels, shape, prefix);

@@ -79,3 +79,123 @@ ${MAIN} {
   ${O}[t * ${out.act.width}u + ${out.col}u + c] = acc;
 }`;
 }
+
+/** What the device router needs of a moe op (moe/router.ts's rules, resolved). */
+export interface RouterSpec {
+  numExperts: number;
+  topK: number;
+  scoring: 'softmax' | 'sigmoid';
+  /** Group-limited selection: n_group groups, topk_group kept (ties to the lower group). */
+  groups: { n: number; keep: number } | null;
+  /** Group score = its top-2 sum (noaux_tc or a bias), else its max; weights = the unbiased scores. */
+  topTwo: boolean;
+  renormalize: boolean;
+  /** Multiplies the weights (null: 1). */
+  scale: number | null;
+  /** Global ids of this rank's experts, ascending (slot order). */
+  localIds: readonly number[];
+}
+
+/**
+ * Routing on the device for steps of at most 16 rows (no read-back): one thread per row computes its
+ * scores, choice, groups, top-k and weights in fp32 as `routeHost` does (ties to the lower index), then one
+ * thread buckets the pairs by local expert in ascending id into the routing buffer `moe-experts.ts` reads.
+ */
+export function routerWgsl(b: Binder, logits: ActView, route: GPUBuffer, bias: GPUBuffer | null, r: RouterSpec, maxEntries: number): string {
+  const L = b.act(logits.act);
+  const R = b.buffer(route, 'route', 'u32', 'read_write');
+  const B = bias ? b.buffer(bias, 'rbias', 'f32', 'read') : null;
+  const si = b.step();
+  const E = r.numExperts;
+  const K = r.topK;
+  const NL = r.localIds.length;
+  const l = routeLayout(NL, maxEntries);
+  const g = r.groups;
+  const per = g ? E / g.n : E;
+  const lit = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${Math.fround(x)}`);
+  return `${b.decls.join('\n')}
+${si}
+var<private> EIDS : array<u32, ${NL}> = array<u32, ${NL}>(${r.localIds.map((i) => `${i}u`).join(', ')});
+var<workgroup> ids : array<u32, ${16 * K}>;
+var<workgroup> wts : array<f32, ${16 * K}>;
+@compute @workgroup_size(16)
+fn main(@builtin(local_invocation_index) lid : u32) {
+  let T = si[0];
+  if (lid < T) {
+    var sc : array<f32, ${E}>;
+    var ch : array<f32, ${E}>;
+    let base = lid * ${logits.act.width}u + ${logits.col}u;
+    ${
+      r.scoring === 'softmax'
+        ? `var mx = -3.4e38;
+    for (var e = 0u; e < ${E}u; e++) { mx = max(mx, ${L}[base + e]); }
+    var tot = 0.0;
+    for (var e = 0u; e < ${E}u; e++) { sc[e] = exp(${L}[base + e] - mx); tot += sc[e]; }
+    for (var e = 0u; e < ${E}u; e++) { sc[e] = sc[e] / tot; }`
+        : `for (var e = 0u; e < ${E}u; e++) { sc[e] = 1.0 / (1.0 + exp(-${L}[base + e])); }`
+    }
+    for (var e = 0u; e < ${E}u; e++) { ch[e] = sc[e]${B ? ` + ${B}[e]` : ''}; }
+    ${
+      g && g.keep < g.n
+        ? `var gs : array<f32, ${g.n}>;
+    for (var q = 0u; q < ${g.n}u; q++) {
+      var a = -3.4e38;
+      var z = -3.4e38;
+      for (var e = q * ${per}u; e < (q + 1u) * ${per}u; e++) {
+        let v = ch[e];
+        if (v > a) { z = a; a = v; } else if (v > z) { z = v; }
+      }
+      gs[q] = ${r.topTwo ? 'a + z' : 'a'};
+    }
+    var keep : array<u32, ${g.n}>;
+    for (var j = 0u; j < ${g.keep}u; j++) {
+      var best = 0u;
+      var bv = -3.4e38;
+      for (var q = 0u; q < ${g.n}u; q++) { if (keep[q] == 0u && gs[q] > bv) { bv = gs[q]; best = q; } }
+      keep[best] = 1u;
+    }
+    for (var e = 0u; e < ${E}u; e++) { if (keep[e / ${per}u] == 0u) { ch[e] = 0.0; } }`
+        : ''
+    }
+    var taken : array<u32, ${E}>;
+    var sum = 0.0;
+    for (var k = 0u; k < ${K}u; k++) {
+      var best = 0u;
+      var bv = -3.4e38;
+      for (var e = 0u; e < ${E}u; e++) { if (taken[e] == 0u && ch[e] > bv) { bv = ch[e]; best = e; } }
+      taken[best] = 1u;
+      let w = ${r.topTwo ? 'sc[best]' : 'bv'};
+      ids[lid * ${K}u + k] = best;
+      wts[lid * ${K}u + k] = w;
+      sum += w;
+    }
+    ${r.renormalize ? `let d = sum + 1e-20;\n    for (var k = 0u; k < ${K}u; k++) { wts[lid * ${K}u + k] = wts[lid * ${K}u + k] / d; }` : ''}
+    ${r.scale !== null ? `for (var k = 0u; k < ${K}u; k++) { wts[lid * ${K}u + k] = wts[lid * ${K}u + k] * ${lit(r.scale)}; }` : ''}
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var filled : array<u32, 16>;
+    for (var i = 0u; i < T * ${K}u; i++) { ${R}[${l.pairs}u + i] = 0xffffffffu; }
+    var at = 0u;
+    var nact = 0u;
+    for (var s = 0u; s < ${NL}u; s++) {
+      ${R}[2u * s] = at;
+      var c = 0u;
+      for (var t = 0u; t < T; t++) {
+        for (var k = 0u; k < ${K}u; k++) {
+          if (ids[t * ${K}u + k] != EIDS[s]) { continue; }
+          ${R}[${l.tokens}u + at + c] = t;
+          ${R}[${l.weights}u + at + c] = bitcast<u32>(wts[t * ${K}u + k]);
+          ${R}[${l.pairs}u + t * ${K}u + filled[t]] = at + c;
+          filled[t] += 1u;
+          c += 1u;
+        }
+      }
+      ${R}[2u * s + 1u] = c;
+      at += c;
+      if (c > 0u) { ${R}[${l.active + 1}u + nact] = s; nact += 1u; }
+    }
+    ${R}[${l.active}u] = nact;
+  }
+}`;
+}
