@@ -203,12 +203,15 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     // Dispatches carried into the next command buffer: a moe op's experts (routed on the host at its boundary),
     // or, when a moe routes on the device, the segments before it with its own dispatches (no boundary).
     let prefix: ShapedKernel[] = [];
-    for (const [i, seg] of this.segments.entries()) {
+    // No read-back before the last command buffer: it depends on the step's shape alone and can be recorded ahead.
+    let hostFree = true;
+    for (const seg of this.segments) {
       if (seg.boundary?.kind === 'moe' && seg.moe!.onDevice(T)) {
         prefix = [...prefix, ...seg.kernels.map((kernel) => ({ kernel, shape })), ...seg.moe!.deviceDispatches(T)];
         continue;
       }
       if (seg.boundary) {
+        hostFree = false;
         const enc = this.device.createCommandEncoder();
         this.encodeKernels(enc, seg.kernels, shape, prefix);
         prefix = [];
@@ -222,11 +225,11 @@ export class WebGpuPlanExecutor implements PlanExecutor {
         continue;
       }
       const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
-      const cb = i === 0 && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix);
+      const cb = hostFree && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix);
       this.pending = null;
       this.device.queue.submit([cb]);
-      // A plan without collectives repeats its command buffer for the same shape: record the next one now.
-      if (i === 0) this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked) };
+      // Without read-backs the next step of this shape has the same command buffer: record it now.
+      if (hostFree) this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix) };
       const out = await this.readOutputs(T, S, holdsLogits, rowsAsked);
       this.throwDeviceErrors();
       return out;
