@@ -18,16 +18,12 @@ import { routeHost } from '../host/moe.js';
 import type { MoeOp, PlanAct } from '../ops.js';
 import { vectorData } from '../weights.js';
 import { BUF } from './device.js';
-import { linearKernel, per256, simple, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
+import type { ShapedKernel } from './kernel-recorder.js';
+import { linearKernel, per256, simple, type Kernel, type KernelContext } from './plan-kernels.js';
 import { GEMV_MAX_ROWS, GEMV_ROWS, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
 import type { Binder } from './wgsl-common.js';
 import { combineWgsl, routeDecl, routeLayout, routerWgsl, type RouterSpec } from './wgsl-moe.js';
 
-/** One dispatch of a step outside the plan's fixed list: a kernel at its own shape (an expert's row count). */
-export interface ShapedKernel {
-  kernel: Kernel;
-  shape: StepShape;
-}
 
 interface ExpertKernels {
   id: number;

@@ -27,10 +27,11 @@ import { GpuWeights } from './gpu-weights.js';
 import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
 import { readViewRows, runBoundary } from './collective-boundary.js';
-import { MoeExperts, type ShapedKernel } from './moe-experts.js';
+import { KernelRecorder, type ShapedKernel } from './kernel-recorder.js';
+import { MoeExperts } from './moe-experts.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
 import { copyOutputs, IDS_BYTES, readOutputs, type OutputLayout } from './step-outputs.js';
-import { Binder, layoutOffsets, type StepLayout } from './wgsl-common.js';
+import { layoutOffsets, type StepLayout } from './wgsl-common.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
   name: 'webgpu',
@@ -65,10 +66,6 @@ interface Segment {
   moe: MoeExperts | null;
 }
 
-interface Variant {
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-}
 
 
 export class WebGpuPlanExecutor implements PlanExecutor {
@@ -89,9 +86,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   private readback!: GPUBuffer;
   private segments: Segment[] = [];
   private readonly scratches = new Map<string, PlanAct>();
-  private readonly deviceErrors: string[] = [];
-  private readonly variants = new Map<Kernel, Map<string, Variant>>();
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly recorder: KernelRecorder;
   private numBlocks = 0;
   /** Every attention layer windowed: the widest window (blocks before it may be freed: −1 in tables); else null. */
   private readonly window: number | null;
@@ -115,6 +110,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.vocabSize = plan.vocabSize;
     if (logits && !(this.vocabSize >= 1 && this.vocabSize <= logits.width)) throw new ConfigError(`webgpu plan: vocabSize ${this.vocabSize} outside 1..${logits.width}`);
     this.weights = new GpuWeights(device);
+    this.recorder = new KernelRecorder(device, (a) => this.acts.get(a)!);
     const attn = plan.ops.filter((o): o is AttentionOp => o.kind === 'attention');
     this.window = attn.length && attn.every((a) => a.slidingWindow !== null) ? Math.max(...attn.map((a) => a.slidingWindow!)) : null;
   }
@@ -129,7 +125,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const device = opts.device ?? (await requestDevice('webgpu plan'));
     const ex = new WebGpuPlanExecutor(device, opts.plan, !opts.device, opts);
     try {
-      await ex.scoped('uploading the weights', () => ex.upload());
+      await ex.recorder.scoped('uploading the weights', () => ex.upload());
       await device.queue.onSubmittedWorkDone();
     } catch (e) {
       ex.dispose();
@@ -152,7 +148,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
 
   /** One K (and V) buffer per attention op's cacheIndex, `[numBlocks, Hk, blockSize, D]`. Returns their bytes. */
   async initCaches(numBlocks: number, blockSize: number): Promise<number> {
-    return this.scoped(`allocating the KV caches (${numBlocks} blocks of ${blockSize})`, () => this.allocateCaches(numBlocks, blockSize));
+    return this.recorder.scoped(`allocating the KV caches (${numBlocks} blocks of ${blockSize})`, () => this.allocateCaches(numBlocks, blockSize));
   }
 
   private allocateCaches(numBlocks: number, blockSize: number): number {
@@ -185,7 +181,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.si?.destroy();
     this.si = this.device.createBuffer({ size: this.siWords.byteLength, usage: BUF.STORAGE | BUF.COPY_DST, label: 'si' });
     // Kernels bind the caches and si: rebuilt for the new buffers.
-    this.variants.clear();
+    this.recorder.reset();
     this.pending = null;
     this.buildSegments();
     return this.cacheBytes;
@@ -231,7 +227,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       // Without read-backs the next step of this shape has the same command buffer: record it now.
       if (hostFree) this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix) };
       const out = await this.readOutputs(T, S, holdsLogits, rowsAsked);
-      this.throwDeviceErrors();
+      this.recorder.throwErrors();
       return out;
     }
     throw new Error('webgpu plan: no final segment');
@@ -251,8 +247,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     for (const s of this.segments) s.moe?.destroy();
     this.caches = [];
     this.acts.clear();
-    this.variants.clear();
-    this.pipelines.clear();
+    this.recorder.clear();
     if (this.ownDevice) this.device.destroy();
   }
 
@@ -357,67 +352,8 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     if (this.plan.outputs.logits) last.kernels.push(argmaxKernel(this.plan.outputs.logits, this.vocabSize, this.ids));
   }
 
-  private variant(k: Kernel, key: string): Variant {
-    let m = this.variants.get(k);
-    if (!m) this.variants.set(k, (m = new Map()));
-    let v = m.get(key);
-    if (!v) {
-      const b = new Binder((a) => this.acts.get(a)!, this.si!, this.layout!);
-      const code = k.code(b, key);
-      let pipeline = this.pipelines.get(code);
-      // Dawn reports a shader or binding error asynchronously: the scope names the kernel, the step throws it.
-      this.device.pushErrorScope('validation');
-      if (!pipeline) {
-        const module = this.device.createShaderModule({ code, label: k.tag });
-        pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.tag });
-        this.pipelines.set(code, pipeline);
-      }
-      const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: b.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-      void this.device.popErrorScope().then((e) => {
-        if (e) this.deviceErrors.push(`kernel ${k.tag} (${key}): ${e.message}`);
-      });
-      m.set(key, (v = { pipeline, bindGroup }));
-    }
-    return v;
-  }
-
-  /** Run `f` inside validation and out-of-memory error scopes; throw what the device reports, naming `what`. */
-  private async scoped<R>(what: string, f: () => R): Promise<R> {
-    this.device.pushErrorScope('out-of-memory');
-    this.device.pushErrorScope('validation');
-    let r: R;
-    try {
-      r = f();
-    } finally {
-      const [validation, oom] = [await this.device.popErrorScope(), await this.device.popErrorScope()];
-      const e = validation ?? oom;
-      if (e) throw new WeftError(`webgpu plan: ${what}: ${oom ? 'out of device memory' : 'device error'}: ${e.message}`);
-    }
-    return r;
-  }
-
-  private throwDeviceErrors(): void {
-    if (!this.deviceErrors.length) return;
-    const all = this.deviceErrors.splice(0);
-    throw new WeftError(`webgpu plan: the device reported ${all.length} error(s): ${all.join('; ')}`);
-  }
-
-  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], stepShape: StepShape, prefix: readonly ShapedKernel[] = []): number {
-    const pass = enc.beginComputePass();
-    let n = 0;
-    let last: GPUComputePipeline | null = null;
-    for (const { kernel: k, shape } of [...prefix, ...kernels.map((kernel) => ({ kernel, shape: stepShape }))]) {
-      const key = k.variant(shape);
-      const wg = k.workgroups(shape, key);
-      if (!wg) continue;
-      const v = this.variant(k, key);
-      if (v.pipeline !== last) pass.setPipeline((last = v.pipeline));
-      pass.setBindGroup(0, v.bindGroup);
-      pass.dispatchWorkgroups(wg[0], wg[1]);
-      n++;
-    }
-    pass.end();
-    return n;
+  private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], shape: StepShape, prefix: readonly ShapedKernel[] = []): number {
+    return this.recorder.encode(enc, kernels, shape, this.si!, this.layout!, prefix);
   }
 
   /** The last segment's command buffer: its kernels (argmax included), then the outputs into the read-back buffer. */
