@@ -503,6 +503,9 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
     { name: 'rotary (gpt-j, 8 of 12 dims) + GQA 8/1, window 5, soft cap 30', H: 8, Hk: 1, D: 12, Dv: 12, window: 5, cap: 30, prefix: false, rope: { neox: false, dim: 8 } },
     { name: 'rotary (neox, 10 of 20) + MHA 2/2, v 8', H: 2, Hk: 2, D: 20, Dv: 8, window: null, cap: null, prefix: false, rope: { neox: true, dim: 10 } },
     { name: 'rotary (neox) + latent cache, 4/1, head 24, v 16', H: 4, Hk: 1, D: 24, Dv: 16, window: null, cap: null, prefix: true, rope: { neox: true, dim: 24 } },
+    // TinyLlama's heads: prefill stages 8 query heads per workgroup with 2 value dims per thread.
+    { name: 'GQA 8/1, head 64 (TinyLlama)', H: 8, Hk: 1, D: 64, Dv: 64, window: null, cap: null, prefix: false, rope: null },
+    { name: 'rotary (neox) + GQA 8/1, head 64 (TinyLlama)', H: 8, Hk: 1, D: 64, Dv: 64, window: null, cap: null, prefix: false, rope: { neox: true, dim: 64 } },
   ];
   it.each(configs)('$name: prefill of two (21 + 6 rows), batched decode, chunk + decode, decode', async (c) => {
     const scale = 1 / Math.sqrt(c.D);
