@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
-import { HOST_CAPS, HostPlanExecutor, unsupportedOps, WEBGPU_CAPS, WebGpuPlanExecutor, type CausalLMRank, type DevicePlan } from '@weft/layers';
+import { HOST_CAPS, HostPlanExecutor, unsupportedOps, webgpuPlanUnsupported, WebGpuPlanExecutor, type CausalLMRank, type DevicePlan } from '@weft/layers';
 import type { RankArgs } from './model-runner.js';
 import type { PlanExecutorFactory } from './plan-runner.js';
 
@@ -27,7 +27,7 @@ export function choosePlanExecutor(model: CausalLMRank, state: ParallelState, ar
   if (backend === 'webgpu') {
     if ((args.maxNumSeqs ?? WEBGPU_MAX_SEQS) > WEBGPU_MAX_SEQS) return { reason: `maxNumSeqs above ${WEBGPU_MAX_SEQS}` };
     const plan = model.recordPlan();
-    const lacks = unsupportedOps(plan, WEBGPU_CAPS);
+    const lacks = webgpuPlanUnsupported(plan);
     if (lacks) return { reason: lacks };
     return {
       plan,
