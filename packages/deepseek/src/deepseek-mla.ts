@@ -19,6 +19,7 @@ import {
   Attention,
   ColumnParallelLinear,
   getRope,
+  hostValues,
   positionsEnd,
   ReplicatedLinear,
   RMSNorm,
@@ -230,9 +231,10 @@ export class DeepseekMLA implements TokenMixer {
       heads: H,
       k,
       n,
+      source: weight,
       data: () => {
         // A quantized or bf16 weight is dequantized here, as vLLM does; fp32 is its tensor `[lora, out]`.
-        const w = weight.packed ? weight.packed.dequantizeTransposed() : (weight.tensor.dataSync() as Float32Array);
+        const w = weight.packed ? weight.packed.dequantizeTransposed() : hostValues(weight);
         const m = new Float32Array(H * k * n);
         for (let h = 0; h < H; h++)
           for (let i = 0; i < k; i++)

@@ -23,7 +23,7 @@ export type {
   SoftcapOp,
 } from './ops.js';
 export { PlanBuilder, view, whole, type DevicePlan } from './builder.js';
-export { matrixStorage, vectorData, type MatrixStorage } from './weights.js';
+export { hostValues, matrixStorage, prefetchHostValues, vectorData, type MatrixStorage } from './weights.js';
 export { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from './executor.js';
 export { allReduceHost, gatherColumnsHost } from './collectives.js';
 export { HostPlanExecutor, HOST_CAPS, HOST_OPS, fixturePlanParity, fixtureSchedule, hostFixtureParity, hostFixtureCheck, parityReport, HOST_PARITY_BOUNDS, type HostPlanExecutorOptions, type HostOpImpl, type HostOpTable, type FixturePlanParity, type HostFixtureOptions, type ParityBound } from './host/index.js';

@@ -240,6 +240,8 @@ export interface HeadMatrices {
   readonly n: number;
   /** The values, `[heads, k, n]` row-major (computed on call: call once, at upload). */
   data(): Float32Array;
+  /** The parameter `data` reads (`prefetchHostValues` reads it ahead for executors on the webgpu backend). */
+  readonly source?: Parameter;
 }
 
 /**

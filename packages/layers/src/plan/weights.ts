@@ -8,7 +8,8 @@
 import { WeftError } from '@weft/core';
 import { EmbeddingWeight } from '../embedding-weight.js';
 import { LinearWeight } from '../linear/linear-weight.js';
-import type { Parameter } from '../parameter.js';
+import { Parameter } from '../parameter.js';
+import type { DevicePlan } from './builder.js';
 import type { PackedWeight } from '../quantization/packed-weight.js';
 
 export type MatrixStorage =
@@ -18,7 +19,7 @@ export type MatrixStorage =
       readonly k: number;
       /** True: `data` is `[k, n]` (a LinearWeight's fp32 tensor); false: `[n, k]`. */
       readonly transposed: boolean;
-      /** The fp32 values (a copy out of the tensor: call once, at upload). */
+      /** The fp32 values (out of the tensor, or prefetched: call once, at upload). */
       data(): Float32Array;
     }
   | { readonly format: PackedWeight['format']; readonly n: number; readonly k: number; readonly packed: PackedWeight };
@@ -29,11 +30,44 @@ export function matrixStorage(w: LinearWeight | EmbeddingWeight): MatrixStorage 
   const packed = w.packed;
   if (packed) return { format: packed.format, n, k, packed };
   const transposed = w instanceof LinearWeight;
-  if (!transposed && !(w instanceof EmbeddingWeight)) throw new WeftError(`plan: ${String((w as Parameter).name)} is not a matrix weight`);
-  return { format: 'fp32', n, k, transposed, data: () => w.tensor.dataSync() as Float32Array };
+  if (!transposed && !(w instanceof EmbeddingWeight)) throw new WeftError(`plan: ${String((w as { name: string }).name)} is not a matrix weight`);
+  return { format: 'fp32', n, k, transposed, data: () => hostValues(w) };
 }
 
 /** A vector parameter's fp32 values (norm weights, biases). */
 export function vectorData(p: Parameter): Float32Array {
-  return p.tensor.dataSync() as Float32Array;
+  return hostValues(p);
+}
+
+/** Values read ahead by `prefetchHostValues`, until its release. */
+const prefetched = new WeakMap<Parameter, Float32Array>();
+
+/** An fp32 parameter's values: prefetched, or read synchronously (every CPU backend can). */
+export function hostValues(p: Parameter): Float32Array {
+  return prefetched.get(p) ?? (p.tensor.dataSync() as Float32Array);
+}
+
+/**
+ * Reads every fp32 parameter the plan's ops name (its matrices, vectors, and what a `HeadMatrices.source`
+ * holds) with the asynchronous API, so that `hostValues` answers synchronously at upload: a tensor on the
+ * webgpu backend cannot be read synchronously in Node (tfjs's readSync needs an OffscreenCanvas). Returns the
+ * release of those copies (call it once the weights are uploaded).
+ */
+export async function prefetchHostValues(plan: DevicePlan): Promise<() => void> {
+  const params = new Set<Parameter>();
+  const seen = new Set<unknown>();
+  const walk = (x: unknown, depth: number): void => {
+    if (x === null || typeof x !== 'object' || seen.has(x) || depth > 4) return;
+    seen.add(x);
+    if (x instanceof Parameter) {
+      if (!(x as Parameter & { packed?: unknown }).packed) params.add(x);
+      return;
+    }
+    for (const v of Array.isArray(x) ? x : Object.values(x)) walk(v, depth + 1);
+  };
+  for (const op of plan.ops) for (const [key, v] of Object.entries(op)) if (key !== 'group' && key !== 'rope') walk(v, 0);
+  for (const p of params) if (!prefetched.has(p)) prefetched.set(p, (await p.tensor.data()) as Float32Array);
+  return () => {
+    for (const p of params) prefetched.delete(p);
+  };
 }

@@ -24,6 +24,7 @@ import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInpu
 import type { AllReduceOp, AttentionOp, GatherColumnsOp, MoeOp, PlanAct, PlanOpKind } from '../ops.js';
 import { BUF, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
+import { prefetchHostValues } from '../weights.js';
 import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
 import { readViewRows, runBoundary } from './collective-boundary.js';
@@ -124,12 +125,16 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     if (why) throw new ConfigError(why);
     const device = opts.device ?? (await requestDevice('webgpu plan'));
     const ex = new WebGpuPlanExecutor(device, opts.plan, !opts.device, opts);
+    let release: (() => void) | null = null;
     try {
+      release = await prefetchHostValues(opts.plan);
       await ex.recorder.scoped('uploading the weights', () => ex.upload());
       await device.queue.onSubmittedWorkDone();
     } catch (e) {
       ex.dispose();
       throw e;
+    } finally {
+      release?.();
     }
     return ex;
   }
