@@ -60,7 +60,7 @@ const LAYOUTS: Omit<Config, 'format'>[] = [
   { id: 'weft tensorflow tp2', engine: 'weft', backend: 'tensorflow', tp: 2, pp: 1, threads: Math.max(1, Math.floor(CORES / 2)) },
   { id: 'weft tensorflow pp2', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 2, threads: Math.max(1, Math.floor(CORES / 2)) },
   // The same rank on the tfjs path (no device plan): what the plan replaces, in the same run.
-  { id: 'weft tensorflow tfjs-path tp1', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 1, threads: Math.max(1, CORES), devicePlan: false },
+  { id: 'weft tensorflow tfjs path tp1', engine: 'weft', backend: 'tensorflow', tp: 1, pp: 1, threads: Math.max(1, CORES), devicePlan: false },
   { id: 'weft wasm tp1', engine: 'weft', backend: 'wasm', tp: 1, pp: 1, threads: 1 },
   { id: 'weft wasm tp2', engine: 'weft', backend: 'wasm', tp: 2, pp: 1, threads: 1 },
   { id: 'weft wasm pp2', engine: 'weft', backend: 'wasm', tp: 1, pp: 2, threads: 1 },
@@ -351,7 +351,7 @@ async function parent(): Promise<void> {
   const rounds = Number(v.rounds);
   const promptLen = Number(v.prompt);
   const decodeTokens = Number(v.decode);
-  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs-path', 'llama.cpp'];
+  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs path', 'llama.cpp'];
   const formats = String(v.formats).split(',') as GgufFormat[];
   for (const f of formats) if (!FORMATS.includes(f)) throw new Error(`unknown format '${f}' (have ${FORMATS.join(', ')})`);
   const configs = CONFIGS.filter((c) => formats.includes(c.format) && only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
@@ -498,7 +498,9 @@ async function parent(): Promise<void> {
   out('| shape | format | engine | layout | prefill tok/s | decode tok/s | GB read / token | decode bound | decode / bound | prefill / nlc best | decode / nlc best | weights GB | peak RSS GB |');
   out('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows as Record<string, any>[]) {
-    const layout = r.engine === 'llama.cpp' ? `${r.threads} thread${r.threads > 1 ? 's' : ''}` : `tp ${r.tp} pp ${r.pp}${r.backend === 'tensorflow' ? `, ${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank` : ''}`;
+    const plan = typeof r.step === 'string' && r.step.startsWith('plan');
+    const threads = plan ? `${Math.max(1, Math.floor(CORES / (r.tp * r.pp)))} kernel thread(s)/rank` : `${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank`;
+    const layout = r.engine === 'llama.cpp' ? `${r.threads} thread${r.threads > 1 ? 's' : ''}` : `tp ${r.tp} pp ${r.pp}, ${r.step ?? ''}${r.backend === 'tensorflow' ? `, ${threads}` : ''}`;
     const engine = r.engine === 'llama.cpp' ? 'node-llama-cpp 3.21.1' : `weft ${r.backend}`;
     const label = `${CPU_SHAPES[r.shape]!.name === 'small' ? '156 M' : 'TinyLlama-1.1B'}`;
     if (r.status !== 'ok') {
