@@ -64,6 +64,13 @@ for (const name of String(v.fixtures).split(',')) {
           const pass = maxAbs <= MAX_ABS && relL2 <= MAX_REL_L2;
           rows.push({ fixture: name, tp, case: i, maxAbs, relL2, pass, loadS });
           log(`${name} tp=${tp} case ${i}: max|Δ| ${maxAbs.toExponential(2)} relL2 ${relL2.toExponential(2)} ${pass ? 'ok' : 'FAIL'}`);
+          // The engine's step (the device plan where the ranks run it): the prompt's last row, as generate samples from it.
+          const [o] = await llm.generate([c.input_ids], { maxTokens: 1, returnLogits: true, ignoreEos: true });
+          const V = c.logits_shape[1];
+          const step = compareLogits([o!.logits![0]!], c.logits.slice(c.logits.length - V));
+          const stepPass = step.maxAbs <= MAX_ABS && step.relL2 <= MAX_REL_L2;
+          rows.push({ fixture: `${name} (step: ${llm.stepPath})`, tp, case: i, maxAbs: step.maxAbs, relL2: step.relL2, pass: stepPass, loadS });
+          log(`${name} tp=${tp} case ${i} step (${llm.stepPath}): max|Δ| ${step.maxAbs.toExponential(2)} relL2 ${step.relL2.toExponential(2)} ${stepPass ? 'ok' : 'FAIL'}`);
         } catch (e) {
           rows.push({ fixture: name, tp, case: i, maxAbs: null, relL2: null, pass: false, loadS, error: (e as Error).message });
           log(`${name} tp=${tp} case ${i}: ERROR ${(e as Error).message}`);

@@ -107,7 +107,8 @@ async function benchWeft(label: string, env: Record<string, string>): Promise<vo
   Object.assign(process.env, env);
   log(`weft on ${backend} (${label}), tp=1: loading ${(params / 1e6).toFixed(0)} M parameters`);
   let t0 = performance.now();
-  const llm = await LLM.load(dir, { tp: 1, backend, timeoutMs: 600_000 });
+  // The tfjs path (with weft's kernels); the device plan has its own rows above.
+  const llm = await LLM.load(dir, { tp: 1, backend, timeoutMs: 600_000, devicePlan: false });
   loadS = (performance.now() - t0) / 1000;
   log(`loaded in ${loadS.toFixed(1)} s`);
   const perStep: Record<number, number> = (weftDecodeMsPerStep[label] = {});
