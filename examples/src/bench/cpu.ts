@@ -30,6 +30,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
+import { weftFormatOptions } from './weight-formats.js';
 import { measureNativeBandwidth } from './native-bandwidth.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 import { median } from './stats.js';
@@ -70,10 +71,6 @@ const LAYOUTS: Omit<Config, 'format'>[] = [
 const FORMATS: GgufFormat[] = ['f32', 'bf16', 'q8_0', 'q4_0'];
 const CONFIGS: Config[] = FORMATS.flatMap((format) => LAYOUTS.map((l) => ({ ...l, id: `${l.id} ${format}`, format })));
 
-/** weft's load options for a format (the GGUF twin is written by llamaCheckpointToGguf with the same name). */
-export function weftFormatOptions(format: GgufFormat): { dtype?: 'bfloat16'; quantization?: 'int8' | 'int4' } {
-  return format === 'f32' ? {} : format === 'bf16' ? { dtype: 'bfloat16' } : { dtype: 'bfloat16', quantization: format === 'q8_0' ? 'int8' : 'int4' };
-}
 
 /** Cores reading weights at once during a decode step (what the bound's bandwidth is measured at). */
 function readers(c: Config): number {

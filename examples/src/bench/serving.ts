@@ -15,6 +15,9 @@
  * step probe: weft's decode step time at batch 1 and batch --max-num-seqs.
  *
  *   node examples/dist/bench/serving.js --shape small --backend tensorflow --requests 24 --max-out 64 --rates '' --rounds 2 --llama-threads 1
+ *
+ * --format bf16 | q8_0 | q4_0: weft loads the checkpoint with that dtype / quantization (the device plan on the
+ * CPU backends) and node-llama-cpp gets a GGUF of the very same blocks (default f32).
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -23,7 +26,8 @@ import { parseArgs } from 'node:util';
 import { type BackendName } from '@weft/core';
 import { LLM } from '@weft/engine';
 import { defaultModelDir } from '../cli/load-model.js';
-import { llamaCheckpointToGguf } from './gguf-writer.js';
+import { weftFormatOptions } from './weight-formats.js';
+import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
 import { SHAPES, hasRandomLlama, paramCount, writeRandomLlama } from './random-checkpoint.js';
 import { poissonArrivals, rng, servingRequests, type ServingRequest } from './requests.js';
 import { median, percentile } from './stats.js';
@@ -42,6 +46,8 @@ const { values: v } = parseArgs({
     /** A random-weight shape of random-checkpoint.ts (small = the 156 M Llama); turns node-llama-cpp on. */
     shape: { type: 'string' },
     'no-llama-cpp': { type: 'boolean', default: false },
+    // Weights: f32 (default), bf16, q8_0, q4_0 — weft's dtype / quantization and the GGUF of the same blocks.
+    format: { type: 'string', default: 'f32' },
     rounds: { type: 'string', default: '1' },
     'min-out': { type: 'string', default: '16' },
     'max-out': { type: 'string', default: '128' },
@@ -212,6 +218,8 @@ async function stepProbe(llm: LLM, b: number, vocab: number) {
 }
 
 
+const format = String(v.format) as GgufFormat;
+if (!['f32', 'bf16', 'q8_0', 'q4_0'].includes(format)) throw new Error(`--format ${format}: one of f32, bf16, q8_0, q4_0`);
 const shape = v.shape ? SHAPES[v.shape] : undefined;
 if (v.shape && !shape) throw new Error(`--shape ${v.shape}: one of ${Object.keys(SHAPES).join(', ')}`);
 let dir = v.model ?? defaultModelDir();
@@ -219,9 +227,9 @@ let gguf: string | undefined;
 if (shape) {
   dir = v.model ?? join(String(v.dir), `${shape.name}-${shape.layers}l-${shape.kvHeads}kv`);
   if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape, log);
-  gguf = join(dir, 'model-f32.gguf');
+  gguf = join(dir, `model-${format}.gguf`);
   if (!existsSync(gguf)) {
-    llamaCheckpointToGguf(dir, gguf + '.partial', log);
+    llamaCheckpointToGguf(dir, gguf + '.partial', log, format);
     renameSync(gguf + '.partial', gguf);
   }
 }
@@ -237,7 +245,8 @@ const useLlamaCpp = Boolean(gguf) && !v['no-llama-cpp'];
 const loadBefore = loadavg();
 const started = performance.now();
 log(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}; loading weft (${v.backend ?? 'auto'}, tp ${tp}, ${intraOpThreads} intra-op threads/rank) from ${dir}`);
-const llm = await LLM.load(dir, { tp, pp: Number(v.pp), maxNumSeqs, backend: v.backend as BackendName | undefined, intraOpThreads, timeoutMs: 600_000 });
+const llm = await LLM.load(dir, { tp, pp: Number(v.pp), maxNumSeqs, backend: v.backend as BackendName | undefined, intraOpThreads, timeoutMs: 600_000, ...weftFormatOptions(format) });
+log(`weft: ${llm.backend}, step ${llm.stepPath}, weights ${format}`);
 let llamaCpp: Awaited<ReturnType<typeof loadLlamaCpp>> | undefined;
 try {
   if (useLlamaCpp) {
