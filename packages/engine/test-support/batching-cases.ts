@@ -8,12 +8,23 @@
  * rejects each request alone. One engine per layout serves every case.
  */
 import { fileURLToPath } from 'node:url';
+import { compareLogits } from '@weft/layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineDeadError, RequestError } from '../src/errors.js';
 import { LLM, type GenerateOutput, type LLMOptions } from '../src/llm.js';
 
-/** `logitsTol`: the logits bound between paths (default 1e-5); kernels that quantize activations (a8) need more. */
-export type Layout = LLMOptions & { label: string; logitsTol?: number; /** What every rank must run (LLM.stepPath), e.g. 'plan (host)'. */ stepPath?: string };
+/**
+ * `logitsTol`: the max-abs logits bound between paths (default 1e-5). `a8`: kernels that quantize activations
+ * to Q8_0 blocks: a 1-ulp difference between paths (another batch, another chunk: the avx512 kernels sum a
+ * batch of ≥ 8 rows in another order) can move an activation to the neighbouring quantum — in a MoE model
+ * that can also change a routing choice. Each path is within the a8 references' bound of HF (rel-L2 1.5e-2,
+ * quant-parity.test.ts), so two paths are held to twice it: tokens equal, each step's logits within
+ * rel-L2 3e-2 of each other.
+ */
+export type Layout = LLMOptions & { label: string; logitsTol?: number; a8?: boolean; /** What every rank must run (LLM.stepPath), e.g. 'plan (host)'. */ stepPath?: string };
+
+/** Twice the a8 references' bound (issue 19, fixtures' expected-q*_0-a8.json): two paths, each within it of HF. */
+const A8_REL_L2 = 2 * 1.5e-2;
 
 const MAX_TOKENS = 4;
 const TOL = 1e-5;
@@ -31,10 +42,14 @@ export function prompts(vocab: number, seed = 12345): number[][] {
 
 const GEN = { maxTokens: MAX_TOKENS, ignoreEos: true, returnLogits: true } as const;
 
-function expectSame(got: GenerateOutput, want: GenerateOutput, what: string, tol = TOL): void {
+function expectSame(got: GenerateOutput, want: GenerateOutput, what: string, tol = TOL, a8 = false): void {
   expect(got.tokenIds, `${what}: tokens`).toEqual(want.tokenIds);
   got.logits!.forEach((row, t) => {
     const ref = want.logits![t]!;
+    if (a8) {
+      expect(compareLogits([row], ref).relL2, `${what}: logits of step ${t} (rel L2)`).toBeLessThanOrEqual(A8_REL_L2);
+      return;
+    }
     let d = 0;
     for (let j = 0; j < row.length; j++) d = Math.max(d, Math.abs(row[j]! - ref[j]!));
     expect(d, `${what}: logits of step ${t}`).toBeLessThanOrEqual(tol);
@@ -44,8 +59,8 @@ function expectSame(got: GenerateOutput, want: GenerateOutput, what: string, tol
 export function batchingSuite(fixture: string, layouts: Layout[]): void {
   const dir = fileURLToPath(new URL(`../../../fixtures/${fixture}`, import.meta.url));
 
-  describe.each(layouts)(`${fixture} $label`, ({ label: _label, logitsTol = TOL, stepPath, ...opts }) => {
-    const same = (got: GenerateOutput, want: GenerateOutput, what: string) => expectSame(got, want, what, logitsTol);
+  describe.each(layouts)(`${fixture} $label`, ({ label: _label, logitsTol = TOL, a8 = false, stepPath, ...opts }) => {
+    const same = (got: GenerateOutput, want: GenerateOutput, what: string) => expectSame(got, want, what, logitsTol, a8);
     let llm: LLM;
     let ps: number[][];
     const alone: GenerateOutput[] = [];
