@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyPenalties, argmax, sampleToken, topKIndices } from './sampler.js';
+import { applyPenalties, argmax, sampleToken, samplingCandidates, topKIndices } from './sampler.js';
 import { resolveSamplingParams, withEosTokenIds } from './sampling-params.js';
 
 function randomRow(n: number, seed: number): Float32Array {
@@ -54,6 +54,36 @@ describe('sampler', () => {
     expect(p07[0]! + p07[1]!).toBe(0);
     const m = counts({ minP: 0.6 }); // ≥ 0.24: tokens 2 and 3
     expect(m[0]! + m[1]!).toBe(0);
+  });
+
+  it('candidates equal a full sort in vLLM v1 order (min-p → top-k → top-p, top-p over what is left), flat and peaked rows', () => {
+    /** Reference: sort everything min-p keeps, cut by top-k, then by top-p over the renormalised rest. */
+    const reference = (x: Float32Array, p: ReturnType<typeof resolveSamplingParams>) => {
+      const max = Math.max(...x);
+      const floor = p.minP > 0 ? max + Math.log(p.minP) * p.temperature : -Infinity;
+      let ids = sortedIdx(x).filter((i) => x[i]! >= floor);
+      if (p.topK > 0) ids = ids.slice(0, p.topK);
+      const w = ids.map((i) => Math.exp((x[i]! - max) / p.temperature));
+      const sum = w.reduce((a, b) => a + b, 0);
+      let acc = 0;
+      const cut = w.findIndex((v) => (acc += v) / sum >= p.topP);
+      return p.topP < 1 && cut >= 0 ? ids.slice(0, cut + 1) : ids;
+    };
+    let cases = 0;
+    for (const temperature of [0.7, 1, 4]) {
+      for (const [topK, topP, minP] of [[0, 0.9, 0], [0, 0.5, 0], [0, 0.95, 0.02], [40, 0.9, 0], [200, 0.8, 0.01], [0, 1, 0.1], [300, 1, 0]] as const) {
+        const x = randomRow(1000, cases + 7);
+        const p = resolveSamplingParams({ temperature, topK, topP, minP, seed: 5 });
+        const ref = reference(x, p);
+        const got = samplingCandidates(x, p).ids;
+        // Without top-k, an unfiltered or min-p set comes in vocabulary order: compare as sets then.
+        expect(topK === 0 && topP === 1 ? [...got].sort((a, b) => a - b) : got).toEqual(topK === 0 && topP === 1 ? [...ref].sort((a, b) => a - b) : ref);
+        cases++;
+      }
+    }
+    // A flat row at top-p 0.9 needs far more than the first 64 candidates (the heap's first try).
+    const flat = resolveSamplingParams({ temperature: 4, topP: 0.9 });
+    expect(samplingCandidates(randomRow(1000, 7), flat).ids.length).toBeGreaterThan(256);
   });
 
   it('a seeded draw depends only on (seed, token index)', () => {

@@ -144,56 +144,69 @@ export function applyLogitsProcessors(row: Float32Array, p: SamplingParams, toke
   for (const [t, b] of p.logitBias) if (t < row.length) row[t] = row[t]! + b;
 }
 
-function sampleFiltered(x: Float32Array, p: SamplingParams, tokenIndex: number): number {
+/**
+ * The tokens a random draw may pick and their unnormalised weights e^{(x - max)/T}, best first where a
+ * filter ranked them: vLLM v1's order, temperature → min-p → top-k → top-p, top-p over the probabilities
+ * renormalised to what min-p and top-k kept (the whole min-p set when there is no top-k).
+ */
+export function samplingCandidates(x: Float32Array, p: SamplingParams): { ids: number[]; weights: number[] } {
   const n = x.length;
   const invT = 1 / p.temperature;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (x[i]! > max) max = x[i]!;
-  // Softmax over the vocabulary, unnormalised: weights e^{(x - max)/T}, their sum.
-  let total = 0;
-  for (let i = 0; i < n; i++) total += Math.exp((x[i]! - max) * invT);
   // min-p: drop tokens below minP × the top probability (the top token's weight is 1).
   const floor = p.minP > 0 ? max + Math.log(p.minP) * p.temperature : -Infinity;
   const keep = p.minP > 0 ? (i: number) => x[i]! >= floor : undefined;
-  let cand: number[];
-  if (p.topK > 0 && p.topK < n) {
-    cand = topKIndices(x, p.topK, keep);
+  // The mass of what min-p keeps: top-p's denominator when no top-k applies.
+  let total = 0;
+  for (let i = 0; i < n; i++) if (x[i]! >= floor) total += Math.exp((x[i]! - max) * invT);
+  const topK = p.topK > 0 && p.topK < n;
+  let ids: number[];
+  if (topK) {
+    ids = topKIndices(x, p.topK, keep);
   } else if (p.topP < 1) {
     // The nucleus is usually small: take the best 64, 256, ... until their mass reaches topP.
     let k = 64;
     for (;;) {
-      cand = topKIndices(x, k, keep);
+      ids = topKIndices(x, k, keep);
       let mass = 0;
-      for (const i of cand) mass += Math.exp((x[i]! - max) * invT);
-      if (mass / total >= p.topP || cand.length >= n || k >= n) break;
+      for (const i of ids) mass += Math.exp((x[i]! - max) * invT);
+      if (mass / total >= p.topP || ids.length >= n || k >= n) break;
       k *= 4;
     }
   } else {
-    cand = [];
-    for (let i = 0; i < n; i++) if (!keep || keep(i)) cand.push(i);
+    ids = [];
+    for (let i = 0; i < n; i++) if (!keep || keep(i)) ids.push(i);
   }
-  const w = cand.map((i) => Math.exp((x[i]! - max) * invT));
-  let kept = w.length;
+  const weights = ids.map((i) => Math.exp((x[i]! - max) * invT));
   if (p.topP < 1) {
-    // Candidates are best first when they came from the heap; top-p over the renormalised top-k set, as vLLM.
-    let sum = 0;
-    for (const v of w) sum += v;
+    // Candidates are best first here (they came from the heap).
+    let sum = total;
+    if (topK) {
+      sum = 0;
+      for (const v of weights) sum += v;
+    }
     let acc = 0;
-    for (let j = 0; j < w.length; j++) {
-      acc += w[j]!;
+    for (let j = 0; j < weights.length; j++) {
+      acc += weights[j]!;
       if (acc / sum >= p.topP) {
-        kept = j + 1;
+        ids.length = weights.length = j + 1;
         break;
       }
     }
   }
+  return { ids, weights };
+}
+
+function sampleFiltered(x: Float32Array, p: SamplingParams, tokenIndex: number): number {
+  const { ids, weights } = samplingCandidates(x, p);
   let mass = 0;
-  for (let j = 0; j < kept; j++) mass += w[j]!;
+  for (const w of weights) mass += w;
   const u = uniform(p.seed, tokenIndex) * mass;
   let acc = 0;
-  for (let j = 0; j < kept; j++) {
-    acc += w[j]!;
-    if (u < acc) return cand[j]!;
+  for (let j = 0; j < weights.length; j++) {
+    acc += weights[j]!;
+    if (u < acc) return ids[j]!;
   }
-  return cand[kept - 1]!;
+  return ids[ids.length - 1]!;
 }
