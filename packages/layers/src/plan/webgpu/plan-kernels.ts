@@ -16,6 +16,7 @@ import { split } from './device.js';
 import type { GpuMatrix } from './gpu-weights.js';
 import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, ropeKvWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
 import type { Binder } from './wgsl-common.js';
+import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
 import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
@@ -83,14 +84,17 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
   for (let g = 2; g <= Math.min(G, 64); g *= 2) if (G % g === 0 && attentionSharedBytes(op, g) <= ctx.sharedBytes) gw = g;
   if (attentionSharedBytes(op, 1) + 4 * (op.headDim + op.vHeadDim + 1) > ctx.sharedBytes) throw new WeftError(`webgpu plan: attention head_dim ${op.headDim} needs more workgroup memory than the device has`);
   const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
+  // Prefill-sized steps: K/V tiles shared by a block of rows × the heads of a KV head, no score matrix (flash).
+  const flash = flashConfig(op, ctx.sharedBytes);
   return [
     simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T, _S, decode) => (fused && decode ? null : per256(T * perRow))),
     {
       tag: 'attention',
       // Decode-sized steps: a workgroup per head keeps more of the GPU busy; prefill shares K/V tiles across the group.
-      variant: ({ T, decode }) => (fused && decode ? 'fused' : T <= GEMV_MAX_ROWS ? 'gw1' : `gw${gw}`),
-      code: (b, v) => (v === 'fused' ? attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2)))),
-      workgroups: ({ T }, v) => (T > 0 ? [v === 'fused' ? op.numHeads : op.numHeads / Number(v.slice(2)), T] : null),
+      variant: ({ T, decode }) => (fused && decode ? 'fused' : T <= GEMV_MAX_ROWS ? 'gw1' : flash ? 'flash' : `gw${gw}`),
+      code: (b, v) =>
+        v === 'fused' ? attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused) : v === 'flash' ? flashAttentionWgsl(b, op, ctx.cache(op.cacheIndex), flash!) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
+      workgroups: ({ T }, v) => (T <= 0 ? null : v === 'flash' ? flashWorkgroups(op, flash!, T) : [v === 'fused' ? op.numHeads : op.numHeads / Number(v.slice(2)), T]),
     },
   ];
 }
