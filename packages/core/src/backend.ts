@@ -74,9 +74,10 @@ const INSTALL_TENSORFLOW = "run 'npm run setup:tensorflow' in the weft repositor
  */
 const THREAD_SAFE_MARKER = 'weft-patch:attr-name-set-mutex';
 
-/** glibc's RTLD_NODELETE (node's os.constants.dlopen leaves it out) and RTLD_NOW. */
+/** glibc's RTLD_NODELETE (node's os.constants.dlopen leaves it out), RTLD_NOW and RTLD_DEEPBIND. */
 const RTLD_NODELETE = 0x1000;
 const RTLD_NOW = 0x2;
+const RTLD_DEEPBIND = 0x8;
 let tensorflowPinned = false;
 
 /**
@@ -86,6 +87,13 @@ let tensorflowPinned = false;
  * it (SIGSEGV or SIGABRT at exit, every time when ranks fail during start-up, now and then after a
  * successful run). Loading TensorFlow's libraries once more with RTLD_NODELETE keeps them mapped for
  * the life of the process. Process-wide; call before the addon loads, from any thread.
+ *
+ * RTLD_DEEPBIND: libtensorflow_framework carries its own LLVM and exports its symbols. When Dawn's
+ * OpenGL fallback started first, Mesa's llvmpipe had put libLLVM-15 in the global scope (its driver
+ * loader opens with RTLD_GLOBAL); TensorFlow's LLVM static initializers then bound to LLVM 15's
+ * globals (3,835 bindings, LD_DEBUG) and crashed in dlopen (SIGSEGV in
+ * `_GLOBAL__sub_I_DebugInfoMetadata.cpp`): webgpu then tensorflow in one process. Deep binding makes
+ * TensorFlow's libraries look up their own symbols first, whatever was loaded before them.
  */
 function pinTensorflowLibraries(pkg: string): void {
   if (tensorflowPinned || process.platform !== 'linux') return;
@@ -95,7 +103,7 @@ function pinTensorflowLibraries(pkg: string): void {
   if (!existsSync(lib)) return;
   for (const f of readdirSync(lib).filter((n) => /^libtensorflow.*\.so/.test(n))) {
     try {
-      process.dlopen({ exports: {} }, join(lib, f), RTLD_NOW | RTLD_NODELETE);
+      process.dlopen({ exports: {} }, join(lib, f), RTLD_NOW | RTLD_NODELETE | RTLD_DEEPBIND);
     } catch {
       // "did not self-register": a plain library, loaded and now kept (NODELETE); anything else: the addon's own load reports it.
     }
