@@ -142,9 +142,81 @@ AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
 }
 
+/* Q8_0 with few activation rows (m < Q16_MIN_M): the transposes above cost more than the dot products there, so the
+ * 16 rows' blocks are dotted as they lie (a block pair a zmm, 8 lanes a block) and each row's 8-lane partial sums are
+ * then reduced in registers to one lane a row: the same integer block dots, scaled and summed as q16_tile does (the
+ * same bits). An odd last block goes through the transposed load. */
+AI void q8s_pair(const uint8_t *w, size_t wrow, __m512i xq, __m512i *lo, __m512i *hi) {
+  const __m512i sgn = _mm512_set1_epi8((char)0x80);
+  __m512i v[16], u[8], b[4];
+  for (int l = 0; l < 16; l++) v[l] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(_mm512_loadu_si512(w + l * wrow), sgn), xq);
+  for (int i = 0; i < 8; i++) u[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int j = 0; j < 4; j++) b[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(u[2 * j], u[2 * j + 1]), _mm512_unpackhi_epi64(u[2 * j], u[2 * j + 1]));
+  /* b[j]'s 128-bit lane q: rows 4j..4j+3 over the pair's 16-byte quarter q (q < 2: the first block) */
+  const __m512i c0 = _mm512_add_epi32(_mm512_shuffle_i64x2(b[0], b[1], 0x88), _mm512_shuffle_i64x2(b[0], b[1], 0xdd));
+  const __m512i c1 = _mm512_add_epi32(_mm512_shuffle_i64x2(b[2], b[3], 0x88), _mm512_shuffle_i64x2(b[2], b[3], 0xdd));
+  *lo = _mm512_shuffle_i64x2(c0, c1, 0x88);
+  *hi = _mm512_shuffle_i64x2(c0, c1, 0xdd);
+}
+
+AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, int i0, const int NA, float *out, int n, const int pf) {
+  const int k = a->k, nb = a->nb;
+  const int32_t *corr = a->extra;
+  const size_t wrow = (size_t)k;
+  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(nb));
+  __m512 acc[Q16_MIN_M];
+  for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
+  int b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    if (pf) {
+      for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (TR + l) * wrow + b * 32), _MM_HINT_T0);
+      if ((size_t)b * 32 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)TR * nb) + b * 32, _MM_HINT_T0);
+    }
+    __m512 dlo, dhi;
+    scales2(wd, idx, b, &dlo, &dhi);
+    for (int ii = 0; ii < NA; ii++) {
+      const size_t xb = (size_t)(i0 + ii) * nb + b;
+      __m512i lo, hi;
+      q8s_pair(w + (size_t)b * 32, wrow, _mm512_loadu_si512(a->qs + xb * QK), &lo, &hi);
+      lo = _mm512_add_epi32(lo, _mm512_set1_epi32(corr[xb]));
+      hi = _mm512_add_epi32(hi, _mm512_set1_epi32(corr[xb + 1]));
+      acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(dlo, _mm512_set1_ps(a->d[xb]))));
+      acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(dhi, _mm512_set1_ps(a->d[xb + 1]))));
+    }
+  }
+  if (b < nb) {
+    __m512i t[8];
+    __m512 dw, unused;
+    load_q8(w + (size_t)b * 32, wrow, t);
+    if (b) scales2(wd, idx, b - 1, &unused, &dw);
+    else {
+      float f[16];
+      for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
+      dw = _mm512_loadu_ps(f);
+    }
+    for (int ii = 0; ii < NA; ii++) {
+      const size_t xb = (size_t)(i0 + ii) * nb + b;
+      __m512i s = _mm512_set1_epi32(corr[xb]);
+      for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, t[g], _mm512_set1_epi32(load32(a->qs + xb * QK + 4 * g)));
+      acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d[xb]))));
+    }
+  }
+  const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+  for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
+}
+
 /* Every activation row over one tile: 8 at a time, then 4, 2, 1. The first pass prefetches the next tile and, when
  * more passes follow, leaves the transposed tile in tb for them. */
 AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, float *out, int n, const int q4, int pf, __m512i *tb) {
+  if (!q4 && a->m < Q16_MIN_M) {
+    switch (a->m) {
+      case 1: q8s_tile(a, w, wd, nr, 0, 1, out, n, pf); break;
+      case 2: q8s_tile(a, w, wd, nr, 0, 2, out, n, pf); break;
+      case 3: q8s_tile(a, w, wd, nr, 0, 3, out, n, pf); break;
+      default: q8s_tile(a, w, wd, nr, 0, 4, out, n, pf); if (a->m > 4) q8s_tile(a, w, wd, nr, 4, a->m - 4, out, n, 0); break;
+    }
+    return;
+  }
   int mode = a->m > 8 ? 1 : 0;
   for (int i0 = 0; i0 < a->m;) {
     const int left = a->m - i0;

@@ -3,26 +3,25 @@ import { toBf16 } from './fp16.js';
 import { availableIsas, cpuKernels } from './kernels.js';
 import { quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
 
-// The native paths' results are bitwise the same whatever the thread count (rows go to threads in chunks taken
-// in turn), and a row's bits do not depend on the other rows of its batch: alone (a batch small enough to run the
-// same kernel as one row) or moved within the batch (avx512 runs other kernels from 8 rows for Q8_0/Q4_0 — the
-// 16-row transposed one — and from 4 rows for bf16). The transposed kernel sums each row's blocks as the scalar
-// path does: the same bits as scalar.
+// Batch invariance, bitwise: every path (each native ISA at 1, 2 and 3 threads, and the portable JS twin) sums each
+// output in one order whatever its batch — a row's output is the same bits alone or at any place in a batch of any
+// size (the batched kernels' tiles, the remainder tiles and the thread split change nothing), and every path gives
+// the same bits as the others. So an engine's alone / batched / chunked paths give equal logits.
 let seed = 777;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 const random = (len: number, scale = 1) => Float32Array.from({ length: len }, () => rnd() * scale);
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
-const FORMATS = ['q8_0', 'q4_0', 'bf16'] as const;
-/** Batches smaller than this run the kernel a single row does (avx512; the other paths have one kernel). */
-const ONE_KERNEL_BELOW = { q8_0: 8, q4_0: 8, bf16: 4 } as const;
+const FORMATS = ['q8_0', 'q4_0'] as const;
+type Format = (typeof FORMATS)[number] | 'bf16';
+const MAX_ROWS = 33;
 
-describe('bitwise determinism of the native kernels', () => {
-  const native = availableIsas().filter((i) => i !== 'portable');
-  const k = 544, n = 1003; // an odd number of blocks; n neither a multiple of 4 nor of 16
-  const x = random(11 * k, 2);
+describe('bitwise batch invariance of the kernels', () => {
+  const isas = availableIsas();
+  const k = 544, n = 1003; // an odd number of blocks; n neither a multiple of 8 nor of 16
+  const x = random(MAX_ROWS * k, 2);
   const wf = random(n * k, 0.05);
   const weights = { q8_0: quantizeQ8_0(wf), q4_0: quantizeQ4_0(wf), bf16: toBf16(wf) };
-  const run = (isa: string, threads: number, fmt: (typeof FORMATS)[number], xs: Float32Array, rows: number) => {
+  const run = (isa: string, threads: number, fmt: Format, xs: Float32Array, rows: number) => {
     const kern = cpuKernels({ isa, threads });
     const out = new Float32Array(rows * n);
     if (fmt === 'q8_0') kern.gemmQ8_0(xs, rows, k, weights.q8_0, n, out);
@@ -30,45 +29,63 @@ describe('bitwise determinism of the native kernels', () => {
     else kern.gemmBf16(xs, rows, k, weights.bf16, n, out);
     return out;
   };
-  const rowsOf = (a: Float32Array, i: number, j: number) => a.subarray(i * n, j * n);
-  for (const isa of native)
-    for (const fmt of FORMATS)
-      for (const m of [3, 6, 11])
-        it(`${isa} ${fmt} m=${m}: 1, 2 and 3 threads give the same bits, and a row gives its bits anywhere in the batch`, () => {
-          const xs = x.subarray(0, m * k);
-          const one = run(isa, 1, fmt, xs, m);
-          expect(one.some((v) => v !== 0)).toBe(true);
-          for (const threads of [2, 3]) for (let rep = 0; rep < 3; rep++) expect(bits(run(isa, threads, fmt, xs, m))).toEqual(bits(one));
-          if (m < ONE_KERNEL_BELOW[fmt] || isa !== 'avx512') {
-            for (let i = 0; i < m; i++) expect(bits(run(isa, 2, fmt, xs.subarray(i * k, (i + 1) * k), 1))).toEqual(bits(rowsOf(one, i, i + 1)));
-          } else {
-            // the batch rotated by 2 rows: every row's output rotates with it
-            const rot = new Float32Array(m * k);
-            rot.set(xs.subarray(2 * k), 0);
-            rot.set(xs.subarray(0, 2 * k), (m - 2) * k);
-            const got = run(isa, 2, fmt, rot, m);
-            expect(bits(rowsOf(got, 0, m - 2))).toEqual(bits(rowsOf(one, 2, m)));
-            expect(bits(rowsOf(got, m - 2, m))).toEqual(bits(rowsOf(one, 0, 2)));
-          }
-        });
+  const xRow = (i: number) => x.subarray(i * k, (i + 1) * k);
+  const alone = new Map<string, Float32Array[]>();
+  const aloneOf = (isa: string, fmt: Format) => {
+    const key = `${isa} ${fmt}`;
+    if (!alone.has(key)) alone.set(key, Array.from({ length: MAX_ROWS }, (_, i) => run(isa, 1, fmt, xRow(i), 1)));
+    return alone.get(key)!;
+  };
 
-  it.skipIf(!native.includes('avx512') || !native.includes('scalar'))('avx512 batches of 8 or more rows give the scalar path’s bits (Q8_0, Q4_0)', () => {
-    // and with activations on exact halves of their quantum (127 sets d = 1): the rounding to even must agree too
+  for (const isa of isas)
+    for (const fmt of FORMATS)
+      it(`${isa} ${fmt}: a row gives its alone bits in batches of 1..${MAX_ROWS} rows, at any place, on 1-3 threads`, () => {
+        const one = aloneOf(isa, fmt);
+        expect(one[0]!.some((v) => v !== 0)).toBe(true);
+        // the JS twin's loops are the same whatever the batch: a few sizes keep its run short
+        const sizes = isa === 'portable' ? [1, 2, 3, 7, 8, 9, 17, MAX_ROWS] : Array.from({ length: MAX_ROWS }, (_, i) => i + 1);
+        for (const m of sizes) {
+          // rows start..start+m-1 (mod MAX_ROWS): each row lands at other places in other batch sizes
+          const start = (m * 7) % MAX_ROWS;
+          const xs = new Float32Array(m * k);
+          for (let j = 0; j < m; j++) xs.set(xRow((start + j) % MAX_ROWS), j * k);
+          const threads = isa === 'portable' ? 1 : 1 + (m % 3);
+          const got = run(isa, threads, fmt, xs, m);
+          for (let j = 0; j < m; j++)
+            expect(bits(got.subarray(j * n, (j + 1) * n)), `${isa} ${fmt} m=${m} row ${j} (${threads} threads)`).toEqual(bits(one[(start + j) % MAX_ROWS]!));
+        }
+      });
+
+  for (const fmt of FORMATS)
+    it.skipIf(isas.length < 2)(`${fmt}: every path gives the same bits (${isas.join(', ')})`, () => {
+      const ref = aloneOf(isas[isas.length - 1]!, fmt);
+      for (const isa of isas.slice(0, -1)) {
+        const got = aloneOf(isa, fmt);
+        for (let i = 0; i < MAX_ROWS; i++) expect(bits(got[i]!), `${isa} vs ${isas[isas.length - 1]} row ${i}`).toEqual(bits(ref[i]!));
+      }
+    });
+
+  it('Q8_0 / Q4_0 with activations on exact halves of their quantum (127 sets d = 1): every path rounds them alike', () => {
     const halves = Float32Array.from({ length: 8 * k }, (_, i) => (i % 32 === 0 ? 127 : ((i * 7) % 255) / 2 - 63.5));
-    for (const fmt of ['q8_0', 'q4_0'] as const)
-      for (const [xs, m] of [[x.subarray(0, 11 * k), 11], [halves, 8]] as const)
-        expect(bits(run('avx512', 2, fmt, xs, m))).toEqual(bits(run('scalar', 1, fmt, xs, m)));
-    // edges of the 16-row tiles: one block a row (its scales not gathered), fewer than 16 rows, exactly 16
-    for (const [m, kk, nn] of [[9, 32, 17], [8, 96, 16], [8, 32, 5]] as const) {
-      const xs = random(m * kk, 2), ws = random(nn * kk, 0.05), q8 = quantizeQ8_0(ws), q4 = quantizeQ4_0(ws);
-      for (const fmt of ['q8_0', 'q4_0'] as const) {
+    for (const fmt of ['q8_0', 'q4_0'] as const) {
+      const ref = run('portable', 1, fmt, halves, 8);
+      for (const isa of isas) expect(bits(run(isa, 2, fmt, halves, 8)), `${isa} ${fmt}`).toEqual(bits(ref));
+    }
+  });
+
+  it('edges of the tiles: one block a row, fewer rows than a tile, exactly one tile', () => {
+    for (const [m, kk, nn] of [[9, 32, 17], [8, 96, 16], [3, 32, 5], [1, 64, 8], [2, 32, 1]] as const) {
+      const xs = random(m * kk, 2), ws = random(nn * kk, 0.05), q8 = quantizeQ8_0(ws), q4 = quantizeQ4_0(ws), b16 = toBf16(ws);
+      for (const fmt of FORMATS) {
         const one = (isa: string) => {
           const kern = cpuKernels({ isa, threads: 2 }), out = new Float32Array(m * nn);
           if (fmt === 'q8_0') kern.gemmQ8_0(xs, m, kk, q8, nn, out);
-          else kern.gemmQ4_0(xs, m, kk, q4, nn, out);
+          else if (fmt === 'q4_0') kern.gemmQ4_0(xs, m, kk, q4, nn, out);
+          else kern.gemmBf16(xs, m, kk, b16, nn, out);
           return out;
         };
-        expect(bits(one('avx512')), `${fmt} m=${m} k=${kk} n=${nn}`).toEqual(bits(one('scalar')));
+        const ref = one('portable');
+        for (const isa of isas) expect(bits(one(isa)), `${isa} ${fmt} m=${m} k=${kk} n=${nn}`).toEqual(bits(ref));
       }
     }
   });

@@ -4,13 +4,17 @@
  * tested against).
  *   gemmQ8_0 / gemmQ4_0 (a8): each row of x is quantized to Q8_0 blocks, then
  *     out[i, r] = Σ_b fp16(dw[r,b]) · fp16(dx[i,b]) · Σ_j qw[r,b,j] · qx[i,b,j]   (integer block dots, as ggml's
- *     vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0);
+ *     vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0), in fp32 block after block: sum ← sum + dot · (dw · dx), each
+ *     operation rounded to fp32 — the native paths' order, so every path gives the same bits for a row, alone
+ *     or in any batch;
  *   gemmBf16 (weight-only): out[i, r] = Σ_j x[i, j] · bf16(w[r, j]) in fp32 accumulation.
  * x [m, k] and out [m, n] are row-major; out = x · Wᵀ.
  */
 import { fp16Table } from './fp16.js';
 import { QK, type Q4_0Weight, type Q8_0Weight } from './formats.js';
 import { quantizeActivationsQ8_0 } from './quantize.js';
+
+const fr = Math.fround;
 
 export function gemmQ8_0Portable(x: Float32Array, m: number, k: number, w: Q8_0Weight, n: number, out: Float32Array): void {
   const a = quantizeActivationsQ8_0(x, k);
@@ -24,7 +28,7 @@ export function gemmQ8_0Portable(x: Float32Array, m: number, k: number, w: Q8_0W
         const xo = (i * nb + b) * QK;
         let dot = 0;
         for (let j = 0; j < QK; j++) dot += w.qs[wo + j]! * a.qs[xo + j]!;
-        sum += dot * (t[w.d[r * nb + b]!]! * a.d[i * nb + b]!);
+        sum = fr(sum + fr(dot * fr(t[w.d[r * nb + b]!]! * a.d[i * nb + b]!)));
       }
       out[i * n + r] = sum;
     }
@@ -46,7 +50,7 @@ export function gemmQ4_0Portable(x: Float32Array, m: number, k: number, w: Q4_0W
           const byte = w.qs[wo + j]!;
           dot += ((byte & 15) - 8) * a.qs[xo + j]! + ((byte >>> 4) - 8) * a.qs[xo + 16 + j]!;
         }
-        sum += dot * (t[w.d[r * nb + b]!]! * a.d[i * nb + b]!);
+        sum = fr(sum + fr(dot * fr(t[w.d[r * nb + b]!]! * a.d[i * nb + b]!)));
       }
       out[i * n + r] = sum;
     }
