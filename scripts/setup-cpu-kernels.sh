@@ -19,9 +19,24 @@ NODE_GYP="$(dirname "$(dirname "$(command -v npm)")")/lib/node_modules/npm/node_
 [ -f "$NODE_GYP" ] || NODE_GYP="$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
 [ -f "$NODE_GYP" ] || { say "npm's bundled node-gyp was not found: the portable JS kernels will run"; exit 0; }
 
-if ! node "$NODE_GYP" rebuild --loglevel=error >build.log 2>&1; then
+# Built in a temporary folder and moved into place at the end: tests that load the addon while this runs
+# (others working in the checkout) keep the previous build, never a half-built or missing one (they would
+# silently run the portable kernels). The sources are linked, not copied; build/'s Makefile then names the
+# temporary folder, so rebuild with this script (or `node-gyp rebuild`), not an incremental `make`.
+work="$(mktemp -d "${TMPDIR:-/tmp}/weft-cpu-kernels.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+cp binding.gyp "$work/"
+ln -s "$PWD/native" "$work/native"
+if ! (cd "$work" && node "$NODE_GYP" rebuild --loglevel=error) >build.log 2>&1; then
   tail -20 build.log >&2
   say "the addon build failed (log: packages/cpu-kernels/build.log): the portable JS kernels will run"
   exit 0
 fi
-node -e "const a = require('./build/Release/weft_cpu_kernels.node'); console.log('setup:cpu-kernels: built; ISA paths on this CPU: ' + a.info().isas.join(', '))"
+isas="$(node -e "console.log(require(process.argv[1]).info().isas.join(', '))" "$work/build/Release/weft_cpu_kernels.node")"
+# Copied beside build/ (the same file system), then two renames: the swap leaves no build/ only between them.
+rm -rf build.next build.prev
+cp -a "$work/build" build.next
+if [ -d build ]; then mv build build.prev; fi
+mv build.next build
+rm -rf build.prev
+say "built; ISA paths on this CPU: $isas"
