@@ -5,11 +5,11 @@
  * the one whose per-token math differs most (Qwen3's q/k norm) at tp 2 × pp 2;
  * `test:full` (WEFT_FULL_MATRIX=1) runs them all at tp 1 and tp 2 × pp 2.
  * The windowed models (Mistral, Gemma 2, Qwen2 with use_sliding_window) run
- * the sliding-window suite (sliding-window-cases.ts), whose prompts run past
+ * the sliding-window suite (test-support/sliding-window-cases.ts), whose prompts run past
  * the window and whose pools are sized for it.
  */
 import { batchingSuite, type Layout } from '../test-support/batching-cases.js';
-import { slidingWindowSuite } from './sliding-window-cases.js';
+import { slidingWindowSuite } from '../test-support/sliding-window-cases.js';
 
 const FULL = process.env['WEFT_FULL_MATRIX'] === '1';
 const TP2_PP2: Layout = { label: 'tp2 pp2', tp: 2, pp: 2 };

@@ -2,9 +2,9 @@
  * Mixtral with Mistral's window on every layer (mixtral-swa-tiny, window 8)
  * through the engine: the MoE layers beside windowed attention, blocks behind
  * the window freed, also under expert parallelism across DP replicas (an idle
- * replica runs dummy batches while the other frees). See sliding-window-cases.ts.
+ * replica runs dummy batches while the other frees). See test-support/sliding-window-cases.ts.
  */
-import { slidingWindowSuite } from './sliding-window-cases.js';
+import { slidingWindowSuite } from '../test-support/sliding-window-cases.js';
 
 slidingWindowSuite('mixtral-swa-tiny', {
   window: 8,

@@ -1,12 +1,12 @@
 /**
  * Sliding-window attention through the engine on mistral-swa-tiny (window 8,
- * every layer windowed): see sliding-window-cases.ts. At tp 1, tp 2, pp 2 and dp 2,
+ * every layer windowed): see test-support/sliding-window-cases.ts. At tp 1, tp 2, pp 2 and dp 2,
  * on wasm and tensorflow; tp 1 on webgpu. Plus the pool sizing a window allows.
  */
 import { greedyMismatches } from '@weft/layers';
 import { describe, expect, it } from 'vitest';
 import { LLM } from './llm.js';
-import { fixtureDir, prompts, slidingWindowSuite } from './sliding-window-cases.js';
+import { fixtureDir, prompts, slidingWindowSuite } from '../test-support/sliding-window-cases.js';
 
 const dir = fixtureDir('mistral-swa-tiny');
 const BLOCK = 4;

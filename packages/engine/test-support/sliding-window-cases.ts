@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { compareLogits, greedyMismatches, loadFixtureCases, parityBackends } from '@weft/layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLM, type GenerateOutput, type LLMOptions } from './llm.js';
+import { LLM, type GenerateOutput, type LLMOptions } from '../src/llm.js';
 
 const TOL = 1e-5;
 const GEN = { maxTokens: 12, ignoreEos: true, returnLogits: true } as const;
