@@ -6,25 +6,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initBackend } from '@weft/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Attention } from '../../attention.js';
 import { buildAttentionMetadata, positionsOf, type SeqInput } from '../../attention-metadata.js';
 import { PagedKVCache } from '../../paged-kv-cache.js';
 import { randomHost } from '../../test-entries/random.js';
 import { PlanBuilder, view, whole } from '../builder.js';
 import type { AttentionOp } from '../ops.js';
-import { requestDevice } from './device.js';
+import { useTestDevice } from './test-device.js';
 import { flashConfig } from './wgsl-flash-attention.js';
 import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
 
-let device: GPUDevice;
-beforeAll(async () => {
-  await initBackend({ prefer: 'webgpu' });
-  await tf.setBackend('cpu');
-  device = await requestDevice();
-}, 60_000);
-afterAll(() => device?.destroy());
+const gpu = useTestDevice();
 
 const BS = 8;
 const BLOCKS = 64;
@@ -67,7 +60,7 @@ describe('flash prefill attention against Attention + PagedKVCache', () => {
         { seqId: 2, queryLen: 3, blockTable: tables[2] },
       ],
     ];
-    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 128, maxSeqs: 8, maxModelLen: 160 });
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 128, maxSeqs: 8, maxModelLen: 160 });
     try {
       await ex.initCaches(BLOCKS, BS);
       for (const [i, s] of steps.entries()) {
@@ -88,7 +81,7 @@ describe('flash prefill attention against Attention + PagedKVCache', () => {
         tf.dispose([x, q, k, y, ...(v ? [v] : [])]);
       }
       // These shapes run the flash kernel (not the staged one) on prefill steps.
-      expect(flashConfig(op, device.limits.maxComputeWorkgroupStorageSize)).not.toBeNull();
+      expect(flashConfig(op, gpu().limits.maxComputeWorkgroupStorageSize)).not.toBeNull();
     } finally {
       ex.dispose();
     }

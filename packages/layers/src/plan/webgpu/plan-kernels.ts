@@ -19,7 +19,14 @@ import type { Binder } from './wgsl-common.js';
 import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
 import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
+import { gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape } from './wgsl-gemv.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
+
+/** Kernel shapes a caller may override (benches compare them on a device); defaults otherwise. */
+export interface KernelTuning {
+  /** The decode GEMV's shape per activation row count, or 'rows4' for the untiled GEMV (4 weight rows a workgroup). */
+  gemv?: ((m: number, gateUp: boolean) => GemvShape) | 'rows4';
+}
 
 export interface KernelContext {
   matrix(w: LinearOp['weight']): GpuMatrix;
@@ -31,6 +38,7 @@ export interface KernelContext {
   cosSin(rope: RotaryEmbedding): GPUBuffer;
   /** Workgroup memory the device allows. */
   sharedBytes: number;
+  tuning?: KernelTuning;
 }
 
 /** What a step's dispatches depend on: its rows, sampled rows, and whether every sequence brings one row (decode). */
@@ -57,20 +65,27 @@ export function simple(tag: string, code: (b: Binder) => string, wg: (T: number,
   return { tag, variant: () => '', code: (b) => code(b), workgroups: ({ T, S, decode }) => wg(T, S, decode) };
 }
 
-export function linearKernel(tag: string, spec: MatmulSpec): Kernel {
+export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning = {}): Kernel {
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
+  // Routed (expert) rows and the 'rows4' override run the untiled GEMV.
+  const tiled = !spec.route && tuning.gemv !== 'rows4';
+  const shape = (m: number) => (typeof tuning.gemv === 'function' ? tuning.gemv : gemvShape)(m, spec.gateUp !== null);
   return {
     tag,
     variant: ({ T, S }) => {
       const m = rowsOf(spec.x.act, T, S);
       return m <= GEMV_MAX_ROWS ? `gemv${m}` : 'gemm';
     },
-    code: (b, v) => (v === 'gemm' ? gemmWgsl(b, spec) : gemvWgsl(b, spec, Number(v.slice(4)))),
+    code: (b, v) => {
+      if (v === 'gemm') return gemmWgsl(b, spec);
+      const m = Number(v.slice(4));
+      return tiled ? gemvTiledWgsl(b, spec, m, shape(m)) : gemvWgsl(b, spec, m);
+    },
     workgroups: ({ T, S }, v) => {
       const m = rowsOf(spec.x.act, T, S);
       if (m === 0) return null;
       if (v === 'gemm') return [Math.ceil(cols / GEMM_TILE), Math.ceil(m / GEMM_TILE)];
-      return split(Math.ceil(cols / GEMV_ROWS));
+      return split(Math.ceil(cols / (tiled ? gemvOutputs(shape(m), spec.gateUp !== null) : GEMV_ROWS)));
     },
   };
 }
@@ -156,7 +171,7 @@ function linearKernels(ops: readonly PlanOp[], i: number, to: number, ctx: Kerne
   const next = ops[i + 1];
   const fuse = i + 1 < to && next?.kind === 'gatedAct' && !op.accumulate && sameView(next.x, op.out) && next.out.act !== op.x.act && deadAfter(ops, i + 1, op.out, outputs);
   const spec: MatmulSpec = { w: ctx.matrix(op.weight), x: op.x, out: fuse ? next.out : op.out, bias: op.bias ? ctx.vector(op.bias) : null, accumulate: op.accumulate, gateUp: fuse ? next.act : null, norm };
-  return [linearKernel(`${norm ? 'norm_' : ''}linear${fuse ? `_${next.act}` : ''}`, spec), fuse ? 2 : 1];
+  return [linearKernel(`${norm ? 'norm_' : ''}linear${fuse ? `_${next.act}` : ''}`, spec, ctx.tuning), fuse ? 2 : 1];
 }
 
 /**

@@ -25,7 +25,7 @@ import type { AllReduceOp, AttentionOp, GatherColumnsOp, MoeOp, PlanAct, PlanOpK
 import { BUF, requestDevice } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
 import { prefetchHostValues } from '../weights.js';
-import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
+import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type KernelTuning, type StepShape } from './plan-kernels.js';
 import type { CacheBuffers } from './wgsl-attention.js';
 import { readViewRows, runBoundary } from './collective-boundary.js';
 import { KernelRecorder, type ShapedKernel } from './kernel-recorder.js';
@@ -58,6 +58,8 @@ export interface WebGpuPlanExecutorOptions {
   maxSeqs?: number;
   /** Longest sequence in positions: sizes the per-sequence block table. */
   maxModelLen: number;
+  /** Kernel shapes to use instead of the defaults (benches). */
+  tuning?: KernelTuning;
 }
 
 interface Segment {
@@ -106,6 +108,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     if (!(this.maxRows >= this.maxSeqs)) throw new ConfigError(`webgpu plan: maxRows ${this.maxRows} below maxSeqs ${this.maxSeqs}`);
     if (!(opts.maxModelLen >= 1)) throw new ConfigError(`webgpu plan: maxModelLen ${opts.maxModelLen}`);
     this.maxModelLen = opts.maxModelLen;
+    this.tuning = opts.tuning ?? {};
     this.embeds = plan.ops.some((op) => op.kind === 'embed');
     const logits = plan.outputs.logits;
     this.vocabSize = plan.vocabSize;
@@ -117,6 +120,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   private readonly maxModelLen: number;
+  private readonly tuning: KernelTuning;
   private readonly embeds: boolean;
 
   /** Check the plan, take a device, upload every weight once, allocate the activations. */
@@ -340,6 +344,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       cache: (i) => this.caches[i]!,
       cosSin: (r) => this.ropes.get(r)!,
       sharedBytes: this.device.limits.maxComputeWorkgroupStorageSize,
+      tuning: this.tuning,
     };
     for (const s of this.segments) s.moe?.destroy();
     this.segments = [];

@@ -68,14 +68,14 @@ function xLoader(b: Binder, x: ActView, out: ActView, k: number, maxK4: number, 
 }`;
 }
 
-function scaleFn(b: Binder, w: GpuMatrix): string {
+export function scaleFn(b: Binder, w: GpuMatrix): string {
   if (!w.scales) return '';
   const S = b.buffer(w.scales, 'wsc', 'u32', 'read');
   return `fn scale(i : u32) -> f32 { return unpack2x16float(${S}[i >> 1u])[i & 1u]; }`;
 }
 
 /** The shape checked; K, the gate/up split (`half`), output columns NO and the x loader declared. */
-function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string; route: RouteDecl | null; row: (r: string) => string } {
+export function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half: number; NO: number; xl: string; route: RouteDecl | null; row: (r: string) => string } {
   const { w } = s;
   const n = s.route ? s.route.n : w.n;
   const half = n / 2;
@@ -89,8 +89,22 @@ function prologue(b: Binder, s: MatmulSpec, x: ActView = s.x): { K: number; half
   return { K: w.k, half, NO, xl: xLoader(b, x, s.out, w.k, Math.ceil(w.kp / 4), s.route?.x ?? null), route, row };
 }
 
+/** The fused norm's weight loader `gv(k4)` (vec4 where k allows, else element by element with a bound), or ''. */
+export function normLoader(b: Binder, s: MatmulSpec, K: number, kp: number): string {
+  const norm = s.norm;
+  if (!norm) return '';
+  const gVec = K % 4 === 0;
+  const G = b.buffer(norm.weight, gVec ? 'gn4' : 'gn', gVec ? 'vec4<f32>' : 'f32', 'read');
+  if (gVec) return `fn gv(k4 : u32) -> vec4<f32> { ${kp > K ? `if (k4 >= ${K / 4}u) { return vec4<f32>(0.0); } ` : ''}return ${G}[k4]${norm.offset ? ` + vec4<f32>(${f32Lit(norm.offset)})` : ''}; }`;
+  return `fn gv(k4 : u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  for (var e = 0u; e < 4u; e++) { if (4u * k4 + e < ${K}u) { v[e] = ${G}[4u * k4 + e]${norm.offset ? ` + ${f32Lit(norm.offset)}` : ''}; } }
+  return v;
+}`;
+}
+
 /** The store of output `val` at row `m`, column `col`: plain, accumulated, or (an expert's) at its pair's row. */
-function store(s: MatmulSpec, Y: string, m: string, col: string, val: string): string {
+export function store(s: MatmulSpec, Y: string, m: string, col: string, val: string): string {
   const at = (row: string) => `${row} * ${s.out.act.width}u + ${s.out.col}u + ${col}`;
   if (s.route) return `if (${m} < count()) { ${Y}[${at(`(entry() + ${m})`)}] = ${val}; }`;
   return `${Y}[${at(m)}] ${s.accumulate ? '+=' : '='} ${val};`;
@@ -126,19 +140,7 @@ export function gemvWgsl(b: Binder, s: MatmulSpec, m: number): string {
   const k4s = { fp32: ['kk'], bf16: ['2u * kk', '2u * kk + 1u'], q8_0: [0, 1, 2, 3].map((e) => `4u * kk + ${e}u`), q4_0: [0, 1, 2, 3, 4, 5, 6, 7].map((e) => `8u * kk + ${e}u`) }[w.format];
   const scaled = w.format === 'q8_0' || w.format === 'q4_0';
   const norm = s.norm;
-  // The norm weight as vec4 where k allows (one load per x vector), else element by element with a bound.
-  const gVec = norm !== null && norm !== undefined && K % 4 === 0;
-  const G = norm ? b.buffer(norm.weight, gVec ? 'gn4' : 'gn', gVec ? 'vec4<f32>' : 'f32', 'read') : null;
-  const off = norm?.offset ? ` + vec4<f32>(${f32Lit(norm.offset)})` : '';
-  const gv = !norm
-    ? ''
-    : gVec
-      ? `fn gv(k4 : u32) -> vec4<f32> { ${w.kp > K ? `if (k4 >= ${K / 4}u) { return vec4<f32>(0.0); } ` : ''}return ${G}[k4]${off}; }`
-      : `fn gv(k4 : u32) -> vec4<f32> {
-  var v = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) { if (4u * k4 + e < ${K}u) { v[e] = ${G}[4u * k4 + e]${norm.offset ? ` + ${f32Lit(norm.offset)}` : ''}; } }
-  return v;
-}`;
+  const gv = normLoader(b, s, K, w.kp);
   const inner = `${ws.map(fetch).join('\n      ')}
       ${norm ? k4s.map((k, j) => `let g${j} = gv(${k});`).join(' ') : ''}
       ${ms

@@ -1,0 +1,108 @@
+/**
+ * The register-tiled GEMV (wgsl-gemv.ts) at the shapes a device may be tuned to (lanes along K, weight
+ * rows per thread), every weight format, 1 … 7 activation rows, with a fused input RMSNorm, a fused
+ * gate|up activation, a bias and accumulation, against the tfjs cpu backend on random data. K is chosen
+ * so the lanes' last pass over K is partial and n so the last workgroup has rows past the matrix.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { describe, expect, it } from 'vitest';
+import { buildAttentionMetadata, positionsOf } from '../../attention-metadata.js';
+import { LinearWeight } from '../../linear/linear-weight.js';
+import { defaultWeightLoader, hostWeight, Parameter } from '../../parameter.js';
+import { GgmlLinearMethod, UnquantizedLinearMethod } from '../../quantization/linear-method.js';
+import { randomHost } from '../../test-entries/random.js';
+import { PlanBuilder, whole } from '../builder.js';
+import type { PlanStepInput } from '../executor.js';
+import { useTestDevice } from './test-device.js';
+import type { KernelTuning } from './plan-kernels.js';
+import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
+
+const gpu = useTestDevice();
+
+type Format = 'fp32' | 'bf16' | 'q8_0' | 'q4_0';
+
+function weight(n: number, k: number, format: Format, seed: number): LinearWeight {
+  const w = new LinearWeight(`w${seed}`, n, k, defaultWeightLoader);
+  if (format === 'bf16') w.useMethod(new UnquantizedLinearMethod('bfloat16'));
+  if (format === 'q8_0' || format === 'q4_0') w.useMethod(new GgmlLinearMethod(format));
+  w.load(hostWeight('w', randomHost([n, k], seed, 0.3)));
+  return w;
+}
+
+function vector(n: number, seed: number, offset = 0): Parameter {
+  const p = new Parameter(`v${seed}`, [n]);
+  const h = randomHost([n], seed, 0.5);
+  (h.data as Float32Array).forEach((v, i, a) => (a[i] = v + offset));
+  p.load(hostWeight('v', h));
+  return p;
+}
+
+function input(T: number, hidden: Float32Array, residual?: Float32Array): PlanStepInput {
+  const meta = buildAttentionMetadata([{ seqId: 0, queryLen: T, blockTable: [0, 1, 2] }], 4);
+  return { tokenIds: new Int32Array(T), positions: positionsOf(meta), seqs: meta.seqs, blockSize: 4, sampledRows: Int32Array.from([T - 1]), hidden, ...(residual ? { residual } : {}) };
+}
+
+function worst(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+const shapes: [string, KernelTuning][] = [
+  ['default', {}],
+  ['L 16, R 4', { gemv: () => ({ L: 16, R: 4 }) }],
+  ['L 128, R 2', { gemv: () => ({ L: 128, R: 2 }) }],
+  ['L 32, R 1 (gate|up 2)', { gemv: (_m, gu) => ({ L: 32, R: gu ? 2 : 1 }) }],
+];
+
+describe('tiled GEMV against tfjs', () => {
+  const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1][i]! })));
+  it.each(cases)('$format, $name, $T rows: norm → linear (+bias), norm → gate|up·silu, linear accumulated', async ({ format, tuning, T }) => {
+    // k: whole blocks for Q8_0 / Q4_0, and a partial last pass of the lanes over K for every shape above.
+    const k = format === 'fp32' || format === 'bf16' ? 300 : 288;
+    const n = 37;
+    const I = 29;
+    const wq = weight(n, k, format, 41);
+    const wgu = weight(2 * I, k, format, 42);
+    const wd = weight(k, I, format === 'q8_0' || format === 'q4_0' ? 'bf16' : format, 43);
+    const bias = vector(n, 44);
+    const gn = vector(k, 45, 1);
+    const b = new PlanBuilder();
+    const x = b.act('x', k);
+    const h = b.act('h', k);
+    const y = b.act('y', n);
+    const gu = b.act('gu', 2 * I);
+    const a = b.act('a', I);
+    b.op({ kind: 'rmsNorm', x: whole(x), out: whole(h), weight: gn, eps: 1e-5, residual: null, residualInit: false, groupSize: k, weightOffset: 0 });
+    b.op({ kind: 'linear', x: whole(h), out: whole(y), weight: wq, bias, accumulate: false });
+    b.op({ kind: 'rmsNorm', x: whole(x), out: whole(h), weight: gn, eps: 1e-5, residual: null, residualInit: false, groupSize: k, weightOffset: 0 });
+    b.op({ kind: 'linear', x: whole(h), out: whole(gu), weight: wgu, bias: null, accumulate: false });
+    b.op({ kind: 'gatedAct', act: 'silu', x: whole(gu), out: whole(a) });
+    b.op({ kind: 'linear', x: whole(a), out: whole(x), weight: wd, bias: null, accumulate: true });
+    const plan = b.build(1, { inHidden: x, hidden: y, residual: x });
+    const xs = randomHost([T, k], 46).data as Float32Array;
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 16, maxSeqs: 4, maxModelLen: 12, tuning });
+    try {
+      await ex.initCaches(4, 4);
+      // The norms ride in the GEMVs; gate|up and its activation are one kernel.
+      expect(ex.tags(T, 1)).toEqual(['norm_linear', 'norm_linear_silu', 'linear']);
+      const o = await ex.step(input(T, xs));
+      const want = tf.tidy(() => {
+        const xt = tf.tensor2d(xs, [T, k]);
+        const hn = tf.mul(tf.mul(xt, tf.rsqrt(tf.add(tf.mean(tf.square(xt), -1, true), 1e-5))), gn.tensor);
+        const yv = tf.add(tf.matMul(hn, wq.denseTransposed()), bias.tensor);
+        const g = tf.matMul(hn, wgu.denseTransposed());
+        const gate = tf.slice(g, [0, 0], [T, I]);
+        const av = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.slice(g, [0, I], [T, I]));
+        const xn = tf.add(xt, tf.matMul(av, wd.denseTransposed()));
+        return [yv.dataSync(), xn.dataSync()];
+      });
+      expect(worst(o.hidden!, want[0]!)).toBeLessThan(3e-4);
+      expect(worst(o.residual!, want[1]!)).toBeLessThan(3e-4);
+    } finally {
+      ex.dispose();
+    }
+  });
+});

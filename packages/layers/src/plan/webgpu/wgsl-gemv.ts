@@ -1,0 +1,164 @@
+/**
+ * The register-tiled GEMV for decode-sized steps (1 … GEMV_MAX_ROWS activation rows, every format):
+ * a workgroup of 256 threads is `G = 256 / L` groups of `L` lanes; a group owns `R` weight rows (R / 2
+ * outputs with the fused gate|up), its lanes stride over K in 16-byte weight vectors. Each thread loads its
+ * R rows' vectors once (one 16-byte load each, several in flight), decodes them into registers (block
+ * scales folded in), and multiplies every activation row against all of them: each activation vector read
+ * from cache serves R weight rows, each weight byte is read from memory once per step whatever the row
+ * count. Partial sums meet in workgroup memory in chunks (two-level sums, three barriers a chunk).
+ * The RMSNorm of the input rides along as in `gemvWgsl` (Σx² over the GEMV's own x reads).
+ */
+import { WeftError } from '@weft/core';
+import { f32Lit, WEIGHT_FNS, type Binder } from './wgsl-common.js';
+import { ACT_FNS, normLoader, prologue, scaleFn, store, type MatmulSpec } from './wgsl-matmul.js';
+
+/** Lanes along K per output group, and weight rows per thread. */
+export interface GemvShape {
+  L: number;
+  R: number;
+}
+
+/** The shape per activation row count (tunable per device; these are the defaults). */
+export function gemvShape(m: number, gateUp: boolean): GemvShape {
+  const R = m <= 4 ? 2 : 4;
+  return { L: 64, R: gateUp ? Math.max(2, R) : R };
+}
+
+/** Outputs per workgroup. */
+export function gemvOutputs(t: GemvShape, gateUp: boolean): number {
+  return (256 / t.L) * (gateUp ? t.R / 2 : t.R);
+}
+
+interface Unit {
+  /** x vector indices (vec4 of k) this unit covers. */
+  k4: string[];
+  /** The decoded weight vec4s (one per k4) from the loaded vector `u` and its scale `s`. */
+  w: (u: string, s: string) => string[];
+}
+
+const UNITS: Record<string, Unit[]> = {
+  fp32: [{ k4: ['kk'], w: (u) => [u] }],
+  bf16: [
+    { k4: ['2u * kk'], w: (u) => [`vec4<f32>(bf2(${u}.x), bf2(${u}.y))`] },
+    { k4: ['2u * kk + 1u'], w: (u) => [`vec4<f32>(bf2(${u}.z), bf2(${u}.w))`] },
+  ],
+  q8_0: ['x', 'y', 'z', 'w'].map((c, e) => ({ k4: [`4u * kk + ${e}u`], w: (u: string, s: string) => [`i8x4(${u}.${c}) * ${s}`] })),
+  q4_0: ['x', 'y', 'z', 'w'].map((c, e) => ({ k4: [`8u * kk + ${e}u`, `8u * kk + ${e + 4}u`], w: (u: string, s: string) => [`nib4(${u}.${c}) * ${s}`, `nib4(${u}.${c} >> 4u) * ${s}`] })),
+};
+
+export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape): string {
+  if (s.route) throw new Error('gemvTiledWgsl: routed rows run gemvWgsl');
+  const { w } = s;
+  const { L, R } = t;
+  const ws = s.gateUp ? ['G', 'U'] : ['W'];
+  const OPT = R / ws.length;
+  if (!Number.isInteger(OPT) || OPT < 1 || 256 % L || L < 8) throw new WeftError(`webgpu plan: GEMV shape L ${L}, R ${R} (gate|up: ${!!s.gateUp})`);
+  const G = 256 / L;
+  const { K, half, NO, xl } = prologue(b, s, s.norm?.x ?? s.x);
+  const per = { fp32: 4, bf16: 8, q8_0: 16, q4_0: 32 }[w.format];
+  const steps = w.kp / per;
+  const stride = w.format === 'fp32' ? w.kp / 4 : w.format === 'bf16' ? w.kp / 8 : K / per;
+  const iters = Math.ceil(steps / L);
+  const Y = b.act(s.out.act);
+  const W = b.buffer(w.data, 'W', w.format === 'fp32' ? 'vec4<f32>' : 'vec4<u32>', 'read');
+  const sc = scaleFn(b, w);
+  const B = s.bias ? b.buffer(s.bias, 'bias', 'f32', 'read') : null;
+  const norm = s.norm ?? null;
+  const gv = normLoader(b, s, K, w.kp);
+  const os = Array.from({ length: OPT }, (_, o) => o);
+  const ms = Array.from({ length: m }, (_, i) => i);
+  // Weight rows of this thread: (wn, o) → its row expression.
+  const rows = ws.flatMap((wn) => os.map((o) => ({ wn, o, id: `${wn}${o}`, row: `${wn === 'U' ? `${half}u + ` : ''}min(n0 + ${o}u, ${NO - 1}u)` })));
+  const scaled = w.format === 'q8_0' || w.format === 'q4_0';
+  const loads = rows
+    .map(({ id, row }) => {
+      const at = `(${row}) * ${stride}u + kk`;
+      const sAt = w.format === 'q8_0' ? `(${row}) * ${K / 32}u + kk / 2u` : `(${row}) * ${K / 32}u + kk`;
+      return `let u${id} = ${W}[${at}];${scaled ? ` let s${id} = scale(${sAt});` : ''}`;
+    })
+    .join('\n      ');
+  const units = UNITS[w.format]!.map((u) => {
+    const dec = rows.map(({ id }) => u.w(`u${id}`, `s${id}`).map((e, j) => `let w${id}_${j} = ${e};`).join(' ')).join('\n        ');
+    const gs = norm ? u.k4.map((k, j) => `let g${j} = gv(${k});`).join(' ') : '';
+    const perRow = ms
+      .map((i) => {
+        const xs = u.k4.map((k, j) => `let x${j} = xl(${i}u, ${k});`).join(' ');
+        const xg = norm ? u.k4.map((_, j) => `let y${j} = x${j} * g${j};`).join(' ') : '';
+        const xv = (j: number) => (norm ? `y${j}` : `x${j}`);
+        const acc = rows.map(({ id }) => `a${id}_${i} += ${u.k4.map((_, j) => `dot(w${id}_${j}, ${xv(j)})`).join(' + ')};`).join(' ');
+        const ss = norm ? `aS_${i} += ${u.k4.map((_, j) => `dot(x${j}, x${j})`).join(' + ')};` : '';
+        return `{ ${xs} ${xg} ${acc} ${ss} }`;
+      })
+      .join('\n        ');
+    return `{
+        ${dec}
+        ${gs}
+        ${perRow}
+      }`;
+  });
+  // Values each thread hands to the reduction: every (row, activation row) sum, then Σx² per activation row.
+  const vals = [...rows.flatMap(({ id }) => ms.map((i) => `a${id}_${i}`)), ...(norm ? ms.map((i) => `aS_${i}`) : [])];
+  const V = vals.length;
+  const CH = Math.min(16, V);
+  const CHs = Math.min(8, L);
+  const chunks: string[] = [];
+  for (let c0 = 0; c0 < V; c0 += CH) {
+    const nv = Math.min(CH, V - c0);
+    chunks.push(`
+  ${vals
+    .slice(c0, c0 + nv)
+    .map((v, j) => `part[${j * 256}u + lid] = ${v};`)
+    .join(' ')}
+  workgroupBarrier();
+  for (var i = lid; i < ${(nv * 256) / CHs}u; i += 256u) {
+    let b = i * ${CHs}u;
+    part2[i] = ${Array.from({ length: CHs }, (_, j) => `part[b + ${j}u]`).join(' + ')};
+  }
+  workgroupBarrier();
+  for (var i = lid; i < ${nv * G}u; i += 256u) {
+    let b = i * ${L / CHs}u;
+    fin[${c0 * G}u + i] = ${Array.from({ length: L / CHs }, (_, j) => `part2[b + ${j}u]`).join(' + ')};
+  }
+  workgroupBarrier();`);
+  }
+  // fin[(v · G) + grp]: v = (wn · OPT + o) · m + i for the sums, ws · OPT · m + i for Σx².
+  const fin = (wi: number) => `fin[(((${wi * OPT}u + o) * ${m}u + i) * ${G}u) + grp]`;
+  const inv = norm ? ` * inverseSqrt(fin[((${ws.length * OPT * m}u + i) * ${G}u) + grp] / ${f32Lit(K)} + ${f32Lit(norm.eps)})` : '';
+  const val = s.gateUp
+    ? `${s.gateUp}(${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}) * (${fin(1)}${inv}${B ? ` + ${B}[nn + ${half}u]` : ''})`
+    : `${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}`;
+  const guard = steps % L ? `if (kk < ${steps}u) ` : '';
+  return `${WEIGHT_FNS}
+${ACT_FNS}
+${b.decls.join('\n')}
+${sc}
+${xl}
+${gv}
+var<workgroup> part : array<f32, ${CH * 256}>;
+var<workgroup> part2 : array<f32, ${(CH * 256) / CHs}>;
+var<workgroup> fin : array<f32, ${V * G}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
+  let wg = wid.y * 65535u + wid.x;
+  let grp = lid / ${L}u;
+  let lane = lid % ${L}u;
+  let n0 = wg * ${G * OPT}u + grp * ${OPT}u;
+  ${vals.map((v) => `var ${v} = 0.0;`).join(' ')}
+  for (var it = 0u; it < ${iters}u; it++) {
+    let kk = lane + it * ${L}u;
+    ${guard}{
+      ${loads}
+      ${units.join('\n      ')}
+    }
+  }
+  ${chunks.join('\n')}
+  for (var idx = lid; idx < ${G * OPT * m}u; idx += 256u) {
+    let i = idx / ${G * OPT}u;
+    let rem = idx % ${G * OPT}u;
+    let grp = rem / ${OPT}u;
+    let o = rem % ${OPT}u;
+    let nn = wg * ${G * OPT}u + rem;
+    if (nn < ${NO}u) { ${store(s, Y, 'i', 'nn', val)} }
+  }
+}`;
+}
