@@ -12,12 +12,20 @@
 # Files in $OUT (or ./gpu-out; a device run returns at most 8): env.txt, run.log (everything printed),
 # plan-check.json, torch.json, bench.json, exit.log, check.json. Stages that would start after
 # DEADLINE_S seconds (default 540) are skipped, and say so in run.log.
-#   usage: bash scripts/gpu/device.sh [all|check|bench|exit]   (default all; check = 2, 4, 5; exit = 4)
+# `extra` (issue 20's measurements beside the bench; one call, DEADLINE_S default 420 there):
+#   6. the per-step cost of each collective of the WebGPU plan at tp 2, two ranks on one GPU (collectives.json)
+#   7. a DeepSeek-V2-Lite-shaped checkpoint (DS_LAYERS layers of the exact per-layer shape, default 4: the
+#      dense first + 3 MoE), random, written by transformers on the GPU; transformers eager bf16 and weft's
+#      engine on webgpu (dtype bfloat16, the device plan) at batch 1 and 16 plus prefill (deepseek.json)
+#   8. bench:serving's GPU mode: 64 requests (prompts 32–256, 64 output tokens each) through weft's engine on
+#      webgpu (bf16, fp32) and transformers' continuous batching (generate_batch, fp32, bf16) on bench:gpu's
+#      TinyLlama checkpoint (serving.json: weft's rows, transformers' rows, the ratio)
+#   usage: bash scripts/gpu/device.sh [all|check|bench|exit|extra]   (default all; check = 2, 4, 5; exit = 4)
 set -uo pipefail
 what="${1:-all}"
 out="${OUT:-gpu-out}"; mkdir -p "$out"
 start=$(date +%s)
-deadline="${DEADLINE_S:-540}"
+deadline="${DEADLINE_S:-$([ "$what" = extra ] && echo 420 || echo 540)}"
 left() { echo $(( deadline - ($(date +%s) - start) )); }
 stage() { local s; s=$(left); if [ "$s" -lt "${2:-20}" ]; then echo "SKIPPED $1: ${s}s left"; return 1; fi; echo "== $1 (${s}s left)"; }
 exec > >(tee -a "$out/run.log") 2>&1
@@ -69,6 +77,28 @@ if [[ "$what" =~ ^(all|check)$ ]] && stage tfjs-check 40; then
     timeout 60 node examples/dist/bench/gpu-check.js --backend webgpu --fixtures $f --tp $tp --out /tmp/weft-check/$f-tp$tp.json 2>&1 | grep -v 'artificially reduced' || rc=1
   done; done
   node -e 'const fs=require("fs");const d="/tmp/weft-check";const rows=fs.readdirSync(d).flatMap(f=>JSON.parse(fs.readFileSync(d+"/"+f)).rows);fs.writeFileSync(process.argv[1],JSON.stringify({date:new Date().toISOString(),backend:"webgpu",rows},null,1));console.log("parity:",rows.filter(r=>r.pass).length+"/"+rows.length,"cases pass")' "$out/check.json"
+fi
+if [ "$what" = extra ] && stage collectives 60; then
+  timeout 90 node examples/dist/bench/gpu-collectives.js --out "$out/collectives.json" 2>&1 | grep -v 'artificially reduced' || rc=1
+fi
+
+ds=/tmp/weft-bench-deepseek-v2-lite-${DS_LAYERS:-4}l
+if [ "$what" = extra ] && stage deepseek 150; then
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/random_deepseek.py --dir "$ds" --layers "${DS_LAYERS:-4}" 2>&1 | grep -v '^Writing\|it/s\]' || rc=1
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/torch_bench.py --model "$ds" --dtypes bfloat16 --static '' --out /tmp/deepseek-torch.json > /dev/null || echo "torch deepseek bench ended early (rc $?): rows so far kept"
+  timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json --out "$out/deepseek.json" 2>&1 | grep -v 'artificially reduced' || rc=1
+  rm -rf "$ds"
+fi
+
+if [ "$what" = extra ] && stage serving 90; then
+  # bench:gpu's TinyLlama checkpoint (weft writes it), then weft bf16 (writes the request set), transformers on
+  # the same requests, weft fp32 (with transformers' rows beside it).
+  [ -f "$ck/model.safetensors.index.json" ] || timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1
+  sv=(--backend webgpu --model "$ck" --requests 64 --min-out 64 --max-out 64 --max-num-seqs 64 --rates '' --no-sequential)
+  timeout 150 node examples/dist/bench/serving.js "${sv[@]}" --format bf16 --requests-out /tmp/serving-requests.json --out /tmp/serving-weft-bf16.json 2>&1 | grep -v 'artificially reduced' || rc=1
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/torch_serving.py --model "$ck" --requests /tmp/serving-requests.json --out /tmp/serving-torch.json > /dev/null || echo "torch serving ended early (rc $?): rows so far kept"
+  [ "$(left)" -gt 40 ] && { timeout "$(( $(left) - 15 ))" node examples/dist/bench/serving.js "${sv[@]}" --format f32 --torch-json /tmp/serving-torch.json --out /tmp/serving-weft-fp32.json 2>&1 | grep -v 'artificially reduced' || rc=1; }
+  node -e 'const fs=require("fs");const rd=(f)=>{try{const t=fs.readFileSync(f,"utf8").trim();try{return JSON.parse(t)}catch{return JSON.parse(t.split("\n").pop())}}catch{return null}};const w=[rd("/tmp/serving-weft-bf16.json"),rd("/tmp/serving-weft-fp32.json")].filter(Boolean);const t=rd("/tmp/serving-torch.json");const rows=[...w.flatMap(x=>x.rows.map(r=>({engine:"weft webgpu "+(x===w[0]?"bf16":"fp32")+" ("+x.stepPath+")",...r,stepProbe:x.stepProbe}))),...(t?t.rows:[])];const best=Math.max(...(t?t.rows:[]).map(r=>r.outputTokensPerSecond));for(const r of rows)console.log(r.engine+": "+r.outputTokensPerSecond+" out tok/s"+(r.engine.startsWith("weft")&&isFinite(best)?" = "+(r.outputTokensPerSecond/best).toFixed(2)+"x the better transformers row":""));fs.writeFileSync(process.argv[1],JSON.stringify({date:new Date().toISOString(),rows,transformers:t,weft:w},null,1))' "$out/serving.json"
 fi
 echo "device.sh done in $(( $(date +%s) - start )) s, rc $rc"
 exit $rc

@@ -24,13 +24,22 @@ def log(msg):
     print(f"[torch-bench] {msg}", file=sys.stderr, flush=True)
 
 
+# CUDA on the GPU machine; the CPU only to check this script elsewhere.
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def sync():
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn, reps):
     out = []
     for _ in range(reps):
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         out.append(time.perf_counter() - t0)
     return statistics.median(out)
 
@@ -46,19 +55,19 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     static = [(d, int(b)) for d, b in (x.split(":") for x in a.static.split(",") if x)]
-    vocab = 32000
+    vocab = transformers.AutoConfig.from_pretrained(a.model).vocab_size
     g = torch.Generator().manual_seed(0)
     rows = []
     for dt_name in a.dtypes.split(","):
         dtype = getattr(torch, dt_name)
         log(f"loading {a.model} as {dt_name}")
-        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="eager").cuda().eval()
-        prompt = torch.randint(3, vocab, (1, a.prompt), generator=g).cuda()
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="eager").to(DEV).eval()
+        prompt = torch.randint(3, vocab, (1, a.prompt), generator=g).to(DEV)
         with torch.inference_mode():
             model(prompt)  # warm-up
             prefill_s = timed(lambda: model(prompt), 5)
             for b in map(int, a.batches.split(",")):
-                short = torch.randint(3, vocab, (b, 8), generator=g).cuda()
+                short = torch.randint(3, vocab, (b, 8), generator=g).to(DEV)
                 gen = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
 
                 def run(n):
@@ -72,6 +81,7 @@ def main():
                     "engine": f"transformers eager {dt_name}",
                     "dtype": dt_name,
                     "batch": b,
+                    "experts": getattr(model.config, "_experts_implementation", None),
                     "prefill_tok_s": round(a.prompt / prefill_s, 1),
                     "decode_tok_s": round(decode_tok_s, 2),
                 }
@@ -79,7 +89,7 @@ def main():
                 log(json.dumps(row))
                 flush(a, rows)
             for b in [b for d, b in static if d == dt_name]:
-                short = torch.randint(3, vocab, (b, 8), generator=g).cuda()
+                short = torch.randint(3, vocab, (b, 8), generator=g).to(DEV)
                 gen = dict(do_sample=False, pad_token_id=0, eos_token_id=None, cache_implementation="static")
 
                 def run_static(n):
@@ -102,7 +112,8 @@ def main():
                 log(json.dumps(row))
                 flush(a, rows)
         del model
-        torch.cuda.empty_cache()
+        if DEV == "cuda":
+            torch.cuda.empty_cache()
     print(json.dumps(summary(rows)))
 
 
@@ -110,7 +121,7 @@ def summary(rows):
     return {
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu",
         "rows": rows,
     }
 

@@ -18,8 +18,15 @@
  *
  * --format bf16 | q8_0 | q4_0: weft loads the checkpoint with that dtype / quantization (the device plan on the
  * CPU backends) and node-llama-cpp gets a GGUF of the very same blocks (default f32).
+ *
+ * GPU mode (scripts/gpu/device.sh extra, issue 20): `--backend webgpu --model DIR` (bench:gpu's TinyLlama
+ * checkpoint); `--requests-out FILE` writes the request set (token ids, output lengths) for
+ * scripts/gpu/torch_serving.py (transformers' continuous batching, `generate_batch`, on the same weights),
+ * `--torch-json FILE` puts its rows beside weft's with the ratio to the better one:
+ *
+ *   node examples/dist/bench/serving.js --backend webgpu --model DIR --format bf16 --requests 64 --min-out 64 --max-out 64 --max-num-seqs 64 --rates '' --no-sequential --requests-out reqs.json
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,6 +64,9 @@ const { values: v } = parseArgs({
     'llama-threads': { type: 'string' },
     dir: { type: 'string', default: join(tmpdir(), 'weft-bench-cpu') },
     out: { type: 'string', default: 'bench-results/serving.json' },
+    /** GPU mode: write the request set for scripts/gpu/torch_serving.py; read its results. */
+    'requests-out': { type: 'string' },
+    'torch-json': { type: 'string' },
   },
 });
 
@@ -254,6 +264,7 @@ try {
     llamaCpp = await loadLlamaCpp(gguf!, maxNumSeqs, llamaThreads);
   }
   const base = makeRequests(n, llm.vocabSize, seed, Number(v['min-out']), Number(v['max-out']));
+  if (v['requests-out']) writeFileSync(v['requests-out'], JSON.stringify(base.map(({ promptTokenIds, maxTokens }) => ({ promptTokenIds, maxTokens }))));
   // Warm-up: one short request on each engine.
   await llm.generate([base[0]!.promptTokenIds.slice(0, 8)], { maxTokens: 4, ignoreEos: true });
   if (llamaCpp) await runLlamaCpp(llamaCpp.seqs.slice(0, 1), [{ promptTokenIds: base[0]!.promptTokenIds.slice(0, 8), maxTokens: 4, arrival: 0 }]);
@@ -304,12 +315,18 @@ try {
   const burst = rows.find((r) => r.name.startsWith('weft all at once'))!;
   const seq = rows.find((r) => r.name === 'weft one at a time');
   const lc = rows.find((r) => r.name.startsWith('node-llama-cpp'));
+  // transformers' continuous batching on the same requests (GPU mode), when its results are there.
+  const torch = v['torch-json'] && existsSync(v['torch-json']) ? (JSON.parse(readFileSync(v['torch-json'], 'utf8').trim().split('\n').pop()!) as { rows: { engine: string; outputTokensPerSecond: number }[] }) : null;
+  const bestTorch = torch?.rows.length ? Math.max(...torch.rows.map((r) => r.outputTokensPerSecond)) : null;
+  for (const r of torch?.rows ?? []) console.log(`${r.engine}: ${r.outputTokensPerSecond} out tok/s`);
   const ratios = {
     weftBatchedOverOneAtATime: seq ? +(burst.outputTokensPerSecond / seq.outputTokensPerSecond).toFixed(2) : null,
     weftBatchedOverLlamaCpp: lc ? +(burst.outputTokensPerSecond / lc.outputTokensPerSecond).toFixed(2) : null,
+    weftBatchedOverBestTransformers: bestTorch ? +(burst.outputTokensPerSecond / bestTorch).toFixed(2) : null,
   };
   console.log('');
   if (seq) console.log(`weft all at once ÷ weft one at a time: ${ratios.weftBatchedOverOneAtATime}× output tokens/s (target ≥ 5×)`);
+  if (bestTorch) console.log(`weft all at once ÷ the better transformers continuous-batching row: ${ratios.weftBatchedOverBestTransformers}× output tokens/s (target ≥ 3×)`);
   if (lc) console.log(`weft all at once ÷ node-llama-cpp ${maxNumSeqs} sequences: ${ratios.weftBatchedOverLlamaCpp}× output tokens/s (target ≥ 1.0×)`);
   console.log(`weft decode step: ${JSON.stringify(probe)}`);
   mkdirSync(v.out.replace(/\/[^/]*$/, ''), { recursive: true });
@@ -319,6 +336,7 @@ try {
       date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model ?? null, cores, node: process.version, loadBefore, loadAfter },
       model: dir, shape: shape ? { ...shape, params: paramCount(shape) } : null, gguf: gguf ?? null,
       tp, pp: Number(v.pp), maxNumSeqs, kvBlocksTotal: llm.stats().kvBlocksTotal, backend: v.backend ?? 'auto', intraOpThreads, llamaCppThreads: llamaCpp ? llamaThreads : null,
+      stepPath: llm.stepPath, transformers: torch,
       seed, requests: n, promptTokens, outputRange: [Number(v['min-out']), Number(v['max-out'])], rounds, ratios, stepProbe: probe, rows,
       raw: Object.fromEntries(runs), elapsedS: +((performance.now() - started) / 1000).toFixed(1),
     }, null, 2),
