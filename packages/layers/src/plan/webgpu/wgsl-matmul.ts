@@ -228,6 +228,20 @@ export function gemmWgsl(b: Binder, s: MatmulSpec): string {
         return `nib4(${W}[(${r} * ${K / 32}u + kq / 32u) * 4u + (kq % 16u) / 4u] >> select(0u, 4u, kq % 32u >= 16u)) * scale(${r} * ${K / 32}u + kq / 32u)`;
     }
   };
+  // Registers pa / pb ← the tile at K step `k0` (an expression): two vec4 of x and of each weight row set per thread.
+  const fetchTile = (k0: string) =>
+    [0, 1]
+      .map(
+        (h) => `{
+      let idx = lid + ${h * 128}u;
+      let lr = idx / 4u;
+      let kq = ${k0} + (idx % 4u) * 4u;
+      pa${h} = vec4<f32>(0.0);
+      if (m0 + lr < M && kq < ${w.kp}u) { pa${h} = xl(m0 + lr, kq / 4u); }
+      ${ws.map((wn) => `pb${wn}${h} = vec4<f32>(0.0); if (n0 + lr < ${NO}u && kq < ${w.kp}u) { pb${wn}${h} = ${load(row(wn === 'U' ? `(n0 + lr + ${half}u)` : '(n0 + lr)'))}; }`).join('\n      ')}
+    }`,
+      )
+      .join('\n  ');
   const val = (i: string, c: string) =>
     s.gateUp
       ? `${s.gateUp}(cG[${i}][${c}]${B ? ` + ${B}[col]` : ''}) * (cU[${i}][${c}]${B ? ` + ${B}[col + ${half}u]` : ''})`
@@ -251,26 +265,22 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let tx = lid % 16u;
   let ty = lid / 16u;
   ${ws.map((wn) => `var c${wn} : array<vec4<f32>, 8>;`).join(' ')}
+  ${[0, 1].map((h) => `var pa${h} = vec4<f32>(0.0); ${ws.map((wn) => `var pb${wn}${h} = vec4<f32>(0.0);`).join(' ')}`).join('\n  ')}
+  ${fetchTile('0u')}
   for (var k0 = 0u; k0 < ${w.kp}u; k0 += 16u) {
-    for (var h = 0u; h < 2u; h++) {
-      let idx = lid + h * 128u;
+    ${[0, 1]
+      .map(
+        (h) => `{
+      let idx = lid + ${h * 128}u;
       let lr = idx / 4u;
       let lk = (idx % 4u) * 4u;
-      let kq = k0 + lk;
-      var av = vec4<f32>(0.0);
-      if (m0 + lr < M && kq < ${w.kp}u) { av = xl(m0 + lr, kq / 4u); }
-      for (var c = 0u; c < 4u; c++) { As[(lk + c) * 16u + lr / 4u][lr % 4u] = av[c]; }
-      ${ws
-        .map(
-          (wn) => `{
-        var bv = vec4<f32>(0.0);
-        if (n0 + lr < ${NO}u && kq < ${w.kp}u) { bv = ${load(row(wn === 'U' ? `(n0 + lr + ${half}u)` : '(n0 + lr)'))}; }
-        for (var c = 0u; c < 4u; c++) { Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = bv[c]; }
-      }`,
-        )
-        .join('\n      ')}
-    }
+      for (var c = 0u; c < 4u; c++) { As[(lk + c) * 16u + lr / 4u][lr % 4u] = pa${h}[c]; ${ws.map((wn) => `Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = pb${wn}${h}[c];`).join(' ')} }
+    }`,
+      )
+      .join('\n    ')}
     workgroupBarrier();
+    // The next K step's global loads are in flight while this one multiplies.
+    if (k0 + 16u < ${w.kp}u) { ${fetchTile('k0 + 16u')} }
     for (var kk = 0u; kk < 16u; kk++) {
       let a0 = As[kk * 16u + ty * 2u];
       let a1 = As[kk * 16u + ty * 2u + 1u];
