@@ -3,8 +3,13 @@ export { fp32ToFp16, fp16ToFp32, fp32ToBf16, bf16ToFp32, toBf16, fromBf16 } from
 export {
   quantizeQ8_0,
   quantizeQ4_0,
+  quantizeRowsQ8_0,
+  quantizeRowsQ4_0,
   dequantizeQ8_0,
   dequantizeQ4_0,
+  dequantizeQ8_0Transposed,
+  dequantizeQ4_0Transposed,
+  bf16Transposed,
   quantizeActivationsQ8_0,
   roundTripActivationsQ8_0,
   type Q8_0Activations,

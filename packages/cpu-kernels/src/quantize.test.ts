@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { bf16ToFp32, fp16ToFp32, fp32ToBf16, fp32ToFp16, fromBf16, toBf16 } from './fp16.js';
-import { dequantizeQ4_0, dequantizeQ8_0, quantizeActivationsQ8_0, quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
+import {
+  bf16Transposed,
+  dequantizeQ4_0,
+  dequantizeQ4_0Transposed,
+  dequantizeQ8_0,
+  dequantizeQ8_0Transposed,
+  quantizeActivationsQ8_0,
+  quantizeQ4_0,
+  quantizeQ8_0,
+  quantizeRowsQ4_0,
+  quantizeRowsQ8_0,
+} from './quantize.js';
 
 describe('fp16 / bf16', () => {
   it('rounds fp32 to fp16 to nearest even, with subnormals and overflow', () => {
@@ -102,6 +113,56 @@ describe('Q8_0 / Q4_0 reference quantizers', () => {
 
   it('names the problem on bad input', () => {
     expect(() => quantizeQ8_0(new Float32Array(33))).toThrow(/33 elements is not a multiple of 32/);
+    const w = { qs: new Int8Array(64), d: new Uint16Array(2) };
+    expect(() => quantizeRowsQ8_0(new Float32Array(64), 1, 64, w, 1)).toThrow(/rows 1…2 of 64 are past the weight's 2 blocks/);
+    expect(() => quantizeRowsQ4_0(new Float32Array(40), 1, 40, { qs: new Uint8Array(20), d: new Uint16Array(2) })).toThrow(/input dimension 40 is not a positive multiple of 32/);
+    expect(() => dequantizeQ8_0Transposed(w, 2, 64)).toThrow(/w.qs \[n=2, k=64\] has 64 elements, expected 128/);
     expect(() => quantizeActivationsQ8_0(new Float32Array(48), 48)).toThrow(/48 is not a positive multiple of 32/);
+  });
+});
+
+/** Random rows with a zero block, a block of one value, and exact halves (ties) in another. */
+function rows(n: number, seed: number): Float32Array {
+  let s = seed;
+  const out = Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.2);
+  out.fill(0, 32, 64);
+  out.fill(0.25, 64, 96);
+  for (let i = 96; i < 128; i++) out[i] = (i % 5) * 0.5 - 1;
+  return out;
+}
+
+const transpose = (a: Float32Array, r: number, c: number) => {
+  const t = new Float32Array(a.length);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = a[i * c + j]!;
+  return t;
+};
+
+describe('a weight filled row range by row range (loaders, fused shards)', () => {
+  const n = 12;
+  const k = 128;
+  const x = rows(n * k, 3);
+
+  it('Q8_0 and Q4_0: ranges in any order give the blocks of the whole', () => {
+    const q8 = { qs: new Int8Array(n * k), d: new Uint16Array((n * k) / 32) };
+    quantizeRowsQ8_0(x.subarray(8 * k), 4, k, q8, 8);
+    quantizeRowsQ8_0(x.subarray(0, 8 * k), 8, k, q8, 0);
+    const whole8 = quantizeQ8_0(x);
+    expect(Array.from(q8.qs)).toEqual(Array.from(whole8.qs));
+    expect(Array.from(q8.d)).toEqual(Array.from(whole8.d));
+    const q4 = { qs: new Uint8Array((n * k) / 2), d: new Uint16Array((n * k) / 32) };
+    quantizeRowsQ4_0(x.subarray(5 * k), 7, k, q4, 5);
+    quantizeRowsQ4_0(x, 5, k, q4, 0);
+    const whole4 = quantizeQ4_0(x);
+    expect(Array.from(q4.qs)).toEqual(Array.from(whole4.qs));
+    expect(Array.from(q4.d)).toEqual(Array.from(whole4.d));
+  });
+
+  it('dequantized transposed to [k, n] equals the row-major values transposed', () => {
+    const q8 = quantizeQ8_0(x);
+    const q4 = quantizeQ4_0(x);
+    expect(Array.from(dequantizeQ8_0Transposed(q8, n, k))).toEqual(Array.from(transpose(dequantizeQ8_0(q8), n, k)));
+    expect(Array.from(dequantizeQ4_0Transposed(q4, n, k))).toEqual(Array.from(transpose(dequantizeQ4_0(q4), n, k)));
+    const b = toBf16(x);
+    expect(Array.from(bf16Transposed(b, n, k))).toEqual(Array.from(transpose(fromBf16(b), n, k)));
   });
 });

@@ -1,4 +1,3 @@
-export * from './ggml-blocks.js';
 export * from './packed-weight.js';
 export * from './quant-kernels.js';
 export * from './linear-method.js';

@@ -3,7 +3,9 @@
  * filled row range by row range as the loader reads checkpoint tensors (so a
  * rank never holds more than one fp32 tensor beside the compressed ones).
  * tfjs has no 8- or 16-bit dtypes: the bytes live in typed arrays that a CPU
- * kernel reads directly, or that are widened per op into an fp32 tensor.
+ * kernel reads directly, or that are widened per op into an fp32 tensor. The
+ * formats and their quantizers (llama.cpp's reference rounding) are
+ * @weft/cpu-kernels', the package whose kernels read them.
  */
 import { float32ToBf16, QUANT_BLOCK, quantizedBytes } from '@weft/core';
 import {
@@ -12,9 +14,9 @@ import {
   dequantizeQ8_0Transposed,
   quantizeRowsQ4_0,
   quantizeRowsQ8_0,
-  type Q4_0Blocks,
-  type Q8_0Blocks,
-} from './ggml-blocks.js';
+  type Q4_0Weight as Q4_0Blocks,
+  type Q8_0Weight as Q8_0Blocks,
+} from '@weft/cpu-kernels';
 
 export type PackedFormat = 'bf16' | 'q8_0' | 'q4_0';
 
