@@ -86,34 +86,48 @@ AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, i
 static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 1); }
 
+/* bf16 in kernels.h's BF16_ORDER: the 16 lanes as two ymm (lo: lanes 0-7, hi: 8-15), 8 bf16 a step. */
+AI __m256 bf16_widen8(const uint16_t *w) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w)), 16));
+}
+
 AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
-  const int k = a->k, kc = k / 8;
-  __m256 acc[4][2];
+  const int k = a->k, kc = k / 32;
+  __m256 lo[4][2], hi[4][2];
   for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm256_setzero_ps();
+    for (int ii = 0; ii < NA; ii++) lo[rr][ii] = hi[rr][ii] = _mm256_setzero_ps();
   for (int c = 0; c < kc; c++) {
-    __m256 wf[4];
-    if (pf && c % 4 == 0) prefetch_next(w, (size_t)k * 2, NULL, r, NR, 0, (size_t)c * 16);
-    for (int rr = 0; rr < NR; rr++)
-      wf[rr] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + (size_t)(r + rr) * k + c * 8))), 16));
-    for (int ii = 0; ii < NA; ii++) {
-      const __m256 xv = _mm256_loadu_ps(a->x + (size_t)(i0 + ii) * k + c * 8);
-      for (int rr = 0; rr < NR; rr++) acc[rr][ii] = _mm256_fmadd_ps(wf[rr], xv, acc[rr][ii]);
+    if (pf) prefetch_next(w, (size_t)k * 2, NULL, r, NR, 0, (size_t)c * 64);
+    for (int q = 0; q < 4; q += 2) {
+      __m256 w0[4], w1[4];
+      for (int rr = 0; rr < NR; rr++) {
+        w0[rr] = bf16_widen8(w + (size_t)(r + rr) * k + (size_t)c * 32 + q * 8);
+        w1[rr] = bf16_widen8(w + (size_t)(r + rr) * k + (size_t)c * 32 + q * 8 + 8);
+      }
+      for (int ii = 0; ii < NA; ii++) {
+        const float *xp = a->x + (size_t)(i0 + ii) * k + (size_t)c * 32 + q * 8;
+        const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+        for (int rr = 0; rr < NR; rr++) {
+          lo[rr][ii] = _mm256_fmadd_ps(w0[rr], x0, lo[rr][ii]);
+          hi[rr][ii] = _mm256_fmadd_ps(w1[rr], x1, hi[rr][ii]);
+        }
+      }
     }
   }
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) {
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[rr][ii]), _mm256_extractf128_ps(acc[rr][ii], 1));
+      const __m256 s8 = _mm256_add_ps(lo[rr][ii], hi[rr][ii]);
+      __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
       s = _mm_add_ps(s, _mm_movehl_ps(s, s));
       s = _mm_add_ss(s, _mm_movehdup_ps(s));
       float sum = _mm_cvtss_f32(s);
       const float *x = a->x + (size_t)(i0 + ii) * k;
       const uint16_t *wr = w + (size_t)(r + rr) * k;
-      for (int j = kc * 8; j < k; j++) {
+      for (int j = kc * 32; j < k; j++) {
         uint32_t u = (uint32_t)wr[j] << 16;
         float f;
         memcpy(&f, &u, 4);
-        sum += x[j] * f;
+        sum = __builtin_fmaf(f, x[j], sum);
       }
       out[(size_t)(i0 + ii) * n + r + rr] = sum;
     }

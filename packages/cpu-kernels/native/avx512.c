@@ -1,13 +1,10 @@
 /*
  * AVX-512 path (F, BW, VL, DQ, VNNI): compiled with those flags, called only when the CPU has them.
- * Q8_0 / Q4_0 × Q8_0 activations: vpdpbusd (u8 × s8) over two blocks per zmm. Q8_0 weights are made
- * unsigned by xor 0x80 (w + 128) and Q4_0 nibbles are unsigned already (q, value q - 8); the offsets come
- * back exactly as integer corrections -128·Σx / -8·Σx seeded into the accumulator (lane 0 of each block).
- * Each block's integer dot is then scaled by d_w·d_x and summed in fp32.
- * bf16 (weight-only): bf16 widened to fp32 by a zero-extend and a shift; x fp32 as it is.
- * Tiles of 4 weight rows × up to 4 activation rows: a weight tile is read from memory once per call, and the
- * next tile is prefetched while this one computes (prefetch_next). Batches of 8+ rows run Q8_0/Q4_0 through
- * avx512_q16.h; batches under 4 rows run bf16 8 wide (bf16_tile8).
+ * Q8_0 / Q4_0 × Q8_0 activations: vpdpbusd (u8 × s8) in avx512_q16.h's 16-row tiles. Q8_0 weights are made
+ * unsigned by xor 0x80 (w + 128) and Q4_0 nibbles are unsigned already (q, value q - 8); the offsets come back
+ * exactly as integer corrections -128·Σx / -8·Σx. Each block's integer dot is then scaled by d_w·d_x and summed in
+ * fp32 block after block (the scalar path's order, for every batch size).
+ * bf16 (weight-only): bf16 widened to fp32 by a zero-extend and a shift; x fp32 as it is; kernels.h's BF16_ORDER.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -23,12 +20,34 @@ static void prep_q(act_t *a, int q4) { prep_q16(a, q4); }
 static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 0); }
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 1); }
 
-/* bf16 (weight-only): 16 bf16 zero-extended to 32 bits and shifted up are their fp32 values; x is read as it is.
- * One accumulator per output (lanes: the 16 positions of a 32-element chunk's halves), reduced at the end: the
- * same order whatever the tile, so a row's result depends neither on the thread split nor on the batch's other
- * rows (from 4 rows on; under 4, bf16_tile8's order). */
+/* bf16 (weight-only, x fp32 as it is), one order for every output whatever the tile or batch (kernels.h's
+ * BF16_ORDER): 16 lanes, lane l summing chunk after chunk of 32 elements fma(w[l], x[l]) then fma(w[16 + l], x[16 + l]);
+ * the lanes summed as a tree (bf16_hsum), then the k % 32 last elements by fma in turn. bf16 widens to fp32 by a
+ * zero-extend and a shift. Decode (m < 4) reads 8 bf16 a step into two ymm halves of the same lanes: from memory
+ * that reads 10-20% faster on Zen 5 than 512-bit steps at m = 1 (measured); 4 rows and more run 4 × 4 zmm tiles. */
 AI __m512 bf16_widen(const uint16_t *w) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)w)), 16));
+}
+AI __m256 bf16_widen8(const uint16_t *w) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w)), 16));
+}
+
+/* lanes 0-7 of a + lanes 8-15, then 4 + 4, 2 + 2, 1 + 1 (kernels.h's BF16_ORDER) */
+AI float bf16_hsum8(__m256 s8) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+AI float bf16_tail(float sum, const float *x, const uint16_t *wr, int j0, int k) {
+  for (int j = j0; j < k; j++) {
+    uint32_t u = (uint32_t)wr[j] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    sum = __builtin_fmaf(f, x[j], sum);
+  }
+  return sum;
 }
 
 AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
@@ -52,16 +71,9 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
   }
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) {
-      float sum = _mm512_reduce_add_ps(acc[rr][ii]);
-      const float *x = a->x + (size_t)(i0 + ii) * k;
-      const uint16_t *wr = w + (size_t)(r + rr) * k;
-      for (int j = kc * 32; j < k; j++) {
-        uint32_t u = (uint32_t)wr[j] << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        sum += x[j] * f;
-      }
-      out[(size_t)(i0 + ii) * n + r + rr] = sum;
+      const __m512 v = acc[rr][ii];
+      const float sum = bf16_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+      out[(size_t)(i0 + ii) * n + r + rr] = bf16_tail(sum, a->x + (size_t)(i0 + ii) * k, w + (size_t)(r + rr) * k, kc * 32, k);
     }
 }
 
@@ -76,40 +88,35 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
     }                                                                                 \
   }
 
-/* Decode (m < 4): 8 bf16 a step (16 bytes a row), one accumulator a row, as the AVX2 path: from memory this reads
- * 10-20% faster on Zen 5 than the 512-bit tile above at m = 1 (measured, alternating; the tile's arithmetic is not
- * what limits it), which in turn is faster from 4 activation rows on. */
+/* m < 4: the same lanes as two ymm (lo: lanes 0-7, hi: 8-15), 8 bf16 a step. */
 AI void bf16_tile8(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
-  const int k = a->k, kc = k / 8;
-  __m256 acc[4][3];
+  const int k = a->k, kc = k / 32;
+  __m256 lo[4][3], hi[4][3];
   for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) acc[rr][ii] = _mm256_setzero_ps();
+    for (int ii = 0; ii < NA; ii++) lo[rr][ii] = hi[rr][ii] = _mm256_setzero_ps();
   for (int c = 0; c < kc; c++) {
-    __m256 wf[4];
-    if (pf && c % 4 == 0)
-      for (int rr = 0; rr < NR; rr++) _mm_prefetch((const char *)(w + (size_t)(r + NR + rr) * k + (size_t)c * 8), _MM_HINT_T0);
-    for (int rr = 0; rr < NR; rr++)
-      wf[rr] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + (size_t)(r + rr) * k + c * 8))), 16));
-    for (int ii = 0; ii < NA; ii++) {
-      const __m256 xv = _mm256_loadu_ps(a->x + (size_t)(i0 + ii) * k + c * 8);
-      for (int rr = 0; rr < NR; rr++) acc[rr][ii] = _mm256_fmadd_ps(wf[rr], xv, acc[rr][ii]);
+    if (pf)
+      for (int rr = 0; rr < NR; rr++) _mm_prefetch((const char *)(w + (size_t)(r + NR + rr) * k + (size_t)c * 32), _MM_HINT_T0);
+    for (int q = 0; q < 4; q += 2) {
+      __m256 w0[4], w1[4];
+      for (int rr = 0; rr < NR; rr++) {
+        w0[rr] = bf16_widen8(w + (size_t)(r + rr) * k + (size_t)c * 32 + q * 8);
+        w1[rr] = bf16_widen8(w + (size_t)(r + rr) * k + (size_t)c * 32 + q * 8 + 8);
+      }
+      for (int ii = 0; ii < NA; ii++) {
+        const float *xp = a->x + (size_t)(i0 + ii) * k + (size_t)c * 32 + q * 8;
+        const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+        for (int rr = 0; rr < NR; rr++) {
+          lo[rr][ii] = _mm256_fmadd_ps(w0[rr], x0, lo[rr][ii]);
+          hi[rr][ii] = _mm256_fmadd_ps(w1[rr], x1, hi[rr][ii]);
+        }
+      }
     }
   }
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) {
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[rr][ii]), _mm256_extractf128_ps(acc[rr][ii], 1));
-      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-      s = _mm_add_ss(s, _mm_movehdup_ps(s));
-      float sum = _mm_cvtss_f32(s);
-      const float *x = a->x + (size_t)(i0 + ii) * k;
-      const uint16_t *wr = w + (size_t)(r + rr) * k;
-      for (int j = kc * 8; j < k; j++) {
-        uint32_t u = (uint32_t)wr[j] << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        sum += x[j] * f;
-      }
-      out[(size_t)(i0 + ii) * n + r + rr] = sum;
+      const float sum = bf16_hsum8(_mm256_add_ps(lo[rr][ii], hi[rr][ii]));
+      out[(size_t)(i0 + ii) * n + r + rr] = bf16_tail(sum, a->x + (size_t)(i0 + ii) * k, w + (size_t)(r + rr) * k, kc * 32, k);
     }
 }
 

@@ -1,11 +1,11 @@
 /*
- * The AVX-512 Q8_0 / Q4_0 kernel for batches (included by avx512.c; m ≥ Q16_MIN_M activation rows): tiles of 16
- * weight rows, one row a 32-bit lane. Each block of the 16 rows is loaded and transposed in registers (8 zmm: lane
- * l of zmm g holds row l's 4 weights of group g), so that one vpdpbusd against 4 activation bytes broadcast from
- * memory does 16 rows' work and a block's integer dot ends whole in one lane: it is scaled once, by d_w·d_x, and
- * summed in fp32 block after block, as the scalar path does (the same bits). The transposes cost about what
- * 4-8 activation rows' dot products do (measured on Zen 5): smaller batches run avx512.c's 4-row tiles, which
- * need none, so a row's bits depend on whether its batch has fewer than Q16_MIN_M rows.
+ * The AVX-512 Q8_0 / Q4_0 kernels (included by avx512.c), every batch size: tiles of 16 weight rows, one row a
+ * 32-bit lane. Each block of the 16 rows is loaded and transposed in registers (8 zmm: lane l of zmm g holds row l's
+ * 4 weights of group g), so that one vpdpbusd against 4 activation bytes broadcast from memory does 16 rows' work
+ * and a block's integer dot ends whole in one lane: it is scaled once, by d_w·d_x, and summed in fp32 block after
+ * block, as the scalar path does (the same bits). Q8_0 under Q16_MIN_M activation rows, where its transposes cost
+ * more than the dot products, runs q8s_tile instead: the same integer block dots, from untransposed dot products
+ * reduced in registers. So every batch size gives a row the same bits.
  * Activation rows go 8 at a time (then 4, 2, 1); the first pass transposes the tile into a buffer that the
  * others read, and prefetches the next tile.
  */

@@ -17,6 +17,11 @@ typedef struct {
 } act_t;
 
 typedef void (*q_rows_fn)(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out);
+/* BF16_ORDER, the one order every bf16 path sums out[i, r] = Σ_j x[i, j]·w[r, j] in (weight-only: x stays fp32), so a
+ * row's bits depend neither on its batch nor on the path: 16 lanes; lane l takes, chunk after chunk of 32 elements,
+ * fma(w[32c + l], x[32c + l], s_l) then fma(w[32c + 16 + l], x[32c + 16 + l], s_l); then s_l += s_{l+8} (l < 8),
+ * s_l += s_{l+4} (l < 4), s_l += s_{l+2}, s_0 += s_1; then the k % 32 last elements, fma in turn. (src/portable.ts
+ * emulates the FMAs exactly.) */
 typedef void (*bf16_rows_fn)(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out);
 
 /* Paged attention of one layer over a step (native/dense.c `attend`): the step's rows × KV heads are the work items. */

@@ -1,6 +1,14 @@
 /* The reference C path: any CPU. Same semantics as src/portable.ts. */
+#include <math.h>
 #include <string.h>
 #include "kernels.h"
+
+static float bf16f(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 
 static int always(void) { return 1; }
 
@@ -36,28 +44,22 @@ static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
     }
 }
 
+/* bf16 in kernels.h's BF16_ORDER, lane by lane (fmaf: the single rounding of the vector paths' FMAs). */
 static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out) {
-  const int k = a->k;
+  const int k = a->k, kc = k / 32;
   for (int r = r0; r < r1; r++)
     for (int i = 0; i < a->m; i++) {
       const float *x = a->x + (size_t)i * k;
       const uint16_t *wr = w + (size_t)r * k;
-      float s[4] = {0, 0, 0, 0};
-      int j = 0;
-      for (; j + 4 <= k; j += 4)
-        for (int t = 0; t < 4; t++) {
-          uint32_t u = (uint32_t)wr[j + t] << 16;
-          float f;
-          memcpy(&f, &u, 4);
-          s[t] += x[j + t] * f;
-        }
-      for (; j < k; j++) {
-        uint32_t u = (uint32_t)wr[j] << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        s[0] += x[j] * f;
-      }
-      out[(size_t)i * n + r] = (s[0] + s[1]) + (s[2] + s[3]);
+      float s[16] = {0};
+      for (int c = 0; c < kc; c++)
+        for (int h = 0; h < 32; h += 16)
+          for (int l = 0; l < 16; l++) s[l] = fmaf(bf16f(wr[c * 32 + h + l]), x[c * 32 + h + l], s[l]);
+      for (int w2 = 8; w2 >= 1; w2 /= 2)
+        for (int l = 0; l < w2; l++) s[l] = s[l] + s[l + w2];
+      float sum = s[0];
+      for (int j = kc * 32; j < k; j++) sum = fmaf(bf16f(wr[j]), x[j], sum);
+      out[(size_t)i * n + r] = sum;
     }
 }
 

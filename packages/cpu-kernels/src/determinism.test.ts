@@ -11,8 +11,8 @@ let seed = 777;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 const random = (len: number, scale = 1) => Float32Array.from({ length: len }, () => rnd() * scale);
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
-const FORMATS = ['q8_0', 'q4_0'] as const;
-type Format = (typeof FORMATS)[number] | 'bf16';
+const FORMATS = ['q8_0', 'q4_0', 'bf16'] as const;
+type Format = (typeof FORMATS)[number];
 const MAX_ROWS = 33;
 
 describe('bitwise batch invariance of the kernels', () => {
@@ -87,6 +87,17 @@ describe('bitwise batch invariance of the kernels', () => {
         const ref = one('portable');
         for (const isa of isas) expect(bits(one(isa)), `${isa} ${fmt} m=${m} k=${kk} n=${nn}`).toEqual(bits(ref));
       }
+    }
+    // bf16 rows of any length: the k % 32 last elements after the lanes' tree
+    for (const [m, kk, nn] of [[5, 45, 7], [1, 7, 3], [4, 70, 9]] as const) {
+      const xs = random(m * kk, 2), b16 = toBf16(random(nn * kk, 0.05));
+      const one = (isa: string) => {
+        const out = new Float32Array(m * nn);
+        cpuKernels({ isa, threads: 2 }).gemmBf16(xs, m, kk, b16, nn, out);
+        return out;
+      };
+      const ref = one('portable');
+      for (const isa of isas) expect(bits(one(isa)), `${isa} bf16 m=${m} k=${kk} n=${nn}`).toEqual(bits(ref));
     }
   });
 });

@@ -7,7 +7,8 @@
  *     vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0), in fp32 block after block: sum ← sum + dot · (dw · dx), each
  *     operation rounded to fp32 — the native paths' order, so every path gives the same bits for a row, alone
  *     or in any batch;
- *   gemmBf16 (weight-only): out[i, r] = Σ_j x[i, j] · bf16(w[r, j]) in fp32 accumulation.
+ *   gemmBf16 (weight-only): out[i, r] = Σ_j x[i, j] · bf16(w[r, j]) in fp32, in native/kernels.h's BF16_ORDER (FMAs
+ *     emulated exactly): the native paths' bits.
  * x [m, k] and out [m, n] are row-major; out = x · Wᵀ.
  */
 import { fp16Table } from './fp16.js';
@@ -57,23 +58,44 @@ export function gemmQ4_0Portable(x: Float32Array, m: number, k: number, w: Q4_0W
   }
 }
 
+/**
+ * fp32 fma(a, b, c) = a·b + c rounded once, for a·b exact in double (a bf16 weight times an fp32 x: 8 + 24
+ * significand bits): the double sum s can sit exactly on a midpoint between two floats while the exact sum does not
+ * (its rounding error, from TwoSum, then says which way), anywhere else rounding s to fp32 is the fp32 result.
+ */
+function fma32(p: number, c: number): number {
+  const s = p + c;
+  const r = fr(s);
+  if (r === s) return r;
+  const b = s - p;
+  const err = p - (s - b) + (c - b);
+  if (err === 0) return r;
+  const o = 2 * s - r; // the other neighbour when s is a midpoint
+  if (fr(o) !== o) return r;
+  return err > 0 ? Math.max(r, o) : Math.min(r, o);
+}
+
+/** bf16 (weight-only) in native/kernels.h's BF16_ORDER: 16 lanes over chunks of 32, a tree, the tail by fma. */
 export function gemmBf16Portable(x: Float32Array, m: number, k: number, w: Uint16Array, n: number, out: Float32Array): void {
   const row = new Float32Array(k);
   const bits = new Uint32Array(row.buffer);
+  const s = new Float64Array(16);
+  const kc = Math.floor(k / 32);
   for (let r = 0; r < n; r++) {
     for (let j = 0; j < k; j++) bits[j] = w[r * k + j]! << 16;
     for (let i = 0; i < m; i++) {
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       const xo = i * k;
-      let j = 0;
-      for (; j + 4 <= k; j += 4) {
-        s0 += x[xo + j]! * row[j]!;
-        s1 += x[xo + j + 1]! * row[j + 1]!;
-        s2 += x[xo + j + 2]! * row[j + 2]!;
-        s3 += x[xo + j + 3]! * row[j + 3]!;
-      }
-      for (; j < k; j++) s0 += x[xo + j]! * row[j]!;
-      out[i * n + r] = s0 + s1 + (s2 + s3);
+      s.fill(0);
+      for (let c = 0; c < kc; c++)
+        for (let h = 0; h < 32; h += 16)
+          for (let l = 0; l < 16; l++) {
+            const j = c * 32 + h + l;
+            s[l] = fma32(row[j]! * x[xo + j]!, s[l]!);
+          }
+      for (let half = 8; half >= 1; half >>= 1) for (let l = 0; l < half; l++) s[l] = fr(s[l]! + s[l + half]!);
+      let sum = s[0]!;
+      for (let j = kc * 32; j < k; j++) sum = fma32(row[j]! * x[xo + j]!, sum);
+      out[i * n + r] = sum;
     }
   }
 }
