@@ -5,8 +5,8 @@
  * 1408 with 2 shared experts), vocab 256, random weights generated tensor by tensor at load (never all fp32
  * at once), per format. Both paths run the same loaded rank in this process: the host executor
  * (`recordPlan()` → HostPlanExecutor) with each op timed, and the tfjs forward on the tensorflow backend with
- * @weft/cpu-kernels for the packed linears. One sequence of `--context` tokens is prefilled, then `--steps`
- * decode steps of `--batch` sequences are timed (median). `uptime` first: this machine is shared.
+ * @weft/cpu-kernels for the packed linears (plan-timing.ts: `--batch` sequences of `--context` tokens
+ * prefilled, then `--steps` decode steps timed, median, the paths alternating). `uptime` first: this machine is shared.
  *
  * usage: node --conditions=source --import tsx examples/src/bench/cpu-plan-deepseek.ts [--formats q4_0,q8_0,bf16]
  *          [--moe-layers 1] [--batch 1] [--context 64] [--steps 8] [--threads 1] [--out bench-results/cpu-plan-deepseek.json]
@@ -15,23 +15,10 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, parseModelConfig, type DeepseekConfig, type WeightFormat } from '@weft/core';
 import { DeepseekForCausalLM } from '@weft/deepseek';
-import {
-  buildAttentionMetadata,
-  HostPlanExecutor,
-  loadWeights,
-  narrowHost,
-  PagedKVCache,
-  positionsOf,
-  QuantizationConfig,
-  soloParallelState,
-  useCpuQuantKernels,
-  type CheckpointReader,
-  type HostTensor,
-  type PlanOp,
-} from '@weft/layers';
+import { loadWeights, narrowHost, QuantizationConfig, soloParallelState, useCpuQuantKernels, type CheckpointReader, type HostTensor, type PlanOp } from '@weft/layers';
+import { timeHostAgainstTfjs } from './plan-timing.js';
 import { median } from './stats.js';
 
 const FORMATS: Record<string, WeightFormat> = {
@@ -111,12 +98,6 @@ async function main() {
   const kinfo = useCpuQuantKernels({ threads });
   const config = v2LiteShaped(M);
   console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); 1 dense + ${M} MoE layers, batch ${B}, context ${C}, ${N} decode steps`);
-  const blockSize = 16;
-  const perSeq = Math.ceil((C + N + 2) / blockSize);
-  const numBlocks = perSeq * B;
-  const tables = Array.from({ length: B }, (_, s) => Array.from({ length: perSeq }, (_, i) => s * perSeq + i));
-  const metaAt = (ctx: number, q: number) => buildAttentionMetadata(tables.map((blockTable, seqId) => ({ seqId, queryLen: q, contextLen: ctx, blockTable })), blockSize);
-  const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % 256);
   const results: Record<string, unknown>[] = [];
   for (const fmt of values.formats!.split(',')) {
     const format = FORMATS[fmt];
@@ -126,55 +107,7 @@ async function main() {
     loadWeights({ params: model.parameters(), checkpoint: randomCheckpoint(model), stacked: model.stackedParams, quantization: new QuantizationConfig(format) });
     console.log(`${fmt}: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    const perClass = new Map<string, number[]>();
-    let stepIndex = -1;
-    const ex = new HostPlanExecutor(model.recordPlan(), {
-      threads,
-      profile: (op, ms) => {
-        if (stepIndex < 0) return;
-        const list = perClass.get(opClass(op)) ?? [];
-        list[stepIndex] = (list[stepIndex] ?? 0) + ms;
-        perClass.set(opClass(op), list);
-      },
-    });
-    ex.initCaches(numBlocks, blockSize);
-    const hostStep = async (ctx: number, q: number) => {
-      const meta = metaAt(ctx, q);
-      const t = performance.now();
-      await ex.step({ tokenIds: ids(q * B), positions: positionsOf(meta), seqs: meta.seqs, blockSize, sampledRows: Int32Array.from(meta.seqs, (s) => s.start + q - 1) });
-      return performance.now() - t;
-    };
-    const hostPrefill = await hostStep(0, C);
-    const hostDecode: number[] = [];
-    for (let i = 0; i < N; i++) {
-      stepIndex = i >= 2 ? i - 2 : -1;
-      const ms = await hostStep(C + i, 1);
-      if (i >= 2) hostDecode.push(ms);
-    }
-    ex.dispose();
-
-    const caches = model.kvCacheSpecs().map((s) => new PagedKVCache({ ...s, numBlocks, blockSize }));
-    model.bindKVCaches(caches);
-    const tfjsStep = async (ctx: number, q: number) => {
-      const meta = metaAt(ctx, q);
-      const inputIds = tf.tensor1d(ids(q * B), 'int32');
-      const positions = tf.tensor1d(positionsOf(meta), 'int32');
-      const t = performance.now();
-      const hidden = (await model.forward({ inputIds, positions, meta, useCache: true }, null)) as tf.Tensor2D;
-      const last = tf.gather(hidden, tf.tensor1d(meta.seqs.map((s) => s.start + q - 1), 'int32')) as tf.Tensor2D;
-      const logits = await model.computeLogits(last);
-      await logits!.data();
-      const ms = performance.now() - t;
-      tf.dispose([inputIds, positions, hidden, last, logits!]);
-      return ms;
-    };
-    const tfjsPrefill = await tfjsStep(0, C);
-    const tfjsDecode: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const ms = await tfjsStep(C + i, 1);
-      if (i >= 2) tfjsDecode.push(ms);
-    }
-    for (const c of caches) c.dispose();
+    const { hostPrefillMs: hostPrefill, tfjsPrefillMs: tfjsPrefill, hostDecode, tfjsDecode, perClass } = await timeHostAgainstTfjs(model, { batch: B, context: C, steps: N, threads, vocab: 256, opClass });
     model.dispose();
 
     const classes = Object.fromEntries([...perClass].map(([k, list]) => [k, +(median(list) * 1000).toFixed(0)]));

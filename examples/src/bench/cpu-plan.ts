@@ -4,7 +4,7 @@
  * so the embedding and LM head are noise; `--layers 22 --vocab 32000` is the whole TinyLlama-1.1B shape), random weights, per format. Both paths run the same loaded rank in this
  * process: the host executor (`recordPlan()` → HostPlanExecutor, @weft/cpu-kernels only) with each op timed, and
  * the tfjs forward on the tensorflow backend with @weft/cpu-kernels for the packed linears (the engine's tp 1
- * rank today). `--batch` sequences (default 1) of `--context` tokens are prefilled in one step, then `--steps` decode steps
+ * rank today). plan-timing.ts: `--batch` sequences (default 1) of `--context` tokens are prefilled in one step, then `--steps` decode steps
  * of one token a sequence are timed (median);
  * per op class µs are per decoder layer (median over the steps of each class's summed time). `uptime` is printed first: this machine is shared.
  *
@@ -16,22 +16,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
-import { GroupCoordinator, SoloCommunicator, type ParallelState } from '@weft/comm';
-import { Checkpoint, initBackend, resolveParallelConfig, type WeightFormat } from '@weft/core';
-import {
-  buildAttentionMetadata,
-  HostPlanExecutor,
-  loadWeights,
-  PagedKVCache,
-  positionsOf,
-  QuantizationConfig,
-  useCpuQuantKernels,
-  type AttentionMetadata,
-  type PlanOp,
-} from '@weft/layers';
+import { Checkpoint, initBackend, type WeightFormat } from '@weft/core';
+import { loadWeights, QuantizationConfig, soloParallelState, useCpuQuantKernels, type PlanOp } from '@weft/layers';
 import { registration } from '@weft/llama';
 import { hasRandomLlama, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { timeHostAgainstTfjs } from './plan-timing.js';
 import { median } from './stats.js';
 
 const FORMATS: Record<string, WeightFormat> = {
@@ -40,11 +29,6 @@ const FORMATS: Record<string, WeightFormat> = {
   q8_0: { dtype: 'bfloat16', quantization: 'q8_0' },
   q4_0: { dtype: 'bfloat16', quantization: 'q4_0' },
 };
-
-function soloState(): ParallelState {
-  const g = (kind: string) => new GroupCoordinator({ rank: 0, ranks: [0], uniqueName: `${kind}:0`, cpuGroup: new SoloCommunicator(`${kind}:0`) });
-  return { rank: 0, worldSize: 1, config: resolveParallelConfig({}), world: g('world'), tp: g('tp'), pp: g('pp'), dp: g('dp'), ep: g('ep') };
-}
 
 /** The class an op's time is filed under (linears by their weight's module). */
 function opClass(op: PlanOp): string {
@@ -77,77 +61,18 @@ async function main() {
   const backend = await initBackend({ prefer: 'tensorflow' });
   const kinfo = useCpuQuantKernels({ threads });
   console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); ${L} layers, vocab ${V}, batch ${B}, context ${C}, ${N} decode steps`);
-  const blockSize = 16, perSeq = Math.ceil((C + N + 4) / blockSize), numBlocks = B * perSeq;
-  const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
   const results: Record<string, unknown>[] = [];
   for (const fmt of values.formats!.split(',')) {
     const format = FORMATS[fmt];
     if (!format) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(FORMATS).join(', ')})`);
-    const model = registration.createModel(dir, soloState());
+    const model = registration.createModel(dir, soloParallelState());
     const ckpt = Checkpoint.open(dir);
     try {
       loadWeights({ params: model.parameters(), checkpoint: ckpt, stacked: model.stackedParams, ignore: (n) => model.ignoreTensor(n), quantization: new QuantizationConfig(format) });
     } finally {
       ckpt.close();
     }
-    // B sequences at the same context, q new tokens each
-    const metaAt = (ctx: number, q: number): AttentionMetadata =>
-      buildAttentionMetadata(tables.map((blockTable, seqId) => ({ seqId, queryLen: q, contextLen: ctx, blockTable })), blockSize);
-    const lastRows = (q: number) => Int32Array.from({ length: B }, (_, b) => b * q + q - 1);
-    const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % V);
-
-    // host executor
-    // per op class: its ms summed over one step, a list over the measured steps (median taken)
-    const perClass = new Map<string, number[]>();
-    let stepIndex = -1;
-    const ex = new HostPlanExecutor(model.recordPlan(), {
-      threads,
-      profile: (op, ms) => {
-        if (stepIndex < 0) return;
-        const list = perClass.get(opClass(op)) ?? [];
-        list[stepIndex] = (list[stepIndex] ?? 0) + ms;
-        perClass.set(opClass(op), list);
-      },
-    });
-    ex.initCaches(numBlocks, blockSize);
-    const hostStep = async (ctx: number, q: number) => {
-      const meta = metaAt(ctx, q);
-      const t0 = performance.now();
-      await ex.step({ tokenIds: ids(B * q), positions: positionsOf(meta), seqs: meta.seqs, blockSize, sampledRows: lastRows(q) });
-      return performance.now() - t0;
-    };
-    // tfjs path on the same parameters, its own caches
-    const caches = model.kvCacheSpecs().map((sp) => new PagedKVCache({ ...sp, numBlocks, blockSize }));
-    model.bindKVCaches(caches);
-    const tfjsStep = async (ctx: number, q: number) => {
-      const meta = metaAt(ctx, q);
-      const inputIds = tf.tensor1d(ids(B * q), 'int32');
-      const positions = tf.tensor1d(positionsOf(meta), 'int32');
-      const t0 = performance.now();
-      const hidden = (await model.forward({ inputIds, positions, meta, useCache: true }, null)) as tf.Tensor2D;
-      const last = tf.gather(hidden, tf.tensor1d(lastRows(q), 'int32')) as tf.Tensor2D;
-      const logits = await model.computeLogits(last);
-      await logits!.data();
-      const ms = performance.now() - t0;
-      tf.dispose([inputIds, positions, hidden, last, logits!]);
-      return ms;
-    };
-    // The two paths alternate step by step, so that both see the same load on a shared machine.
-    const hostPrefill = await hostStep(0, C);
-    const tfjsPrefill = await tfjsStep(0, C);
-    const hostDecode: number[] = [];
-    const tfjsDecode: number[] = [];
-    for (let i = 0; i < N; i++) {
-      stepIndex = i >= 2 ? i - 2 : -1;
-      const h = await hostStep(C + i, 1);
-      const t = await tfjsStep(C + i, 1);
-      if (i >= 2) {
-        hostDecode.push(h);
-        tfjsDecode.push(t);
-      }
-    }
-    ex.dispose();
-    for (const c of caches) c.dispose();
+    const { hostPrefillMs: hostPrefill, tfjsPrefillMs: tfjsPrefill, hostDecode, tfjsDecode, perClass } = await timeHostAgainstTfjs(model, { batch: B, context: C, steps: N, threads, vocab: V, opClass });
     model.dispose();
 
     const perLayer = (k: string) => (k.startsWith('linear lm_head') || k === 'embed' || k === 'gatherSampled' ? 1 : L);
