@@ -13,9 +13,11 @@
  * bandwidth probe (native-bandwidth.ts): decode reads every weight except the
  * input embedding once per token.
  *
- * Before timing, weft's greedy tokens and logits on a 16-token prompt are
- * checked against llama.cpp's (teacher-forced), per shape: a mismatch would
- * be a bug in the GGUF writer.
+ * Before timing, per format, two teacher-forced checks of weft against llama.cpp (agreement.ts: top-1
+ * per step, KL divergence, the top-1 margins where they differ): on the trained model of the repo
+ * (models/weft-tiny-code, real margins: its top-1s must agree), and on the bench's random shape after a
+ * 16-token prompt, where logits are nearly flat — there weft's distance to llama.cpp is printed beside
+ * weft's distance to itself (its step path against its full forward), the size of its rounding noise.
  *
  * usage: node examples/dist/bench/cpu.js [--shape small|tinyllama|all] [--formats bf16,q8_0,q4_0] [--rounds 3] [--prompt 128] [--decode 64]
  *          [--only weft-tensorflow,weft-wasm,llama.cpp] [--out bench-results/cpu.json] [--dir DIR] [--verbose]
@@ -29,6 +31,7 @@ import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { checkAgreement, describeCheck, llamaBothContexts, trainedModelCheck, weftCheckRows, type CheckAgreement } from './agreement-check.js';
 import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
 import { weftFormatOptions } from './weight-formats.js';
 import { measureNativeBandwidth } from './native-bandwidth.js';
@@ -91,6 +94,11 @@ function decodeBytes(s: LlamaShape, c: Config, r: RunResult | undefined, ggufByt
   return total ? total - embedBytes : (paramCount(s) - embed) * 4;
 }
 
+/** The trained model of the repo (from examples/src/bench or examples/dist/bench). */
+const TRAINED_MODEL = join(dirname(fileURLToPath(import.meta.url)), '../../../models/weft-tiny-code');
+
+const checkText = describeCheck;
+
 const CHECK_PROMPT = 16;
 const CHECK_STEPS = 8;
 const promptOf = (len: number, vocab: number, salt = 0) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (vocab - 3)));
@@ -106,6 +114,8 @@ interface ChildJob {
   decodeTokens: number;
   /** weft: write its check tokens/logits here; llama.cpp: compare against the file here. */
   checkFile?: string;
+  /** Instead of a timed run: the check on the trained model (models/weft-tiny-code) in this format. */
+  trainedCheck?: { modelDir: string; ggufDir: string };
 }
 
 interface RunResult {
@@ -122,13 +132,8 @@ interface RunResult {
   stepPath?: string;
 }
 
-interface CheckResult {
-  weftTokens: number[];
-  llamaTokens: number[];
-  /** Teacher-forced on weft's tokens: max over steps and the whole vocabulary. */
-  maxLogProbDiff: number;
-  maxProbDiff: number;
-}
+/** Teacher-forced on weft's greedy tokens: weft's step path against llama.cpp, and against weft's own full forward. */
+type CheckResult = CheckAgreement;
 
 async function childWeft(job: ChildJob): Promise<RunResult> {
   const { LLM } = await import('@weft/engine');
@@ -156,12 +161,12 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     const fullS = full.s;
     const out = { tokenIds: full.tokens };
     if (job.checkFile) {
-      const [chk] = await llm.generate([promptOf(CHECK_PROMPT, job.shape.vocab, 2)], { ...greedy(CHECK_STEPS), returnLogits: true });
-      const logits = chk!.logits!;
-      const flat = new Float32Array(logits.length * logits[0]!.length);
-      logits.forEach((row, i) => flat.set(row, i * row.length));
+      const chk = await weftCheckRows(llm, promptOf(CHECK_PROMPT, job.shape.vocab, 2), CHECK_STEPS);
+      const rows = [...chk.step, ...chk.full];
+      const flat = new Float32Array(rows.length * rows[0]!.length);
+      rows.forEach((row, i) => flat.set(row, i * row.length));
       writeFileSync(job.checkFile + '.bin', Buffer.from(flat.buffer));
-      writeFileSync(job.checkFile + '.json', JSON.stringify({ tokens: chk!.tokenIds, cols: logits[0]!.length }));
+      writeFileSync(job.checkFile + '.json', JSON.stringify({ tokens: chk.tokens, cols: rows[0]!.length }));
     }
     return {
       loadS, prefillTokS: promptLen / prefillS, decodeTokS: fullS > prefillS ? decodeTokens / (fullS - prefillS) : NaN, tokens: out.tokenIds,
@@ -216,31 +221,11 @@ async function childLlama(job: ChildJob): Promise<RunResult> {
     if (job.checkFile && existsSync(job.checkFile + '.json')) {
       const ref = JSON.parse(readFileSync(job.checkFile + '.json', 'utf8')) as { tokens: number[]; cols: number };
       const buf = readFileSync(job.checkFile + '.bin');
-      const logits = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-      const checkPrompt = promptOf(CHECK_PROMPT, job.shape.vocab, 2);
-      const own = await run(checkPrompt, CHECK_STEPS);
-      // Teacher-forced: llama.cpp's full next-token distribution after the prompt and each of weft's tokens.
-      await seq.clearHistory();
-      const full = [...checkPrompt, ...ref.tokens.slice(0, CHECK_STEPS - 1)];
-      const opts = { temperature: 1, topK: 0, topP: 1, minP: 0 };
-      const res = await seq.controlledEvaluate(full.map((t, i) => (i >= checkPrompt.length - 1 ? [t, { generateNext: { probabilities: true, options: opts } }] : t)) as never);
-      let maxLogProbDiff = 0;
-      let maxProbDiff = 0;
-      for (let s = 0; s < CHECK_STEPS; s++) {
-        const probs = res[checkPrompt.length - 1 + s]!.next!.probabilities!;
-        const row = logits.subarray(s * ref.cols, (s + 1) * ref.cols);
-        let m = -Infinity;
-        for (const x of row) m = Math.max(m, x);
-        let z = 0;
-        for (const x of row) z += Math.exp(x - m);
-        const lse = m + Math.log(z);
-        for (const [tok, p] of probs) {
-          const lp = row[tok as number]! - lse;
-          maxLogProbDiff = Math.max(maxLogProbDiff, Math.abs(Math.log(p) - lp));
-          maxProbDiff = Math.max(maxProbDiff, Math.abs(p - Math.exp(lp)));
-        }
-      }
-      check = { weftTokens: ref.tokens, llamaTokens: own.out, maxLogProbDiff, maxProbDiff };
+      const flat = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+      const row = (i: number) => flat.subarray(i * ref.cols, (i + 1) * ref.cols);
+      const n = ref.tokens.length;
+      const weft = { tokens: ref.tokens, step: Array.from({ length: n }, (_, i) => row(i)), full: Array.from({ length: n }, (_, i) => row(n + i)) };
+      check = checkAgreement([weft], await llamaBothContexts(model, c.threads, [{ prompt: promptOf(CHECK_PROMPT, job.shape.vocab, 2), tokens: ref.tokens }], ref.cols));
     }
     return { loadS, prefillTokS: promptLen / r.prefillS, decodeTokS: decodeTokens / r.decodeS, tokens: r.out, check, rssGb: rssGb() };
   } finally {
@@ -252,7 +237,9 @@ async function childLlama(job: ChildJob): Promise<RunResult> {
 
 async function child(job: ChildJob): Promise<void> {
   try {
-    const r = job.config.engine === 'weft' ? await childWeft(job) : await childLlama(job);
+    const r = job.trainedCheck
+      ? { loadS: 0, prefillTokS: NaN, decodeTokS: NaN, tokens: [], rssGb: rssGb(), check: await trainedModelCheck(job.trainedCheck.modelDir, job.config.format, job.trainedCheck.ggufDir, 2) }
+      : job.config.engine === 'weft' ? await childWeft(job) : await childLlama(job);
     process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
     // The result is out; a process that then lingers (live handles) or crashes on its way out is recorded, not waited on.
     setTimeout(() => {
@@ -380,13 +367,25 @@ async function parent(): Promise<void> {
     }
   }
 
+  const checks: Record<string, CheckResult | string> = {};
+  // The trained model's check per format (its own child process; a few seconds): weft must agree there.
+  if (!v['no-check'])
+    for (const f of formats) {
+      const c = CONFIGS.find((x) => x.format === f && x.id.startsWith('weft tensorflow tp1'))!;
+      const shape = CPU_SHAPES[shapeNames[0]!]!;
+      const job: ChildJob = { config: c, shape, dir: TRAINED_MODEL, gguf: '', promptLen, decodeTokens, trainedCheck: { modelDir: TRAINED_MODEL, ggufDir: join(String(v.dir), 'weft-tiny-code') } };
+      const o = await runChild(job, Boolean(v.verbose), tfEnv);
+      const k = `weft-tiny-code (trained) ${f}`;
+      checks[k] = o.result?.check ?? `failed: ${o.error?.message ?? 'no result'}`;
+      log(`${k} check: ${typeof checks[k] === 'string' ? checks[k] : checkText(checks[k] as CheckResult)}`);
+    }
+
   type Key = string;
   const key = (shape: string, c: Config): Key => `${shape}|${c.id}`;
   /** The node-llama-cpp configuration a format's check and token agreement use: its most threads in this run. */
   const checkLlama = (format: GgufFormat) => configs.filter((x) => x.engine === 'llama.cpp' && x.format === format).sort((a, b) => b.threads - a.threads)[0];
   const runs = new Map<Key, Outcome[]>();
   const refused = new Map<Key, string>();
-  const checks: Record<string, CheckResult | string> = {};
   const exitProblems: string[] = [];
   const total = rounds * shapeNames.length * configs.length;
   let done = 0;
@@ -422,10 +421,7 @@ async function parent(): Promise<void> {
         log(`  ${name} ${c.id}: load ${r.loadS.toFixed(1)} s, prefill ${fmt(r.prefillTokS)} tok/s, decode ${fmt(r.decodeTokS)} tok/s (run ${o.wallS.toFixed(0)} s${o.exitCode === 0 ? '' : `, exit ${o.exitCode ?? o.signal}`})`);
         // A long run that is cut short still leaves every run it finished.
         summarize(round, bwStart, null, false);
-        if (r.check) {
-          const same = r.check.weftTokens.filter((t, i) => t === r.check!.llamaTokens[i]).length;
-          log(`  ${name} check weft vs llama.cpp: greedy tokens ${same}/${CHECK_STEPS} equal, max |Δ log p| ${r.check.maxLogProbDiff.toExponential(2)}, max |Δ p| ${r.check.maxProbDiff.toExponential(2)}`);
-        }
+        if (r.check) log(`  ${name} ${c.format} check: ${checkText(r.check)}`);
       }
       for (const f of formats)
         if (round === rounds && !v['no-check'] && !checks[`${name} ${f}`]) checks[`${name} ${f}`] = 'not run (needs a weft configuration and a node-llama-cpp one)';
@@ -508,7 +504,7 @@ async function parent(): Promise<void> {
   }
   for (const [name, c] of Object.entries(checks)) {
     if (typeof c === 'string') out(`\n${name}: weft vs llama.cpp check ${c}`);
-    else out(`\n${name}: weft vs llama.cpp (teacher-forced, ${CHECK_STEPS} steps, full vocabulary): greedy tokens ${c.weftTokens.filter((t, i) => t === c.llamaTokens[i]).length}/${CHECK_STEPS} equal, max |Δ log p| ${c.maxLogProbDiff.toExponential(2)}, max |Δ p| ${c.maxProbDiff.toExponential(2)}`);
+    else out(`\n${name}: ${checkText(c)}`);
   }
   for (const [k, m] of refused) out(`${k.replace('|', ' ')}: does not fit — ${m}`);
   for (const p of exitProblems) out(`exit: ${p}`);

@@ -166,6 +166,45 @@ describe('GGUF writer', () => {
     }
   });
 
+  it("q8_0 / q4_0 files hold byte for byte the blocks weft packs at load (fused q/k/v row ranges too; q/k permuted as llama.cpp's)", async () => {
+    const ckpt = join(dir, 'ckpt-bytes');
+    writeRandomLlama(ckpt, { name: 'tiny', hidden: 64, layers: 1, heads: 4, kvHeads: 2, intermediate: 96, vocab: 300 });
+    const { readGgufFileInfo } = await import('node-llama-cpp');
+    const { Checkpoint } = await import('@weft/core');
+    const { createPackedWeight } = await import('@weft/layers');
+    const c = Checkpoint.open(ckpt);
+    try {
+      for (const format of ['q8_0', 'q4_0'] as const) {
+        const path = join(dir, `bytes-${format}.gguf`);
+        llamaCheckpointToGguf(ckpt, path, () => {}, format);
+        const file = readFileSync(path);
+        const infos = (await readGgufFileInfo(path, { logWarnings: false })).tensorInfo!;
+        const blockBytes = format === 'q8_0' ? 34 : 18;
+        // weft's qkv_proj: q, k and v stored as row ranges of one packed weight, as the loader does.
+        const parts = [['q_proj', 'attn_q', 4], ['k_proj', 'attn_k', 2], ['v_proj', 'attn_v', 0]] as const;
+        const rows = parts.map(([p]) => c.info(`model.layers.0.self_attn.${p}.weight`).shape[0]!);
+        const packed = createPackedWeight(format, rows.reduce((a, b) => a + b, 0), 64) as { qs: Int8Array | Uint8Array; d: Uint16Array; storeRows(src: Float32Array, row0: number, rows: number): void };
+        let row0 = 0;
+        for (const [i, [p, g, heads]] of parts.entries()) {
+          const w = c.read(`model.layers.0.self_attn.${p}.weight`).data as Float32Array;
+          packed.storeRows(heads ? permuteQK(w, rows[i]!, 64, heads) : w, row0, rows[i]!);
+          const info = infos.find((t) => t.name === `blk.0.${g}.weight`)!;
+          const at = Number(info.fileOffset);
+          const b0 = (row0 * 64) / 32;
+          for (let b = 0; b < (rows[i]! * 64) / 32; b++) {
+            const block = file.subarray(at + b * blockBytes, at + (b + 1) * blockBytes);
+            const qs = format === 'q8_0' ? new Uint8Array(packed.qs.buffer, (b0 + b) * 32, 32) : packed.qs.subarray((b0 + b) * 16, (b0 + b + 1) * 16);
+            expect(block.readUInt16LE(0), `${format} ${g} block ${b} scale`).toBe(packed.d[b0 + b]);
+            expect(Buffer.from(block.subarray(2)).equals(Buffer.from(qs)), `${format} ${g} block ${b}`).toBe(true);
+          }
+          row0 += rows[i]!;
+        }
+      }
+    } finally {
+      c.close();
+    }
+  });
+
   it('builds a vocabulary llama.cpp accepts', () => {
     const v = minimalSpmVocab(300);
     expect(v.tokens.slice(0, 4)).toEqual(['<unk>', '<s>', '</s>', '<0x00>']);
