@@ -17,7 +17,10 @@ export async function requestDevice(who = 'webgpu'): Promise<GPUDevice> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new ConfigError(`${who}: no WebGPU adapter`);
   const L = adapter.limits;
+  // Subgroup operations where the adapter has them (kernels use them only when asked: KernelTuning).
+  const requiredFeatures = ['subgroups'].filter((f) => adapter.features.has(f)) as unknown as GPUFeatureName[];
   return adapter.requestDevice({
+    requiredFeatures,
     requiredLimits: {
       maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
       maxBufferSize: L.maxBufferSize,

@@ -2,3 +2,5 @@ export { WebGpuPlanExecutor, WEBGPU_CAPS, webgpuPlanUnsupported, type WebGpuPlan
 export { webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS } from './webgpu-fixture-check.js';
 export type { FixtureRankCase as WebGpuFixtureRankCase } from './fixture-rank.entry.js';
 export { requestDevice } from './device.js';
+export type { KernelTuning } from './plan-kernels.js';
+export type { GemvShape } from './wgsl-gemv.js';

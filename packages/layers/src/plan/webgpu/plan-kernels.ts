@@ -26,6 +26,8 @@ import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpe
 export interface KernelTuning {
   /** The decode GEMV's shape per activation row count, or 'rows4' for the untiled GEMV (4 weight rows a workgroup). */
   gemv?: ((m: number, gateUp: boolean) => GemvShape) | 'rows4';
+  /** 'staged': prefill attention on the per-row kernel instead of the flash one. */
+  attention?: 'staged';
 }
 
 export interface KernelContext {
@@ -100,7 +102,7 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
   if (attentionSharedBytes(op, 1) + 4 * (op.headDim + op.vHeadDim + 1) > ctx.sharedBytes) throw new WeftError(`webgpu plan: attention head_dim ${op.headDim} needs more workgroup memory than the device has`);
   const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
   // Prefill-sized steps: K/V tiles shared by a block of rows × the heads of a KV head, no score matrix (flash).
-  const flash = flashConfig(op, ctx.sharedBytes);
+  const flash = ctx.tuning?.attention === 'staged' ? null : flashConfig(op, ctx.sharedBytes);
   return [
     simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T, _S, decode) => (fused && decode ? null : per256(T * perRow))),
     {

@@ -16,6 +16,8 @@ import { ACT_FNS, normLoader, prologue, scaleFn, store, type MatmulSpec } from '
 export interface GemvShape {
   L: number;
   R: number;
+  /** Reduce with subgroupAdd (needs the 'subgroups' feature and L equal to the subgroup size). */
+  sg?: boolean;
 }
 
 /** The shape per activation row count (tunable per device; these are the defaults). */
@@ -102,7 +104,12 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape)
   const CH = Math.min(16, V);
   const CHs = Math.min(8, L);
   const chunks: string[] = [];
-  for (let c0 = 0; c0 < V; c0 += CH) {
+  if (t.sg) {
+    // One subgroup per group of L lanes: each sum is one subgroupAdd, its first lane keeps it.
+    chunks.push(`${vals.map((v, j) => `let t${j} = subgroupAdd(${v}); if (lane == 0u) { fin[${j * G}u + grp] = t${j}; }`).join('\n  ')}
+  workgroupBarrier();`);
+  }
+  for (let c0 = 0; c0 < (t.sg ? 0 : V); c0 += CH) {
     const nv = Math.min(CH, V - c0);
     chunks.push(`
   ${vals
@@ -128,14 +135,14 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape)
     ? `${s.gateUp}(${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}) * (${fin(1)}${inv}${B ? ` + ${B}[nn + ${half}u]` : ''})`
     : `${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}`;
   const guard = steps % L ? `if (kk < ${steps}u) ` : '';
-  return `${WEIGHT_FNS}
+  return `${t.sg ? 'enable subgroups;\n' : ''}${WEIGHT_FNS}
 ${ACT_FNS}
 ${b.decls.join('\n')}
 ${sc}
 ${xl}
 ${gv}
-var<workgroup> part : array<f32, ${CH * 256}>;
-var<workgroup> part2 : array<f32, ${(CH * 256) / CHs}>;
+${t.sg ? '' : `var<workgroup> part : array<f32, ${CH * 256}>;
+var<workgroup> part2 : array<f32, ${(CH * 256) / CHs}>;`}
 var<workgroup> fin : array<f32, ${V * G}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {

@@ -1,0 +1,235 @@
+/**
+ * The WebGPU executor's kernels alone on the GPU machine (issue 20): what the adapter offers (features,
+ * subgroup sizes, subgroup-matrix configurations; a subgroups shader and a subgroup-matrix
+ * multiply-accumulate loop compiled and run where offered), then TinyLlama-1.1B's linears — one layer's
+ * qkv (norm fused), o (+residual), gate|up (norm, SiLU fused), down (+residual), and the LM head — per
+ * weight format, activation-row count and GEMV shape (µs per dispatch, GB/s of weight bytes), and prefill
+ * attention at 512 rows (flash against the staged kernel).
+ *
+ * usage: node examples/dist/bench/gpu-kernels.js [--formats bf16,q4_0] [--rows 1,16] [--shapes 64x1,64x2,…]
+ *          [--reps 50] [--out gpu-kernels.json]
+ */
+/// <reference types="@webgpu/types" />
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '@weft/core';
+import {
+  buildAttentionMetadata, defaultWeightLoader, GgmlLinearMethod, hostWeight, LinearWeight, Parameter, PlanBuilder, positionsOf, UnquantizedLinearMethod, view, whole, WebGpuPlanExecutor,
+  type AttentionOp, type DevicePlan, type KernelTuning, type PlanStepInput,
+} from '@weft/layers';
+import { probeAdapter } from './gpu-probe.js';
+import { median } from './stats.js';
+
+const { values: v } = parseArgs({
+  options: {
+    formats: { type: 'string', default: 'bf16,q4_0' },
+    rows: { type: 'string', default: '1,4,16' },
+    shapes: { type: 'string', default: 'rows4,64x1,64x2,64x4,32x2,32x4,128x1,128x2,16x4,32x1sg,32x2sg,32x4sg' },
+    reps: { type: 'string', default: '50' },
+    'bandwidth-tb-s': { type: 'string', default: '4.8' },
+    out: { type: 'string', default: 'bench-results/gpu-kernels.json' },
+  },
+});
+const log = (m: string) => process.stderr.write(`[gpu-kernels] ${m}\n`);
+const reps = Number(v.reps);
+
+/** xorshift32 in (-scale, scale). */
+function random(n: number, seed: number, scale: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    a[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale;
+  }
+  return a;
+}
+
+function weight(n: number, k: number, format: string, seed: number): LinearWeight {
+  const w = new LinearWeight(`w${seed}`, n, k, defaultWeightLoader);
+  if (format === 'bf16') w.useMethod(new UnquantizedLinearMethod('bfloat16'));
+  if (format === 'q8_0' || format === 'q4_0') w.useMethod(new GgmlLinearMethod(format));
+  w.load(hostWeight('w', { shape: [n, k], dtype: 'float32', data: random(n * k, seed, 0.05) }));
+  return w;
+}
+
+function vector(n: number, seed: number): Parameter {
+  const p = new Parameter(`v${seed}`, [n]);
+  p.load(hostWeight('v', { shape: [n], dtype: 'float32', data: random(n, seed, 0.5).map((x) => x + 1) }));
+  return p;
+}
+
+function stepInput(T: number, width: number): PlanStepInput {
+  const meta = buildAttentionMetadata([{ seqId: 0, queryLen: T, blockTable: Array.from({ length: Math.ceil(T / 16) + 1 }, (_, i) => i) }], 16);
+  return { tokenIds: new Int32Array(T), positions: positionsOf(meta), seqs: meta.seqs, blockSize: 16, sampledRows: Int32Array.from([T - 1]), hidden: random(T * width, 7, 1) };
+}
+
+interface Linear {
+  name: string;
+  n: number;
+  k: number;
+  norm: boolean;
+  gateUp: boolean;
+  accumulate: boolean;
+}
+
+const LINEARS: Linear[] = [
+  { name: 'qkv (norm)', n: 2560, k: 2048, norm: true, gateUp: false, accumulate: false },
+  { name: 'o (+res)', n: 2048, k: 2048, norm: false, gateUp: false, accumulate: true },
+  { name: 'gate_up (norm, silu)', n: 11264, k: 2048, norm: true, gateUp: true, accumulate: false },
+  { name: 'down (+res)', n: 2048, k: 5632, norm: false, gateUp: false, accumulate: true },
+  { name: 'lm_head', n: 32000, k: 2048, norm: false, gateUp: false, accumulate: false },
+];
+
+function linearPlan(l: Linear, w: LinearWeight, gn: Parameter): DevicePlan {
+  const b = new PlanBuilder();
+  const x = b.act('x', l.k);
+  const h = b.act('h', l.k);
+  const y = b.act('y', l.gateUp ? l.n : l.n);
+  const a = b.act('a', l.n / 2);
+  if (l.norm) b.op({ kind: 'rmsNorm', x: whole(x), out: whole(h), weight: gn, eps: 1e-5, residual: null, residualInit: false, groupSize: l.k, weightOffset: 0 });
+  b.op({ kind: 'linear', x: whole(l.norm ? h : x), out: whole(y), weight: w, bias: null, accumulate: l.accumulate });
+  if (l.gateUp) b.op({ kind: 'gatedAct', act: 'silu', x: whole(y), out: whole(a) });
+  return b.build(1, { inHidden: x, hidden: l.gateUp ? a : y });
+}
+
+function tuningOf(shape: string): KernelTuning {
+  if (shape === 'rows4') return { gemv: 'rows4' };
+  if (shape === 'default') return {};
+  const sg = shape.endsWith('sg');
+  const [L, R] = shape.replace('sg', '').split('x').map(Number) as [number, number];
+  return { gemv: (_m, gateUp) => ({ L, R: gateUp ? Math.max(2, 2 * Math.ceil(R / 2)) : R, sg }) };
+}
+
+/** µs per run of the plan's kernels (those passing `only`), `reps` runs in one submit, median of 3. */
+async function timeKernels(ex: WebGpuPlanExecutor, T: number, only?: (tag: string) => boolean): Promise<number> {
+  const dev = ex.device;
+  const runs: number[] = [];
+  for (let r = 0; r < 4; r++) {
+    const enc = dev.createCommandEncoder();
+    for (let i = 0; i < reps; i++) ex.encode(enc, T, 1, only, false);
+    const cb = enc.finish();
+    await dev.queue.onSubmittedWorkDone();
+    const t = performance.now();
+    dev.queue.submit([cb]);
+    await dev.queue.onSubmittedWorkDone();
+    if (r) runs.push(((performance.now() - t) / reps) * 1000);
+  }
+  return median(runs);
+}
+
+interface GemvRow {
+  format: string;
+  linear: string;
+  rows: number;
+  shape: string;
+  us: number;
+  gb_s: number;
+  /** max |out − the untiled GEMV's out| / max |out| on the first step. */
+  rel_diff: number;
+}
+
+async function sweepLinears(formats: string[], rows: number[], shapes: string[]): Promise<GemvRow[]> {
+  const out: GemvRow[] = [];
+  for (const format of formats) {
+    for (const [li, l] of LINEARS.entries()) {
+      const w = weight(l.n, l.k, format, 100 + li);
+      const gn = vector(l.k, 200 + li);
+      const plan = linearPlan(l, w, gn);
+      const base = new Map<number, Float32Array>();
+      for (const shape of shapes) {
+        const ex = await WebGpuPlanExecutor.create({ plan, maxRows: 512, maxSeqs: 16, maxModelLen: 528, tuning: tuningOf(shape), device: await sharedDevice() });
+        try {
+          await ex.initCaches(40, 16);
+          const bytes = ex.weightBytes;
+          for (const m of rows) {
+            // Checked first (accumulating linears add into zeroed buffers once), then timed.
+            const got = (await ex.step(stepInput(m, l.k))).hidden!.slice();
+            if (!base.has(m)) base.set(m, got);
+            const ref = base.get(m)!;
+            let d = 0;
+            let mx = 0;
+            for (let i = 0; i < ref.length; i++) {
+              d = Math.max(d, Math.abs(got[i]! - ref[i]!));
+              mx = Math.max(mx, Math.abs(ref[i]!));
+            }
+            ex.prepare(stepInput(m, l.k));
+            const us = await timeKernels(ex, m, (t) => t !== 'rms_norm' || m > 16);
+            const r = { format, linear: l.name, rows: m, shape, us: +us.toFixed(1), gb_s: +(bytes / us / 1e3).toFixed(0), rel_diff: Number.isNaN(d) ? -1 : +(d / mx).toExponential(2) };
+            out.push(r);
+            log(JSON.stringify(r));
+          }
+        } finally {
+          ex.dispose();
+        }
+      }
+      w.dispose?.();
+    }
+  }
+  return out;
+}
+
+/** TinyLlama's attention at a prefill of T rows: flash against the staged kernel (µs per layer). */
+async function prefillAttention(T: number): Promise<Record<string, number>> {
+  const H = 32;
+  const Hk = 4;
+  const D = 64;
+  const b = new PlanBuilder();
+  const qkv = b.act('qkv', (H + 2 * Hk) * D);
+  const o = b.act('o', H * D);
+  const op: AttentionOp = {
+    kind: 'attention', q: view(qkv, 0, H * D), k: view(qkv, H * D, Hk * D), v: view(qkv, (H + Hk) * D, Hk * D), out: whole(o), cacheIndex: b.nextCache(),
+    numHeads: H, numKvHeads: Hk, headDim: D, vHeadDim: D, scale: 0.125, logitsSoftCap: null, slidingWindow: null, valueIsKeyPrefix: false,
+  };
+  b.op(op);
+  const plan = b.build(1, { inHidden: qkv, hidden: o });
+  const res: Record<string, number> = {};
+  for (const [name, tuning] of [['flash', {}], ['staged', { attention: 'staged' }]] as [string, KernelTuning][]) {
+    const ex = await WebGpuPlanExecutor.create({ plan, maxRows: T, maxSeqs: 16, maxModelLen: T + 16, tuning, device: await sharedDevice() });
+    try {
+      await ex.initCaches(Math.ceil(T / 16) + 2, 16);
+      ex.prepare(stepInput(T, (H + 2 * Hk) * D));
+      res[name] = +(await timeKernels(ex, T, (t) => t === 'attention')).toFixed(1);
+    } finally {
+      ex.dispose();
+    }
+  }
+  return res;
+}
+
+let device: GPUDevice | null = null;
+async function sharedDevice(): Promise<GPUDevice> {
+  if (!device) {
+    const { requestDevice } = await import('@weft/layers');
+    device = await requestDevice('gpu-kernels');
+  }
+  return device;
+}
+
+await initBackend({ prefer: 'webgpu' });
+await initBackend({ prefer: 'cpu' });
+const result: Record<string, unknown> = { date: new Date().toISOString() };
+result.adapter = await probeAdapter(log);
+log(`adapter: ${JSON.stringify(result.adapter)}`);
+result.prefillAttention512 = await prefillAttention(512);
+log(`prefill attention, 512 rows, one layer (µs): ${JSON.stringify(result.prefillAttention512)}`);
+// Subgroup-reduced shapes where the adapter runs 32-wide subgroups.
+const sg = (result.adapter as { subgroups?: { subgroupSize?: number } }).subgroups?.subgroupSize === 32;
+const shapes = String(v.shapes).split(',').filter((x) => sg || !x.endsWith('sg'));
+result.linears = await sweepLinears(String(v.formats).split(','), String(v.rows).split(',').map(Number), shapes);
+mkdirSync(dirname(String(v.out)), { recursive: true });
+writeFileSync(String(v.out), JSON.stringify(result, null, 1));
+// The best shape per (format, linear, rows) against the untiled GEMV.
+const rows = result.linears as GemvRow[];
+const keys = [...new Set(rows.map((r) => `${r.format}|${r.linear}|${r.rows}`))];
+console.log('format | linear | rows | rows4 µs | best shape | best µs | GB/s | worst rel diff of any shape');
+for (const k of keys) {
+  const rs = rows.filter((r) => `${r.format}|${r.linear}|${r.rows}` === k);
+  const base = rs.find((r) => r.shape === 'rows4');
+  const best = rs.reduce((a, b) => (b.us < a.us ? b : a));
+  console.log(`${k.replaceAll('|', ' | ')} | ${base?.us ?? '—'} | ${best.shape} | ${best.us} | ${best.gb_s} | ${Math.max(...rs.map((r) => (r.rel_diff < 0 ? Infinity : r.rel_diff)))}`);
+}
+(device as GPUDevice | null)?.destroy();
+process.exit(0);
