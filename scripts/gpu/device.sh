@@ -20,6 +20,7 @@
 #   8. bench:serving's GPU mode: 64 requests (prompts 32–256, 64 output tokens each) through weft's engine on
 #      webgpu (bf16, fp32) and transformers' continuous batching (generate_batch, fp32, bf16) on bench:gpu's
 #      TinyLlama checkpoint (serving.json: weft's rows, transformers' rows, the ratio)
+#   EXTRA names the extra stages to run (default "collectives deepseek serving").
 #   usage: bash scripts/gpu/device.sh [all|check|bench|exit|extra]   (default all; check = 2, 4, 5; exit = 4)
 set -uo pipefail
 what="${1:-all}"
@@ -27,6 +28,7 @@ out="${OUT:-gpu-out}"; mkdir -p "$out"
 start=$(date +%s)
 deadline="${DEADLINE_S:-$([ "$what" = extra ] && echo 420 || echo 540)}"
 left() { echo $(( deadline - ($(date +%s) - start) )); }
+want() { [ "$what" = extra ] && [[ " ${EXTRA:-collectives deepseek serving} " == *" $1 "* ]]; }
 stage() { local s; s=$(left); if [ "$s" -lt "${2:-20}" ]; then echo "SKIPPED $1: ${s}s left"; return 1; fi; echo "== $1 (${s}s left)"; }
 exec > >(tee -a "$out/run.log") 2>&1
 bash .gpu/setup.sh >/dev/null && . .gpu/env.sh || { echo 'setup failed'; exit 1; }
@@ -78,19 +80,19 @@ if [[ "$what" =~ ^(all|check)$ ]] && stage tfjs-check 40; then
   done; done
   node -e 'const fs=require("fs");const d="/tmp/weft-check";const rows=fs.readdirSync(d).flatMap(f=>JSON.parse(fs.readFileSync(d+"/"+f)).rows);fs.writeFileSync(process.argv[1],JSON.stringify({date:new Date().toISOString(),backend:"webgpu",rows},null,1));console.log("parity:",rows.filter(r=>r.pass).length+"/"+rows.length,"cases pass")' "$out/check.json"
 fi
-if [ "$what" = extra ] && stage collectives 60; then
+if want collectives && stage collectives 60; then
   timeout 90 node examples/dist/bench/gpu-collectives.js --out "$out/collectives.json" 2>&1 | grep -v 'artificially reduced' || rc=1
 fi
 
 ds=/tmp/weft-bench-deepseek-v2-lite-${DS_LAYERS:-4}l
-if [ "$what" = extra ] && stage deepseek 150; then
+if want deepseek && stage deepseek 100; then
   PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/random_deepseek.py --dir "$ds" --layers "${DS_LAYERS:-4}" 2>&1 | grep -v '^Writing\|it/s\]' || rc=1
   PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/torch_bench.py --model "$ds" --dtypes bfloat16 --static '' --out /tmp/deepseek-torch.json > /dev/null || echo "torch deepseek bench ended early (rc $?): rows so far kept"
-  timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json --out "$out/deepseek.json" 2>&1 | grep -v 'artificially reduced' || rc=1
+  timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json --out "$out/deepseek-${DS_LAYERS:-4}l.json" 2>&1 | grep -v 'artificially reduced' || rc=1
   rm -rf "$ds"
 fi
 
-if [ "$what" = extra ] && stage serving 90; then
+if want serving && stage serving 90; then
   # bench:gpu's TinyLlama checkpoint (weft writes it), then weft bf16 (writes the request set), transformers on
   # the same requests, weft fp32 (with transformers' rows beside it).
   [ -f "$ck/model.safetensors.index.json" ] || timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1

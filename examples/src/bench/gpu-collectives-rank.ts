@@ -70,7 +70,7 @@ export async function main(ctx: RankContext): Promise<CollectiveTiming[] | null>
   ];
   try {
     for (const [name, plan, inWidth] of plans) {
-      const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows, maxSeqs, maxModelLen: 64 });
+      const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows, maxSeqs, maxModelLen: maxRows + 16 });
       try {
         await ex.initCaches(Math.max(...c.shapes.map(({ T, S }) => S * Math.ceil(T / S / 16))), 16);
         for (const { T, S } of c.shapes) {
