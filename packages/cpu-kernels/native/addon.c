@@ -113,14 +113,19 @@ static int n_workers;
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <limits.h>
+/* The wake-up is a system call, made only when a worker sleeps: in a decode step the calls come back to back and
+ * the workers are still spinning. (A worker counts itself in `sleepers` before it reads the word; the caller moves
+ * the word before it reads `sleepers`, both sequentially consistent: either the caller sees the sleeper, or the
+ * sleeper sees the new word and does not sleep.) */
+static atomic_int sleepers;
 static void sleep_while_generation(unsigned seen) {
-  while (atomic_load_explicit(&generation, memory_order_acquire) == seen)
-    syscall(SYS_futex, (unsigned *)&generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+  atomic_fetch_add(&sleepers, 1);
+  while (atomic_load(&generation) == seen) syscall(SYS_futex, (unsigned *)&generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+  atomic_fetch_sub(&sleepers, 1);
 }
-static void wake_workers(void) { syscall(SYS_futex, (unsigned *)&generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0); }
 static void publish_generation(unsigned *g) {
   *g = atomic_fetch_add(&generation, 1) + 1;
-  wake_workers();
+  if (atomic_load(&sleepers) > 0) syscall(SYS_futex, (unsigned *)&generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 #else
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;

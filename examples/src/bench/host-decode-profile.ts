@@ -1,0 +1,151 @@
+/**
+ * Where a decode step of the device plan's host executor goes (issue 19's decode ≥ 0.8 of the bandwidth bound):
+ * one loaded rank (TinyLlama-1.1B shape by default, random weights, per format), a prompt prefilled, then decode
+ * steps of one token timed with the executor's per-op hook. Per token: each op class's ms and call count, the
+ * linears' GB/s of weights read (by format: the decoder's and the LM head's), and what lies outside the ops (the
+ * executor's own JS between calls: step setup, views, copies out). With `--threads 1` and `2` the difference of the
+ * linears is the kernel pool's share. Prints `uptime` before and after: this machine is shared.
+ *
+ * usage: node --conditions=source --import tsx examples/src/bench/host-decode-profile.ts [--formats bf16,q8_0,q4_0]
+ *          [--layers 22] [--vocab 32000] [--context 128] [--steps 12] [--threads 2] [--out bench-results/host-decode-profile.json]
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Checkpoint, initBackend, type WeightFormat } from '@weft/core';
+import { buildAttentionMetadata, HostPlanExecutor, loadWeights, positionsOf, QuantizationConfig, soloParallelState, type PlanOp } from '@weft/layers';
+import { registration } from '@weft/llama';
+import { hasRandomLlama, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { median } from './stats.js';
+
+const FORMATS: Record<string, WeightFormat & { bytesPerWeight: number }> = {
+  bf16: { dtype: 'bfloat16', quantization: null, bytesPerWeight: 2 },
+  q8_0: { dtype: 'bfloat16', quantization: 'q8_0', bytesPerWeight: 34 / 32 },
+  q4_0: { dtype: 'bfloat16', quantization: 'q4_0', bytesPerWeight: 18 / 32 },
+};
+
+function opClass(op: PlanOp): string {
+  if (op.kind !== 'linear') return op.kind;
+  return /lm_head|embed_tokens/.test(op.weight.name) ? 'linear lm_head' : 'linear decoder';
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      formats: { type: 'string', default: 'bf16,q8_0,q4_0' },
+      layers: { type: 'string', default: '22' },
+      vocab: { type: 'string', default: '32000' },
+      context: { type: 'string', default: '128' },
+      steps: { type: 'string', default: '12' },
+      threads: { type: 'string', default: '2' },
+      out: { type: 'string', default: 'bench-results/host-decode-profile.json' },
+    },
+  });
+  const L = Number(values.layers), V = Number(values.vocab), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
+  const uptime = execSync('uptime').toString().trim();
+  console.log(uptime);
+  const shape: LlamaShape = { name: `plan-l${L}-v${V}`, hidden: 2048, layers: L, heads: 32, kvHeads: 4, intermediate: 5632, vocab: V };
+  const dir = join(tmpdir(), `weft-cpu-plan-${shape.name}`);
+  if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape);
+  await initBackend({ prefer: 'tensorflow' }); // the model's tfjs side (rotary tables, parameters) is built, never run
+  const results: Record<string, unknown>[] = [];
+  for (const fmt of values.formats!.split(',')) {
+    const format = FORMATS[fmt];
+    if (!format) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(FORMATS).join(', ')})`);
+    const model = registration.createModel(dir, soloParallelState());
+    const ckpt = Checkpoint.open(dir);
+    try {
+      loadWeights({ params: model.parameters(), checkpoint: ckpt, stacked: model.stackedParams, ignore: (n) => model.ignoreTensor(n), quantization: new QuantizationConfig(format) });
+    } finally {
+      ckpt.close();
+    }
+    const plan = model.recordPlan();
+    const bytes = new Map<string, number>();
+    for (const op of plan.ops) {
+      if (op.kind !== 'linear') continue;
+      const c = opClass(op);
+      const per = c === 'linear lm_head' ? 2 : format.bytesPerWeight; // embeddings and the LM head stay bf16
+      bytes.set(c, (bytes.get(c) ?? 0) + op.x.width * op.out.width * per);
+    }
+    const perStep: Map<string, { ms: number; calls: number }>[] = [];
+    let current: Map<string, { ms: number; calls: number }> | null = null;
+    // the executor's own time: before the first op (checks, step set-up), between ops, after the last (copies out)
+    let stepStart = 0, lastEnd = 0, firstStart = 0;
+    let gaps = { before: 0, between: 0, after: 0 };
+    const gapSteps: (typeof gaps)[] = [];
+    const ex = new HostPlanExecutor(plan, {
+      threads,
+      profile: (op, ms) => {
+        const end = performance.now(), start = end - ms;
+        if (!firstStart) firstStart = start;
+        else gaps.between += start - lastEnd;
+        lastEnd = end;
+        if (!current) return;
+        const e = current.get(opClass(op)) ?? { ms: 0, calls: 0 };
+        e.ms += ms;
+        e.calls++;
+        current.set(opClass(op), e);
+      },
+    });
+    const blockSize = 16, perSeq = Math.ceil((C + N + 4) / blockSize);
+    ex.initCaches(perSeq, blockSize);
+    const table = Array.from({ length: perSeq }, (_, i) => i);
+    const stepAt = async (ctx: number, q: number) => {
+      const meta = buildAttentionMetadata([{ seqId: 0, queryLen: q, contextLen: ctx, blockTable: table }], blockSize);
+      const tokenIds = Int32Array.from({ length: q }, (_, i) => (i * 7 + 3) % V), positions = positionsOf(meta);
+      firstStart = 0;
+      gaps = { before: 0, between: 0, after: 0 };
+      const t0 = (stepStart = performance.now());
+      await ex.step({ tokenIds, positions, seqs: meta.seqs, blockSize, sampledRows: Int32Array.of(q - 1) });
+      const t1 = performance.now();
+      gaps.before = firstStart - stepStart;
+      gaps.after = t1 - lastEnd;
+      return t1 - t0;
+    };
+    await stepAt(0, C);
+    const walls: number[] = [];
+    for (let i = 0; i < N + 2; i++) {
+      current = i >= 2 ? new Map() : null;
+      const ms = await stepAt(C + i, 1);
+      if (current) {
+        gapSteps.push(gaps);
+        perStep.push(current);
+        walls.push(ms);
+      }
+    }
+    ex.dispose();
+    model.dispose();
+    const classes = [...new Set(perStep.flatMap((m) => [...m.keys()]))];
+    const row: Record<string, unknown> = { format: fmt, threads, tokS: +(1000 / median(walls)).toFixed(2), stepMs: +median(walls).toFixed(2) };
+    const split: Record<string, unknown> = {};
+    for (const c of classes) {
+      const ms = median(perStep.map((m) => m.get(c)?.ms ?? 0));
+      const calls = perStep[0]!.get(c)?.calls ?? 0;
+      const b = bytes.get(c);
+      split[c] = { ms: +ms.toFixed(3), calls, ...(b ? { GBs: +(b / ms / 1e6).toFixed(1), MB: +(b / 1e6).toFixed(1) } : {}) };
+    }
+    split['outside ops (executor JS)'] = {
+      ms: +median(walls.map((w, i) => w - [...perStep[i]!.values()].reduce((a, e) => a + e.ms, 0))).toFixed(3),
+      before: +median(gapSteps.map((g) => g.before)).toFixed(3),
+      between: +median(gapSteps.map((g) => g.between)).toFixed(3),
+      after: +median(gapSteps.map((g) => g.after)).toFixed(3),
+    };
+    row.split = split;
+    const total = [...bytes.values()].reduce((a, b) => a + b, 0);
+    row.weightGB = +(total / 1e9).toFixed(3);
+    row.effectiveGBs = +(total / median(walls) / 1e6).toFixed(1);
+    console.log(JSON.stringify(row, null, 1));
+    results.push(row);
+  }
+  const after = execSync('uptime').toString().trim();
+  console.log(after);
+  mkdirSync(dirname(values.out!), { recursive: true });
+  writeFileSync(values.out!, JSON.stringify({ uptime, after, layers: L, vocab: V, context: C, steps: N, threads, results }, null, 2));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
