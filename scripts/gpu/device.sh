@@ -15,8 +15,10 @@
 # `extra` (issue 20's measurements beside the bench; one call, DEADLINE_S default 420 there):
 #   6. the per-step cost of each collective of the WebGPU plan at tp 2, two ranks on one GPU (collectives.json)
 #   7. a DeepSeek-V2-Lite-shaped checkpoint (DS_LAYERS layers of the exact per-layer shape, default 4: the
-#      dense first + 3 MoE), random, written by transformers on the GPU; transformers eager bf16 and weft's
-#      engine on webgpu (dtype bfloat16, the device plan) at batch 1 and 16 plus prefill (deepseek.json)
+#      dense first + 3 MoE; a list such as "4 2" runs each and the later ones give the MoE layer's cost and
+#      the 27-layer model by difference), random, written by transformers on the GPU; transformers eager
+#      bf16 and weft's engine on webgpu (dtype bfloat16, the device plan) at batch 1 and 16 plus prefill
+#      (deepseek-<layers>l.json)
 #   8. bench:serving's GPU mode: 64 requests (prompts 32–256, 64 output tokens each) through weft's engine on
 #      webgpu (bf16, fp32) and transformers' continuous batching (generate_batch, fp32, bf16) on bench:gpu's
 #      TinyLlama checkpoint (serving.json: weft's rows, transformers' rows, the ratio)
@@ -84,12 +86,18 @@ if want collectives && stage collectives 60; then
   timeout 90 node examples/dist/bench/gpu-collectives.js --out "$out/collectives.json" 2>&1 | grep -v 'artificially reduced' || rc=1
 fi
 
-ds=/tmp/weft-bench-deepseek-v2-lite-${DS_LAYERS:-4}l
 if want deepseek && stage deepseek 100; then
-  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/random_deepseek.py --dir "$ds" --layers "${DS_LAYERS:-4}" 2>&1 | grep -v '^Writing\|it/s\]' || rc=1
-  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/torch_bench.py --model "$ds" --dtypes bfloat16 --static '' --out /tmp/deepseek-torch.json > /dev/null || echo "torch deepseek bench ended early (rc $?): rows so far kept"
-  timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json --out "$out/deepseek-${DS_LAYERS:-4}l.json" 2>&1 | grep -v 'artificially reduced' || rc=1
-  rm -rf "$ds"
+  first=""
+  for n in ${DS_LAYERS:-4}; do
+    [ -n "$first" ] && ! stage "deepseek ${n} layers" 70 && continue
+    ds=/tmp/weft-bench-deepseek-v2-lite-${n}l
+    PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/random_deepseek.py --dir "$ds" --layers "$n" 2>&1 | grep -v '^Writing\|it/s\]' || rc=1
+    PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/torch_bench.py --model "$ds" --dtypes bfloat16 --static '' --out /tmp/deepseek-torch.json > /dev/null || echo "torch deepseek bench ended early (rc $?): rows so far kept"
+    # A second layer count gives the MoE layer's own cost (the difference) and the 27-layer model from it.
+    timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json ${first:+--compare "$out/deepseek-${first}l.json"} --out "$out/deepseek-${n}l.json" 2>&1 | grep -v 'artificially reduced' || rc=1
+    rm -rf "$ds" /tmp/deepseek-torch.json
+    first=${first:-$n}
+  done
 fi
 
 if want serving && stage serving 90; then

@@ -7,9 +7,13 @@
  * token prompt, greedy decode at each batch (8-token prompts streamed together: from the last first token to
  * the last token, over `--decode` steps; fresh prompts, so no prefix-cache hits).
  * Per-layer figures divide a step by the checkpoint's layer count (the embedding and head included).
+ * `--compare FILE`: this bench's output for another layer count of the same shape (both ≥ 2 layers, so they
+ * differ only in MoE layers): the MoE layer's own step cost from the difference, and the full model's
+ * 27 layers (V2-Lite) extrapolated from it, per engine and batch.
  *
  * usage: node examples/dist/bench/gpu-deepseek.js --dir DIR [--torch-json FILE] [--prompt 512] [--decode 32]
- *          [--batches 1,16] [--dtype bfloat16] [--backend webgpu] [--out bench-results/gpu-deepseek.json]
+ *          [--batches 1,16] [--dtype bfloat16] [--backend webgpu] [--compare FILE] [--full-layers 27]
+ *          [--out bench-results/gpu-deepseek.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,6 +31,8 @@ const { values: v } = parseArgs({
     decode: { type: 'string', default: '32' },
     batches: { type: 'string', default: '1,16' },
     'torch-json': { type: 'string' },
+    compare: { type: 'string' },
+    'full-layers': { type: 'string', default: '27' },
     out: { type: 'string', default: 'bench-results/gpu-deepseek.json' },
   },
 });
@@ -121,12 +127,33 @@ const ratios = rows
       .map((o) => ({ batch: w.batch, vs: o.engine, decode: +(w.decode_tok_s / o.decode_tok_s).toFixed(3), prefill: w.prefill_tok_s && o.prefill_tok_s ? +(w.prefill_tok_s / o.prefill_tok_s).toFixed(3) : null })),
   );
 
+// The MoE layer's own cost from another layer count's run, and the full model extrapolated from it.
+const full = Number(v['full-layers']);
+const other = v.compare ? (JSON.parse(readFileSync(String(v.compare), 'utf8')) as { layers: number; rows: Row[] }) : null;
+const byLayer = other && other.layers !== layers
+  ? rows.flatMap((r) => {
+      const o = other.rows.find((x) => x.engine.split(' (')[0] === r.engine.split(' (')[0] && x.batch === r.batch);
+      if (!o?.decode_step_ms || !r.decode_step_ms) return [];
+      const layerMs = (r.decode_step_ms - o.decode_step_ms) / (layers - other.layers);
+      const fullMs = r.decode_step_ms + (full - layers) * layerMs;
+      return [{ engine: r.engine, batch: r.batch, moeLayerMs: +layerMs.toFixed(3), fullLayers: full, fullStepMs: +fullMs.toFixed(2), fullDecodeTokS: +((r.batch / fullMs) * 1000).toFixed(1) }];
+    })
+  : [];
+const fullRatios = byLayer
+  .filter((r) => r.engine.startsWith('weft'))
+  .flatMap((w) => byLayer.filter((o) => o.engine.startsWith('transformers') && o.batch === w.batch).map((o) => ({ batch: w.batch, vs: o.engine, decode: +(w.fullDecodeTokS / o.fullDecodeTokS).toFixed(3) })));
+
 console.log(`\nDeepSeek-V2-Lite shape, ${layers} layers (1 dense + ${layers - 1} MoE), random bf16 weights, prompt ${promptLen}, ${decodeTokens} decode tokens; weft load ${loadS.toFixed(1)} s\n`);
 console.log('| engine | batch | prefill tok/s | decode tok/s | decode step ms | ms per layer |\n| --- | --- | --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.engine}${r.experts ? ` (experts: ${r.experts})` : ''} | ${r.batch} | ${r.prefill_tok_s ?? '—'} | ${r.decode_tok_s} | ${r.decode_step_ms ?? '—'} | ${r.decode_ms_per_layer ?? '—'} |`);
 console.log('\n| batch | weft ÷ | decode | prefill |\n| --- | --- | --- | --- |');
 for (const r of ratios) console.log(`| ${r.batch} | ${r.vs} | ${r.decode}× | ${r.prefill ?? '—'}× |`);
+if (byLayer.length) {
+  console.log(`\nThe MoE layer's step cost (this run's ${layers} layers against ${other!.layers} in ${v.compare}) and the ${full}-layer model\n\n| engine | batch | ms per MoE layer | ${full}-layer step ms | ${full}-layer decode tok/s |\n| --- | --- | --- | --- | --- |`);
+  for (const r of byLayer) console.log(`| ${r.engine} | ${r.batch} | ${r.moeLayerMs} | ${r.fullStepMs} | ${r.fullDecodeTokS} |`);
+  for (const r of fullRatios) console.log(`${full} layers, batch ${r.batch}: weft ÷ ${r.vs} = ${r.decode}×`);
+}
 mkdirSync(dirname(String(v.out)), { recursive: true });
-writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), dir, config, layers, promptLen, decodeTokens, loadS: +loadS.toFixed(1), stepPath, torch: torch && { version: torch.torch, transformers: torch.transformers, device: torch.device }, rows, ratios }, null, 1));
+writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), dir, config, layers, promptLen, decodeTokens, loadS: +loadS.toFixed(1), stepPath, byLayer, fullRatios, torch: torch && { version: torch.torch, transformers: torch.transformers, device: torch.device }, rows, ratios }, null, 1));
 log(`wrote ${v.out}`);
 process.exit(0);
