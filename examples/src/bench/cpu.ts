@@ -11,7 +11,8 @@
  * is its own child process (a fresh load; a crash at exit cannot take the bench
  * down). Medians with min–max. The decode bound comes from a native read
  * bandwidth probe (native-bandwidth.ts): decode reads every weight except the
- * input embedding once per token.
+ * input embedding once per token. Each row's resident memory is broken down at the end of its run (rss.ts:
+ * libtensorflow, node, file mappings, anonymous = weights + KV + the rest) beside its peak.
  *
  * Before timing, per format, two teacher-forced checks of weft against llama.cpp (agreement.ts: top-1
  * per step, KL divergence, the top-1 margins where they differ): on the trained model of the repo
@@ -36,6 +37,7 @@ import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
 import { weftFormatOptions } from './weight-formats.js';
 import { measureNativeBandwidth } from './native-bandwidth.js';
 import { hasRandomLlama, paramCount, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { rssBreakdown, type RssBreakdown } from './rss.js';
 import { median } from './stats.js';
 
 export const CPU_SHAPES: Record<string, LlamaShape> = {
@@ -125,7 +127,12 @@ interface RunResult {
   tokens: number[];
   weightBytesPerRank?: number[];
   check?: CheckResult;
+  /** Peak resident set (VmHWM) of the run's process, GB. */
   rssGb: number;
+  /** Where the resident memory is at the end of the run (before close), rss.ts; null off Linux. */
+  rss?: RssBreakdown | null;
+  /** KV bytes the run wrote at most (every request's tokens, as if none shared a block). */
+  kvWrittenBytes?: number;
   /** weft: the package LLM came from. */
   llmFrom?: string;
   /** weft: what its ranks' steps ran (LLM.stepPath). */
@@ -170,12 +177,16 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     }
     return {
       loadS, prefillTokS: promptLen / prefillS, decodeTokS: fullS > prefillS ? decodeTokens / (fullS - prefillS) : NaN, tokens: out.tokenIds,
-      weightBytesPerRank: llm.weightBytesPerRank, rssGb: rssGb(), llmFrom: from, stepPath: llm.stepPath,
+      weightBytesPerRank: llm.weightBytesPerRank, rssGb: rssGb(), rss: rssBreakdown(), llmFrom: from, stepPath: llm.stepPath,
+      kvWrittenBytes: kvBytesPerToken(job.shape) * (8 + 2 + 3 * promptLen + decodeTokens + 3 + (job.checkFile ? CHECK_PROMPT + CHECK_STEPS : 0)),
     };
   } finally {
     await llm.close();
   }
 }
+
+/** weft's fp32 paged KV cache: K and V of every layer. */
+const kvBytesPerToken = (s: LlamaShape) => s.layers * 2 * s.kvHeads * (s.hidden / s.heads) * 4;
 
 /** Peak resident set of this process (VmHWM: worker-thread ranks included), in GB; the current RSS where /proc is absent. */
 function rssGb(): number {
@@ -227,7 +238,7 @@ async function childLlama(job: ChildJob): Promise<RunResult> {
       const weft = { tokens: ref.tokens, step: Array.from({ length: n }, (_, i) => row(i)), full: Array.from({ length: n }, (_, i) => row(n + i)) };
       check = checkAgreement([weft], await llamaBothContexts(model, c.threads, [{ prompt: promptOf(CHECK_PROMPT, job.shape.vocab, 2), tokens: ref.tokens }], ref.cols));
     }
-    return { loadS, prefillTokS: promptLen / r.prefillS, decodeTokS: decodeTokens / r.decodeS, tokens: r.out, check, rssGb: rssGb() };
+    return { loadS, prefillTokS: promptLen / r.prefillS, decodeTokS: decodeTokens / r.decodeS, tokens: r.out, check, rssGb: rssGb(), rss: rssBreakdown() };
   } finally {
     await ctx.dispose();
     await model.dispose();
@@ -300,6 +311,22 @@ function runChild(job: ChildJob, verbose: boolean, extraEnv: NodeJS.ProcessEnv =
   });
 }
 
+/** RSS columns of a row: the end-of-run breakdown and (RSS − KV written) ÷ weight bytes, at the end and at the peak. */
+function rssColumns(results: RunResult[], weightBytes: number): Record<string, unknown> {
+  const r = results.find((x) => x.rss)?.rss;
+  if (!r) return {};
+  const kv = results[0]!.kvWrittenBytes ?? 0;
+  const g = (x: number) => (x / 1e9).toFixed(2);
+  return {
+    rss_end_gb: +(r.rss / 1e9).toFixed(2),
+    rss_ratio_end: +((r.rss - kv) / weightBytes).toFixed(2),
+    rss_ratio_peak: +((Math.max(...results.map((x) => x.rssGb)) * 1e9 - kv) / weightBytes).toFixed(2),
+    kv_written_gb: +(kv / 1e9).toFixed(3),
+    rss_parts_gb: { libtensorflow: +g(r.tensorflowLib), node: +g(r.nodeBinary), otherFiles: +g(r.otherFiles), anonymous: +g(r.anonymous) },
+    rss_breakdown: `end ${g(r.rss)} (peak ${g(r.peak)}) = libtensorflow ${g(r.tensorflowLib)} + node ${g(r.nodeBinary)} + other files ${g(r.otherFiles)} + anonymous ${g(r.anonymous)} ; weights ${g(weightBytes)}, KV ≤ ${g(kv)}, the rest ${g(r.rss - r.tensorflowLib - r.nodeBinary - weightBytes - kv)}`,
+  };
+}
+
 const stats = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const range = (s: { median: number; min: number; max: number }) => `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
@@ -335,7 +362,8 @@ async function parent(): Promise<void> {
   const rounds = Number(v.rounds);
   const promptLen = Number(v.prompt);
   const decodeTokens = Number(v.decode);
-  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs path', 'llama.cpp'];
+  // weft wasm tp1: the same host plan and kernels in a rank without libtensorflow (0.35 GB of the tensorflow rank's RSS).
+  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs path', 'weft wasm tp1', 'llama.cpp'];
   const formats = String(v.formats).split(',') as GgufFormat[];
   for (const f of formats) if (!FORMATS.includes(f)) throw new Error(`unknown format '${f}' (have ${FORMATS.join(', ')})`);
   const configs = CONFIGS.filter((c) => formats.includes(c.format) && only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
@@ -480,6 +508,7 @@ async function parent(): Promise<void> {
         weight_gb: +(weightBytes / 1e9).toFixed(3),
         weight_gb_per_rank: ok[0]!.result!.weightBytesPerRank?.map((b) => +(b / 1e9).toFixed(3)) ?? null,
         rss_gb: +Math.max(...ok.map((o) => o.result!.rssGb)).toFixed(2),
+        ...rssColumns(ok.map((o) => o.result!), weightBytes),
         nonzero_exits: ok.filter((o) => o.exitCode !== 0).length,
       };
     });
@@ -488,8 +517,8 @@ async function parent(): Promise<void> {
   const out = final ? console.log : () => {};
   out(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); bound from ${bwText(bw)} (${bw.how}; measured this run: start ${bwText(bwStart)}${bwEnd ? `, end ${bwText(bwEnd)}` : ''})`);
   out(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);
-  out('| shape | format | engine | layout | prefill tok/s | decode tok/s | GB read / token | decode bound | decode / bound | prefill / nlc best | decode / nlc best | weights GB | peak RSS GB |');
-  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  out('| shape | format | engine | layout | prefill tok/s | decode tok/s | GB read / token | decode bound | decode / bound | prefill / nlc best | decode / nlc best | weights GB | RSS GB end (peak) | (RSS − KV) / weights end (peak) |');
+  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows as Record<string, any>[]) {
     const plan = typeof r.step === 'string' && r.step.startsWith('plan');
     const threads = plan ? `${Math.max(1, Math.floor(CORES / (r.tp * r.pp)))} kernel thread(s)/rank` : `${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank`;
@@ -497,11 +526,13 @@ async function parent(): Promise<void> {
     const engine = r.engine === 'llama.cpp' ? 'node-llama-cpp 3.21.1' : `weft ${r.backend}`;
     const label = `${CPU_SHAPES[r.shape]!.name === 'small' ? '156 M' : 'TinyLlama-1.1B'}`;
     if (r.status !== 'ok') {
-      out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${r.status}: ${String(r.reason).slice(0, 80)} | — | — | — | — | — | — | — | — |`);
+      out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${r.status}: ${String(r.reason).slice(0, 80)} | — | — | — | — | — | — | — | — | — |`);
       continue;
     }
-    out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.decode_gb_per_token.toFixed(2)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_best.toFixed(2)} | ${r.decode_vs_llama_cpp_best.toFixed(2)} | ${r.weight_gb.toFixed(2)} | ${r.rss_gb.toFixed(2)} |`);
+    out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.decode_gb_per_token.toFixed(2)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_best.toFixed(2)} | ${r.decode_vs_llama_cpp_best.toFixed(2)} | ${r.weight_gb.toFixed(2)} | ${r.rss_end_gb?.toFixed(2) ?? '—'} (${r.rss_gb.toFixed(2)}) | ${r.rss_ratio_end?.toFixed(2) ?? '—'} (${r.rss_ratio_peak?.toFixed(2) ?? '—'}) |`);
   }
+  out('\nResident memory at the end of each run (GB; the first run of each row): libtensorflow* (mapped, touched), the node binary, other file mappings (node-llama-cpp: its mmapped GGUF), anonymous (heaps of every isolate, ArrayBuffers: weights and KV, malloc); KV: the most the run wrote (weft fp32 K/V, every request counted whole).');
+  for (const r of rows as Record<string, any>[]) if (r.status === 'ok' && r.rss_breakdown) out(`- ${r.shape} ${r.config}: ${r.rss_breakdown}`);
   for (const [name, c] of Object.entries(checks)) {
     if (typeof c === 'string') out(`\n${name}: weft vs llama.cpp check ${c}`);
     else out(`\n${name}: ${checkText(c)}`);
