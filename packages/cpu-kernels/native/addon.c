@@ -267,7 +267,7 @@ static napi_value gemm(napi_env env, napi_callback_info info, int kind) {
     napi_throw_range_error(env, NULL, "weft_cpu_kernels: bad arguments (isa, threads, shapes or array types)");
     return NULL;
   }
-  act_t a = {m, k, k / QK, x, NULL, NULL, NULL, NULL};
+  act_t a = {m, k, k / QK, x, NULL, NULL, NULL, NULL, NULL};
   const isa_t *I = isas[isa];
   weft_prep_act(I, &a, kind == 1, kind == 2);
   job_t j = {kind, NULL, NULL, I, &a, w, wd, n, nt > MAX_THREADS ? MAX_THREADS : nt, out};
@@ -284,8 +284,17 @@ void weft_prep_act(const isa_t *I, act_t *a, int q4, int bf16) {
     if (I->quantize) I->quantize(a);
     else quantize_act(a);
     if (I->prep_q) I->prep_q(a, q4);
-  } else if (I->prep_bf16) {
-    I->prep_bf16(a);
+  } else {
+    /* BF16_ORDER's pairs: the vector paths read each chunk's even and odd elements as two contiguous vectors */
+    const int kc = a->k / 32;
+    a->xp = aligned_alloc(64, ((size_t)a->m * (kc ? kc : 1) * 32) * sizeof(float));
+    for (int i = 0; i < a->m; i++)
+      for (int c = 0; c < kc; c++) {
+        const float *x = a->x + (size_t)i * a->k + (size_t)c * 32;
+        float *p = a->xp + ((size_t)i * kc + c) * 32;
+        for (int l = 0; l < 16; l++) p[l] = x[2 * l], p[16 + l] = x[2 * l + 1];
+      }
+    if (I->prep_bf16) I->prep_bf16(a);
   }
 }
 
@@ -294,6 +303,8 @@ void weft_release_act(const isa_t *I, act_t *a) {
   free(a->qs);
   free(a->d);
   free(a->sx);
+  free(a->xp);
+  a->xp = NULL;
   a->qs = NULL;
   a->d = NULL;
   a->sx = NULL;

@@ -2,7 +2,7 @@
  * AVX2 path (AVX2, FMA, F16C; no VNNI), as ggml's AVX2 dot products: Q8_0 by |w| · sign(x, w) with
  * vpmaddubsw (no saturation: 127·127·2 < 32767), Q4_0 by the unsigned nibbles with vpmaddubsw and the
  * exact integer correction -8·Σx; a block per ymm, 8 weight rows (reduced to one lane each) × 2 activation rows a tile.
- * bf16 (weight-only): 8 bf16 widened to fp32 by a zero-extend and a shift.
+ * bf16 (weight-only): kernels.h's BF16_ORDER, a shift and a mask widen 16 bf16 a ymm.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -86,31 +86,25 @@ AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, i
 static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 1); }
 
-/* bf16 in kernels.h's BF16_ORDER: the 16 lanes as two ymm (lo: lanes 0-7, hi: 8-15), 8 bf16 a step. */
-AI __m256 bf16_widen8(const uint16_t *w) {
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w)), 16));
-}
-
+/* bf16 in kernels.h's BF16_ORDER: lanes 0-7 (lo) from a chunk's first 16 bf16, 8-15 (hi) from its last 16, each
+ * 32-bit word's even bf16 widened by a shift and its odd one by a mask; x in pairs order (a->xp). */
 AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
   const int k = a->k, kc = k / 32;
+  const __m256i odd = _mm256_set1_epi32((int)0xffff0000u);
   __m256 lo[4][2], hi[4][2];
   for (int rr = 0; rr < NR; rr++)
     for (int ii = 0; ii < NA; ii++) lo[rr][ii] = hi[rr][ii] = _mm256_setzero_ps();
   for (int c = 0; c < kc; c++) {
     if (pf) prefetch_next(w, (size_t)k * 2, NULL, r, NR, 0, (size_t)c * 64);
-    for (int q = 0; q < 4; q += 2) {
-      __m256 w0[4], w1[4];
-      for (int rr = 0; rr < NR; rr++) {
-        w0[rr] = bf16_widen8(w + (size_t)(r + rr) * k + (size_t)c * 32 + q * 8);
-        w1[rr] = bf16_widen8(w + (size_t)(r + rr) * k + (size_t)c * 32 + q * 8 + 8);
-      }
+    for (int rr = 0; rr < NR; rr++) {
+      const uint16_t *wp = w + (size_t)(r + rr) * k + (size_t)c * 32;
+      const __m256i v0 = _mm256_loadu_si256((const __m256i *)wp), v1 = _mm256_loadu_si256((const __m256i *)(wp + 16));
+      const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, odd));
+      const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, odd));
       for (int ii = 0; ii < NA; ii++) {
-        const float *xp = a->x + (size_t)(i0 + ii) * k + (size_t)c * 32 + q * 8;
-        const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
-        for (int rr = 0; rr < NR; rr++) {
-          lo[rr][ii] = _mm256_fmadd_ps(w0[rr], x0, lo[rr][ii]);
-          hi[rr][ii] = _mm256_fmadd_ps(w1[rr], x1, hi[rr][ii]);
-        }
+        const float *xq = a->xp + ((size_t)(i0 + ii) * kc + c) * 32;
+        lo[rr][ii] = _mm256_fmadd_ps(o0, _mm256_load_ps(xq + 16), _mm256_fmadd_ps(e0, _mm256_load_ps(xq), lo[rr][ii]));
+        hi[rr][ii] = _mm256_fmadd_ps(o1, _mm256_load_ps(xq + 24), _mm256_fmadd_ps(e1, _mm256_load_ps(xq + 8), hi[rr][ii]));
       }
     }
   }

@@ -14,14 +14,16 @@ typedef struct {
   float *d;     /* m*nb, the fp16-rounded scales */
   int32_t *sx;  /* m*nb, the sum of each block's qs (for the unsigned-operand corrections) */
   void *extra;  /* an ISA's own layout of the above, made by its prep */
+  float *xp;    /* bf16 gemms: x in BF16_ORDER's pairs, per row and chunk of 32 the 16 even elements then the 16 odd */
 } act_t;
 
 typedef void (*q_rows_fn)(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out);
 /* BF16_ORDER, the one order every bf16 path sums out[i, r] = Σ_j x[i, j]·w[r, j] in (weight-only: x stays fp32), so a
- * row's bits depend neither on its batch nor on the path: 16 lanes; lane l takes, chunk after chunk of 32 elements,
- * fma(w[32c + l], x[32c + l], s_l) then fma(w[32c + 16 + l], x[32c + 16 + l], s_l); then s_l += s_{l+8} (l < 8),
- * s_l += s_{l+4} (l < 4), s_l += s_{l+2}, s_0 += s_1; then the k % 32 last elements, fma in turn. (src/portable.ts
- * emulates the FMAs exactly.) */
+ * row's bits depend neither on its batch nor on the path: 16 lanes; lane l takes the pair (2l, 2l + 1) of each chunk
+ * of 32 elements, chunk after chunk: s_l = fma(w[32c + 2l], x[32c + 2l], s_l), then fma(w[32c + 2l + 1], ...). (A
+ * 32-bit word of two bf16 is the odd one's fp32 once masked, the even one's once shifted: two cheap operations widen
+ * 32 weights, in every vector width.) Then s_l += s_{l+8} (l < 8), s_l += s_{l+4} (l < 4), s_l += s_{l+2}, s_0 += s_1;
+ * then the k % 32 last elements, fma in turn. (src/portable.ts emulates the FMAs exactly.) */
 typedef void (*bf16_rows_fn)(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out);
 
 /* Paged attention of one layer over a step (native/dense.c `attend`): the step's rows × KV heads are the work items. */

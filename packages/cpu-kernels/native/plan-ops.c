@@ -152,7 +152,7 @@ static napi_value linear(napi_env env, napi_callback_info info) {
   float *dst = staged ? (otmp = malloc((size_t)m * n * sizeof(float))) : out + ooff;
   const int ldd = staged ? n : (int)ldo;
   if (kind <= 2) {
-    act_t a = {m, k, k / QK, xs, NULL, NULL, NULL, NULL};
+    act_t a = {m, k, k / QK, xs, NULL, NULL, NULL, NULL, NULL};
     weft_prep_act(I, &a, kind == 1, kind == 2);
     weft_run_q(I, kind, &a, w, wd, n, nt, dst);
     weft_release_act(I, &a);

@@ -53,8 +53,10 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
       const uint16_t *wr = w + (size_t)r * k;
       float s[16] = {0};
       for (int c = 0; c < kc; c++)
-        for (int h = 0; h < 32; h += 16)
-          for (int l = 0; l < 16; l++) s[l] = fmaf(bf16f(wr[c * 32 + h + l]), x[c * 32 + h + l], s[l]);
+        for (int l = 0; l < 16; l++) {
+          s[l] = fmaf(bf16f(wr[c * 32 + 2 * l]), x[c * 32 + 2 * l], s[l]);
+          s[l] = fmaf(bf16f(wr[c * 32 + 2 * l + 1]), x[c * 32 + 2 * l + 1], s[l]);
+        }
       for (int w2 = 8; w2 >= 1; w2 /= 2)
         for (int l = 0; l < w2; l++) s[l] = s[l] + s[l + w2];
       float sum = s[0];

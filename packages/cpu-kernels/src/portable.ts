@@ -75,7 +75,7 @@ function fma32(p: number, c: number): number {
   return err > 0 ? Math.max(r, o) : Math.min(r, o);
 }
 
-/** bf16 (weight-only) in native/kernels.h's BF16_ORDER: 16 lanes over chunks of 32, a tree, the tail by fma. */
+/** bf16 (weight-only) in native/kernels.h's BF16_ORDER: 16 lanes of element pairs over chunks of 32, a tree, the tail by fma. */
 export function gemmBf16Portable(x: Float32Array, m: number, k: number, w: Uint16Array, n: number, out: Float32Array): void {
   const row = new Float32Array(k);
   const bits = new Uint32Array(row.buffer);
@@ -87,11 +87,11 @@ export function gemmBf16Portable(x: Float32Array, m: number, k: number, w: Uint1
       const xo = i * k;
       s.fill(0);
       for (let c = 0; c < kc; c++)
-        for (let h = 0; h < 32; h += 16)
-          for (let l = 0; l < 16; l++) {
-            const j = c * 32 + h + l;
-            s[l] = fma32(row[j]! * x[xo + j]!, s[l]!);
-          }
+        for (let l = 0; l < 16; l++) {
+          const j = xo + c * 32 + 2 * l, jw = c * 32 + 2 * l;
+          s[l] = fma32(row[jw]! * x[j]!, s[l]!);
+          s[l] = fma32(row[jw + 1]! * x[j + 1]!, s[l]!);
+        }
       for (let half = 8; half >= 1; half >>= 1) for (let l = 0; l < half; l++) s[l] = fr(s[l]! + s[l + half]!);
       let sum = s[0]!;
       for (let j = kc * 32; j < k; j++) sum = fma32(row[j]! * x[xo + j]!, sum);
