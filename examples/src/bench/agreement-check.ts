@@ -16,6 +16,9 @@ import { compareTeacherForced, describeAgreement, logSoftmax, type Agreement } f
 import { llamaCheckpointToGguf, type GgufFormat } from './gguf-writer.js';
 import { weftFormatOptions } from './weight-formats.js';
 
+// node-llama-cpp is a root devDependency, imported by name at run time (a variable: never bundled).
+const NODE_LLAMA_CPP = 'node-llama-cpp';
+
 export interface WeftCheckRows {
   tokens: number[];
   /** Per generated token, the logits it was sampled from. */
@@ -125,7 +128,7 @@ export async function trainedModelCheck(modelDir: string, format: GgufFormat, gg
   } finally {
     await llm.close();
   }
-  const nlc = (await import(/* @vite-ignore */ 'node-llama-cpp')) as typeof import('node-llama-cpp');
+  const nlc = (await import(/* @vite-ignore */ NODE_LLAMA_CPP)) as typeof import('node-llama-cpp');
   const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
   const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
   try {
