@@ -5,11 +5,18 @@
  * tensorflow backend) print `SKIPPED <what>: <why>` and pass; vitest's own skips show as `↓ … [skipped]`.
  * Both are collected from the output, so a plain `npm test` says which of CI's suites it did not run.
  * Extra arguments go to nx (e.g. `npm test -- --projects=@weft/engine`).
+ *
+ * `npm run test:full` (`--full`): the same with every matrix CI trims (the benches' machine runs it):
+ * WEFT_FULL_MATRIX=1 (every layout, backend and family of the parity, plan and batching suites) and
+ * WEFT_TF_EXIT_RUNS=200 (the tensorflow CLI exit loop; 8 in CI).
  */
 import { spawn } from 'node:child_process';
 
-const args = ['nx', 'run-many', '-t', 'test', '--output-style=stream', '--parallel=1', ...process.argv.slice(2)];
-const child = spawn('npx', args, { stdio: ['inherit', 'pipe', 'pipe'] });
+const full = process.argv.includes('--full');
+const extra = process.argv.slice(2).filter((a) => a !== '--full');
+const env = full ? { ...process.env, WEFT_FULL_MATRIX: '1', WEFT_TF_EXIT_RUNS: process.env.WEFT_TF_EXIT_RUNS ?? '200' } : process.env;
+const args = ['nx', 'run-many', '-t', 'test', '--output-style=stream', '--parallel=1', ...extra];
+const child = spawn('npx', args, { stdio: ['inherit', 'pipe', 'pipe'], env });
 const skipped = new Map();
 const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
