@@ -18,6 +18,7 @@ import {
   buildAttentionMetadata, defaultWeightLoader, GgmlLinearMethod, hostWeight, LinearWeight, Parameter, PlanBuilder, positionsOf, UnquantizedLinearMethod, view, whole, WebGpuPlanExecutor,
   type AttentionOp, type DevicePlan, type KernelTuning, type PlanStepInput,
 } from '@weft/layers';
+import { benchPlan, type PlanBenchRow } from './gpu-plan.js';
 import { probeAdapter } from './gpu-probe.js';
 import { median } from './stats.js';
 
@@ -29,6 +30,12 @@ const { values: v } = parseArgs({
     reps: { type: 'string', default: '50' },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu-kernels.json' },
+    /** Also the whole decode step of bench:gpu's checkpoint in DIR per --plan-formats × --plan-shapes (a GEMV shape for every linear). */
+    'plan-dir': { type: 'string' },
+    'plan-formats': { type: 'string', default: 'q4_0,bf16' },
+    'plan-shapes': { type: 'string', default: 'rows4,default' },
+    /** Skip the per-linear sweep. */
+    'no-sweep': { type: 'boolean', default: false },
   },
 });
 const log = (m: string) => process.stderr.write(`[gpu-kernels] ${m}\n`);
@@ -218,9 +225,22 @@ log(`prefill attention, 512 rows, one layer (µs): ${JSON.stringify(result.prefi
 // Subgroup-reduced shapes where the adapter runs 32-wide subgroups.
 const sg = (result.adapter as { subgroups?: { subgroupSize?: number } }).subgroups?.subgroupSize === 32;
 const shapes = String(v.shapes).split(',').filter((x) => sg || !x.endsWith('sg'));
-result.linears = await sweepLinears(String(v.formats).split(','), String(v.rows).split(',').map(Number), shapes);
-mkdirSync(dirname(String(v.out)), { recursive: true });
-writeFileSync(String(v.out), JSON.stringify(result, null, 1));
+result.linears = v['no-sweep'] ? [] : await sweepLinears(String(v.formats).split(','), String(v.rows).split(',').map(Number), shapes);
+const save = () => {
+  mkdirSync(dirname(String(v.out)), { recursive: true });
+  writeFileSync(String(v.out), JSON.stringify(result, null, 1));
+};
+save();
+if (v['plan-dir']) {
+  const planRows: PlanBenchRow[] = [];
+  for (const shape of String(v['plan-shapes']).split(',')) {
+    planRows.push(...(await benchPlan({ dir: String(v['plan-dir']), formats: String(v['plan-formats']).split(','), batches: [1, 16], promptLen: 512, decodeTokens: 32, bandwidth: Number(v['bandwidth-tb-s']) * 1e12, log, tuning: { label: shape, kernels: tuningOf(shape) } })));
+  }
+  result.plan = planRows;
+  console.log('engine | batch | prefill tok/s | decode tok/s | step ms | GPU ms | kernel µs');
+  for (const r of planRows) console.log(`${r.engine} | ${r.batch} | ${r.prefill_tok_s} | ${r.decode_tok_s} | ${r.step_ms} | ${r.gpu_step_ms} | ${JSON.stringify(r.kernel_us)}`);
+}
+save();
 // The best shape per (format, linear, rows) against the untiled GEMV.
 const rows = result.linears as GemvRow[];
 const keys = [...new Set(rows.map((r) => `${r.format}|${r.linear}|${r.rows}`))];

@@ -9,7 +9,7 @@
  */
 import { GroupCoordinator, SoloCommunicator, type ParallelState } from '@weft/comm';
 import { Checkpoint, initBackend, resolveParallelConfig, type WeightFormat } from '@weft/core';
-import { buildAttentionMetadata, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type PlanStepInput } from '@weft/layers';
+import { buildAttentionMetadata, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type KernelTuning, type PlanStepInput } from '@weft/layers';
 import { registration } from '@weft/llama';
 import { median } from './stats.js';
 
@@ -29,6 +29,8 @@ export interface PlanBenchOptions {
   /** Bytes/s of the GPU's memory, for the bound. */
   bandwidth: number;
   log: (m: string) => void;
+  /** Kernel shapes other than the executor's defaults (the row's engine name gets `label`). */
+  tuning?: { label: string; kernels: KernelTuning };
 }
 
 export interface PlanBenchRow {
@@ -69,7 +71,7 @@ function stepOf(tokens: number[][], context: number[], tables: number[][], block
   };
 }
 
-async function loadPlanExecutor(dir: string, format: WeightFormat, maxRows: number, maxSeqs: number, maxModelLen: number): Promise<WebGpuPlanExecutor> {
+async function loadPlanExecutor(dir: string, format: WeightFormat, maxRows: number, maxSeqs: number, maxModelLen: number, tuning?: KernelTuning): Promise<WebGpuPlanExecutor> {
   const model = registration.createModel(dir, soloState(), { maxModelLen });
   try {
     const ck = Checkpoint.open(dir);
@@ -79,7 +81,7 @@ async function loadPlanExecutor(dir: string, format: WeightFormat, maxRows: numb
       ck.close();
     }
     // The executor holds its own copy on the GPU: the host copies go when the model is disposed.
-    return await WebGpuPlanExecutor.create({ plan: model.recordPlan(), maxRows, maxSeqs, maxModelLen });
+    return await WebGpuPlanExecutor.create({ plan: model.recordPlan(), maxRows, maxSeqs, maxModelLen, tuning });
   } finally {
     model.dispose();
   }
@@ -100,7 +102,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
     const format = PLAN_FORMATS[name];
     if (!format) throw new Error(`--plan-formats: unknown format ${name} (${Object.keys(PLAN_FORMATS).join(', ')})`);
     const t0 = performance.now();
-    const ex = await loadPlanExecutor(o.dir, format, Math.max(o.promptLen, 64), Math.max(16, maxB), maxModelLen);
+    const ex = await loadPlanExecutor(o.dir, format, Math.max(o.promptLen, 64), Math.max(16, maxB), maxModelLen, o.tuning?.kernels);
     const loadS = (performance.now() - t0) / 1000;
     o.log(`weft plan (${name}): loaded and uploaded in ${loadS.toFixed(1)} s, ${(ex.weightBytes / 1e9).toFixed(2)} GB of linear weights per step`);
     try {
@@ -168,7 +170,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
           encs.push(performance.now() - t1);
         }
         const row: PlanBenchRow = {
-          engine: `weft webgpu plan ${name} weights`,
+          engine: `weft webgpu plan ${name} weights${o.tuning ? ` (${o.tuning.label})` : ''}`,
           dtype: name,
           batch: b,
           prefill_tok_s: +((o.promptLen / prefillMs) * 1000).toFixed(1),

@@ -20,10 +20,14 @@ export interface GemvShape {
   sg?: boolean;
 }
 
-/** The shape per activation row count (tunable per device; these are the defaults). */
-export function gemvShape(m: number, gateUp: boolean): GemvShape {
-  const R = m <= 4 ? 2 : 4;
-  return { L: 64, R: gateUp ? Math.max(2, R) : R };
+/**
+ * The default shape per weight format and activation row count. On the H200 (sweep of 2026-12-03,
+ * bench gpu-kernels): 64 lanes; 4 weight rows a thread for the block formats, for gate|up and from 5 rows
+ * on; 2 for fp32 / bf16 up to 4 rows (more would leave too few workgroups for the small matrices).
+ */
+export function gemvShape(m: number, gateUp: boolean, format: string): GemvShape {
+  const wide = gateUp || m > 4 || format === 'q8_0' || format === 'q4_0';
+  return { L: 64, R: wide ? 4 : 2 };
 }
 
 /** Outputs per workgroup. */
