@@ -56,7 +56,8 @@ export async function llamaBothContexts(model: LlamaModel, threads: number, case
   for (const k of ['default', 'f32Kv'] as const) {
     const ctx = await model.createContext({ contextSize: 512, batchSize: 512, threads, sequences: 1, ...LLAMA_CONTEXTS[k] });
     try {
-      for (const c of cases) out[k].push(await llamaTeacherForced(ctx.getSequence(), c.prompt, c.tokens, vocab));
+      const seq = ctx.getSequence(); // one sequence a context: every prompt reuses it (cleared first)
+      for (const c of cases) out[k].push(await llamaTeacherForced(seq, c.prompt, c.tokens, vocab));
     } finally {
       await ctx.dispose();
     }
