@@ -3,7 +3,7 @@
  * 32-bit lane. Each block of the 16 rows is loaded and transposed in registers (8 zmm: lane l of zmm g holds row l's
  * 4 weights of group g), so that one vpdpbusd against 4 activation bytes broadcast from memory does 16 rows' work
  * and a block's integer dot ends whole in one lane: it is scaled once, by d_w·d_x, and summed in fp32 block after
- * block, as the scalar path does (the same bits). Q8_0 under Q16_MIN_M activation rows, where its transposes cost
+ * block, as the scalar path does (the same bits). Q8_0 up to Q8S_MAX_M activation rows, where its transposes cost
  * more than the dot products, runs q8s_tile instead: the same integer block dots, from untransposed dot products
  * reduced in registers. So every batch size gives a row the same bits.
  * Activation rows go 8 at a time (then 4, 2, 1); the first pass transposes the tile into a buffer that the
@@ -11,7 +11,9 @@
  */
 #ifndef WEFT_AVX512_Q16_H
 #define WEFT_AVX512_Q16_H
-#define Q16_MIN_M 8
+/* Q8_0 up to this many activation rows runs q8s_tile (CPU time, 45056×2048 from memory: m = 1-3 14-57% faster than
+ * the transposing tile; m = 4-7 8-12% slower) */
+#define Q8S_MAX_M 3
 
 #define TR 16 /* weight rows a tile */
 
@@ -142,7 +144,7 @@ AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
 }
 
-/* Q8_0 with few activation rows (m < Q16_MIN_M): the transposes above cost more than the dot products there, so the
+/* Q8_0 with few activation rows (m ≤ Q8S_MAX_M): the transposes above cost more than the dot products there, so the
  * 16 rows' blocks are dotted as they lie (a block pair a zmm, 8 lanes a block) and each row's 8-lane partial sums are
  * then reduced in registers to one lane a row: the same integer block dots, scaled and summed as q16_tile does (the
  * same bits). An odd last block goes through the transposed load. */
@@ -164,7 +166,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   const int32_t *corr = a->extra;
   const size_t wrow = (size_t)k;
   const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(nb));
-  __m512 acc[Q16_MIN_M];
+  __m512 acc[Q8S_MAX_M];
   for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
   int b = 0;
   for (; b + 2 <= nb; b += 2) {
@@ -208,12 +210,11 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
 /* Every activation row over one tile: 8 at a time, then 4, 2, 1. The first pass prefetches the next tile and, when
  * more passes follow, leaves the transposed tile in tb for them. */
 AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, float *out, int n, const int q4, int pf, __m512i *tb) {
-  if (!q4 && a->m < Q16_MIN_M) {
+  if (!q4 && a->m <= Q8S_MAX_M) {
     switch (a->m) {
       case 1: q8s_tile(a, w, wd, nr, 0, 1, out, n, pf); break;
       case 2: q8s_tile(a, w, wd, nr, 0, 2, out, n, pf); break;
-      case 3: q8s_tile(a, w, wd, nr, 0, 3, out, n, pf); break;
-      default: q8s_tile(a, w, wd, nr, 0, 4, out, n, pf); if (a->m > 4) q8s_tile(a, w, wd, nr, 4, a->m - 4, out, n, 0); break;
+      default: q8s_tile(a, w, wd, nr, 0, 3, out, n, pf); break;
     }
     return;
   }
