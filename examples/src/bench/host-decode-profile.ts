@@ -1,7 +1,7 @@
 /**
  * Where a decode step of the device plan's host executor goes (issue 19's decode ≥ 0.8 of the bandwidth bound):
  * one loaded rank (TinyLlama-1.1B shape by default, random weights, per format), a prompt prefilled, then decode
- * steps of one token timed with the executor's per-op hook. Per token: each op class's ms and call count, the
+ * steps of one token timed with the executor's per-op hook (and the prompt's prefill step split the same way). Per token: each op class's ms and call count, the
  * linears' GB/s of weights read (by format: the decoder's and the LM head's), and what lies outside the ops (the
  * executor's own JS between calls: step setup, views, copies out). With `--threads 1` and `2` the difference of the
  * linears is the kernel pool's share. Prints `uptime` before and after: this machine is shared.
@@ -104,7 +104,9 @@ async function main() {
       gaps.after = t1 - lastEnd;
       return t1 - t0;
     };
-    await stepAt(0, C);
+    current = new Map();
+    const prefillMs = await stepAt(0, C);
+    const prefill = Object.fromEntries([...current].map(([c, e]) => [c, +e.ms.toFixed(2)]));
     const walls: number[] = [];
     for (let i = 0; i < N + 2; i++) {
       current = i >= 2 ? new Map() : null;
@@ -133,6 +135,7 @@ async function main() {
       after: +median(gapSteps.map((g) => g.after)).toFixed(3),
     };
     row.split = split;
+    row.prefill = { tokens: C, ms: +prefillMs.toFixed(1), tokS: +((1000 * C) / prefillMs).toFixed(1), split: prefill };
     const total = [...bytes.values()].reduce((a, b) => a + b, 0);
     row.weightGB = +(total / 1e9).toFixed(3);
     row.effectiveGBs = +(total / median(walls) / 1e6).toFixed(1);
