@@ -36,6 +36,9 @@ const { values: v } = parseArgs({
     'plan-shapes': { type: 'string', default: 'rows4,default' },
     /** Skip the per-linear sweep. */
     'no-sweep': { type: 'boolean', default: false },
+    /** The prefill GEMM at these row counts per K step ('' skips). */
+    'gemm-rows': { type: 'string', default: '512' },
+    'gemm-shapes': { type: 'string', default: 'k16,k32' },
   },
 });
 const log = (m: string) => process.stderr.write(`[gpu-kernels] ${m}\n`);
@@ -105,6 +108,7 @@ function linearPlan(l: Linear, w: LinearWeight, gn: Parameter): DevicePlan {
 function tuningOf(shape: string): KernelTuning {
   if (shape === 'rows4') return { gemv: 'rows4' };
   if (shape === 'default') return {};
+  if (shape === 'k16' || shape === 'k32') return { gemmK: shape === 'k16' ? 16 : 32 };
   const sg = shape.endsWith('sg');
   const [L, R] = shape.replace('sg', '').split('x').map(Number) as [number, number];
   return { gemv: (_m, gateUp) => ({ L, R: gateUp ? Math.max(2, 2 * Math.ceil(R / 2)) : R, sg }) };
@@ -163,7 +167,7 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[])
               mx = Math.max(mx, Math.abs(ref[i]!));
             }
             ex.prepare(stepInput(m, l.k));
-            const us = await timeKernels(ex, m, (t) => t !== 'rms_norm' || m > 16);
+            const us = await timeKernels(ex, m, (t) => t !== 'rms_norm');
             const r = { format, linear: l.name, rows: m, shape, us: +us.toFixed(1), gb_s: +(bytes / us / 1e3).toFixed(0), rel_diff: Number.isNaN(d) ? -1 : +(d / mx).toExponential(2) };
             out.push(r);
             log(JSON.stringify(r));
@@ -193,7 +197,14 @@ async function prefillAttention(T: number): Promise<Record<string, number>> {
   b.op(op);
   const plan = b.build(1, { inHidden: qkv, hidden: o });
   const res: Record<string, number> = {};
-  for (const [name, tuning] of [['flash', {}], ['staged', { attention: 'staged' }]] as [string, KernelTuning][]) {
+  const variants: [string, KernelTuning][] = [
+    ['flash 32×32', {}],
+    ['flash 64×32', { flash: { QV: 64, BC: 32 } }],
+    ['flash 16×32', { flash: { QV: 16, BC: 32 } }],
+    ['flash 32×16', { flash: { QV: 32, BC: 16 } }],
+    ['staged', { attention: 'staged' }],
+  ];
+  for (const [name, tuning] of variants) {
     const ex = await WebGpuPlanExecutor.create({ plan, maxRows: T, maxSeqs: 16, maxModelLen: T + 16, tuning, device: await sharedDevice() });
     try {
       await ex.initCaches(Math.ceil(T / 16) + 2, 16);
@@ -226,6 +237,7 @@ log(`prefill attention, 512 rows, one layer (µs): ${JSON.stringify(result.prefi
 const sg = (result.adapter as { subgroups?: { subgroupSize?: number } }).subgroups?.subgroupSize === 32;
 const shapes = String(v.shapes).split(',').filter((x) => sg || !x.endsWith('sg'));
 result.linears = v['no-sweep'] ? [] : await sweepLinears(String(v.formats).split(','), String(v.rows).split(',').map(Number), shapes);
+if (v['gemm-rows']) result.gemm = await sweepLinears(String(v.formats).split(','), String(v['gemm-rows']).split(',').map(Number), String(v['gemm-shapes']).split(','));
 const save = () => {
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify(result, null, 1));
@@ -242,12 +254,12 @@ if (v['plan-dir']) {
 }
 save();
 // The best shape per (format, linear, rows) against the untiled GEMV.
-const rows = result.linears as GemvRow[];
+const rows = [...(result.linears as GemvRow[]), ...((result.gemm as GemvRow[] | undefined) ?? [])];
 const keys = [...new Set(rows.map((r) => `${r.format}|${r.linear}|${r.rows}`))];
 console.log('format | linear | rows | rows4 µs | best shape | best µs | GB/s | worst rel diff of any shape');
 for (const k of keys) {
   const rs = rows.filter((r) => `${r.format}|${r.linear}|${r.rows}` === k);
-  const base = rs.find((r) => r.shape === 'rows4');
+  const base = rs.find((r) => r.shape === 'rows4' || r.shape === 'k16');
   const best = rs.reduce((a, b) => (b.us < a.us ? b : a));
   console.log(`${k.replaceAll('|', ' | ')} | ${base?.us ?? '—'} | ${best.shape} | ${best.us} | ${best.gb_s} | ${Math.max(...rs.map((r) => (r.rel_diff < 0 ? Infinity : r.rel_diff)))}`);
 }

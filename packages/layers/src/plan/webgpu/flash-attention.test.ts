@@ -29,6 +29,8 @@ describe('flash prefill attention against Attention + PagedKVCache', () => {
     { name: 'MHA 3/3, head 32, v 16, window 40', H: 3, Hk: 3, D: 32, Dv: 16, window: 40, cap: null, prefix: false },
     { name: 'latent (V = K prefix), 16/1, head 40, v 32', H: 16, Hk: 1, D: 40, Dv: 32, window: null, cap: null, prefix: true },
     { name: 'GQA 64/1, head 8 (more heads than a workgroup holds)', H: 64, Hk: 1, D: 8, Dv: 8, window: null, cap: null, prefix: false },
+    { name: 'GQA 8/2, head 16, window 30, 64 query vectors a workgroup', H: 8, Hk: 2, D: 16, Dv: 16, window: 30, cap: null, prefix: false, flash: { QV: 64, BC: 32 } },
+    { name: 'GQA 8/1, head 64, 16 query vectors, 32 keys a tile', H: 8, Hk: 1, D: 64, Dv: 64, window: null, cap: 20, prefix: false, flash: { QV: 16, BC: 32 } },
   ];
   it.each(configs)('$name: two prompts (70 + 37 rows), then a 45-row chunk after context beside two decode rows', async (c) => {
     const scale = 1 / Math.sqrt(c.D);
@@ -60,7 +62,8 @@ describe('flash prefill attention against Attention + PagedKVCache', () => {
         { seqId: 2, queryLen: 3, blockTable: tables[2] },
       ],
     ];
-    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 128, maxSeqs: 8, maxModelLen: 160 });
+    const flash = 'flash' in c ? c.flash : undefined;
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 128, maxSeqs: 8, maxModelLen: 160, tuning: { flash } });
     try {
       await ex.initCaches(BLOCKS, BS);
       for (const [i, s] of steps.entries()) {
@@ -81,7 +84,9 @@ describe('flash prefill attention against Attention + PagedKVCache', () => {
         tf.dispose([x, q, k, y, ...(v ? [v] : [])]);
       }
       // These shapes run the flash kernel (not the staged one) on prefill steps.
-      expect(flashConfig(op, gpu().limits.maxComputeWorkgroupStorageSize)).not.toBeNull();
+      const cfg = flashConfig(op, gpu().limits.maxComputeWorkgroupStorageSize, flash);
+      expect(cfg).not.toBeNull();
+      if (flash) expect(cfg!.QV).toBe(flash.QV);
     } finally {
       ex.dispose();
     }

@@ -1,5 +1,5 @@
 /**
- * The register-tiled GEMV (wgsl-gemv.ts) at the shapes a device may be tuned to (lanes along K, weight
+ * The prefill GEMM at both K steps (16, 32), and the register-tiled GEMV (wgsl-gemv.ts) at the shapes a device may be tuned to (lanes along K, weight
  * rows per thread), every weight format, 1 … 7 activation rows, with a fused input RMSNorm, a fused
  * gate|up activation, a bias and accumulation, against the tfjs cpu backend on random data. K is chosen
  * so the lanes' last pass over K is partial and n so the last workgroup has rows past the matrix.
@@ -98,6 +98,43 @@ describe('tiled GEMV against tfjs', () => {
         const av = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.slice(g, [0, I], [T, I]));
         const xn = tf.add(xt, tf.matMul(av, wd.denseTransposed()));
         return [yv.dataSync(), xn.dataSync()];
+      });
+      expect(worst(o.hidden!, want[0]!)).toBeLessThan(3e-4);
+      expect(worst(o.residual!, want[1]!)).toBeLessThan(3e-4);
+    } finally {
+      ex.dispose();
+    }
+  });
+});
+
+describe('prefill GEMM, K steps of 16 and 32, against tfjs', () => {
+  it.each((['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [16, 32].map((gemmK) => ({ format, gemmK: gemmK as 16 | 32 }))))('$format, K step $gemmK: 70 rows through gate|up·silu (bias) and an accumulated linear', async ({ format, gemmK }) => {
+    const k = format === 'fp32' || format === 'bf16' ? 200 : 224;
+    const I = 45;
+    const T = 70;
+    const wgu = weight(2 * I, k, format, 51);
+    const wd = weight(k, I, format === 'q8_0' || format === 'q4_0' ? 'fp32' : format, 52);
+    const bias = vector(2 * I, 53);
+    const b = new PlanBuilder();
+    const x = b.act('x', k);
+    const gu = b.act('gu', 2 * I);
+    const a = b.act('a', I);
+    b.op({ kind: 'linear', x: whole(x), out: whole(gu), weight: wgu, bias, accumulate: false });
+    b.op({ kind: 'gatedAct', act: 'silu', x: whole(gu), out: whole(a) });
+    b.op({ kind: 'linear', x: whole(a), out: whole(x), weight: wd, bias: null, accumulate: true });
+    const plan = b.build(1, { inHidden: x, hidden: a, residual: x });
+    const xs = randomHost([T, k], 54).data as Float32Array;
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 96, maxSeqs: 4, maxModelLen: 100, tuning: { gemmK } });
+    try {
+      await ex.initCaches(4, 4);
+      const meta = buildAttentionMetadata([{ seqId: 0, queryLen: T, blockTable: Array.from({ length: 18 }, (_, i) => i % 4) }], 4);
+      const o = await ex.step({ tokenIds: new Int32Array(T), positions: positionsOf(meta), seqs: meta.seqs, blockSize: 4, sampledRows: Int32Array.from([T - 1]), hidden: xs });
+      const want = tf.tidy(() => {
+        const xt = tf.tensor2d(xs, [T, k]);
+        const g = tf.add(tf.matMul(xt, wgu.denseTransposed()), bias.tensor);
+        const gate = tf.slice(g, [0, 0], [T, I]);
+        const av = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.slice(g, [0, I], [T, I]));
+        return [av.dataSync(), tf.add(xt, tf.matMul(av, wd.denseTransposed())).dataSync()];
       });
       expect(worst(o.hidden!, want[0]!)).toBeLessThan(3e-4);
       expect(worst(o.residual!, want[1]!)).toBeLessThan(3e-4);

@@ -28,6 +28,10 @@ export interface KernelTuning {
   gemv?: ((m: number, gateUp: boolean) => GemvShape) | 'rows4';
   /** 'staged': prefill attention on the per-row kernel instead of the flash one. */
   attention?: 'staged';
+  /** The flash kernel's query vectors per workgroup and keys per tile (where workgroup memory allows). */
+  flash?: { QV: number; BC: number };
+  /** K per step of the prefill GEMM through workgroup memory (default 16). */
+  gemmK?: 16 | 32;
 }
 
 export interface KernelContext {
@@ -79,7 +83,7 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
       return m <= GEMV_MAX_ROWS ? `gemv${m}` : 'gemm';
     },
     code: (b, v) => {
-      if (v === 'gemm') return gemmWgsl(b, spec);
+      if (v === 'gemm') return gemmWgsl(b, spec, tuning.gemmK);
       const m = Number(v.slice(4));
       return tiled ? gemvTiledWgsl(b, spec, m, shape(m)) : gemvWgsl(b, spec, m);
     },
@@ -102,7 +106,7 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
   if (attentionSharedBytes(op, 1) + 4 * (op.headDim + op.vHeadDim + 1) > ctx.sharedBytes) throw new WeftError(`webgpu plan: attention head_dim ${op.headDim} needs more workgroup memory than the device has`);
   const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
   // Prefill-sized steps: K/V tiles shared by a block of rows × the heads of a KV head, no score matrix (flash).
-  const flash = ctx.tuning?.attention === 'staged' ? null : flashConfig(op, ctx.sharedBytes);
+  const flash = ctx.tuning?.attention === 'staged' ? null : flashConfig(op, ctx.sharedBytes, ctx.tuning?.flash);
   return [
     simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T, _S, decode) => (fused && decode ? null : per256(T * perRow))),
     {

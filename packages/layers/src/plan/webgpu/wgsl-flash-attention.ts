@@ -33,15 +33,17 @@ function flashBytes(op: AttentionOp, QV: number, BC: number): number {
 }
 
 /** The flash configuration for `op` within `sharedBytes` of workgroup memory, or null (the staged kernel runs). */
-export function flashConfig(op: AttentionOp, sharedBytes: number): FlashConfig | null {
+export function flashConfig(op: AttentionOp, sharedBytes: number, first?: { QV: number; BC: number }): FlashConfig | null {
   if (op.headDim % 4 || op.vHeadDim % 4) return null;
   const G = op.numHeads / op.numKvHeads;
   for (const [QV, BC] of [
+    ...(first ? [[first.QV, first.BC] as const] : []),
     [32, 32],
     [32, 16],
     [16, 16],
     [8, 16],
   ] as const) {
+    if (256 % QV || QV > 256) continue;
     if (flashBytes(op, QV, BC) > sharedBytes) continue;
     let GH = 1;
     for (let g = 1; g <= Math.min(G, QV); g++) if (G % g === 0) GH = g;

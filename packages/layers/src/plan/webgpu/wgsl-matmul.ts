@@ -203,8 +203,11 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 }`;
 }
 
-/** The tiled GEMM (rows from `si`). */
-export function gemmWgsl(b: Binder, s: MatmulSpec): string {
+/** The tiled GEMM (rows from `si`); `BK`: K per step through workgroup memory (16 or 32). */
+export function gemmWgsl(b: Binder, s: MatmulSpec, BK = 16): string {
+  if (BK !== 16 && BK !== 32) throw new Error(`gemmWgsl: BK ${BK}`);
+  const hs = Array.from({ length: BK / 8 }, (_, h) => h);
+  const Q = BK / 4;
   const { w } = s;
   const { K, half, NO, xl, route, row } = prologue(b, s);
   const Y = b.act(s.out.act);
@@ -230,12 +233,12 @@ export function gemmWgsl(b: Binder, s: MatmulSpec): string {
   };
   // Registers pa / pb ← the tile at K step `k0` (an expression): two vec4 of x and of each weight row set per thread.
   const fetchTile = (k0: string) =>
-    [0, 1]
+    hs
       .map(
         (h) => `{
       let idx = lid + ${h * 128}u;
-      let lr = idx / 4u;
-      let kq = ${k0} + (idx % 4u) * 4u;
+      let lr = idx / ${Q}u;
+      let kq = ${k0} + (idx % ${Q}u) * 4u;
       pa${h} = vec4<f32>(0.0);
       if (m0 + lr < M && kq < ${w.kp}u) { pa${h} = xl(m0 + lr, kq / 4u); }
       ${ws.map((wn) => `pb${wn}${h} = vec4<f32>(0.0); if (n0 + lr < ${NO}u && kq < ${w.kp}u) { pb${wn}${h} = ${load(row(wn === 'U' ? `(n0 + lr + ${half}u)` : '(n0 + lr)'))}; }`).join('\n      ')}
@@ -253,8 +256,8 @@ ${si}
 ${route?.decl ?? ''}
 ${sc}
 ${xl}
-var<workgroup> As : array<vec4<f32>, 256>;
-${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, 256>;`).join('\n')}
+var<workgroup> As : array<vec4<f32>, ${BK * 16}>;
+${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, ${BK * 16}>;`).join('\n')}
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   ${route?.init ?? ''}
@@ -265,23 +268,23 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let tx = lid % 16u;
   let ty = lid / 16u;
   ${ws.map((wn) => `var c${wn} : array<vec4<f32>, 8>;`).join(' ')}
-  ${[0, 1].map((h) => `var pa${h} = vec4<f32>(0.0); ${ws.map((wn) => `var pb${wn}${h} = vec4<f32>(0.0);`).join(' ')}`).join('\n  ')}
+  ${hs.map((h) => `var pa${h} = vec4<f32>(0.0); ${ws.map((wn) => `var pb${wn}${h} = vec4<f32>(0.0);`).join(' ')}`).join('\n  ')}
   ${fetchTile('0u')}
-  for (var k0 = 0u; k0 < ${w.kp}u; k0 += 16u) {
-    ${[0, 1]
+  for (var k0 = 0u; k0 < ${w.kp}u; k0 += ${BK}u) {
+    ${hs
       .map(
         (h) => `{
       let idx = lid + ${h * 128}u;
-      let lr = idx / 4u;
-      let lk = (idx % 4u) * 4u;
+      let lr = idx / ${Q}u;
+      let lk = (idx % ${Q}u) * 4u;
       for (var c = 0u; c < 4u; c++) { As[(lk + c) * 16u + lr / 4u][lr % 4u] = pa${h}[c]; ${ws.map((wn) => `Bs${wn}[(lk + c) * 16u + lr / 4u][lr % 4u] = pb${wn}${h}[c];`).join(' ')} }
     }`,
       )
       .join('\n    ')}
     workgroupBarrier();
     // The next K step's global loads are in flight while this one multiplies.
-    if (k0 + 16u < ${w.kp}u) { ${fetchTile('k0 + 16u')} }
-    for (var kk = 0u; kk < 16u; kk++) {
+    if (k0 + ${BK}u < ${w.kp}u) { ${fetchTile(`k0 + ${BK}u`)} }
+    for (var kk = 0u; kk < ${BK}u; kk++) {
       let a0 = As[kk * 16u + ty * 2u];
       let a1 = As[kk * 16u + ty * 2u + 1u];
       ${ws.map((wn) => `{ let b = Bs${wn}[kk * 16u + tx]; c${wn}[0] += a0.x * b; c${wn}[1] += a0.y * b; c${wn}[2] += a0.z * b; c${wn}[3] += a0.w * b; c${wn}[4] += a1.x * b; c${wn}[5] += a1.y * b; c${wn}[6] += a1.z * b; c${wn}[7] += a1.w * b; }`).join('\n      ')}
