@@ -7,7 +7,7 @@
  * more than the dot products, runs q8s_tile instead: the same integer block dots, from untransposed dot products
  * reduced in registers. So every batch size gives a row the same bits.
  * Activation rows go 8 at a time (then 4, 2, 1); the first pass transposes the tile into a buffer that the
- * others read, and prefetches the next tile.
+ * others read, and prefetches the tile Q_AHEAD on.
  */
 #ifndef WEFT_AVX512_Q16_H
 #define WEFT_AVX512_Q16_H
@@ -16,6 +16,11 @@
 #define Q8S_MAX_M 3
 
 #define TR 16 /* weight rows a tile */
+/* The tiles prefetch the tile this many tiles on (its rows a line at a time as this one's k loop goes, and its
+ * scales): 3 tiles (96 KB of Q8_0 at k = 2048) read Q8_0 at m = 1-2 from memory at 42-46 GB/s a core where the next
+ * tile read 29-30, and 2 threads gain alike; Q4_0 about the same either way (A/B in one process, TinyLlama gate_up,
+ * load 5-6). */
+#define Q_AHEAD 3
 
 /* extra: each activation block's correction (-128·Σx for Q8_0, -8·Σx for Q4_0), m*nb. */
 static void prep_q16(act_t *a, int q4) {
@@ -101,10 +106,10 @@ AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
   for (int b = 0; b < nb; b++) {
     if (pf) {
-      /* the next tile: a line a row every 64 bytes of this one's, its scales a line a block */
+      /* the tile Q_AHEAD on: a line a row every 64 bytes of this one's, its scales a line a block */
       if (b * bb % 64 == 0)
-        for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (TR + l) * wrow + b * bb), _MM_HINT_T0);
-      if ((size_t)b * 64 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)TR * nb) + b * 64, _MM_HINT_T0);
+        for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (Q_AHEAD * TR + l) * wrow + b * bb), _MM_HINT_T0);
+      if ((size_t)b * 64 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)Q_AHEAD * TR * nb) + b * 64, _MM_HINT_T0);
     }
     __m512i t[8];
     __m512 dw;
@@ -171,8 +176,8 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   int b = 0;
   for (; b + 2 <= nb; b += 2) {
     if (pf) {
-      for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (TR + l) * wrow + b * 32), _MM_HINT_T0);
-      if ((size_t)b * 32 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)TR * nb) + b * 32, _MM_HINT_T0);
+      for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (Q_AHEAD * TR + l) * wrow + b * 32), _MM_HINT_T0);
+      if ((size_t)b * 32 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)Q_AHEAD * TR * nb) + b * 32, _MM_HINT_T0);
     }
     __m512 dlo, dhi;
     scales2(wd, idx, b, &dlo, &dhi);
@@ -207,7 +212,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
 }
 
-/* Every activation row over one tile: 8 at a time, then 4, 2, 1. The first pass prefetches the next tile and, when
+/* Every activation row over one tile: 8 at a time, then 4, 2, 1. The first pass prefetches (Q_AHEAD) and, when
  * more passes follow, leaves the transposed tile in tb for them. */
 AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, float *out, int n, const int q4, int pf, __m512i *tb) {
   if (!q4 && a->m <= Q8S_MAX_M) {
