@@ -55,10 +55,11 @@ const shapes: [string, KernelTuning][] = [
   ['L 16, R 4', { gemv: () => ({ L: 16, R: 4 }) }],
   ['L 128, R 2', { gemv: () => ({ L: 128, R: 2 }) }],
   ['L 32, R 1 (gate|up 2)', { gemv: (_m, gu) => ({ L: 32, R: gu ? 2 : 1 }) }],
+  ['L 64, R 8', { gemv: () => ({ L: 64, R: 8 }) }],
 ];
 
 describe('tiled GEMV against tfjs', () => {
-  const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1][i]! })));
+  const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5][i]! })));
   it.each(cases)('$format, $name, $T rows: norm → linear (+bias), norm → gate|up·silu, linear accumulated', async ({ format, tuning, T }) => {
     // k: whole blocks for Q8_0 / Q4_0, and a partial last pass of the lanes over K for every shape above.
     const k = format === 'fp32' || format === 'bf16' ? 300 : 288;

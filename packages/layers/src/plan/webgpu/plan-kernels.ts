@@ -75,7 +75,7 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
   // Routed (expert) rows and the 'rows4' override run the untiled GEMV.
   const tiled = !spec.route && tuning.gemv !== 'rows4';
-  const shape = (m: number) => (typeof tuning.gemv === 'function' ? tuning.gemv(m, spec.gateUp !== null) : gemvShape(m, spec.gateUp !== null, spec.w.format));
+  const shape = (m: number) => (typeof tuning.gemv === 'function' ? tuning.gemv(m, spec.gateUp !== null) : gemvShape(m, spec.gateUp !== null, spec.w.format, cols));
   return {
     tag,
     variant: ({ T, S }) => {

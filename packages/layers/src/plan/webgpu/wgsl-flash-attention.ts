@@ -38,8 +38,9 @@ export function flashConfig(op: AttentionOp, sharedBytes: number, first?: { QV: 
   const G = op.numHeads / op.numKvHeads;
   for (const [QV, BC] of [
     ...(first ? [[first.QV, first.BC] as const] : []),
-    [32, 32],
+    // 32 × 16 first: on the H200 (TinyLlama heads, 512 rows) 267 µs a layer against 329 for 32 × 32, 340 for 64 × 32.
     [32, 16],
+    [32, 32],
     [16, 16],
     [8, 16],
   ] as const) {

@@ -21,13 +21,18 @@ export interface GemvShape {
 }
 
 /**
- * The default shape per weight format and activation row count. On the H200 (sweep of 2026-12-03,
- * bench gpu-kernels): 64 lanes; 4 weight rows a thread for the block formats, for gate|up and from 5 rows
- * on; 2 for fp32 / bf16 up to 4 rows (more would leave too few workgroups for the small matrices).
+ * The default shape per weight format, activation row count and output columns, from the H200 sweeps of
+ * 2026-12-03 (bench gpu-kernels, 100 runs per point): always 64 lanes along K. Up to 4 rows: fp32 / bf16
+ * take 2 weight rows a thread (4 with gate|up), Q8_0 / Q4_0 4 (8 with gate|up). From 5 rows: 4 weight rows
+ * a thread, 8 for fp32 / bf16 where that still leaves ≥ 80 workgroups (gate|up, qkv, the LM head: the
+ * accumulators reuse each x read 8 times; for o / down 8 would leave 64 workgroups and was slower).
  */
-export function gemvShape(m: number, gateUp: boolean, format: string): GemvShape {
-  const wide = gateUp || m > 4 || format === 'q8_0' || format === 'q4_0';
-  return { L: 64, R: wide ? 4 : 2 };
+export function gemvShape(m: number, gateUp: boolean, format: string, cols: number): GemvShape {
+  const quant = format === 'q8_0' || format === 'q4_0';
+  if (m <= 4) return { L: 64, R: (quant ? 4 : 2) * (gateUp ? 2 : 1) };
+  if (quant) return { L: 64, R: 4 };
+  const R8 = (256 / 64) * (gateUp ? 4 : 8);
+  return { L: 64, R: cols / R8 >= 80 ? 8 : 4 };
 }
 
 /** Outputs per workgroup. */
