@@ -167,6 +167,9 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     const prefillS = (p1.s + p2.s) / 2;
     const fullS = full.s;
     const out = { tokenIds: full.tokens };
+    // Memory as the timed runs left it: the check's full forward runs a tfjs step, which may load a deferred backend.
+    const rss = rssBreakdown();
+    const peakGb = rssGb();
     if (job.checkFile) {
       const chk = await weftCheckRows(llm, promptOf(CHECK_PROMPT, job.shape.vocab, 2), CHECK_STEPS);
       const rows = [...chk.step, ...chk.full];
@@ -177,7 +180,7 @@ async function childWeft(job: ChildJob): Promise<RunResult> {
     }
     return {
       loadS, prefillTokS: promptLen / prefillS, decodeTokS: fullS > prefillS ? decodeTokens / (fullS - prefillS) : NaN, tokens: out.tokenIds,
-      weightBytesPerRank: llm.weightBytesPerRank, rssGb: rssGb(), rss: rssBreakdown(), llmFrom: from, stepPath: llm.stepPath,
+      weightBytesPerRank: llm.weightBytesPerRank, rssGb: peakGb, rss, llmFrom: from, stepPath: llm.stepPath,
       kvWrittenBytes: kvBytesPerToken(job.shape) * (8 + 2 + 3 * promptLen + decodeTokens + 3 + (job.checkFile ? CHECK_PROMPT + CHECK_STEPS : 0)),
     };
   } finally {

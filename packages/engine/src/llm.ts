@@ -14,6 +14,7 @@ import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.j
 import { readEosTokenIds } from './eos.js';
 import { EngineDeadError, RequestError } from './errors.js';
 import { RankExecutor, readySlidingWindow } from './executor.js';
+import { rankBackends } from './rank-backend.js';
 import { maxBlocksPerRequest } from './kv-cache-manager.js';
 import { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
 import type { RankArgs } from './model-runner.js';
@@ -160,7 +161,10 @@ export class LLM {
       maxNumSeqs,
       maxModelLen,
     };
-    const executor = await RankExecutor.start(parallel, args, opts, (ready) =>
+    // Packed weights on tensorflow run the host plan: its ranks start without libtensorflow (rank-backend.ts).
+    const backends = rankBackends(opts, weightFormat, parallel.worldSize);
+    if (backends.deferred) args.deferredBackend = backends.deferred;
+    const executor = await RankExecutor.start(parallel, args, { ...opts, backend: backends.start }, (ready) =>
       numKvBlocks(opts, {
         bytesPerBlock: ready.map((r) => r.kvBytesPerBlock),
         blockSize,

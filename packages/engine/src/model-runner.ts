@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState, RankContext } from '@weft/comm';
-import { Checkpoint, type WeightFormat } from '@weft/core';
+import { Checkpoint, type BackendName, type WeightFormat } from '@weft/core';
 import {
   buildAttentionMetadata,
   loadWeights,
@@ -29,9 +29,12 @@ import { sampleToken, type TokenHistory } from './sampler.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
 import { choosePlanExecutor } from './plan-executors.js';
 import { PlanRunner, type DevicePlanOption } from './plan-runner.js';
+import { startDeferred, useDeferredBackend } from './rank-backend.js';
 
 export interface RankArgs {
   modelDir: string;
+  /** Started on tfjs's `cpu` backend standing in for this one until a tfjs step needs it (rank-backend.ts). */
+  deferredBackend?: BackendName;
   /** The config's `architectures` entry the registry resolved (the rank entry builds it). */
   architecture: string;
   /** Set when the architecture was registered by module: every rank imports it. */
@@ -76,17 +79,20 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const send = (m: RankMessage) => ctx.driver.send(m);
   const tracer = args.trace ? new Tracer(ctx.rank) : null;
   const state = tracer ? traceState(ctx.state, tracer) : ctx.state;
+  if (args.deferredBackend) startDeferred();
   const model = await createModel(args.modelDir, state, args);
   const fmt = args.weightFormat;
   if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
   const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
   const choice = choosePlanExecutor(model, state, args);
-  const runner: RankRunner = 'plan' in choice ? new PlanRunner(model, state, tracer, choice.plan, choice.factory) : new ModelRunner(model, state, tracer);
+  const useTfjsBackend = () => useDeferredBackend(args.deferredBackend, state.world.worldSize);
+  if (!('plan' in choice)) await useTfjsBackend();
+  const runner: RankRunner = 'plan' in choice ? new PlanRunner(model, state, tracer, choice.plan, choice.factory, useTfjsBackend) : new ModelRunner(model, state, tracer);
   const stepPath = 'plan' in choice ? `plan (${choice.name})` : `tfjs (${choice.reason})`;
   try {
     const weights = loadRankWeights(model, args, onProgress);
     const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-    send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: tf.getBackend(), stepPath, kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
+    send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: args.deferredBackend ?? tf.getBackend(), stepPath, kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
     for (;;) {
       const msg = (await ctx.driver.recv()) as DriverMessage | undefined;
       if (msg === undefined || msg.type === 'shutdown') break;

@@ -21,7 +21,7 @@ export function choosePlanExecutor(model: CausalLMRank, state: ParallelState, ar
   if (!model.recordPlan) return { reason: 'the model records no device plan' };
   const why = model.planUnsupported?.() ?? null;
   if (why) return { reason: why };
-  const backend = tf.getBackend();
+  const backend = args.deferredBackend ?? tf.getBackend();
   const fmt = args.weightFormat;
   const packed = fmt !== undefined && (fmt.quantization !== null && fmt.quantization !== undefined || fmt.dtype !== 'float32');
   if (backend === 'webgpu') {

@@ -45,6 +45,8 @@ export class PlanRunner implements RankRunner {
     private readonly tracer: Tracer | null,
     private readonly plan: DevicePlan,
     private readonly makeExecutor: PlanExecutorFactory,
+    /** Loads the rank's deferred tfjs backend (rank-backend.ts) before any tfjs step. */
+    private readonly useTfjsBackend: () => Promise<void> = async () => {},
   ) {}
 
   /** The executor's name (host, webgpu), once made. */
@@ -63,6 +65,7 @@ export class PlanRunner implements RankRunner {
       } catch (e) {
         // E.g. no WebGPU adapter, a buffer over the device's binding limit: serve on tfjs (same fp32 KV bytes per block).
         process.emitWarning(`device plan unavailable (${(e as Error).message}); this rank runs the tfjs path`, 'WeftDevicePlan');
+        await this.useTfjsBackend();
         return this.tfjsRunner().initKVCaches(numBlocks, blockSize);
       }
     }
@@ -74,7 +77,10 @@ export class PlanRunner implements RankRunner {
   }
 
   async step(msg: StepMsg): Promise<StepResult | null> {
-    if (msg.mode === 'logits-all' || (this.tfjs && !this.executor)) return this.tfjsRunner().step(msg);
+    if (msg.mode === 'logits-all' || (this.tfjs && !this.executor)) {
+      await this.useTfjsBackend();
+      return this.tfjsRunner().step(msg);
+    }
     const dpRank = this.state.dp.rankInGroup;
     const reporter = this.isReporter;
     for (const id of msg.freed[dpRank] ?? []) this.seqs.delete(id);
