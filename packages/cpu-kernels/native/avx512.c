@@ -68,6 +68,7 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
     }
 }
 
+#define BF16_GROUP_BYTES (128 * 1024)
 #define BF16_NA(NR)                                                                   \
   for (int i0 = 0; i0 < a->m; i0 += 4) {                                              \
     const int pf = NR == 4 && i0 == 0;                                                \
@@ -125,6 +126,23 @@ static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, 
     for (; r < r1; r++) BF16_8(1)
     return;
   }
+  /* Batches: groups of 4-row weight tiles about BF16_GROUP_BYTES of weights (8 tiles at k = 2048, 2 at k = 5632), each
+   * activation tile over the whole group, so that an activation tile is read once per group from L2 rather than once
+   * per weight tile (CPU time, 1 thread, m = 64-128: +12% at k = 2048, +24-29% at k = 5632; groups of 64 KB, 192 KB
+   * and 256 KB measured too). */
+  int G = BF16_GROUP_BYTES / (8 * a->k);
+  G = G < 1 ? 1 : G > 16 ? 16 : G;
+  for (; r + 4 * G <= r1; r += 4 * G)
+    for (int i0 = 0; i0 < a->m; i0 += 4)
+      for (int g = 0; g < G; g++) {
+        const int rg = r + 4 * g, pf = i0 == 0;
+        switch (a->m - i0 >= 4 ? 4 : a->m - i0) {
+          case 4: bf16_tile(a, w, rg, 4, i0, 4, n, out, pf); break;
+          case 3: bf16_tile(a, w, rg, 4, i0, 3, n, out, pf); break;
+          case 2: bf16_tile(a, w, rg, 4, i0, 2, n, out, pf); break;
+          default: bf16_tile(a, w, rg, 4, i0, 1, n, out, pf); break;
+        }
+      }
   for (; r + 4 <= r1; r += 4) BF16_NA(4)
   for (; r < r1; r++) BF16_NA(1)
 }
