@@ -35,7 +35,7 @@ export interface LLMOptions extends KVSizingOptions {
   dp?: number;
   enableExpertParallel?: boolean;
   /**
-   * The ranks' tfjs backend. 'tensorflow' with packed weights (dtype bfloat16, quantization) on worker-thread ranks
+   * The ranks' tfjs backend (default: the first that loads, tensorflow > wasm > cpu). Tensorflow with packed weights (dtype bfloat16, quantization) on worker-thread ranks
    * whose step is the host plan loads libtensorflow only when a tfjs step needs it (LLM.logits' full forward, a
    * fallback): 0.35 GB less resident memory a process until then (rank-backend.ts).
    */

@@ -15,7 +15,8 @@ describe('ranks whose step is the host plan start without libtensorflow', () => 
     expect(rankBackends({ backend: 'tensorflow' }, { dtype: 'bfloat16', quantization: null }, 1)).toEqual({ start: 'cpu', deferred: 'tensorflow' });
     expect(rankBackends({ backend: 'tensorflow' }, FP32, 1)).toEqual({ start: 'tensorflow' });
     expect(rankBackends({ backend: 'wasm' }, INT4, 1)).toEqual({ start: 'wasm' });
-    expect(rankBackends({}, INT4, 1)).toEqual({ start: undefined });
+    expect(rankBackends({}, INT4, 1)).toEqual({ start: 'cpu', deferred: 'tensorflow' }); // the automatic choice would be tensorflow
+    expect(rankBackends({ backend: 'webgpu' }, INT4, 1)).toEqual({ start: 'webgpu' });
     expect(rankBackends({ backend: 'tensorflow', devicePlan: false }, INT4, 1)).toEqual({ start: 'tensorflow' });
     expect(rankBackends({ backend: 'tensorflow', cpuKernels: false }, INT4, 1)).toEqual({ start: 'tensorflow' });
     expect(rankBackends({ backend: 'tensorflow', spawn: () => null }, INT4, 1)).toEqual({ start: 'tensorflow' });

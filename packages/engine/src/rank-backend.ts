@@ -17,7 +17,7 @@ export interface RankBackends {
 }
 
 /**
- * Driver side. Deferred only where nothing but the host plan is expected: tensorflow asked for by name, worker-thread
+ * Driver side. Deferred only where nothing but the host plan is expected: tensorflow (asked for, or the automatic choice), worker-thread
  * ranks (the launcher's TensorFlow environment is set here instead), packed weights, the plan allowed, the CPU
  * kernels on, and an addon that will load later (checked on disk, without loading it).
  */
@@ -28,7 +28,8 @@ export function rankBackends(
 ): RankBackends {
   const packed = (format.quantization !== null && format.quantization !== undefined) || format.dtype !== 'float32';
   const planAllowed = opts.devicePlan !== false && opts.webgpuStep !== false && opts.cpuKernels !== false;
-  if (opts.backend !== 'tensorflow' || opts.spawn || !packed || !planAllowed) return { start: opts.backend };
+  // No backend named: the automatic choice takes tensorflow wherever the check below passes (core's probe order).
+  if ((opts.backend ?? 'tensorflow') !== 'tensorflow' || opts.spawn || !packed || !planAllowed) return { start: opts.backend };
   const tf = tensorflowInstalled();
   if ('missing' in tf || (!tf.threadSafe && localRanks > 1)) return { start: opts.backend };
   configureTensorflowEnvironment({ intraOpThreads: opts.intraOpThreads, localRanks, verbose: opts.verbose });
