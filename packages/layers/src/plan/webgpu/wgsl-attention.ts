@@ -138,7 +138,7 @@ export function attentionSharedBytes(op: AttentionOp, gw: number): number {
   const dpt = Math.ceil(op.vHeadDim / td);
   const kg = Math.floor(tpg / td);
   const staged = gw > 1 ? tpg * (op.headDim + (op.v ? op.vHeadDim : 0)) : 0;
-  return 4 * (gw * op.headDim + staged + tpg + 256 * 3 + (kg > 1 ? 256 * dpt : 0));
+  return 4 * (gw * op.headDim + staged + tpg + 256 * 3 + 16 + (kg > 1 ? 256 * dpt : 0));
 }
 
 /**
@@ -258,6 +258,7 @@ ${stage && op.v ? `var<workgroup> Vs : array<f32, ${TPG * Dv}>;` : ''}
 ${fused ? `var<workgroup> kself : array<f32, ${D}>;\n${op.v ? `var<workgroup> vself : array<f32, ${Dv}>;` : ''}\nvar<workgroup> sself : f32;` : ''}
 var<workgroup> slots : array<u32, ${TPG}>;
 var<workgroup> red : array<f32, 256>;
+${TPG >= 32 ? `var<workgroup> red2 : array<f32, ${(256 / 16)}>;` : ''}
 var<workgroup> pr : array<f32, 256>;
 var<workgroup> lS : array<f32, 256>;
 ${KG > 1 ? `var<workgroup> accS : array<f32, ${256 * DPT}>;` : ''}
@@ -318,11 +319,24 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     }
     red[lid] = s;
     workgroupBarrier();
-    for (var st = ${TPG / 2}u; st > 0u; st >>= 1u) {
+    ${
+      TPG >= 32
+        ? `// Two levels (${TPG / 16} maxima of 16, then their max) instead of a tree: two barriers, the same max.
+    if (tl < ${TPG / 16}u) {
+      var x = red[g * ${TPG}u + tl * 16u];
+      for (var j = 1u; j < 16u; j++) { x = max(x, red[g * ${TPG}u + tl * 16u + j]); }
+      red2[g * ${TPG / 16}u + tl] = x;
+    }
+    workgroupBarrier();
+    var tmax = red2[g * ${TPG / 16}u];
+    for (var j = 1u; j < ${TPG / 16}u; j++) { tmax = max(tmax, red2[g * ${TPG / 16}u + j]); }
+    let mNew = max(m, tmax);`
+        : `for (var st = ${TPG / 2}u; st > 0u; st >>= 1u) {
       if (tl < st) { red[lid] = max(red[lid], red[lid + st]); }
       workgroupBarrier();
     }
-    let mNew = max(m, red[g * ${TPG}u]);
+    let mNew = max(m, red[g * ${TPG}u]);`
+    }
     var e = 0.0;
     if (tl < tile) { e = exp(s - mNew); }
     pr[lid] = e;
