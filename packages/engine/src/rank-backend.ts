@@ -17,9 +17,9 @@ export interface RankBackends {
 }
 
 /**
- * Driver side. Deferred only where nothing but the host plan is expected: tensorflow (asked for, or the automatic choice), worker-thread
- * ranks (the launcher's TensorFlow environment is set here instead), packed weights, the plan allowed, the CPU
- * kernels on, and an addon that will load later (checked on disk, without loading it).
+ * Driver side. Deferred only where nothing but the host plan is expected: tensorflow (asked for, or the automatic
+ * choice), worker-thread ranks (the launcher's TensorFlow environment is set here instead), packed weights, the
+ * plan allowed, the CPU kernels on, and an addon that will load later (checked on disk, without loading it).
  */
 export function rankBackends(
   opts: { backend?: BackendName; spawn?: unknown; devicePlan?: unknown; webgpuStep?: boolean; cpuKernels?: unknown; intraOpThreads?: number; verbose?: boolean },
@@ -30,8 +30,8 @@ export function rankBackends(
   const planAllowed = opts.devicePlan !== false && opts.webgpuStep !== false && opts.cpuKernels !== false;
   // No backend named: the automatic choice takes tensorflow wherever the check below passes (core's probe order).
   if ((opts.backend ?? 'tensorflow') !== 'tensorflow' || opts.spawn || !packed || !planAllowed) return { start: opts.backend };
-  const tf = tensorflowInstalled();
-  if ('missing' in tf || (!tf.threadSafe && localRanks > 1)) return { start: opts.backend };
+  const installed = tensorflowInstalled();
+  if ('missing' in installed || (!installed.threadSafe && localRanks > 1)) return { start: opts.backend };
   configureTensorflowEnvironment({ intraOpThreads: opts.intraOpThreads, localRanks, verbose: opts.verbose });
   return { start: 'cpu', deferred: 'tensorflow' };
 }
