@@ -24,7 +24,8 @@ for v in $versions; do
   echo "== Node $("$bin/node" --version) ($pkg@$v from the npm registry)"
   vitest() { (cd "$1" && shift && PATH="$bin:$PATH" "$bin/node" "$root/node_modules/vitest/vitest.mjs" run "$@"); }
   vitest packages/core src/safetensors.test.ts src/tokenizer.test.ts
-  vitest packages/comm src/collectives.test.ts src/message-queue.test.ts
+  # world size 8 left to the main run (the slowest case; nothing Node-version specific beyond size 4)
+  vitest packages/comm src/collectives.test.ts src/message-queue.test.ts -t '^(?!.*world size 8$)'
   vitest packages/engine src/stop-conditions.test.ts src/registry.test.ts src/sampling-params.test.ts src/output-processor.test.ts
   vitest packages/serve src/server.test.ts
   vitest examples src/cli/generate-output.test.ts

@@ -7,7 +7,8 @@
  * Extra arguments go to nx (e.g. `npm test -- --projects=@weft/engine`).
  *
  * `npm run test:full` (`--full`): the same with every matrix CI trims (the benches' machine runs it):
- * WEFT_FULL_MATRIX=1 (every layout, backend and family of the parity, plan and batching suites) and
+ * WEFT_FULL_MATRIX=1 (every layout, backend and family of the parity, plan and batching suites; the CLI pipe
+ * and Dawn exit loops at full length) and
  * WEFT_TF_EXIT_RUNS=200 (the tensorflow CLI exit loop; 8 in CI).
  */
 import { spawn } from 'node:child_process';

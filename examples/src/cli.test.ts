@@ -171,7 +171,8 @@ describe('output through a pipe arrives whole', () => {
   // and the CLI must wait for it to drain before exiting.
   const ids = Array.from({ length: 96 }, (_, i) => (i * 37 + 11) % 512).join(',');
   const consumer = `setTimeout(() => { let s = ''; process.stdin.on('data', (c) => (s += c)).on('end', () => { const j = JSON.parse(s); process.stdout.write(s.length + ' ' + j.logits.length + 'x' + j.logits[0].length); }); }, 200)`;
-  const RUNS = Number(process.env.WEFT_PIPE_RUNS ?? 12);
+  // 4 runs (one batch) in CI; 12 with WEFT_FULL_MATRIX=1 (`npm run test:full`).
+  const RUNS = Number(process.env.WEFT_PIPE_RUNS ?? (process.env.WEFT_FULL_MATRIX === '1' ? 12 : 4));
   it(`weft logits --json | consumer, ${RUNS} runs (4 at a time), every one whole`, async () => {
     const once = () =>
       promisify(execFile)('sh', ['-c', `"${process.execPath}" "${bin}" logits --model "${fixture('llama-tiny')}" --ids ${ids} --json --backend cpu 2>/dev/null | "${process.execPath}" -e "${consumer}"`], { cwd: root, timeout: 120_000 }).then((r) => r.stdout);
