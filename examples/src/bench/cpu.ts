@@ -365,8 +365,7 @@ async function parent(): Promise<void> {
   const rounds = Number(v.rounds);
   const promptLen = Number(v.prompt);
   const decodeTokens = Number(v.decode);
-  // weft wasm tp1: the same host plan and kernels in a rank without libtensorflow (0.35 GB of the tensorflow rank's RSS).
-  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs path', 'weft wasm tp1', 'llama.cpp'];
+  const only = v.only ? String(v.only).split(',') : ['weft tensorflow tp1', 'weft tensorflow tp2', 'weft tensorflow tfjs path', 'llama.cpp'];
   const formats = String(v.formats).split(',') as GgufFormat[];
   for (const f of formats) if (!FORMATS.includes(f)) throw new Error(`unknown format '${f}' (have ${FORMATS.join(', ')})`);
   const configs = CONFIGS.filter((c) => formats.includes(c.format) && only.some((o) => c.id.startsWith(o.replaceAll('-', ' '))));
