@@ -114,10 +114,20 @@ function tuningOf(shape: string): KernelTuning {
   return { gemv: (_m, gateUp) => ({ L, R: gateUp ? Math.max(2, 2 * Math.ceil(R / 2)) : R, sg }) };
 }
 
-/** µs per run of the plan's kernels (those passing `only`), `reps` runs in one submit, median of 3. */
+/**
+ * µs per run of the plan's kernels (those passing `only`), `reps` runs in one submit, median of 3 — after
+ * ≥ 50 ms of the same work, so the GPU is at its working clocks (the host builds and quantizes between
+ * points, long enough for it to clock down; run 2's figures of 2026-12-03 were taken without this).
+ */
 async function timeKernels(ex: WebGpuPlanExecutor, T: number, only?: (tag: string) => boolean): Promise<number> {
   const dev = ex.device;
   const runs: number[] = [];
+  for (const t0 = performance.now(); performance.now() - t0 < 50; ) {
+    const enc = dev.createCommandEncoder();
+    for (let i = 0; i < reps; i++) ex.encode(enc, T, 1, only, false);
+    dev.queue.submit([enc.finish()]);
+    await dev.queue.onSubmittedWorkDone();
+  }
   for (let r = 0; r < 4; r++) {
     const enc = dev.createCommandEncoder();
     for (let i = 0; i < reps; i++) ex.encode(enc, T, 1, only, false);
