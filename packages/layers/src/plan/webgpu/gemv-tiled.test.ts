@@ -39,7 +39,7 @@ function vector(n: number, seed: number, offset = 0): Parameter {
 }
 
 function input(T: number, hidden: Float32Array, residual?: Float32Array): PlanStepInput {
-  const meta = buildAttentionMetadata([{ seqId: 0, queryLen: T, blockTable: [0, 1, 2] }], 4);
+  const meta = buildAttentionMetadata([{ seqId: 0, queryLen: T, blockTable: Array.from({ length: Math.ceil(T / 4) }, (_, i) => i % 4) }], 4);
   return { tokenIds: new Int32Array(T), positions: positionsOf(meta), seqs: meta.seqs, blockSize: 4, sampledRows: Int32Array.from([T - 1]), hidden, ...(residual ? { residual } : {}) };
 }
 
@@ -59,7 +59,11 @@ const shapes: [string, KernelTuning][] = [
 ];
 
 describe('tiled GEMV against tfjs', () => {
-  const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5][i]! })));
+  const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [
+    ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5][i]! })),
+    // Above 16 rows: chunks of 16 rows side by side (the last one partial), up to 64.
+    { format, name: 'default, in chunks', tuning: {}, T: format === 'q4_0' ? 64 : 37 },
+  ]);
   it.each(cases)('$format, $name, $T rows: norm → linear (+bias), norm → gate|up·silu, linear accumulated', async ({ format, tuning, T }) => {
     // k: whole blocks for Q8_0 / Q4_0, and a partial last pass of the lanes over K for every shape above.
     const k = format === 'fp32' || format === 'bf16' ? 300 : 288;
@@ -84,7 +88,7 @@ describe('tiled GEMV against tfjs', () => {
     b.op({ kind: 'linear', x: whole(a), out: whole(x), weight: wd, bias: null, accumulate: true });
     const plan = b.build(1, { inHidden: x, hidden: y, residual: x });
     const xs = randomHost([T, k], 46).data as Float32Array;
-    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 16, maxSeqs: 4, maxModelLen: 12, tuning });
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 64, maxSeqs: 4, maxModelLen: 68, tuning });
     try {
       await ex.initCaches(4, 4);
       // The norms ride in the GEMVs; gate|up and its activation are one kernel.
@@ -109,18 +113,22 @@ describe('tiled GEMV against tfjs', () => {
 });
 
 describe('prefill GEMM, K steps of 16 and 32, against tfjs', () => {
-  it.each((['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [16, 32].map((gemmK) => ({ format, gemmK: gemmK as 16 | 32 }))))('$format, K step $gemmK: 70 rows through gate|up·silu (bias) and an accumulated linear', async ({ format, gemmK }) => {
+  it.each((['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [16, 32].map((gemmK) => ({ format, gemmK: gemmK as 16 | 32 }))))('$format, K step $gemmK: 70 rows through norm, gate|up·silu (bias) and an accumulated linear', async ({ format, gemmK }) => {
     const k = format === 'fp32' || format === 'bf16' ? 200 : 224;
     const I = 45;
     const T = 70;
     const wgu = weight(2 * I, k, format, 51);
     const wd = weight(k, I, format === 'q8_0' || format === 'q4_0' ? 'fp32' : format, 52);
     const bias = vector(2 * I, 53);
+    const gn = vector(k, 55, 1);
     const b = new PlanBuilder();
     const x = b.act('x', k);
+    const h = b.act('h', k);
     const gu = b.act('gu', 2 * I);
     const a = b.act('a', I);
-    b.op({ kind: 'linear', x: whole(x), out: whole(gu), weight: wgu, bias, accumulate: false });
+    // Above 64 rows the norm is its own kernel and the GEMM reads what it wrote.
+    b.op({ kind: 'rmsNorm', x: whole(x), out: whole(h), weight: gn, eps: 1e-5, residual: null, residualInit: false, groupSize: k, weightOffset: 0 });
+    b.op({ kind: 'linear', x: whole(h), out: whole(gu), weight: wgu, bias, accumulate: false });
     b.op({ kind: 'gatedAct', act: 'silu', x: whole(gu), out: whole(a) });
     b.op({ kind: 'linear', x: whole(a), out: whole(x), weight: wd, bias: null, accumulate: true });
     const plan = b.build(1, { inHidden: x, hidden: a, residual: x });
@@ -128,11 +136,13 @@ describe('prefill GEMM, K steps of 16 and 32, against tfjs', () => {
     const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 96, maxSeqs: 4, maxModelLen: 100, tuning: { gemmK } });
     try {
       await ex.initCaches(4, 4);
+      expect(ex.tags(T, 1)).toEqual(['rms_norm', 'norm_linear_silu', 'linear']);
       const meta = buildAttentionMetadata([{ seqId: 0, queryLen: T, blockTable: Array.from({ length: 18 }, (_, i) => i % 4) }], 4);
       const o = await ex.step({ tokenIds: new Int32Array(T), positions: positionsOf(meta), seqs: meta.seqs, blockSize: 4, sampledRows: Int32Array.from([T - 1]), hidden: xs });
       const want = tf.tidy(() => {
         const xt = tf.tensor2d(xs, [T, k]);
-        const g = tf.add(tf.matMul(xt, wgu.denseTransposed()), bias.tensor);
+        const hn = tf.mul(tf.mul(xt, tf.rsqrt(tf.add(tf.mean(tf.square(xt), -1, true), 1e-5))), gn.tensor);
+        const g = tf.add(tf.matMul(hn, wgu.denseTransposed()), bias.tensor);
         const gate = tf.slice(g, [0, 0], [T, I]);
         const av = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.slice(g, [0, I], [T, I]));
         return [av.dataSync(), tf.add(xt, tf.matMul(av, wd.denseTransposed())).dataSync()];

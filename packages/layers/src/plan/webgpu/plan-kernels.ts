@@ -19,7 +19,7 @@ import type { Binder } from './wgsl-common.js';
 import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
 import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
-import { gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape } from './wgsl-gemv.js';
+import { CHUNK, gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape } from './wgsl-gemv.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
 
 /** Kernel shapes a caller may override (benches compare them on a device); defaults otherwise. */
@@ -71,19 +71,40 @@ export function simple(tag: string, code: (b: Binder) => string, wg: (T: number,
   return { tag, variant: () => '', code: (b) => code(b), workgroups: ({ T, S, decode }) => wg(T, S, decode) };
 }
 
+/** Rows up to which a linear runs a GEMV (the tiled one in chunks of 16 above GEMV_MAX_ROWS), not the 64 × 64 GEMM. */
+export const GEMV_CHUNK_ROWS = 64;
+
+/** The GEMV shape of a linear at m rows under `tuning`. */
+function shapeOf(spec: Pick<MatmulSpec, 'gateUp' | 'w'>, tuning: KernelTuning, m: number): GemvShape {
+  const gateUp = spec.gateUp !== null;
+  return typeof tuning.gemv === 'function' ? tuning.gemv(m, gateUp) : gemvShape(m, gateUp, spec.w.format, gateUp ? spec.w.n / 2 : spec.w.n);
+}
+
+/**
+ * The most rows a linear runs as a GEMV (its input norm fused) under `tuning`: 64 for the tiled GEMV (in
+ * chunks of 16 above 16 rows) while its workgroups fit one dispatch dimension, else 16.
+ */
+export function gemvMaxRows(spec: Pick<MatmulSpec, 'route' | 'gateUp' | 'w'>, tuning: KernelTuning = {}): number {
+  const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
+  const tiled = !spec.route && tuning.gemv !== 'rows4';
+  return tiled && Math.ceil(cols / gemvOutputs(shapeOf(spec, tuning, CHUNK), spec.gateUp !== null)) <= 65535 ? GEMV_CHUNK_ROWS : GEMV_MAX_ROWS;
+}
+
 export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning = {}): Kernel {
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
   // Routed (expert) rows and the 'rows4' override run the untiled GEMV.
   const tiled = !spec.route && tuning.gemv !== 'rows4';
-  const shape = (m: number) => (typeof tuning.gemv === 'function' ? tuning.gemv(m, spec.gateUp !== null) : gemvShape(m, spec.gateUp !== null, spec.w.format, cols));
+  const maxGemv = gemvMaxRows(spec, tuning);
+  const shape = (m: number) => shapeOf(spec, tuning, m);
   return {
     tag,
     variant: ({ T, S }) => {
       const m = rowsOf(spec.x.act, T, S);
-      return m <= GEMV_MAX_ROWS ? `gemv${m}` : 'gemm';
+      return m <= GEMV_MAX_ROWS ? `gemv${m}` : m <= maxGemv ? 'gemvc' : 'gemm';
     },
     code: (b, v) => {
       if (v === 'gemm') return gemmWgsl(b, spec, tuning.gemmK);
+      if (v === 'gemvc') return gemvTiledWgsl(b, spec, CHUNK, shape(CHUNK), true);
       const m = Number(v.slice(4));
       return tiled ? gemvTiledWgsl(b, spec, m, shape(m)) : gemvWgsl(b, spec, m);
     },
@@ -91,6 +112,7 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
       const m = rowsOf(spec.x.act, T, S);
       if (m === 0) return null;
       if (v === 'gemm') return [Math.ceil(cols / GEMM_TILE), Math.ceil(m / GEMM_TILE)];
+      if (v === 'gemvc') return [Math.ceil(cols / gemvOutputs(shape(CHUNK), spec.gateUp !== null)), Math.ceil(m / CHUNK)];
       return split(Math.ceil(cols / (tiled ? gemvOutputs(shape(m), spec.gateUp !== null) : GEMV_ROWS)));
     },
   };
@@ -172,12 +194,12 @@ export function deadAfter(ops: readonly PlanOp[], i: number, v: ActView, outputs
 const sameView = (a: ActView, b: ActView) => a.act === b.act && a.col === b.col && a.width === b.width;
 
 /** The linear at `ops[i]`, with the gated activation after it fused when its output feeds nothing else; ops used. */
-function linearKernels(ops: readonly PlanOp[], i: number, to: number, ctx: KernelContext, outputs: readonly (PlanAct | null)[], norm: MatmulSpec['norm']): [Kernel, number] {
+function linearKernels(ops: readonly PlanOp[], i: number, to: number, ctx: KernelContext, outputs: readonly (PlanAct | null)[], norm: MatmulSpec['norm']): [Kernel, number, MatmulSpec] {
   const op = ops[i] as LinearOp;
   const next = ops[i + 1];
   const fuse = i + 1 < to && next?.kind === 'gatedAct' && !op.accumulate && sameView(next.x, op.out) && next.out.act !== op.x.act && deadAfter(ops, i + 1, op.out, outputs);
   const spec: MatmulSpec = { w: ctx.matrix(op.weight), x: op.x, out: fuse ? next.out : op.out, bias: op.bias ? ctx.vector(op.bias) : null, accumulate: op.accumulate, gateUp: fuse ? next.act : null, norm };
-  return [linearKernel(`${norm ? 'norm_' : ''}linear${fuse ? `_${next.act}` : ''}`, spec, ctx.tuning), fuse ? 2 : 1];
+  return [linearKernel(`${norm ? 'norm_' : ''}linear${fuse ? `_${next.act}` : ''}`, spec, ctx.tuning), fuse ? 2 : 1, spec];
 }
 
 /**
@@ -227,7 +249,9 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         }
         // A whole-row norm whose output only feeds the next linear: the GEMV (≤ 16 rows) normalises as it reads.
         const fuse = i + 1 < to && next?.kind === 'linear' && op.residual === null && groups === 1 && sameView(next.x, op.out) && next.x.act !== next.out.act && op.x.act !== next.out.act && deadAfter(ops, i + 1, op.out, outputs);
-        const gemvRows = (T: number, S: number) => fuse && rowsOf(op.x.act, T, S) <= GEMV_MAX_ROWS;
+        // As many rows as the fused linear (with its gated activation, if fused too) runs as a GEMV.
+        const fusedMax = fuse ? gemvMaxRows(linearKernels(ops, i + 1, to, ctx, outputs, null)[2], ctx.tuning) : 0;
+        const gemvRows = (T: number, S: number) => fuse && rowsOf(op.x.act, T, S) <= fusedMax;
         out.push(simple('rms_norm', (b) => rmsNormWgsl(b, op, w), (T, S) => (rowsOf(op.x.act, T, S) && !gemvRows(T, S) ? [groups, rowsOf(op.x.act, T, S)] : null)));
         if (fuse) {
           const [k, used] = linearKernels(ops, i + 1, to, ctx, outputs, { x: op.x, weight: w, eps: op.eps, offset: op.weightOffset });

@@ -9,7 +9,7 @@
  * The RMSNorm of the input rides along as in `gemvWgsl` (Σx² over the GEMV's own x reads).
  */
 import { WeftError } from '@weft/core';
-import { f32Lit, WEIGHT_FNS, type Binder } from './wgsl-common.js';
+import { f32Lit, rowsExpr, WEIGHT_FNS, type Binder } from './wgsl-common.js';
 import { ACT_FNS, normLoader, prologue, scaleFn, store, type MatmulSpec } from './wgsl-matmul.js';
 
 /** Lanes along K per output group, and weight rows per thread. */
@@ -57,8 +57,17 @@ const UNITS: Record<string, Unit[]> = {
   q4_0: ['x', 'y', 'z', 'w'].map((c, e) => ({ k4: [`8u * kk + ${e}u`, `8u * kk + ${e + 4}u`], w: (u: string, s: string) => [`nib4(${u}.${c}) * ${s}`, `nib4(${u}.${c} >> 4u) * ${s}`] })),
 };
 
-export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape): string {
+/** Rows one chunk of the chunked GEMV carries (steps of GEMV_CHUNK_ROWS / CHUNK rows: one chunk per workgroup row). */
+export const CHUNK = 16;
+
+/**
+ * `m` activation rows (baked in), or with `chunked` the step's rows in chunks of CHUNK: workgroup row
+ * `wid.y` takes rows `CHUNK · wid.y …`; the chunks of one weight tile run side by side, so the tile is
+ * fetched from memory about once and served to the others from L2.
+ */
+export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape, chunked = false): string {
   if (s.route) throw new Error('gemvTiledWgsl: routed rows run gemvWgsl');
+  if (chunked && m !== CHUNK) throw new Error(`gemvTiledWgsl: chunks of ${CHUNK} rows, not ${m}`);
   const { w } = s;
   const { L, R } = t;
   const ws = s.gateUp ? ['G', 'U'] : ['W'];
@@ -93,7 +102,7 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape)
     const gs = norm ? u.k4.map((k, j) => `let g${j} = gv(${k});`).join(' ') : '';
     const perRow = ms
       .map((i) => {
-        const xs = u.k4.map((k, j) => `let x${j} = xl(${i}u, ${k});`).join(' ');
+        const xs = u.k4.map((k, j) => `let x${j} = xl(r0 + ${i}u, ${k});`).join(' ');
         const xg = norm ? u.k4.map((_, j) => `let y${j} = x${j} * g${j};`).join(' ') : '';
         const xv = (j: number) => (norm ? `y${j}` : `x${j}`);
         const acc = rows.map(({ id }) => `a${id}_${i} += ${u.k4.map((_, j) => `dot(w${id}_${j}, ${xv(j)})`).join(' + ')};`).join(' ');
@@ -144,9 +153,11 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape)
     ? `${s.gateUp}(${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}) * (${fin(1)}${inv}${B ? ` + ${B}[nn + ${half}u]` : ''})`
     : `${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}`;
   const guard = steps % L ? `if (kk < ${steps}u) ` : '';
+  const si = chunked ? b.step() : '';
   return `${t.sg ? 'enable subgroups;\n' : ''}${WEIGHT_FNS}
 ${ACT_FNS}
 ${b.decls.join('\n')}
+${si}
 ${sc}
 ${xl}
 ${gv}
@@ -155,7 +166,8 @@ var<workgroup> part2 : array<f32, ${(CH * 256) / CHs}>;`}
 var<workgroup> fin : array<f32, ${V * G}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let wg = wid.y * 65535u + wid.x;
+  let wg = ${chunked ? 'wid.x' : 'wid.y * 65535u + wid.x'};
+  let r0 = ${chunked ? `wid.y * ${CHUNK}u` : '0u'};
   let grp = lid / ${L}u;
   let lane = lid % ${L}u;
   let n0 = wg * ${G * OPT}u + grp * ${OPT}u;
@@ -174,7 +186,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     let grp = rem / ${OPT}u;
     let o = rem % ${OPT}u;
     let nn = wg * ${G * OPT}u + rem;
-    if (nn < ${NO}u) { ${store(s, Y, 'i', 'nn', val)} }
+    if (nn < ${NO}u${chunked ? ` && r0 + i < ${rowsExpr(s.x.act)}` : ''}) { ${store(s, Y, '(r0 + i)', 'nn', val)} }
   }
 }`;
 }
