@@ -157,14 +157,14 @@ export function samplingCandidates(x: Float32Array, p: SamplingParams): { ids: n
   // min-p: drop tokens below minP × the top probability (the top token's weight is 1).
   const floor = p.minP > 0 ? max + Math.log(p.minP) * p.temperature : -Infinity;
   const keep = p.minP > 0 ? (i: number) => x[i]! >= floor : undefined;
-  // The mass of what min-p keeps: top-p's denominator when no top-k applies.
-  let total = 0;
-  for (let i = 0; i < n; i++) if (x[i]! >= floor) total += Math.exp((x[i]! - max) * invT);
   const topK = p.topK > 0 && p.topK < n;
+  // Without top-k, top-p's denominator is the mass of everything min-p keeps (read only then: O(vocab) exps).
+  let total = 0;
   let ids: number[];
   if (topK) {
     ids = topKIndices(x, p.topK, keep);
   } else if (p.topP < 1) {
+    for (let i = 0; i < n; i++) if (x[i]! >= floor) total += Math.exp((x[i]! - max) * invT);
     // The nucleus is usually small: take the best 64, 256, ... until their mass reaches topP.
     let k = 64;
     for (;;) {
@@ -181,11 +181,7 @@ export function samplingCandidates(x: Float32Array, p: SamplingParams): { ids: n
   const weights = ids.map((i) => Math.exp((x[i]! - max) * invT));
   if (p.topP < 1) {
     // Candidates are best first here (they came from the heap).
-    let sum = total;
-    if (topK) {
-      sum = 0;
-      for (const v of weights) sum += v;
-    }
+    const sum = topK ? weights.reduce((a, v) => a + v, 0) : total;
     let acc = 0;
     for (let j = 0; j < weights.length; j++) {
       acc += weights[j]!;
