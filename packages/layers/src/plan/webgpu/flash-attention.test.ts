@@ -7,13 +7,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { Attention } from '../../attention.js';
 import { buildAttentionMetadata, positionsOf, type SeqInput } from '../../attention-metadata.js';
-import { PagedKVCache } from '../../paged-kv-cache.js';
 import { randomHost } from '../../test-entries/random.js';
-import { PlanBuilder, view, whole } from '../builder.js';
-import type { AttentionOp } from '../ops.js';
-import { useTestDevice } from './test-device.js';
+import { attentionSetup, useTestDevice } from './test-device.js';
 import { flashConfig } from './wgsl-flash-attention.js';
 import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
 
@@ -36,20 +32,7 @@ describe('prefill attention (flash, and the staged kernel) against Attention + P
     { name: 'staged kernel, GQA 4/1, head 18 (no flash)', H: 4, Hk: 1, D: 18, Dv: 18, window: null, cap: null, prefix: false },
   ];
   it.each(configs)('$name: two prompts (70 + 37 rows), then a 45-row chunk after context beside two decode rows', async (c) => {
-    const scale = 1 / Math.sqrt(c.D);
-    const att = new Attention({ numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, valueIsKeyPrefix: c.prefix, slidingWindow: c.window, logitsSoftCap: c.cap });
-    const cache = new PagedKVCache({ numBlocks: BLOCKS, blockSize: BS, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, valueIsKeyPrefix: c.prefix });
-    const qW = c.H * c.D;
-    const kW = c.Hk * c.D;
-    const vW = c.prefix ? 0 : c.Hk * c.Dv;
-    const W = qW + kW + vW;
-    const b = new PlanBuilder();
-    const qkv = b.act('qkv', W);
-    const out = b.act('out', c.H * c.Dv);
-    const op: AttentionOp = {
-      kind: 'attention', q: view(qkv, 0, qW), k: view(qkv, qW, kW), v: c.prefix ? null : view(qkv, qW + kW, vW), out: whole(out), cacheIndex: b.nextCache(),
-      numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, logitsSoftCap: c.cap, slidingWindow: c.window, valueIsKeyPrefix: c.prefix,
-    };
+    const { att, cache, b, qkv, out, op, qW, kW, vW, W } = attentionSetup(c, BLOCKS, BS);
     b.op(op);
     const plan = b.build(1, { inHidden: qkv, hidden: out });
     // Scattered, disjoint blocks per sequence.

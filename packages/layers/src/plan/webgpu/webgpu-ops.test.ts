@@ -7,32 +7,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initBackend } from '@weft/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Attention } from '../../attention.js';
+import { describe, expect, it } from 'vitest';
 import { buildAttentionMetadata, positionsOf, type SeqInput } from '../../attention-metadata.js';
 import { EmbeddingWeight } from '../../embedding-weight.js';
 import { geluTanhAndMul } from '../../gated-mlp.js';
 import { LinearWeight } from '../../linear/linear-weight.js';
-import { PagedKVCache } from '../../paged-kv-cache.js';
 import { defaultWeightLoader, hostWeight, Parameter } from '../../parameter.js';
 import { GgmlLinearMethod, UnquantizedLinearMethod } from '../../quantization/linear-method.js';
 import { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import { randomHost } from '../../test-entries/random.js';
 import { PlanBuilder, view, whole, type DevicePlan } from '../builder.js';
 import type { PlanStepInput } from '../executor.js';
-import type { AttentionOp, PlanAct } from '../ops.js';
-import { requestDevice } from './device.js';
+import type { PlanAct } from '../ops.js';
+import { attentionSetup, useTestDevice } from './test-device.js';
 import { HostPlanExecutor } from '../host/host-executor.js';
 import { WebGpuPlanExecutor } from './webgpu-plan-executor.js';
 
-let device: GPUDevice;
-beforeAll(async () => {
-  await initBackend({ prefer: 'webgpu' });
-  await tf.setBackend('cpu');
-  device = await requestDevice();
-}, 60_000);
-afterAll(() => device?.destroy());
+const gpu = useTestDevice();
 
 const BS = 4;
 const rand = (shape: number[], seed: number, scale = 1) => randomHost(shape, seed, scale).data as Float32Array;
@@ -58,7 +49,7 @@ function stepInput(T: number, extra: Partial<PlanStepInput> = {}, seqs?: SeqInpu
 }
 
 async function run(plan: DevicePlan, inputs: PlanStepInput[], maxRows = 64): Promise<Awaited<ReturnType<WebGpuPlanExecutor['step']>>[]> {
-  const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows, maxSeqs: 8, maxModelLen: 64 });
+  const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows, maxSeqs: 8, maxModelLen: 64 });
   try {
     await ex.initCaches(40, BS);
     const outs = [];
@@ -216,7 +207,7 @@ describe('a decoder-shaped chain (the executor fuses residual adds, norms into G
     const plan = b.build(1, { hidden: f, residual: r });
     const ids = Int32Array.from({ length: T }, (_, i) => (i * 7 + 3) % V);
     const [out] = await run(plan, [stepInput(T, { tokenIds: ids })]);
-    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
     await ex.initCaches(4, BS);
     // Embedded into the residual; o and down accumulate into it; the norms ride in the GEMVs up to 64 rows (in chunks of 16 above 16).
     expect(ex.tags(T, 1)).toEqual(
@@ -249,7 +240,7 @@ describe('bad input gets a clear error', () => {
     const out = b.act('out', 16);
     b.op({ kind: 'attention', q: view(qkv, 0, 16), k: view(qkv, 16, 16), v: view(qkv, 32, 16), out: whole(out), cacheIndex: b.nextCache(), numHeads: 1, numKvHeads: 1, headDim: 16, vHeadDim: 16, scale: 0.25, logitsSoftCap: null, slidingWindow: null, valueIsKeyPrefix: false });
     const plan = b.build(1, { inHidden: qkv, hidden: out });
-    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 8, maxSeqs: 2, maxModelLen: 64 });
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 8, maxSeqs: 2, maxModelLen: 64 });
     try {
       await expect(ex.initCaches(2 ** 28, BS)).rejects.toThrow(/cache 0 K takes \d+ bytes for 268435456 blocks.*fewer blocks/);
       await ex.initCaches(4, BS);
@@ -452,7 +443,7 @@ describe('embed, rmsNorm, rotary, add, softcap, gather, argmax', () => {
       return tf.mul(w.tensor, tf.mul(v, tf.rsqrt(tf.add(tf.mean(tf.square(v), -1, true), 1e-6)))).dataSync();
     });
     expect(maxDiff(o!.logits!, want)).toBeLessThan(1e-5);
-    const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 8, maxSeqs: 2, maxModelLen: 64 });
+    const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 8, maxSeqs: 2, maxModelLen: 64 });
     await ex.initCaches(4, BS);
     expect(ex.tags(5, 2)).toEqual(['rms_norm_sampled', 'argmax']);
     ex.dispose();
@@ -508,20 +499,7 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
     { name: 'rotary (neox) + GQA 8/1, head 64 (TinyLlama)', H: 8, Hk: 1, D: 64, Dv: 64, window: null, cap: null, prefix: false, rope: { neox: true, dim: 64 } },
   ];
   it.each(configs)('$name: prefill of two (21 + 6 rows), batched decode, chunk + decode, decode', async (c) => {
-    const scale = 1 / Math.sqrt(c.D);
-    const att = new Attention({ numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, valueIsKeyPrefix: c.prefix, slidingWindow: c.window, logitsSoftCap: c.cap });
-    const cache = new PagedKVCache({ numBlocks: 40, blockSize: BS, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, valueIsKeyPrefix: c.prefix });
-    const qW = c.H * c.D;
-    const kW = c.Hk * c.D;
-    const vW = c.prefix ? 0 : c.Hk * c.Dv;
-    const W = qW + kW + vW;
-    const b = new PlanBuilder();
-    const qkv = b.act('qkv', W);
-    const out = b.act('out', c.H * c.Dv);
-    const op: AttentionOp = {
-      kind: 'attention', q: view(qkv, 0, qW), k: view(qkv, qW, kW), v: c.prefix ? null : view(qkv, qW + kW, vW), out: whole(out), cacheIndex: b.nextCache(),
-      numHeads: c.H, numKvHeads: c.Hk, headDim: c.D, vHeadDim: c.Dv, scale, logitsSoftCap: c.cap, slidingWindow: c.window, valueIsKeyPrefix: c.prefix,
-    };
+    const { att, cache, b, qkv, out, op, qW, kW, vW, W } = attentionSetup(c, 40, BS);
     const rope = c.rope ? new RotaryEmbedding({ headSize: c.D, rotaryDim: c.rope.dim, maxPosition: 64, base: 10000, isNeoxStyle: c.rope.neox }) : null;
     if (rope) {
       b.op({ kind: 'rotary', x: op.q, heads: c.H, rope });
@@ -566,7 +544,7 @@ describe('attention over the paged caches, against Attention + PagedKVCache', ()
       tf.dispose([x, q, k, y, pos, ...(v ? [v] : [])]);
     }
     if (rope) {
-      const ex = await WebGpuPlanExecutor.create({ plan, device, maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
+      const ex = await WebGpuPlanExecutor.create({ plan, device: gpu(), maxRows: 64, maxSeqs: 8, maxModelLen: 64 });
       await ex.initCaches(4, BS);
       expect(ex.tags(2, 2, true)).toEqual(['attention']);
       expect(ex.tags(6, 2, false)).toEqual(['rope_kv', 'attention']);
