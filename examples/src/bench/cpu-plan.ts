@@ -13,22 +13,14 @@
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Checkpoint, initBackend, type WeightFormat } from '@weft/core';
-import { loadWeights, QuantizationConfig, soloParallelState, useCpuQuantKernels, type PlanOp } from '@weft/layers';
-import { registration } from '@weft/llama';
-import { hasRandomLlama, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { initBackend } from '@weft/core';
+import { useCpuQuantKernels, type PlanOp } from '@weft/layers';
+import { loadPlanRank, planCheckpoint } from './plan-rank.js';
 import { timeHostAgainstTfjs } from './plan-timing.js';
 import { median } from './stats.js';
 
-const FORMATS: Record<string, WeightFormat> = {
-  fp32: { dtype: 'float32', quantization: null },
-  bf16: { dtype: 'bfloat16', quantization: null },
-  q8_0: { dtype: 'bfloat16', quantization: 'q8_0' },
-  q4_0: { dtype: 'bfloat16', quantization: 'q4_0' },
-};
 
 /** The class an op's time is filed under (linears by their weight's module). */
 function opClass(op: PlanOp): string {
@@ -55,23 +47,13 @@ async function main() {
   const uptime = execSync('uptime').toString().trim();
   console.log(uptime);
   const V = Number(values.vocab);
-  const shape: LlamaShape = { name: `plan-l${L}-v${V}`, hidden: 2048, layers: L, heads: 32, kvHeads: 4, intermediate: 5632, vocab: V };
-  const dir = join(tmpdir(), `weft-cpu-plan-${shape.name}`);
-  if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape);
+  const dir = planCheckpoint(L, V);
   const backend = await initBackend({ prefer: 'tensorflow' });
   const kinfo = useCpuQuantKernels({ threads });
   console.log(`tfjs backend ${backend.name}; kernels ${kinfo?.isa} (${threads} thread${threads > 1 ? 's' : ''}); ${L} layers, vocab ${V}, batch ${B}, context ${C}, ${N} decode steps`);
   const results: Record<string, unknown>[] = [];
   for (const fmt of values.formats!.split(',')) {
-    const format = FORMATS[fmt];
-    if (!format) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(FORMATS).join(', ')})`);
-    const model = registration.createModel(dir, soloParallelState());
-    const ckpt = Checkpoint.open(dir);
-    try {
-      loadWeights({ params: model.parameters(), checkpoint: ckpt, stacked: model.stackedParams, ignore: (n) => model.ignoreTensor(n), quantization: new QuantizationConfig(format) });
-    } finally {
-      ckpt.close();
-    }
+    const model = loadPlanRank(dir, fmt);
     const { hostPrefillMs: hostPrefill, tfjsPrefillMs: tfjsPrefill, hostDecode, tfjsDecode, perClass } = await timeHostAgainstTfjs(model, { batch: B, context: C, steps: N, threads, vocab: V, opClass });
     model.dispose();
 

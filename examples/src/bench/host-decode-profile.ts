@@ -11,20 +11,15 @@
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Checkpoint, initBackend, type WeightFormat } from '@weft/core';
-import { buildAttentionMetadata, HostPlanExecutor, loadWeights, positionsOf, QuantizationConfig, soloParallelState, type PlanOp } from '@weft/layers';
-import { registration } from '@weft/llama';
-import { hasRandomLlama, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
+import { initBackend } from '@weft/core';
+import { buildAttentionMetadata, HostPlanExecutor, positionsOf, type PlanOp } from '@weft/layers';
+import { loadPlanRank, planCheckpoint } from './plan-rank.js';
 import { median } from './stats.js';
 
-const FORMATS: Record<string, WeightFormat & { bytesPerWeight: number }> = {
-  bf16: { dtype: 'bfloat16', quantization: null, bytesPerWeight: 2 },
-  q8_0: { dtype: 'bfloat16', quantization: 'q8_0', bytesPerWeight: 34 / 32 },
-  q4_0: { dtype: 'bfloat16', quantization: 'q4_0', bytesPerWeight: 18 / 32 },
-};
+/** Bytes a decoder weight takes per element in each format. */
+const BYTES_PER_WEIGHT: Record<string, number> = { bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
 
 function opClass(op: PlanOp): string {
   if (op.kind !== 'linear') return op.kind;
@@ -46,27 +41,18 @@ async function main() {
   const L = Number(values.layers), V = Number(values.vocab), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
   const uptime = execSync('uptime').toString().trim();
   console.log(uptime);
-  const shape: LlamaShape = { name: `plan-l${L}-v${V}`, hidden: 2048, layers: L, heads: 32, kvHeads: 4, intermediate: 5632, vocab: V };
-  const dir = join(tmpdir(), `weft-cpu-plan-${shape.name}`);
-  if (!hasRandomLlama(dir)) writeRandomLlama(dir, shape);
+  const dir = planCheckpoint(L, V);
   await initBackend({ prefer: 'tensorflow' }); // the model's tfjs side (rotary tables, parameters) is built, never run
   const results: Record<string, unknown>[] = [];
   for (const fmt of values.formats!.split(',')) {
-    const format = FORMATS[fmt];
-    if (!format) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(FORMATS).join(', ')})`);
-    const model = registration.createModel(dir, soloParallelState());
-    const ckpt = Checkpoint.open(dir);
-    try {
-      loadWeights({ params: model.parameters(), checkpoint: ckpt, stacked: model.stackedParams, ignore: (n) => model.ignoreTensor(n), quantization: new QuantizationConfig(format) });
-    } finally {
-      ckpt.close();
-    }
+    if (!(fmt in BYTES_PER_WEIGHT)) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(BYTES_PER_WEIGHT).join(', ')})`);
+    const model = loadPlanRank(dir, fmt);
     const plan = model.recordPlan();
     const bytes = new Map<string, number>();
     for (const op of plan.ops) {
       if (op.kind !== 'linear') continue;
       const c = opClass(op);
-      const per = c === 'linear lm_head' ? 2 : format.bytesPerWeight; // embeddings and the LM head stay bf16
+      const per = c === 'linear lm_head' ? 2 : BYTES_PER_WEIGHT[fmt]!; // embeddings and the LM head stay bf16
       bytes.set(c, (bytes.get(c) ?? 0) + op.x.width * op.out.width * per);
     }
     const perStep: Map<string, { ms: number; calls: number }>[] = [];
