@@ -19,7 +19,7 @@ describe('ranks whose step is the host plan start without libtensorflow', () => 
     expect(rankBackends({ backend: 'webgpu' }, INT4, 1)).toEqual({ start: 'webgpu' });
     expect(rankBackends({ backend: 'tensorflow', devicePlan: false }, INT4, 1)).toEqual({ start: 'tensorflow' });
     expect(rankBackends({ backend: 'tensorflow', cpuKernels: false }, INT4, 1)).toEqual({ start: 'tensorflow' });
-    expect(rankBackends({ backend: 'tensorflow', spawn: () => null }, INT4, 1)).toEqual({ start: 'tensorflow' });
+    expect(rankBackends({ backend: 'tensorflow', spawn: async () => { throw new Error('not started'); } }, INT4, 1)).toEqual({ start: 'tensorflow' });
   });
 
   it.runIf(haveTf && process.platform === 'linux')('int4 on tensorflow: the plan runs with no libtensorflow mapped; LLM.logits loads it and agrees', () => {

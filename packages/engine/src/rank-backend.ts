@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { configureTensorflowEnvironment, initBackend, tensorflowInstalled, type BackendName, type WeightFormat } from '@weft/core';
+import type { LLMOptions } from './llm.js';
 
 export interface RankBackends {
   /** What the launcher starts each rank on. */
@@ -22,7 +23,7 @@ export interface RankBackends {
  * plan allowed, the CPU kernels on, and an addon that will load later (checked on disk, without loading it).
  */
 export function rankBackends(
-  opts: { backend?: BackendName; spawn?: unknown; devicePlan?: unknown; webgpuStep?: boolean; cpuKernels?: unknown; intraOpThreads?: number; verbose?: boolean },
+  opts: Pick<LLMOptions, 'backend' | 'spawn' | 'devicePlan' | 'webgpuStep' | 'cpuKernels' | 'intraOpThreads' | 'verbose'>,
   format: WeightFormat,
   localRanks: number,
 ): RankBackends {
