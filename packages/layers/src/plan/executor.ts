@@ -8,7 +8,8 @@
  * op's group.
  */
 import type { SeqMetadata } from '../attention-metadata.js';
-import type { DevicePlan, PlanOpKind } from './index.js';
+import type { DevicePlan } from './builder.js';
+import type { PlanOpKind } from './ops.js';
 
 export interface PlanStepInput {
   /** `[T]` token ids (read by `embed`; first stage). */
