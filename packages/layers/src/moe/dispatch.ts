@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GroupCoordinator } from '@weft/comm';
-import type { HostRouting } from './routed-experts.js';
+import type { HostRouting } from './router.js';
 
 export type DispatchMethod = 'allgather' | 'alltoall';
 

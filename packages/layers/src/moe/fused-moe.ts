@@ -26,8 +26,8 @@ import { scoped } from '../scope.js';
 import type { StackedParamMapping } from '../weight-loading.js';
 import { dispatchToExperts, type DispatchMethod } from './dispatch.js';
 import { determineExpertMap, expertOwners, type ExpertMap, type ExpertPlacement } from './expert-map.js';
-import { RoutedExperts, type HostRouting } from './routed-experts.js';
-import { checkRouterConfig, routingMethod, selectExperts, type RouterConfig } from './router.js';
+import { RoutedExperts } from './routed-experts.js';
+import { checkRouterConfig, routingMethod, selectExperts, type HostRouting, type MoERouting, type RouterConfig } from './router.js';
 import { SharedExperts } from './shared-experts.js';
 
 /** Checkpoint gate_proj / up_proj → the fused gate_up_proj parameters (routed and shared experts). */
@@ -37,7 +37,6 @@ export const FUSED_MOE_STACKED_PARAMS: readonly StackedParamMapping[] = [
 ];
 
 /** Routing of a FusedMoE: the router's configuration, the bias being the layer's own parameter. */
-export type MoERouting = Omit<RouterConfig, 'correctionBias'>;
 
 export interface FusedMoEOptions {
   /** The MoE block, e.g. `model.layers.1.mlp`. */

@@ -15,6 +15,7 @@ import { fusedShardLoader } from '../linear/merged-column-parallel-linear.js';
 import { LinearWeight } from '../linear/linear-weight.js';
 import { expectCheckpointShape, type Parameter, type WeightLoader } from '../parameter.js';
 import type { ExpertMap } from './expert-map.js';
+import type { HostRouting } from './router.js';
 import { siluAndMulOp } from '../kernels/index.js';
 import type { MoeExpert } from '../plan/ops.js';
 
@@ -30,13 +31,6 @@ export interface RoutedExpertsOptions {
   /** Split of the intermediate dim: TP size and rank without EP, 1 and 0 with it. */
   tpSize: number;
   tpRank: number;
-}
-
-/** Host-side routing of N tokens: row-major [N, topK]. */
-export interface HostRouting {
-  ids: Int32Array;
-  weights: Float32Array;
-  topK: number;
 }
 
 export class RoutedExperts {

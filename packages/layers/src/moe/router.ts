@@ -59,6 +59,16 @@ export interface RouterConfig {
   method?: RoutingMethod;
 }
 
+/** A FusedMoE's router settings: the config without the bias tensor (the layer holds that as a parameter). */
+export type MoERouting = Omit<RouterConfig, 'correctionBias'>;
+
+/** Host-side routing of N tokens: row-major [N, topK]. */
+export interface HostRouting {
+  ids: Int32Array;
+  weights: Float32Array;
+  topK: number;
+}
+
 export interface Routing {
   /** [T, topK] fp32 */
   weights: tf.Tensor2D;

@@ -19,7 +19,7 @@ import type { Parameter } from '../parameter.js';
 import type { EmbeddingWeight } from '../embedding-weight.js';
 import type { RotaryEmbedding } from '../rotary/rotary-embedding.js';
 import type { DispatchMethod } from '../moe/dispatch.js';
-import type { MoERouting } from '../moe/fused-moe.js';
+import type { MoERouting } from '../moe/router.js';
 
 export interface PlanAct {
   readonly id: number;

@@ -10,7 +10,7 @@
  */
 import { WeftError } from '@weft/core';
 import type { HostMatrix, PlanKernels } from '@weft/cpu-kernels';
-import type { HostRouting } from '../../moe/routed-experts.js';
+import type { HostRouting } from '../../moe/router.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { dispatchToExperts } from '../../moe/dispatch.js';
 import { tokenShare } from '../../moe/fused-moe.js';
