@@ -7,18 +7,16 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { checkDenseFamilyLayout, checkMoeFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type BackendName, type ModelConfig, type ParallelConfig, type QuantizationOption, type Tokenizer, type WeightDtype } from '@weft/core';
-import type { RankPoolLike, SpawnOptions } from '@weft/comm';
-import type { CpuKernelsOptions } from '@weft/layers';
+import { checkDenseFamilyLayout, checkMoeFamilyLayout, checkWeightsFit, ConfigError, loadCheckedModelConfig, loadTokenizerIfPresent, resolveModelWeightFormat, resolveParallelConfig, type ModelConfig, type ParallelConfig, type Tokenizer } from '@weft/core';
 import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.js';
 import { readEosTokenIds } from './eos.js';
 import { EngineDeadError, RequestError } from './errors.js';
 import { RankExecutor, readySlidingWindow } from './executor.js';
+import type { LLMOptions } from './llm-options.js';
 import { rankBackends } from './rank-backend.js';
 import { maxBlocksPerRequest } from './kv-cache-manager.js';
-import { numKvBlocks, type KVSizingOptions } from './kv-sizing.js';
+import { numKvBlocks } from './kv-sizing.js';
 import type { RankArgs } from './model-runner.js';
-import type { DevicePlanOption } from './plan-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
 import type { StepSeq, TraceEvent } from './protocol.js';
 import { loadModelRegistration, modelModuleOf, resolveArchitecture } from './registry.js';
@@ -26,69 +24,10 @@ import { checkVocab, resolveSamplingParams, type SamplingParams, type SamplingPa
 
 export type { CompletionOutput, GenerateOutput, StreamEvent } from './outputs.js';
 export type { LLMStats } from './engine-core.js';
+export type { LLMOptions } from './llm-options.js';
 
 export type Prompt = string | number[];
 
-export interface LLMOptions extends KVSizingOptions {
-  tp?: number;
-  pp?: number;
-  dp?: number;
-  enableExpertParallel?: boolean;
-  /**
-   * The ranks' tfjs backend (default: the first that loads, tensorflow > wasm > cpu). Tensorflow with packed weights (dtype bfloat16, quantization) on worker-thread ranks
-   * whose step is the host plan loads libtensorflow only when a tfjs step needs it (LLM.logits' full forward, a
-   * fallback): 0.35 GB less resident memory a process until then (rank-backend.ts).
-   */
-  backend?: BackendName;
-  /** Unquantized weights: fp32 (default) or bf16 kept as 16-bit in memory (vLLM's --dtype). */
-  dtype?: WeightDtype;
-  /** Decoder linear weights as llama.cpp blocks: 'int8' → Q8_0, 'int4' → Q4_0 (vLLM's --quantization). */
-  quantization?: QuantizationOption;
-  /**
-   * Packed weights (bf16, int8, int4) on the tensorflow and wasm backends run @weft/cpu-kernels (default true):
-   * Q8_0/Q4_0 quantize activations to Q8_0 blocks as llama.cpp does. false: dequantize per op into tfjs's matmul.
-   * Options pick the path and threads per call (`{ isa: 'avx2', threads: 2 }`; default: the best path, 1 thread).
-   */
-  cpuKernels?: boolean | CpuKernelsOptions;
-  /**
-   * Run each rank's step on the model's device plan — the same layers, recorded once and run without
-   * tfjs: the host executor (@weft/cpu-kernels) on the tensorflow and wasm backends, the WebGPU executor
-   * (weights, paged KV and activations in GPU buffers, one submit per boundary) on webgpu.
-   * 'auto' (default): wherever an executor runs every op of the model's plan — on the CPU backends only
-   * for packed weights (dtype bfloat16, quantization), fp32 staying on TensorFlow's matmul;
-   * true: wherever an executor can (fp32 on the CPU too); false: always the tfjs path.
-   * `LLM.stepPath` says what each rank runs.
-   */
-  devicePlan?: DevicePlanOption;
-  /** Deprecated alias: `webgpuStep: false` is `devicePlan: false`. */
-  webgpuStep?: boolean;
-  /** Collective and rendezvous timeout per blocking wait. */
-  timeoutMs?: number;
-  /** MoE token exchange under expert parallelism (default allgather). */
-  moeDispatch?: 'allgather' | 'alltoall';
-  /** MLA models (DeepSeek): KV cache of compressed latents (default) or full per-head K/V. */
-  mlaKvCache?: 'latent' | 'full';
-  /** Record a per-rank timeline (see `trace()`). */
-  trace?: boolean;
-  /** Weight-loading progress, summed over ranks. */
-  onProgress?: (loaded: number, total: number) => void;
-  /** Starts the ranks; default worker threads (spawnRanks). Processes over TCP: see @weft/comm startProcessRanks. */
-  spawn?: (opts: SpawnOptions) => Promise<RankPoolLike>;
-  /** Threads per rank for the tensorflow backend's intra-op pool (passed to the launcher). */
-  intraOpThreads?: number;
-  /** Launcher diagnostics (passed to the launcher). */
-  verbose?: boolean;
-  /** Longest prompt + output (default: the config's max_position_embeddings). */
-  maxModelLen?: number;
-  /** Tokens per KV block (default 16). */
-  blockSize?: number;
-  /** Token budget of one step (default 2048): longer prompts are prefilled in chunks. */
-  maxNumBatchedTokens?: number;
-  /** Sequences per step and replica (default 64). */
-  maxNumSeqs?: number;
-  /** Reuse the KV blocks of shared prompt prefixes (default true). */
-  enablePrefixCaching?: boolean;
-}
 
 export interface RequestOptions {
   signal?: AbortSignal;

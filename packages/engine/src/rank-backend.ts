@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { configureTensorflowEnvironment, initBackend, tensorflowInstalled, type BackendName, type WeightFormat } from '@weft/core';
-import type { LLMOptions } from './llm.js';
+import type { LLMOptions } from './llm-options.js';
 
 export interface RankBackends {
   /** What the launcher starts each rank on. */
