@@ -8,7 +8,7 @@
 import { ConfigError } from './errors.js';
 import { divide, divisors } from './shape.js';
 import type { ConfigFields } from './config-fields.js';
-import { type CommonModelConfig, parseCommon } from './hf-config.js';
+import { type CommonModelConfig, headDimOf, parseCommon } from './common-config.js';
 
 export type LlamaModelType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3';
 export type AttentionLayerType = 'full_attention' | 'sliding_attention';
@@ -176,12 +176,6 @@ function softcap(f: ConfigFields, key: string, fallback: number): number | null 
   return f.positive(key, fallback);
 }
 
-/** `head_dim` when given (Qwen3 sets it apart from hidden/heads), else hidden_size / num_attention_heads. */
-export function headDimOf(f: ConfigFields, c: Omit<CommonModelConfig, 'headDim'>): number {
-  if (f.has('head_dim')) return f.int('head_dim');
-  if (c.hiddenSize % c.numAttentionHeads === 0) return c.hiddenSize / c.numAttentionHeads;
-  throw new ConfigError(`${f.source}: no head_dim, and hidden_size=${c.hiddenSize} is not divisible by num_attention_heads=${c.numAttentionHeads}`);
-}
 
 /**
  * The shapes the parallel layers need of a dense family at `tp` × `pp`,

@@ -7,44 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
 import { ConfigFields, isJsonObject } from './config-fields.js';
-import { type RopeConfig, parseRope } from './rope-config.js';
 import { type Gemma2Config, type LlamaConfig, type LlamaModelType, parseGemma2, parseLlamaFamily } from './dense-family-config.js';
 
 export type { Gemma2Config, LlamaConfig } from './dense-family-config.js';
 import { parseMixtral, parseQwen3Moe, type MixtralConfig, type Qwen3MoeConfig } from './moe-family-config.js';
+import { type CommonModelConfig, parseCommon } from './common-config.js';
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'deepseek_v2', 'deepseek_v3', 'qwen3_moe', 'mixtral'] as const;
 
-export interface CommonModelConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  /** Dense MLP size (DeepSeek: the first_k_dense_replace layers). */
-  intermediateSize: number;
-  numHiddenLayers: number;
-  numAttentionHeads: number;
-  numKeyValueHeads: number;
-  /**
-   * Per-head size of queries and keys. Llama: `head_dim`, or hidden / heads.
-   * DeepSeek: qkNopeHeadDim + qkRopeHeadDim (transformers stores the rope part
-   * alone as `head_dim` there; that is qkRopeHeadDim here).
-   */
-  headDim: number;
-  rmsNormEps: number;
-  maxPositionEmbeddings: number;
-  tieWordEmbeddings: boolean;
-  attentionBias: boolean;
-  mlpBias: boolean;
-  hiddenAct: string;
-  bosTokenId: number | null;
-  eosTokenId: number | number[] | null;
-  rope: RopeConfig;
-  /**
-   * The checkpoint's torch dtype (`dtype` / `torch_dtype`). Transformers casts
-   * the rotary `inv_freq` buffer with `model.to(dtype)`, so bf16 models rotate
-   * with bf16-rounded frequencies; the rotary module reproduces that.
-   */
-  dtype: string;
-}
 
 export type TopkMethod = 'greedy' | 'group_limited_greedy' | 'noaux_tc';
 export type ScoringFunc = 'softmax' | 'sigmoid';
@@ -124,34 +94,6 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
   }
 }
 
-export function parseCommon(f: ConfigFields, defaults: { maxPositionEmbeddings: number }): Omit<CommonModelConfig, 'headDim'> {
-  const numAttentionHeads = f.int('num_attention_heads');
-  const numKeyValueHeads = f.int('num_key_value_heads', numAttentionHeads);
-  if (numAttentionHeads % numKeyValueHeads !== 0) {
-    throw new ConfigError(
-      `${f.source}: num_attention_heads=${numAttentionHeads} is not a multiple of num_key_value_heads=${numKeyValueHeads}`,
-    );
-  }
-  const maxPositionEmbeddings = f.int('max_position_embeddings', defaults.maxPositionEmbeddings);
-  return {
-    vocabSize: f.int('vocab_size'),
-    hiddenSize: f.int('hidden_size'),
-    intermediateSize: f.int('intermediate_size'),
-    numHiddenLayers: f.int('num_hidden_layers'),
-    numAttentionHeads,
-    numKeyValueHeads,
-    rmsNormEps: f.positive('rms_norm_eps', 1e-6),
-    maxPositionEmbeddings,
-    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
-    attentionBias: f.bool('attention_bias', false),
-    mlpBias: f.bool('mlp_bias', false),
-    hiddenAct: f.str('hidden_act', 'silu'),
-    bosTokenId: asSingleId(f.tokenIds('bos_token_id'), f.source),
-    eosTokenId: f.tokenIds('eos_token_id'),
-    rope: parseRope(f.json, f.source, maxPositionEmbeddings),
-    dtype: f.str('dtype', f.str('torch_dtype', 'float32')),
-  };
-}
 
 
 function parseDeepseek(f: ConfigFields, modelType: 'deepseek_v2' | 'deepseek_v3'): DeepseekConfig {
@@ -206,10 +148,3 @@ function checkRouting(c: DeepseekConfig, source: string): void {
   }
 }
 
-function asSingleId(ids: number | number[] | null, source: string): number | null {
-  if (Array.isArray(ids)) {
-    if (ids.length === 1) return ids[0]!;
-    throw new ConfigError(`${source}: "bos_token_id" must be one token id, got ${JSON.stringify(ids)}`);
-  }
-  return ids;
-}

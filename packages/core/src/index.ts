@@ -12,6 +12,7 @@ export * from './safetensors-write.js';
 export * from './checkpoint.js';
 export * from './rope-config.js';
 export * from './hf-config.js';
+export * from './common-config.js';
 export * from './dense-family-config.js';
 export * from './config-checkpoint.js';
 export * from './moe-family-config.js';

@@ -7,8 +7,9 @@
 import { ConfigError } from './errors.js';
 import { divide } from './shape.js';
 import type { ConfigFields } from './config-fields.js';
-import { headDimOf, type DenseAttentionFields } from './dense-family-config.js';
-import { parseCommon, type CommonModelConfig } from './hf-config.js';
+import { headDimOf } from './common-config.js';
+import type { DenseAttentionFields } from './dense-family-config.js';
+import { parseCommon, type CommonModelConfig } from './common-config.js';
 
 /** Routing shared by both families: softmax over `numExperts` router logits, top `numExpertsPerTok`. */
 interface SoftmaxMoEFields {
