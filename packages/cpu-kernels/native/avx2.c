@@ -9,6 +9,7 @@
 #include "kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+#include "bf16_ymm.h"
 
 AI __m256i block_dot(const uint8_t *w, const int8_t *x, const int q4) {
   const __m256i ones = _mm256_set1_epi16(1);
@@ -86,45 +87,9 @@ AI void q_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, i
 static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 0); }
 static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q_rows(a, wqs, wd, r0, r1, n, out, 1); }
 
-/* bf16 in kernels.h's BF16_ORDER: lanes 0-7 (lo) from a chunk's first 16 bf16, 8-15 (hi) from its last 16, each
- * 32-bit word's even bf16 widened by a shift and its odd one by a mask; x in pairs order (a->xp). */
+/* bf16 in kernels.h's BF16_ORDER: bf16_ymm.h's tile, the next tile's NR rows prefetched. */
 AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
-  const int k = a->k, kc = k / 32;
-  const __m256i odd = _mm256_set1_epi32((int)0xffff0000u);
-  __m256 lo[4][2], hi[4][2];
-  for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) lo[rr][ii] = hi[rr][ii] = _mm256_setzero_ps();
-  for (int c = 0; c < kc; c++) {
-    if (pf) prefetch_next(w, (size_t)k * 2, NULL, r, NR, 0, (size_t)c * 64);
-    for (int rr = 0; rr < NR; rr++) {
-      const uint16_t *wp = w + (size_t)(r + rr) * k + (size_t)c * 32;
-      const __m256i v0 = _mm256_loadu_si256((const __m256i *)wp), v1 = _mm256_loadu_si256((const __m256i *)(wp + 16));
-      const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, odd));
-      const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, odd));
-      for (int ii = 0; ii < NA; ii++) {
-        const float *xq = a->xp + ((size_t)(i0 + ii) * kc + c) * 32;
-        lo[rr][ii] = _mm256_fmadd_ps(o0, _mm256_load_ps(xq + 16), _mm256_fmadd_ps(e0, _mm256_load_ps(xq), lo[rr][ii]));
-        hi[rr][ii] = _mm256_fmadd_ps(o1, _mm256_load_ps(xq + 24), _mm256_fmadd_ps(e1, _mm256_load_ps(xq + 8), hi[rr][ii]));
-      }
-    }
-  }
-  for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) {
-      const __m256 s8 = _mm256_add_ps(lo[rr][ii], hi[rr][ii]);
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-      s = _mm_add_ss(s, _mm_movehdup_ps(s));
-      float sum = _mm_cvtss_f32(s);
-      const float *x = a->x + (size_t)(i0 + ii) * k;
-      const uint16_t *wr = w + (size_t)(r + rr) * k;
-      for (int j = kc * 32; j < k; j++) {
-        uint32_t u = (uint32_t)wr[j] << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        sum = __builtin_fmaf(f, x[j], sum);
-      }
-      out[(size_t)(i0 + ii) * n + r + rr] = sum;
-    }
+  bf16_ymm_tile(a, w, r, NR, i0, NA, n, out, pf, NR);
 }
 
 #define BF16_NA(NR)                                                                                      \

@@ -14,6 +14,7 @@
 
 #define AI static inline __attribute__((always_inline))
 #include "avx512_q16.h"
+#include "bf16_ymm.h"
 
 /* Q8_0 / Q4_0: every batch size runs avx512_q16.h's 16-row tiles, which sum each output's blocks in one order (as
  * the scalar path): a row's bits depend neither on its batch nor on the thread split. */
@@ -25,23 +26,6 @@ static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int 
  * 64-byte load, its 16 even elements widened by a shift, its 16 odd ones by a mask (fewer operations than zero-extends
  * and shifts: 7-9% more GFLOP/s in 4 × 4 tiles, measured in CPU time); x comes in pairs order (a->xp). Decode (m < 4)
  * runs the same lanes as two ymm halves: from memory that reads faster on Zen 5 than 512-bit steps at m = 1-2. */
-AI float bf16_hsum8(__m256 s8) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-AI float bf16_tail(float sum, const float *x, const uint16_t *wr, int j0, int k) {
-  for (int j = j0; j < k; j++) {
-    uint32_t u = (uint32_t)wr[j] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    sum = __builtin_fmaf(f, x[j], sum);
-  }
-  return sum;
-}
-
 AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
   const int k = a->k, kc = k / 32;
   const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
@@ -87,30 +71,7 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
  * and 1-32 rows ahead tried: 16 and 32 best, 8 ~10% slower). */
 #define BF16_AHEAD 16
 AI void bf16_tile8(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
-  const int k = a->k, kc = k / 32;
-  const __m256i odd = _mm256_set1_epi32((int)0xffff0000u);
-  __m256 lo[4][3], hi[4][3];
-  for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) lo[rr][ii] = hi[rr][ii] = _mm256_setzero_ps();
-  for (int c = 0; c < kc; c++) {
-    if (pf) _mm_prefetch((const char *)(w + (size_t)(r + BF16_AHEAD) * k + (size_t)c * 32), _MM_HINT_T0);
-    for (int rr = 0; rr < NR; rr++) {
-      const uint16_t *wp = w + (size_t)(r + rr) * k + (size_t)c * 32;
-      const __m256i v0 = _mm256_loadu_si256((const __m256i *)wp), v1 = _mm256_loadu_si256((const __m256i *)(wp + 16));
-      const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, odd));
-      const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, odd));
-      for (int ii = 0; ii < NA; ii++) {
-        const float *xq = a->xp + ((size_t)(i0 + ii) * kc + c) * 32;
-        lo[rr][ii] = _mm256_fmadd_ps(o0, _mm256_load_ps(xq + 16), _mm256_fmadd_ps(e0, _mm256_load_ps(xq), lo[rr][ii]));
-        hi[rr][ii] = _mm256_fmadd_ps(o1, _mm256_load_ps(xq + 24), _mm256_fmadd_ps(e1, _mm256_load_ps(xq + 8), hi[rr][ii]));
-      }
-    }
-  }
-  for (int rr = 0; rr < NR; rr++)
-    for (int ii = 0; ii < NA; ii++) {
-      const float sum = bf16_hsum8(_mm256_add_ps(lo[rr][ii], hi[rr][ii]));
-      out[(size_t)(i0 + ii) * n + r + rr] = bf16_tail(sum, a->x + (size_t)(i0 + ii) * k, w + (size_t)(r + rr) * k, kc * 32, k);
-    }
+  bf16_ymm_tile(a, w, r, NR, i0, NA, n, out, pf, BF16_AHEAD);
 }
 
 #define BF16_8(NR)                                                                                  \
