@@ -9,7 +9,7 @@
  */
 import { GroupCoordinator, SoloCommunicator, type ParallelState } from '@weft/comm';
 import { Checkpoint, initBackend, resolveParallelConfig, type WeightFormat } from '@weft/core';
-import { buildAttentionMetadata, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type KernelTuning, type PlanStepInput } from '@weft/layers';
+import { buildAttentionMetadata, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type KernelTuning, type PlanStepInput, type WebGpuPlanExecutorOptions } from '@weft/layers';
 import { registration } from '@weft/llama';
 import { median } from './stats.js';
 
@@ -59,7 +59,7 @@ function soloState(): ParallelState {
 }
 
 /** A step of `tokens[s]` new tokens per sequence after `context[s]` cached ones. */
-function stepOf(tokens: number[][], context: number[], tables: number[][], blockSize: number): PlanStepInput {
+export function stepOf(tokens: number[][], context: number[], tables: number[][], blockSize: number): PlanStepInput {
   const meta = buildAttentionMetadata(tokens.map((t, s) => ({ seqId: s, queryLen: t.length, contextLen: context[s]!, blockTable: tables[s]! })), blockSize);
   return {
     tokenIds: Int32Array.from(tokens.flat()),
@@ -71,7 +71,9 @@ function stepOf(tokens: number[][], context: number[], tables: number[][], block
   };
 }
 
-async function loadPlanExecutor(dir: string, format: WeightFormat, maxRows: number, maxSeqs: number, maxModelLen: number, tuning?: KernelTuning): Promise<WebGpuPlanExecutor> {
+/** bench:gpu's checkpoint loaded as the engine loads a rank, its plan on a WebGPU executor (`opts`: the executor's options but the plan). */
+export async function loadPlanExecutor(dir: string, format: WeightFormat, opts: Omit<WebGpuPlanExecutorOptions, 'plan'>): Promise<WebGpuPlanExecutor> {
+  const { maxModelLen } = opts;
   const model = registration.createModel(dir, soloState(), { maxModelLen });
   try {
     const ck = Checkpoint.open(dir);
@@ -81,7 +83,7 @@ async function loadPlanExecutor(dir: string, format: WeightFormat, maxRows: numb
       ck.close();
     }
     // The executor holds its own copy on the GPU: the host copies go when the model is disposed.
-    return await WebGpuPlanExecutor.create({ plan: model.recordPlan(), maxRows, maxSeqs, maxModelLen, tuning });
+    return await WebGpuPlanExecutor.create({ ...opts, plan: model.recordPlan() });
   } finally {
     model.dispose();
   }
@@ -102,7 +104,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
     const format = PLAN_FORMATS[name];
     if (!format) throw new Error(`--plan-formats: unknown format ${name} (${Object.keys(PLAN_FORMATS).join(', ')})`);
     const t0 = performance.now();
-    const ex = await loadPlanExecutor(o.dir, format, Math.max(o.promptLen, 64), Math.max(16, maxB), maxModelLen, o.tuning?.kernels);
+    const ex = await loadPlanExecutor(o.dir, format, { maxRows: Math.max(o.promptLen, 64), maxSeqs: Math.max(16, maxB), maxModelLen, tuning: o.tuning?.kernels });
     const loadS = (performance.now() - t0) / 1000;
     o.log(`weft plan (${name}): loaded and uploaded in ${loadS.toFixed(1)} s, ${(ex.weightBytes / 1e9).toFixed(2)} GB of linear weights per step`);
     try {

@@ -11,15 +11,23 @@ import { ConfigError } from '@weft/core';
 export const BUF = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 export const MAP_READ_MODE = 0x1;
 
-export async function requestDevice(who = 'webgpu'): Promise<GPUDevice> {
-  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+interface SubgroupInfo {
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+}
+/** The adapter info of the devices `requestDevice` made (Dawn's GPUDevice may lack `adapterInfo`). */
+const adapterInfos = new WeakMap<GPUDevice, SubgroupInfo>();
+
+/** A device with the adapter's limits from `gpu` (default `navigator.gpu`; benches pass a Dawn instance made with other toggles). */
+export async function requestDevice(who = 'webgpu', gpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu): Promise<GPUDevice> {
   if (!gpu) throw new ConfigError(`${who}: no navigator.gpu (call initBackend({ prefer: "webgpu" }) first, or pass a device)`);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new ConfigError(`${who}: no WebGPU adapter`);
   const L = adapter.limits;
-  // Subgroup operations where the adapter has them (kernels use them only when asked: KernelTuning).
-  const requiredFeatures = ['subgroups'].filter((f) => adapter.features.has(f)) as unknown as GPUFeatureName[];
-  return adapter.requestDevice({
+  // Subgroup operations where the adapter has them (kernels use them where the executor knows the size:
+  // `subgroupSize`); timestamp queries for the benches' step traces (no cost unless a pass writes one).
+  const requiredFeatures = ['subgroups', 'timestamp-query'].filter((f) => adapter.features.has(f)) as unknown as GPUFeatureName[];
+  const device = await adapter.requestDevice({
     requiredFeatures,
     requiredLimits: {
       maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
@@ -30,6 +38,19 @@ export async function requestDevice(who = 'webgpu'): Promise<GPUDevice> {
       maxStorageBuffersPerShaderStage: Math.min(10, L.maxStorageBuffersPerShaderStage),
     },
   });
+  adapterInfos.set(device, (adapter as GPUAdapter & { info?: SubgroupInfo }).info ?? {});
+  return device;
+}
+
+/**
+ * The device's subgroup size when it runs subgroup operations with one fixed size (min = max, as NVIDIA's
+ * 32), else null: kernels that reduce with `subgroupAdd` bake the size in.
+ */
+export function subgroupSize(device: GPUDevice): number | null {
+  if (!device.features.has('subgroups')) return null;
+  const info = adapterInfos.get(device) ?? (device as GPUDevice & { adapterInfo?: SubgroupInfo }).adapterInfo;
+  const lo = info?.subgroupMinSize;
+  return lo && lo === info?.subgroupMaxSize ? lo : null;
 }
 
 /** A workgroup count as (x, y) under the 65,535 per dimension limit; kernels index `wid.y · 65535 + wid.x`. */

@@ -36,9 +36,9 @@ export class KernelRecorder {
     this.variants.clear();
   }
 
-  /** One compute pass: `prefix` at their shapes, then `kernels` at the step's; returns the dispatches. */
-  encode(enc: GPUCommandEncoder, kernels: readonly Kernel[], stepShape: StepShape, si: GPUBuffer, layout: StepLayout, prefix: readonly ShapedKernel[] = []): number {
-    const pass = enc.beginComputePass();
+  /** One compute pass: `prefix` at their shapes, then `kernels` at the step's; returns the dispatches. `timestampWrites`: the pass's begin/end on the GPU clock (step traces). */
+  encode(enc: GPUCommandEncoder, kernels: readonly Kernel[], stepShape: StepShape, si: GPUBuffer, layout: StepLayout, prefix: readonly ShapedKernel[] = [], timestampWrites?: GPUComputePassTimestampWrites): number {
+    const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : undefined);
     let n = 0;
     let last: GPUComputePipeline | null = null;
     for (const { kernel: k, shape } of [...prefix, ...kernels.map((kernel) => ({ kernel, shape: stepShape }))]) {

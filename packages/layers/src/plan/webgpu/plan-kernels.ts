@@ -18,6 +18,7 @@ import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, ropeKvWgsl, type Cach
 import type { Binder } from './wgsl-common.js';
 import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
 import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
+import { decodeAttentionFits, decodeAttentionWgsl } from './wgsl-decode-attention.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
 import { CHUNK, gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape } from './wgsl-gemv.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
@@ -32,6 +33,10 @@ export interface KernelTuning {
   flash?: { QV: number; BC: number };
   /** K per step of the prefill GEMM through workgroup memory (default 16). */
   gemmK?: 16 | 32;
+  /** Decode attention: 'scalar' (the first kernel: one thread scores the row's own key, 4 keys in flight in P·V), 'vec4' (wgsl-decode-attention.ts, subgroup max where the device has a known subgroup size), 'vec4-nosg' (the same without subgroups). */
+  decodeAttention?: 'scalar' | 'vec4' | 'vec4-nosg';
+  /** Rows up to which a linear runs the tiled GEMV (in chunks of 16 above 16 rows): 16 … GEMV_CHUNK_ROWS (the default). */
+  gemvMaxRows?: number;
 }
 
 export interface KernelContext {
@@ -44,6 +49,8 @@ export interface KernelContext {
   cosSin(rope: RotaryEmbedding): GPUBuffer;
   /** Workgroup memory the device allows. */
   sharedBytes: number;
+  /** The device's subgroup size where it has subgroups of one known size (`subgroupSize`), else null. */
+  subgroupSize: number | null;
   tuning?: KernelTuning;
 }
 
@@ -80,28 +87,36 @@ function shapeOf(spec: Pick<MatmulSpec, 'gateUp' | 'w'>, tuning: KernelTuning, m
   return typeof tuning.gemv === 'function' ? tuning.gemv(m, gateUp) : gemvShape(m, gateUp, spec.w.format, gateUp ? spec.w.n / 2 : spec.w.n);
 }
 
+/** Whether a linear's GEMV is the register-tiled one: not for routed (expert) rows, nor under the 'rows4' override. */
+function tiledGemv(spec: Pick<MatmulSpec, 'route'>, tuning: KernelTuning): boolean {
+  return !spec.route && tuning.gemv !== 'rows4';
+}
+
 /**
- * The most rows a linear runs as a GEMV (its input norm fused) under `tuning`: 64 for the tiled GEMV (in
- * chunks of 16 above 16 rows) while its workgroups fit one dispatch dimension, else 16.
+ * The most rows a linear runs as a GEMV (its input norm fused) under `tuning`: for the tiled GEMV
+ * `tuning.gemvMaxRows` (default GEMV_CHUNK_ROWS; in chunks of 16 above 16 rows) while its workgroups fit one
+ * dispatch dimension, else 16.
  */
 export function gemvMaxRows(spec: Pick<MatmulSpec, 'route' | 'gateUp' | 'w'>, tuning: KernelTuning = {}): number {
+  if (!tiledGemv(spec, tuning)) return GEMV_MAX_ROWS;
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
-  const tiled = !spec.route && tuning.gemv !== 'rows4';
-  return tiled && Math.ceil(cols / gemvOutputs(shapeOf(spec, tuning, CHUNK), spec.gateUp !== null)) <= 65535 ? GEMV_CHUNK_ROWS : GEMV_MAX_ROWS;
+  if (Math.ceil(cols / gemvOutputs(shapeOf(spec, tuning, CHUNK), spec.gateUp !== null)) > 65535) return GEMV_MAX_ROWS;
+  return Math.min(GEMV_CHUNK_ROWS, Math.max(GEMV_MAX_ROWS, tuning.gemvMaxRows ?? GEMV_CHUNK_ROWS));
+}
+
+/** The linear's kernel at m rows: the GEMV specialised per row count (≤ 16), the chunked tiled GEMV, or the GEMM. */
+function linearVariant(m: number, maxGemv: number): string {
+  return m <= GEMV_MAX_ROWS ? `gemv${m}` : m <= maxGemv ? 'gemvc' : 'gemm';
 }
 
 export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning = {}): Kernel {
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
-  // Routed (expert) rows and the 'rows4' override run the untiled GEMV.
-  const tiled = !spec.route && tuning.gemv !== 'rows4';
+  const tiled = tiledGemv(spec, tuning);
   const maxGemv = gemvMaxRows(spec, tuning);
   const shape = (m: number) => shapeOf(spec, tuning, m);
   return {
     tag,
-    variant: ({ T, S }) => {
-      const m = rowsOf(spec.x.act, T, S);
-      return m <= GEMV_MAX_ROWS ? `gemv${m}` : m <= maxGemv ? 'gemvc' : 'gemm';
-    },
+    variant: ({ T, S }) => linearVariant(rowsOf(spec.x.act, T, S), maxGemv),
     code: (b, v) => {
       if (v === 'gemm') return gemmWgsl(b, spec, tuning.gemmK);
       if (v === 'gemvc') return gemvTiledWgsl(b, spec, CHUNK, shape(CHUNK), true);
@@ -118,6 +133,9 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
   };
 }
 
+/** The decode attention kernel unless tuned otherwise. */
+const DECODE_ATTENTION: NonNullable<KernelTuning['decodeAttention']> = 'scalar';
+
 /** The attention op's kernels; `fused`: the rotary just before it (q and k, in place) folds into decode steps. */
 function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecode | null): Kernel[] {
   const G = op.numHeads / op.numKvHeads;
@@ -129,6 +147,9 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
   const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
   // Prefill-sized steps: K/V tiles shared by a block of rows × the heads of a KV head, no score matrix (flash).
   const flash = ctx.tuning?.attention === 'staged' ? null : flashConfig(op, ctx.sharedBytes, ctx.tuning?.flash);
+  const dec = ctx.tuning?.decodeAttention ?? DECODE_ATTENTION;
+  const vec4 = fused && dec !== 'scalar' && decodeAttentionFits(op);
+  const sg = dec === 'vec4' ? ctx.subgroupSize : null;
   return [
     simple('kv_write', (b) => kvWriteWgsl(b, op, ctx.cache(op.cacheIndex)), (T, _S, decode) => (fused && decode ? null : per256(T * perRow))),
     {
@@ -136,7 +157,7 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
       // Decode-sized steps: a workgroup per head keeps more of the GPU busy; prefill shares K/V tiles across the group.
       variant: ({ T, decode }) => (fused && decode ? 'fused' : T <= GEMV_MAX_ROWS ? 'gw1' : flash ? 'flash' : `gw${gw}`),
       code: (b, v) =>
-        v === 'fused' ? attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused) : v === 'flash' ? flashAttentionWgsl(b, op, ctx.cache(op.cacheIndex), flash!) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
+        v === 'fused' ? (vec4 ? decodeAttentionWgsl(b, op, ctx.cache(op.cacheIndex), fused!, sg) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused)) : v === 'flash' ? flashAttentionWgsl(b, op, ctx.cache(op.cacheIndex), flash!) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
       workgroups: ({ T }, v) => (T <= 0 ? null : v === 'flash' ? flashWorkgroups(op, flash!, T) : [v === 'fused' ? op.numHeads : op.numHeads / Number(v.slice(2)), T]),
     },
   ];

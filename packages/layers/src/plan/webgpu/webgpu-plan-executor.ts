@@ -22,7 +22,7 @@ import type { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import type { DevicePlan } from '../builder.js';
 import { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
 import type { AllReduceOp, AttentionOp, GatherColumnsOp, MoeOp, PlanAct, PlanOpKind } from '../ops.js';
-import { BUF, requestDevice } from './device.js';
+import { BUF, requestDevice, subgroupSize } from './device.js';
 import { GpuWeights } from './gpu-weights.js';
 import { prefetchHostValues } from '../weights.js';
 import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelContext, type KernelTuning, type StepShape } from './plan-kernels.js';
@@ -33,6 +33,7 @@ import { MoeExperts } from './moe-experts.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
 import { copyOutputs, IDS_BYTES, readOutputs, type OutputLayout } from './step-outputs.js';
 import { layoutOffsets, type StepLayout } from './wgsl-common.js';
+import type { StepTrace } from './step-trace.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
   name: 'webgpu',
@@ -60,6 +61,8 @@ export interface WebGpuPlanExecutorOptions {
   maxModelLen: number;
   /** Kernel shapes to use instead of the defaults (benches). */
   tuning?: KernelTuning;
+  /** Time each step end to end, host and GPU (benches: step-trace.ts). */
+  trace?: StepTrace;
 }
 
 interface Segment {
@@ -93,7 +96,8 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   private numBlocks = 0;
   /** Every attention layer windowed: the widest window (blocks before it may be freed: −1 in tables); else null. */
   private readonly window: number | null;
-  private pending: { key: string; cb: GPUCommandBuffer } | null = null;
+  private pending: { key: string; cb: GPUCommandBuffer; slot: number } | null = null;
+  private readonly trace: StepTrace | null;
   private destroyed = false;
 
   private constructor(
@@ -110,6 +114,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.maxModelLen = opts.maxModelLen;
     this.tuning = opts.tuning ?? {};
     this.embeds = plan.ops.some((op) => op.kind === 'embed');
+    this.trace = opts.trace ?? null;
     const logits = plan.outputs.logits;
     this.vocabSize = plan.vocabSize;
     if (logits && !(this.vocabSize >= 1 && this.vocabSize <= logits.width)) throw new ConfigError(`webgpu plan: vocabSize ${this.vocabSize} outside 1..${logits.width}`);
@@ -120,7 +125,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   private readonly maxModelLen: number;
-  private readonly tuning: KernelTuning;
+  private tuning: KernelTuning;
   private readonly embeds: boolean;
 
   /** Check the plan, take a device, upload every weight once, allocate the activations. */
@@ -201,7 +206,9 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     const T = input.positions.length;
     const S = input.sampledRows.length;
     if (T === 0) return { logits: null, greedy: null, hidden: null, residual: null };
+    const tr = this.trace?.begin(T);
     this.writeInputs(input);
+    if (tr) tr.written = performance.now();
     const rowsAsked = this.plan.outputs.logits ? Array.from({ length: S }, (_, s) => input.logitsRows?.[s] ?? true) : [];
     let holdsLogits = this.plan.outputs.logits !== null;
     const shape: StepShape = { T, S, decode: input.seqs.every((q) => q.queryLen === 1) };
@@ -230,13 +237,26 @@ export class WebGpuPlanExecutor implements PlanExecutor {
         continue;
       }
       const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
-      const cb = hostFree && this.pending?.key === key ? this.pending.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix);
+      const ahead = hostFree && this.pending?.key === key ? this.pending : null;
+      const slot = ahead ? ahead.slot : (this.trace?.take() ?? -1);
+      const cb = ahead ? ahead.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, slot);
       this.pending = null;
       this.device.queue.submit([cb]);
+      if (tr) {
+        tr.slot = slot;
+        tr.submitted = performance.now();
+        void this.device.queue.onSubmittedWorkDone().then(() => (tr.done = performance.now()));
+      }
       // Without read-backs the next step of this shape has the same command buffer: record it now.
-      if (hostFree) this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix) };
+      if (hostFree) {
+        const next = this.trace?.take() ?? -1;
+        this.pending = { key, cb: this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, next), slot: next };
+        if (tr) tr.recorded = performance.now();
+      }
       const out = await this.readOutputs(T, S, holdsLogits, rowsAsked);
+      if (tr) tr.mapped = performance.now();
       this.recorder.throwErrors();
+      if (tr) tr.end = performance.now();
       return out;
     }
     throw new Error('webgpu plan: no final segment');
@@ -262,6 +282,15 @@ export class WebGpuPlanExecutor implements PlanExecutor {
 
   // --- profiling (bench:gpu) ------------------------------------------------------------------
 
+  /** Kernel shapes from now on (benches compare them on one upload of the weights): the kernels are rebuilt. */
+  retune(tuning: KernelTuning): void {
+    if (!this.layout) throw new ConfigError('webgpu plan: initCaches before retune');
+    this.tuning = tuning;
+    this.recorder.reset();
+    this.pending = null;
+    this.buildSegments();
+  }
+
   /** Write a step's inputs without running it (then `encode` records its kernels). */
   prepare(input: PlanStepInput): void {
     this.writeInputs(input);
@@ -271,9 +300,9 @@ export class WebGpuPlanExecutor implements PlanExecutor {
    * Record every kernel of a collective-free plan for a step of T rows, S sampled (decode: one row per
    * sequence, default T = S), only those whose tag passes `only`. Returns the dispatches.
    */
-  encode(enc: GPUCommandEncoder, T: number, S: number, only?: (tag: string) => boolean, decode = T === S): number {
+  encode(enc: GPUCommandEncoder, T: number, S: number, only?: (tag: string) => boolean, decode = T === S, timestampWrites?: GPUComputePassTimestampWrites): number {
     if (this.segments.length !== 1) throw new ConfigError('webgpu plan: encode() profiles plans without collectives only');
-    return this.encodeKernels(enc, this.segments[0]!.kernels.filter((k) => !only || only(k.tag)), { T, S, decode });
+    return this.recorder.encode(enc, this.segments[0]!.kernels.filter((k) => !only || only(k.tag)), { T, S, decode }, this.si!, this.layout!, [], timestampWrites);
   }
 
   /** Kernel tags of a step in order (one per dispatch). */
@@ -344,6 +373,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       cache: (i) => this.caches[i]!,
       cosSin: (r) => this.ropes.get(r)!,
       sharedBytes: this.device.limits.maxComputeWorkgroupStorageSize,
+      subgroupSize: subgroupSize(this.device),
       tuning: this.tuning,
     };
     for (const s of this.segments) s.moe?.destroy();
@@ -366,11 +396,12 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     return this.recorder.encode(enc, kernels, shape, this.si!, this.layout!, prefix);
   }
 
-  /** The last segment's command buffer: its kernels (argmax included), then the outputs into the read-back buffer. */
-  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[], prefix: ShapedKernel[] = []): GPUCommandBuffer {
+  /** The last segment's command buffer: its kernels (argmax included), then the outputs into the read-back buffer. `slot`: the trace's timestamp slot (−1: none). */
+  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[], prefix: ShapedKernel[] = [], slot = -1): GPUCommandBuffer {
     const { T, S } = shape;
     const enc = this.device.createCommandEncoder();
-    this.encodeKernels(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), shape, prefix);
+    this.recorder.encode(enc, holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax'), shape, this.si!, this.layout!, prefix, this.trace?.passWrites(slot));
+    this.trace?.resolve(enc, slot);
     copyOutputs(enc, this.outputLayout(), { T, S, holdsLogits, rowsAsked }, this.ids, (a) => this.acts.get(a)!, this.readback);
     return enc.finish();
   }

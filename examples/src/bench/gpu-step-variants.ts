@@ -1,0 +1,19 @@
+/**
+ * Kernel tunings bench gpu-step compares with the executor's defaults (`--variants`): per weight format and
+ * the device's subgroup size, a tuning, or null where the variant does not apply.
+ */
+import type { KernelTuning } from '@weft/layers';
+
+type Variant = (format: string, subgroupSize: number | null) => KernelTuning | null;
+
+export const STEP_VARIANTS: Record<string, Variant> = {
+  /** Decode attention: the scalar kernel (one thread scores the row's own key; 4 keys in flight in P·V). */
+  'attn-scalar': () => ({ decodeAttention: 'scalar' }),
+  /** Decode attention with vec4 values and the subgroup tile max. */
+  'attn-vec4': (_f, sg) => (sg ? { decodeAttention: 'vec4' } : null),
+  /** The same without subgroups. */
+  'attn-vec4-nosg': () => ({ decodeAttention: 'vec4-nosg' }),
+  /** Every GEMV from 5 rows: 32 lanes, 4 weight rows a thread, subgroupAdd sums (the sweep's best for Q4_0 gate|up at 16 rows). */
+  'gemv-sg32x4': (format, sg) =>
+    sg === 32 ? { gemv: (m, gateUp) => (m <= 4 ? { L: 64, R: (format.startsWith('q') ? 4 : 2) * (gateUp ? 2 : 1) } : { L: 32, R: 4, sg: true }) } : null,
+};

@@ -1,0 +1,239 @@
+/**
+ * bench gpu-step (issue 20): the WebGPU executor's decode step end to end on the GPU machine, on bench:gpu's
+ * TinyLlama-1.1B-shaped checkpoint (`gpu.js --write-only` writes it). Per weight format and row count:
+ * - `loop`: decode as an engine runs it (one step, one read-back, the next step's command buffer recorded
+ *   while the GPU runs), traced step by step — host: inputs written, submitted, next recorded,
+ *   onSubmittedWorkDone, read-back mapped; GPU: the step's pass begin/end timestamps, so its duration in the
+ *   loop and the GPU's idle gap before the next step;
+ * - `alone`: the same step 10 times in one submit (the GPU time bench:gpu reports);
+ * - `back_to_back`: 32 steps in 32 submits without waiting (no host gap);
+ * - `spaced`: steps with the GPU idle 0 / 1 / 5 ms between them (a GPU that clocks down shows here);
+ * - `classes`: µs per kernel tag, each alone (timestamps, 10 runs);
+ * - at 17–64 rows (`--chunk-rows`) the chunked tiled GEMV against the GEMM (`gemvMaxRows: 16`);
+ * - `--variants`: kernel tunings against the defaults (loop + alone) at `--rows`;
+ * - `--toggles`: bf16 again on a Dawn instance with robustness (bounds clamps in every shader) off.
+ *
+ * usage: node examples/dist/bench/gpu-step.js --dir CK [--formats bf16,q4_0] [--rows 1,16] [--chunk-rows 24,32,48,64]
+ *          [--steps 32] [--variants attn-split,…] [--toggles] [--out gpu-step.json]
+ */
+/// <reference types="@webgpu/types" />
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '@weft/core';
+import { requestDevice, StepTrace, subgroupSize, type KernelTuning, type StepTiming, type WebGpuPlanExecutor } from '@weft/layers';
+import { loadPlanExecutor, PLAN_FORMATS, stepOf } from './gpu-plan.js';
+import { median } from './stats.js';
+import { STEP_VARIANTS } from './gpu-step-variants.js';
+
+const { values: v } = parseArgs({
+  options: {
+    dir: { type: 'string' },
+    formats: { type: 'string', default: 'bf16,q4_0' },
+    rows: { type: 'string', default: '1,16' },
+    'chunk-rows': { type: 'string', default: '24,32,48,64' },
+    steps: { type: 'string', default: '32' },
+    variants: { type: 'string', default: '' },
+    toggles: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench-results/gpu-step.json' },
+  },
+});
+if (!v.dir) throw new Error('gpu-step: --dir (bench:gpu checkpoint) is required');
+const log = (m: string) => process.stderr.write(`[gpu-step] ${m}\n`);
+const STEPS = Number(v.steps);
+const BLOCK = 16;
+const SEQ_BLOCKS = Math.ceil((8 + STEPS + 8) / BLOCK);
+const MAX_SEQS = 64;
+const nums = (s: string) => s.split(',').filter(Boolean).map(Number);
+const r3 = (x: number) => +x.toFixed(3);
+const med = (xs: number[]) => r3(median(xs.filter(Number.isFinite)));
+
+interface Seqs {
+  tables: number[][];
+  toks: number[];
+  ctx: number;
+}
+
+/** m sequences of 8 prompt tokens prefilled in one step. */
+async function prefill(ex: WebGpuPlanExecutor, m: number): Promise<Seqs> {
+  const tables = Array.from({ length: m }, (_, s) => Array.from({ length: SEQ_BLOCKS }, (_, i) => s * SEQ_BLOCKS + i));
+  const prompts = Array.from({ length: m }, (_, s) => Array.from({ length: 8 }, (_, i) => 3 + ((i * 104729 + s * 7919) % 31997)));
+  const r = await ex.step(stepOf(prompts, prompts.map(() => 0), tables, BLOCK));
+  return { tables, toks: Array.from(r.greedy!), ctx: 8 };
+}
+
+async function decode(ex: WebGpuPlanExecutor, s: Seqs, n: number): Promise<void> {
+  for (let t = 0; t < n; t++) {
+    const r = await ex.step(stepOf(s.toks.map((x) => [x]), s.toks.map(() => s.ctx), s.tables, BLOCK));
+    s.toks = Array.from(r.greedy!);
+    s.ctx++;
+  }
+}
+
+const gpuMs = (t: StepTiming) => (t.gpuEnd !== undefined && t.gpuBegin !== undefined && t.gpuEnd > t.gpuBegin ? (t.gpuEnd - t.gpuBegin) / 1e6 : NaN);
+
+/** Medians of a traced run of steps: host phases (ms) and the GPU's duration and idle gap before the next step. */
+function summary(ts: StepTiming[], rows: number): Record<string, number | number[]> {
+  const gaps = ts.slice(1).map((t, i) => (t.gpuBegin !== undefined && ts[i]!.gpuEnd !== undefined ? (t.gpuBegin - ts[i]!.gpuEnd!) / 1e6 : NaN));
+  const wall = ts.length ? (ts[ts.length - 1]!.end - ts[0]!.start) / ts.length : NaN;
+  return {
+    tok_s: r3((rows / wall) * 1000),
+    step_ms: r3(wall),
+    gpu_ms: med(ts.map(gpuMs)),
+    gpu_gap_ms: med(gaps),
+    host_write_ms: med(ts.map((t) => t.written - t.start)),
+    host_submit_ms: med(ts.map((t) => t.submitted - t.written)),
+    host_record_next_ms: med(ts.map((t) => t.recorded - t.submitted)),
+    submit_to_done_ms: med(ts.map((t) => t.done - t.submitted)),
+    submit_to_mapped_ms: med(ts.map((t) => t.mapped - t.submitted)),
+    gpu_ms_each: ts.map((t) => r3(gpuMs(t))),
+    gap_ms_each: gaps.map(r3),
+    step_ms_each: ts.map((t) => r3(t.end - t.start)),
+  };
+}
+
+async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, n = STEPS): Promise<Record<string, number | number[]>> {
+  const s = await prefill(ex, m);
+  await decode(ex, s, 3);
+  tr.clear();
+  await decode(ex, s, n);
+  return summary(await tr.read(), m);
+}
+
+/** One submit of `reps` runs of the step's kernels (those passing `only`): GPU ms per run by timestamps, wall ms per run. */
+async function alone(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, reps = 10, only?: (tag: string) => boolean): Promise<{ gpu_ms: number; wall_ms: number }> {
+  const dev = ex.device;
+  tr.clear();
+  const walls: number[] = [];
+  for (let r = 0; r < 4; r++) {
+    const t = tr.begin(m);
+    t.slot = tr.take();
+    const enc = dev.createCommandEncoder();
+    for (let i = 0; i < reps; i++) {
+      const w = reps === 1 ? 'both' : i === 0 ? 'begin' : i === reps - 1 ? 'end' : null;
+      ex.encode(enc, m, m, only, true, w ? tr.passWrites(t.slot, w) : undefined);
+    }
+    tr.resolve(enc, t.slot);
+    const cb = enc.finish();
+    await dev.queue.onSubmittedWorkDone();
+    t.start = performance.now();
+    dev.queue.submit([cb]);
+    await dev.queue.onSubmittedWorkDone();
+    t.end = performance.now();
+    if (r) walls.push((t.end - t.start) / reps);
+  }
+  const ts = (await tr.read()).slice(1);
+  return { gpu_ms: med(ts.map((t) => gpuMs(t) / reps)), wall_ms: med(walls) };
+}
+
+/** `n` steps, each its own submit; `idleMs` null: no wait between them, else the GPU idles that long after each. */
+async function submits(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, n: number, idleMs: number | null): Promise<Record<string, number | number[]>> {
+  const dev = ex.device;
+  tr.clear();
+  for (let i = 0; i < n; i++) {
+    const t = tr.begin(m);
+    t.slot = tr.take();
+    const enc = dev.createCommandEncoder();
+    ex.encode(enc, m, m, undefined, true, tr.passWrites(t.slot));
+    tr.resolve(enc, t.slot);
+    dev.queue.submit([enc.finish()]);
+    if (idleMs !== null) {
+      await dev.queue.onSubmittedWorkDone();
+      for (const t0 = performance.now(); performance.now() - t0 < idleMs; );
+    }
+    t.end = performance.now();
+  }
+  await dev.queue.onSubmittedWorkDone();
+  const ts = await tr.read();
+  const gaps = ts.slice(1).map((t, i) => (t.gpuBegin! - ts[i]!.gpuEnd!) / 1e6);
+  return { gpu_ms: med(ts.slice(1).map(gpuMs)), gpu_gap_ms: med(gaps), gpu_ms_each: ts.map((t) => r3(gpuMs(t))) };
+}
+
+/** µs per kernel tag at m rows, each alone, 10 runs in one submit (timestamps). */
+async function classes(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, only?: (tag: string) => boolean): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const tag of [...new Set(ex.tags(m, m))].filter((t) => !only || only(t))) out[tag] = +((await alone(ex, tr, m, 10, (x) => x === tag)).gpu_ms * 1000).toFixed(1);
+  return out;
+}
+
+/** Every measurement of one executor at m rows. */
+async function atRows(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, full: boolean): Promise<Record<string, unknown>> {
+  const res: Record<string, unknown> = { loop: await loop(ex, tr, m) };
+  ex.prepare(stepOf(Array.from({ length: m }, () => [5]), Array.from({ length: m }, () => 8), Array.from({ length: m }, (_, s) => Array.from({ length: SEQ_BLOCKS }, (_, i) => s * SEQ_BLOCKS + i)), BLOCK));
+  res.alone = await alone(ex, tr, m);
+  res.dispatches = ex.tags(m, m).length;
+  if (full) {
+    res.back_to_back = await submits(ex, tr, m, 32, null);
+    for (const idle of [0, 1, 5]) res[`spaced_${idle}ms`] = await submits(ex, tr, m, 12, idle);
+    res.classes = await classes(ex, tr, m);
+  }
+  const l = res.loop as Record<string, number>;
+  log(`m=${m}: loop ${l.step_ms} ms/step (${l.tok_s} tok/s), GPU in loop ${l.gpu_ms} ms, gap ${l.gpu_gap_ms} ms, alone ${(res.alone as { gpu_ms: number }).gpu_ms} ms; submit→done ${l.submit_to_done_ms}, submit→mapped ${l.submit_to_mapped_ms}, record next ${l.host_record_next_ms}`);
+  return res;
+}
+
+async function ownDawnDevice(flags: string[]): Promise<GPUDevice> {
+  // Not bundled: the npm package 'webgpu' beside the bundle (Dawn's prebuilt binary).
+  const name = 'webgpu';
+  const webgpu = (await import(name)) as { create: (o: string[]) => GPU };
+  return requestDevice('gpu-step', webgpu.create(['backend=vulkan', ...flags]));
+}
+
+await initBackend({ prefer: 'webgpu' });
+await initBackend({ prefer: 'cpu' });
+const result: Record<string, unknown> = { date: new Date().toISOString(), steps: STEPS };
+const save = () => {
+  mkdirSync(dirname(String(v.out)), { recursive: true });
+  writeFileSync(String(v.out), JSON.stringify(result));
+};
+const runs: [string, string, string[] | null][] = String(v.formats).split(',').map((f) => [f, f, null]);
+if (v.toggles) runs.push(['bf16 robustness off', 'bf16', ['enable-dawn-features=allow_unsafe_apis,disable_robustness', 'disable-dawn-features=timestamp_quantization']]);
+for (const [label, fmt, flags] of runs) {
+  const format = PLAN_FORMATS[fmt];
+  if (!format) throw new Error(`--formats: unknown ${fmt}`);
+  const t0 = performance.now();
+  const device = flags ? await ownDawnDevice(flags) : await requestDevice('gpu-step');
+  const trace = new StepTrace(device);
+  const ex = await loadPlanExecutor(String(v.dir), format, { maxRows: 512, maxSeqs: MAX_SEQS, maxModelLen: SEQ_BLOCKS * BLOCK, device, trace });
+  const r: Record<string, unknown> = { load_s: r3((performance.now() - t0) / 1000), timestamps: trace.timestamps, subgroup_size: subgroupSize(device) };
+  result[label] = r;
+  log(`${label}: loaded in ${r.load_s} s; timestamps ${trace.timestamps}; subgroup size ${r.subgroup_size}`);
+  try {
+    await ex.initCaches(MAX_SEQS * SEQ_BLOCKS + 4, BLOCK);
+    for (const m of nums(String(v.rows))) {
+      r[`rows_${m}`] = await atRows(ex, trace, m, !flags);
+      save();
+    }
+    if (flags) continue;
+    for (const m of nums(String(v['chunk-rows']))) {
+      const c: Record<string, unknown> = {};
+      for (const [name, tuning] of [['gemv_chunked', {}], ['gemm', { gemvMaxRows: 16 }]] as [string, KernelTuning][]) {
+        ex.retune(tuning);
+        c[name] = { ...(await atRows(ex, trace, m, false)), classes: await classes(ex, trace, m, (t) => t.includes('linear')) };
+      }
+      ex.retune({});
+      r[`chunk_${m}`] = c;
+      save();
+    }
+    for (const name of String(v.variants).split(',').filter(Boolean)) {
+      const tuning = STEP_VARIANTS[name]?.(fmt, subgroupSize(device));
+      if (!tuning) {
+        log(`variant ${name}: not for ${fmt} on this device`);
+        continue;
+      }
+      ex.retune(tuning);
+      const vr: Record<string, unknown> = {};
+      for (const m of nums(String(v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false)), classes: await classes(ex, trace, m) };
+      r[`variant_${name}`] = vr;
+      ex.retune({});
+      save();
+    }
+  } finally {
+    ex.dispose();
+    trace.destroy();
+    device.destroy();
+  }
+}
+save();
+log(`wrote ${v.out}`);
+process.exit(0);
