@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BYTES, bf16Values, fillRandom, fp16Scales } from './random-weights.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -33,19 +34,7 @@ const { values } = parseArgs({
 const req = createRequire(import.meta.url);
 const addons = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
 const [n, k] = values.shape.split('x').map(Number);
-const BYTES = { q8_0: 34 / 32, q4_0: 18 / 32, bf16: 2 };
 
-let s = 0x9e3779b9;
-function fillRandom(u8) {
-  const u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2);
-  for (let i = 0; i < u32.length; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-    u32[i] = s >>> 0;
-  }
-}
-/** Random fp16 / bf16 values of moderate size (no NaN, no inf). */
-const fp16Scales = (len) => { const d = new Uint16Array(len); for (let i = 0; i < len; i++) d[i] = 0x1c00 + ((i * 2654435761) >>> 22); return d; };
-const bf16Values = (len) => { const w = new Uint16Array(len); fillRandom(new Uint8Array(w.buffer)); for (let i = 0; i < len; i++) w[i] = (w[i] & 0x807f) | 0x3c00; return w; };
 
 function makeWeights(fmt) {
   const bytes = n * k * BYTES[fmt];

@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { WeftError } from '@weft/core';
 import { FP32_LINEAR, kernelRoundedInput, type LinearMethodBase } from '../quantization/linear-method.js';
 import type { PackedWeight } from '../quantization/packed-weight.js';
-import { Parameter, type HostTensor, type ShardId, type WeightLoader } from '../parameter.js';
+import { isRowSource, rowChunked } from '../quantization/row-chunks.js';
+import { Parameter, type HostTensor, type ShardId, type WeightHandle, type WeightLoader } from '../parameter.js';
 
 export class LinearWeight extends Parameter {
   private method: LinearMethodBase = FP32_LINEAR;
@@ -75,18 +76,34 @@ export class LinearWeight extends Parameter {
     return tf.tensor2d(this.storage.dequantizeTransposed(), [this.inFeatures, this.outFeatures]);
   }
 
+  /** A packed weight reads its checkpoint slice a chunk of rows at a time (quantization/row-chunks.ts). */
+  override load(weight: WeightHandle, shardId?: ShardId): void {
+    super.load(this.storage ? rowChunked(weight) : weight, shardId);
+  }
+
   protected override storeWhole(host: HostTensor): void {
     if (!this.storage) return super.storeWhole(host);
-    this.storage.storeRows(host.data as Float32Array, 0, this.outFeatures);
+    this.pack(host, 0);
     this.rowsStored = this.outFeatures;
   }
 
   protected override storeRows(host: HostTensor, offset: number): boolean {
     if (!this.storage) return false;
-    const rows = host.shape[0]!;
-    this.storage.storeRows(host.data as Float32Array, offset, rows);
-    this.rowsStored += rows;
+    this.pack(host, offset);
+    this.rowsStored += host.shape[0]!;
     return true;
+  }
+
+  /** `host`'s rows into the storage at row `offset`: chunk by chunk from a RowSource, so its fp32 never exists whole. */
+  private pack(host: HostTensor, offset: number): void {
+    const storage = this.storage!;
+    const rows = host.shape[0]!;
+    if (!isRowSource(host)) return storage.storeRows(host.data as Float32Array, offset, rows);
+    const step = host.chunk;
+    for (let r = 0; r < rows; r += step) {
+      const len = Math.min(step, rows - r);
+      storage.storeRows(host.rows(r, len), offset + r, len);
+    }
   }
 
   override dispose(): void {

@@ -1,0 +1,14 @@
+/** Random weights for the addon benches (speed does not depend on the values): xorshift bytes, fp16 scales, bf16 values. */
+let s = 0x9e3779b9;
+export function fillRandom(u8) {
+  const u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2);
+  for (let i = 0; i < u32.length; i++) {
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    u32[i] = s >>> 0;
+  }
+}
+/** Random fp16 values of moderate size (no NaN, no inf), as block scales. */
+export const fp16Scales = (len) => { const d = new Uint16Array(len); for (let i = 0; i < len; i++) d[i] = 0x1c00 + ((i * 2654435761) >>> 22); return d; };
+export const bf16Values = (len) => { const w = new Uint16Array(len); fillRandom(new Uint8Array(w.buffer)); for (let i = 0; i < len; i++) w[i] = (w[i] & 0x807f) | 0x3c00; return w; };
+/** Bytes a weight takes per element in each format. */
+export const BYTES = { q8_0: 34 / 32, q4_0: 18 / 32, bf16: 2 };
