@@ -23,12 +23,15 @@
 #      webgpu (bf16, fp32) and transformers' continuous batching (generate_batch, fp32, bf16) on bench:gpu's
 #      TinyLlama checkpoint (serving.json: weft's rows, transformers' rows, the ratio)
 #   EXTRA names the extra stages to run (default "collectives deepseek serving").
-#   usage: bash scripts/gpu/device.sh [all|check|bench|exit|extra]   (default all; check = 2, 4, 5; exit = 4)
+# `step` (issue 20's decode step end to end, examples/src/bench/gpu-step.ts): the GPU's clocks and power every
+#   50 ms (clocks.csv) while bench gpu-step runs on bench:gpu's checkpoint (gpu-step.json; STEP_ARGS adds
+#   options, e.g. --variants), then the device plan's parity (plan-check.json). DEADLINE_S default 300 there.
+#   usage: bash scripts/gpu/device.sh [all|check|bench|exit|extra|step]   (default all; check = 2, 4, 5; exit = 4)
 set -uo pipefail
 what="${1:-all}"
 out="${OUT:-gpu-out}"; mkdir -p "$out"
 start=$(date +%s)
-deadline="${DEADLINE_S:-$([ "$what" = extra ] && echo 420 || echo 540)}"
+deadline="${DEADLINE_S:-$([ "$what" = extra ] && echo 420 || { [ "$what" = step ] && echo 300; } || echo 540)}"
 left() { echo $(( deadline - ($(date +%s) - start) )); }
 want() { [ "$what" = extra ] && [[ " ${EXTRA:-collectives deepseek serving} " == *" $1 "* ]]; }
 stage() { local s; s=$(left); if [ "$s" -lt "${2:-20}" ]; then echo "SKIPPED $1: ${s}s left"; return 1; fi; echo "== $1 (${s}s left)"; }
@@ -39,7 +42,19 @@ tar xJf .gpu/weft.tar.xz
 rc=0
 timeout 60 node scripts/gpu/worker-probe.mjs 2 2>&1 | tee -a "$out/env.txt" || rc=1
 
-if [[ "$what" =~ ^(all|check)$ ]] && stage plan-check; then
+ck=/tmp/weft-bench-tinyllama-1.1b-22l
+if [ "$what" = step ] && stage gpu-step 60; then
+  q=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu
+  nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -lms 50 > "$out/clocks.csv" 2>&1 &
+  smi=$!
+  sleep 0.5
+  kill -0 "$smi" 2>/dev/null || { nvidia-smi --query-gpu=$q --format=csv -lms 50 > "$out/clocks.csv" 2>&1 & smi=$!; }
+  timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1
+  timeout "$(( $(left) > 100 ? $(left) - 70 : 30 ))" node examples/dist/bench/gpu-step.js --dir "$ck" --out "$out/gpu-step.json" ${STEP_ARGS:-} 2>&1 | grep -v 'artificially reduced' || rc=1
+  kill "$smi" 2>/dev/null
+fi
+
+if [[ "$what" =~ ^(all|check|step)$ ]] && stage plan-check; then
   timeout 90 node examples/dist/bench/gpu.js --plan-check fixtures --out "$out/plan-check.json" 2>&1 | grep -v 'artificially reduced' || rc=1
 fi
 

@@ -62,13 +62,20 @@ async function prefill(ex: WebGpuPlanExecutor, m: number): Promise<Seqs> {
   return { tables, toks: Array.from(r.greedy!), ctx: 8 };
 }
 
-async function decode(ex: WebGpuPlanExecutor, s: Seqs, n: number): Promise<void> {
+/** n decode steps; returns every greedy id (step-major). */
+async function decode(ex: WebGpuPlanExecutor, s: Seqs, n: number): Promise<number[]> {
+  const ids: number[] = [];
   for (let t = 0; t < n; t++) {
     const r = await ex.step(stepOf(s.toks.map((x) => [x]), s.toks.map(() => s.ctx), s.tables, BLOCK));
     s.toks = Array.from(r.greedy!);
+    ids.push(...s.toks);
     s.ctx++;
   }
+  return ids;
 }
+
+/** The default kernels' greedy ids per format and row count: each other tuning's loop is checked against them. */
+const reference = new Map<string, number[]>();
 
 const gpuMs = (t: StepTiming) => (t.gpuEnd !== undefined && t.gpuBegin !== undefined && t.gpuEnd > t.gpuBegin ? (t.gpuEnd - t.gpuBegin) / 1e6 : NaN);
 
@@ -92,12 +99,18 @@ function summary(ts: StepTiming[], rows: number): Record<string, number | number
   };
 }
 
-async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, n = STEPS): Promise<Record<string, number | number[]>> {
+/** The traced loop; `ref`: where the default kernels' greedy ids are kept (the first run) or compared (token_mismatch: the fraction that differ). */
+async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: string, n = STEPS): Promise<Record<string, number | number[]>> {
   const s = await prefill(ex, m);
-  await decode(ex, s, 3);
+  const first = s.toks.slice();
+  const warm = await decode(ex, s, 3);
   tr.clear();
-  await decode(ex, s, n);
-  return summary(await tr.read(), m);
+  const ids = [...first, ...warm, ...(await decode(ex, s, n))];
+  const out = summary(await tr.read(), m);
+  const base = reference.get(ref);
+  if (!base) reference.set(ref, ids);
+  else out.token_mismatch = r3(ids.filter((x, i) => x !== base[i]).length / ids.length);
+  return out;
 }
 
 /** One submit of `reps` runs of the step's kernels (those passing `only`): GPU ms per run by timestamps, wall ms per run. */
@@ -157,8 +170,8 @@ async function classes(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, only?: 
 }
 
 /** Every measurement of one executor at m rows. */
-async function atRows(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, full: boolean): Promise<Record<string, unknown>> {
-  const res: Record<string, unknown> = { loop: await loop(ex, tr, m) };
+async function atRows(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, full: boolean, ref: string): Promise<Record<string, unknown>> {
+  const res: Record<string, unknown> = { at: new Date().toISOString(), loop: await loop(ex, tr, m, `${ref}/${m}`) };
   ex.prepare(stepOf(Array.from({ length: m }, () => [5]), Array.from({ length: m }, () => 8), Array.from({ length: m }, (_, s) => Array.from({ length: SEQ_BLOCKS }, (_, i) => s * SEQ_BLOCKS + i)), BLOCK));
   res.alone = await alone(ex, tr, m);
   res.dispatches = ex.tags(m, m).length;
@@ -168,7 +181,7 @@ async function atRows(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, full: bo
     res.classes = await classes(ex, tr, m);
   }
   const l = res.loop as Record<string, number>;
-  log(`m=${m}: loop ${l.step_ms} ms/step (${l.tok_s} tok/s), GPU in loop ${l.gpu_ms} ms, gap ${l.gpu_gap_ms} ms, alone ${(res.alone as { gpu_ms: number }).gpu_ms} ms; submit→done ${l.submit_to_done_ms}, submit→mapped ${l.submit_to_mapped_ms}, record next ${l.host_record_next_ms}`);
+  log(`${ref} m=${m}: loop ${l.step_ms} ms/step (${l.tok_s} tok/s), GPU in loop ${l.gpu_ms} ms, gap ${l.gpu_gap_ms} ms, alone ${(res.alone as { gpu_ms: number }).gpu_ms} ms; submit→done ${l.submit_to_done_ms}, submit→mapped ${l.submit_to_mapped_ms}, record next ${l.host_record_next_ms}${l.token_mismatch !== undefined ? `; greedy ids differing from the defaults ${l.token_mismatch}` : ''}`);
   return res;
 }
 
@@ -201,7 +214,7 @@ for (const [label, fmt, flags] of runs) {
   try {
     await ex.initCaches(MAX_SEQS * SEQ_BLOCKS + 4, BLOCK);
     for (const m of nums(String(v.rows))) {
-      r[`rows_${m}`] = await atRows(ex, trace, m, !flags);
+      r[`rows_${m}`] = await atRows(ex, trace, m, !flags, fmt);
       save();
     }
     if (flags) continue;
@@ -209,7 +222,7 @@ for (const [label, fmt, flags] of runs) {
       const c: Record<string, unknown> = {};
       for (const [name, tuning] of [['gemv_chunked', {}], ['gemm', { gemvMaxRows: 16 }]] as [string, KernelTuning][]) {
         ex.retune(tuning);
-        c[name] = { ...(await atRows(ex, trace, m, false)), classes: await classes(ex, trace, m, (t) => t.includes('linear')) };
+        c[name] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m, (t) => t.includes('linear')) };
       }
       ex.retune({});
       r[`chunk_${m}`] = c;
@@ -223,7 +236,7 @@ for (const [label, fmt, flags] of runs) {
       }
       ex.retune(tuning);
       const vr: Record<string, unknown> = {};
-      for (const m of nums(String(v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false)), classes: await classes(ex, trace, m) };
+      for (const m of nums(String(v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m) };
       r[`variant_${name}`] = vr;
       ex.retune({});
       save();
