@@ -7,8 +7,9 @@ kv_lora_rank 512 and no q lora, qk_nope 128, qk_rope 64, v_head 128, YaRN rope; 
 (intermediate 10944), the others MoE with 64 routed experts top-6 (greedy, softmax) of 1408 plus 2 shared;
 vocab 102400. `--layers` keeps the first N of its 27 layers (the per-layer shape is exact).
 
-usage: python3 scripts/gpu/random_deepseek.py --dir DIR [--layers 27] [--shrink]
-  --shrink: hidden 256 / 4 experts / vocab 1000, to check this script and the benches on a CPU.
+usage: python3 scripts/gpu/random_deepseek.py --dir DIR [--layers 27] [--shrink] [--experts N --topk K]
+  --shrink: hidden 256 / 8 experts top-2 / vocab 1000, to check this script and the benches on a CPU;
+  --experts / --topk set the routed experts (e.g. --shrink --experts 64 --topk 6: V2-Lite's routing, small matrices).
 """
 import argparse
 import json
@@ -65,10 +66,16 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--layers", type=int, default=27)
     ap.add_argument("--shrink", action="store_true")
+    ap.add_argument("--experts", type=int, help="routed experts (with --shrink: V2-Lite's 64 keep the routing's shape)")
+    ap.add_argument("--topk", type=int, help="experts per token")
     a = ap.parse_args()
     if a.layers < 2:
         sys.exit("--layers: at least 2 (the dense first layer and one MoE layer)")
     fields = dict(V2_LITE, num_hidden_layers=a.layers, **(SHRUNK if a.shrink else {}))
+    if a.experts:
+        fields["n_routed_experts"] = a.experts
+    if a.topk:
+        fields["num_experts_per_tok"] = a.topk
     config = transformers.DeepseekV2Config(**{k: v for k, v in fields.items() if k != "architectures"})
     config.architectures = fields["architectures"]
     dev = "cuda" if torch.cuda.is_available() else "cpu"

@@ -66,7 +66,7 @@ export const CHUNK = 16;
  * fetched from memory about once and served to the others from L2.
  */
 export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape, chunked = false): string {
-  if (s.route) throw new Error('gemvTiledWgsl: routed rows run gemvWgsl');
+  if (s.route && chunked) throw new Error('gemvTiledWgsl: routed rows come in tiles, not chunks');
   if (chunked && m !== CHUNK) throw new Error(`gemvTiledWgsl: chunks of ${CHUNK} rows, not ${m}`);
   const { w } = s;
   const { L, R } = t;
@@ -74,7 +74,8 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
   const OPT = R / ws.length;
   if (!Number.isInteger(OPT) || OPT < 1 || 256 % L || L < 8) throw new WeftError(`webgpu plan: GEMV shape L ${L}, R ${R} (gate|up: ${!!s.gateUp})`);
   const G = 256 / L;
-  const { K, half, NO, xl } = prologue(b, s, s.norm?.x ?? s.x);
+  // Routed (moe expert) rows: workgroup row = one tile of an expert's rows (routeDecl), its weight rows from row().
+  const { K, half, NO, xl, route, row } = prologue(b, s, s.norm?.x ?? s.x);
   const per = { fp32: 4, bf16: 8, q8_0: 16, q4_0: 32 }[w.format];
   const steps = w.kp / per;
   const stride = w.format === 'fp32' ? w.kp / 4 : w.format === 'bf16' ? w.kp / 8 : K / per;
@@ -88,7 +89,7 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
   const os = Array.from({ length: OPT }, (_, o) => o);
   const ms = Array.from({ length: m }, (_, i) => i);
   // Weight rows of this thread: (wn, o) → its row expression.
-  const rows = ws.flatMap((wn) => os.map((o) => ({ wn, o, id: `${wn}${o}`, row: `${wn === 'U' ? `${half}u + ` : ''}min(n0 + ${o}u, ${NO - 1}u)` })));
+  const rows = ws.flatMap((wn) => os.map((o) => ({ wn, o, id: `${wn}${o}`, row: row(`${wn === 'U' ? `${half}u + ` : ''}min(n0 + ${o}u, ${NO - 1}u)`) })));
   const scaled = w.format === 'q8_0' || w.format === 'q4_0';
   const loads = rows
     .map(({ id, row }) => {
@@ -158,6 +159,7 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
 ${ACT_FNS}
 ${b.decls.join('\n')}
 ${si}
+${route?.decl ?? ''}
 ${sc}
 ${xl}
 ${gv}
@@ -166,7 +168,8 @@ var<workgroup> part2 : array<f32, ${(CH * 256) / CHs}>;`}
 var<workgroup> fin : array<f32, ${V * G}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
-  let wg = ${chunked ? 'wid.x' : 'wid.y * 65535u + wid.x'};
+  ${route?.init ?? ''}
+  let wg = ${chunked || route ? 'wid.x' : 'wid.y * 65535u + wid.x'};
   let r0 = ${chunked ? `wid.y * ${CHUNK}u` : '0u'};
   let grp = lid / ${L}u;
   let lane = lid % ${L}u;

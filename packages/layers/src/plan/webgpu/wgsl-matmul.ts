@@ -31,10 +31,10 @@ export interface MatmulSpec {
    */
   norm?: { x: ActView; weight: GPUBuffer; eps: number; offset: number } | null;
   /**
-   * An expert's rows of a routed step (the moe op; routeDecl declares `SLOT`, `count()`, `entry()`, `token(j)`,
-   * `weight(j)`): `w` holds every expert's rows, this one's from `row0` (an expression of SLOT), `n` of them;
-   * row j reads x's row `token(j)` or `entry() + j` and is stored into out's row `entry() + j` (one row per
-   * pair). `grouped`: one workgroup row per expert with tokens (GEMV).
+   * A tile of an expert's rows of a routed step (the moe op; routeDecl declares `SLOT`, `count()`, `entry()`,
+   * `token(j)` and takes workgroup row `wid.y`'s tile): `w` holds every expert's rows, this one's from `row0`
+   * (an expression of SLOT), `n` of them; row j reads x's row `token(j)` or `entry() + j` and is stored into
+   * out's row `entry() + j` (one row per pair). `grouped`: one workgroup row per tile (gemvWgsl).
    */
   route?: { bind(b: Binder): RouteDecl; x: 'token' | 'entry'; row0: string; n: number; grouped: boolean } | null;
 }
@@ -262,7 +262,8 @@ ${ws.map((wn) => `var<workgroup> Bs${wn} : array<vec4<f32>, ${BK * 16}>;`).join(
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   ${route?.init ?? ''}
   let M = ${route ? route.count : rowsExpr(s.x.act)};
-  let m0 = wid.y * 64u;
+  // Routed rows: workgroup row = one tile of an expert's rows (at most 64, routeDecl).
+  let m0 = ${route ? '0u' : 'wid.y * 64u'};
   let n0 = wid.x * 64u;
   if (m0 >= M) { return; }
   let tx = lid % 16u;

@@ -1,10 +1,11 @@
 /**
- * WGSL for the moe op's routed experts on the WebGPU executor (routing runs
- * on the host: `moe-experts.ts`). The step's routing buffer holds each local
- * expert slot's `[offset, count]`, every chosen (token, weight) pair grouped by
- * expert, the slots with tokens, and each token's pairs in ascending expert
- * id. The experts' linears are the plan's linear kernels (`MatmulSpec.route`
- * reads these through `routeDecl`); `combineWgsl` sums each token's rows.
+ * WGSL for the moe op's routed experts on the WebGPU executor (`moe-experts.ts`), with no host round trip:
+ * `routerWgsl` routes every row of the step (moe/router.ts's rules in fp32), counts the pairs per local
+ * expert, takes the prefix sums, scatters each (token, weight) pair into its expert's run and lists the
+ * step's row tiles (expert slot, first row); the experts' linears are the plan's tiled GEMV / GEMM over those
+ * tiles (`MatmulSpec.route` reads them through `routeDecl`, one workgroup row per tile on a grid sized for the
+ * most tiles the step can have: workgroups past the step's tiles return at once); `combineWgsl` sums each
+ * token's rows in ascending expert id.
  */
 import type { ActView, PlanAct } from '../ops.js';
 import type { Binder } from './wgsl-common.js';
@@ -12,17 +13,49 @@ import type { Binder } from './wgsl-common.js';
 const MAIN = '@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32)';
 
 /**
- * u32 offsets of the routing buffer: slot table `[experts, 2]` (offset, count), tokens `[entries]`, weights
- * (f32 bits) `[entries]`, the number of slots with tokens and those slots in ascending order, then per token
- * its pairs in ascending expert id (`[maxEntries]` as `[tokens, topK]`, 0xffffffff past its last).
+ * Rows per tile at a step of T rows: one expert's rows go through its weights in tiles of this many (the
+ * GEMV's activation rows up to 64 step rows, the GEMM's 64-row tile above). Few rows per expert at decode
+ * sizes: small tiles keep the GEMV's work near the rows there are.
  */
-export function routeLayout(experts: number, maxEntries: number): { tokens: number; weights: number; active: number; pairs: number; words: number } {
-  const tokens = 2 * experts;
-  const weights = tokens + maxEntries;
-  const active = weights + maxEntries;
-  const pairs = active + 1 + experts;
-  return { tokens, weights, active, pairs, words: pairs + maxEntries };
+export const MOE_TILE_STEPS: readonly (readonly [number, number])[] = [
+  [1, 1],
+  [4, 2],
+  [16, 4],
+  [64, 8],
+];
+export const MOE_GEMM_TILE = 64;
+
+export function moeTileRows(T: number): number {
+  for (const [upTo, rows] of MOE_TILE_STEPS) if (T <= upTo) return rows;
+  return MOE_GEMM_TILE;
 }
+
+/** The most tiles a step of T rows can list over `experts` local experts (each with tokens adds at most one partial tile). */
+export function moeTileBound(T: number, topK: number, experts: number): number {
+  const pairs = T * topK;
+  const tr = moeTileRows(T);
+  return Math.floor((pairs + Math.min(experts, pairs) * (tr - 1)) / tr);
+}
+
+/**
+ * u32 offsets of the routing buffer: per local expert slot its pair count and first pair; the pairs grouped
+ * by slot (tokens, weights as f32 bits); each token's pairs in ascending expert id (`[tokens, topK]`,
+ * 0xffffffff past its last); the router's per-row choice (slot, weight) before the scatter; the number of
+ * tiles and each tile's (slot, first row within the slot's run).
+ */
+export function routeLayout(experts: number, maxEntries: number, maxTiles: number) {
+  const counts = 0;
+  const offsets = counts + experts;
+  const tokens = offsets + experts;
+  const weights = tokens + maxEntries;
+  const pairs = weights + maxEntries;
+  const sel = pairs + maxEntries;
+  const selW = sel + maxEntries;
+  const numTiles = selW + maxEntries;
+  const tiles = numTiles + 1;
+  return { counts, offsets, tokens, weights, pairs, sel, selW, numTiles, tiles, words: tiles + 2 * maxTiles };
+}
+export type RouteLayout = ReturnType<typeof routeLayout>;
 
 export interface RouteDecl {
   decl: string;
@@ -31,25 +64,26 @@ export interface RouteDecl {
 }
 
 /**
- * The routing of one expert slot for the plan's linear kernels (MatmulSpec.route): declares `SLOT` and
- * `count()`, `entry()` (its first pair), `token(j)`, `weight(j)`; `init` starts `main`: the slot given, or
- * (null: grouped) the `wid.y`-th slot with tokens, returning when there are fewer; `count` is the slot's row
- * count as an expression `main` may branch on before a barrier.
+ * One tile of a routed step for the plan's linear kernels (MatmulSpec.route): `init` starts `main` by taking
+ * the `wid.y`-th tile (returning when the step has fewer), declares `SLOT` (its expert slot) and the tile's
+ * `count()` (rows, at most `tile`), `entry()` (its first pair), `token(j)`; `count` is the tile's row count
+ * as an expression `main` may branch on before a barrier.
  */
-export function routeDecl(b: Binder, route: GPUBuffer, slot: number | null, experts: number, maxEntries: number): RouteDecl {
+export function routeDecl(b: Binder, route: GPUBuffer, l: RouteLayout, tile: number): RouteDecl {
   const R = b.buffer(route, 'route', 'u32', 'read');
-  const l = routeLayout(experts, maxEntries);
-  const slotExpr = slot === null ? `${R}[${l.active + 1}u + wid.y]` : `${slot}u`;
+  const slot = `${R}[${l.tiles}u + 2u * wid.y]`;
+  const row0 = `${R}[${l.tiles}u + 2u * wid.y + 1u]`;
   return {
     // For `main`'s control flow: read from the buffer there, not through SLOT (a private variable is not uniform to WGSL).
-    count: `${R}[2u * ${slotExpr} + 1u]`,
+    count: `min(${tile}u, ${R}[${l.counts}u + ${slot}] - ${row0})`,
     decl: `var<private> SLOT : u32;
-fn count() -> u32 { return ${R}[2u * SLOT + 1u]; }
-fn entry() -> u32 { return ${R}[2u * SLOT]; }
-fn token(j : u32) -> u32 { return ${R}[${l.tokens}u + entry() + j]; }
-fn weight(j : u32) -> f32 { return bitcast<f32>(${R}[${l.weights}u + entry() + j]); }`,
-    init: slot === null ? `if (wid.y >= ${R}[${l.active}u]) { return; }
-  SLOT = ${R}[${l.active + 1}u + wid.y];` : `SLOT = ${slot}u;`,
+var<private> ROW0 : u32;
+fn count() -> u32 { return min(${tile}u, ${R}[${l.counts}u + SLOT] - ROW0); }
+fn entry() -> u32 { return ${R}[${l.offsets}u + SLOT] + ROW0; }
+fn token(j : u32) -> u32 { return ${R}[${l.tokens}u + entry() + min(j, count() - 1u)]; }`,
+    init: `if (wid.y >= ${R}[${l.numTiles}u]) { return; }
+  SLOT = ${slot};
+  ROW0 = ${row0};`,
   };
 }
 
@@ -57,12 +91,11 @@ fn weight(j : u32) -> f32 { return bitcast<f32>(${R}[${l.weights}u + entry() + j
  * out[t] = Σ over t's pairs in ascending expert id of weight · y[pair] (y: one row per pair), from zero, as
  * the tfjs path adds its experts' rows. One thread per output element.
  */
-export function combineWgsl(b: Binder, ye: PlanAct, out: ActView, route: GPUBuffer, topK: number, experts: number, maxEntries: number): string {
+export function combineWgsl(b: Binder, ye: PlanAct, out: ActView, route: GPUBuffer, topK: number, l: RouteLayout): string {
   const YE = b.act(ye);
   const O = b.act(out.act);
   const R = b.buffer(route, 'route', 'u32', 'read');
   const si = b.step();
-  const l = routeLayout(experts, maxEntries);
   return `${b.decls.join('\n')}
 ${si}
 ${MAIN} {
@@ -96,35 +129,19 @@ export interface RouterSpec {
   localIds: readonly number[];
 }
 
-/**
- * Routing on the device for steps of at most 16 rows (no read-back): one thread per row computes its
- * scores, choice, groups, top-k and weights in fp32 as `routeHost` does (ties to the lower index), then one
- * thread buckets the pairs by local expert in ascending id into the routing buffer `moe-experts.ts` reads.
- */
-export function routerWgsl(b: Binder, logits: ActView, route: GPUBuffer, bias: GPUBuffer | null, r: RouterSpec, maxEntries: number): string {
-  const L = b.act(logits.act);
-  const R = b.buffer(route, 'route', 'u32', 'read_write');
-  const B = bias ? b.buffer(bias, 'rbias', 'f32', 'read') : null;
-  const si = b.step();
+/** Experts the device router takes (its per-row score arrays live in private memory). */
+export const ROUTER_MAX_EXPERTS = 256;
+
+/** The per-row routing (scores, choice, groups, top-k, weights) of row `t` into `ids` / `wts`, as `routeHost`. */
+function routeRow(L: string, B: string | null, logits: ActView, r: RouterSpec): string {
   const E = r.numExperts;
   const K = r.topK;
-  const NL = r.localIds.length;
-  const l = routeLayout(NL, maxEntries);
   const g = r.groups;
   const per = g ? E / g.n : E;
   const lit = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${Math.fround(x)}`);
-  return `${b.decls.join('\n')}
-${si}
-var<private> EIDS : array<u32, ${NL}> = array<u32, ${NL}>(${r.localIds.map((i) => `${i}u`).join(', ')});
-var<workgroup> ids : array<u32, ${16 * K}>;
-var<workgroup> wts : array<f32, ${16 * K}>;
-@compute @workgroup_size(16)
-fn main(@builtin(local_invocation_index) lid : u32) {
-  let T = si[0];
-  if (lid < T) {
-    var sc : array<f32, ${E}>;
+  return `var sc : array<f32, ${E}>;
     var ch : array<f32, ${E}>;
-    let base = lid * ${logits.act.width}u + ${logits.col}u;
+    let base = t * ${logits.act.width}u + ${logits.col}u;
     ${
       r.scoring === 'softmax'
         ? `var mx = -3.4e38;
@@ -158,6 +175,8 @@ fn main(@builtin(local_invocation_index) lid : u32) {
         : ''
     }
     var taken : array<u32, ${E}>;
+    var ids : array<u32, ${K}>;
+    var wts : array<f32, ${K}>;
     var sum = 0.0;
     for (var k = 0u; k < ${K}u; k++) {
       var best = 0u;
@@ -165,37 +184,92 @@ fn main(@builtin(local_invocation_index) lid : u32) {
       for (var e = 0u; e < ${E}u; e++) { if (taken[e] == 0u && ch[e] > bv) { bv = ch[e]; best = e; } }
       taken[best] = 1u;
       let w = ${r.topTwo ? 'sc[best]' : 'bv'};
-      ids[lid * ${K}u + k] = best;
-      wts[lid * ${K}u + k] = w;
+      ids[k] = best;
+      wts[k] = w;
       sum += w;
     }
-    ${r.renormalize ? `let d = sum + 1e-20;\n    for (var k = 0u; k < ${K}u; k++) { wts[lid * ${K}u + k] = wts[lid * ${K}u + k] / d; }` : ''}
-    ${r.scale !== null ? `for (var k = 0u; k < ${K}u; k++) { wts[lid * ${K}u + k] = wts[lid * ${K}u + k] * ${lit(r.scale)}; }` : ''}
+    ${r.renormalize ? `let d = sum + 1e-20;\n    for (var k = 0u; k < ${K}u; k++) { wts[k] = wts[k] / d; }` : ''}
+    ${r.scale !== null ? `for (var k = 0u; k < ${K}u; k++) { wts[k] = wts[k] * ${lit(r.scale)}; }` : ''}`;
+}
+
+/**
+ * Routing on the device for a step of any size (no read-back), one workgroup: each thread routes rows
+ * lid, lid + 256, … (`routeRow`), orders each row's choices by local slot (ascending expert id; experts of
+ * other ranks dropped) and counts them per slot; one thread takes the prefix sums and lists the tiles of
+ * `moeTileRows(T)` rows; each thread then scatters its rows' pairs into their slots' runs (the order within a
+ * run does not matter: every pair row is computed on its own) and lists each token's pair positions.
+ */
+export function routerWgsl(b: Binder, logits: ActView, route: GPUBuffer, bias: GPUBuffer | null, r: RouterSpec, l: RouteLayout): string {
+  const L = b.act(logits.act);
+  const R = b.buffer(route, 'route', 'u32', 'read_write');
+  const B = bias ? b.buffer(bias, 'rbias', 'f32', 'read') : null;
+  const si = b.step();
+  const K = r.topK;
+  const NL = r.localIds.length;
+  const slotOf = Array.from({ length: r.numExperts }, (_, e) => r.localIds.indexOf(e));
+  // WGSL has no ?: — a select chain from the largest bound down.
+  const tr = MOE_TILE_STEPS.reduceRight((acc, [upTo, rows]) => `select(${acc}, ${rows}u, T <= ${upTo}u)`, `${MOE_GEMM_TILE}u`);
+  return `${b.decls.join('\n')}
+${si}
+var<private> SLOTOF : array<u32, ${r.numExperts}> = array<u32, ${r.numExperts}>(${slotOf.map((s) => (s < 0 ? '0xffffffffu' : `${s}u`)).join(', ')});
+var<workgroup> cnt : array<atomic<u32>, ${NL}>;
+var<workgroup> cur : array<atomic<u32>, ${NL}>;
+var<workgroup> offs : array<u32, ${NL}>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid : u32) {
+  let T = si[0];
+  for (var s = lid; s < ${NL}u; s += 256u) { atomicStore(&cnt[s], 0u); atomicStore(&cur[s], 0u); }
+  workgroupBarrier();
+  for (var t = lid; t < T; t += 256u) {
+    ${routeRow(L, B, logits, r)}
+    var sl : array<u32, ${K}>;
+    for (var k = 0u; k < ${K}u; k++) { sl[k] = SLOTOF[ids[k]]; }
+    // Insertion sort by slot (ascending expert id; other ranks' experts, 0xffffffff, last).
+    for (var i = 1u; i < ${K}u; i++) {
+      var j = i;
+      while (j > 0u && sl[j - 1u] > sl[j]) {
+        let s = sl[j]; sl[j] = sl[j - 1u]; sl[j - 1u] = s;
+        let w = wts[j]; wts[j] = wts[j - 1u]; wts[j - 1u] = w;
+        j -= 1u;
+      }
+    }
+    for (var k = 0u; k < ${K}u; k++) {
+      ${R}[${l.sel}u + t * ${K}u + k] = sl[k];
+      ${R}[${l.selW}u + t * ${K}u + k] = bitcast<u32>(wts[k]);
+      if (sl[k] != 0xffffffffu) { atomicAdd(&cnt[sl[k]], 1u); }
+    }
   }
   workgroupBarrier();
   if (lid == 0u) {
-    var filled : array<u32, 16>;
-    for (var i = 0u; i < T * ${K}u; i++) { ${R}[${l.pairs}u + i] = 0xffffffffu; }
+    let tr = ${tr};
     var at = 0u;
-    var nact = 0u;
+    var nt = 0u;
     for (var s = 0u; s < ${NL}u; s++) {
-      ${R}[2u * s] = at;
-      var c = 0u;
-      for (var t = 0u; t < T; t++) {
-        for (var k = 0u; k < ${K}u; k++) {
-          if (ids[t * ${K}u + k] != EIDS[s]) { continue; }
-          ${R}[${l.tokens}u + at + c] = t;
-          ${R}[${l.weights}u + at + c] = bitcast<u32>(wts[t * ${K}u + k]);
-          ${R}[${l.pairs}u + t * ${K}u + filled[t]] = at + c;
-          filled[t] += 1u;
-          c += 1u;
-        }
+      let c = atomicLoad(&cnt[s]);
+      ${R}[${l.counts}u + s] = c;
+      ${R}[${l.offsets}u + s] = at;
+      offs[s] = at;
+      for (var r0 = 0u; r0 < c; r0 += tr) {
+        ${R}[${l.tiles}u + 2u * nt] = s;
+        ${R}[${l.tiles}u + 2u * nt + 1u] = r0;
+        nt += 1u;
       }
-      ${R}[2u * s + 1u] = c;
       at += c;
-      if (c > 0u) { ${R}[${l.active + 1}u + nact] = s; nact += 1u; }
     }
-    ${R}[${l.active}u] = nact;
+    ${R}[${l.numTiles}u] = nt;
+  }
+  workgroupBarrier();
+  for (var t = lid; t < T; t += 256u) {
+    for (var k = 0u; k < ${K}u; k++) {
+      let s = ${R}[${l.sel}u + t * ${K}u + k];
+      var p = 0xffffffffu;
+      if (s != 0xffffffffu) {
+        p = offs[s] + atomicAdd(&cur[s], 1u);
+        ${R}[${l.tokens}u + p] = t;
+        ${R}[${l.weights}u + p] = ${R}[${l.selW}u + t * ${K}u + k];
+      }
+      ${R}[${l.pairs}u + t * ${K}u + k] = p;
+    }
   }
 }`;
 }
