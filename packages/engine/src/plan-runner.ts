@@ -6,15 +6,20 @@
  * executor; PP stages exchange `{hidden_states, residual}` here, as the tfjs
  * runner does. The sampling rank gets the sampled rows' logits (and, where
  * the executor computes them, greedy tokens): plain greedy requests take the
- * executor's token, every other request is sampled by the engine's sampler
- * from its row (same seeds, same results as the tfjs path). A `logits-all`
+ * executor's token; on an executor that samples on its device (WebGPU) every
+ * other request it can sample (device-sampling.ts) is drawn there and only its
+ * token and logprobs come back, its penalties' history kept in a device slot
+ * while it runs; the rest (logit bias, min tokens, returned logits, no slot
+ * free) are sampled by the engine's sampler from their row. Same seeds, same
+ * results as the tfjs path. A `logits-all`
  * step (full-sequence parity logits) runs on the tfjs path, whose weights
  * are the same loaded parameters.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
-import { buildAttentionMetadata, traced, type CausalLMRank, type DevicePlan, type IntermediateTensors, type PlanExecutor, type Tracer } from '@weft/layers';
+import { buildAttentionMetadata, traced, type CausalLMRank, type DevicePlan, type IntermediateTensors, type PlanExecutor, type RowSampling, type Tracer } from '@weft/layers';
 import { allGatherCounts, ModelRunner, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
+import { deviceSamplable, fromRowSampled, rowSampling } from './device-sampling.js';
 import type { SampledToken, StepSeq } from './protocol.js';
 import { argmax, sampleToken } from './sampler.js';
 import { usesLogitsProcessors, usesPenalties, type SamplingParams } from './sampling-params.js';
@@ -38,6 +43,9 @@ export class PlanRunner implements RankRunner {
   private readonly seqs = new Map<number, SeqState>();
   /** The tfjs path, made on the first `logits-all` step only. */
   private tfjs: ModelRunner | null = null;
+  /** Sequences the executor samples on its device: their history slot (penalties; null: none) and whether it holds their history yet. */
+  private readonly deviceSeqs = new Map<number, { slot: number | null; written: boolean }>();
+  private freeSlots: number[] = [];
 
   constructor(
     private readonly model: CausalLMRank,
@@ -69,6 +77,8 @@ export class PlanRunner implements RankRunner {
         return this.tfjsRunner().initKVCaches(numBlocks, blockSize);
       }
     }
+    this.deviceSeqs.clear();
+    this.freeSlots = Array.from({ length: this.executor.samplingSlots ?? 0 }, (_, i) => i).reverse();
     return this.executor.initCaches(numBlocks + (lockstep ? 1 : 0), blockSize);
   }
 
@@ -83,9 +93,18 @@ export class PlanRunner implements RankRunner {
     }
     const dpRank = this.state.dp.rankInGroup;
     const reporter = this.isReporter;
-    for (const id of msg.freed[dpRank] ?? []) this.seqs.delete(id);
+    for (const id of msg.freed[dpRank] ?? []) {
+      this.seqs.delete(id);
+      this.releaseDevice(id);
+    }
     const seqs = msg.replicas[dpRank] ?? [];
-    if (reporter) for (const s of seqs) if (s.start) this.seqs.set(s.seqId, startState(s.start));
+    if (reporter) {
+      for (const s of seqs) {
+        if (!s.start) continue;
+        this.seqs.set(s.seqId, startState(s.start));
+        this.releaseDevice(s.seqId);
+      }
+    }
     const executor = this.executor;
     if (!executor) throw new Error('rank: step before init-kv');
     const batches = splitStep(seqs, executor.maxRows ?? Infinity, executor.maxSeqs ?? Infinity);
@@ -120,6 +139,7 @@ export class PlanRunner implements RankRunner {
       if (!st) throw new Error(`rank: sequence ${s.seqId} sampled before it was started`);
       return st;
     };
+    const rows = reporter ? sampling.map((x) => this.deviceRow(x.s, stateOf(x.s))) : undefined;
     const { hidden, residual } = await this.recvFromPrevious();
     const out = await traced(this.tracer, 'plan step', 'compute', () =>
       executor.step({
@@ -130,7 +150,8 @@ export class PlanRunner implements RankRunner {
         sampledRows: Int32Array.from(sampling.map((x) => x.row)),
         hidden,
         residual,
-        logitsRows: reporter ? sampling.map((x) => needsHostSampling(stateOf(x.s).sampling)) : undefined,
+        logitsRows: reporter ? sampling.map((x, i) => !rows![i] && needsHostSampling(stateOf(x.s).sampling)) : undefined,
+        sampling: rows,
       }),
     );
     if (!this.model.isLastStage) {
@@ -142,6 +163,12 @@ export class PlanRunner implements RankRunner {
     const width = plan.outputs.logits!.width;
     const sampled: SampledToken[] = sampling.map(({ s }, i) => {
       const st = stateOf(s);
+      if (rows![i]) {
+        const got = out.sampled?.[i];
+        if (!got) throw new Error(`rank: the ${executor.name} executor did not sample sequence ${s.seqId}'s row`);
+        const t = fromRowSampled(got);
+        return t.logprob ? { seqId: s.seqId, tokenId: t.tokenId, logprob: t.logprob } : { seqId: s.seqId, tokenId: t.tokenId };
+      }
       if (!needsHostSampling(st.sampling)) {
         const tokenId = out.greedy ? out.greedy[i]! : argmax(out.logits!.subarray(i * width, i * width + V));
         return { seqId: s.seqId, tokenId };
@@ -155,6 +182,31 @@ export class PlanRunner implements RankRunner {
       return r;
     });
     return sampled;
+  }
+
+  /**
+   * The device row of a sequence the executor can sample (null: greedy on its argmax, or the host sampler). A
+   * sequence with penalties takes a history slot (written from its history the first time); with none free it
+   * stays on the host, whose history is current, until one frees.
+   */
+  private deviceRow(s: StepSeq, st: SeqState): RowSampling | null {
+    const p = st.sampling;
+    if (!this.executor?.samplingSlots || !needsHostSampling(p) || !deviceSamplable(p)) return null;
+    let d = this.deviceSeqs.get(s.seqId);
+    if (!d) {
+      const slot = st.history ? this.freeSlots.pop() : null;
+      if (slot === undefined) return null;
+      this.deviceSeqs.set(s.seqId, (d = { slot, written: false }));
+    }
+    const row = rowSampling(p, s.tokenIndex, d.slot, d.slot !== null && !d.written ? st.history! : undefined);
+    d.written = true;
+    return row;
+  }
+
+  private releaseDevice(seqId: number): void {
+    const d = this.deviceSeqs.get(seqId);
+    if (d?.slot != null) this.freeSlots.push(d.slot);
+    this.deviceSeqs.delete(seqId);
   }
 
   /** One token at position 0 in the dummy block through this stage (and the pipeline), nothing sampled. */
@@ -192,6 +244,7 @@ export class PlanRunner implements RankRunner {
     this.executor?.dispose();
     this.executor = null;
     this.seqs.clear();
+    this.deviceSeqs.clear();
     if (this.tfjs) this.tfjs.dispose();
     else this.model.dispose();
   }

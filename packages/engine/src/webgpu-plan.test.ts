@@ -2,8 +2,9 @@
  * The engine on the device plan's WebGPU executor (`backend: 'webgpu'`): greedy tokens equal
  * Hugging Face's greedy path and the wasm backend's; a request alone = in a batch of 4 of different
  * lengths = chunk-prefilled under a tiny token budget = split over several executor steps = served
- * from the prefix cache; a seeded sampled request (sampled on the host from the step's logits)
- * equals wasm; `logits-all` runs on the tfjs path and still matches the fixture. Runs on whatever
+ * from the prefix cache; a seeded sampled request with returned logits (sampled on the host from the
+ * step's logits) and seeded requests over every sampling parameter (sampled on the device: only ids and
+ * logprobs come back; penalties from the history kept there) equal wasm; `logits-all` runs on the tfjs path and still matches the fixture. Runs on whatever
  * adapter Dawn finds (Mesa's OpenGL in CI).
  */
 import { fileURLToPath } from 'node:url';
@@ -99,6 +100,42 @@ describe.each([
       const { maxAbs } = compareLogits([row], w!.logits![t]!);
       expect(maxAbs, `logits of step ${t}`).toBeLessThan(1e-3);
     });
+  });
+
+  it('seeded sampling on the device sampler (every parameter, penalties, logprobs) and the host fallbacks beside it equal wasm', async () => {
+    await gpu.resetScheduler({ enablePrefixCaching: false });
+    const base = { maxTokens: 6, ignoreEos: true } as const;
+    const mixes = [
+      { temperature: 0.9, topP: 0.95, seed: 1234, logprobs: 2 },
+      { temperature: 1.1, topK: 20, seed: 7 },
+      { temperature: 0.8, minP: 0.05, topK: 40, topP: 0.9, seed: 99, logprobs: 5 },
+      { temperature: 1.3, seed: 3 },
+      { temperature: 0.7, repetitionPenalty: 1.5, presencePenalty: 0.6, frequencyPenalty: 0.4, seed: 42, logprobs: 1 },
+      { temperature: 0, repetitionPenalty: 1.8, frequencyPenalty: 1 },
+      // Strong enough to move tiny random models' flat logits: the prompt's history must reach the device.
+      { temperature: 0.5, repetitionPenalty: 8, seed: 11, logprobs: 3 },
+      { temperature: 0, repetitionPenalty: 8, presencePenalty: 2 },
+      // What the device sampler leaves to the host (logit bias, min tokens masking), in the same steps.
+      { temperature: 0.9, logitBias: { 5: 4, 17: -2 }, repetitionPenalty: 1.4, seed: 8, logprobs: 1 },
+      { temperature: 0.8, minTokens: 4, stopTokenIds: [3, 9], topK: 30, seed: 21 },
+      { temperature: 1, topK: 1, seed: 5, logprobs: 0 },
+    ].map((m) => ({ ...base, ...m }));
+    const prompts = mixes.map((_, i) => ps[i % ps.length]!);
+    // All at once with a plain greedy request: one step mixes argmax, device-sampled and nothing else.
+    const got = await gpu.generate([...prompts, ps[0]!], [...mixes, GEN]);
+    expect(got[mixes.length]!.tokenIds).toEqual(alone[0]!.tokenIds);
+    for (const [i, m] of mixes.entries()) {
+      const [w] = await wasm.generate([prompts[i]!], m);
+      const g = got[i]!;
+      expect(g.tokenIds, `${JSON.stringify(m)} vs wasm`).toEqual(w!.tokenIds);
+      expect(g.logprobs === undefined, 'logprobs returned').toBe(w!.logprobs === undefined);
+      g.logprobs?.forEach((lp, t) => {
+        const want = w!.logprobs![t]!;
+        expect(lp.logprob).toBeCloseTo(want.logprob, 3);
+        expect(lp.top.map((x) => x.tokenId), `top ids at ${t}`).toEqual(want.top.map((x) => x.tokenId));
+        lp.top.forEach((x, j) => expect(x.logprob).toBeCloseTo(want.top[j]!.logprob, 3));
+      });
+    }
   });
 
   it('logits-all runs on the tfjs path and matches the fixture', async () => {

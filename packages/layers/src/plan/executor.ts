@@ -10,6 +10,7 @@
 import type { SeqMetadata } from '../attention-metadata.js';
 import type { DevicePlan } from './builder.js';
 import type { PlanOpKind } from './ops.js';
+import type { RowSampled, RowSampling } from './row-sampling.js';
 
 export interface PlanStepInput {
   /** `[T]` token ids (read by `embed`; first stage). */
@@ -29,6 +30,8 @@ export interface PlanStepInput {
    * computes the greedy token itself may skip reading back the others. Absent: all.
    */
   logitsRows?: readonly boolean[];
+  /** Executors with `samplingSlots`: the sampled rows to sample on the device (null: not there; its logits row or greedy token as before). */
+  sampling?: readonly (RowSampling | null)[];
 }
 
 export interface PlanStepOutput {
@@ -39,6 +42,8 @@ export interface PlanStepOutput {
   /** Non-last stages: `[T, hidden]` for the next stage. */
   hidden: Float32Array | null;
   residual: Float32Array | null;
+  /** `[S]` what the device sampled for the rows `PlanStepInput.sampling` gave (null elsewhere); absent when none. */
+  sampled?: (RowSampled | null)[] | null;
 }
 
 export interface PlanExecutor {
@@ -46,6 +51,8 @@ export interface PlanExecutor {
   /** Most rows (tokens) and sequences one step may carry (buffers sized once); absent: any. The runner splits bigger steps. */
   readonly maxRows?: number;
   readonly maxSeqs?: number;
+  /** Samples on its device (`PlanStepInput.sampling`), keeping this many sequences' token histories (penalties) there. */
+  readonly samplingSlots?: number;
   /** Allocate the paged KV caches (one per attention op's cacheIndex) for `numBlocks` blocks. Bytes used. */
   initCaches(numBlocks: number, blockSize: number): number | Promise<number>;
   step(input: PlanStepInput): Promise<PlanStepOutput>;

@@ -31,7 +31,8 @@ import { readViewRows, runBoundary } from './collective-boundary.js';
 import { KernelRecorder, type ShapedKernel } from './kernel-recorder.js';
 import { MoeExperts } from './moe-experts.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
-import { copyOutputs, IDS_BYTES, readOutputs, type OutputLayout } from './step-outputs.js';
+import { copyOutputs, HEAD_BYTES, IDS_BYTES, readOutputs, type OutputLayout } from './step-outputs.js';
+import { DeviceSampler } from './device-sampler.js';
 import { layoutOffsets, type StepLayout } from './wgsl-common.js';
 import type { StepTrace } from './step-trace.js';
 
@@ -90,6 +91,8 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   private siWords = new Uint32Array(0);
   private ids!: GPUBuffer;
   private readback!: GPUBuffer;
+  /** Samples non-greedy rows on the device (device-sampler.ts); made with the logits. */
+  private sampler: DeviceSampler | null = null;
   private segments: Segment[] = [];
   private readonly scratches = new Map<string, PlanAct>();
   private readonly recorder: KernelRecorder;
@@ -149,6 +152,11 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   /** Bytes of the matrices the linear ops multiply by: what one decode step reads (the bandwidth bound; embedding lookups read a few rows). */
+  /** Sequences whose token histories (penalties) the device sampler keeps; none without logits. */
+  get samplingSlots(): number | undefined {
+    return this.sampler?.slots;
+  }
+
   get weightBytes(): number {
     const seen = new Set<unknown>();
     let n = 0;
@@ -208,6 +216,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     if (T === 0) return { logits: null, greedy: null, hidden: null, residual: null };
     const tr = this.trace?.begin(T);
     this.writeInputs(input);
+    const sampleKey = this.sampler?.prepare(input.sampling, S) ?? '';
     if (tr) tr.written = performance.now();
     const rowsAsked = this.plan.outputs.logits ? Array.from({ length: S }, (_, s) => input.logitsRows?.[s] ?? true) : [];
     let holdsLogits = this.plan.outputs.logits !== null;
@@ -236,7 +245,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
         if (got === 'no-logits') holdsLogits = false;
         continue;
       }
-      const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}`;
+      const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}/${sampleKey}`;
       const ahead = hostFree && this.pending?.key === key ? this.pending : null;
       const slot = ahead ? ahead.slot : (this.trace?.take() ?? -1);
       const cb = ahead ? ahead.cb : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, slot);
@@ -273,6 +282,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       c.v?.destroy();
     }
     this.si?.destroy();
+    this.sampler?.destroy();
     for (const s of this.segments) s.moe?.destroy();
     this.caches = [];
     this.acts.clear();
@@ -337,7 +347,8 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     this.ids = this.buffer(IDS_BYTES, BUF.STORAGE | BUF.COPY_SRC, 'ids');
     // The read-back buffer serves every boundary and the step's outputs (one at a time).
     const o = this.plan.outputs;
-    let bytes = IDS_BYTES + (o.logits ? this.maxSeqs * o.logits.width * 4 : 0) + (o.hidden ? this.maxRows * o.hidden.width * 4 : 0) + (o.residual ? this.maxRows * o.residual.width * 4 : 0);
+    if (o.logits) this.sampler = new DeviceSampler(this.device, { logits: o.logits, vocab: this.vocabSize, maxSeqs: this.maxSeqs, slots: this.maxSeqs });
+    let bytes = HEAD_BYTES + (o.logits ? this.maxSeqs * o.logits.width * 4 : 0) + (o.hidden ? this.maxRows * o.hidden.width * 4 : 0) + (o.residual ? this.maxRows * o.residual.width * 4 : 0);
     for (const op of this.plan.ops) {
       if (op.kind === 'allReduce') bytes = Math.max(bytes, this.rowsCap(op.x.act) * op.x.act.width * 4);
       if (op.kind === 'gatherColumns') bytes = Math.max(bytes, this.rowsCap(op.x.act) * (op.x.act.width + op.out.act.width) * 4);
@@ -389,7 +400,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       from = i + 1;
     }
     const last = this.segments[this.segments.length - 1]!;
-    if (this.plan.outputs.logits) last.kernels.push(argmaxKernel(this.plan.outputs.logits, this.vocabSize, this.ids));
+    if (this.plan.outputs.logits) last.kernels.push(argmaxKernel(this.plan.outputs.logits, this.vocabSize, this.ids), this.sampler!.kernel);
   }
 
   private encodeKernels(enc: GPUCommandEncoder, kernels: readonly Kernel[], shape: StepShape, prefix: readonly ShapedKernel[] = []): number {
@@ -411,7 +422,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   private outputLayout(): OutputLayout {
-    return { outputs: this.plan.outputs, maxRows: this.maxRows, maxSeqs: this.maxSeqs };
+    return { outputs: this.plan.outputs, maxRows: this.maxRows, maxSeqs: this.maxSeqs, sampler: this.sampler };
   }
 
   private writeInputs(input: PlanStepInput): void {
