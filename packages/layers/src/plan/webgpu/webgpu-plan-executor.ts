@@ -11,9 +11,9 @@
  * asked for, a pipeline stage's hidden/residual. A collective (`allReduce`,
  * `gatherColumns`) ends a command buffer: its activation comes back to the
  * host, goes through the op's group (`plan/collectives.ts`) and is written
- * back before the next one; a `moe` op does too (its router logits are routed
- * on the host, its experts run at the head of the next command buffer:
- * moe-experts.ts). With no boundary, the next step's command buffer is
+ * back before the next one. A `moe` op routes on the device (moe-experts.ts:
+ * its dispatches join the command buffer; above 256 experts its logits are
+ * read back and routed on the host, a boundary). With no boundary, the next step's command buffer is
  * recorded while the GPU runs this one.
  */
 import { ConfigError, WeftError } from '@weft/core';
@@ -307,18 +307,33 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   }
 
   /**
-   * Record every kernel of a collective-free plan for a step of T rows, S sampled (decode: one row per
+   * Record every kernel of a boundary-free step (moe ops routed on the device count as none) for a step of T rows, S sampled (decode: one row per
    * sequence, default T = S), only those whose tag passes `only`. Returns the dispatches.
    */
   encode(enc: GPUCommandEncoder, T: number, S: number, only?: (tag: string) => boolean, decode = T === S, timestampWrites?: GPUComputePassTimestampWrites): number {
-    if (this.segments.length !== 1) throw new ConfigError('webgpu plan: encode() profiles plans without collectives only');
-    return this.recorder.encode(enc, this.segments[0]!.kernels.filter((k) => !only || only(k.tag)), { T, S, decode }, this.si!, this.layout!, [], timestampWrites);
+    const shape = { T, S, decode };
+    const all = this.boundaryFree(shape);
+    if (!all) throw new ConfigError('webgpu plan: encode() profiles steps without collectives (or a moe op routed on the host) only');
+    return this.recorder.encode(enc, [], shape, this.si!, this.layout!, all.filter((k) => !only || only(k.kernel.tag)), timestampWrites);
   }
 
   /** Kernel tags of a step in order (one per dispatch). */
   tags(T: number, S: number, decode = T === S): string[] {
     const shape = { T, S, decode };
-    return this.segments.flatMap((s) => s.kernels.filter((k) => k.workgroups(shape, k.variant(shape))).map((k) => k.tag));
+    const all = this.boundaryFree(shape) ?? this.segments.flatMap((s) => s.kernels.map((kernel) => ({ kernel, shape })));
+    return all.filter(({ kernel: k, shape: sh }) => k.workgroups(sh, k.variant(sh))).map(({ kernel }) => kernel.tag);
+  }
+
+  /** A step's dispatches in order (a moe op routed on the device included), or null when it has a boundary. */
+  private boundaryFree(shape: StepShape): ShapedKernel[] | null {
+    const out: ShapedKernel[] = [];
+    for (const s of this.segments) {
+      out.push(...s.kernels.map((kernel) => ({ kernel, shape })));
+      if (!s.boundary) continue;
+      if (s.boundary.kind !== 'moe' || !s.moe!.onDevice(shape.T)) return null;
+      out.push(...s.moe!.deviceDispatches(shape.T));
+    }
+    return out;
   }
 
   // --- internals ------------------------------------------------------------------------------
