@@ -148,21 +148,62 @@ static void run_rows(const job_t *j, int r0, int r1) {
   else (j->kind ? j->isa->q4_0 : j->isa->q8_0)(j->a, j->w, j->wd, r0, r1, j->n, j->out);
 }
 
-/* Alone: all of it. In the pool: kind 3's parts one at a time, rows in chunks (about 8 a thread, multiples of 16),
- * by whichever thread comes; a row's result does not depend on which thread computes it. */
-static void run_part(const job_t *j) {
+/* Rows: thread t owns one contiguous range (its 1/nt of the rows, from a multiple of 16), taken from its front in
+ * chunks (about 8 a thread, multiples of 16), so that each thread reads its weights as one sequential stream (the
+ * kernels prefetch ahead along it; interleaved chunks left each thread a cold start and a prefetch into the other's
+ * rows every chunk). A thread done with its own range takes chunks from the back of the others' (a thread the OS
+ * deschedules holds back at most the chunk it holds). A range is (front, back) in one 64-bit word. */
+static _Atomic uint64_t ranges[MAX_THREADS];
+
+static int take(int t, int chunk, int steal, int *r0, int *r1) {
+  uint64_t s = atomic_load_explicit(&ranges[t], memory_order_relaxed);
+  for (;;) {
+    const int f = (int)(uint32_t)s, b = (int)(uint32_t)(s >> 32);
+    if (f >= b) return 0;
+    int nf = f, nb = b;
+    if (steal) {
+      nb = (b - chunk) & ~15;
+      if (nb < f) nb = f;
+      *r0 = nb, *r1 = b;
+    } else {
+      nf = f + chunk < b ? f + chunk : b;
+      *r0 = f, *r1 = nf;
+    }
+    if (atomic_compare_exchange_weak_explicit(&ranges[t], &s, ((uint64_t)(uint32_t)nb << 32) | (uint32_t)nf, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return 1;
+  }
+}
+
+static void split_rows(const job_t *j) {
+  for (int t = 0; t < j->nt; t++) {
+    const int r0 = (int)((long)j->n * t / j->nt) & ~15, r1 = t + 1 == j->nt ? j->n : (int)((long)j->n * (t + 1) / j->nt) & ~15;
+    atomic_store_explicit(&ranges[t], ((uint64_t)(uint32_t)r1 << 32) | (uint32_t)r0, memory_order_relaxed);
+  }
+}
+
+/* Alone: all of it. In the pool (thread `id`): kind 3's parts one at a time by whichever thread comes; rows from the
+ * thread's own range, then from the others' (above). A row's result does not depend on which thread computes it. */
+static void run_part(const job_t *j, int id) {
   if (j->nt == 1) {
     if (j->kind == 3) j->fn(j->ctx, 0, 1);
     else run_rows(j, 0, j->n);
     return;
   }
-  const int items = j->kind == 3 ? j->nt : j->n;
-  const int chunk = j->kind == 3 ? 1 : ((j->n + j->nt * 8 - 1) / (j->nt * 8) + 15) & ~15;
-  for (int i0; (i0 = atomic_fetch_add_explicit(&next_item, chunk, memory_order_relaxed)) < items;) {
-    const int i1 = i0 + chunk < items ? i0 + chunk : items;
-    if (j->kind == 3) j->fn(j->ctx, i0, j->nt);
-    else run_rows(j, i0, i1);
-    atomic_fetch_add_explicit(&done_items, i1 - i0, memory_order_release);
+  if (j->kind == 3) {
+    for (int i0; (i0 = atomic_fetch_add_explicit(&next_item, 1, memory_order_relaxed)) < j->nt;) {
+      j->fn(j->ctx, i0, j->nt);
+      atomic_fetch_add_explicit(&done_items, 1, memory_order_release);
+    }
+    return;
+  }
+  const int chunk = ((j->n + j->nt * 8 - 1) / (j->nt * 8) + 15) & ~15;
+  for (int v = 0; v < j->nt; v++) {
+    const int t = (id + v) % j->nt;
+    for (int r0, r1; take(t, chunk, v > 0, &r0, &r1);) {
+      run_rows(j, r0, r1);
+      atomic_fetch_add_explicit(&done_items, r1 - r0, memory_order_release);
+    }
   }
 }
 
@@ -179,7 +220,7 @@ static void *worker(void *arg) {
     sleep_while_generation(seen);
     seen = atomic_load(&generation);
     atomic_fetch_add(&active, 1);
-    if (atomic_load(&generation) == seen && atomic_load(&closed) != seen && id < current.nt) run_part(&current);
+    if (atomic_load(&generation) == seen && atomic_load(&closed) != seen && id < current.nt) run_part(&current, id);
     atomic_fetch_sub(&active, 1);
   }
   return NULL;
@@ -196,10 +237,11 @@ static void run(job_t *j) {
     if (j->nt > n_workers + 1) j->nt = n_workers + 1;
     current = *j;
     atomic_store(&next_item, 0);
+    if (current.kind != 3) split_rows(&current);
     atomic_store(&done_items, 0);
     unsigned g;
     publish_generation(&g);
-    run_part(&current);
+    run_part(&current, 0);
     const int items = current.kind == 3 ? current.nt : current.n;
     int spins = 0;
     while (atomic_load_explicit(&done_items, memory_order_acquire) < items)
@@ -212,7 +254,7 @@ static void run(job_t *j) {
     return;
   }
   j->nt = 1;
-  run_part(j);
+  run_part(j, 0);
 }
 
 /* For native/plan-ops.c: `fn(ctx, part, parts)` on up to `nt` threads (the caller's included); parts may be fewer. */

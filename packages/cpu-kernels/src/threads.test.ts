@@ -42,4 +42,25 @@ describe('the addon from several threads at once', () => {
     );
     for (const worst of results) expect(worst).toBeLessThan(1e-4);
   });
+
+  // The pool splits a call's rows into one contiguous range a thread and lets a thread done with its own take chunks
+  // from the back of the others': every row must be computed, whatever the split, the thread count or who steals.
+  it.skipIf(!native.addon)('computes every row once per call, for any row count and thread count (ranges and stealing)', () => {
+    const isa = availableIsas()[0]!;
+    const k = 64;
+    let s = 5;
+    const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+    for (const n of [1, 15, 16, 17, 40, 301, 1000]) {
+      const x = Float32Array.from({ length: k }, rnd);
+      const w = quantizeQ8_0(Float32Array.from({ length: n * k }, rnd));
+      const ref = new Float32Array(n);
+      cpuKernels({ isa, threads: 1 }).gemmQ8_0(x, 1, k, w, n, ref);
+      for (const threads of [2, 3, 5])
+        for (let it = 0; it < 50; it++) {
+          const out = new Float32Array(n).fill(NaN);
+          cpuKernels({ isa, threads }).gemmQ8_0(x, 1, k, w, n, out);
+          expect(Array.from(out), `n ${n}, ${threads} threads`).toEqual(Array.from(ref));
+        }
+    }
+  });
 });
