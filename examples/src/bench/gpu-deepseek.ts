@@ -7,12 +7,15 @@
  * token prompt, greedy decode at each batch (8-token prompts streamed together: from the last first token to
  * the last token, over `--decode` steps; fresh prompts, so no prefix-cache hits).
  * Per-layer figures divide a step by the checkpoint's layer count (the embedding and head included).
+ * The first prefill of a shape (shader compiles, bind groups) is timed apart from the warmed ones of other prompts.
+ * `--profile`: then the rank's plan on the WebGPU executor alone (gpu-deepseek-plan.ts): GPU time and µs per
+ * kernel tag at the prefill and each decode batch.
  * `--compare FILE`: this bench's output for another layer count of the same shape (both ≥ 2 layers, so they
  * differ only in MoE layers): the MoE layer's own step cost from the difference, and the full model's
  * 27 layers (V2-Lite) extrapolated from it, per engine and batch.
  *
  * usage: node examples/dist/bench/gpu-deepseek.js --dir DIR [--torch-json FILE] [--prompt 512] [--decode 32]
- *          [--batches 1,16] [--dtype bfloat16] [--backend webgpu] [--compare FILE] [--full-layers 27]
+ *          [--batches 1,16] [--dtype bfloat16] [--backend webgpu] [--compare FILE] [--full-layers 27] [--profile]
  *          [--out bench-results/gpu-deepseek.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BackendName, type WeightDtype } from '@weft/core';
 import { LLM } from '@weft/engine';
+import { profileDeepseekPlan, type DeepseekProfile } from './gpu-deepseek-plan.js';
 import { median } from './stats.js';
 
 const { values: v } = parseArgs({
@@ -34,6 +38,7 @@ const { values: v } = parseArgs({
     compare: { type: 'string' },
     'full-layers': { type: 'string', default: '27' },
     out: { type: 'string', default: 'bench-results/gpu-deepseek.json' },
+    profile: { type: 'boolean', default: false },
   },
 });
 if (!v.dir) throw new Error('--dir: the checkpoint folder (scripts/gpu/random_deepseek.py --dir)');
@@ -64,8 +69,12 @@ const llm = await LLM.load(dir, { tp: 1, backend: v.backend as BackendName, dtyp
 const loadS = (performance.now() - t0) / 1000;
 const stepPath = llm.stepPath;
 log(`loaded in ${loadS.toFixed(1)} s; step: ${stepPath}`);
+let prefillFirstS = 0;
 try {
-  await llm.generate([promptOf(promptLen, 0)], { maxTokens: 2, ignoreEos: true, temperature: 0 }); // compiles the prefill shapes
+  t0 = performance.now();
+  await llm.generate([promptOf(promptLen, 0)], { maxTokens: 1, ignoreEos: true, temperature: 0 }); // compiles the prefill shapes
+  prefillFirstS = (performance.now() - t0) / 1000;
+  log(`first prefill ${promptLen} (compiles included): ${prefillFirstS.toFixed(2)} s`);
   const prefills: number[] = [];
   for (let r = 0; r < 3; r++) {
     t0 = performance.now();
@@ -102,6 +111,14 @@ try {
   }
 } finally {
   await llm.close();
+}
+let profile: DeepseekProfile | null = null;
+if (v.profile) {
+  try {
+    profile = await profileDeepseekPlan(dir, { promptLen, batches, decodeTokens, vocab: config.vocab_size, format: { dtype: v.dtype as WeightDtype, quantization: null }, log });
+  } catch (e) {
+    log(`profile failed: ${(e as Error).stack ?? e}`);
+  }
 }
 
 interface TorchResults {
@@ -154,6 +171,6 @@ if (byLayer.length) {
   for (const r of fullRatios) console.log(`${full} layers, batch ${r.batch}: weft ÷ ${r.vs} = ${r.decode}×`);
 }
 mkdirSync(dirname(String(v.out)), { recursive: true });
-writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), dir, config, layers, promptLen, decodeTokens, loadS: +loadS.toFixed(1), stepPath, byLayer, fullRatios, torch: torch && { version: torch.torch, transformers: torch.transformers, device: torch.device }, rows, ratios }, null, 1));
+writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), dir, config, layers, promptLen, decodeTokens, loadS: +loadS.toFixed(1), stepPath, prefillFirstS: +prefillFirstS.toFixed(3), profile, byLayer, fullRatios, torch: torch && { version: torch.torch, transformers: torch.transformers, device: torch.device }, rows, ratios }, null, 1));
 log(`wrote ${v.out}`);
 process.exit(0);

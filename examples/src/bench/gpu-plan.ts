@@ -71,10 +71,21 @@ export function stepOf(tokens: number[][], context: number[], tables: number[][]
   };
 }
 
-/** bench:gpu's checkpoint loaded as the engine loads a rank, its plan on a WebGPU executor (`opts`: the executor's options but the plan). */
-export async function loadPlanExecutor(dir: string, format: WeightFormat, opts: Omit<WebGpuPlanExecutorOptions, 'plan'>): Promise<WebGpuPlanExecutor> {
+/** A family's rank as loadPlanExecutor needs it. */
+export type PlanModel = Pick<ReturnType<typeof registration.createModel>, 'parameters' | 'stackedParams' | 'ignoreTensor' | 'recordPlan' | 'dispose'>;
+
+/**
+ * bench:gpu's checkpoint loaded as the engine loads a rank, its plan on a WebGPU executor (`opts`: the
+ * executor's options but the plan); `createModel`: another family's rank (default Llama).
+ */
+export async function loadPlanExecutor(
+  dir: string,
+  format: WeightFormat,
+  opts: Omit<WebGpuPlanExecutorOptions, 'plan'>,
+  createModel: (dir: string, state: ParallelState, maxModelLen: number) => PlanModel = (d, s, maxModelLen) => registration.createModel(d, s, { maxModelLen }),
+): Promise<WebGpuPlanExecutor> {
   const { maxModelLen } = opts;
-  const model = registration.createModel(dir, soloState(), { maxModelLen });
+  const model = createModel(dir, soloState(), maxModelLen);
   try {
     const ck = Checkpoint.open(dir);
     try {
@@ -87,6 +98,34 @@ export async function loadPlanExecutor(dir: string, format: WeightFormat, opts: 
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * The GPU's own time of a step of T rows (S sampled) in ms, `reps` steps in one submit (median of 3), only the
+ * kernels whose tag passes `only`; and µs per kernel tag.
+ */
+export function planTimers(ex: WebGpuPlanExecutor) {
+  const dev = ex.device;
+  const timeGpu = async (T: number, S: number, only?: (tag: string) => boolean, reps = 10) => {
+    const runs: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const enc = dev.createCommandEncoder();
+      for (let i = 0; i < reps; i++) ex.encode(enc, T, S, only);
+      const cb = enc.finish();
+      await dev.queue.onSubmittedWorkDone();
+      const t1 = performance.now();
+      dev.queue.submit([cb]);
+      await dev.queue.onSubmittedWorkDone();
+      runs.push((performance.now() - t1) / reps);
+    }
+    return median(runs);
+  };
+  const byKernel = async (T: number, S: number, reps: number) => {
+    const out: Record<string, number> = {};
+    for (const tag of [...new Set(ex.tags(T, S))]) out[tag] = +((await timeGpu(T, S, (x) => x === tag, reps)) * 1000).toFixed(1);
+    return out;
+  };
+  return { timeGpu, byKernel };
 }
 
 export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
@@ -110,25 +149,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
     try {
       await ex.initCaches(numBlocks, blockSize);
       const dev = ex.device;
-      const timeGpu = async (T: number, S: number, only?: (tag: string) => boolean, reps = 10) => {
-        const runs: number[] = [];
-        for (let r = 0; r < 3; r++) {
-          const enc = dev.createCommandEncoder();
-          for (let i = 0; i < reps; i++) ex.encode(enc, T, S, only);
-          const cb = enc.finish();
-          await dev.queue.onSubmittedWorkDone();
-          const t1 = performance.now();
-          dev.queue.submit([cb]);
-          await dev.queue.onSubmittedWorkDone();
-          runs.push((performance.now() - t1) / reps);
-        }
-        return median(runs);
-      };
-      const byKernel = async (T: number, S: number, reps: number) => {
-        const out: Record<string, number> = {};
-        for (const tag of [...new Set(ex.tags(T, S))]) out[tag] = +((await timeGpu(T, S, (x) => x === tag, reps)) * 1000).toFixed(1);
-        return out;
-      };
+      const { timeGpu, byKernel } = planTimers(ex);
       const promptTable = Array.from({ length: promptBlocks }, (_, i) => i);
       const prompt = Array.from({ length: o.promptLen }, (_, i) => 3 + ((i * 7919) % 31997));
       const prefill = stepOf([prompt], [0], [promptTable], blockSize);

@@ -20,6 +20,7 @@ import { routeHost } from '../host/moe.js';
 import type { MoeOp, PlanAct } from '../ops.js';
 import { vectorData } from '../weights.js';
 import { BUF } from './device.js';
+import type { GpuMatrix } from './gpu-weights.js';
 import type { ShapedKernel } from './kernel-recorder.js';
 import { per256, simple, type Kernel, type KernelContext, type StepShape } from './plan-kernels.js';
 import { gemvShape, gemvOutputs, gemvTiledWgsl } from './wgsl-gemv.js';
@@ -49,6 +50,16 @@ function tiledKernel(tag: string, spec: (tile: number) => MatmulSpec, cols: numb
   };
 }
 
+/**
+ * Every local expert's gate|up and down weights stacked (expert s's rows from s·n): one binding serves any of
+ * them. The executor calls this at upload (while the weights' host values are at hand); later calls get the
+ * same matrices.
+ */
+export function stackExperts(op: MoeOp, stacked: KernelContext['stacked']): { gateUp: GpuMatrix; down: GpuMatrix } {
+  const name = op.experts[0]!.gateUp.name.replace(/\.experts\.\d+\./, '.experts.*.');
+  return { gateUp: stacked(op.experts.map((e) => e.gateUp), name), down: stacked(op.experts.map((e) => e.down), name.replace(/gate_up_proj|w13/, 'down_proj')) };
+}
+
 export class MoeExperts {
   readonly route: GPUBuffer;
   private readonly layout: RouteLayout;
@@ -57,7 +68,6 @@ export class MoeExperts {
   private readonly down: Kernel;
   /** Routing on the device (null above ROUTER_MAX_EXPERTS: the host routes). */
   private readonly router: Kernel | null;
-  private readonly bias: Float32Array | null;
   private readonly words: Uint32Array;
 
   constructor(
@@ -79,17 +89,13 @@ export class MoeExperts {
     this.layout = routeLayout(n, maxEntries, maxTiles);
     this.words = new Uint32Array(this.layout.words);
     this.route = device.createBuffer({ size: this.layout.words * 4, usage: BUF.STORAGE | BUF.COPY_DST, label: 'moe route' });
-    this.bias = op.correctionBias ? vectorData(op.correctionBias) : null;
     let prev = -1;
     for (const e of op.experts) {
       if (e.id <= prev) throw new WeftError(`webgpu plan: moe experts must come in ascending id (${prev} then ${e.id})`);
       prev = e.id;
     }
-    // Every local expert's weights stacked (expert s's rows from s·n): one binding serves any of them.
     const first = op.experts[0]!;
-    const name = first.gateUp.name.replace(/\.experts\.\d+\./, '.experts.*.');
-    const gateUpW = ctx.stacked(op.experts.map((e) => e.gateUp), name);
-    const downW = ctx.stacked(op.experts.map((e) => e.down), name.replace(/gate_up_proj|w13/, 'down_proj'));
+    const { gateUp: gateUpW, down: downW } = stackExperts(op, ctx.stacked);
     const [N2, I] = [first.gateUp.shape[0]!, first.down.shape[1]!];
     // The gated rows of every (token, expert) pair of the step, pair by pair in slot order.
     const act = scratch('moe.act', I, maxEntries);
@@ -105,7 +111,7 @@ export class MoeExperts {
     this.gateUp = tiledKernel('moe_gate_up_silu', gateUpSpec, N2 / 2, bound, ctx.tuning?.gemmK);
     this.down = tiledKernel('moe_down', downSpec, H, bound, ctx.tuning?.gemmK);
     const cfg = op.routing;
-    const method = routingMethod({ ...cfg, correctionBias: this.bias });
+    const method = routingMethod({ ...cfg, correctionBias: op.correctionBias });
     const nGroup = cfg.nGroup ?? 1;
     const keep = cfg.topkGroup ?? nGroup;
     const spec: RouterSpec = {
@@ -113,7 +119,7 @@ export class MoeExperts {
       topK,
       scoring: cfg.scoring,
       groups: method !== 'greedy' && keep < nGroup ? { n: nGroup, keep } : null,
-      topTwo: method === 'noaux_tc' || this.bias !== null,
+      topTwo: method === 'noaux_tc' || op.correctionBias !== null,
       renormalize: cfg.renormalize,
       scale: cfg.routedScalingFactor !== undefined && cfg.routedScalingFactor !== 1 ? cfg.routedScalingFactor : null,
       localIds: op.experts.map((e) => e.id),
@@ -147,7 +153,7 @@ export class MoeExperts {
    * write (same slots, tiles and per-token pair order), and return the experts' dispatches.
    */
   dispatches(logits: Float32Array, T: number): ShapedKernel[] {
-    const { ids, weights, topK } = routeHost(this.op, logits, T, this.bias);
+    const { ids, weights, topK } = routeHost(this.op, logits, T, this.op.correctionBias ? vectorData(this.op.correctionBias) : null);
     const l = this.layout;
     const w = this.words;
     const wf = new Float32Array(w.buffer);

@@ -29,7 +29,7 @@ import { argmaxKernel, buildKernels, fuseResidualAdds, type Kernel, type KernelC
 import type { CacheBuffers } from './wgsl-attention.js';
 import { readViewRows, runBoundary } from './collective-boundary.js';
 import { KernelRecorder, type ShapedKernel } from './kernel-recorder.js';
-import { MoeExperts } from './moe-experts.js';
+import { MoeExperts, stackExperts } from './moe-experts.js';
 import { writeCosSin, writeStepBuffer } from './step-inputs.js';
 import { copyOutputs, HEAD_BYTES, IDS_BYTES, readOutputs, type OutputLayout } from './step-outputs.js';
 import { DeviceSampler } from './device-sampler.js';
@@ -357,6 +357,12 @@ export class WebGpuPlanExecutor implements PlanExecutor {
         this.weights.matrix(op.weight);
         if (op.bias) this.weights.vector(op.bias);
       } else if (op.kind === 'rmsNorm') this.weights.vector(op.weight);
+      // Read while the host values are prefetched (kernels are built later, at initCaches).
+      else if (op.kind === 'headMatmul') this.weights.heads(op.weight);
+      else if (op.kind === 'moe') {
+        stackExperts(op, (ws, name) => this.weights.stacked(ws as LinearWeight[], name));
+        if (op.correctionBias) this.weights.vector(op.correctionBias);
+      }
       else if (op.kind === 'rotary' && !this.ropes.has(op.rope)) this.ropes.set(op.rope, this.buffer(this.maxRows * op.rope.rotaryDim * 4, BUF.STORAGE | BUF.COPY_DST, 'cos|sin'));
     }
     this.ids = this.buffer(IDS_BYTES, BUF.STORAGE | BUF.COPY_SRC, 'ids');
