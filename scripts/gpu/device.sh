@@ -23,6 +23,7 @@
 #      webgpu (bf16, fp32) and transformers' continuous batching (generate_batch, fp32, bf16) on bench:gpu's
 #      TinyLlama checkpoint (serving.json: weft's rows, transformers' rows, the ratio)
 #   EXTRA names the extra stages to run (default "collectives deepseek serving").
+#   DS_ARGS adds options to the DeepSeek bench (e.g. --profile: the plan's GPU time per kernel tag).
 # `step` (issue 20's decode step end to end, examples/src/bench/gpu-step.ts): the GPU's clocks and power every
 #   50 ms (clocks.csv) while bench gpu-step runs on bench:gpu's checkpoint (gpu-step.json; STEP_ARGS adds
 #   options, e.g. --variants), then the device plan's parity (plan-check.json). DEADLINE_S default 300 there.
@@ -109,7 +110,7 @@ if want deepseek && stage deepseek 100; then
     PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/random_deepseek.py --dir "$ds" --layers "$n" 2>&1 | grep -v '^Writing\|it/s\]' || rc=1
     PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu/torch_bench.py --model "$ds" --dtypes bfloat16 --static '' --out /tmp/deepseek-torch.json > /dev/null || echo "torch deepseek bench ended early (rc $?): rows so far kept"
     # A second layer count gives the MoE layer's own cost (the difference) and the 27-layer model from it.
-    timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json ${first:+--compare "$out/deepseek-${first}l.json"} --out "$out/deepseek-${n}l.json" 2>&1 | grep -v 'artificially reduced' || rc=1
+    timeout "$(( $(left) > 200 ? 180 : $(left) > 40 ? $(left) - 20 : 20 ))" node examples/dist/bench/gpu-deepseek.js --dir "$ds" --torch-json /tmp/deepseek-torch.json ${first:+--compare "$out/deepseek-${first}l.json"} --out "$out/deepseek-${n}l.json" ${DS_ARGS:-} 2>&1 | grep -v 'artificially reduced' || rc=1
     rm -rf "$ds" /tmp/deepseek-torch.json
     first=${first:-$n}
   done
