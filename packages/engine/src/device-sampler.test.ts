@@ -1,12 +1,12 @@
 /**
  * The WebGPU device sampler (layers' wgsl-sampling.ts through `RowSampler`) against the host sampler
  * (`sampleToken`) on the same logits rows: every parameter mix, many seeds, flat, peaked and tied rows, a
- * 32000 and a small vocabulary, batches mixing skipped (greedy) and sampled rows, penalties from a history
- * kept on the device across two steps. Same token ids; logprobs within 1e-5. Runs on whatever adapter Dawn
+ * 32000 and a small vocabulary, batches mixing skipped (greedy) and sampled rows, logit bias and min-tokens
+ * masking, penalties from a history kept on the device across two steps. Same token ids; logprobs within 1e-5. Runs on whatever adapter Dawn
  * finds (Mesa's OpenGL in CI).
  */
 import { initBackend } from '@weft/core';
-import { requestDevice, RowSampler, type RowSampling } from '@weft/layers';
+import { DEVICE_MAX_BIAS, requestDevice, RowSampler, type RowSampling } from '@weft/layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceSamplable, fromRowSampled, rowSampling } from './device-sampling.js';
 import { sampleToken, type Sampled, type TokenHistory } from './sampler.js';
@@ -44,7 +44,7 @@ function logitsRow(V: number, shape: Shape, r: () => number): Float32Array {
   return x;
 }
 
-const MIXES: SamplingParamsInit[] = [
+const mixes = (V: number): SamplingParamsInit[] => [
   { temperature: 1 },
   { temperature: 0.7, topK: 40 },
   { temperature: 1, topP: 0.9 },
@@ -61,6 +61,10 @@ const MIXES: SamplingParamsInit[] = [
   { temperature: 0, repetitionPenalty: 2, logprobs: 1 },
   { temperature: 2, topK: 5, logprobs: 20 },
   { temperature: 0.6, topP: 0.3, bestOf: 2, n: 1 },
+  // The logits processors: a bias that moves the top, min tokens masking the tied top pair (while counter < 60).
+  { temperature: 0.8, topK: 10, logitBias: { 5: 8, 11: -3, [V - 1]: 2.5 }, repetitionPenalty: 1.2, logprobs: 2 },
+  { temperature: 0, logitBias: { 2: 6 }, minTokens: 60, maxTokens: 200, stopTokenIds: [7, V - 3, 2] },
+  { temperature: 1, minP: 0.2, minTokens: 60, maxTokens: 200, stopTokenIds: [7, V - 3], logprobs: 4 },
 ];
 
 function history(V: number, r: () => number): TokenHistory {
@@ -110,7 +114,8 @@ describe.each([
             rows.push(null);
             continue;
           }
-          const mix = MIXES[(b * 64 + i) % MIXES.length]!;
+          const all = mixes(V);
+          const mix = all[(b * 64 + i) % all.length]!;
           const p = resolveSamplingParams({ ...mix, seed: Math.floor(r() * 2 ** 32) });
           expect(deviceSamplable(p)).toBe(true);
           const shape = shapes[(i + b) % shapes.length]!;
@@ -120,7 +125,7 @@ describe.each([
         // Two steps: the second reads the history the first left on the device (its token counted there).
         for (const step of [0, 1]) {
           const want = rows.map((row) => (row ? sampleToken(row.x, row.p, row.counter + step, row.hist) : null));
-          const spec = rows.map((row, i): RowSampling | null => (row ? rowSampling(row.p, row.counter + step, row.hist ? i : null, step === 0 ? (row.hist ?? undefined) : undefined) : null));
+          const spec = rows.map((row, i): RowSampling | null => (row ? rowSampling(row.p, row.counter + step, V, row.hist ? i : null, step === 0 ? (row.hist ?? undefined) : undefined) : null));
           const got = await sampler.sample(rows.map((row) => row?.x ?? new Float32Array(V)), spec);
           rows.forEach((row, i) => {
             if (!row) return expect(got[i], `row ${i} skipped`).toBeNull();
@@ -138,9 +143,26 @@ describe.each([
   }, 600_000);
 });
 
-it('logit bias, min tokens and returned logits stay on the host', () => {
-  expect(deviceSamplable(resolveSamplingParams({ temperature: 1, logitBias: { 3: 1 } }))).toBe(false);
-  expect(deviceSamplable({ ...resolveSamplingParams({ temperature: 1, minTokens: 2, stopTokenIds: [5] }) })).toBe(false);
+it('flat rows of 32000 drawn in id order (the draw most sensitive to summation): 128 seeds equal sampleToken', async () => {
+  const V = 32000;
+  const sampler = new RowSampler(device, V, 64, 1);
+  const r = rng(11);
+  try {
+    for (let b = 0; b < 2; b++) {
+      const xs = Array.from({ length: 64 }, () => logitsRow(V, 'flat', r));
+      const ps = xs.map((_, i) => resolveSamplingParams({ temperature: i % 2 ? 1 : 1.7, minP: i % 4 === 3 ? 0.3 : 0, seed: Math.floor(r() * 2 ** 32) }));
+      const got = await sampler.sample(xs, ps.map((p) => rowSampling(p, 0, V, null)));
+      xs.forEach((x, i) => expect(got[i]!.tokenId, `row ${i} of batch ${b}`).toBe(sampleToken(x, ps[i]!, 0).tokenId));
+    }
+  } finally {
+    sampler.destroy();
+  }
+}, 600_000);
+
+it('returned logits and more logit additions than the device holds stay on the host', () => {
   expect(deviceSamplable(resolveSamplingParams({ temperature: 1, returnLogits: true }))).toBe(false);
-  expect(deviceSamplable(resolveSamplingParams({ temperature: 1, minTokens: 2 }))).toBe(true);
+  const bias = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [i, 1]));
+  expect(deviceSamplable(resolveSamplingParams({ temperature: 1, logitBias: bias(DEVICE_MAX_BIAS) }))).toBe(true);
+  expect(deviceSamplable(resolveSamplingParams({ temperature: 1, logitBias: bias(DEVICE_MAX_BIAS - 1), minTokens: 2, stopTokenIds: [500, 501] }))).toBe(false);
+  expect(deviceSamplable(resolveSamplingParams({ temperature: 1, minTokens: 2, stopTokenIds: [5] }))).toBe(true);
 });

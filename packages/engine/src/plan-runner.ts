@@ -9,7 +9,7 @@
  * executor's token; on an executor that samples on its device (WebGPU) every
  * other request it can sample (device-sampling.ts) is drawn there and only its
  * token and logprobs come back, its penalties' history kept in a device slot
- * while it runs; the rest (logit bias, min tokens, returned logits, no slot
+ * while it runs; the rest (returned logits, over 128 logit additions, no slot
  * free) are sampled by the engine's sampler from their row. Same seeds, same
  * results as the tfjs path. A `logits-all`
  * step (full-sequence parity logits) runs on the tfjs path, whose weights
@@ -198,7 +198,7 @@ export class PlanRunner implements RankRunner {
       if (slot === undefined) return null;
       this.deviceSeqs.set(s.seqId, (d = { slot, written: false }));
     }
-    const row = rowSampling(p, s.tokenIndex, d.slot, d.slot !== null && !d.written ? st.history! : undefined);
+    const row = rowSampling(p, s.tokenIndex, this.plan.vocabSize, d.slot, d.slot !== null && !d.written ? st.history! : undefined);
     d.written = true;
     return row;
   }

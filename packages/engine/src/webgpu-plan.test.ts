@@ -3,9 +3,10 @@
  * Hugging Face's greedy path and the wasm backend's; a request alone = in a batch of 4 of different
  * lengths = chunk-prefilled under a tiny token budget = split over several executor steps = served
  * from the prefix cache; a seeded sampled request with returned logits (sampled on the host from the
- * step's logits) and seeded requests over every sampling parameter (sampled on the device: only ids and
- * logprobs come back; penalties from the history kept there) equal wasm; `logits-all` runs on the tfjs path and still matches the fixture. Runs on whatever
- * adapter Dawn finds (Mesa's OpenGL in CI).
+ * step's logits) and seeded requests over every sampling parameter (sampled on the device: only ids
+ * and logprobs come back; penalties from the history kept there; logit bias, min tokens) equal wasm;
+ * `logits-all` runs on the tfjs path and still matches the fixture. Runs on whatever adapter Dawn
+ * finds (Mesa's OpenGL in CI).
  */
 import { fileURLToPath } from 'node:url';
 import { compareLogits, loadFixtureCases } from '@weft/layers';
@@ -115,9 +116,11 @@ describe.each([
       // Strong enough to move tiny random models' flat logits: the prompt's history must reach the device.
       { temperature: 0.5, repetitionPenalty: 8, seed: 11, logprobs: 3 },
       { temperature: 0, repetitionPenalty: 8, presencePenalty: 2 },
-      // What the device sampler leaves to the host (logit bias, min tokens masking), in the same steps.
+      // The logits processors on the device (bias; min tokens masking stop tokens), and one the device leaves
+      // to the host (more logit additions than it holds), in the same steps.
       { temperature: 0.9, logitBias: { 5: 4, 17: -2 }, repetitionPenalty: 1.4, seed: 8, logprobs: 1 },
       { temperature: 0.8, minTokens: 4, stopTokenIds: [3, 9], topK: 30, seed: 21 },
+      { temperature: 0.9, logitBias: Object.fromEntries(Array.from({ length: 130 }, (_, t) => [t, (t % 7) / 3])), seed: 4 },
       { temperature: 1, topK: 1, seed: 5, logprobs: 0 },
     ].map((m) => ({ ...base, ...m }));
     const prompts = mixes.map((_, i) => ps[i % ps.length]!);

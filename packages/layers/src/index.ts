@@ -18,5 +18,5 @@ export * from './moe/index.js';
 export * from './kernels/index.js';
 export * from './quantization/index.js';
 export * from './plan/index.js';
-export { DEVICE_MAX_LOGPROBS, type RowSampling, type RowSampled } from './plan/row-sampling.js';
+export { DEVICE_MAX_BIAS, DEVICE_MAX_LOGPROBS, type RowSampling, type RowSampled } from './plan/row-sampling.js';
 export { RowSampler } from './plan/webgpu/sample-rows.js';

@@ -8,6 +8,8 @@
 
 /** Most top logprobs a device row returns (vLLM's max_logprobs default, as the engine's MAX_LOGPROBS). */
 export const DEVICE_MAX_LOGPROBS = 20;
+/** Most logits a device row's processors change (logit bias entries and masked stop tokens together). */
+export const DEVICE_MAX_BIAS = 128;
 
 export interface RowSampling {
   /** ≤ 1e-5: greedy (argmax after penalties). */
@@ -28,6 +30,11 @@ export interface RowSampling {
   slot: number | null;
   /** Write the slot's history first (the sequence's first device step): prompt token ids, output token → count. */
   history?: { prompt: Iterable<number>; output: Iterable<[number, number]> };
+  /**
+   * The logits processors' effect, before the penalties: (token id, addition) pairs, ids unique and below
+   * the vocabulary, −Infinity masking a token (min tokens), at most DEVICE_MAX_BIAS.
+   */
+  bias: readonly (readonly [number, number])[];
   /** Return the sampled token's logprob (raw model logprobs) and this many top ones; null: none. */
   logprobs: number | null;
 }

@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 /**
  * The WebGPU executor's sampler (wgsl-sampling.ts): its buffers (per-row
- * parameters, written each step; per-row key and weight scratch; the history
+ * parameters and logit additions, written each step; per-row key and weight scratch; the history
  * slots penalties read, kept on the device between steps), its one kernel
  * (after the greedy argmax, in the step's last command buffer), and its
  * results: token ids and the requested logprobs, copied into the step's
@@ -9,7 +9,7 @@
  */
 import { ConfigError } from '@weft/core';
 import type { PlanAct } from '../ops.js';
-import { DEVICE_MAX_LOGPROBS, type RowSampled, type RowSampling } from '../row-sampling.js';
+import { DEVICE_MAX_BIAS, DEVICE_MAX_LOGPROBS, type RowSampled, type RowSampling } from '../row-sampling.js';
 import { BUF } from './device.js';
 import type { Kernel } from './plan-kernels.js';
 import { FLAG, OUT_WORDS, PARAM_WORDS, SAMPLING_SHARED_BYTES, samplingWgsl, type SamplingBuffers } from './wgsl-sampling.js';
@@ -29,6 +29,9 @@ export class DeviceSampler {
   private readonly buf: SamplingBuffers;
   private readonly words: Uint32Array;
   private readonly floats: Float32Array;
+  /** (id, f32 addition) pairs of every row. */
+  private readonly bias: Uint32Array;
+  private readonly biasF: Float32Array;
   private rows: readonly (RowSampling | null)[] = [];
 
   constructor(
@@ -43,6 +46,7 @@ export class DeviceSampler {
     const mk = (bytes: number, usage: number, label: string) => device.createBuffer({ size: Math.max(16, bytes), usage, label });
     this.buf = {
       params: mk(maxSeqs * PARAM_WORDS * 4, BUF.STORAGE | BUF.COPY_DST, 'sampling params'),
+      bias: mk(maxSeqs * DEVICE_MAX_BIAS * 8, BUF.STORAGE | BUF.COPY_DST, 'logit additions'),
       out: mk(maxSeqs * OUT_WORDS * 4, BUF.STORAGE | BUF.COPY_SRC, 'sampled'),
       keys: mk(maxSeqs * V * 4, BUF.STORAGE, 'sampling keys'),
       weights: mk(maxSeqs * V * 4, BUF.STORAGE, 'sampling weights'),
@@ -51,6 +55,8 @@ export class DeviceSampler {
     };
     this.words = new Uint32Array(maxSeqs * PARAM_WORDS);
     this.floats = new Float32Array(this.words.buffer);
+    this.bias = new Uint32Array(maxSeqs * DEVICE_MAX_BIAS * 2);
+    this.biasF = new Float32Array(this.bias.buffer);
     this.kernel = {
       tag: 'sample',
       variant: () => '',
@@ -73,10 +79,16 @@ export class DeviceSampler {
     if (!this.rows.some((r) => r !== null)) return '';
     const V = this.o.vocab;
     this.words.fill(0, 0, S * PARAM_WORDS);
+    let biased = 0;
     this.rows.forEach((r, i) => {
-      if (r) this.write(i * PARAM_WORDS, r, V);
+      if (!r) return;
+      this.write(i * PARAM_WORDS, r, V);
+      if (!r.bias.length) return;
+      this.writeBias(i, r.bias, V);
+      biased = i + 1;
     });
     this.device.queue.writeBuffer(this.buf.params, 0, this.words.buffer, 0, S * PARAM_WORDS * 4);
+    if (biased) this.device.queue.writeBuffer(this.buf.bias, 0, this.bias.buffer, 0, biased * DEVICE_MAX_BIAS * 8);
     return 's';
   }
 
@@ -99,7 +111,8 @@ export class DeviceSampler {
     w[at] = 1;
     w[at + 1] = flags;
     w[at + 2] = topK ? r.topK : 0;
-    f[at + 3] = r.topP;
+    // The top-p share of the mass as a 32-bit fraction (the kernel's sums are fixed point).
+    w[at + 3] = topP ? Math.min(Math.floor(r.topP * 2 ** 32), 2 ** 32 - 1) : 0;
     f[at + 4] = r.minP > 0 ? Math.log(r.minP) * r.temperature : 0;
     f[at + 5] = greedy ? 0 : 1 / r.temperature;
     w[at + 6] = r.seed >>> 0;
@@ -109,7 +122,20 @@ export class DeviceSampler {
     f[at + 10] = r.frequencyPenalty;
     w[at + 11] = r.slot ?? 0xffffffff;
     w[at + 12] = r.logprobs ?? 0;
+    w[at + 13] = r.bias.length;
     if (r.slot !== null && r.history) this.upload(r.slot, r.history, V);
+  }
+
+  private writeBias(row: number, bias: RowSampling['bias'], V: number): void {
+    if (bias.length > DEVICE_MAX_BIAS) throw new ConfigError(`webgpu sampler: ${bias.length} logit additions, at most ${DEVICE_MAX_BIAS}`);
+    const at = row * DEVICE_MAX_BIAS * 2;
+    const seen = new Set<number>();
+    bias.forEach(([id, add], j) => {
+      if (!(Number.isInteger(id) && id >= 0 && id < V) || seen.has(id)) throw new ConfigError(`webgpu sampler: logit addition for token ${id}: ids must be unique and in [0, ${V})`);
+      seen.add(id);
+      this.bias[at + 2 * j] = id;
+      this.biasF[at + 2 * j + 1] = add;
+    });
   }
 
   /** A slot's history: output counts and the prompt bitmask, replacing what it held. */

@@ -1,7 +1,9 @@
 /**
  * The device sampler's kernel: one workgroup per sampled row, the engine's
- * sampler.ts in WGSL. Penalties from the row's history slot (prompt bitmask,
- * output counts), then vLLM v1's order: temperature → min-p → top-k → top-p
+ * sampler.ts in WGSL. The logits processors (logit bias, min-tokens masking:
+ * one list of additions per row), penalties from the row's history slot
+ * (prompt bitmask, output counts), then vLLM v1's order: temperature → min-p
+ * → top-k → top-p
  * (over what min-p and top-k kept) → one draw from `uniform(seed, counter)`
  * (the same u32 hash: WGSL's wrapping multiply is Math.imul). No sort: each
  * token gets an order-preserving key (smaller = more likely; ties by lower
@@ -12,7 +14,7 @@
  * Logprobs are of the raw row, the top ones found by repeated argmax.
  */
 import type { PlanAct } from '../ops.js';
-import { DEVICE_MAX_LOGPROBS } from '../row-sampling.js';
+import { DEVICE_MAX_BIAS, DEVICE_MAX_LOGPROBS } from '../row-sampling.js';
 import type { Binder } from './wgsl-common.js';
 
 /** u32 words of one row's parameters; flag bits of word 1. */
@@ -21,12 +23,14 @@ export const FLAG = { greedy: 1, indexOrder: 2, logprob: 4, penalties: 8, minP: 
 /** u32 words of one row's result: token, its logprob, then (id, logprob) × DEVICE_MAX_LOGPROBS. */
 export const OUT_WORDS = 2 + 2 * DEVICE_MAX_LOGPROBS;
 /** Workgroup memory the kernel declares (bytes). */
-export const SAMPLING_SHARED_BYTES = 4 * (4096 + 512 + 16 + 8);
+export const SAMPLING_SHARED_BYTES = 4 * (256 + 512 + 32 + 32 + 512 + 16);
 
 export interface SamplingBuffers {
   params: GPUBuffer;
+  /** Per row: DEVICE_MAX_BIAS (token id, f32 addition) pairs. */
+  bias: GPUBuffer;
   out: GPUBuffer;
-  /** Per row scratch: keys (u32) and weights (f32), `[maxSeqs, vocab]` each. */
+  /** Per row scratch: keys and weights (u32, units of 2^-31), `[maxSeqs, vocab]` each. */
   keys: GPUBuffer;
   weights: GPUBuffer;
   /** Per slot: output counts `[slots, vocab]` u32, prompt bitmask `[slots, ceil(vocab / 32)]`. */
@@ -37,9 +41,10 @@ export interface SamplingBuffers {
 export function samplingWgsl(b: Binder, logits: PlanAct, vocab: number, buf: SamplingBuffers): string {
   const L = b.act(logits);
   const P = b.buffer(buf.params, 'sp', 'u32', 'read');
+  const E = b.buffer(buf.bias, 'se', 'u32', 'read');
   const O = b.buffer(buf.out, 'so', 'u32', 'read_write');
   const K = b.buffer(buf.keys, 'sk', 'u32', 'read_write');
-  const Wt = b.buffer(buf.weights, 'sw', 'f32', 'read_write');
+  const Wt = b.buffer(buf.weights, 'sw', 'u32', 'read_write');
   const C = b.buffer(buf.counts, 'sc', 'u32', 'read_write');
   const M = b.buffer(buf.prompt, 'sm', 'u32', 'read');
   const si = b.step();
@@ -51,20 +56,29 @@ const MW = ${Math.ceil(vocab / 32)}u;
 const CH = ${Math.ceil(vocab / 256)}u;
 const PW = ${PARAM_WORDS}u;
 const OW = ${OUT_WORDS}u;
+const EMAX = ${DEVICE_MAX_BIAS}u;
 const NONE = 0xffffffffu;
-var<workgroup> sh : array<f32, 4096>;
+var<workgroup> shf : array<f32, 256>;
+var<workgroup> sh : array<vec2<u32>, 256>;
+var<workgroup> sb : array<vec2<u32>, 16>;
+var<workgroup> hist : array<atomic<u32>, 32>;
 var<workgroup> rk : array<u32, 256>;
 var<workgroup> ri : array<u32, 256>;
-var<workgroup> sb : array<f32, 16>;
 var<workgroup> wsel : u32;
-var<workgroup> wf : f32;
+var<workgroup> wf : vec2<u32>;
 var<workgroup> wpick : vec2<u32>;
-var<workgroup> wbt : f32;
+var<workgroup> wbt : vec2<u32>;
 var<workgroup> wred : f32;
+var<workgroup> wsum : vec2<u32>;
 var<workgroup> wlex : vec2<u32>;
 var<private> lid : u32;
 var<private> base : u32;
 var<private> lbase : u32;
+var<private> pen : bool;
+var<private> slot : u32;
+var<private> rep : f32;
+var<private> pres : f32;
+var<private> freq : f32;
 
 // Order-preserving key, smaller = larger value (-0 and +0 one key).
 fn gkey(y : f32) -> u32 {
@@ -77,47 +91,85 @@ fn yOf(g : u32) -> f32 {
   return bitcast<f32>(select(~asc, asc & 0x7fffffffu, (asc & 0x80000000u) != 0u));
 }
 fn within(g : u32, i : u32, B : vec2<u32>) -> bool { return g < B.x || (g == B.x && i <= B.y); }
-fn crosses(v : f32, goal : f32, ge : bool) -> bool { return select(v > goal, v >= goal, ge); }
-fn qty(i : u32, useMass : bool) -> f32 { return select(1.0, ${Wt}[base + i], useMass); }
 
-// sampler.ts's uniform(seed, counter), 24 bits of it.
-fn uniform01(seed : u32, counter : u32) -> f32 {
+// Counts and masses are exact u64 sums (lo, hi) of u32 quantities (weights in units of 2^-31): associative,
+// so every order of summing agrees, and a draw resolves to 2^-32 of the mass as the host's double one does.
+fn add64(a : vec2<u32>, b : vec2<u32>) -> vec2<u32> {
+  let lo = a.x + b.x;
+  return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+fn gt64(a : vec2<u32>, b : vec2<u32>) -> bool { return a.y > b.y || (a.y == b.y && a.x > b.x); }
+fn crosses(v : vec2<u32>, goal : vec2<u32>, ge : bool) -> bool { return gt64(v, goal) || (ge && all(v == goal)); }
+fn nonzero(v : vec2<u32>) -> bool { return (v.x | v.y) != 0u; }
+fn mul32(a : u32, b : u32) -> vec2<u32> {
+  let p00 = (a & 0xffffu) * (b & 0xffffu);
+  let p01 = (a & 0xffffu) * (b >> 16u);
+  let p10 = (a >> 16u) * (b & 0xffffu);
+  let mid = p01 + p10;
+  let lo = p00 + (mid << 16u);
+  return vec2<u32>(lo, (a >> 16u) * (b >> 16u) + (mid >> 16u) + select(0u, 0x10000u, mid < p01) + select(0u, 1u, lo < p00));
+}
+// floor(f · m / 2^32): a fraction f / 2^32 of m.
+fn part64(f : u32, m : vec2<u32>) -> vec2<u32> { return add64(mul32(f, m.y), vec2<u32>(mul32(f, m.x).y, 0u)); }
+fn qty(i : u32, useMass : bool) -> u32 { return select(1u, ${Wt}[base + i], useMass); }
+
+// sampler.ts's uniform(seed, counter) · 2^32.
+fn hash(seed : u32, counter : u32) -> u32 {
   var z = ((seed ^ 0x9e3779b9u) * 0x85ebca6bu) ^ ((counter + 0x632be5abu) * 0xc2b2ae35u);
   z = (z ^ (z >> 16u)) * 0x21f0aaadu;
   z = (z ^ (z >> 15u)) * 0x735a2d97u;
-  z = z ^ (z >> 15u);
-  return f32(z >> 8u) * (1.0 / 16777216.0);
+  return z ^ (z >> 15u);
 }
 
-fn reduceAll(v : f32, isMax : bool) -> f32 {
-  sh[lid] = v;
+// sampler.ts's applyPenalties on one logit.
+fn penalize(x : f32, i : u32) -> f32 {
+  var y = x;
+  if (pen) {
+    let c = ${C}[slot * V + i];
+    let seen = ((${M}[slot * MW + (i >> 5u)] >> (i & 31u)) & 1u) != 0u;
+    if (rep != 1.0 && (seen || c > 0u)) { y = select(y * rep, y / rep, y > 0.0); }
+    if (c > 0u) { y = y - freq * f32(c) - pres; }
+  }
+  return y;
+}
+
+// Reductions hand their result through a variable of their own: Mesa's GL compiler was seen reading the
+// scratch array's first entry after the next writes to it.
+fn reduceF(v : f32, isMax : bool) -> f32 {
+  shf[lid] = v;
   workgroupBarrier();
   for (var st = 128u; st > 0u; st >>= 1u) {
-    if (lid < st) { sh[lid] = select(sh[lid] + sh[lid + st], max(sh[lid], sh[lid + st]), isMax); }
+    if (lid < st) { shf[lid] = select(shf[lid] + shf[lid + st], max(shf[lid], shf[lid + st]), isMax); }
     workgroupBarrier();
   }
-  // Through a variable of its own: Mesa's GL compiler was seen reading sh[0] after the next writes to sh.
-  if (lid == 0u) { wred = sh[0]; }
+  if (lid == 0u) { wred = shf[0]; }
   workgroupBarrier();
   return wred;
 }
 
 // Every thread's v into sh[lid]; sb[g] = the sum of threads 16g .. 16g + 15.
-fn sums16(v : f32) {
+fn sums16(v : vec2<u32>) {
   sh[lid] = v;
   workgroupBarrier();
   if (lid < 16u) {
-    var t = 0.0;
-    for (var j = 0u; j < 16u; j++) { t += sh[lid * 16u + j]; }
+    var t = vec2<u32>(0u, 0u);
+    for (var j = 0u; j < 16u; j++) { t = add64(t, sh[lid * 16u + j]); }
     sb[lid] = t;
   }
   workgroupBarrier();
 }
 
-fn massOf(B : vec2<u32>) -> f32 {
-  var m = 0.0;
-  for (var i = lid; i < V; i += 256u) { if (within(${K}[base + i], i, B)) { m += ${Wt}[base + i]; } }
-  return reduceAll(m, false);
+fn massOf(B : vec2<u32>) -> vec2<u32> {
+  var m = vec2<u32>(0u, 0u);
+  for (var i = lid; i < V; i += 256u) { if (within(${K}[base + i], i, B)) { m = add64(m, vec2<u32>(${Wt}[base + i], 0u)); } }
+  sums16(m);
+  if (lid == 0u) {
+    var t = vec2<u32>(0u, 0u);
+    for (var j = 0u; j < 16u; j++) { t = add64(t, sb[j]); }
+    wsum = t;
+  }
+  workgroupBarrier();
+  return wsum;
 }
 
 // The first (key, id) after E (or the first of all) on the row's keys or its raw logits: argmax, ties lower id.
@@ -147,36 +199,36 @@ fn lexMinAfter(E : vec2<u32>, hasE : bool, raw : bool) -> vec2<u32> {
 
 // In id order over the tokens within B (only those keyed gs when eqOnly): the first whose running count or
 // mass, from before, crosses goal; else the last one that has any.
-fn pickInOrder(B : vec2<u32>, eqOnly : bool, gs : u32, useMass : bool, before : f32, goal : f32, ge : bool) -> u32 {
+fn pickInOrder(B : vec2<u32>, eqOnly : bool, gs : u32, useMass : bool, before : vec2<u32>, goal : vec2<u32>, ge : bool) -> u32 {
   let lo = min(V, lid * CH);
   let hi = min(V, lo + CH);
-  var tq = 0.0;
+  var tq = vec2<u32>(0u, 0u);
   for (var i = lo; i < hi; i++) {
     let g = ${K}[base + i];
-    if (within(g, i, B) && (!eqOnly || g == gs)) { tq += qty(i, useMass); }
+    if (within(g, i, B) && (!eqOnly || g == gs)) { tq = add64(tq, vec2<u32>(qty(i, useMass), 0u)); }
   }
   sums16(tq);
   if (lid == 0u) {
     var cum = before;
     var pickT = NONE;
-    var at = 0.0;
+    var at = before;
     var lastT = NONE;
-    var atLast = 0.0;
+    var atLast = before;
     for (var gi = 0u; gi < 16u; gi++) {
       let gv = sb[gi];
-      if (gv > 0.0) {
+      if (nonzero(gv)) {
         var c2 = cum;
         for (var j = 0u; j < 16u; j++) {
           let v = sh[gi * 16u + j];
-          if (v > 0.0) {
-            if (pickT == NONE && crosses(c2 + v, goal, ge)) { pickT = gi * 16u + j; at = c2; }
+          if (nonzero(v)) {
+            if (pickT == NONE && crosses(add64(c2, v), goal, ge)) { pickT = gi * 16u + j; at = c2; }
             lastT = gi * 16u + j;
             atLast = c2;
           }
-          c2 += v;
+          c2 = add64(c2, v);
         }
       }
-      cum += gv;
+      cum = add64(cum, gv);
     }
     if (pickT == NONE) { pickT = lastT; at = atLast; }
     wpick = vec2<u32>(pickT, NONE);
@@ -190,12 +242,12 @@ fn pickInOrder(B : vec2<u32>, eqOnly : bool, gs : u32, useMass : bool, before : 
     for (var i = lo; i < hi; i++) {
       let g = ${K}[base + i];
       if (!(within(g, i, B) && (!eqOnly || g == gs))) { continue; }
-      let v = qty(i, useMass);
-      if (v > 0.0) {
+      let v = vec2<u32>(qty(i, useMass), 0u);
+      if (v.x > 0u) {
         lastI = i;
-        if (crosses(acc + v, goal, ge)) { found = i; break; }
+        if (crosses(add64(acc, v), goal, ge)) { found = i; break; }
       }
-      acc += v;
+      acc = add64(acc, v);
     }
     wpick.y = select(found, lastI, found == NONE);
   }
@@ -206,39 +258,45 @@ fn pickInOrder(B : vec2<u32>, eqOnly : bool, gs : u32, useMass : bool, before : 
 }
 
 // Radix select in (key, id) order over the tokens within B: the first whose running count or mass crosses goal.
-fn selectIn(B : vec2<u32>, useMass : bool, goal : f32, ge : bool) -> vec2<u32> {
-  if (lid == 0u) { wsel = 0u; wf = 0.0; }
-  workgroupBarrier();
+fn selectIn(B : vec2<u32>, useMass : bool, goal : vec2<u32>, ge : bool) -> vec2<u32> {
+  if (lid == 0u) { wsel = 0u; wf = vec2<u32>(0u, 0u); }
   for (var p = 0u; p < 8u; p++) {
+    if (lid < 32u) { atomicStore(&hist[lid], 0u); }
+    workgroupBarrier();
     let shift = 28u - 4u * p;
     let hmask = select(0xffffffffu << (32u - 4u * p), 0u, p == 0u);
     let pre = wsel;
-    var h : array<f32, 16>;
+    var h : array<vec2<u32>, 16>;
     for (var i = lid; i < V; i += 256u) {
       let g = ${K}[base + i];
-      if ((g & hmask) == pre && within(g, i, B)) { h[(g >> shift) & 15u] += qty(i, useMass); }
+      if ((g & hmask) == pre && within(g, i, B)) {
+        let d = (g >> shift) & 15u;
+        h[d] = add64(h[d], vec2<u32>(qty(i, useMass), 0u));
+      }
     }
-    for (var d = 0u; d < 16u; d++) { sh[d * 256u + lid] = h[d]; }
+    // Exact u64 adds into the bins: a carry out of a low word goes to its high word.
+    for (var d = 0u; d < 16u; d++) {
+      let v = h[d];
+      if (!nonzero(v)) { continue; }
+      let old = atomicAdd(&hist[2u * d], v.x);
+      let carry = select(0u, 1u, old + v.x < old);
+      if (v.y + carry != 0u) { atomicAdd(&hist[2u * d + 1u], v.y + carry); }
+    }
     workgroupBarrier();
-    var part = 0.0;
-    let pb = (lid >> 4u) * 256u + (lid & 15u) * 16u;
-    for (var j = 0u; j < 16u; j++) { part += sh[pb + j]; }
-    workgroupBarrier();
-    sums16(part);
     if (lid == 0u) {
       var cum = wf;
       var pick = 16u;
-      var at = 0.0;
+      var at = wf;
       var lastD = 16u;
       var atLast = wf;
       for (var d = 0u; d < 16u; d++) {
-        let v = sb[d];
-        if (v > 0.0) {
-          if (pick == 16u && crosses(cum + v, goal, ge)) { pick = d; at = cum; }
+        let v = vec2<u32>(atomicLoad(&hist[2u * d]), atomicLoad(&hist[2u * d + 1u]));
+        if (nonzero(v)) {
+          if (pick == 16u && crosses(add64(cum, v), goal, ge)) { pick = d; at = cum; }
           lastD = d;
           atLast = cum;
         }
-        cum += v;
+        cum = add64(cum, v);
       }
       if (pick == 16u) { pick = select(lastD, 0u, lastD == 16u); at = atLast; }
       wsel = pre | (pick << shift);
@@ -262,60 +320,67 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   base = s * V;
   lbase = s * LW;
   let flags = ${P}[pb + 1u];
-  let pen = (flags & ${FLAG.penalties}u) != 0u;
+  pen = (flags & ${FLAG.penalties}u) != 0u;
   let wantLp = (flags & ${FLAG.logprob}u) != 0u;
-  let slot = ${P}[pb + 11u];
-  let rep = bitcast<f32>(${P}[pb + 8u]);
-  let pres = bitcast<f32>(${P}[pb + 9u]);
-  let freq = bitcast<f32>(${P}[pb + 10u]);
+  slot = ${P}[pb + 11u];
+  rep = bitcast<f32>(${P}[pb + 8u]);
+  pres = bitcast<f32>(${P}[pb + 9u]);
+  freq = bitcast<f32>(${P}[pb + 10u]);
   let ninf = -3.4e38;
-  // Penalties (sampler.ts's applyPenalties), keys, maxima.
+  // Penalties, keys, maxima; then the tokens the logits processors change, again from their logit plus its addition.
   var mY = ninf;
   var mX = ninf;
   for (var i = lid; i < V; i += 256u) {
     let x = ${L}[lbase + i];
-    var y = x;
-    if (pen) {
-      let c = ${C}[slot * V + i];
-      let seen = ((${M}[slot * MW + (i >> 5u)] >> (i & 31u)) & 1u) != 0u;
-      if (rep != 1.0 && (seen || c > 0u)) { y = select(y * rep, y / rep, y > 0.0); }
-      if (c > 0u) { y = y - freq * f32(c) - pres; }
-    }
+    let y = penalize(x, i);
     ${K}[base + i] = gkey(y);
     mY = max(mY, y);
     mX = max(mX, x);
   }
-  let top = reduceAll(mY, true);
+  let nE = ${P}[pb + 13u];
+  if (nE > 0u) {
+    storageBarrier();
+    for (var j = lid; j < nE; j += 256u) {
+      let at = (s * EMAX + j) * 2u;
+      let id = ${E}[at];
+      ${K}[base + id] = gkey(penalize(${L}[lbase + id] + bitcast<f32>(${E}[at + 1u]), id));
+    }
+    storageBarrier();
+    mY = ninf;
+    for (var i = lid; i < V; i += 256u) { mY = max(mY, yOf(${K}[base + i])); }
+  }
+  let top = reduceF(mY, true);
   var tok = 0u;
   if ((flags & ${FLAG.greedy}u) != 0u) {
     tok = lexMinAfter(vec2<u32>(0u, 0u), false, false).y;
   } else {
     let invT = bitcast<f32>(${P}[pb + 5u]);
-    for (var i = lid; i < V; i += 256u) { ${Wt}[base + i] = exp((yOf(${K}[base + i]) - top) * invT); }
+    // Weights e^{(y - top)/T} ≤ 1 in units of 2^-31.
+    for (var i = lid; i < V; i += 256u) { ${Wt}[base + i] = u32(exp((yOf(${K}[base + i]) - top) * invT) * 2147483648.0); }
     // min-p keeps y ≥ top + ln(minP)·T: keys up to that value's.
     var B = vec2<u32>(NONE, NONE);
     if ((flags & ${FLAG.minP}u) != 0u) { B.x = gkey(top + bitcast<f32>(${P}[pb + 4u])); }
-    let u = uniform01(${P}[pb + 6u], ${P}[pb + 7u]);
+    let z = hash(${P}[pb + 6u], ${P}[pb + 7u]);
     storageBarrier();
     if ((flags & ${FLAG.indexOrder}u) != 0u) {
       let mass = massOf(B);
-      tok = pickInOrder(B, false, 0u, true, 0.0, u * mass, false);
+      tok = pickInOrder(B, false, 0u, true, vec2<u32>(0u, 0u), part64(z, mass), false);
     } else {
-      if ((flags & ${FLAG.topK}u) != 0u) { B = selectIn(B, false, f32(${P}[pb + 2u] - 1u), false); }
+      if ((flags & ${FLAG.topK}u) != 0u) { B = selectIn(B, false, vec2<u32>(${P}[pb + 2u] - 1u, 0u), false); }
       if ((flags & ${FLAG.topP}u) != 0u) {
         let sum = massOf(B);
-        B = selectIn(B, true, bitcast<f32>(${P}[pb + 3u]) * sum, true);
+        B = selectIn(B, true, part64(${P}[pb + 3u], sum), true);
       }
       let mass = massOf(B);
-      tok = selectIn(B, true, u * mass, false).y;
+      tok = selectIn(B, true, part64(z, mass), false).y;
     }
   }
   let ob = s * OW;
   if (wantLp) {
-    let mx = reduceAll(mX, true);
+    let mx = reduceF(mX, true);
     var e = 0.0;
     for (var i = lid; i < V; i += 256u) { e += exp(${L}[lbase + i] - mx); }
-    let ls = log(reduceAll(e, false));
+    let ls = log(reduceF(e, false));
     if (lid == 0u) { ${O}[ob + 1u] = bitcast<u32>((${L}[lbase + tok] - mx) - ls); }
     var E = vec2<u32>(0u, 0u);
     let n = ${P}[pb + 12u];
