@@ -22,12 +22,34 @@
  * load 5-6). */
 #define Q_AHEAD 3
 
-/* extra: each activation block's correction (-128·Σx for Q8_0, -8·Σx for Q4_0), m*nb. */
+/* Q4_0 at these activation row counts runs q4s_tile (untransposed nibbles), the others the transposing q16_tile:
+ * cache-resident 512×2048, 1 thread, in one process (load 2-3), GB/s q16_tile → q4s_tile: m = 1 36.3 → 45.7,
+ * m = 3 17.0 → 21.8, m = 2 29.2 → 27.2 (two rows share q16_tile's transposes). */
+#define Q4S_MAX_M 3
+#define Q4S_ROWS(m) ((m) == 1 || (m) == 3)
+
+/* extra: each activation block's correction (-128·Σx for Q8_0, -8·Σx for Q4_0), m*nb; for q4s_tile then (from a
+ * multiple of 64 bytes on) each row's blocks 4 at a time as q4s_quad reads them: the 4 blocks' first 16 bytes, then
+ * their last 16. */
+AI size_t q4s_offset(const act_t *a) { return ((size_t)a->m * a->nb * sizeof(int32_t) + 63) & ~(size_t)63; }
+
 static void prep_q16(act_t *a, int q4) {
-  const size_t len = (size_t)a->m * a->nb;
-  int32_t *corr = malloc((len ? len : 1) * sizeof *corr);
+  const size_t len = (size_t)a->m * a->nb, nq = (size_t)a->nb / 4;
+  const int quads = q4 && Q4S_ROWS(a->m) && nq > 0;
+  uint8_t *extra = aligned_alloc(64, q4s_offset(a) + (quads ? (size_t)a->m * nq * 128 : 64));
+  int32_t *corr = (int32_t *)extra;
   for (size_t i = 0; i < len; i++) corr[i] = (q4 ? -8 : -128) * a->sx[i];
-  a->extra = corr;
+  if (quads)
+    for (int i = 0; i < a->m; i++)
+      for (size_t q = 0; q < nq; q++) {
+        const int8_t *x = a->qs + ((size_t)i * a->nb + 4 * q) * QK;
+        int8_t *p = (int8_t *)(extra + q4s_offset(a)) + ((size_t)i * nq + q) * 128;
+        for (int b = 0; b < 4; b++) {
+          memcpy(p + 16 * b, x + QK * b, 16);
+          memcpy(p + 64 + 16 * b, x + QK * b + 16, 16);
+        }
+      }
+  a->extra = extra;
 }
 
 AI int32_t load32(const void *p) {
@@ -92,6 +114,38 @@ AI void scales2(const uint16_t *wd, __m512i idx, int b0, __m512 *lo, __m512 *hi)
   const __m512i g = _mm512_i32gather_epi32(idx, (const void *)(wd + b0), 2);
   *lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
   *hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+}
+
+/* The 16 rows' scales of blocks b..b+7 (dw[q] lane l: row l's block b + q), without a gather (AMD's gathers cost a
+ * third of the Q4_0 decode tile's time, measured: 36 -> 54 GB/s cache-resident without them): each row's 8 scales
+ * are one 16-byte load (broadcast and blended 4 rows a zmm: z[j] lane i = row 4j + i), two word permutes pick rows
+ * 0-7 (and 8-15) of blocks 0-3 (and 4-7), one more per block puts its 16 rows in order. */
+AI void scales8(const uint16_t *wd, size_t nb, int b, __m512 dw[8]) {
+  __m512i z[4];
+  for (int j = 0; j < 4; j++) {
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j) * nb + b)));
+    v = _mm512_mask_blend_epi32(0x00f0, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j + 1) * nb + b))));
+    v = _mm512_mask_blend_epi32(0x0f00, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j + 2) * nb + b))));
+    z[j] = _mm512_mask_blend_epi32(0xf000, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j + 3) * nb + b))));
+  }
+  /* word 8·q + r (q < 4, r < 8): row r's block q (+4 for hi): z pair word (r / 4)·32 + (r % 4)·8 + q */
+  static const short lo_idx[32] = {0, 8, 16, 24, 32, 40, 48, 56, 1, 9, 17, 25, 33, 41, 49, 57, 2, 10, 18, 26, 34, 42, 50, 58, 3, 11, 19, 27, 35, 43, 51, 59};
+  static const short hi_idx[32] = {4, 12, 20, 28, 36, 44, 52, 60, 5, 13, 21, 29, 37, 45, 53, 61, 6, 14, 22, 30, 38, 46, 54, 62, 7, 15, 23, 31, 39, 47, 55, 63};
+  const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
+  const __m512i a[2] = {_mm512_permutex2var_epi16(z[0], il, z[1]), _mm512_permutex2var_epi16(z[0], ih, z[1])};
+  const __m512i c[2] = {_mm512_permutex2var_epi16(z[2], il, z[3]), _mm512_permutex2var_epi16(z[2], ih, z[3])};
+  /* block q: words 8q..8q+7 of a (rows 0-7) then of c (rows 8-15) */
+  static const short q_idx[4][32] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39},
+    {8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47},
+    {16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55},
+    {24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63},
+  };
+  for (int q = 0; q < 4; q++) {
+    const __m512i iq = _mm512_loadu_si512(q_idx[q]);
+    dw[q] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a[0], iq, c[0])));
+    dw[q + 4] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a[1], iq, c[1])));
+  }
 }
 
 /* Rows [r, r + 16) (w, wd: row r's) × activation rows [i0, i0 + NA): out[i, r + l] for l < nr.
@@ -179,6 +233,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
       for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (Q_AHEAD * TR + l) * wrow + b * 32), _MM_HINT_T0);
       if ((size_t)b * 32 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)Q_AHEAD * TR * nb) + b * 32, _MM_HINT_T0);
     }
+    /* (scales8 here: cache-resident m = 1 +11%, but from memory 3-10% slower, in one process: kept the gather) */
     __m512 dlo, dhi;
     scales2(wd, idx, b, &dlo, &dhi);
     for (int ii = 0; ii < NA; ii++) {
@@ -214,7 +269,91 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
 
 /* Every activation row over one tile: 8 at a time, then 4, 2, 1. The first pass prefetches (Q_AHEAD) and, when
  * more passes follow, leaves the transposed tile in tb for them. */
+/* Q4_0 with few activation rows (Q4S_ROWS): 4 blocks of each of the 16 rows as they lie (one 64-byte load a row:
+ * 128-bit lane q is block q's 16 bytes), the low nibbles (weights 0-15) dotted with the blocks' first 16 activation
+ * bytes and the high ones (16-31) with their last 16 (prep_q16 laid them out so: q4s_quad's xlo / xhi), so that lane q
+ * of a row ends with 4 partial sums of block q; a row pair / quad reduction and a 4 × 4 transpose of 128-bit lanes then
+ * leave o[q] lane l = row l's integer dot of block q: the same integer block dots as load_q4 + vpdpbusd, scaled and
+ * summed block after block as q16_tile does (the same bits), with none of load_q4's 16 broadcast loads, 12 blends and
+ * 8 transposing shuffles a block. Blocks past the last whole 4 go through the transposed load. */
+AI void q4s_quad(const uint8_t *w, size_t wrow, __m512i xlo, __m512i xhi, __m512i o[4]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  __m512i v[16], u[8], b[4];
+  for (int l = 0; l < 16; l++) {
+    const __m512i q = _mm512_loadu_si512(w + l * wrow);
+    v[l] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q, m4), xlo),
+                               _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), xhi);
+  }
+  for (int i = 0; i < 8; i++) u[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int j = 0; j < 4; j++) b[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(u[2 * j], u[2 * j + 1]), _mm512_unpackhi_epi64(u[2 * j], u[2 * j + 1]));
+  /* b[j]'s 128-bit lane q: rows 4j..4j+3 of block q */
+  const __m512i t0 = _mm512_shuffle_i64x2(b[0], b[1], 0x44), t1 = _mm512_shuffle_i64x2(b[0], b[1], 0xee);
+  const __m512i t2 = _mm512_shuffle_i64x2(b[2], b[3], 0x44), t3 = _mm512_shuffle_i64x2(b[2], b[3], 0xee);
+  o[0] = _mm512_shuffle_i64x2(t0, t2, 0x88);
+  o[1] = _mm512_shuffle_i64x2(t0, t2, 0xdd);
+  o[2] = _mm512_shuffle_i64x2(t1, t3, 0x88);
+  o[3] = _mm512_shuffle_i64x2(t1, t3, 0xdd);
+}
+
+AI void q4s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, const int NA, float *out, int n, const int pf) {
+  const int k = a->k, nb = a->nb, nq = nb / 4;
+  const int32_t *corr = a->extra;
+  const int8_t *xq = (const int8_t *)a->extra + q4s_offset(a);
+  const size_t wrow = (size_t)k / 2;
+  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(nb));
+  __m512 acc[Q4S_MAX_M], dw8[8];
+  for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
+  int b = 0;
+  for (int q = 0; q < nq; q++, b += 4) {
+    if (pf) {
+      for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (Q_AHEAD * TR + l) * wrow + b * 16), _MM_HINT_T0);
+      for (int o = 0; o < 128; o += 64)
+        if ((size_t)b * 32 + o < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)Q_AHEAD * TR * nb) + b * 32 + o, _MM_HINT_T0);
+    }
+    /* blocks b..b+7 at once (two quads); a last quad alone by two gathers */
+    if (!(q & 1)) {
+      if (b + 8 <= nb) scales8(wd, (size_t)nb, b, dw8);
+      else scales2(wd, idx, b, &dw8[0], &dw8[1]), scales2(wd, idx, b + 2, &dw8[2], &dw8[3]);
+    }
+    const __m512 *dw = dw8 + (q & 1) * 4;
+    for (int ii = 0; ii < NA; ii++) {
+      const int8_t *x = xq + ((size_t)ii * nq + q) * 128;
+      __m512i o[4];
+      q4s_quad(w + (size_t)b * 16, wrow, _mm512_load_si512(x), _mm512_load_si512(x + 64), o);
+      const size_t xb = (size_t)ii * nb + b;
+      for (int j = 0; j < 4; j++) {
+        const __m512i dot = _mm512_add_epi32(o[j], _mm512_set1_epi32(corr[xb + j]));
+        acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[j], _mm512_set1_ps(a->d[xb + j]))));
+      }
+    }
+  }
+  for (; b < nb; b++) {
+    __m512i t[8];
+    __m512 dw, unused;
+    load_q4(w + (size_t)b * 16, wrow, t);
+    if (b) scales2(wd, idx, b - 1, &unused, &dw);
+    else {
+      float f[16];
+      for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
+      dw = _mm512_loadu_ps(f);
+    }
+    for (int ii = 0; ii < NA; ii++) {
+      const size_t xb = (size_t)ii * nb + b;
+      __m512i s = _mm512_set1_epi32(corr[xb]);
+      for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, t[g], _mm512_set1_epi32(load32(a->qs + xb * QK + 4 * g)));
+      acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d[xb]))));
+    }
+  }
+  const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+  for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)ii * n, keep, acc[ii]);
+}
+
 AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, float *out, int n, const int q4, int pf, __m512i *tb) {
+  if (q4 && Q4S_ROWS(a->m)) {
+    if (a->m == 1) q4s_tile(a, w, wd, nr, 1, out, n, pf);
+    else q4s_tile(a, w, wd, nr, 3, out, n, pf);
+    return;
+  }
   if (!q4 && a->m <= Q8S_MAX_M) {
     switch (a->m) {
       case 1: q8s_tile(a, w, wd, nr, 0, 1, out, n, pf); break;

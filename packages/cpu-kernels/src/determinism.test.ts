@@ -73,8 +73,10 @@ describe('bitwise batch invariance of the kernels', () => {
     }
   });
 
-  it('edges of the tiles: one block a row, fewer rows than a tile, exactly one tile', () => {
-    for (const [m, kk, nn] of [[9, 32, 17], [8, 96, 16], [3, 32, 5], [1, 64, 8], [2, 32, 1]] as const) {
+  it('edges of the tiles: one block a row, fewer rows than a tile, exactly one tile; the 4- and 8-block steps of the Q4_0 decode tile', () => {
+    // the last 5: block counts 4, 7, 11, 12, 13 (the Q4_0 m = 1 / 3 tile takes blocks 8 then 4 at a time, then one)
+    const q4s = [[1, 128, 17], [1, 224, 33], [3, 352, 20], [1, 384, 16], [3, 416, 35]] as const;
+    for (const [m, kk, nn] of [[9, 32, 17], [8, 96, 16], [3, 32, 5], [1, 64, 8], [2, 32, 1], ...q4s] as const) {
       const xs = random(m * kk, 2), ws = random(nn * kk, 0.05), q8 = quantizeQ8_0(ws), q4 = quantizeQ4_0(ws), b16 = toBf16(ws);
       for (const fmt of FORMATS) {
         const one = (isa: string) => {
