@@ -10,20 +10,23 @@
  * The first prefill of a shape (shader compiles, bind groups) is timed apart from the warmed ones of other prompts.
  * `--profile`: then the rank's plan on the WebGPU executor alone (gpu-deepseek-plan.ts): GPU time and µs per
  * kernel tag at the prefill and each decode batch.
+ * `--check DIR`: first, the DeepSeek fixtures (V3 and V2-Lite tiny, fp32) through the plan on WebGPU against tfjs and HF.
  * `--compare FILE`: this bench's output for another layer count of the same shape (both ≥ 2 layers, so they
  * differ only in MoE layers): the MoE layer's own step cost from the difference, and the full model's
  * 27 layers (V2-Lite) extrapolated from it, per engine and batch.
  *
  * usage: node examples/dist/bench/gpu-deepseek.js --dir DIR [--torch-json FILE] [--prompt 512] [--decode 32]
- *          [--batches 1,16] [--dtype bfloat16] [--backend webgpu] [--compare FILE] [--full-layers 27] [--profile]
+ *          [--batches 1,16] [--dtype bfloat16] [--backend webgpu] [--compare FILE] [--full-layers 27] [--profile] [--check FIXTURES_DIR]
  *          [--out bench-results/gpu-deepseek.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type BackendName, type WeightDtype } from '@weft/core';
+import { type BackendName, type WeightDtype, type WeightFormat } from '@weft/core';
+import { registration } from '@weft/deepseek';
 import { LLM } from '@weft/engine';
 import { profileDeepseekPlan, type DeepseekProfile } from './gpu-deepseek-plan.js';
+import { checkPlan } from './gpu-plan.js';
 import { median } from './stats.js';
 
 const { values: v } = parseArgs({
@@ -39,6 +42,7 @@ const { values: v } = parseArgs({
     'full-layers': { type: 'string', default: '27' },
     out: { type: 'string', default: 'bench-results/gpu-deepseek.json' },
     profile: { type: 'boolean', default: false },
+    check: { type: 'string' },
   },
 });
 if (!v.dir) throw new Error('--dir: the checkpoint folder (scripts/gpu/random_deepseek.py --dir)');
@@ -49,6 +53,19 @@ const decodeTokens = Number(v.decode);
 const batches = String(v.batches).split(',').map(Number);
 const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { num_hidden_layers: number; vocab_size: number; n_routed_experts: number; hidden_size: number };
 const layers = config.num_hidden_layers;
+let checked: Awaited<ReturnType<typeof checkPlan>> | null = null;
+if (v.check) {
+  const fp32 = { dtype: 'float32', quantization: null } as const;
+  const runs: [string, string, WeightFormat][] = [
+    ['deepseek-v3-tiny', 'expected.json', fp32],
+    ['deepseek-v2-lite-tiny', 'expected.json', fp32],
+  ];
+  try {
+    checked = await checkPlan(String(v.check), (m) => log(`check: ${m}`), runs, (d, s) => registration.createModel(d, s, { mlaKvCache: 'latent' }));
+  } catch (e) {
+    log(`check failed: ${(e as Error).stack ?? e}`);
+  }
+}
 const promptOf = (len: number, salt: number) => Array.from({ length: len }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (config.vocab_size - 3)));
 
 interface Row {
@@ -171,6 +188,6 @@ if (byLayer.length) {
   for (const r of fullRatios) console.log(`${full} layers, batch ${r.batch}: weft ÷ ${r.vs} = ${r.decode}×`);
 }
 mkdirSync(dirname(String(v.out)), { recursive: true });
-writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), dir, config, layers, promptLen, decodeTokens, loadS: +loadS.toFixed(1), stepPath, prefillFirstS: +prefillFirstS.toFixed(3), profile, byLayer, fullRatios, torch: torch && { version: torch.torch, transformers: torch.transformers, device: torch.device }, rows, ratios }, null, 1));
+writeFileSync(String(v.out), JSON.stringify({ date: new Date().toISOString(), dir, config, layers, promptLen, decodeTokens, loadS: +loadS.toFixed(1), stepPath, prefillFirstS: +prefillFirstS.toFixed(3), checked, profile, byLayer, fullRatios, torch: torch && { version: torch.torch, transformers: torch.transformers, device: torch.device }, rows, ratios }, null, 1));
 log(`wrote ${v.out}`);
 process.exit(0);

@@ -228,21 +228,27 @@ export interface PlanCheckRow {
 }
 
 /** The Llama fixtures through the plan on the WebGPU executor against tfjs (cpu) and Hugging Face; every weight format the fixtures have files for. */
-export async function checkPlan(fixturesDir: string, log: (m: string) => void): Promise<PlanCheckRow[]> {
+const LLAMA_CHECKS: [string, string, WeightFormat][] = [
+  ['llama-tiny', 'expected.json', PLAN_FORMATS.fp32!],
+  ['llama-bf16', 'expected.json', { ...PLAN_FORMATS.fp32!, dtype: 'bfloat16' }],
+  ['llama-tiny', 'expected-q8_0.json', { ...PLAN_FORMATS.fp32!, quantization: 'q8_0' }],
+  ['llama-tiny', 'expected-q4_0.json', { ...PLAN_FORMATS.fp32!, quantization: 'q4_0' }],
+  ['llama-mqa-tied-llama3', 'expected.json', PLAN_FORMATS.fp32!],
+  ['mistral-swa-tiny', 'expected.json', PLAN_FORMATS.fp32!],
+];
+
+/** `runs` (fixture, expected file, format) through the plan on WebGPU against tfjs and HF; `createModel`: another family's rank (default Llama). */
+export async function checkPlan(
+  fixturesDir: string,
+  log: (m: string) => void,
+  runs = LLAMA_CHECKS,
+  createModel: Parameters<typeof webgpuFixtureCheck>[2] = (d, s) => registration.createModel(d, s),
+): Promise<PlanCheckRow[]> {
   await initBackend({ prefer: 'webgpu' });
   await initBackend({ prefer: 'cpu' });
-  const fp32 = PLAN_FORMATS.fp32!;
-  const runs: [string, string, WeightFormat][] = [
-    ['llama-tiny', 'expected.json', fp32],
-    ['llama-bf16', 'expected.json', { ...fp32, dtype: 'bfloat16' }],
-    ['llama-tiny', 'expected-q8_0.json', { ...fp32, quantization: 'q8_0' }],
-    ['llama-tiny', 'expected-q4_0.json', { ...fp32, quantization: 'q4_0' }],
-    ['llama-mqa-tied-llama3', 'expected.json', fp32],
-    ['mistral-swa-tiny', 'expected.json', fp32],
-  ];
   const rows: PlanCheckRow[] = [];
   for (const [fixture, file, format] of runs) {
-    const { failures, line } = (await webgpuFixtureCheck(`${fixturesDir}/${fixture}`, { file, format, hf: WEBGPU_PARITY_BOUNDS.fixture, tfjs: WEBGPU_PARITY_BOUNDS.tfjs }, (d, s) => registration.createModel(d, s)))!;
+    const { failures, line } = (await webgpuFixtureCheck(`${fixturesDir}/${fixture}`, { file, format, hf: WEBGPU_PARITY_BOUNDS.fixture, tfjs: WEBGPU_PARITY_BOUNDS.tfjs }, createModel))!;
     log(`${line}${failures.length ? ` FAIL: ${failures.join('; ')}` : ' ok'}`);
     rows.push({ fixture, file, line, pass: failures.length === 0 });
   }
