@@ -203,6 +203,29 @@ AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
 }
 
+/* Block b alone of the 16 rows (w, wd: row 0's) × activation rows [i0, i0 + NA), into acc: the transposed load and
+ * q16_tile's sum (the untransposed tiles' blocks past their last whole pair / quad). */
+AI void one_block(const act_t *a, const uint8_t *w, const uint16_t *wd, __m512i idx, int b, int i0, const int NA, __m512 *acc, const int q4) {
+  const int nb = a->nb;
+  const int32_t *corr = a->extra;
+  __m512i t[8];
+  __m512 dw, unused;
+  if (q4) load_q4(w + (size_t)b * 16, (size_t)a->k / 2, t);
+  else load_q8(w + (size_t)b * 32, (size_t)a->k, t);
+  if (b) scales2(wd, idx, b - 1, &unused, &dw);
+  else {
+    float f[16];
+    for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
+    dw = _mm512_loadu_ps(f);
+  }
+  for (int ii = 0; ii < NA; ii++) {
+    const size_t xb = (size_t)(i0 + ii) * nb + b;
+    __m512i s = _mm512_set1_epi32(corr[xb]);
+    for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, t[g], _mm512_set1_epi32(load32(a->qs + xb * QK + 4 * g)));
+    acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d[xb]))));
+  }
+}
+
 /* Q8_0 with few activation rows (m ≤ Q8S_MAX_M): the transposes above cost more than the dot products there, so the
  * 16 rows' blocks are dotted as they lie (a block pair a zmm, 8 lanes a block) and each row's 8-lane partial sums are
  * then reduced in registers to one lane a row: the same integer block dots, scaled and summed as q16_tile does (the
@@ -246,23 +269,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
       acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(dhi, _mm512_set1_ps(a->d[xb + 1]))));
     }
   }
-  if (b < nb) {
-    __m512i t[8];
-    __m512 dw, unused;
-    load_q8(w + (size_t)b * 32, wrow, t);
-    if (b) scales2(wd, idx, b - 1, &unused, &dw);
-    else {
-      float f[16];
-      for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
-      dw = _mm512_loadu_ps(f);
-    }
-    for (int ii = 0; ii < NA; ii++) {
-      const size_t xb = (size_t)(i0 + ii) * nb + b;
-      __m512i s = _mm512_set1_epi32(corr[xb]);
-      for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, t[g], _mm512_set1_epi32(load32(a->qs + xb * QK + 4 * g)));
-      acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d[xb]))));
-    }
-  }
+  if (b < nb) one_block(a, w, wd, idx, b, i0, NA, acc, 0);
   const __mmask16 keep = (__mmask16)((1u << nr) - 1);
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
 }
@@ -327,23 +334,7 @@ AI void q4s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, c
       }
     }
   }
-  for (; b < nb; b++) {
-    __m512i t[8];
-    __m512 dw, unused;
-    load_q4(w + (size_t)b * 16, wrow, t);
-    if (b) scales2(wd, idx, b - 1, &unused, &dw);
-    else {
-      float f[16];
-      for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
-      dw = _mm512_loadu_ps(f);
-    }
-    for (int ii = 0; ii < NA; ii++) {
-      const size_t xb = (size_t)ii * nb + b;
-      __m512i s = _mm512_set1_epi32(corr[xb]);
-      for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, t[g], _mm512_set1_epi32(load32(a->qs + xb * QK + 4 * g)));
-      acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d[xb]))));
-    }
-  }
+  for (; b < nb; b++) one_block(a, w, wd, idx, b, 0, NA, acc, 1);
   const __mmask16 keep = (__mmask16)((1u << nr) - 1);
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)ii * n, keep, acc[ii]);
 }
