@@ -1,5 +1,6 @@
 /**
- * bench:gpu's measurement of the device plan on the WebGPU executor (issue 20): bench:gpu's
+ * bench:gpu's measurement of the device plan on the WebGPU executor (issue 20), each timing after 0.5 s of
+ * the same work on the GPU (`warmGpu`): bench:gpu's
  * TinyLlama-shaped random checkpoint (the one transformers runs in the same run), loaded as the engine loads a
  * rank (LlamaForCausalLM, `loadWeights` in each weight format, on the cpu tfjs backend), its
  * `recordPlan()` run by `WebGpuPlanExecutor`: prefill of one long prompt, greedy decode at each batch
@@ -69,6 +70,22 @@ export function stepOf(tokens: number[][], context: number[], tables: number[][]
     sampledRows: Int32Array.from(meta.seqs.map((s) => s.start + s.queryLen - 1)),
     logitsRows: tokens.map(() => false),
   };
+}
+
+/**
+ * Keeps the GPU busy with the prepared step (`ex.prepare`) for `ms`. The H200 of these runs idles at 345 MHz
+ * and needs 0.1–0.6 s of load to reach 1,980: steps timed right after host work (loading, quantizing, a
+ * prefill) ran 2.8–4.8× slower on the GPU (bench gpu-step, 2026-12-03 20:01; the 17:47 run's "host share"
+ * at 16 rows was this).
+ */
+export async function warmGpu(ex: WebGpuPlanExecutor, T: number, S: number, decode = T === S, ms = 500): Promise<void> {
+  const dev = ex.device;
+  for (const t0 = performance.now(); performance.now() - t0 < ms; ) {
+    const enc = dev.createCommandEncoder();
+    for (let i = 0; i < 4; i++) ex.encode(enc, T, S, undefined, decode);
+    dev.queue.submit([enc.finish()]);
+    await dev.queue.onSubmittedWorkDone();
+  }
 }
 
 /** A family's rank as loadPlanExecutor needs it. */
@@ -154,6 +171,8 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
       const prompt = Array.from({ length: o.promptLen }, (_, i) => 3 + ((i * 7919) % 31997));
       const prefill = stepOf([prompt], [0], [promptTable], blockSize);
       await ex.step(prefill);
+      ex.prepare(prefill);
+      await warmGpu(ex, o.promptLen, 1, false);
       const pf: number[] = [];
       for (let r = 0; r < 5; r++) {
         const t = performance.now();
@@ -178,6 +197,8 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
         };
         await decode(3);
         toks = Array.from(first.greedy!);
+        ex.prepare(stepOf(toks.map((x) => [x]), toks.map(() => 8), tables, blockSize));
+        await warmGpu(ex, b, b);
         const t = performance.now();
         await decode(o.decodeTokens);
         const stepMs = (performance.now() - t) / o.decodeTokens;

@@ -2,7 +2,7 @@
  * Kernel tunings bench gpu-step compares with the executor's defaults (`--variants`): per weight format and
  * the device's subgroup size, a tuning, or null where the variant does not apply.
  */
-import type { KernelTuning } from '@weft/layers';
+import { gemvShape, type KernelTuning } from '@weft/layers';
 
 type Variant = (format: string, subgroupSize: number | null) => KernelTuning | null;
 
@@ -13,6 +13,14 @@ export const STEP_VARIANTS: Record<string, Variant> = {
   'attn-vec4': (_f, sg) => (sg ? { decodeAttention: 'vec4' } : null),
   /** The same without subgroups. */
   'attn-vec4-nosg': () => ({ decodeAttention: 'vec4-nosg' }),
+  /** Every GEMV from 5 rows (the chunks of 17–64 rows too) one shape, L lanes × R weight rows a thread; up to 4 rows the defaults. */
+  ...Object.fromEntries(
+    ['64x2', '64x4', '64x8', '32x4', '128x4', '16x4', '16x8'].map((name) => {
+      const [L, R] = name.split('x').map(Number) as [number, number];
+      const v: Variant = (format) => ({ gemv: (m, gateUp) => (m <= 4 ? gemvShape(m, gateUp, format, 0) : { L, R: gateUp ? Math.max(2, R) : R }) });
+      return [`gemv-${name}`, v];
+    }),
+  ),
   /** Every GEMV from 5 rows: 32 lanes, 4 weight rows a thread, subgroupAdd sums (the sweep's best for Q4_0 gate|up at 16 rows). */
   'gemv-sg32x4': (format, sg) =>
     sg === 32 ? { gemv: (m, gateUp) => (m <= 4 ? { L: 64, R: (format.startsWith('q') ? 4 : 2) * (gateUp ? 2 : 1) } : { L: 32, R: 4, sg: true }) } : null,

@@ -1,7 +1,8 @@
 /**
  * bench gpu-step (issue 20): the WebGPU executor's decode step end to end on the GPU machine, on bench:gpu's
  * TinyLlama-1.1B-shaped checkpoint (`gpu.js --write-only` writes it). Per weight format and row count:
- * - `loop`: decode as an engine runs it (one step, one read-back, the next step's command buffer recorded
+ * - `loop`: after 0.5 s of the same step on the GPU (it clocks down while the host works; `--no-warm` shows
+ *   the ramp), decode as an engine runs it (one step, one read-back, the next step's command buffer recorded
  *   while the GPU runs), traced step by step — host: inputs written, submitted, next recorded,
  *   onSubmittedWorkDone, read-back mapped; GPU: the step's pass begin/end timestamps, so its duration in the
  *   loop and the GPU's idle gap before the next step;
@@ -11,7 +12,8 @@
  * - `classes`: µs per kernel tag, each alone (timestamps, 10 runs);
  * - at 17–64 rows (`--chunk-rows`) the chunked tiled GEMV against the GEMM (`gemvMaxRows: 16`);
  * - `--variants`: kernel tunings against the defaults (loop + alone) at `--rows`;
- * - `--toggles`: bf16 again on a Dawn instance with robustness (bounds clamps in every shader) off.
+ * - `--toggles`: bf16 again on a Dawn instance with robustness (bounds clamps in every shader) off (on the
+ *   H200 the second Vulkan instance aborted the process: std::system_error, 2026-12-03 20:02).
  *
  * usage: node examples/dist/bench/gpu-step.js --dir CK [--formats bf16,q4_0] [--rows 1,16] [--chunk-rows 24,32,48,64]
  *          [--steps 32] [--variants attn-split,…] [--toggles] [--out gpu-step.json]
@@ -22,7 +24,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '@weft/core';
 import { requestDevice, StepTrace, subgroupSize, type KernelTuning, type StepTiming, type WebGpuPlanExecutor } from '@weft/layers';
-import { loadPlanExecutor, PLAN_FORMATS, stepOf } from './gpu-plan.js';
+import { loadPlanExecutor, PLAN_FORMATS, stepOf, warmGpu } from './gpu-plan.js';
 import { median } from './stats.js';
 import { STEP_VARIANTS } from './gpu-step-variants.js';
 
@@ -34,13 +36,18 @@ const { values: v } = parseArgs({
     'chunk-rows': { type: 'string', default: '24,32,48,64' },
     steps: { type: 'string', default: '32' },
     variants: { type: 'string', default: '' },
+    /** Row counts the variants run at (default --rows). */
+    'variant-rows': { type: 'string' },
     toggles: { type: 'boolean', default: false },
+    /** No warm-up before each traced loop (shows the GPU's clock ramp after host work). */
+    'no-warm': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/gpu-step.json' },
   },
 });
 if (!v.dir) throw new Error('gpu-step: --dir (bench:gpu checkpoint) is required');
 const log = (m: string) => process.stderr.write(`[gpu-step] ${m}\n`);
 const STEPS = Number(v.steps);
+const WARM = !v['no-warm'];
 const BLOCK = 16;
 const SEQ_BLOCKS = Math.ceil((8 + STEPS + 8) / BLOCK);
 const MAX_SEQS = 64;
@@ -104,6 +111,11 @@ async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: strin
   const s = await prefill(ex, m);
   const first = s.toks.slice();
   const warm = await decode(ex, s, 3);
+  // The GPU clocks down while the host prefills and compiles: time at its working clock (`--no-warm` shows the ramp).
+  if (WARM) {
+    ex.prepare(stepOf(s.toks.map((x) => [x]), s.toks.map(() => s.ctx), s.tables, BLOCK));
+    await warmGpu(ex, m, m);
+  }
   tr.clear();
   const ids = [...first, ...warm, ...(await decode(ex, s, n))];
   const out = summary(await tr.read(), m);
@@ -114,7 +126,7 @@ async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: strin
 }
 
 /** One submit of `reps` runs of the step's kernels (those passing `only`): GPU ms per run by timestamps, wall ms per run. */
-async function alone(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, reps = 10, only?: (tag: string) => boolean): Promise<{ gpu_ms: number; wall_ms: number }> {
+async function alone(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, reps = 10, only?: () => (tag: string) => boolean): Promise<{ gpu_ms: number; wall_ms: number }> {
   const dev = ex.device;
   tr.clear();
   const walls: number[] = [];
@@ -124,7 +136,7 @@ async function alone(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, reps = 10
     const enc = dev.createCommandEncoder();
     for (let i = 0; i < reps; i++) {
       const w = reps === 1 ? 'both' : i === 0 ? 'begin' : i === reps - 1 ? 'end' : null;
-      ex.encode(enc, m, m, only, true, w ? tr.passWrites(t.slot, w) : undefined);
+      ex.encode(enc, m, m, only?.(), true, w ? tr.passWrites(t.slot, w) : undefined);
     }
     tr.resolve(enc, t.slot);
     const cb = enc.finish();
@@ -162,10 +174,33 @@ async function submits(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, n: numb
   return { gpu_ms: med(ts.slice(1).map(gpuMs)), gpu_gap_ms: med(gaps), gpu_ms_each: ts.map((t) => r3(gpuMs(t))) };
 }
 
-/** µs per kernel tag at m rows, each alone, 10 runs in one submit (timestamps). */
+/**
+ * A step's kernel class: its tag, with the Llama step's `linear` dispatches told apart by their order
+ * (per layer o then down, the LM head last).
+ */
+function classOf(tag: string, occurrence: number, linears: number): string {
+  if (tag !== 'linear') return tag;
+  return occurrence === linears - 1 ? 'lm_head' : occurrence % 2 ? 'down' : 'o';
+}
+
+/** µs per kernel class at m rows, each alone, 10 runs in one submit (timestamps). */
 async function classes(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, only?: (tag: string) => boolean): Promise<Record<string, number>> {
+  const tags = ex.tags(m, m);
+  const linears = tags.filter((t) => t === 'linear').length;
+  const names = [...new Set(tags.map((t, i) => classOf(t, tags.slice(0, i).filter((x) => x === t).length, linears)))].filter((c) => !only || only(c));
   const out: Record<string, number> = {};
-  for (const tag of [...new Set(ex.tags(m, m))].filter((t) => !only || only(t))) out[tag] = +((await alone(ex, tr, m, 10, (x) => x === tag)).gpu_ms * 1000).toFixed(1);
+  for (const name of names) {
+    // One filter per encode: it counts each tag's kernels in order.
+    const pick = () => {
+      const seen = new Map<string, number>();
+      return (tag: string) => {
+        const k = seen.get(tag) ?? 0;
+        seen.set(tag, k + 1);
+        return classOf(tag, k, linears) === name;
+      };
+    };
+    out[name] = +((await alone(ex, tr, m, 10, pick)).gpu_ms * 1000).toFixed(1);
+  }
   return out;
 }
 
@@ -222,7 +257,7 @@ for (const [label, fmt, flags] of runs) {
       const c: Record<string, unknown> = {};
       for (const [name, tuning] of [['gemv_chunked', {}], ['gemm', { gemvMaxRows: 16 }]] as [string, KernelTuning][]) {
         ex.retune(tuning);
-        c[name] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m, (t) => t.includes('linear')) };
+        c[name] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m, (t) => t.includes('linear') || t === 'o' || t === 'down' || t === 'lm_head') };
       }
       ex.retune({});
       r[`chunk_${m}`] = c;
@@ -236,7 +271,7 @@ for (const [label, fmt, flags] of runs) {
       }
       ex.retune(tuning);
       const vr: Record<string, unknown> = {};
-      for (const m of nums(String(v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m) };
+      for (const m of nums(String(v['variant-rows'] ?? v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m) };
       r[`variant_${name}`] = vr;
       ex.retune({});
       save();

@@ -27,4 +27,4 @@ export { hostValues, matrixStorage, prefetchHostValues, vectorData, type MatrixS
 export { unsupportedOps, type ExecutorCaps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from './executor.js';
 export { allReduceHost, gatherColumnsHost } from './collectives.js';
 export { HostPlanExecutor, HOST_CAPS, HOST_OPS, fixturePlanParity, fixtureSchedule, hostFixtureParity, hostFixtureCheck, parityReport, HOST_PARITY_BOUNDS, type HostPlanExecutorOptions, type HostOpImpl, type HostOpTable, type FixturePlanParity, type HostFixtureOptions, type ParityBound } from './host/index.js';
-export { WebGpuPlanExecutor, WEBGPU_CAPS, webgpuPlanUnsupported, requestDevice, subgroupSize, StepTrace, type StepTiming, webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS, type WebGpuPlanExecutorOptions, type WebGpuFixtureRankCase, type KernelTuning, type GemvShape } from './webgpu/index.js';
+export { WebGpuPlanExecutor, WEBGPU_CAPS, webgpuPlanUnsupported, requestDevice, subgroupSize, StepTrace, type StepTiming, webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS, type WebGpuPlanExecutorOptions, type WebGpuFixtureRankCase, type KernelTuning, gemvShape, type GemvShape } from './webgpu/index.js';

@@ -1,6 +1,6 @@
 /**
  * The vec4 decode attention (wgsl-decode-attention.ts: rotary, KV write and attention in one dispatch, the
- * row's own key inside the tiles) against Attention + PagedKVCache, per head layout, through the executor's
+ * row's own key inside the tiles; the default) and the scalar fused kernel against Attention + PagedKVCache, per head layout, through the executor's
  * `decodeAttention` tuning: batched decode over short contexts and over more than one 256-key tile (with and
  * without a window), after prefills and a chunk. 'vec4' takes the subgroup max where the device has a known
  * subgroup size (Mesa's GL here has none: both tunings run the workgroup-memory max there).
@@ -27,7 +27,7 @@ const configs = [
   { name: 'neox, latent cache (V = K prefix), 4/1, head 24, v 16', H: 4, Hk: 1, D: 24, Dv: 16, window: null, cap: null, prefix: true, rope: { neox: true, dim: 24 } },
   { name: 'neox, GQA 8/1, head 64 (TinyLlama)', H: 8, Hk: 1, D: 64, Dv: 64, window: null, cap: null, prefix: false, rope: { neox: true, dim: 64 } },
 ];
-const tunings: KernelTuning['decodeAttention'][] = ['vec4', 'vec4-nosg'];
+const tunings: KernelTuning['decodeAttention'][] = ['vec4', 'vec4-nosg', 'scalar'];
 
 describe.each(tunings)('decode attention %s against Attention + PagedKVCache', (decodeAttention) => {
   it.each(configs)('$name: prefills (290 + 6 rows), decodes across 256-key tiles, a chunk beside a decode', async (c) => {

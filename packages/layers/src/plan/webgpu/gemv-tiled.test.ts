@@ -62,7 +62,9 @@ describe('tiled GEMV against tfjs', () => {
   const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [
     ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5][i]! })),
     // Above 16 rows: chunks of 16 rows side by side (the last one partial), up to 64.
-    { format, name: 'default, in chunks', tuning: {}, T: format === 'q4_0' ? 64 : 37 },
+    { format, name: 'in chunks (gemvMaxRows 64)', tuning: { gemvMaxRows: 64 } as KernelTuning, T: format === 'q4_0' ? 64 : 37 },
+    // By default a quantized gate|up runs the GEMM above 32 rows (its input norm then a kernel of its own; the tag stays).
+    ...(format === 'q8_0' || format === 'q4_0' ? [{ format, name: 'default, gate|up on the GEMM above 32 rows', tuning: {} as KernelTuning, T: 37 }] : []),
   ]);
   it.each(cases)('$format, $name, $T rows: norm → linear (+bias), norm → gate|up·silu, linear accumulated', async ({ format, tuning, T }) => {
     // k: whole blocks for Q8_0 / Q4_0, and a partial last pass of the lanes over K for every shape above.
@@ -92,7 +94,8 @@ describe('tiled GEMV against tfjs', () => {
     try {
       await ex.initCaches(4, 4);
       // The norms ride in the GEMVs; gate|up and its activation are one kernel.
-      expect(ex.tags(T, 1)).toEqual(['norm_linear', 'norm_linear_silu', 'linear']);
+      const gemmGateUp = (format === 'q8_0' || format === 'q4_0') && T > 32 && tuning.gemvMaxRows === undefined;
+      expect(ex.tags(T, 1)).toEqual(gemmGateUp ? ['norm_linear', 'rms_norm', 'norm_linear_silu', 'linear'] : ['norm_linear', 'norm_linear_silu', 'linear']);
       const o = await ex.step(input(T, xs));
       const want = tf.tidy(() => {
         const xt = tf.tensor2d(xs, [T, k]);

@@ -101,7 +101,17 @@ export function gemvMaxRows(spec: Pick<MatmulSpec, 'route' | 'gateUp' | 'w'>, tu
   if (!tiledGemv(spec, tuning)) return GEMV_MAX_ROWS;
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
   if (Math.ceil(cols / gemvOutputs(shapeOf(spec, tuning, CHUNK), spec.gateUp !== null)) > 65535) return GEMV_MAX_ROWS;
-  return Math.min(GEMV_CHUNK_ROWS, Math.max(GEMV_MAX_ROWS, tuning.gemvMaxRows ?? GEMV_CHUNK_ROWS));
+  return Math.min(GEMV_CHUNK_ROWS, Math.max(GEMV_MAX_ROWS, tuning.gemvMaxRows ?? defaultGemvMaxRows(spec)));
+}
+
+/**
+ * From the H200 run of 2026-12-03 20:01 (bench gpu-step, steady clocks): the chunked GEMV beats the 64 × 64 GEMM
+ * at 24–64 rows for every bf16 linear (gate|up 2.6–4.7 ms a step against 6.4) and for Q4_0's other linears, but
+ * Q4_0's gate|up re-decodes its nibbles per chunk: 5.5 ms a step at 24–32 rows (GEMM 5.6), 8.0 at 48 and 10.9 at
+ * 64 (GEMM 5.8). Quantized gate|up runs the GEMM above 32 rows.
+ */
+function defaultGemvMaxRows(spec: Pick<MatmulSpec, 'gateUp' | 'w'>): number {
+  return spec.gateUp !== null && (spec.w.format === 'q4_0' || spec.w.format === 'q8_0') ? 32 : GEMV_CHUNK_ROWS;
 }
 
 /** The linear's kernel at m rows: the GEMV specialised per row count (≤ 16), the chunked tiled GEMV, or the GEMM. */
@@ -133,8 +143,11 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
   };
 }
 
-/** The decode attention kernel unless tuned otherwise. */
-const DECODE_ATTENTION: NonNullable<KernelTuning['decodeAttention']> = 'scalar';
+/**
+ * The decode attention kernel unless tuned otherwise: the vec4 one without subgroups (H200, 2026-12-03 20:01,
+ * 22 layers a step: 111–131 µs against the scalar kernel's 138–151; its subgroup max measured the same, 118–131).
+ */
+const DECODE_ATTENTION: NonNullable<KernelTuning['decodeAttention']> = 'vec4-nosg';
 
 /** The attention op's kernels; `fused`: the rotary just before it (q and k, in place) folds into decode steps. */
 function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecode | null): Kernel[] {
