@@ -61,6 +61,8 @@ const mixes = (V: number): SamplingParamsInit[] => [
   { temperature: 0, repetitionPenalty: 2, logprobs: 1 },
   { temperature: 2, topK: 5, logprobs: 20 },
   { temperature: 0.6, topP: 0.3, bestOf: 2, n: 1 },
+  // More candidates than the kernel sorts in workgroup memory (512): top-p by radix select after top-k.
+  { temperature: 0.9, topK: 1000, topP: 0.8, logprobs: 1 },
   // The logits processors: a bias that moves the top, min tokens masking the tied top pair (while counter < 60).
   { temperature: 0.8, topK: 10, logitBias: { 5: 8, 11: -3, [V - 1]: 2.5 }, repetitionPenalty: 1.2, logprobs: 2 },
   { temperature: 0, logitBias: { 2: 6 }, minTokens: 60, maxTokens: 200, stopTokenIds: [7, V - 3, 2] },

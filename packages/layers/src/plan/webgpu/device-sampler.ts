@@ -121,7 +121,7 @@ export class DeviceSampler {
     f[at + 9] = r.presencePenalty;
     f[at + 10] = r.frequencyPenalty;
     w[at + 11] = r.slot ?? 0xffffffff;
-    w[at + 12] = r.logprobs ?? 0;
+    w[at + 12] = Math.min(r.logprobs ?? 0, V);
     w[at + 13] = r.bias.length;
     if (r.slot !== null && r.history) this.upload(r.slot, r.history, V);
   }
@@ -161,7 +161,7 @@ export class DeviceSampler {
     return this.rows.map((r, i) => {
       if (!r) return null;
       const at = i * OUT_WORDS;
-      const n = r.logprobs ?? 0;
+      const n = Math.min(r.logprobs ?? 0, this.o.vocab);
       const top = Array.from({ length: n }, (_, j) => ({ tokenId: u[at + 2 + 2 * j]!, logprob: f[at + 3 + 2 * j]! }));
       return { tokenId: u[at]!, logprob: r.logprobs !== null ? f[at + 1]! : null, top };
     });

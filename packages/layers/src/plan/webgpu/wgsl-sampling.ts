@@ -23,7 +23,9 @@ export const FLAG = { greedy: 1, indexOrder: 2, logprob: 4, penalties: 8, minP: 
 /** u32 words of one row's result: token, its logprob, then (id, logprob) × DEVICE_MAX_LOGPROBS. */
 export const OUT_WORDS = 2 + 2 * DEVICE_MAX_LOGPROBS;
 /** Workgroup memory the kernel declares (bytes). */
-export const SAMPLING_SHARED_BYTES = 4 * (256 + 512 + 32 + 32 + 512 + 16);
+/** Candidates up to which top-k / top-p sort in workgroup memory instead of radix-selecting over the vocabulary. */
+export const SORT_CAP = 512;
+export const SAMPLING_SHARED_BYTES = 4 * (256 + 512 + 32 + 32 + 512 + 16 + 4 * SORT_CAP + 8);
 
 export interface SamplingBuffers {
   params: GPUBuffer;
@@ -58,6 +60,7 @@ const PW = ${PARAM_WORDS}u;
 const OW = ${OUT_WORDS}u;
 const EMAX = ${DEVICE_MAX_BIAS}u;
 const NONE = 0xffffffffu;
+const CAP = ${SORT_CAP}u;
 var<workgroup> shf : array<f32, 256>;
 var<workgroup> sh : array<vec2<u32>, 256>;
 var<workgroup> sb : array<vec2<u32>, 16>;
@@ -71,6 +74,14 @@ var<workgroup> wbt : vec2<u32>;
 var<workgroup> wred : f32;
 var<workgroup> wsum : vec2<u32>;
 var<workgroup> wlex : vec2<u32>;
+var<workgroup> ck : array<u32, CAP>;
+var<workgroup> ci : array<u32, CAP>;
+var<workgroup> pre : array<vec2<u32>, CAP>;
+var<workgroup> ccount : atomic<u32>;
+var<workgroup> cmin : atomic<u32>;
+var<workgroup> wcount : u32;
+var<workgroup> wcut : u32;
+var<workgroup> wtok : u32;
 var<private> lid : u32;
 var<private> base : u32;
 var<private> lbase : u32;
@@ -159,17 +170,85 @@ fn sums16(v : vec2<u32>) {
   workgroupBarrier();
 }
 
-fn massOf(B : vec2<u32>) -> vec2<u32> {
+// The count or mass of the tokens within B (uniform: it may steer the kernel).
+fn massOf(B : vec2<u32>, useMass : bool) -> vec2<u32> {
   var m = vec2<u32>(0u, 0u);
-  for (var i = lid; i < V; i += 256u) { if (within(${K}[base + i], i, B)) { m = add64(m, vec2<u32>(${Wt}[base + i], 0u)); } }
+  for (var i = lid; i < V; i += 256u) { if (within(${K}[base + i], i, B)) { m = add64(m, vec2<u32>(qty(i, useMass), 0u)); } }
   sums16(m);
   if (lid == 0u) {
     var t = vec2<u32>(0u, 0u);
     for (var j = 0u; j < 16u; j++) { t = add64(t, sb[j]); }
     wsum = t;
   }
+  return workgroupUniformLoad(&wsum);
+}
+
+// The tokens within B (at most CAP) into ck / ci; their number.
+fn gather(B : vec2<u32>) -> u32 {
+  if (lid == 0u) { atomicStore(&ccount, 0u); }
   workgroupBarrier();
-  return wsum;
+  for (var i = lid; i < V; i += 256u) {
+    let g = ${K}[base + i];
+    if (within(g, i, B)) {
+      let j = atomicAdd(&ccount, 1u);
+      if (j < CAP) { ck[j] = g; ci[j] = i; }
+    }
+  }
+  workgroupBarrier();
+  if (lid == 0u) { wcount = min(atomicLoad(&ccount), CAP); }
+  return workgroupUniformLoad(&wcount);
+}
+
+// Few candidates (gathered): sorted by (key, id) in workgroup memory (bitonic), their running masses in that
+// order, the top-p cut (when asked) and the draw, as sampler.ts walks its best-first candidates.
+fn sortedPick(n : u32, useTopP : bool, pfix : u32, z : u32) -> u32 {
+  for (var j = n + lid; j < CAP; j += 256u) { ck[j] = NONE; ci[j] = NONE; }
+  workgroupBarrier();
+  for (var k = 2u; k <= CAP; k <<= 1u) {
+    for (var j = k >> 1u; j > 0u; j >>= 1u) {
+      let i = (lid / j) * 2u * j + (lid % j);
+      let l = i + j;
+      let a = vec2<u32>(ck[i], ci[i]);
+      let b = vec2<u32>(ck[l], ci[l]);
+      let aAfter = a.x > b.x || (a.x == b.x && a.y > b.y);
+      if (aAfter == ((i & k) == 0u)) { ck[i] = b.x; ci[i] = b.y; ck[l] = a.x; ci[l] = a.y; }
+      workgroupBarrier();
+    }
+  }
+  let j0 = 2u * lid;
+  let j1 = j0 + 1u;
+  let w0 = select(0u, ${Wt}[base + min(ci[j0], V - 1u)], j0 < n);
+  let w1 = select(0u, ${Wt}[base + min(ci[j1], V - 1u)], j1 < n);
+  sh[lid] = add64(vec2<u32>(w0, 0u), vec2<u32>(w1, 0u));
+  workgroupBarrier();
+  for (var off = 1u; off < 256u; off <<= 1u) {
+    var x = sh[lid];
+    if (lid >= off) { x = add64(x, sh[lid - off]); }
+    workgroupBarrier();
+    sh[lid] = x;
+    workgroupBarrier();
+  }
+  let excl = select(vec2<u32>(0u, 0u), sh[max(lid, 1u) - 1u], lid > 0u);
+  pre[j0] = add64(excl, vec2<u32>(w0, 0u));
+  pre[j1] = add64(pre[j0], vec2<u32>(w1, 0u));
+  let total = sh[255];
+  if (lid == 0u) { atomicStore(&cmin, NONE); }
+  workgroupBarrier();
+  var cut = n - 1u;
+  if (useTopP) {
+    let goal = part64(pfix, total);
+    if (j0 < n && crosses(pre[j0], goal, true)) { atomicMin(&cmin, j0); } else if (j1 < n && crosses(pre[j1], goal, true)) { atomicMin(&cmin, j1); }
+    workgroupBarrier();
+    if (lid == 0u) { wcut = min(atomicLoad(&cmin), n - 1u); atomicStore(&cmin, NONE); }
+    workgroupBarrier();
+    cut = wcut;
+  }
+  let goal = part64(z, pre[cut]);
+  if (j0 <= cut && gt64(pre[j0], goal)) { atomicMin(&cmin, j0); } else if (j1 <= cut && gt64(pre[j1], goal)) { atomicMin(&cmin, j1); }
+  workgroupBarrier();
+  if (lid == 0u) { wtok = ci[min(atomicLoad(&cmin), cut)]; }
+  workgroupBarrier();
+  return wtok;
 }
 
 // The first (key, id) after E (or the first of all) on the row's keys or its raw logits: argmax, ties lower id.
@@ -362,17 +441,26 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     if ((flags & ${FLAG.minP}u) != 0u) { B.x = gkey(top + bitcast<f32>(${P}[pb + 4u])); }
     let z = hash(${P}[pb + 6u], ${P}[pb + 7u]);
     storageBarrier();
+    let useTopP = (flags & ${FLAG.topP}u) != 0u;
     if ((flags & ${FLAG.indexOrder}u) != 0u) {
-      let mass = massOf(B);
+      let mass = massOf(B, true);
       tok = pickInOrder(B, false, 0u, true, vec2<u32>(0u, 0u), part64(z, mass), false);
     } else {
-      if ((flags & ${FLAG.topK}u) != 0u) { B = selectIn(B, false, vec2<u32>(${P}[pb + 2u] - 1u, 0u), false); }
-      if ((flags & ${FLAG.topP}u) != 0u) {
-        let sum = massOf(B);
-        B = selectIn(B, true, part64(${P}[pb + 3u], sum), true);
+      let topK = ${P}[pb + 2u];
+      if ((flags & ${FLAG.topK}u) != 0u) { B = selectIn(B, false, vec2<u32>(topK - 1u, 0u), false); }
+      // At most SORT_CAP candidates (top-k, or min-p keeping few): sorted in workgroup memory; else radix selects.
+      var few = (flags & ${FLAG.topK}u) != 0u && topK <= CAP;
+      if (!few && (flags & ${FLAG.minP}u) != 0u) { few = massOf(B, false).x <= CAP; }
+      if (few) {
+        tok = sortedPick(gather(B), useTopP, ${P}[pb + 3u], z);
+      } else {
+        if (useTopP) {
+          let sum = massOf(B, true);
+          B = selectIn(B, true, part64(${P}[pb + 3u], sum), true);
+        }
+        let mass = massOf(B, true);
+        tok = selectIn(B, true, part64(z, mass), false).y;
       }
-      let mass = massOf(B);
-      tok = selectIn(B, true, part64(z, mass), false).y;
     }
   }
   let ob = s * OW;
