@@ -17,7 +17,7 @@ import type { GpuMatrix } from './gpu-weights.js';
 import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, ropeKvWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
 import type { Binder } from './wgsl-common.js';
 import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
-import { copyHeadsWgsl, headMatmulWgsl } from './wgsl-heads.js';
+import { copyHeadsWgsl, headMatmulWgsl, headMatmulWorkgroups } from './wgsl-heads.js';
 import { decodeAttentionFits, decodeAttentionWgsl } from './wgsl-decode-attention.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
 import { CHUNK, gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape } from './wgsl-gemv.js';
@@ -347,7 +347,7 @@ export function buildKernels(ops: readonly PlanOp[], from: number, to: number, c
         break;
       case 'headMatmul': {
         const w = ctx.heads(op.weight);
-        out.push(simple('head_matmul', (b) => headMatmulWgsl(b, op, w), (T, S) => per256(rowsOf(op.x.act, T, S) * op.weight.heads * op.weight.n)));
+        out.push(simple('head_matmul', (b) => headMatmulWgsl(b, op, w), (T, S) => headMatmulWorkgroups(op, rowsOf(op.x.act, T, S))));
         break;
       }
       case 'roundInput':
