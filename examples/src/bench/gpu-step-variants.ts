@@ -21,6 +21,12 @@ export const STEP_VARIANTS: Record<string, Variant> = {
       return [`gemv-${name}`, v];
     }),
   ),
+  /** The step's kernels in one command buffer (the executor's default submits its first 8, then 40, on their own). */
+  nosplit: () => ({ submitSplit: [] }),
+  'split-4-16': () => ({ submitSplit: [4, 16] }),
+  /** Steps above 8 (4) rows in chunks of 8 (4): fewer accumulators a thread, each weight tile read per chunk (from L2 after the first). */
+  chunk8: () => ({ gemvChunk: 8 }),
+  chunk4: () => ({ gemvChunk: 4 }),
   /** Every GEMV from 5 rows: 32 lanes, 4 weight rows a thread, subgroupAdd sums (the sweep's best for Q4_0 gate|up at 16 rows). */
   'gemv-sg32x4': (format, sg) =>
     sg === 32 ? { gemv: (m, gateUp) => (m <= 4 ? { L: 64, R: (format.startsWith('q') ? 4 : 2) * (gateUp ? 2 : 1) } : { L: 32, R: 4, sg: true }) } : null,

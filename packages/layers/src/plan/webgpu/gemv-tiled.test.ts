@@ -63,6 +63,10 @@ describe('tiled GEMV against tfjs', () => {
     ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5][i]! })),
     // Above 16 rows: chunks of 16 rows side by side (the last one partial), up to 64.
     { format, name: 'in chunks (gemvMaxRows 64)', tuning: { gemvMaxRows: 64 } as KernelTuning, T: format === 'q4_0' ? 64 : 37 },
+    // The step's kernels in three command buffers, submitted one by one.
+    { format, name: 'default, a command buffer per kernel (submitSplit [1, 1])', tuning: { submitSplit: [1, 1] } as KernelTuning, T: 3 },
+    // Chunks of 8 rows from 9 rows on (the last one partial).
+    { format, name: 'chunks of 8 (gemvChunk 8)', tuning: { gemvChunk: 8 } as KernelTuning, T: 13 },
     // By default a quantized gate|up runs the GEMM above 32 rows (its input norm then a kernel of its own; the tag stays).
     ...(format === 'q8_0' || format === 'q4_0' ? [{ format, name: 'default, gate|up on the GEMM above 32 rows', tuning: {} as KernelTuning, T: 37 }] : []),
   ]);

@@ -17,6 +17,7 @@ import type { GpuMatrix } from './gpu-weights.js';
 import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, ropeKvWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
 import type { Binder } from './wgsl-common.js';
 import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
+import { mlaAttentionConfig, mlaAttentionWgsl, mlaAttentionWorkgroups } from './wgsl-mla-attention.js';
 import { copyHeadsWgsl, headMatmulWgsl, headMatmulWorkgroups } from './wgsl-heads.js';
 import { decodeAttentionFits, decodeAttentionWgsl } from './wgsl-decode-attention.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
@@ -35,6 +36,10 @@ export interface KernelTuning {
   gemmK?: 16 | 32;
   /** Decode attention: 'scalar' (the first kernel: one thread scores the row's own key, 4 keys in flight in P·V), 'vec4' (wgsl-decode-attention.ts, subgroup max where the device has a known subgroup size), 'vec4-nosg' (the same without subgroups). */
   decodeAttention?: 'scalar' | 'vec4' | 'vec4-nosg';
+  /** Kernels in each leading command buffer of a step, submitted one by one before the rest (the executor's default [8, 40]; [] = one). */
+  submitSplit?: number[];
+  /** Rows of one chunk of the chunked tiled GEMV (default 16): steps of more rows run it in chunks. */
+  gemvChunk?: number;
   /** Rows up to which a linear runs the tiled GEMV (in chunks of 16 above 16 rows): 16 … GEMV_CHUNK_ROWS (the default). */
   gemvMaxRows?: number;
 }
@@ -100,7 +105,7 @@ function tiledGemv(spec: Pick<MatmulSpec, 'route'>, tuning: KernelTuning): boole
 export function gemvMaxRows(spec: Pick<MatmulSpec, 'route' | 'gateUp' | 'w'>, tuning: KernelTuning = {}): number {
   if (!tiledGemv(spec, tuning)) return GEMV_MAX_ROWS;
   const cols = spec.gateUp ? spec.w.n / 2 : spec.w.n;
-  if (Math.ceil(cols / gemvOutputs(shapeOf(spec, tuning, CHUNK), spec.gateUp !== null)) > 65535) return GEMV_MAX_ROWS;
+  if (Math.ceil(cols / gemvOutputs(shapeOf(spec, tuning, chunkOf(tuning)), spec.gateUp !== null)) > 65535) return GEMV_MAX_ROWS;
   return Math.min(GEMV_CHUNK_ROWS, Math.max(GEMV_MAX_ROWS, tuning.gemvMaxRows ?? defaultGemvMaxRows(spec)));
 }
 
@@ -114,9 +119,11 @@ function defaultGemvMaxRows(spec: Pick<MatmulSpec, 'gateUp' | 'w'>): number {
   return spec.gateUp !== null && (spec.w.format === 'q4_0' || spec.w.format === 'q8_0') ? 32 : GEMV_CHUNK_ROWS;
 }
 
-/** The linear's kernel at m rows: the GEMV specialised per row count (≤ 16), the chunked tiled GEMV, or the GEMM. */
-function linearVariant(m: number, maxGemv: number): string {
-  return m <= GEMV_MAX_ROWS ? `gemv${m}` : m <= maxGemv ? 'gemvc' : 'gemm';
+const chunkOf = (tuning: KernelTuning) => Math.min(GEMV_MAX_ROWS, Math.max(1, tuning.gemvChunk ?? CHUNK));
+
+/** The linear's kernel at m rows: the GEMV specialised per row count (up to a chunk), the chunked tiled GEMV, or the GEMM. */
+function linearVariant(m: number, maxGemv: number, chunk: number): string {
+  return m <= chunk ? `gemv${m}` : m <= maxGemv ? 'gemvc' : 'gemm';
 }
 
 export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning = {}): Kernel {
@@ -124,12 +131,14 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
   const tiled = tiledGemv(spec, tuning);
   const maxGemv = gemvMaxRows(spec, tuning);
   const shape = (m: number) => shapeOf(spec, tuning, m);
+  // The untiled GEMV ('rows4', routed rows) runs every row count up to 16 at once.
+  const chunk = tiled ? chunkOf(tuning) : GEMV_MAX_ROWS;
   return {
     tag,
-    variant: ({ T, S }) => linearVariant(rowsOf(spec.x.act, T, S), maxGemv),
+    variant: ({ T, S }) => linearVariant(rowsOf(spec.x.act, T, S), maxGemv, chunk),
     code: (b, v) => {
       if (v === 'gemm') return gemmWgsl(b, spec, tuning.gemmK);
-      if (v === 'gemvc') return gemvTiledWgsl(b, spec, CHUNK, shape(CHUNK), true);
+      if (v === 'gemvc') return gemvTiledWgsl(b, spec, chunk, shape(chunk), true);
       const m = Number(v.slice(4));
       return tiled ? gemvTiledWgsl(b, spec, m, shape(m)) : gemvWgsl(b, spec, m);
     },
@@ -137,7 +146,7 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
       const m = rowsOf(spec.x.act, T, S);
       if (m === 0) return null;
       if (v === 'gemm') return [Math.ceil(cols / GEMM_TILE), Math.ceil(m / GEMM_TILE)];
-      if (v === 'gemvc') return [Math.ceil(cols / gemvOutputs(shape(CHUNK), spec.gateUp !== null)), Math.ceil(m / CHUNK)];
+      if (v === 'gemvc') return [Math.ceil(cols / gemvOutputs(shape(chunk), spec.gateUp !== null)), Math.ceil(m / chunk)];
       return split(Math.ceil(cols / (tiled ? gemvOutputs(shape(m), spec.gateUp !== null) : GEMV_ROWS)));
     },
   };
@@ -160,6 +169,8 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
   const perRow = op.numKvHeads * (op.headDim + (op.v ? op.vHeadDim : 0));
   // Prefill-sized steps: K/V tiles shared by a block of rows × the heads of a KV head, no score matrix (flash).
   const flash = ctx.tuning?.attention === 'staged' ? null : flashConfig(op, ctx.sharedBytes, ctx.tuning?.flash);
+  // MLA's latent heads (V = K prefix, 576 / 512) leave flash no room: queries in registers instead (wgsl-mla-attention.ts).
+  const mla = ctx.tuning?.attention === 'staged' || flash ? null : mlaAttentionConfig(op, ctx.sharedBytes);
   const dec = ctx.tuning?.decodeAttention ?? DECODE_ATTENTION;
   const vec4 = fused && dec !== 'scalar' && decodeAttentionFits(op);
   const sg = dec === 'vec4' ? ctx.subgroupSize : null;
@@ -168,10 +179,10 @@ function attentionKernels(op: AttentionOp, ctx: KernelContext, fused: FusedDecod
     {
       tag: 'attention',
       // Decode-sized steps: a workgroup per head keeps more of the GPU busy; prefill shares K/V tiles across the group.
-      variant: ({ T, decode }) => (fused && decode ? 'fused' : T <= GEMV_MAX_ROWS ? 'gw1' : flash ? 'flash' : `gw${gw}`),
+      variant: ({ T, decode }) => (fused && decode ? 'fused' : T <= GEMV_MAX_ROWS ? 'gw1' : flash ? 'flash' : mla ? 'mla' : `gw${gw}`),
       code: (b, v) =>
-        v === 'fused' ? (vec4 ? decodeAttentionWgsl(b, op, ctx.cache(op.cacheIndex), fused!, sg) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused)) : v === 'flash' ? flashAttentionWgsl(b, op, ctx.cache(op.cacheIndex), flash!) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
-      workgroups: ({ T }, v) => (T <= 0 ? null : v === 'flash' ? flashWorkgroups(op, flash!, T) : [v === 'fused' ? op.numHeads : op.numHeads / Number(v.slice(2)), T]),
+        v === 'fused' ? (vec4 ? decodeAttentionWgsl(b, op, ctx.cache(op.cacheIndex), fused!, sg) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), 1, fused)) : v === 'flash' ? flashAttentionWgsl(b, op, ctx.cache(op.cacheIndex), flash!) : v === 'mla' ? mlaAttentionWgsl(b, op, ctx.cache(op.cacheIndex), mla!) : attentionWgsl(b, op, ctx.cache(op.cacheIndex), Number(v.slice(2))),
+      workgroups: ({ T }, v) => (T <= 0 ? null : v === 'flash' ? flashWorkgroups(op, flash!, T) : v === 'mla' ? mlaAttentionWorkgroups(op, mla!, T) : [v === 'fused' ? op.numHeads : op.numHeads / Number(v.slice(2)), T]),
     },
   ];
 }

@@ -57,17 +57,16 @@ const UNITS: Record<string, Unit[]> = {
   q4_0: ['x', 'y', 'z', 'w'].map((c, e) => ({ k4: [`8u * kk + ${e}u`, `8u * kk + ${e + 4}u`], w: (u: string, s: string) => [`nib4(${u}.${c}) * ${s}`, `nib4(${u}.${c} >> 4u) * ${s}`] })),
 };
 
-/** Rows one chunk of the chunked GEMV carries (steps of GEMV_CHUNK_ROWS / CHUNK rows: one chunk per workgroup row). */
+/** Rows one chunk of the chunked GEMV carries by default (`KernelTuning.gemvChunk`; one chunk per workgroup row). */
 export const CHUNK = 16;
 
 /**
- * `m` activation rows (baked in), or with `chunked` the step's rows in chunks of CHUNK: workgroup row
- * `wid.y` takes rows `CHUNK · wid.y …`; the chunks of one weight tile run side by side, so the tile is
+ * `m` activation rows (baked in), or with `chunked` the step's rows in chunks of m: workgroup row
+ * `wid.y` takes rows `m · wid.y …`; the chunks of one weight tile run side by side, so the tile is
  * fetched from memory about once and served to the others from L2.
  */
 export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape, chunked = false): string {
   if (s.route && chunked) throw new Error('gemvTiledWgsl: routed rows come in tiles, not chunks');
-  if (chunked && m !== CHUNK) throw new Error(`gemvTiledWgsl: chunks of ${CHUNK} rows, not ${m}`);
   const { w } = s;
   const { L, R } = t;
   const ws = s.gateUp ? ['G', 'U'] : ['W'];
@@ -170,7 +169,7 @@ var<workgroup> fin : array<f32, ${V * G}>;
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32) {
   ${route?.init ?? ''}
   let wg = ${chunked || route ? 'wid.x' : 'wid.y * 65535u + wid.x'};
-  let r0 = ${chunked ? `wid.y * ${CHUNK}u` : '0u'};
+  let r0 = ${chunked ? `wid.y * ${m}u` : '0u'};
   let grp = lid / ${L}u;
   let lane = lid % ${L}u;
   let n0 = wg * ${G * OPT}u + grp * ${OPT}u;
