@@ -7,13 +7,14 @@
  * linears is the kernel pool's share. Prints `uptime` before and after: this machine is shared.
  *
  * usage: node --conditions=source --import tsx examples/src/bench/host-decode-profile.ts [--formats bf16,q8_0,q4_0]
- *          [--layers 22] [--vocab 32000] [--context 128] [--steps 12] [--threads 2] [--out bench-results/host-decode-profile.json]
+ *          [--layers 22] [--vocab 32000] [--context 128] [--steps 12] [--threads 2] [--backend tensorflow|cpu]
+ *          [--out bench-results/host-decode-profile.json]
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '@weft/core';
+import { initBackend, type BackendName } from '@weft/core';
 import { buildAttentionMetadata, HostPlanExecutor, positionsOf, type PlanOp } from '@weft/layers';
 import { loadPlanRank, planCheckpoint } from './plan-rank.js';
 import { median } from './stats.js';
@@ -35,6 +36,7 @@ async function main() {
       context: { type: 'string', default: '128' },
       steps: { type: 'string', default: '12' },
       threads: { type: 'string', default: '2' },
+      backend: { type: 'string', default: 'tensorflow' },
       out: { type: 'string', default: 'bench-results/host-decode-profile.json' },
     },
   });
@@ -42,7 +44,9 @@ async function main() {
   const uptime = execSync('uptime').toString().trim();
   console.log(uptime);
   const dir = planCheckpoint(L, V);
-  await initBackend({ prefer: 'tensorflow' }); // the model's tfjs side (rotary tables, parameters) is built, never run
+  // the model's tfjs side (rotary tables, parameters) is built, never run; `--backend cpu`: as a deferred tensorflow
+  // rank runs (bench:cpu's weft rows: libtensorflow not loaded)
+  await initBackend({ prefer: values.backend as BackendName });
   const results: Record<string, unknown>[] = [];
   for (const fmt of values.formats!.split(',')) {
     if (!(fmt in BYTES_PER_WEIGHT)) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(BYTES_PER_WEIGHT).join(', ')})`);

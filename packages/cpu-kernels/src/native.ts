@@ -38,9 +38,12 @@ export const ADDON_FILE = 'build/Release/weft_cpu_kernels.node';
 
 let loaded: { addon: NativeAddon | null; reason: string } | undefined;
 
-/** Where the addon is: beside this module's package root (src/ and dist/ sit one level below it), or, when this
- * module was bundled into another package, in the installed @weft/cpu-kernels. */
+/** Where the addon is: WEFT_CPU_KERNELS_ADDON when set (a build made aside, for an A/B of two builds in situ),
+ * else beside this module's package root (src/ and dist/ sit one level below it), or, when this module was bundled
+ * into another package, in the installed @weft/cpu-kernels. */
 function addonPath(): string {
+  const aside = process.env.WEFT_CPU_KERNELS_ADDON;
+  if (aside) return aside;
   const here = fileURLToPath(new URL(`../${ADDON_FILE}`, import.meta.url));
   if (existsSync(here)) return here;
   try {
