@@ -16,7 +16,7 @@
  *   H200 the second Vulkan instance aborted the process: std::system_error, 2026-12-03 20:02).
  *
  * usage: node examples/dist/bench/gpu-step.js --dir CK [--formats bf16,q4_0] [--rows 1,16] [--chunk-rows 24,32,48,64]
- *          [--steps 32] [--variants attn-split,…] [--toggles] [--out gpu-step.json]
+ *          [--steps 32] [--variants chunk8:16+64,nosplit,…] [--variant-rows 1,16] [--no-warm] [--toggles] [--out gpu-step.json]
  */
 /// <reference types="@webgpu/types" />
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -263,7 +263,9 @@ for (const [label, fmt, flags] of runs) {
       r[`chunk_${m}`] = c;
       save();
     }
-    for (const name of String(v.variants).split(',').filter(Boolean)) {
+    for (const spec of String(v.variants).split(',').filter(Boolean)) {
+      // name or name:rows+rows (the row counts this variant runs at; default --variant-rows or --rows)
+      const [name, at] = spec.split(':') as [string, string | undefined];
       const tuning = STEP_VARIANTS[name]?.(fmt, subgroupSize(device));
       if (!tuning) {
         log(`variant ${name}: not for ${fmt} on this device`);
@@ -271,7 +273,7 @@ for (const [label, fmt, flags] of runs) {
       }
       ex.retune(tuning);
       const vr: Record<string, unknown> = {};
-      for (const m of nums(String(v['variant-rows'] ?? v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m) };
+      for (const m of nums(at ? at.replaceAll('+', ',') : String(v['variant-rows'] ?? v.rows))) vr[`rows_${m}`] = { ...(await atRows(ex, trace, m, false, fmt)), classes: await classes(ex, trace, m) };
       r[`variant_${name}`] = vr;
       ex.retune({});
       save();
