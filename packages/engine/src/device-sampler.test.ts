@@ -31,14 +31,16 @@ function rng(seed: number): () => number {
 
 const gauss = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 
-type Shape = 'flat' | 'peaked' | 'ties' | 'negative';
+type Shape = 'flat' | 'peaked' | 'ties' | 'negative' | 'tail';
 function logitsRow(V: number, shape: Shape, r: () => number): Float32Array {
   const x = new Float32Array(V);
   for (let i = 0; i < V; i++) {
     const g = gauss(r);
-    x[i] = shape === 'flat' ? 0.3 * g : shape === 'peaked' ? 2.5 * g : shape === 'ties' ? Math.round(g * 2) / 2 : -20 + 0.5 * g;
+    x[i] = shape === 'flat' ? 0.3 * g : shape === 'peaked' ? 2.5 * g : shape === 'ties' ? Math.round(g * 2) / 2 : shape === 'tail' ? -11.5 + 0.1 * g : -20 + 0.5 * g;
   }
   if (shape === 'peaked') for (let k = 0; k < 5; k++) x[Math.floor(r() * V)] = 12 + 2 * r();
+  // One likely token over a long tail of weights near 1e-5 that holds a quarter of the mass.
+  if (shape === 'tail') x[Math.floor(r() * V)] = 0;
   // A tie at the top: the lower id must win greedy and top-k's order.
   if (shape === 'ties') x[V - 3] = x[7] = 3;
   return x;
@@ -145,14 +147,15 @@ describe.each([
   }, 600_000);
 });
 
-it('flat rows of 32000 drawn in id order (the draw most sensitive to summation): 128 seeds equal sampleToken', async () => {
+it('rows of 32000 drawn in id order (the draw most sensitive to summation), flat and long-tailed: 256 seeds equal sampleToken', async () => {
   const V = 32000;
   const sampler = new RowSampler(device, V, 64, 1);
   const r = rng(11);
   try {
-    for (let b = 0; b < 2; b++) {
-      const xs = Array.from({ length: 64 }, () => logitsRow(V, 'flat', r));
-      const ps = xs.map((_, i) => resolveSamplingParams({ temperature: i % 2 ? 1 : 1.7, minP: i % 4 === 3 ? 0.3 : 0, seed: Math.floor(r() * 2 ** 32) }));
+    for (let b = 0; b < 4; b++) {
+      // Long tails: tiny weights a draw often lands among, spaced closer than a coarse fixed point resolves.
+      const xs = Array.from({ length: 64 }, () => logitsRow(V, b % 2 ? 'tail' : 'flat', r));
+      const ps = xs.map((_, i) => resolveSamplingParams({ temperature: i % 2 || b % 2 ? 1 : 1.7, minP: i % 4 === 3 ? 0.3 : 0, seed: Math.floor(r() * 2 ** 32) }));
       const got = await sampler.sample(xs, ps.map((p) => rowSampling(p, 0, V, null)));
       xs.forEach((x, i) => expect(got[i]!.tokenId, `row ${i} of batch ${b}`).toBe(sampleToken(x, ps[i]!, 0).tokenId));
     }

@@ -49,7 +49,7 @@ export class DeviceSampler {
       bias: mk(maxSeqs * DEVICE_MAX_BIAS * 8, BUF.STORAGE | BUF.COPY_DST, 'logit additions'),
       out: mk(maxSeqs * OUT_WORDS * 4, BUF.STORAGE | BUF.COPY_SRC, 'sampled'),
       keys: mk(maxSeqs * V * 4, BUF.STORAGE, 'sampling keys'),
-      weights: mk(maxSeqs * V * 4, BUF.STORAGE, 'sampling weights'),
+      weights: mk(maxSeqs * V * 8, BUF.STORAGE, 'sampling weights'),
       counts: mk(slots * V * 4, BUF.STORAGE | BUF.COPY_DST, 'output counts'),
       prompt: mk(slots * Math.ceil(V / 32) * 4, BUF.STORAGE | BUF.COPY_DST, 'prompt tokens'),
     };

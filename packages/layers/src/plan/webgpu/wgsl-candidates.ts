@@ -12,7 +12,7 @@ export const SORT_CAP = 512;
 /** Workgroup memory the candidate machinery declares (bytes). */
 export const CANDIDATES_SHARED_BYTES = 4 * (256 + 512 + 32 + 32 + 512 + 16 + 4 * SORT_CAP + 8);
 
-/** Binding names of the row's keys, weights (both u32 `[rows, vocab]`) and raw logits (f32, rows of `logitsWidth`). */
+/** Binding names of the row's keys (u32), weights (vec2<u32>: u64 units of 2^-43), both `[rows, vocab]`, and raw logits (f32, rows of `logitsWidth`). */
 export interface CandidateNames {
   keys: string;
   weights: string;
@@ -65,7 +65,7 @@ fn yOf(g : u32) -> f32 {
 }
 fn within(g : u32, i : u32, B : vec2<u32>) -> bool { return g < B.x || (g == B.x && i <= B.y); }
 
-// Counts and masses are exact u64 sums (lo, hi) of u32 quantities (weights in units of 2^-31): associative,
+// Counts and masses are exact u64 sums (lo, hi) (weights in units of 2^-43): associative,
 // so every order of summing agrees, and a draw resolves to 2^-32 of the mass as the host's double one does.
 fn add64(a : vec2<u32>, b : vec2<u32>) -> vec2<u32> {
   let lo = a.x + b.x;
@@ -84,7 +84,18 @@ fn mul32(a : u32, b : u32) -> vec2<u32> {
 }
 // floor(f · m / 2^32): a fraction f / 2^32 of m.
 fn part64(f : u32, m : vec2<u32>) -> vec2<u32> { return add64(mul32(f, m.y), vec2<u32>(mul32(f, m.x).y, 0u)); }
-fn qty(i : u32, useMass : bool) -> u32 { return select(1u, ${Wt}[base + i], useMass); }
+fn qty(i : u32, useMass : bool) -> vec2<u32> { return select(vec2<u32>(1u, 0u), ${Wt}[base + i], useMass); }
+// A weight in [0, 1] as u64 units of 2^-43: every f32 weight from 2^-19 up exactly, smaller ones to 1e-13.
+fn fixed43(w : f32) -> vec2<u32> {
+  let b = bitcast<u32>(w);
+  let e = i32((b >> 23u) & 0xffu);
+  let m = (b & 0x7fffffu) | 0x800000u;
+  let s = e - 107;
+  if (e == 0 || s <= -32) { return vec2<u32>(0u, 0u); }
+  if (s < 0) { return vec2<u32>(m >> u32(-s), 0u); }
+  let su = u32(s);
+  return vec2<u32>(m << su, select(m >> (32u - su), 0u, su == 0u));
+}
 
 // Reductions hand their result through a variable of their own: Mesa's GL compiler was seen reading the
 // scratch array's first entry after the next writes to it.
@@ -115,7 +126,7 @@ fn sums16(v : vec2<u32>) {
 // The count or mass of the tokens within B (uniform: it may steer the kernel).
 fn massOf(B : vec2<u32>, useMass : bool) -> vec2<u32> {
   var m = vec2<u32>(0u, 0u);
-  for (var i = lid; i < V; i += 256u) { if (within(${K}[base + i], i, B)) { m = add64(m, vec2<u32>(qty(i, useMass), 0u)); } }
+  for (var i = lid; i < V; i += 256u) { if (within(${K}[base + i], i, B)) { m = add64(m, qty(i, useMass)); } }
   sums16(m);
   if (lid == 0u) {
     var t = vec2<u32>(0u, 0u);
@@ -159,9 +170,9 @@ fn sortedPick(n : u32, useTopP : bool, pfix : u32, z : u32) -> u32 {
   }
   let j0 = 2u * lid;
   let j1 = j0 + 1u;
-  let w0 = select(0u, ${Wt}[base + min(ci[j0], V - 1u)], j0 < n);
-  let w1 = select(0u, ${Wt}[base + min(ci[j1], V - 1u)], j1 < n);
-  sh[lid] = add64(vec2<u32>(w0, 0u), vec2<u32>(w1, 0u));
+  let w0 = select(vec2<u32>(0u, 0u), ${Wt}[base + min(ci[j0], V - 1u)], j0 < n);
+  let w1 = select(vec2<u32>(0u, 0u), ${Wt}[base + min(ci[j1], V - 1u)], j1 < n);
+  sh[lid] = add64(w0, w1);
   workgroupBarrier();
   for (var off = 1u; off < 256u; off <<= 1u) {
     var x = sh[lid];
@@ -171,8 +182,8 @@ fn sortedPick(n : u32, useTopP : bool, pfix : u32, z : u32) -> u32 {
     workgroupBarrier();
   }
   let excl = select(vec2<u32>(0u, 0u), sh[max(lid, 1u) - 1u], lid > 0u);
-  pre[j0] = add64(excl, vec2<u32>(w0, 0u));
-  pre[j1] = add64(pre[j0], vec2<u32>(w1, 0u));
+  pre[j0] = add64(excl, w0);
+  pre[j1] = add64(pre[j0], w1);
   let total = sh[255];
   if (lid == 0u) { atomicStore(&cmin, NONE); }
   workgroupBarrier();
@@ -226,7 +237,7 @@ fn pickInOrder(B : vec2<u32>, eqOnly : bool, gs : u32, useMass : bool, before : 
   var tq = vec2<u32>(0u, 0u);
   for (var i = lo; i < hi; i++) {
     let g = ${K}[base + i];
-    if (within(g, i, B) && (!eqOnly || g == gs)) { tq = add64(tq, vec2<u32>(qty(i, useMass), 0u)); }
+    if (within(g, i, B) && (!eqOnly || g == gs)) { tq = add64(tq, qty(i, useMass)); }
   }
   sums16(tq);
   if (lid == 0u) {
@@ -263,8 +274,8 @@ fn pickInOrder(B : vec2<u32>, eqOnly : bool, gs : u32, useMass : bool, before : 
     for (var i = lo; i < hi; i++) {
       let g = ${K}[base + i];
       if (!(within(g, i, B) && (!eqOnly || g == gs))) { continue; }
-      let v = vec2<u32>(qty(i, useMass), 0u);
-      if (v.x > 0u) {
+      let v = qty(i, useMass);
+      if (nonzero(v)) {
         lastI = i;
         if (crosses(add64(acc, v), goal, ge)) { found = i; break; }
       }
@@ -292,7 +303,7 @@ fn selectIn(B : vec2<u32>, useMass : bool, goal : vec2<u32>, ge : bool) -> vec2<
       let g = ${K}[base + i];
       if ((g & hmask) == pre && within(g, i, B)) {
         let d = (g >> shift) & 15u;
-        h[d] = add64(h[d], vec2<u32>(qty(i, useMass), 0u));
+        h[d] = add64(h[d], qty(i, useMass));
       }
     }
     // Exact u64 adds into the bins: a carry out of a low word goes to its high word.

@@ -29,7 +29,7 @@ export interface SamplingBuffers {
   /** Per row: DEVICE_MAX_BIAS (token id, f32 addition) pairs. */
   bias: GPUBuffer;
   out: GPUBuffer;
-  /** Per row scratch: keys and weights (u32, units of 2^-31), `[maxSeqs, vocab]` each. */
+  /** Per row scratch, `[maxSeqs, vocab]`: keys (u32) and weights (u64 in units of 2^-43). */
   keys: GPUBuffer;
   weights: GPUBuffer;
   /** Per slot: output counts `[slots, vocab]` u32, prompt bitmask `[slots, ceil(vocab / 32)]`. */
@@ -43,7 +43,7 @@ export function samplingWgsl(b: Binder, logits: PlanAct, vocab: number, buf: Sam
   const E = b.buffer(buf.bias, 'se', 'u32', 'read');
   const O = b.buffer(buf.out, 'so', 'u32', 'read_write');
   const K = b.buffer(buf.keys, 'sk', 'u32', 'read_write');
-  const Wt = b.buffer(buf.weights, 'sw', 'u32', 'read_write');
+  const Wt = b.buffer(buf.weights, 'sw', 'vec2<u32>', 'read_write');
   const C = b.buffer(buf.counts, 'sc', 'u32', 'read_write');
   const M = b.buffer(buf.prompt, 'sm', 'u32', 'read');
   const si = b.step();
@@ -67,6 +67,14 @@ fn hash(seed : u32, counter : u32) -> u32 {
   z = (z ^ (z >> 16u)) * 0x21f0aaadu;
   z = (z ^ (z >> 15u)) * 0x735a2d97u;
   return z ^ (z >> 15u);
+}
+
+// e^d for d ≤ 0 with the reduction done here (k·ln2 in two parts): GPUs' exp is exp2 of d·log2(e) rounded,
+// whose error grows with |d|; below e^-32 a weight is 0 in the sums' fixed point anyway (masked tokens: -inf).
+fn expNeg(d : f32) -> f32 {
+  if (!(d > -32.0)) { return 0.0; }
+  let k = round(d * 1.44269504);
+  return ldexp(exp((d - k * 0.693145752) - k * 1.42860677e-6), i32(k));
 }
 
 // sampler.ts's applyPenalties on one logit.
@@ -126,8 +134,8 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     tok = lexMinAfter(vec2<u32>(0u, 0u), false, false).y;
   } else {
     let invT = bitcast<f32>(${P}[pb + 5u]);
-    // Weights e^{(y - top)/T} ≤ 1 in units of 2^-31.
-    for (var i = lid; i < V; i += 256u) { ${Wt}[base + i] = u32(exp((yOf(${K}[base + i]) - top) * invT) * 2147483648.0); }
+    // Weights e^{(y - top)/T} ≤ 1 in fixed point.
+    for (var i = lid; i < V; i += 256u) { ${Wt}[base + i] = fixed43(expNeg((yOf(${K}[base + i]) - top) * invT)); }
     // min-p keeps y ≥ top + ln(minP)·T: keys up to that value's.
     var B = vec2<u32>(NONE, NONE);
     if ((flags & ${FLAG.minP}u) != 0u) { B.x = gkey(top + bitcast<f32>(${P}[pb + 4u])); }
