@@ -7,9 +7,10 @@ kv_lora_rank 512 and no q lora, qk_nope 128, qk_rope 64, v_head 128, YaRN rope; 
 (intermediate 10944), the others MoE with 64 routed experts top-6 (greedy, softmax) of 1408 plus 2 shared;
 vocab 102400. `--layers` keeps the first N of its 27 layers (the per-layer shape is exact).
 
-usage: python3 scripts/gpu/random_deepseek.py --dir DIR [--layers 27] [--shrink] [--experts N --topk K]
+usage: python3 scripts/gpu/random_deepseek.py --dir DIR [--layers 27] [--shrink] [--experts N --topk K] [--latent]
   --shrink: hidden 256 / 8 experts top-2 / vocab 1000, to check this script and the benches on a CPU;
-  --experts / --topk set the routed experts (e.g. --shrink --experts 64 --topk 6: V2-Lite's routing, small matrices).
+  --experts / --topk set the routed experts (e.g. --shrink --experts 64 --topk 6: V2-Lite's routing, small matrices);
+  --latent keeps V2-Lite's MLA widths with --shrink (576-wide latent heads: the MLA prefill attention kernel).
 """
 import argparse
 import json
@@ -68,6 +69,7 @@ def main():
     ap.add_argument("--shrink", action="store_true")
     ap.add_argument("--experts", type=int, help="routed experts (with --shrink: V2-Lite's 64 keep the routing's shape)")
     ap.add_argument("--topk", type=int, help="experts per token")
+    ap.add_argument("--latent", action="store_true", help="with --shrink: V2-Lite's MLA widths (kv_lora 512, rope 64: the 576-wide latent heads)")
     a = ap.parse_args()
     if a.layers < 2:
         sys.exit("--layers: at least 2 (the dense first layer and one MoE layer)")
@@ -76,6 +78,8 @@ def main():
         fields["n_routed_experts"] = a.experts
     if a.topk:
         fields["num_experts_per_tok"] = a.topk
+    if a.latent:
+        fields.update(kv_lora_rank=V2_LITE["kv_lora_rank"], qk_rope_head_dim=V2_LITE["qk_rope_head_dim"])
     config = transformers.DeepseekV2Config(**{k: v for k, v in fields.items() if k != "architectures"})
     config.architectures = fields["architectures"]
     dev = "cuda" if torch.cuda.is_available() else "cpu"

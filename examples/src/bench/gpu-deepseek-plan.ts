@@ -14,6 +14,12 @@ import { median } from './stats.js';
 export interface DeepseekProfile {
   loadS: number;
   prefill: { tokens: number; firstMs: number; warmMs: number; gpuMs: number; kernelUs: Record<string, number>; dispatches: number };
+  /**
+   * The last prompt row's logits from the whole prefill (MLA prefill attention, expert GEMM tiles, headMatmul
+   * over 8-row chunks) against the same row run as a decode step after a prefill of the others (decode
+   * attention, 1-row expert tiles): max |Δ| and the largest |logit|.
+   */
+  prefillVsDecode: { maxAbs: number; maxLogit: number; sameArgmax: boolean };
   decode: { batch: number; stepMs: number; gpuMs: number; kernelUs: Record<string, number>; dispatches: number }[];
 }
 
@@ -45,6 +51,20 @@ export async function profileDeepseekPlan(dir: string, o: { promptLen: number; b
     }
     const prefill = { tokens: o.promptLen, firstMs: +firstMs.toFixed(2), warmMs: +median(warm).toFixed(2), gpuMs: +(await timeGpu(o.promptLen, 1, undefined, 2)).toFixed(3), kernelUs: await byKernel(o.promptLen, 1, 2), dispatches: ex.tags(o.promptLen, 1).length };
     o.log(`profile: prefill ${JSON.stringify(prefill)}`);
+    const whole = { ...stepOf([prompt(9)], [0], [table], blockSize), logitsRows: [true] };
+    const a = (await ex.step(whole)).logits!;
+    const head = prompt(9).slice(0, -1);
+    await ex.step(stepOf([head], [0], [table], blockSize));
+    const b = (await ex.step({ ...stepOf([[prompt(9).at(-1)!]], [head.length], [table], blockSize), logitsRows: [true] })).logits!;
+    let maxAbs = 0;
+    let maxLogit = 0;
+    const argmax = (x: Float32Array) => x.subarray(0, o.vocab).reduce((best, v, i, r) => (v > r[best]! ? i : best), 0);
+    for (let i = 0; i < o.vocab; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
+      maxLogit = Math.max(maxLogit, Math.abs(a[i]!));
+    }
+    const prefillVsDecode = { maxAbs: +maxAbs.toExponential(3), maxLogit: +maxLogit.toFixed(4), sameArgmax: argmax(a) === argmax(b) };
+    o.log(`profile: prefill vs decode of the last row ${JSON.stringify(prefillVsDecode)}`);
     const decode: DeepseekProfile['decode'] = [];
     for (const b of o.batches) {
       const tables = Array.from({ length: b }, (_, s) => Array.from({ length: seqBlocks }, (_, i) => promptBlocks + s * seqBlocks + i));
@@ -63,7 +83,7 @@ export async function profileDeepseekPlan(dir: string, o: { promptLen: number; b
       o.log(`profile: decode ${JSON.stringify(row)}`);
       decode.push(row);
     }
-    return { loadS: +loadS.toFixed(1), prefill, decode };
+    return { loadS: +loadS.toFixed(1), prefill, prefillVsDecode, decode };
   } finally {
     ex.dispose();
   }
