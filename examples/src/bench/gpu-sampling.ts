@@ -42,9 +42,10 @@ const results: { vocab: number; rows: number; mix: string; us: number; transferU
 for (const V of v.vocab!.split(',').map(Number)) {
   const maxRows = Math.max(...v.rows!.split(',').map(Number));
   const sampler = new RowSampler(device, V, maxRows, maxRows);
-  // A peaked row: what a model's logits look like (a few likely tokens over a long tail).
+  // A peaked row, as a model's logits look: a few likely tokens (a small top-p nucleus) over a long tail.
   const row = new Float32Array(V);
-  for (let i = 0; i < V; i++) row[i] = 4 * Math.sin(i * 12.9898) * Math.sin(i * 78.233);
+  for (let i = 0; i < V; i++) row[i] = 2 * Math.sin(i * 12.9898) * Math.sin(i * 78.233);
+  for (let k = 0; k < 8; k++) row[(k * 7919) % V] = 14 - k / 2;
   for (const S of v.rows!.split(',').map(Number)) {
     const logits = Array.from({ length: S }, () => row);
     const time = async (rows: (RowSampling | null)[]) => {

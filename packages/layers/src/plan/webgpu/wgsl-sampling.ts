@@ -158,8 +158,13 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
           let sum = massOf(B, true);
           B = selectIn(B, true, part64(${P}[pb + 3u], sum), true);
         }
-        let mass = massOf(B, true);
-        tok = selectIn(B, true, part64(z, mass), false).y;
+        // A small nucleus (the usual top-p) draws from the sorted few; else one more radix select.
+        if (massOf(B, false).x <= CAP) {
+          tok = sortedPick(gather(B), false, 0u, z);
+        } else {
+          let mass = massOf(B, true);
+          tok = selectIn(B, true, part64(z, mass), false).y;
+        }
       }
     }
   }
