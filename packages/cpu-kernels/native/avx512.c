@@ -64,25 +64,27 @@ AI void bf16_tile(const act_t *a, const uint16_t *w, int r, const int NR, int i0
     }                                                                                 \
   }
 
-/* m < 4: bf16_ymm.h's ymm lanes (from memory two ymm halves read faster on Zen 5 than 512-bit steps at m = 1-2),
- * each weight row one sequential stream with the row BF16_AHEAD rows on prefetched a line at a time (at m = 1 34-38
- * GB/s a core where tiles of 4 rows, 4 streams 4 KB apart, read 23-26; 1-32 rows ahead tried: 16 and 32 best), and
- * at m = 1 two rows in flight, the second half a row behind (bf16_stagger_rows): cache-resident 128×2048 38.8 → 44.3
- * GB/s (31.6 → 36.6 in another round), from memory the same (29.2 / 29.3 gate_up, 29.4 / 29.6 LM head, 1 thread;
- * 22.1 / 22.7 and 24.1 / 25.2 at 2, in one process, load 6-7); at m = 2-3 it was ~4% slower: one row a tile there.
- * Two rows at the same column computed faster still (52.2) but read 18-25% slower from memory. */
+/* m < 4: lanes 0-7 (lo) from a chunk's first 16 bf16, 8-15 (hi) from its last 16. One weight row a tile, so that
+ * the rows (contiguous) are one sequential stream, with the row BF16_AHEAD rows on prefetched a line at a time: at
+ * m = 1 that reads 34-38 GB/s a core where tiles of 4 rows (4 streams 4 KB apart, the next tile prefetched) read
+ * 23-26, and 2 threads gain alike (A/B in one process, TinyLlama gate_up from memory, load 6-7; 2- and 8-row tiles
+ * and 1-32 rows ahead tried: 16 and 32 best, 8 ~10% slower). */
 #define BF16_AHEAD 16
+AI void bf16_tile8(const act_t *a, const uint16_t *w, int r, const int NR, int i0, const int NA, int n, float *out, const int pf) {
+  bf16_ymm_tile(a, w, r, NR, i0, NA, n, out, pf, BF16_AHEAD);
+}
+
+#define BF16_8(NR)                                                                                  \
+  switch (a->m) {                                                                                   \
+    case 3: bf16_tile8(a, w, r, NR, 0, 3, n, out, 1); break;                                        \
+    case 2: bf16_tile8(a, w, r, NR, 0, 2, n, out, 1); break;                                        \
+    default: bf16_tile8(a, w, r, NR, 0, 1, n, out, 1); break;                                 \
+  }
 
 static void bf16_rows(const act_t *a, const uint16_t *w, int r0, int r1, int n, float *out) {
   int r = r0;
-  if (a->m == 1) {
-    bf16_stagger_rows(a, w, r0, r1, 1, n, out, BF16_AHEAD);
-    return;
-  }
   if (a->m < 4) {
-    for (; r < r1; r++)
-      if (a->m == 3) bf16_ymm_tile(a, w, r, 1, 0, 3, n, out, 1, BF16_AHEAD);
-      else bf16_ymm_tile(a, w, r, 1, 0, 2, n, out, 1, BF16_AHEAD);
+    for (; r < r1; r++) BF16_8(1)
     return;
   }
   /* Batches: groups of 4-row weight tiles about BF16_GROUP_BYTES of weights (8 tiles at k = 2048, 2 at k = 5632), each
