@@ -204,15 +204,19 @@ fn sortedPick(n : u32, useTopP : bool, pfix : u32, z : u32) -> u32 {
   return wtok;
 }
 
-// The first (key, id) after E (or the first of all) on the row's keys or its raw logits: argmax, ties lower id.
-fn lexMinAfter(E : vec2<u32>, hasE : bool, raw : bool) -> vec2<u32> {
+// The row's first (key, id): the argmax of its processed logits, ties lower id.
+fn argmaxKey() -> vec2<u32> {
   var bk = NONE;
   var bi = NONE;
   for (var i = lid; i < V; i += 256u) {
-    let g = select(${K}[base + i], gkey(${L}[lbase + i]), raw);
-    let after = !hasE || g > E.x || (g == E.x && i > E.y);
-    if (after && (g < bk || (g == bk && i < bi))) { bk = g; bi = i; }
+    let g = ${K}[base + i];
+    if (g < bk || (g == bk && i < bi)) { bk = g; bi = i; }
   }
+  return lexMinOf(bk, bi);
+}
+
+// The smallest (key, id) any thread holds.
+fn lexMinOf(bk : u32, bi : u32) -> vec2<u32> {
   rk[lid] = bk;
   ri[lid] = bi;
   workgroupBarrier();

@@ -131,7 +131,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let top = reduceF(mY, true);
   var tok = 0u;
   if ((flags & ${FLAG.greedy}u) != 0u) {
-    tok = lexMinAfter(vec2<u32>(0u, 0u), false, false).y;
+    tok = argmaxKey().y;
   } else {
     let invT = bitcast<f32>(${P}[pb + 5u]);
     // Weights e^{(y - top)/T} ≤ 1 in fixed point.
@@ -175,13 +175,31 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
     for (var i = lid; i < V; i += 256u) { e += exp(${L}[lbase + i] - mx); }
     let ls = log(reduceF(e, false));
     if (lid == 0u) { ${O}[ob + 1u] = bitcast<u32>((${L}[lbase + tok] - mx) - ls); }
-    var E = vec2<u32>(0u, 0u);
+    // The top n of the raw row: each thread keeps its best n (key, id) in order (its ids rise, so an equal
+    // key stays behind), then n rounds take the best head of all.
     let n = ${P}[pb + 12u];
+    var hk : array<u32, ${DEVICE_MAX_LOGPROBS}>;
+    var hi : array<u32, ${DEVICE_MAX_LOGPROBS}>;
+    var held = 0u;
+    if (n > 0u) {
+      for (var i = lid; i < V; i += 256u) {
+        let g = gkey(${L}[lbase + i]);
+        if (held < n || g < hk[held - 1u]) {
+          var p = min(held, n - 1u);
+          while (p > 0u && hk[p - 1u] > g) { hk[p] = hk[p - 1u]; hi[p] = hi[p - 1u]; p--; }
+          hk[p] = g;
+          hi[p] = i;
+          held = min(held + 1u, n);
+        }
+      }
+    }
+    var head = 0u;
     for (var j = 0u; j < n; j++) {
-      E = lexMinAfter(E, j > 0u, true);
+      let best = lexMinOf(select(NONE, hk[min(head, n - 1u)], head < held), select(NONE, hi[min(head, n - 1u)], head < held));
+      if (head < held && hi[head] == best.y) { head++; }
       if (lid == 0u) {
-        ${O}[ob + 2u + 2u * j] = E.y;
-        ${O}[ob + 3u + 2u * j] = bitcast<u32>((${L}[lbase + E.y] - mx) - ls);
+        ${O}[ob + 2u + 2u * j] = best.y;
+        ${O}[ob + 3u + 2u * j] = bitcast<u32>((${L}[lbase + best.y] - mx) - ls);
       }
     }
   }
