@@ -9,7 +9,7 @@
  * are prefixes in (key, id) order found by radix selects, or sorted in
  * workgroup memory when few. Without top-k and top-p the draw walks the kept
  * tokens in id order, as sampler.ts does. Logprobs are of the raw row, the
- * top ones found by repeated argmax.
+ * top ones merged from each thread's best (one pass).
  */
 import type { PlanAct } from '../ops.js';
 import { DEVICE_MAX_BIAS, DEVICE_MAX_LOGPROBS } from '../row-sampling.js';
