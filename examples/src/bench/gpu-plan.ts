@@ -74,11 +74,11 @@ export function stepOf(tokens: number[][], context: number[], tables: number[][]
 
 /**
  * Keeps the GPU busy with the prepared step (`ex.prepare`) for `ms`. The H200 of these runs idles at 345 MHz
- * and needs 0.1–0.6 s of load to reach 1,980: steps timed right after host work (loading, quantizing, a
- * prefill) ran 2.8–4.8× slower on the GPU (bench gpu-step, 2026-12-03 20:01; the 17:47 run's "host share"
- * at 16 rows was this).
+ * and needs 0.1–0.6 s of load (more for light 1-row steps: still 2.6 ms a step after 0.5 s, 1.05 at full
+ * clock) to reach 1,980: steps timed right after host work (loading, quantizing, a prefill) ran 2.5–4.8×
+ * slower on the GPU (bench gpu-step, 2026-12-03 20:01 and 20:24; the 17:47 run's "host share" at 16 rows was this).
  */
-export async function warmGpu(ex: WebGpuPlanExecutor, T: number, S: number, decode = T === S, ms = 500): Promise<void> {
+export async function warmGpu(ex: WebGpuPlanExecutor, T: number, S: number, decode = T === S, ms = 1500): Promise<void> {
   const dev = ex.device;
   for (const t0 = performance.now(); performance.now() - t0 < ms; ) {
     const enc = dev.createCommandEncoder();

@@ -1,7 +1,7 @@
 /**
  * bench gpu-step (issue 20): the WebGPU executor's decode step end to end on the GPU machine, on bench:gpu's
  * TinyLlama-1.1B-shaped checkpoint (`gpu.js --write-only` writes it). Per weight format and row count:
- * - `loop`: after 0.5 s of the same step on the GPU (it clocks down while the host works; `--no-warm` shows
+ * - `loop`: after 1.5 s of the same step on the GPU (it clocks down while the host works; `--no-warm` shows
  *   the ramp), decode as an engine runs it (one step, one read-back, the next step's command buffer recorded
  *   while the GPU runs), traced step by step — host: inputs written, submitted, next recorded,
  *   onSubmittedWorkDone, read-back mapped; GPU: the step's pass begin/end timestamps, so its duration in the

@@ -65,8 +65,9 @@ describe('tiled GEMV against tfjs', () => {
     { format, name: 'in chunks (gemvMaxRows 64)', tuning: { gemvMaxRows: 64 } as KernelTuning, T: format === 'q4_0' ? 64 : 37 },
     // The step's kernels in three command buffers, submitted one by one.
     { format, name: 'default, a command buffer per kernel (submitSplit [1, 1])', tuning: { submitSplit: [1, 1] } as KernelTuning, T: 3 },
-    // Chunks of 8 rows from 9 rows on (the last one partial).
-    { format, name: 'chunks of 8 (gemvChunk 8)', tuning: { gemvChunk: 8 } as KernelTuning, T: 13 },
+    // Chunks of 8 rows (the default) from 9 rows on (the last one partial), and chunks of 16.
+    { format, name: 'default, two chunks of 8', tuning: {} as KernelTuning, T: 13 },
+    { format, name: 'chunks of 16 (gemvChunk 16)', tuning: { gemvChunk: 16 } as KernelTuning, T: 37 },
     // By default a quantized gate|up runs the GEMM above 32 rows (its input norm then a kernel of its own; the tag stays).
     ...(format === 'q8_0' || format === 'q4_0' ? [{ format, name: 'default, gate|up on the GEMM above 32 rows', tuning: {} as KernelTuning, T: 37 }] : []),
   ]);

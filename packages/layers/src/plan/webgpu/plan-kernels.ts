@@ -38,9 +38,9 @@ export interface KernelTuning {
   decodeAttention?: 'scalar' | 'vec4' | 'vec4-nosg';
   /** Kernels in each leading command buffer of a step, submitted one by one before the rest (the executor's default [8, 40]; [] = one). */
   submitSplit?: number[];
-  /** Rows of one chunk of the chunked tiled GEMV (default 16): steps of more rows run it in chunks. */
+  /** Rows of one chunk of the chunked tiled GEMV (default CHUNK, 8): steps of more rows run it in chunks. */
   gemvChunk?: number;
-  /** Rows up to which a linear runs the tiled GEMV (in chunks of 16 above 16 rows): 16 … GEMV_CHUNK_ROWS (the default). */
+  /** Rows up to which a linear runs the tiled GEMV (in chunks above a chunk's rows): 16 … GEMV_CHUNK_ROWS (the default). */
   gemvMaxRows?: number;
 }
 
@@ -83,7 +83,7 @@ export function simple(tag: string, code: (b: Binder) => string, wg: (T: number,
   return { tag, variant: () => '', code: (b) => code(b), workgroups: ({ T, S, decode }) => wg(T, S, decode) };
 }
 
-/** Rows up to which a linear runs a GEMV (the tiled one in chunks of 16 above GEMV_MAX_ROWS), not the 64 × 64 GEMM. */
+/** Rows up to which a linear runs a GEMV (the tiled one in chunks of `gemvChunk` rows above a chunk), not the 64 × 64 GEMM. */
 export const GEMV_CHUNK_ROWS = 64;
 
 /** The GEMV shape of a linear at m rows under `tuning`. */
@@ -99,7 +99,7 @@ function tiledGemv(spec: Pick<MatmulSpec, 'route'>, tuning: KernelTuning): boole
 
 /**
  * The most rows a linear runs as a GEMV (its input norm fused) under `tuning`: for the tiled GEMV
- * `tuning.gemvMaxRows` (default GEMV_CHUNK_ROWS; in chunks of 16 above 16 rows) while its workgroups fit one
+ * `tuning.gemvMaxRows` (default GEMV_CHUNK_ROWS; in chunks of `gemvChunk` rows above that) while its workgroups fit one
  * dispatch dimension, else 16.
  */
 export function gemvMaxRows(spec: Pick<MatmulSpec, 'route' | 'gateUp' | 'w'>, tuning: KernelTuning = {}): number {

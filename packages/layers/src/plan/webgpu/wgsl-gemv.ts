@@ -57,8 +57,13 @@ const UNITS: Record<string, Unit[]> = {
   q4_0: ['x', 'y', 'z', 'w'].map((c, e) => ({ k4: [`8u * kk + ${e}u`, `8u * kk + ${e + 4}u`], w: (u: string, s: string) => [`nib4(${u}.${c}) * ${s}`, `nib4(${u}.${c} >> 4u) * ${s}`] })),
 };
 
-/** Rows one chunk of the chunked GEMV carries by default (`KernelTuning.gemvChunk`; one chunk per workgroup row). */
-export const CHUNK = 16;
+/**
+ * Rows one chunk of the chunked GEMV carries by default (`KernelTuning.gemvChunk`; one chunk per workgroup
+ * row): 8, from the H200 run of 2026-12-03 20:24 (bench gpu-step, whole decode steps): bf16 at 16 rows 3.34 ms
+ * on the GPU against 3.87 with one 16-row kernel, at 64 rows 10.55 against 11.21 (chunks of 16); Q4_0 6.29
+ * both at 16 rows, 16.84 against 17.37 at 64; chunks of 4 were slower (4.00, 13.89). Greedy ids unchanged.
+ */
+export const CHUNK = 8;
 
 /**
  * `m` activation rows (baked in), or with `chunked` the step's rows in chunks of m: workgroup row
