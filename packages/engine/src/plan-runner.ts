@@ -24,7 +24,7 @@ import type { SampledToken, StepSeq } from './protocol.js';
 import { argmax, sampleToken } from './sampler.js';
 import { usesLogitsProcessors, usesPenalties, type SamplingParams } from './sampling-params.js';
 
-/** Does this request need its logits row on the host (anything but plain greedy)? */
+/** Does this request need more than the executor's argmax (anything but plain greedy)? Sampled on the device where the executor can (`deviceRow`), else from its row on the host. */
 export function needsHostSampling(p: SamplingParams): boolean {
   return p.temperature > 1e-5 || p.logprobs !== null || p.returnLogits || usesPenalties(p) || usesLogitsProcessors(p);
 }
