@@ -40,6 +40,10 @@ export interface PlanBenchRow {
   batch: number;
   prefill_tok_s: number;
   decode_tok_s: number;
+  /** From the median step (host stalls of 4–80 ms, one in 30–60 steps on the H200 lease, weigh on the mean). */
+  decode_tok_s_median: number;
+  step_ms_median: number;
+  step_ms_max: number;
   dispatches_per_step: number;
   /** ms per decode step read back every step; the GPU alone (10 steps in one submit). */
   step_ms: number;
@@ -189,10 +193,14 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
         const prompts = Array.from({ length: b }, (_, s) => Array.from({ length: 8 }, (_, i) => 3 + ((i * 104729 + s * 7919) % 31997)));
         const first = await ex.step(stepOf(prompts, prompts.map(() => 0), tables, blockSize));
         let toks = Array.from(first.greedy!);
+        const each: number[] = [];
         const decode = async (n: number) => {
+          each.length = 0;
           for (let t = 0; t < n; t++) {
+            const t1 = performance.now();
             const r = await ex.step(stepOf(toks.map((x) => [x]), toks.map(() => 8 + t), tables, blockSize));
             toks = Array.from(r.greedy!);
+            each.push(performance.now() - t1);
           }
         };
         await decode(3);
@@ -202,6 +210,8 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
         const t = performance.now();
         await decode(o.decodeTokens);
         const stepMs = (performance.now() - t) / o.decodeTokens;
+        const stepMedian = median(each);
+        const stepMax = Math.max(...each);
         ex.prepare(stepOf(toks.map((x) => [x]), toks.map(() => 8), tables, blockSize));
         const gpuMs = await timeGpu(b, b);
         const encs: number[] = [];
@@ -219,6 +229,9 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
           batch: b,
           prefill_tok_s: +((o.promptLen / prefillMs) * 1000).toFixed(1),
           decode_tok_s: +((b / stepMs) * 1000).toFixed(2),
+          decode_tok_s_median: +((b / stepMedian) * 1000).toFixed(2),
+          step_ms_median: +stepMedian.toFixed(3),
+          step_ms_max: +stepMax.toFixed(3),
           dispatches_per_step: dispatches,
           step_ms: +stepMs.toFixed(3),
           gpu_step_ms: +gpuMs.toFixed(3),
