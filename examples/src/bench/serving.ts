@@ -268,6 +268,13 @@ try {
   // Warm-up: one short request on each engine.
   await llm.generate([base[0]!.promptTokenIds.slice(0, 8)], { maxTokens: 4, ignoreEos: true });
   if (llamaCpp) await runLlamaCpp(llamaCpp.seqs.slice(0, 1), [{ promptTokenIds: base[0]!.promptTokenIds.slice(0, 8), maxTokens: 4, arrival: 0 }]);
+  // A GPU idles at a low clock (the H200 of 2026-12-03: 345 MHz) and needs 0.1–1.5 s of load to reach its
+  // working one (bench gpu-step): batches of the request set's shape for 1.5 s first (transformers' side warms
+  // with a batch too).
+  if (llm.backend === 'webgpu') {
+    const warm = base.slice(0, maxNumSeqs).map((r) => r.promptTokenIds.slice(0, 32));
+    for (const t0 = performance.now(); performance.now() - t0 < 1500; ) await llm.generate(warm, { maxTokens: 16, ignoreEos: true });
+  }
   const rates = String(v.rates).split(',').filter(Boolean).map(Number);
   const runs = new Map<string, Row[]>();
   const add = (r: Row) => {
