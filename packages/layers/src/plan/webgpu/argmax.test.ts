@@ -1,7 +1,7 @@
 /**
- * The greedy argmax kernel over a vocabulary wider than one pass of its 256 threads × 4 running maxima
- * (3,000 of 3,008 columns): the first maximum wins, ties across the threads' columns and their four
- * running maxima included, and columns past the vocabulary are never candidates.
+ * The greedy argmax kernel over a vocabulary of many passes of its 256 threads (3,000 of 3,008 columns): the
+ * first maximum wins, ties across threads and across one thread's passes included, and columns past the
+ * vocabulary are never candidates.
  */
 import { describe, expect, it } from 'vitest';
 import { buildAttentionMetadata, positionsOf } from '../../attention-metadata.js';
@@ -23,9 +23,9 @@ describe('argmax', () => {
     const plan = b.build(V, { inHidden: x, logits: l });
     const R = 6;
     const xs = randomHost([R, W], 5, 1).data as Float32Array;
-    // Row 0: max in the last running maximum's columns (768 + …); row 1: a tie between columns 2999 and 5
-    // (the lower wins); row 2: a tie between 300 and 1324 (same thread, second pass); row 3: a larger value past
-    // the vocabulary; row 4: ties between the running maxima of one thread (260 and 516); row 5: random.
+    // Row 0: max in a late pass; row 1: a tie between columns 2999 and 5 (two threads: the lower wins); row 2:
+    // a tie between 300 and 1324 (one thread, passes 2 and 6); row 3: a larger value past the vocabulary; row 4:
+    // a tie between 260 and 516 (one thread, passes 2 and 3); row 5: random.
     const set = (r: number, c: number, v: number) => (xs[r * W + c] = v);
     set(0, 768 + 1024 * 2 + 7, 50);
     set(1, 2999, 40);

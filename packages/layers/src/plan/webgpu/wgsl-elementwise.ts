@@ -195,16 +195,12 @@ var<workgroup> bi : array<u32, 256>;
 ${MAIN} {
   let s = wid.x;
   if (s >= si[1]) { return; }
-  // Four running maxima a thread (columns i, i + 256, i + 512, i + 768 of each 1024): four loads in flight, not
-  // one; each keeps its first maximum, and the merge prefers the lower column on ties, as one scan would.
-  ${[0, 1, 2, 3].map((j) => `var mv${j} = -3.4e38; var mi${j} = 0xffffffffu;`).join(' ')}
-  let row = s * ${logits.width}u;
-  for (var i = lid; i < ${vocab}u; i += 1024u) {
-    ${[0, 1, 2, 3].map((j) => `{ let k = i + ${256 * j}u; if (k < ${vocab}u) { let x = ${L}[row + k]; if (x > mv${j}) { mv${j} = x; mi${j} = k; } } }`).join('\n    ')}
+  var best = -3.4e38;
+  var arg = 0xffffffffu;
+  for (var i = lid; i < ${vocab}u; i += 256u) {
+    let x = ${L}[s * ${logits.width}u + i];
+    if (x > best) { best = x; arg = i; }
   }
-  var best = mv0;
-  var arg = mi0;
-  ${[1, 2, 3].map((j) => `if (mv${j} > best || (mv${j} == best && mi${j} < arg)) { best = mv${j}; arg = mi${j}; }`).join('\n  ')}
   bv[lid] = best;
   bi[lid] = arg;
   workgroupBarrier();
