@@ -182,6 +182,9 @@ static void split_rows(const job_t *j) {
   }
 }
 
+/* A kind 3 job's parts: n when given (weft_parallel_parts), else one a thread. */
+static int kind3_parts(const job_t *j) { return j->n > 0 ? j->n : j->nt; }
+
 /* Alone: all of it. In the pool (thread `id`): kind 3's parts one at a time by whichever thread comes; rows from the
  * thread's own range, then from the others' (above). A row's result does not depend on which thread computes it. */
 static void run_part(const job_t *j, int id) {
@@ -191,8 +194,9 @@ static void run_part(const job_t *j, int id) {
     return;
   }
   if (j->kind == 3) {
-    for (int i0; (i0 = atomic_fetch_add_explicit(&next_item, 1, memory_order_relaxed)) < j->nt;) {
-      j->fn(j->ctx, i0, j->nt);
+    const int parts = kind3_parts(j);
+    for (int i0; (i0 = atomic_fetch_add_explicit(&next_item, 1, memory_order_relaxed)) < parts;) {
+      j->fn(j->ctx, i0, parts);
       atomic_fetch_add_explicit(&done_items, 1, memory_order_release);
     }
     return;
@@ -242,7 +246,7 @@ static void run(job_t *j) {
     unsigned g;
     publish_generation(&g);
     run_part(&current, 0);
-    const int items = current.kind == 3 ? current.nt : current.n;
+    const int items = current.kind == 3 ? kind3_parts(&current) : current.n;
     int spins = 0;
     while (atomic_load_explicit(&done_items, memory_order_acquire) < items)
       if (++spins > 20000) sched_yield(); else __builtin_ia32_pause();
@@ -260,6 +264,13 @@ static void run(job_t *j) {
 /* For native/plan-ops.c: `fn(ctx, part, parts)` on up to `nt` threads (the caller's included); parts may be fewer. */
 void weft_parallel(void (*fn)(const void *ctx, int t, int nt), const void *ctx, int nt) {
   job_t j = {3, fn, ctx, NULL, NULL, NULL, NULL, 0, nt < 1 ? 1 : nt > MAX_THREADS ? MAX_THREADS : nt, NULL};
+  run(&j);
+}
+
+/* The same split into `parts` (≥ 1) parts taken in turn by whichever thread comes (alone: fn(ctx, 0, 1)), so that
+ * a thread that starts late leaves its share to the others instead of holding the call back. */
+void weft_parallel_parts(void (*fn)(const void *ctx, int t, int nt), const void *ctx, int nt, int parts) {
+  job_t j = {3, fn, ctx, NULL, NULL, NULL, NULL, parts < 1 ? 1 : parts, nt < 1 ? 1 : nt > MAX_THREADS ? MAX_THREADS : nt, NULL};
   run(&j);
 }
 

@@ -11,6 +11,7 @@
 
 const isa_t *weft_isa(int i);
 void weft_parallel(void (*fn)(const void *ctx, int t, int nt), const void *ctx, int nt);
+void weft_parallel_parts(void (*fn)(const void *ctx, int t, int nt), const void *ctx, int nt, int parts);
 void weft_prep_act(const isa_t *I, act_t *a, int q4, int bf16);
 void weft_release_act(const isa_t *I, act_t *a);
 void weft_run_q(const isa_t *I, int kind, const act_t *a, const void *w, const uint16_t *wd, int n, int nt, float *out);
@@ -379,7 +380,10 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   }
   attn_t a = {q + qo, NULL, NULL, (int)ldq, 0, 0, out + oo, (int)ldo, kc, vc, seqs, tables, row_seq, T, H, Hk, D, Dv, bs, window, max_keys, scale, cap};
   attjob_t j = {I->dense, &a, T * Hk};
-  weft_parallel(att_part, &j, nt < T * Hk ? nt : T * Hk);
+  /* up to 8 parts a thread (decode: one a KV head), so that a thread late to the call (a shared machine) leaves its
+   * heads to the others rather than every thread waiting for it */
+  const int items = T * Hk, parts = items < 8 * nt ? items : 8 * nt;
+  weft_parallel_parts(att_part, &j, nt < items ? nt : items, parts);
   free(row_seq);
   return NULL;
 }
