@@ -164,7 +164,7 @@ function routeRow(L: string, B: string | null, logits: ActView, r: RouterSpec): 
       }
       gs[q] = ${r.topTwo ? 'a + z' : 'a'};
     }
-    var keep : array<u32, ${g.n}>;
+    var keep = array<u32, ${g.n}>();
     for (var j = 0u; j < ${g.keep}u; j++) {
       var best = 0u;
       var bv = -3.4e38;
@@ -174,7 +174,8 @@ function routeRow(L: string, B: string | null, logits: ActView, r: RouterSpec): 
     for (var e = 0u; e < ${E}u; e++) { if (keep[e / ${per}u] == 0u) { ch[e] = 0.0; } }`
         : ''
     }
-    var taken : array<u32, ${E}>;
+    // Zeroed explicitly for every row (a thread routes several rows above 256).
+    var taken = array<u32, ${E}>();
     var ids : array<u32, ${K}>;
     var wts : array<f32, ${K}>;
     var sum = 0.0;
