@@ -15,11 +15,11 @@ export interface DeepseekProfile {
   loadS: number;
   prefill: { tokens: number; firstMs: number; warmMs: number; gpuMs: number; kernelUs: Record<string, number>; dispatches: number };
   /**
-   * The last prompt row's logits from the whole prefill (MLA prefill attention, expert GEMM tiles, headMatmul
-   * over 8-row chunks) against the same row run as a decode step after a prefill of the others (decode
-   * attention, 1-row expert tiles): max |Δ| and the largest |logit|.
+   * The last prompt row's logits from the whole prefill (the GEMMs, MLA prefill attention, 64-row expert
+   * tiles) against the same row in a step of the last `tail` rows after a prefill of the others: max |Δ| and
+   * the largest |logit|.
    */
-  prefillVsDecode: { maxAbs: number; maxLogit: number; sameArgmax: boolean };
+  prefillVsDecode: { tail: number; maxAbs: number; maxLogit: number; sameArgmax: boolean }[];
   decode: { batch: number; stepMs: number; gpuMs: number; kernelUs: Record<string, number>; dispatches: number }[];
 }
 
@@ -51,20 +51,26 @@ export async function profileDeepseekPlan(dir: string, o: { promptLen: number; b
     }
     const prefill = { tokens: o.promptLen, firstMs: +firstMs.toFixed(2), warmMs: +median(warm).toFixed(2), gpuMs: +(await timeGpu(o.promptLen, 1, undefined, 2)).toFixed(3), kernelUs: await byKernel(o.promptLen, 1, 2), dispatches: ex.tags(o.promptLen, 1).length };
     o.log(`profile: prefill ${JSON.stringify(prefill)}`);
-    const whole = { ...stepOf([prompt(9)], [0], [table], blockSize), logitsRows: [true] };
-    const a = (await ex.step(whole)).logits!;
-    const head = prompt(9).slice(0, -1);
-    await ex.step(stepOf([head], [0], [table], blockSize));
-    const b = (await ex.step({ ...stepOf([[prompt(9).at(-1)!]], [head.length], [table], blockSize), logitsRows: [true] })).logits!;
-    let maxAbs = 0;
-    let maxLogit = 0;
+    // The last prompt row's logits through the whole prefill, and through a prefill of the rows before the last
+    // `tail` then a step of those `tail` rows: 64 (chunked GEMV, 8-row expert tiles, the MLA prefill kernel),
+    // 16 (GEMV, 4-row tiles, the staged attention kernel), 1 (a decode step).
+    const full = prompt(9);
+    const whole = (await ex.step({ ...stepOf([full], [0], [table], blockSize), logitsRows: [true] })).logits!;
     const argmax = (x: Float32Array) => x.subarray(0, o.vocab).reduce((best, v, i, r) => (v > r[best]! ? i : best), 0);
-    for (let i = 0; i < o.vocab; i++) {
-      maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
-      maxLogit = Math.max(maxLogit, Math.abs(a[i]!));
+    const prefillVsDecode: DeepseekProfile['prefillVsDecode'] = [];
+    for (const tail of [64, 16, 1]) {
+      const cut = full.length - tail;
+      await ex.step(stepOf([full.slice(0, cut)], [0], [table], blockSize));
+      const b = (await ex.step({ ...stepOf([full.slice(cut)], [cut], [table], blockSize), logitsRows: [true] })).logits!;
+      let maxAbs = 0;
+      let maxLogit = 0;
+      for (let i = 0; i < o.vocab; i++) {
+        maxAbs = Math.max(maxAbs, Math.abs(whole[i]! - b[i]!));
+        maxLogit = Math.max(maxLogit, Math.abs(whole[i]!));
+      }
+      prefillVsDecode.push({ tail, maxAbs: +maxAbs.toExponential(3), maxLogit: +maxLogit.toFixed(4), sameArgmax: argmax(whole) === argmax(b) });
     }
-    const prefillVsDecode = { maxAbs: +maxAbs.toExponential(3), maxLogit: +maxLogit.toFixed(4), sameArgmax: argmax(a) === argmax(b) };
-    o.log(`profile: prefill vs decode of the last row ${JSON.stringify(prefillVsDecode)}`);
+    o.log(`profile: the last row, whole prefill against a prefill then a step of the last rows ${JSON.stringify(prefillVsDecode)}`);
     const decode: DeepseekProfile['decode'] = [];
     for (const b of o.batches) {
       const tables = Array.from({ length: b }, (_, s) => Array.from({ length: seqBlocks }, (_, i) => promptBlocks + s * seqBlocks + i));
