@@ -8,7 +8,7 @@ import type { BackendName, ParallelConfig } from '@weft/core';
 import { spawnRanks, type RankPoolLike, type SpawnOptions } from '@weft/comm';
 import { freeableWindow } from '@weft/layers';
 import { EngineDeadError } from './errors.js';
-import type { RankArgs } from './model-runner.js';
+import type { RankArgs } from './rank-runner.js';
 import type { DriverMessage, RankMessage, StepMode, StepSeq, TraceEvent } from './protocol.js';
 
 export type ResultMessage = Extract<RankMessage, { type: 'result' }>;

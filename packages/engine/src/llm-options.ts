@@ -3,7 +3,7 @@ import type { BackendName, QuantizationOption, WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import type { CpuKernelsOptions } from '@weft/layers';
 import type { KVSizingOptions } from './kv-sizing.js';
-import type { DevicePlanOption } from './plan-runner.js';
+import type { DevicePlanOption } from './rank-runner.js';
 
 export interface LLMOptions extends KVSizingOptions {
   tp?: number;

@@ -16,7 +16,7 @@ import type { LLMOptions } from './llm-options.js';
 import { rankBackends } from './rank-backend.js';
 import { maxBlocksPerRequest } from './kv-cache-manager.js';
 import { numKvBlocks } from './kv-sizing.js';
-import type { RankArgs } from './model-runner.js';
+import type { RankArgs } from './rank-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
 import type { StepSeq, TraceEvent } from './protocol.js';
 import { loadModelRegistration, modelModuleOf, resolveArchitecture } from './registry.js';

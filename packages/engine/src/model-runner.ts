@@ -1,134 +1,14 @@
 /**
- * The loop each rank runs (vLLM's worker + GPU model runner): build its share
- * of the model, load its weights, report how many bytes a KV block takes here,
- * allocate the paged KV caches the driver sizes, then execute the steps the
- * driver broadcasts until told to stop. The sampling rank (TP rank 0 of the
- * last stage of each DP replica) keeps each sequence's sampling state.
+ * The tfjs step of a rank (vLLM's GPU model runner): the model's forward over its paged KV caches; the sampling
+ * rank (TP rank 0 of the last stage of each DP replica) keeps each sequence's sampling state.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ParallelState, RankContext } from '@weft/comm';
-import { Checkpoint, type BackendName, type WeightFormat } from '@weft/core';
-import {
-  buildAttentionMetadata,
-  loadWeights,
-  PagedKVCache,
-  QuantizationConfig,
-  useCpuQuantKernels,
-  type CpuKernelsOptions,
-  scoped,
-  traced,
-  Tracer,
-  traceState,
-  type CausalLMRank,
-  type ForwardInput,
-  type IntermediateTensors,
-} from '@weft/layers';
-import type { DriverMessage, RankMessage, SampledToken, StepSeq } from './protocol.js';
-import type { ModelModule } from './registry.js';
+import type { ParallelState } from '@weft/comm';
+import { buildAttentionMetadata, PagedKVCache, scoped, traced, Tracer, type CausalLMRank, type ForwardInput, type IntermediateTensors } from '@weft/layers';
+import type { SampledToken, StepSeq } from './protocol.js';
 import { sampleToken, type TokenHistory } from './sampler.js';
-import { usesPenalties, type SamplingParams } from './sampling-params.js';
-import { choosePlanExecutor } from './plan-executors.js';
-import { PlanRunner, type DevicePlanOption } from './plan-runner.js';
-import { startDeferred, useDeferredBackend } from './rank-backend.js';
+import { allGatherCounts, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './rank-runner.js';
 
-export interface RankArgs {
-  modelDir: string;
-  /** Started on tfjs's `cpu` backend standing in for this one until a tfjs step needs it (rank-backend.ts). */
-  deferredBackend?: BackendName;
-  /** The config's `architectures` entry the registry resolved (the rank entry builds it). */
-  architecture: string;
-  /** Set when the architecture was registered by module: every rank imports it. */
-  modelModule?: ModelModule | null;
-  blockSize: number;
-  trace?: boolean;
-  /** MoE token exchange under expert parallelism. */
-  moeDispatch?: 'allgather' | 'alltoall';
-  /** MLA models: cache the compressed latent (default) or full per-head K/V. */
-  mlaKvCache?: 'latent' | 'full';
-  /** Run the step on the model's device plan (LLMOptions.devicePlan; default 'auto'). */
-  devicePlan?: DevicePlanOption;
-  /** How the rank holds linear weights (LLMOptions dtype / quantization, validated on the driver); absent: fp32. */
-  weightFormat?: WeightFormat;
-  /** Packed weights on the tensorflow / wasm backends run @weft/cpu-kernels (a8 for Q8_0/Q4_0); false: dequantize per op. */
-  cpuKernels?: boolean | CpuKernelsOptions;
-  /** Threads a host-plan kernel call splits over (cores per rank; `cpuKernels.threads` overrides). */
-  planThreads?: number;
-  /** The engine's limits (the WebGPU executor sizes its buffers by them). */
-  maxNumBatchedTokens?: number;
-  maxNumSeqs?: number;
-  maxModelLen?: number;
-}
-
-/** What a rank's loop drives: the tfjs `ModelRunner` or the WebGPU step's runner. */
-export interface RankRunner {
-  initKVCaches(numBlocks: number, blockSize: number): number | Promise<number>;
-  step(msg: StepMsg): Promise<StepResult | null>;
-  dispose(): void;
-}
-
-export type ModelFactory = (dir: string, state: ParallelState, args: RankArgs) => CausalLMRank | Promise<CausalLMRank>;
-
-/** Sampling state of one sequence on the sampling rank. */
-export interface SeqState {
-  sampling: SamplingParams;
-  history: { prompt: Set<number>; output: Map<number, number> } | null;
-}
-
-export async function runRank(ctx: RankContext, createModel: ModelFactory): Promise<void> {
-  const args = ctx.args as RankArgs;
-  const send = (m: RankMessage) => ctx.driver.send(m);
-  const tracer = args.trace ? new Tracer(ctx.rank) : null;
-  const state = tracer ? traceState(ctx.state, tracer) : ctx.state;
-  if (args.deferredBackend) startDeferred();
-  const model = await createModel(args.modelDir, state, args);
-  const fmt = args.weightFormat;
-  if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
-  const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
-  const choice = choosePlanExecutor(model, state, args);
-  const useTfjsBackend = () => useDeferredBackend(args.deferredBackend, state.world.worldSize);
-  if (!('plan' in choice)) await useTfjsBackend();
-  const runner: RankRunner = 'plan' in choice ? new PlanRunner(model, state, tracer, choice.plan, choice.factory, useTfjsBackend) : new ModelRunner(model, state, tracer);
-  const stepPath = 'plan' in choice ? `plan (${choice.name})` : `tfjs (${choice.reason})`;
-  try {
-    const weights = loadRankWeights(model, args, onProgress);
-    const kvBytesPerBlock = model.kvCacheSpecs().reduce((a, s) => a + PagedKVCache.bytesPerBlock(s, args.blockSize), 0);
-    send({ type: 'ready', rank: ctx.rank, unused: weights.unused, unquantized: weights.unquantized, weightBytes: weights.bytes, backend: args.deferredBackend ?? tf.getBackend(), stepPath, kvBytesPerBlock, slidingWindows: model.kvCacheSpecs().map((s) => s.slidingWindow ?? null) });
-    for (;;) {
-      const msg = (await ctx.driver.recv()) as DriverMessage | undefined;
-      if (msg === undefined || msg.type === 'shutdown') break;
-      if (msg.type === 'init-kv') {
-        send({ type: 'kv-ready', rank: ctx.rank, kvBytes: await runner.initKVCaches(msg.numBlocks, msg.blockSize) });
-        continue;
-      }
-      const result = await traced(tracer, `step ${msg.stepId}`, 'step', () => runner.step(msg));
-      if (result) send({ type: 'result', stepId: msg.stepId, numTensors: tf.memory().numTensors, ...result });
-      if (tracer) send({ type: 'trace', rank: ctx.rank, events: tracer.drain() });
-    }
-  } finally {
-    runner.dispose();
-  }
-}
-
-function loadRankWeights(model: CausalLMRank, args: RankArgs, onProgress: (l: number, t: number, n: string) => void) {
-  const ckpt = Checkpoint.open(args.modelDir);
-  try {
-    const { unused, unquantized, bytes } = loadWeights({
-      params: model.parameters(),
-      checkpoint: ckpt,
-      stacked: model.stackedParams,
-      ignore: (n) => model.ignoreTensor(n),
-      elsewhere: (n) => model.isElsewhere(n),
-      onProgress,
-      quantization: args.weightFormat ? new QuantizationConfig(args.weightFormat) : undefined,
-    });
-    return { unused, unquantized, bytes };
-  } finally {
-    ckpt.close();
-  }
-}
-
-export type StepMsg = Extract<DriverMessage, { type: 'step' }>;
-export type StepResult = { dpRank: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array } };
 
 /** One rank's device state: the model, its paged KV caches, the sampling state of its sequences. */
 export class ModelRunner implements RankRunner {
@@ -244,20 +124,4 @@ export class ModelRunner implements RankRunner {
     this.caches = [];
     this.seqs.clear();
   }
-}
-
-export function startState(start: NonNullable<StepSeq['start']>): SeqState {
-  const sampling = start.sampling;
-  if (!usesPenalties(sampling)) return { sampling, history: null };
-  const output = new Map<number, number>();
-  for (const t of start.history?.output ?? []) output.set(t, (output.get(t) ?? 0) + 1);
-  return { sampling, history: { prompt: new Set(start.history?.prompt ?? []), output } };
-}
-
-export async function allGatherCounts(state: ParallelState, n: number): Promise<number[]> {
-  const mine = tf.tensor1d([n], 'int32');
-  const all = await state.dp.allGather(mine, 0);
-  const counts = Array.from(await all.data());
-  tf.dispose([mine, all]);
-  return counts;
 }

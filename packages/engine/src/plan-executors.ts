@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
 import { HOST_CAPS, HostPlanExecutor, unsupportedOps, webgpuPlanUnsupported, WebGpuPlanExecutor, type CausalLMRank, type DevicePlan } from '@weft/layers';
-import type { RankArgs } from './model-runner.js';
+import type { RankArgs } from './rank-runner.js';
 import type { PlanExecutorFactory } from './plan-runner.js';
 
 /** The WebGPU executor's read-back holds at most this many sampled ids per step. */

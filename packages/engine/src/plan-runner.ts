@@ -18,7 +18,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
 import { buildAttentionMetadata, traced, type CausalLMRank, type DevicePlan, type IntermediateTensors, type PlanExecutor, type RowSampling, type Tracer } from '@weft/layers';
-import { allGatherCounts, ModelRunner, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './model-runner.js';
+import { ModelRunner } from './model-runner.js';
+import { allGatherCounts, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './rank-runner.js';
 import { deviceSamplable, fromRowSampled, rowSampling } from './device-sampling.js';
 import type { SampledToken, StepSeq } from './protocol.js';
 import { argmax, sampleToken } from './sampler.js';
@@ -30,7 +31,6 @@ export function needsHostSampling(p: SamplingParams): boolean {
 }
 
 /** LLMOptions.devicePlan: 'auto' (where it pays), true (wherever an executor can), false (never). */
-export type DevicePlanOption = 'auto' | boolean;
 
 /** Makes the executor of a plan once the weights are loaded (async: a WebGPU device). */
 export type PlanExecutorFactory = (plan: DevicePlan) => PlanExecutor | Promise<PlanExecutor>;

@@ -4,7 +4,8 @@
  */
 import type { RankContext } from '@weft/comm';
 import { configureWebgpuKernels, webgpuKernelSettingsFromEnv } from '@weft/layers';
-import { runRank, type RankArgs } from './model-runner.js';
+import { runRank } from './rank-loop.js';
+import type { RankArgs } from './rank-runner.js';
 import { loadModelRegistration } from './registry.js';
 
 export function main(ctx: RankContext): Promise<void> {

@@ -1,7 +1,7 @@
 /** Test rank entry: the ordinary one, except that rank 1 throws in its forward when the batch holds token POISON (a real rank failure mid-step). */
 import type { RankContext } from '@weft/comm';
 import type { ForwardInput, IntermediateTensors } from '@weft/layers';
-import { runRank } from '../model-runner.js';
+import { runRank } from '../rank-loop.js';
 import { modelRegistration } from '../registry.js';
 
 export const POISON = 499;
