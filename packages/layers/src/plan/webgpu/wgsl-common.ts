@@ -3,7 +3,7 @@
  * What every WGSL kernel of the plan executor shares: the step input buffer
  * `si` (rows, sequences, token ids, positions, row → sequence, sampled rows,
  * block tables; written once per step), the weight decoders (bf16 pairs,
- * fp16 block scales, Q8_0 bytes, Q4_0 nibbles) and `Binder`, which gives each
+ * fp16 block scales, Q8_0 bytes, Q4_0 nibbles: `WEIGHT_FNS`) and `Binder`, which gives each
  * distinct buffer one binding (an activation read and written by one op is
  * bound once, read-write: WebGPU refuses a writable buffer bound twice).
  * Model dimensions and column offsets are baked into each shader as
@@ -54,15 +54,20 @@ export function rowsExpr(a: PlanAct): string {
   return a.rows === 'tokens' ? 'si[0]' : 'si[1]';
 }
 
+/**
+ * Weight decoders. Quantized bytes become floats without an int → float conversion (on Hopper an I2F issues
+ * at 16 a clock per SM against 128 FMAs): a byte b in the low mantissa bits of 2^23 is the float 8388608 + b
+ * exactly (`bitcast<f32>(0x4B000000 | b)`), so one subtraction gives b − 8 for a Q4_0 nibble (− 8388616) and,
+ * with the word xor 0x80808080 (b + 128 per byte), the signed Q8_0 byte (− 8388736). Both subtractions are
+ * exact: the same floats as `f32(q) − 8` and `f32(i8)`, so every output keeps its bits.
+ */
 export const WEIGHT_FNS = /* wgsl */ `
 fn bf2(u : u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u)); }
-fn i8x4(u : u32) -> vec4<f32> {
-  return vec4<f32>(vec4<i32>(bitcast<i32>(u << 24u), bitcast<i32>(u << 16u), bitcast<i32>(u << 8u), bitcast<i32>(u)) >> vec4<u32>(24u));
+fn bytes4(v : u32, mask : u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(((vec4<u32>(v) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(mask)) | vec4<u32>(0x4B000000u));
 }
-fn nib4(u : u32) -> vec4<f32> {
-  let v = u & 0x0f0f0f0fu;
-  return vec4<f32>(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)) - vec4<f32>(8.0);
-}`;
+fn i8x4(u : u32) -> vec4<f32> { return bytes4(u ^ 0x80808080u, 0xffu) - vec4<f32>(8388736.0); }
+fn nib4(u : u32) -> vec4<f32> { return bytes4(u, 0xfu) - vec4<f32>(8388616.0); }`;
 
 /** Decimal WGSL float literal that round-trips an fp32 value. */
 export function f32Lit(x: number): string {

@@ -7,7 +7,7 @@
 import type { ActView, AddOp, EmbedOp, GatedActOp, GatherSampledOp, RmsNormOp, RotaryOp, SoftcapOp } from '../ops.js';
 import type { GpuMatrix } from './gpu-weights.js';
 import { ACT_FNS } from './wgsl-matmul.js';
-import { f32Lit, rowsExpr, type Binder } from './wgsl-common.js';
+import { f32Lit, rowsExpr, WEIGHT_FNS, type Binder } from './wgsl-common.js';
 
 const IDX = 'let idx = (wid.y * 65535u + wid.x) * 256u + lid;';
 const MAIN = '@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) lid : u32)';
@@ -23,10 +23,11 @@ export function embedWgsl(b: Binder, op: EmbedOp, w: GpuMatrix): string {
   const body = {
     fp32: `return ${E}[r * ${w.kp}u + c];`,
     bf16: `let u = ${E}[(r * ${w.kp}u + c) / 2u]; return bitcast<f32>(select(u << 16u, u & 0xffff0000u, (c & 1u) == 1u));`,
-    q8_0: `return f32(bitcast<i32>(${E}[(r * ${K}u + c) / 4u] << (24u - 8u * (c % 4u))) >> 24u) * scale(r * ${K / 32}u + c / 32u);`,
-    q4_0: `let blk = r * ${K / 32}u + c / 32u; let q = (${E}[blk * 4u + (c % 16u) / 4u] >> (8u * (c % 4u) + select(0u, 4u, c % 32u >= 16u))) & 0xfu; return (f32(q) - 8.0) * scale(blk);`,
+    q8_0: `return i8x4(${E}[(r * ${K}u + c) / 4u])[c % 4u] * scale(r * ${K / 32}u + c / 32u);`,
+    q4_0: `let blk = r * ${K / 32}u + c / 32u; return nib4(${E}[blk * 4u + (c % 16u) / 4u] >> select(0u, 4u, c % 32u >= 16u))[c % 4u] * scale(blk);`,
   }[w.format];
-  return `${b.decls.join('\n')}
+  return `${w.format === 'q8_0' || w.format === 'q4_0' ? WEIGHT_FNS : ''}
+${b.decls.join('\n')}
 ${si}
 ${S ? `fn scale(i : u32) -> f32 { return unpack2x16float(${S}[i >> 1u])[i & 1u]; }` : ''}
 fn ev(r : u32, c : u32) -> f32 { ${body} }
