@@ -16,7 +16,7 @@
     },
     {
       "target_name": "weft_cpu_kernels",
-      "sources": ["native/addon.c", "native/scalar.c", "native/dense.c", "native/attention.c", "native/plan-ops.c"],
+      "sources": ["native/addon.c", "native/scalar.c", "native/dense.c", "native/attention.c", "native/plan-ops.c", "native/host-memory.c"],
       "dependencies": ["weft_isa_avx512", "weft_isa_avx2"],
       "cflags": ["-O3", "-std=c11", "-ffp-contract=off", "-pthread"],
       "ldflags": ["-pthread"],

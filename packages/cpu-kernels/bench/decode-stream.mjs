@@ -9,7 +9,9 @@
  * and after each round: the bound bench:cpu divides by.
  *
  * usage: node packages/cpu-kernels/bench/decode-stream.mjs [--addon a.node[,b.node]] [--formats q4_0,q8_0,bf16]
- *          [--threads 1,2] [--rounds 3] [--steps 4] [--layers 22] [--probe /tmp/weft-native-bandwidth/bw-xxxx]
+ *          [--threads 1,2] [--rounds 3] [--steps 4] [--layers 22] [--probe /tmp/weft-native-bandwidth/bw-xxxx] [--pages 4k,huge]
+ * --pages: where the weights live, each a variant alternated with the builds: 4k (ArrayBuffer), huge (hostBuffer).
+ * The probe is run as `probe threads 256 5 [huge]`: a probe binary that takes the 4th argument reads huge pages.
  */
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -17,7 +19,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BYTES, bf16Values, fillRandom, fp16Scales } from './random-weights.mjs';
+import { allocator, BYTES, bf16Values, fillRandom, fp16Scales } from './random-weights.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -30,10 +32,14 @@ const { values } = parseArgs({
     isa: { type: 'string', default: '0' },
     probe: { type: 'string', default: '' },
     'no-head': { type: 'boolean', default: false },
+    pages: { type: 'string', default: '4k' },
   },
 });
 const req = createRequire(import.meta.url);
-const addons = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
+const builds = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
+const pagesList = values.pages.split(',');
+const addons = builds.flatMap((b) => pagesList.map((pages) => ({ ...b, pages, path: pagesList.length > 1 ? `${b.path} ${pages}` : b.path })));
+const allocMod = (builds.find((b) => b.mod.hostBuffer) ?? builds[0]).mod;
 const SHAPES = [
   ['qkv', 2560, 2048],
   ['o', 2048, 2048],
@@ -42,17 +48,18 @@ const SHAPES = [
 ];
 
 
-function weight(fmt, n, k) {
-  if (fmt === 'bf16') return { fmt, n, k, w: bf16Values(n * k) };
-  const qs = fmt === 'q8_0' ? new Int8Array(n * k) : new Uint8Array((n * k) / 2);
+function weight(fmt, n, k, alloc) {
+  if (fmt === 'bf16') return { fmt, n, k, w: bf16Values(n * k, alloc) };
+  const qs = fmt === 'q8_0' ? new Int8Array(alloc(n * k)) : new Uint8Array(alloc((n * k) / 2));
   fillRandom(new Uint8Array(qs.buffer));
-  return { fmt, n, k, w: qs, d: fp16Scales((n * k) / 32) };
+  return { fmt, n, k, w: qs, d: fp16Scales((n * k) / 32, alloc) };
 }
 
-function model(fmt) {
+function model(fmt, pages) {
+  const alloc = allocator(pages, allocMod);
   const ops = [];
-  for (let l = 0; l < Number(values.layers); l++) for (const [name, n, k] of SHAPES) ops.push({ name, ...weight(fmt, n, k) });
-  if (!values['no-head']) ops.push({ name: 'lm_head(bf16)', ...weight('bf16', 32000, 2048) });
+  for (let l = 0; l < Number(values.layers); l++) for (const [name, n, k] of SHAPES) ops.push({ name, ...weight(fmt, n, k, alloc) });
+  if (!values['no-head']) ops.push({ name: 'lm_head(bf16)', ...weight('bf16', 32000, 2048, alloc) });
   return ops;
 }
 
@@ -79,21 +86,23 @@ function step(mod, t, ops) {
   return ms;
 }
 
-const probe = (t) => (values.probe ? Number(execFileSync(values.probe, [String(t), '256', '5'], { encoding: 'utf8' }).trim()) : NaN);
+const probe = (t, pages) =>
+  values.probe ? Number(execFileSync(values.probe, [String(t), '256', '5', ...(pages === 'huge' ? ['huge'] : [])], { encoding: 'utf8' }).trim()) : NaN;
 const results = new Map();
 const loads = [];
 const probes = {};
 for (const fmt of values.formats.split(',')) {
-  const ops = model(fmt);
+  const models = Object.fromEntries(pagesList.map((p) => [p, model(fmt, p)]));
   const bytes = {};
-  for (const op of ops) bytes[op.name] = (bytes[op.name] ?? 0) + op.n * op.k * BYTES[op.fmt];
+  for (const op of models[pagesList[0]]) bytes[op.name] = (bytes[op.name] ?? 0) + op.n * op.k * BYTES[op.fmt];
   const total = Object.values(bytes).reduce((a, b) => a + b, 0);
   for (let r = 0; r < Number(values.rounds); r++) {
     loads.push(loadavg()[0]);
     for (const t of values.threads.split(',').map(Number)) {
-      if (values.probe) (probes[t] ??= []).push(probe(t));
+      if (values.probe) for (const p of pagesList) (probes[`t=${t} ${p}`] ??= []).push(probe(t, p));
       const order = r % 2 ? [...addons].reverse() : addons;
       for (const a of order) {
+        const ops = models[a.pages];
         step(a.mod, t, ops); // warm: pages touched, pool started
         for (let i = 0; i < Number(values.steps); i++) {
           const ms = step(a.mod, t, ops);
@@ -111,7 +120,7 @@ for (const fmt of values.formats.split(',')) {
 const med = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const f = (v) => `${med(v).toFixed(1)} [${Math.min(...v).toFixed(1)}–${Math.max(...v).toFixed(1)}]`;
 console.log(`decode order, ${values.layers} layers; GB/s of weights read, median [min–max] over steps; load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`);
-if (values.probe) console.log(`probe GB/s: ${Object.entries(probes).map(([t, v]) => `t=${t} ${f(v)}`).join(', ')}`);
+if (values.probe) console.log(`probe GB/s: ${Object.entries(probes).map(([t, v]) => `${t} ${f(v)}`).join(', ')}`);
 const names = [...SHAPES.map(([n]) => n), ...(values['no-head'] ? [] : ['lm_head(bf16)'])];
 console.log(`| cell | build | step | ${names.join(' | ')} |`);
 for (const [key, cell] of results) {

@@ -7,15 +7,16 @@
  * not depend on the values), so any build directory can be timed, e.g. a private copy of native/ built aside.
  *
  * usage: node packages/cpu-kernels/bench/gemv.mjs [--addon path.node[,path2.node]] [--formats q8_0,q4_0,bf16]
- *          [--shape 5632x2048] [--rows 1,16] [--threads 1,2] [--rounds 3] [--ms 400] [--rotate-mb 256] [--l3]
+ *          [--shape 5632x2048] [--rows 1,16] [--threads 1,2] [--rounds 3] [--ms 400] [--rotate-mb 256] [--l3] [--pages 4k,huge]
  *   --l3: one copy of the weights (cache-resident where it fits): the arithmetic's rate, not memory's.
+ *   --pages: where the weights live, each a variant alternated with the builds: 4k (ArrayBuffer), huge (hostBuffer).
  */
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BYTES, bf16Values, fillRandom, fp16Scales } from './random-weights.mjs';
+import { allocator, BYTES, bf16Values, fillRandom, fp16Scales } from './random-weights.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -29,23 +30,27 @@ const { values } = parseArgs({
     'rotate-mb': { type: 'string', default: '256' },
     isa: { type: 'string', default: '0' },
     l3: { type: 'boolean', default: false },
+    pages: { type: 'string', default: '4k' },
   },
 });
 const req = createRequire(import.meta.url);
-const addons = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
+const builds = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
+const pagesList = values.pages.split(',');
+/** One variant a build × pages; labels name the pages only when more than one is asked. */
+const addons = builds.flatMap((b) => pagesList.map((pages) => ({ ...b, pages, path: pagesList.length > 1 ? `${b.path} ${pages}` : b.path })));
 const [n, k] = values.shape.split('x').map(Number);
 
 
-function makeWeights(fmt) {
+function makeWeights(fmt, alloc) {
   const bytes = n * k * BYTES[fmt];
   const copies = values.l3 ? 1 : Math.max(2, Math.ceil((Number(values['rotate-mb']) * 1e6) / bytes));
   const ws = [];
   for (let c = 0; c < copies; c++) {
-    if (fmt === 'bf16') ws.push({ w: bf16Values(n * k) });
+    if (fmt === 'bf16') ws.push({ w: bf16Values(n * k, alloc) });
     else {
-      const qs = fmt === 'q8_0' ? new Int8Array(n * k) : new Uint8Array((n * k) / 2);
+      const qs = fmt === 'q8_0' ? new Int8Array(alloc(n * k)) : new Uint8Array(alloc((n * k) / 2));
       fillRandom(new Uint8Array(qs.buffer));
-      ws.push({ w: qs, d: fp16Scales((n * k) / 32) });
+      ws.push({ w: qs, d: fp16Scales((n * k) / 32, alloc) });
     }
   }
   return { ws, bytes };
@@ -77,13 +82,14 @@ function time(mod, fmt, t, m, { ws }) {
 const cells = new Map();
 const loads = [];
 for (const fmt of values.formats.split(',')) {
-  const W = makeWeights(fmt);
+  const Ws = Object.fromEntries(pagesList.map((p) => [p, makeWeights(fmt, allocator(p, (builds.find((b) => b.mod.hostBuffer) ?? builds[0]).mod))]));
   for (let r = 0; r < Number(values.rounds); r++) {
     loads.push(loadavg()[0]);
     const order = r % 2 ? [...addons].reverse() : addons;
     for (const m of values.rows.split(',').map(Number))
       for (const t of values.threads.split(',').map(Number))
         for (const a of order) {
+          const W = Ws[a.pages];
           const ms = time(a.mod, fmt, t, m, W);
           const key = `${fmt} m=${m} t=${t}|${a.path}`;
           cells.set(key, [...(cells.get(key) ?? []), (W.bytes / ms) * 1e-6]);

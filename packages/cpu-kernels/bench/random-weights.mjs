@@ -7,8 +7,16 @@ export function fillRandom(u8) {
     u32[i] = s >>> 0;
   }
 }
+/** Where the benches' weights live: '4k' an ordinary ArrayBuffer, 'huge' the addon's hostBuffer (2 MiB pages advised). */
+export const PAGES = ['4k', 'huge'];
+export function allocator(pages, mod) {
+  if (!PAGES.includes(pages)) throw new Error(`--pages: '${pages}' is not one of ${PAGES.join(', ')}`);
+  if (pages === 'huge' && !mod.hostBuffer) throw new Error('--pages huge: this addon build has no hostBuffer');
+  return pages === 'huge' ? (bytes) => mod.hostBuffer(bytes, true) : (bytes) => new ArrayBuffer(bytes);
+}
+const plain = (bytes) => new ArrayBuffer(bytes);
 /** Random fp16 values of moderate size (no NaN, no inf), as block scales. */
-export const fp16Scales = (len) => { const d = new Uint16Array(len); for (let i = 0; i < len; i++) d[i] = 0x1c00 + ((i * 2654435761) >>> 22); return d; };
-export const bf16Values = (len) => { const w = new Uint16Array(len); fillRandom(new Uint8Array(w.buffer)); for (let i = 0; i < len; i++) w[i] = (w[i] & 0x807f) | 0x3c00; return w; };
+export const fp16Scales = (len, alloc = plain) => { const d = new Uint16Array(alloc(len * 2)); for (let i = 0; i < len; i++) d[i] = 0x1c00 + ((i * 2654435761) >>> 22); return d; };
+export const bf16Values = (len, alloc = plain) => { const w = new Uint16Array(alloc(len * 2)); fillRandom(new Uint8Array(w.buffer)); for (let i = 0; i < len; i++) w[i] = (w[i] & 0x807f) | 0x3c00; return w; };
 /** Bytes a weight takes per element in each format. */
 export const BYTES = { q8_0: 34 / 32, q4_0: 18 / 32, bf16: 2 };

@@ -390,6 +390,7 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 napi_status weft_define_plan_ops(napi_env env, napi_value exports);
+napi_status weft_define_host_memory(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT() {
   pthread_once(&once, detect);
@@ -401,5 +402,6 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (weft_define_plan_ops(env, exports) != napi_ok) return NULL;
+  if (weft_define_host_memory(env, exports) != napi_ok) return NULL;
   return exports;
 }

@@ -32,6 +32,9 @@ export interface NativeAddon {
     isa: number, threads: number, q: Float32Array, qoff: number, ldq: number, k: Float32Array, koff: number, ldk: number, v: Float32Array | null, voff: number, ldv: number,
     out: Float32Array, ooff: number, ldo: number, kCache: Float32Array, vCache: Float32Array | null, seqs: Int32Array, tables: Int32Array, dims: Int32Array, scale: number, softCap: number,
   ): void;
+  /** `bytes` zeroed bytes, 2 MiB-aligned and advised MADV_HUGEPAGE on Linux when `hugePages` (native/host-memory.c);
+   * the buffer's `hugePages` says whether madvise took. Absent from builds before it (src/host-memory.ts falls back). */
+  hostBuffer?(bytes: number, hugePages: boolean): ArrayBuffer & { hugePages?: boolean };
 }
 
 export const ADDON_FILE = 'build/Release/weft_cpu_kernels.node';

@@ -5,13 +5,16 @@
  * tfjs has no 8- or 16-bit dtypes: the bytes live in typed arrays that a CPU
  * kernel reads directly, or that are widened per op into an fp32 tensor. The
  * formats and their quantizers (llama.cpp's reference rounding) are
- * @weft/cpu-kernels', the package whose kernels read them.
+ * @weft/cpu-kernels', the package whose kernels read them. The arrays sit in
+ * its hostBuffer: 2 MiB huge pages where Linux and the addon give them (decode
+ * streams every weight once a token), an ordinary ArrayBuffer elsewhere.
  */
 import { float32ToBf16, QUANT_BLOCK, quantizedBytes } from '@weft/core';
 import {
   bf16Transposed,
   dequantizeQ4_0Transposed,
   dequantizeQ8_0Transposed,
+  hostBuffer,
   quantizeRowsQ4_0,
   quantizeRowsQ8_0,
   type Q4_0Weight as Q4_0Blocks,
@@ -45,7 +48,7 @@ export type PackedWeight = Bf16Weight | Q8_0Weight | Q4_0Weight;
 /** Empty storage of a `[n, k]` weight; for the block formats k must be a multiple of 32 (the caller checked). */
 export function createPackedWeight(format: PackedFormat, n: number, k: number): PackedWeight {
   if (format === 'bf16') {
-    const data = new Uint16Array(n * k);
+    const data = new Uint16Array(hostBuffer(n * k * 2));
     return {
       format, n, k, data, bytes: n * k * 2,
       storeRows: (src, row0, rows) => void float32ToBf16(src.subarray(0, rows * k), data.subarray(row0 * k, (row0 + rows) * k)),
@@ -53,18 +56,18 @@ export function createPackedWeight(format: PackedFormat, n: number, k: number): 
     };
   }
   if (k % QUANT_BLOCK !== 0) throw new RangeError(`${format}: input dim ${k} is not a multiple of ${QUANT_BLOCK}`);
-  const d = new Uint16Array((n * k) / QUANT_BLOCK);
+  const d = new Uint16Array(hostBuffer(((n * k) / QUANT_BLOCK) * 2));
   const bytes = quantizedBytes(format, n * k);
   if (format === 'q8_0') {
     const w: Q8_0Weight = {
-      format, n, k, bytes, d, qs: new Int8Array(n * k),
+      format, n, k, bytes, d, qs: new Int8Array(hostBuffer(n * k)),
       storeRows: (src, row0, rows) => quantizeRowsQ8_0(src, rows, k, w, row0),
       dequantizeTransposed: () => dequantizeQ8_0Transposed(w, n, k),
     };
     return w;
   }
   const w: Q4_0Weight = {
-    format, n, k, bytes, d, qs: new Uint8Array((n * k) / 2),
+    format, n, k, bytes, d, qs: new Uint8Array(hostBuffer((n * k) / 2)),
     storeRows: (src, row0, rows) => quantizeRowsQ4_0(src, rows, k, w, row0),
     dequantizeTransposed: () => dequantizeQ4_0Transposed(w, n, k),
   };
