@@ -27,7 +27,13 @@
 # `step` (issue 20's decode step end to end, examples/src/bench/gpu-step.ts): the GPU's clocks and power every
 #   50 ms (clocks.csv) while bench gpu-step runs on bench:gpu's checkpoint (gpu-step.json; STEP_ARGS adds
 #   options, e.g. --variants), then the device plan's parity (plan-check.json). DEADLINE_S default 300 there.
-#   usage: bash scripts/gpu/device.sh [all|check|bench|exit|extra|step]   (default all; check = 2, 4, 5; exit = 4)
+# `gemv` (issue 20's GEMV shapes, clocks logged as in `step`): bench gpu-kernels sweeps TinyLlama's linears per
+#   format × rows × GEMV shape (SWEEP_FORMATS default bf16,q4_0,q8_0; SWEEP_ROWS 1,16; SWEEP_SHAPES; SWEEP_S: its
+#   time budget, default 170 s) and writes the fastest shape per linear (gemv-choice.json); then bench gpu-step runs
+#   whole decode steps with the defaults and the variants `convert` (int → float weight decoding) and `swept` (the
+#   sweep's shapes) (gpu-step.json; STEP_FORMATS default bf16,q4_0,q8_0; STEP_ARGS adds options); then plan-check.
+#   DEADLINE_S default 540 there.
+#   usage: bash scripts/gpu/device.sh [all|check|bench|exit|extra|step|gemv]   (default all; check = 2, 4, 5; exit = 4)
 set -uo pipefail
 what="${1:-all}"
 out="${OUT:-gpu-out}"; mkdir -p "$out"
@@ -44,6 +50,26 @@ rc=0
 timeout 60 node scripts/gpu/worker-probe.mjs 2 2>&1 | tee -a "$out/env.txt" || rc=1
 
 ck=/tmp/weft-bench-tinyllama-1.1b-22l
+if [ "$what" = gemv ] && stage gemv-sweep 120; then
+  q=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu
+  nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -lms 50 > "$out/clocks.csv" 2>&1 &
+  smi=$!
+  sleep 0.5
+  kill -0 "$smi" 2>/dev/null || { nvidia-smi --query-gpu=$q --format=csv -lms 50 > "$out/clocks.csv" 2>&1 & smi=$!; }
+  timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1 &
+  ckw=$!
+  sweep_s="${SWEEP_S:-170}"
+  timeout "$(( sweep_s + 60 ))" node examples/dist/bench/gpu-kernels.js --formats "${SWEEP_FORMATS:-bf16,q4_0,q8_0}" --rows "${SWEEP_ROWS:-1,16}" \
+    --shapes "${SWEEP_SHAPES:-default,convert,64x1,64x2,64x4,64x8,32x2,32x4,32x8,128x1,128x2,128x4,256x1,64x2u2,64x4u2,128x2u2,128x1u4}" \
+    --gemm-rows '' --attention-rows '' --budget-s "$sweep_s" --choice-out "$out/gemv-choice.json" --out "$out/gpu-kernels.json" 2>&1 | grep -v 'artificially reduced\|^\[gpu-kernels\] {' || rc=1
+  wait "$ckw"
+  if stage gpu-step 100; then
+    timeout "$(( $(left) > 100 ? $(left) - 60 : 30 ))" node examples/dist/bench/gpu-step.js --dir "$ck" --formats "${STEP_FORMATS:-bf16,q4_0,q8_0}" --rows 1,16 --chunk-rows '' \
+      --gemv-table "$out/gemv-choice.json" --variants convert,swept --out "$out/gpu-step.json" ${STEP_ARGS:-} 2>&1 | grep -v 'artificially reduced' || rc=1
+  fi
+  kill "$smi" 2>/dev/null
+fi
+
 if [ "$what" = step ] && stage gpu-step 60; then
   q=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu
   nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -lms 50 > "$out/clocks.csv" 2>&1 &
@@ -55,7 +81,7 @@ if [ "$what" = step ] && stage gpu-step 60; then
   kill "$smi" 2>/dev/null
 fi
 
-if [[ "$what" =~ ^(all|check|step)$ ]] && stage plan-check; then
+if [[ "$what" =~ ^(all|check|step|gemv)$ ]] && stage plan-check; then
   timeout 90 node examples/dist/bench/gpu.js --plan-check fixtures --out "$out/plan-check.json" 2>&1 | grep -v 'artificially reduced' || rc=1
 fi
 

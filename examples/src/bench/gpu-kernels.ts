@@ -6,8 +6,14 @@
  * weight format, activation-row count and GEMV shape (µs per dispatch, GB/s of weight bytes), and prefill
  * attention at 512 rows (flash against the staged kernel).
  *
- * usage: node examples/dist/bench/gpu-kernels.js [--formats bf16,q4_0] [--rows 1,16] [--shapes 64x1,64x2,…]
- *          [--reps 50] [--out gpu-kernels.json]
+ * A shape is `LxR` (L lanes along K, R weight rows a thread), with `uN` N K passes' loads issued before any
+ * is decoded and `sg` subgroupAdd sums (64x2u2, 32x4sg), `default` (the executor's choice) or `convert` (the default
+ * shape decoding Q8_0 / Q4_0 with int → float conversions, as before the exponent trick). `--choice-out`
+ * writes the fastest shape per (format, linear, rows) where it beats `default` by more than `--margin`
+ * (bench gpu-step's `--gemv-table` runs whole decode steps with them).
+ *
+ * usage: node examples/dist/bench/gpu-kernels.js [--formats bf16,q4_0] [--rows 1,16] [--shapes default,64x1,64x2u2,…]
+ *          [--reps 50] [--warm-ms 150] [--budget-s S] [--choice-out gemv-choice.json] [--out gpu-kernels.json]
  */
 /// <reference types="@webgpu/types" />
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,6 +25,7 @@ import {
   type AttentionOp, type DevicePlan, type KernelTuning, type PlanStepInput,
 } from '@weft/layers';
 import { benchPlan, type PlanBenchRow } from './gpu-plan.js';
+import { gemvChoice, parseGemvShape } from './gpu-gemv-table.js';
 import { probeAdapter } from './gpu-probe.js';
 import { median } from './stats.js';
 
@@ -28,6 +35,13 @@ const { values: v } = parseArgs({
     rows: { type: 'string', default: '1,4,16' },
     shapes: { type: 'string', default: 'rows4,64x1,64x2,64x4,32x2,32x4,128x1,128x2,16x4,32x1sg,32x2sg,32x4sg' },
     reps: { type: 'string', default: '50' },
+    /** ms of the same work on the GPU before each point's timing (the H200 of this lease clocks down while the host works). */
+    'warm-ms': { type: 'string', default: '150' },
+    /** Stop the sweep (keeping what it has) after this many seconds. */
+    'budget-s': { type: 'string', default: '1e9' },
+    /** The fastest shape per (format, linear, rows), where it beats `default` by more than `margin` (a fraction). */
+    'choice-out': { type: 'string' },
+    margin: { type: 'string', default: '0.03' },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu-kernels.json' },
     /** Also the whole decode step of bench:gpu's checkpoint in DIR per --plan-formats × --plan-shapes (a GEMV shape for every linear). */
@@ -39,10 +53,14 @@ const { values: v } = parseArgs({
     /** The prefill GEMM at these row counts per K step ('' skips). */
     'gemm-rows': { type: 'string', default: '512' },
     'gemm-shapes': { type: 'string', default: 'k16,k32' },
+    /** Prefill attention (flash variants against the staged kernel) at these rows ('' skips). */
+    'attention-rows': { type: 'string', default: '512' },
   },
 });
 const log = (m: string) => process.stderr.write(`[gpu-kernels] ${m}\n`);
 const reps = Number(v.reps);
+const warmMs = Number(v['warm-ms']);
+const sweepEnd = performance.now() + Number(v['budget-s']) * 1000;
 
 /** xorshift32 in (-scale, scale). */
 function random(n: number, seed: number, scale: number): Float32Array {
@@ -108,21 +126,20 @@ function linearPlan(l: Linear, w: LinearWeight, gn: Parameter): DevicePlan {
 function tuningOf(shape: string): KernelTuning {
   if (shape === 'rows4') return { gemv: 'rows4' };
   if (shape === 'default') return {};
+  if (shape === 'convert') return { weightDecode: 'convert' };
   if (shape === 'k16' || shape === 'k32') return { gemmK: shape === 'k16' ? 16 : 32 };
-  const sg = shape.endsWith('sg');
-  const [L, R] = shape.replace('sg', '').split('x').map(Number) as [number, number];
-  return { gemv: (_m, gateUp) => ({ L, R: gateUp ? Math.max(2, 2 * Math.ceil(R / 2)) : R, sg }) };
+  return { gemv: (_m, gateUp) => parseGemvShape(shape, gateUp) };
 }
 
 /**
  * µs per run of the plan's kernels (those passing `only`), `reps` runs in one submit, median of 3 — after
- * ≥ 50 ms of the same work, so the GPU is at its working clocks (the host builds and quantizes between
+ * ≥ `--warm-ms` of the same work, so the GPU is at its working clocks (the host builds and quantizes between
  * points, long enough for it to clock down; run 2's figures of 2026-12-03 were taken without this).
  */
 async function timeKernels(ex: WebGpuPlanExecutor, T: number, only?: (tag: string) => boolean): Promise<number> {
   const dev = ex.device;
   const runs: number[] = [];
-  for (const t0 = performance.now(); performance.now() - t0 < 50; ) {
+  for (const t0 = performance.now(); performance.now() - t0 < warmMs; ) {
     const enc = dev.createCommandEncoder();
     for (let i = 0; i < reps; i++) ex.encode(enc, T, 1, only, false);
     dev.queue.submit([enc.finish()]);
@@ -144,6 +161,9 @@ async function timeKernels(ex: WebGpuPlanExecutor, T: number, only?: (tag: strin
 interface GemvRow {
   format: string;
   linear: string;
+  n: number;
+  k: number;
+  gateUp: boolean;
   rows: number;
   shape: string;
   us: number;
@@ -152,8 +172,8 @@ interface GemvRow {
   rel_diff: number;
 }
 
-async function sweepLinears(formats: string[], rows: number[], shapes: string[]): Promise<GemvRow[]> {
-  const out: GemvRow[] = [];
+/** Appends each point to `out` (`saved` after each linear, so a cut run keeps what it measured). */
+async function sweepLinears(formats: string[], rows: number[], shapes: string[], out: GemvRow[] = [], saved = () => {}): Promise<GemvRow[]> {
   for (const format of formats) {
     for (const [li, l] of LINEARS.entries()) {
       const w = weight(l.n, l.k, format, 100 + li);
@@ -161,6 +181,12 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[])
       const plan = linearPlan(l, w, gn);
       const base = new Map<number, Float32Array>();
       for (const shape of shapes) {
+        // int → float decoding is a quantized weights' variant only.
+        if (shape === 'convert' && format !== 'q8_0' && format !== 'q4_0') continue;
+        if (performance.now() > sweepEnd) {
+          log(`budget spent: ${format} ${l.name} from ${shape} on not measured`);
+          break;
+        }
         const ex = await WebGpuPlanExecutor.create({ plan, maxRows: 512, maxSeqs: 16, maxModelLen: 528, tuning: tuningOf(shape), device: await sharedDevice() });
         try {
           await ex.initCaches(40, 16);
@@ -178,7 +204,7 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[])
             }
             ex.prepare(stepInput(m, l.k));
             const us = await timeKernels(ex, m, (t) => t !== 'rms_norm');
-            const r = { format, linear: l.name, rows: m, shape, us: +us.toFixed(1), gb_s: +(bytes / us / 1e3).toFixed(0), rel_diff: Number.isNaN(d) ? -1 : +(d / mx).toExponential(2) };
+            const r = { format, linear: l.name, n: l.n, k: l.k, gateUp: l.gateUp, rows: m, shape, us: +us.toFixed(1), gb_s: +(bytes / us / 1e3).toFixed(0), rel_diff: Number.isNaN(d) ? -1 : +(d / mx).toExponential(2) };
             out.push(r);
             log(JSON.stringify(r));
           }
@@ -187,6 +213,7 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[])
         }
       }
       w.dispose?.();
+      saved();
     }
   }
   return out;
@@ -241,17 +268,20 @@ await initBackend({ prefer: 'cpu' });
 const result: Record<string, unknown> = { date: new Date().toISOString() };
 result.adapter = await probeAdapter(log);
 log(`adapter: ${JSON.stringify(result.adapter)}`);
-result.prefillAttention512 = await prefillAttention(512);
-log(`prefill attention, 512 rows, one layer (µs): ${JSON.stringify(result.prefillAttention512)}`);
-// Subgroup-reduced shapes where the adapter runs 32-wide subgroups.
-const sg = (result.adapter as { subgroups?: { subgroupSize?: number } }).subgroups?.subgroupSize === 32;
-const shapes = String(v.shapes).split(',').filter((x) => sg || !x.endsWith('sg'));
-result.linears = v['no-sweep'] ? [] : await sweepLinears(String(v.formats).split(','), String(v.rows).split(',').map(Number), shapes);
-if (v['gemm-rows']) result.gemm = await sweepLinears(String(v.formats).split(','), String(v['gemm-rows']).split(',').map(Number), String(v['gemm-shapes']).split(','));
 const save = () => {
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify(result, null, 1));
 };
+for (const T of String(v['attention-rows']).split(',').filter(Boolean).map(Number)) {
+  result[`prefillAttention${T}`] = await prefillAttention(T);
+  log(`prefill attention, ${T} rows, one layer (µs): ${JSON.stringify(result[`prefillAttention${T}`])}`);
+}
+// Subgroup-reduced shapes where the adapter runs 32-wide subgroups.
+const sg = (result.adapter as { subgroups?: { subgroupSize?: number } }).subgroups?.subgroupSize === 32;
+const shapes = String(v.shapes).split(',').filter((x) => sg || !x.endsWith('sg'));
+result.linears = [];
+if (!v['no-sweep']) await sweepLinears(String(v.formats).split(','), String(v.rows).split(',').map(Number), shapes, result.linears as GemvRow[], save);
+if (v['gemm-rows']) result.gemm = await sweepLinears(String(v.formats).split(','), String(v['gemm-rows']).split(',').map(Number), String(v['gemm-shapes']).split(','));
 save();
 if (v['plan-dir']) {
   const planRows: PlanBenchRow[] = [];
@@ -272,6 +302,11 @@ for (const k of keys) {
   const base = rs.find((r) => r.shape === 'rows4' || r.shape === 'k16');
   const best = rs.reduce((a, b) => (b.us < a.us ? b : a));
   console.log(`${k.replaceAll('|', ' | ')} | ${base?.us ?? '—'} | ${best.shape} | ${best.us} | ${best.gb_s} | ${Math.max(...rs.map((r) => (r.rel_diff < 0 ? Infinity : r.rel_diff)))}`);
+}
+if (v['choice-out']) {
+  const choice = gemvChoice(result.linears as GemvRow[], Number(v.margin));
+  writeFileSync(String(v['choice-out']), JSON.stringify(choice, null, 1));
+  log(`choice: ${JSON.stringify(choice)}`);
 }
 (device as GPUDevice | null)?.destroy();
 process.exit(0);

@@ -17,10 +17,12 @@ export const STEP_VARIANTS: Record<string, Variant> = {
   ...Object.fromEntries(
     ['64x2', '64x4', '64x8', '32x4', '128x4', '16x4', '16x8'].map((name) => {
       const [L, R] = name.split('x').map(Number) as [number, number];
-      const v: Variant = (format) => ({ gemv: (m, gateUp) => (m <= 4 ? gemvShape(m, gateUp, format, 0) : { L, R: gateUp ? Math.max(2, R) : R }) });
+      const v: Variant = () => ({ gemv: (m, gateUp, w) => (m <= 4 ? gemvShape(m, gateUp, w) : { L, R: gateUp ? Math.max(2, R) : R }) });
       return [`gemv-${name}`, v];
     }),
   ),
+  /** Q8_0 / Q4_0 linears decoded with int → float conversions, as before the exponent trick (same floats). */
+  convert: (format) => (format === 'q8_0' || format === 'q4_0' ? { weightDecode: 'convert' } : null),
   /** The step's kernels in one command buffer (the executor's default submits its first 8, then 40, on their own). */
   nosplit: () => ({ submitSplit: [] }),
   'split-4-16': () => ({ submitSplit: [4, 16] }),

@@ -16,10 +16,11 @@
  *   H200 the second Vulkan instance aborted the process: std::system_error, 2026-12-03 20:02).
  *
  * usage: node examples/dist/bench/gpu-step.js --dir CK [--formats bf16,q4_0] [--rows 1,16] [--chunk-rows 24,32,48,64]
- *          [--steps 32] [--variants chunk8:16+64,nosplit,…] [--variant-rows 1,16] [--no-warm] [--toggles] [--out gpu-step.json]
+ *          [--steps 32] [--variants chunk8:16+64,nosplit,…] [--variant-rows 1,16] [--no-warm] [--toggles]
+ *          [--gemv-table gemv-choice.json (adds the variant `swept`)] [--out gpu-step.json]
  */
 /// <reference types="@webgpu/types" />
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '@weft/core';
@@ -27,6 +28,7 @@ import { requestDevice, StepTrace, subgroupSize, type KernelTuning, type StepTim
 import { loadPlanExecutor, PLAN_FORMATS, stepOf, warmGpu } from './gpu-plan.js';
 import { median } from './stats.js';
 import { STEP_VARIANTS } from './gpu-step-variants.js';
+import { gemvTableTuning, type GemvChoice } from './gpu-gemv-table.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -39,6 +41,8 @@ const { values: v } = parseArgs({
     /** Row counts the variants run at (default --rows). */
     'variant-rows': { type: 'string' },
     toggles: { type: 'boolean', default: false },
+    /** bench gpu-kernels' `--choice-out`: adds the variant `swept` (each linear its chosen GEMV shape). */
+    'gemv-table': { type: 'string' },
     /** No warm-up before each traced loop (shows the GPU's clock ramp after host work). */
     'no-warm': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/gpu-step.json' },
@@ -230,6 +234,11 @@ async function ownDawnDevice(flags: string[]): Promise<GPUDevice> {
 await initBackend({ prefer: 'webgpu' });
 await initBackend({ prefer: 'cpu' });
 const result: Record<string, unknown> = { date: new Date().toISOString(), steps: STEPS };
+if (v['gemv-table']) {
+  const table = JSON.parse(readFileSync(String(v['gemv-table']), 'utf8')) as GemvChoice[];
+  result.gemv_table = table;
+  STEP_VARIANTS.swept = () => gemvTableTuning(table);
+}
 const save = () => {
   mkdirSync(dirname(String(v.out)), { recursive: true });
   writeFileSync(String(v.out), JSON.stringify(result));

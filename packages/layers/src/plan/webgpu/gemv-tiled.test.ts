@@ -1,6 +1,6 @@
 /**
  * The prefill GEMM at both K steps (16, 32), and the register-tiled GEMV (wgsl-gemv.ts) at the shapes a device may be tuned to (lanes along K, weight
- * rows per thread), every weight format, 1 … 7 activation rows, with a fused input RMSNorm, a fused
+ * rows per thread, K passes loaded ahead), every weight format, 1 … 7 activation rows, with a fused input RMSNorm, a fused
  * gate|up activation, a bias and accumulation, against the tfjs cpu backend on random data. K is chosen
  * so the lanes' last pass over K is partial and n so the last workgroup has rows past the matrix.
  */
@@ -56,11 +56,14 @@ const shapes: [string, KernelTuning][] = [
   ['L 128, R 2', { gemv: () => ({ L: 128, R: 2 }) }],
   ['L 32, R 1 (gate|up 2)', { gemv: (_m, gu) => ({ L: 32, R: gu ? 2 : 1 }) }],
   ['L 64, R 8', { gemv: () => ({ L: 64, R: 8 }) }],
+  // Loads of several K passes in flight (U): the last pass partial, and U above the passes there are.
+  ['L 16, R 2, U 2', { gemv: () => ({ L: 16, R: 2, U: 2 }) }],
+  ['L 32, R 4, U 3', { gemv: () => ({ L: 32, R: 4, U: 3 }) }],
 ];
 
 describe('tiled GEMV against tfjs', () => {
   const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [
-    ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5][i]! })),
+    ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5, 1, 11][i]! })),
     // Above 16 rows: chunks of 16 rows side by side (the last one partial), up to 64.
     { format, name: 'in chunks (gemvMaxRows 64)', tuning: { gemvMaxRows: 64 } as KernelTuning, T: format === 'q4_0' ? 64 : 37 },
     // The step's kernels in three command buffers, submitted one by one.
@@ -70,6 +73,8 @@ describe('tiled GEMV against tfjs', () => {
     { format, name: 'chunks of 16 (gemvChunk 16)', tuning: { gemvChunk: 16 } as KernelTuning, T: 37 },
     // By default a quantized gate|up runs the GEMM above 32 rows (its input norm then a kernel of its own; the tag stays).
     ...(format === 'q8_0' || format === 'q4_0' ? [{ format, name: 'default, gate|up on the GEMM above 32 rows', tuning: {} as KernelTuning, T: 37 }] : []),
+    // The decoders with int → float conversions (the device A/B against the exponent trick).
+    ...(format === 'q8_0' || format === 'q4_0' ? [{ format, name: 'weightDecode convert', tuning: { weightDecode: 'convert' } as KernelTuning, T: 2 }] : []),
   ]);
   it.each(cases)('$format, $name, $T rows: norm → linear (+bias), norm → gate|up·silu, linear accumulated', async ({ format, tuning, T }) => {
     // k: whole blocks for Q8_0 / Q4_0, and a partial last pass of the lanes over K for every shape above.

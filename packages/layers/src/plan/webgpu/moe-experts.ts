@@ -32,7 +32,7 @@ import { combineWgsl, MOE_GEMM_TILE, moeTileBound, moeTileRows, routeDecl, route
  * workgroup rows = the most tiles a step of T rows can have.
  */
 function tiledKernel(tag: string, spec: (tile: number) => MatmulSpec, cols: number, bound: (T: number) => number, gemmK: 16 | 32 | undefined): Kernel {
-  const shape = (tile: number, s: MatmulSpec) => gemvShape(tile, s.gateUp !== null, s.w.format, cols);
+  const shape = (tile: number, s: MatmulSpec) => gemvShape(tile, s.gateUp !== null, { format: s.w.format, cols, k: s.w.k });
   return {
     tag,
     variant: ({ T }) => `${moeTileRows(T)}`,

@@ -15,19 +15,21 @@ import type { ActView, AttentionOp, HeadMatrices, LinearOp, PlanAct, PlanOp, Rot
 import { split } from './device.js';
 import type { GpuMatrix } from './gpu-weights.js';
 import { attentionSharedBytes, attentionWgsl, kvWriteWgsl, ropeKvWgsl, type CacheBuffers, type FusedDecode } from './wgsl-attention.js';
-import type { Binder } from './wgsl-common.js';
+import { WEIGHT_FNS, WEIGHT_FNS_CONVERT, type Binder } from './wgsl-common.js';
 import { flashAttentionWgsl, flashConfig, flashWorkgroups } from './wgsl-flash-attention.js';
 import { mlaAttentionConfig, mlaAttentionWgsl, mlaAttentionWorkgroups } from './wgsl-mla-attention.js';
 import { copyHeadsWgsl, headMatmulWgsl, headMatmulWorkgroups } from './wgsl-heads.js';
 import { decodeAttentionFits, decodeAttentionWgsl } from './wgsl-decode-attention.js';
 import { addWgsl, argmaxWgsl, embedWgsl, gatedActWgsl, gatherSampledWgsl, rmsNormWgsl, rotaryWgsl, softcapWgsl } from './wgsl-elementwise.js';
-import { CHUNK, gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape } from './wgsl-gemv.js';
+import { CHUNK, gemvOutputs, gemvShape, gemvTiledWgsl, type GemvShape, type GemvWeight } from './wgsl-gemv.js';
 import { GEMM_TILE, GEMV_MAX_ROWS, GEMV_ROWS, gemmWgsl, gemvWgsl, type MatmulSpec } from './wgsl-matmul.js';
 
 /** Kernel shapes a caller may override (benches compare them on a device); defaults otherwise. */
 export interface KernelTuning {
-  /** The decode GEMV's shape per activation row count, or 'rows4' for the untiled GEMV (4 weight rows a workgroup). */
-  gemv?: ((m: number, gateUp: boolean) => GemvShape) | 'rows4';
+  /** The decode GEMV's shape per activation row count (and the linear's weight), or 'rows4' for the untiled GEMV (4 weight rows a workgroup). */
+  gemv?: ((m: number, gateUp: boolean, w: GemvWeight) => GemvShape) | 'rows4';
+  /** 'convert': the linears decode Q8_0 / Q4_0 with int → float conversions, as before the exponent trick (same floats; a device A/B). */
+  weightDecode?: 'convert';
   /** 'staged': prefill attention on the per-row kernel instead of the flash one. */
   attention?: 'staged';
   /** The flash kernel's query vectors per workgroup and keys per tile (where workgroup memory allows). */
@@ -89,7 +91,8 @@ export const GEMV_CHUNK_ROWS = 64;
 /** The GEMV shape of a linear at m rows under `tuning`. */
 function shapeOf(spec: Pick<MatmulSpec, 'gateUp' | 'w'>, tuning: KernelTuning, m: number): GemvShape {
   const gateUp = spec.gateUp !== null;
-  return typeof tuning.gemv === 'function' ? tuning.gemv(m, gateUp) : gemvShape(m, gateUp, spec.w.format, gateUp ? spec.w.n / 2 : spec.w.n);
+  const w: GemvWeight = { format: spec.w.format, cols: gateUp ? spec.w.n / 2 : spec.w.n, k: spec.w.k };
+  return typeof tuning.gemv === 'function' ? tuning.gemv(m, gateUp, w) : gemvShape(m, gateUp, w);
 }
 
 /** Whether a linear's GEMV is the register-tiled one: not for routed (expert) rows, nor under the 'rows4' override. */
@@ -137,10 +140,9 @@ export function linearKernel(tag: string, spec: MatmulSpec, tuning: KernelTuning
     tag,
     variant: ({ T, S }) => linearVariant(rowsOf(spec.x.act, T, S), maxGemv, chunk),
     code: (b, v) => {
-      if (v === 'gemm') return gemmWgsl(b, spec, tuning.gemmK);
-      if (v === 'gemvc') return gemvTiledWgsl(b, spec, chunk, shape(chunk), true);
       const m = Number(v.slice(4));
-      return tiled ? gemvTiledWgsl(b, spec, m, shape(m)) : gemvWgsl(b, spec, m);
+      const code = v === 'gemm' ? gemmWgsl(b, spec, tuning.gemmK) : v === 'gemvc' ? gemvTiledWgsl(b, spec, chunk, shape(chunk), true) : tiled ? gemvTiledWgsl(b, spec, m, shape(m)) : gemvWgsl(b, spec, m);
+      return tuning.weightDecode === 'convert' ? code.replace(WEIGHT_FNS, WEIGHT_FNS_CONVERT) : code;
     },
     workgroups: ({ T, S }, v) => {
       const m = rowsOf(spec.x.act, T, S);

@@ -69,6 +69,17 @@ fn bytes4(v : u32, mask : u32) -> vec4<f32> {
 fn i8x4(u : u32) -> vec4<f32> { return bytes4(u ^ 0x80808080u, 0xffu) - vec4<f32>(8388736.0); }
 fn nib4(u : u32) -> vec4<f32> { return bytes4(u, 0xfu) - vec4<f32>(8388616.0); }`;
 
+/** The decoders as they were, with int → float conversions (same floats; `KernelTuning.weightDecode: 'convert'`, for the device A/B). */
+export const WEIGHT_FNS_CONVERT = /* wgsl */ `
+fn bf2(u : u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u)); }
+fn i8x4(u : u32) -> vec4<f32> {
+  return vec4<f32>(vec4<i32>(bitcast<i32>(u << 24u), bitcast<i32>(u << 16u), bitcast<i32>(u << 8u), bitcast<i32>(u)) >> vec4<u32>(24u));
+}
+fn nib4(u : u32) -> vec4<f32> {
+  let v = u & 0x0f0f0f0fu;
+  return vec4<f32>(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), f32(v >> 24u)) - vec4<f32>(8.0);
+}`;
+
 /** Decimal WGSL float literal that round-trips an fp32 value. */
 export function f32Lit(x: number): string {
   const v = Math.fround(x);

@@ -18,6 +18,8 @@ export interface GemvShape {
   R: number;
   /** Reduce with subgroupAdd (needs the 'subgroups' feature and L equal to the subgroup size). */
   sg?: boolean;
+  /** K passes whose weight loads a thread issues before decoding any of them (bytes in flight: U · R · 16; default 1). */
+  U?: number;
 }
 
 /**
@@ -27,12 +29,20 @@ export interface GemvShape {
  * a thread, 8 for fp32 / bf16 where that still leaves ≥ 80 workgroups (gate|up, qkv, the LM head: the
  * accumulators reuse each x read 8 times; for o / down 8 would leave 64 workgroups and was slower).
  */
-export function gemvShape(m: number, gateUp: boolean, format: string, cols: number): GemvShape {
+export function gemvShape(m: number, gateUp: boolean, w: GemvWeight): GemvShape {
+  const { format, cols } = w;
   const quant = format === 'q8_0' || format === 'q4_0';
   if (m <= 4) return { L: 64, R: (quant ? 4 : 2) * (gateUp ? 2 : 1) };
   if (quant) return { L: 64, R: 4 };
   const R8 = (256 / 64) * (gateUp ? 4 : 8);
   return { L: 64, R: cols / R8 >= 80 ? 8 : 4 };
+}
+
+/** What a GEMV's shape is chosen by: the weight's format, output columns (of one half for gate|up) and K. */
+export interface GemvWeight {
+  format: string;
+  cols: number;
+  k: number;
 }
 
 /** Outputs per workgroup. */
@@ -74,9 +84,10 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
   if (s.route && chunked) throw new Error('gemvTiledWgsl: routed rows come in tiles, not chunks');
   const { w } = s;
   const { L, R } = t;
+  const U = t.U ?? 1;
   const ws = s.gateUp ? ['G', 'U'] : ['W'];
   const OPT = R / ws.length;
-  if (!Number.isInteger(OPT) || OPT < 1 || 256 % L || L < 8) throw new WeftError(`webgpu plan: GEMV shape L ${L}, R ${R} (gate|up: ${!!s.gateUp})`);
+  if (!Number.isInteger(OPT) || OPT < 1 || 256 % L || L < 8 || !Number.isInteger(U) || U < 1) throw new WeftError(`webgpu plan: GEMV shape L ${L}, R ${R}, U ${U} (gate|up: ${!!s.gateUp})`);
   const G = 256 / L;
   // Routed (moe expert) rows: workgroup row = one tile of an expert's rows (routeDecl), its weight rows from row().
   const { K, half, NO, xl, route, row } = prologue(b, s, s.norm?.x ?? s.x);
@@ -84,6 +95,10 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
   const steps = w.kp / per;
   const stride = w.format === 'fp32' ? w.kp / 4 : w.format === 'bf16' ? w.kp / 8 : K / per;
   const iters = Math.ceil(steps / L);
+  const passes = Math.ceil(iters / U);
+  // A pass's kk past the weight row: its loads are clamped into the row, its sums skipped.
+  const us = Array.from({ length: Math.min(U, iters) }, (_, p) => p);
+  const partial = passes * us.length * L !== steps;
   const Y = b.act(s.out.act);
   const W = b.buffer(w.data, 'W', w.format === 'fp32' ? 'vec4<f32>' : 'vec4<u32>', 'read');
   const sc = scaleFn(b, w);
@@ -95,15 +110,18 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
   // Weight rows of this thread: (wn, o) → its row expression.
   const rows = ws.flatMap((wn) => os.map((o) => ({ wn, o, id: `${wn}${o}`, row: row(`${wn === 'U' ? `${half}u + ` : ''}min(n0 + ${o}u, ${NO - 1}u)`) })));
   const scaled = w.format === 'q8_0' || w.format === 'q4_0';
-  const loads = rows
-    .map(({ id, row }) => {
-      const at = `(${row}) * ${stride}u + kk`;
-      const sAt = w.format === 'q8_0' ? `(${row}) * ${K / 32}u + kk / 2u` : `(${row}) * ${K / 32}u + kk`;
-      return `let u${id} = ${W}[${at}];${scaled ? ` let s${id} = scale(${sAt});` : ''}`;
-    })
-    .join('\n      ');
-  const units = UNITS[w.format]!.map((u) => {
-    const dec = rows.map(({ id }) => u.w(`u${id}`, `s${id}`).map((e, j) => `let w${id}_${j} = ${e};`).join(' ')).join('\n        ');
+  // The loads of pass p (at kk<p>, clamped where a pass may run past the row), then its sums (on `kk`).
+  const loads = (p: number) =>
+    rows
+      .map(({ id, row }) => {
+        const k = partial ? `min(kk${p}, ${steps - 1}u)` : `kk${p}`;
+        const at = `(${row}) * ${stride}u + ${k}`;
+        const sAt = w.format === 'q8_0' ? `(${row}) * ${K / 32}u + ${k} / 2u` : `(${row}) * ${K / 32}u + ${k}`;
+        return `let u${id}p${p} = ${W}[${at}];${scaled ? ` let s${id}p${p} = scale(${sAt});` : ''}`;
+      })
+      .join('\n      ');
+  const units = (p: number) => UNITS[w.format]!.map((u) => {
+    const dec = rows.map(({ id }) => u.w(`u${id}p${p}`, `s${id}p${p}`).map((e, j) => `let w${id}_${j} = ${e};`).join(' ')).join('\n        ');
     const gs = norm ? u.k4.map((k, j) => `let g${j} = gv(${k});`).join(' ') : '';
     const perRow = ms
       .map((i) => {
@@ -157,7 +175,12 @@ export function gemvTiledWgsl(b: Binder, s: MatmulSpec, m: number, t: GemvShape,
   const val = s.gateUp
     ? `${s.gateUp}(${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}) * (${fin(1)}${inv}${B ? ` + ${B}[nn + ${half}u]` : ''})`
     : `${fin(0)}${inv}${B ? ` + ${B}[nn]` : ''}`;
-  const guard = steps % L ? `if (kk < ${steps}u) ` : '';
+  const body = `${us.map((p) => `let kk${p} = lane + (it + ${p}u) * ${L}u;`).join(' ')}
+    ${us.map(loads).join('\n    ')}
+    ${us.map((p) => `${partial ? `if (kk${p} < ${steps}u) ` : ''}{
+      let kk = kk${p};
+      ${units(p).join('\n      ')}
+    }`).join('\n    ')}`;
   const si = chunked ? b.step() : '';
   return `${t.sg ? 'enable subgroups;\n' : ''}${WEIGHT_FNS}
 ${ACT_FNS}
@@ -179,12 +202,8 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   let lane = lid % ${L}u;
   let n0 = wg * ${G * OPT}u + grp * ${OPT}u;
   ${vals.map((v) => `var ${v} = 0.0;`).join(' ')}
-  for (var it = 0u; it < ${iters}u; it++) {
-    let kk = lane + it * ${L}u;
-    ${guard}{
-      ${loads}
-      ${units.join('\n      ')}
-    }
+  for (var it = 0u; it < ${passes * U}u; it += ${U}u) {
+    ${body}
   }
   ${chunks.join('\n')}
   for (var idx = lid; idx < ${G * OPT * m}u; idx += 256u) {
