@@ -49,13 +49,18 @@ tar xJf .gpu/weft.tar.xz
 rc=0
 timeout 60 node scripts/gpu/worker-probe.mjs 2 2>&1 | tee -a "$out/env.txt" || rc=1
 
-ck=/tmp/weft-bench-tinyllama-1.1b-22l
-if [ "$what" = gemv ] && stage gemv-sweep 120; then
-  q=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu
+# The GPU's clocks, power and utilisation every 50 ms into clocks.csv (pid in $smi).
+clocks_start() {
+  local q=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu
   nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -lms 50 > "$out/clocks.csv" 2>&1 &
   smi=$!
   sleep 0.5
   kill -0 "$smi" 2>/dev/null || { nvidia-smi --query-gpu=$q --format=csv -lms 50 > "$out/clocks.csv" 2>&1 & smi=$!; }
+}
+
+ck=/tmp/weft-bench-tinyllama-1.1b-22l
+if [ "$what" = gemv ] && stage gemv-sweep 120; then
+  clocks_start
   timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1 &
   ckw=$!
   sweep_s="${SWEEP_S:-170}"
@@ -71,11 +76,7 @@ if [ "$what" = gemv ] && stage gemv-sweep 120; then
 fi
 
 if [ "$what" = step ] && stage gpu-step 60; then
-  q=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu
-  nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -lms 50 > "$out/clocks.csv" 2>&1 &
-  smi=$!
-  sleep 0.5
-  kill -0 "$smi" 2>/dev/null || { nvidia-smi --query-gpu=$q --format=csv -lms 50 > "$out/clocks.csv" 2>&1 & smi=$!; }
+  clocks_start
   timeout 120 node examples/dist/bench/gpu.js --backend cpu --layers 22 --prompt 1 --decode 0 --batches 1 --no-torch --no-profile --write-only --out /tmp/unused.json 2>&1
   timeout "$(( $(left) > 100 ? $(left) - 70 : 30 ))" node examples/dist/bench/gpu-step.js --dir "$ck" --out "$out/gpu-step.json" ${STEP_ARGS:-} 2>&1 | grep -v 'artificially reduced' || rc=1
   kill "$smi" 2>/dev/null

@@ -17,7 +17,8 @@ export interface GemvChoice {
   default_us: number;
 }
 
-interface SweepRow {
+/** One point of the sweep: a linear (n outputs, K; gate|up: n = both halves) at `rows` rows and one shape. */
+export interface SweepRow {
   format: string;
   linear: string;
   n: number;

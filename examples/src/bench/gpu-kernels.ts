@@ -25,7 +25,7 @@ import {
   type AttentionOp, type DevicePlan, type KernelTuning, type PlanStepInput,
 } from '@weft/layers';
 import { benchPlan, type PlanBenchRow } from './gpu-plan.js';
-import { gemvChoice, parseGemvShape } from './gpu-gemv-table.js';
+import { gemvChoice, parseGemvShape, type SweepRow } from './gpu-gemv-table.js';
 import { probeAdapter } from './gpu-probe.js';
 import { median } from './stats.js';
 
@@ -158,15 +158,7 @@ async function timeKernels(ex: WebGpuPlanExecutor, T: number, only?: (tag: strin
   return median(runs);
 }
 
-interface GemvRow {
-  format: string;
-  linear: string;
-  n: number;
-  k: number;
-  gateUp: boolean;
-  rows: number;
-  shape: string;
-  us: number;
+interface GemvRow extends SweepRow {
   gb_s: number;
   /** max |out − the untiled GEMV's out| / max |out| on the first step. */
   rel_diff: number;
