@@ -1,4 +1,6 @@
 /** Option parsing shared by the weft commands: one clear line for every bad option. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKEND_NAMES, ConfigError, QUANT_FORMAT_OF, QUANTIZATIONS, WEIGHT_DTYPES, type BackendName, type QuantizationOption, type WeightDtype } from '@weft/core';
 
@@ -6,11 +8,38 @@ export class UsageError extends ConfigError {
   override name = 'UsageError';
 }
 
-export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
+/** vLLM's spellings of the layout options (`vllm serve --tensor-parallel-size 2`, `-tp 2`), taken as weft's own. */
+const VLLM_ALIASES: Record<string, string> = {
+  '--tensor-parallel-size': '--tp',
+  '-tp': '--tp',
+  '--pipeline-parallel-size': '--pp',
+  '-pp': '--pp',
+  '--data-parallel-size': '--dp',
+  '-dp': '--dp',
+};
+
+function vllmAlias(a: string): string {
+  const eq = a.indexOf('=');
+  const name = eq < 0 ? a : a.slice(0, eq);
+  const ours = VLLM_ALIASES[name];
+  return ours === undefined ? a : ours + (eq < 0 ? '' : a.slice(eq));
+}
+
+/**
+ * A word where an option belongs: say which option it could be (`weft serve DIR` is vLLM's `vllm serve MODEL`;
+ * `weft generate 'def f'` wants --prompt).
+ */
+function positionalHint(word: string, options: NonNullable<ParseArgsConfig['options']>): string {
+  if (options.model && existsSync(join(word, 'config.json'))) return ` (a model directory: give it as --model ${word})`;
+  if (options.prompt) return ` (a prompt: give it as --prompt ${JSON.stringify(word)})`;
+  return '';
+}
+
+export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>, opts: { modelPositional?: boolean } = {}) {
   // `--tp -1` would read as a missing value followed by an option; join it so the value gets the usual check.
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = options.tp ? vllmAlias(argv[i]!) : argv[i]!;
     const next = argv[i + 1];
     const name = a.startsWith('--') ? a.slice(2) : null;
     if (name && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
@@ -18,11 +47,20 @@ export function parse(argv: string[], options: NonNullable<ParseArgsConfig['opti
       i++;
     } else args.push(a);
   }
+  let parsed;
   try {
-    return parseArgs({ args, options: { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args, options: { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, ''));
   }
+  const { values, positionals } = parsed;
+  // vLLM's `serve MODEL`: one model directory before or between the options, when --model is not given too.
+  if (opts.modelPositional && positionals.length === 1 && !('model' in values)) return { values: { ...values, model: positionals[0]! }, positionals: [] };
+  if (positionals.length > 0) {
+    const word = positionals[0]!;
+    throw new UsageError(`unexpected argument '${word}': this command takes only --options${positionalHint(word, options)}`);
+  }
+  return parsed;
 }
 
 export function int(value: unknown, name: string, fallback?: number): number | undefined {

@@ -5,7 +5,7 @@ import type { LLM, LLMOptions } from '@weft/engine';
 import { backend, devicePlan, dtype, ids, int, MODEL_OPTIONS, num, parse, positiveInt, quantization, UsageError } from './args.js';
 import { defaultModelDir, loadModel } from './load-model.js';
 import { out } from './output.js';
-import { checkWritable, preflight } from './preflight.js';
+import { checkTextPrompt, checkWritable, preflight } from './preflight.js';
 import { progressReporter } from './progress.js';
 import { TRANSPORT_OPTIONS, transportSpawn } from './transport.js';
 
@@ -98,6 +98,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     seed: int(v.seed, 'seed', 0),
     stop: v.stop as string[] | undefined,
   };
+  if (!promptIds) checkTextPrompt(dir, v.prompt ? 'a --prompt' : `the default prompt ${JSON.stringify(prompts[0])}`);
   if (gen.temperature! < 0) throw new UsageError('--temperature must be ≥ 0');
   if (gen.topP! <= 0 || gen.topP! > 1) throw new UsageError('--top-p must be in (0, 1]');
   await withModel(v, dir, async (llm) => {
@@ -126,6 +127,7 @@ export async function logitsCommand(argv: string[]): Promise<void> {
   if (typeof v.model !== 'string') throw new UsageError('logits needs --model DIR');
   const tokenIds = ids(v.ids);
   if (!tokenIds && typeof v.prompt !== 'string') throw new UsageError('logits needs --ids 1,2,3 (or --prompt TEXT)');
+  if (!tokenIds) checkTextPrompt(v.model, 'a --prompt');
   await withModel(v, v.model, async (llm) => {
     const input = tokenIds ?? llm.encode(v.prompt as string);
     const rows = await llm.logits(input);

@@ -2,7 +2,8 @@
 
 const MODEL = `model and layout:
   --model DIR                  Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
-  --tp N, --pp N, --dp N       tensor / pipeline / data parallel sizes (ranks = tp × pp × dp)
+  --tp N, --pp N, --dp N       tensor / pipeline / data parallel sizes (ranks = tp × pp × dp); vLLM's spellings
+                               (--tensor-parallel-size, -tp, --pipeline-parallel-size, --data-parallel-size) work too
   --enable-expert-parallel     MoE experts split over dp × tp ranks instead of tensor-parallel
   --moe-dispatch allgather|alltoall
   --backend wasm|cpu|webgpu|tensorflow
@@ -37,7 +38,7 @@ Print vLLM's rank groups (TP, PP, DP, EP) for a layout.`,
 Start N ranks of a weft command as processes on this node (torchrun-style). One node: a fresh job token
 is made; several nodes: export the same WEFT_JOB_TOKEN on every node first. Exits 130 after SIGINT,
 143 after SIGTERM, non-zero naming the first rank that failed.`,
-  serve: `usage: weft serve [--model DIR] [--host ADDR] [--port N] [--api-key KEY] [--served-model-name NAME]
+  serve: `usage: weft serve [DIR | --model DIR] [--host ADDR] [--port N] [--api-key KEY] [--served-model-name NAME]
                   [--chat-template FILE] [--max-waiting-requests N] [--grace MS] [options]
 An OpenAI-compatible HTTP server (vLLM's routes): /v1/completions, /v1/chat/completions (streaming),
 /v1/models, /health, /metrics, /tokenize, /detokenize, and a playground page at /.
@@ -64,6 +65,7 @@ commands:
   serve      OpenAI-compatible HTTP server with a playground page
   layout     print vLLM's rank groups for a layout
   launch     start the ranks of a command as processes (torchrun-style)
-Models: Hugging Face directories of Llama (2, 3, 3.x, Mistral-style) and DeepSeek V2 / V2-Lite / V3.
+Models: Hugging Face directories of Llama (2, 3, 3.x, Mistral), Qwen2 / 2.5 / 3, Qwen3-MoE, Mixtral, Phi-3,
+Gemma 2 and DeepSeek V2 / V2-Lite / V3 (config.json's architectures picks the model).
 --transport tcp: ranks as processes over TCP; under weft launch / mpirun / srun / torchrun-style env the same
 command runs in every rank's process, else this process starts the other ranks itself. See docs/multi-host.md.`;

@@ -15,6 +15,12 @@ export function checkModelDir(dir: string): void {
   if (!existsSync(resolve(dir, 'config.json'))) throw new ConfigError(`--model ${dir}: no config.json in it (not a Hugging Face model directory)`);
 }
 
+/** A text prompt needs the model's tokenizer.json: say so before any rank starts (and which option takes ids). */
+export function checkTextPrompt(dir: string, what: string): void {
+  checkModelDir(dir);
+  if (!existsSync(resolve(dir, 'tokenizer.json'))) throw new ConfigError(`--model ${dir} has no tokenizer.json, so ${what} cannot be tokenized: give the prompt as token ids (--ids 1,2,3)`);
+}
+
 /** The shape checks the parallel layers would make on every rank, made once here. */
 export function checkLayout(config: ModelConfig, layout: { tp: number; pp: number; dp: number; ep: boolean }): void {
   const { tp, pp, dp, ep } = layout;

@@ -70,6 +70,17 @@ function rankPids(pid: number): Map<number, number> {
 }
 
 describe('weft serve', () => {
+  it('weft serve DIR serves DIR (vLLM: vllm serve MODEL); SIGTERM drains and exits 143', async () => {
+    const s = await serve([join(root, 'fixtures/llama-tiny'), '--backend', 'cpu']);
+    const models = (await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).toEqual(['llama-tiny']);
+    const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: [5, 6, 7], max_tokens: 3 }) });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
+    s.child.kill('SIGTERM');
+    expect((await s.exited).code).toBe(143);
+  });
+
   it('answers the official client (completion, streamed chat with the template, /metrics); SIGTERM drains and exits 143', async () => {
     const s = await serve(['--api-key', 'sk-cli-test', '--served-model-name', 'tiny']);
     expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

@@ -56,11 +56,12 @@ const loadServe = () => import(SERVE_PACKAGE) as Promise<typeof import('@weft/se
 const EXIT_CODE: Record<string, number> = { SIGINT: 130, SIGTERM: 143, parent: 129 };
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values: v }: { values: Values } = parse(argv, { ...MODEL_OPTIONS, ...TRANSPORT_OPTIONS, ...SERVE_OPTIONS });
+  const { values: v }: { values: Values } = parse(argv, { ...MODEL_OPTIONS, ...TRANSPORT_OPTIONS, ...SERVE_OPTIONS }, { modelPositional: true });
   const dir = typeof v.model === 'string' ? v.model : defaultModelDir();
   const host = typeof v.host === 'string' ? v.host : '127.0.0.1';
   const port = int(v.port, 'port', 8000)!;
   if (port < 0 || port > 65535) throw new UsageError(`--port must be in 0..65535, got ${port}`);
+  for (const k of ['served-model-name', 'api-key'] as const) if (v[k] === '') throw new UsageError(`--${k} must not be empty`);
   const graceMs = int(v.grace, 'grace', 30_000)!;
   if (graceMs < 0) throw new UsageError(`--grace must be ≥ 0, got ${graceMs}`);
   let chatTemplate: string | undefined;
