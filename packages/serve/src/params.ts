@@ -4,11 +4,13 @@
  * answer. Which fields exist at all is fields.ts's table.
  */
 import type { SamplingParamsInit } from '@weft/engine';
-import { badRequest } from './errors.js';
+import { badRequest, JSON_BODY } from './errors.js';
 
 export type Body = Record<string, unknown>;
 
 export function asBody(body: unknown): Body {
+  // A string is a body Fastify read as text/plain (what a browser's no-preflight fetch sends): it was never parsed.
+  if (typeof body === 'string') throw badRequest(`${JSON_BODY} (this one came as text)`);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
   return body as Body;
 }

@@ -38,6 +38,8 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
     checkFields(b, 'completions');
     ctx.checkModel(b.model);
     const common = commonParams(b, ctx.defaults, ctx.vocabSize);
+    // No tokenizer, no text: a stop string could never match, and nothing is accepted only to be ignored.
+    if (!ctx.tokenizer && common.sampling.stop?.length) throw badRequest('this model is served without a tokenizer (no tokenizer.json): stop strings can never match; use stop_token_ids', 'stop');
     const maxTokens = optInt(b, 'max_tokens', { min: 1 }) ?? 16;
     const logprobs = optInt(b, 'logprobs', { min: 0, max: MAX_LOGPROBS });
     const echo = optBool(b, 'echo') ?? false;
