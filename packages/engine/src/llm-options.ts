@@ -1,5 +1,5 @@
 /** What `LLM.load` takes: the layout, backend, weight format, device plan, scheduler and KV sizing of a model's ranks. */
-import type { BackendName, QuantizationOption, WeightDtype } from '@weft/core';
+import { BACKEND_NAMES, ConfigError, type BackendName, type QuantizationOption, type WeightDtype } from '@weft/core';
 import type { RankPoolLike, SpawnOptions } from '@weft/comm';
 import type { CpuKernelsOptions } from '@weft/layers';
 import type { KVSizingOptions } from './kv-sizing.js';
@@ -64,4 +64,31 @@ export interface LLMOptions extends KVSizingOptions {
   maxNumSeqs?: number;
   /** Reuse the KV blocks of shared prompt prefixes (default true). */
   enablePrefixCaching?: boolean;
+}
+
+/** Every option name, at run time; typed so that an option added to LLMOptions must be added here too. */
+const OPTION_NAMES: Record<keyof LLMOptions, true> = {
+  tp: true, pp: true, dp: true, enableExpertParallel: true, backend: true, dtype: true, quantization: true, cpuKernels: true,
+  devicePlan: true, webgpuStep: true, timeoutMs: true, moeDispatch: true, mlaKvCache: true, trace: true, onProgress: true,
+  spawn: true, intraOpThreads: true, verbose: true, maxModelLen: true, blockSize: true, maxNumBatchedTokens: true,
+  maxNumSeqs: true, enablePrefixCaching: true, numKvBlocks: true, kvCacheBytes: true, kvCacheMemoryFraction: true,
+};
+
+/** vLLM's names for weft's options (`LLM(model, tensor_parallel_size=2)`), for the error that names the right one. */
+const VLLM_NAMES: Record<string, keyof LLMOptions> = { tensorParallelSize: 'tp', pipelineParallelSize: 'pp', dataParallelSize: 'dp' };
+
+/**
+ * Options checked before anything starts: a misspelt or vLLM-spelt name (`tensorParallelSize`, `max_model_len`)
+ * is an error naming the option to use, not a silent default; a backend outside the list fails here, not on a rank.
+ */
+export function checkLLMOptions(opts: LLMOptions): void {
+  for (const k of Object.keys(opts)) {
+    if (k in OPTION_NAMES) continue;
+    const camel = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const ours = camel in OPTION_NAMES ? camel : VLLM_NAMES[camel];
+    throw new ConfigError(`LLM.load: unknown option '${k}'${ours ? ` (did you mean '${ours}'?)` : ''}; the options are ${Object.keys(OPTION_NAMES).join(', ')}`);
+  }
+  if (opts.backend !== undefined && !BACKEND_NAMES.includes(opts.backend)) {
+    throw new ConfigError(`LLM.load: backend must be one of ${BACKEND_NAMES.join(', ')}; got ${JSON.stringify(opts.backend)}`);
+  }
 }

@@ -12,7 +12,7 @@ import { EngineCore, type LLMStats, type SchedulerLimits } from './engine-core.j
 import { readEosTokenIds } from './eos.js';
 import { EngineDeadError, RequestError } from './errors.js';
 import { RankExecutor, readySlidingWindow } from './executor.js';
-import type { LLMOptions } from './llm-options.js';
+import { checkLLMOptions, type LLMOptions } from './llm-options.js';
 import { rankBackends } from './rank-backend.js';
 import { maxBlocksPerRequest } from './kv-cache-manager.js';
 import { numKvBlocks } from './kv-sizing.js';
@@ -60,6 +60,7 @@ export class LLM {
 
   /** Start the ranks of the model in `modelDir` (any registered architecture) and size its KV cache. */
   static async load(modelDir: string, opts: LLMOptions = {}): Promise<LLM> {
+    checkLLMOptions(opts);
     if (!existsSync(join(modelDir, 'config.json'))) throw new ConfigError(`${modelDir}: no config.json (not a Hugging Face model directory)`);
     const config = loadCheckedModelConfig(modelDir);
     const architecture = resolveArchitecture(modelDir);
@@ -166,9 +167,10 @@ export class LLM {
   }
 
   health(): { ok: true } | { ok: false; error: string } {
+    // Closed first: close() ends the ranks, and what the executor then reports is not why the engine stopped.
+    if (this.closed) return { ok: false, error: 'engine closed' };
     const dead = this.executor.failure;
     if (dead) return { ok: false, error: dead.message };
-    if (this.closed) return { ok: false, error: 'engine closed' };
     return { ok: true };
   }
 
@@ -312,9 +314,9 @@ export class LLM {
   }
 
   private checkAlive(): void {
+    if (this.closed) throw new EngineDeadError('engine closed (LLM.close() was called)');
     const dead = this.executor.failure;
     if (dead) throw dead;
-    if (this.closed) throw new EngineDeadError('engine closed');
   }
 
   /** Token ids of a prompt, checked on the driver before any rank sees them. */
