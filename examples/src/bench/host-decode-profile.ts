@@ -11,7 +11,7 @@
  *          [--out bench-results/host-decode-profile.json]
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '@weft/core';
@@ -21,6 +21,13 @@ import { median } from './stats.js';
 
 /** Bytes a decoder weight takes per element in each format. */
 const BYTES_PER_WEIGHT: Record<string, number> = { bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
+
+/** MB of this process's anonymous memory in transparent huge pages (Linux; the packed weights' hostBuffer asks for them), null elsewhere. */
+function anonHugePagesMB(): number | null {
+  const f = '/proc/self/smaps_rollup';
+  const m = existsSync(f) ? /^AnonHugePages:\s+(\d+) kB/m.exec(readFileSync(f, 'utf8')) : null;
+  return m ? Math.round(Number(m[1]) / 1024) : null;
+}
 
 function opClass(op: PlanOp): string {
   if (op.kind !== 'linear') return op.kind;
@@ -51,6 +58,7 @@ async function main() {
   for (const fmt of values.formats!.split(',')) {
     if (!(fmt in BYTES_PER_WEIGHT)) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(BYTES_PER_WEIGHT).join(', ')})`);
     const model = loadPlanRank(dir, fmt);
+    const hugeMB = anonHugePagesMB();
     const plan = model.recordPlan();
     const bytes = new Map<string, number>();
     for (const op of plan.ops) {
@@ -129,6 +137,7 @@ async function main() {
     const total = [...bytes.values()].reduce((a, b) => a + b, 0);
     row.weightGB = +(total / 1e9).toFixed(3);
     row.effectiveGBs = +(total / median(walls) / 1e6).toFixed(1);
+    row.anonHugePagesMB = hugeMB;
     console.log(JSON.stringify(row, null, 1));
     results.push(row);
   }

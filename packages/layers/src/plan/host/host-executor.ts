@@ -7,7 +7,7 @@
  * (`initCaches`), in the layout of `PagedKVCache`. Collectives go through the
  * plan's groups at the boundaries.
  */
-import { planKernels, type PlanKernels, type View } from '@weft/cpu-kernels';
+import { hostBuffer, planKernels, type PlanKernels, type View } from '@weft/cpu-kernels';
 import { WeftError } from '@weft/core';
 import { validateBlockTables, validateMetadata } from '../../attention-metadata.js';
 import { dynamicNtkInvFreq } from '../../rotary/frequencies.js';
@@ -81,7 +81,9 @@ export class HostPlanExecutor implements PlanExecutor {
     }
     this.caches = this.specs.map((s) => {
       const slots = numBlocks * s.numKvHeads * blockSize;
-      return { k: new Float32Array(slots * s.headDim), v: s.valueIsKeyPrefix ? null : new Float32Array(slots * s.vHeadDim) };
+      // hostBuffer: huge pages where Linux gives them (attention streams the cache as decode streams the weights)
+      const pool = (n: number) => new Float32Array(hostBuffer(n * 4));
+      return { k: pool(slots * s.headDim), v: s.valueIsKeyPrefix ? null : pool(slots * s.vHeadDim) };
     });
     this.numBlocks = numBlocks;
     this.blockSize = blockSize;
