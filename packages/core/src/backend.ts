@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from './errors.js';
-import { pinGpuDriverLibraries } from './pin-gpu-libraries.js';
+import { pinGpuDriverLibraries, vulkanLoaderPresent } from './pin-gpu-libraries.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu', 'webgpu'];
@@ -234,7 +234,7 @@ async function installDawn(opts: WebgpuOptions): Promise<string | null> {
   if (opts.pinLibraries !== false) pinGpuDriverLibraries();
   const forced = opts.dawnBackend;
   let gpu: GpuLike | null = null;
-  if (forced !== 'opengl') {
+  if (forced === 'vulkan' || (forced !== 'opengl' && vulkanLoaderPresent())) {
     const vk = webgpu.create(['backend=vulkan']);
     const a = await vk.requestAdapter().catch(() => null);
     if (a || forced === 'vulkan') gpu = vk;

@@ -26,16 +26,28 @@ export function pinGpuDriverLibraries(): string[] {
   if (pinned) return pinned;
   pinned = [];
   if (process.platform !== 'linux') return pinned;
-  for (const lib of ['libEGL.so.1', 'libvulkan.so.1', ...icdLibraries()]) {
-    try {
-      process.dlopen({ exports: {} }, lib, RTLD_NOW | RTLD_NODELETE);
-      pinned.push(lib); // (never reached: a plain library does not register as an addon)
-    } catch (e) {
-      // "did not self-register" means it loaded (and stays, NODELETE); anything else: not there.
-      if (/self-register/.test((e as Error).message)) pinned.push(lib);
-    }
-  }
+  for (const lib of ['libEGL.so.1', 'libvulkan.so.1', ...icdLibraries()]) if (loads(lib, RTLD_NOW | RTLD_NODELETE)) pinned.push(lib);
   return pinned;
+}
+
+/** Whether the dynamic loader finds and loads `lib` (its search path: LD_LIBRARY_PATH, ld.so.cache, the defaults). */
+function loads(lib: string, flags: number): boolean {
+  try {
+    process.dlopen({ exports: {} }, lib, flags);
+    return true; // (never reached: a plain library does not register as an addon)
+  } catch (e) {
+    // "did not self-register" means it loaded; anything else: not there.
+    return /self-register/.test((e as Error).message);
+  }
+}
+
+/**
+ * Whether Dawn's Vulkan backend can find the Vulkan loader here (off Linux: assumed so). Without it, asking Dawn for
+ * a Vulkan adapter only prints "Couldn't load Vulkan" to stderr before the OpenGL fallback.
+ */
+export function vulkanLoaderPresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  return pinned?.includes('libvulkan.so.1') || loads('libvulkan.so.1', RTLD_NOW);
 }
 
 /** `library_path` of each Vulkan ICD manifest (VK_DRIVER_FILES / VK_ICD_FILENAMES, else the usual folders). */
