@@ -11,7 +11,8 @@
  * is its own child process (a fresh load; a crash at exit cannot take the bench
  * down). Medians with min–max. The decode bound comes from a native read
  * bandwidth probe (native-bandwidth.ts): decode reads every weight except the
- * input embedding once per token. Each row's resident memory is broken down at the end of its run (rss.ts:
+ * input embedding once per token; this VM's bandwidth moves between minutes, so a probe also runs between every
+ * two runs and each run is also set against the bandwidth of its own minutes. Each row's resident memory is broken down at the end of its run (rss.ts:
  * libtensorflow, node, file mappings, anonymous = weights + KV + the rest) beside its peak.
  *
  * Before timing, per format, two teacher-forced checks of weft against llama.cpp (agreement.ts: top-1
@@ -145,6 +146,12 @@ async function parent(): Promise<void> {
   /** The node-llama-cpp configuration a format's check and token agreement use: its most threads in this run. */
   const checkLlama = (format: GgufFormat) => configs.filter((x) => x.engine === 'llama.cpp' && x.format === format).sort((a, b) => b.threads - a.threads)[0];
   const runs = new Map<Key, Outcome[]>();
+  /** Per finished run: the read bandwidth around it (GB/s at its reader count, the better of the probes just before and just after). */
+  const adjacentBw = new Map<Outcome, number>();
+  // This VM's read bandwidth moves between minutes (40–80 GB/s at 2 threads seen, as its vCPUs move between the host's
+  // dies): a probe between every two runs gives each run the bound of its own minutes beside the run's best probe.
+  const probe = () => measureNativeBandwidth([1, 2], 256, 3).gbPerS;
+  let lastProbe: ReturnType<typeof probe> = null;
   const refused = new Map<Key, string>();
   const exitProblems: string[] = [];
   const total = rounds * shapeNames.length * configs.length;
@@ -163,7 +170,11 @@ async function parent(): Promise<void> {
         const doCheck = !v['no-check'] && !checks[`${name} ${c.format}`] && (c === firstWeft || (c === checkLlama(c.format) && existsSync(checkFile + '.json')));
         const job: ChildJob = { config: c, shape, dir: paths[name]!.dir, gguf: paths[name]!.gguf[c.format]!, promptLen, decodeTokens, checkFile: doCheck ? checkFile : undefined };
         log(`round ${round}/${rounds} [${done}/${total}] ${name} ${c.id}: running`);
+        const before = lastProbe ?? probe();
         const o = await runChild(fileURLToPath(import.meta.url), job, Boolean(v.verbose), c.backend === 'tensorflow' ? tfEnv : {});
+        lastProbe = probe();
+        const nr = Math.min(readers(c), 2);
+        if (before && lastProbe) adjacentBw.set(o, Math.max(before[nr]!, lastProbe[nr]!));
         if (o.error && !o.result) {
           if (/does not fit|over what one wasm rank holds|wasm rank/i.test(o.error.message) || o.error.name === 'ConfigError') {
             refused.set(k, o.error.message);
@@ -226,6 +237,8 @@ async function parent(): Promise<void> {
       const bytes = decodeBytes(shape, c, ok[0]!.result, paths[name]!.ggufBytes[c.format]!);
       const gbs = bw.gbPerS ? (bw.gbPerS as Record<number, number>)[Math.min(readers(c), 2)] : undefined;
       const bound = gbs ? (gbs * 1e9) / bytes : null;
+      // Each run against the bandwidth of its own minutes (adjacentBw), median over the runs.
+      const adjacent = ok.filter((o) => adjacentBw.has(o)).map((o) => ({ bound: (adjacentBw.get(o)! * 1e9) / bytes, ratio: o.result!.decodeTokS / ((adjacentBw.get(o)! * 1e9) / bytes) }));
       const toks = ok[0]!.result!.tokens;
       const agree = refTokens && c.engine === 'weft' ? toks.findIndex((t, i) => t !== refTokens[i]) : -2;
       const weightBytes = ok[0]!.result!.weightBytesPerRank?.reduce((x, y) => x + y, 0) ?? paths[name]!.ggufBytes[c.format]!;
@@ -235,6 +248,8 @@ async function parent(): Promise<void> {
         load_s: stats(ok.map((o) => o.result!.loadS)),
         decode_gb_per_token: +(bytes / 1e9).toFixed(3),
         bound_tok_s: bound, readers: Math.min(readers(c), 2), decode_to_bound: bound ? decode.median / bound : null,
+        adjacent_bound_tok_s: adjacent.length ? stats(adjacent.map((a) => a.bound)) : null,
+        decode_to_adjacent_bound: adjacent.length ? stats(adjacent.map((a) => a.ratio)) : null,
         prefill_vs_llama_cpp_best: prefill.median / refPrefill, decode_vs_llama_cpp_best: decode.median / refDecode,
         tokens_equal_to_llama_cpp_2t: agree === -2 ? null : agree === -1 ? toks.length : agree,
         weight_gb: +(weightBytes / 1e9).toFixed(3),
@@ -247,10 +262,10 @@ async function parent(): Promise<void> {
   });
 
   const out = final ? console.log : () => {};
-  out(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); bound from ${bwText(bw)} (${bw.how}; measured this run: start ${bwText(bwStart)}${bwEnd ? `, end ${bwText(bwEnd)}` : ''})`);
+  out(`\nCPU: ${cpus()[0]?.model ?? '?'}, ${CORES} cores; prompt ${promptLen} tokens, ${decodeTokens} decode tokens, ${rounds} rounds, medians (min–max); bound from ${bwText(bw)} (${bw.how}; measured this run: start ${bwText(bwStart)}${bwEnd ? `, end ${bwText(bwEnd)}` : ''}); "of its minutes": each run against the better of the probes just before and after it (3 reps each), median (min–max) over its runs`);
   out(`load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after\n`);
-  out('| shape | format | engine | layout | prefill tok/s | decode tok/s | GB read / token | decode bound | decode / bound | prefill / nlc best | decode / nlc best | weights GB | RSS GB end (peak) | (RSS − KV) / weights end (peak) |');
-  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  out('| shape | format | engine | layout | prefill tok/s | decode tok/s | GB read / token | decode bound | decode / bound | decode / bound of its minutes | prefill / nlc best | decode / nlc best | weights GB | RSS GB end (peak) | (RSS − KV) / weights end (peak) |');
+  out('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows as Record<string, any>[]) {
     const plan = typeof r.step === 'string' && r.step.startsWith('plan');
     const threads = plan ? `${Math.max(1, Math.floor(CORES / (r.tp * r.pp)))} kernel thread(s)/rank` : `${r.threads} TF thread${r.threads > 1 ? 's' : ''}/rank`;
@@ -258,10 +273,10 @@ async function parent(): Promise<void> {
     const engine = r.engine === 'llama.cpp' ? 'node-llama-cpp 3.21.1' : `weft ${r.backend}`;
     const label = `${CPU_SHAPES[r.shape]!.name === 'small' ? '156 M' : 'TinyLlama-1.1B'}`;
     if (r.status !== 'ok') {
-      out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${r.status}: ${String(r.reason).slice(0, 80)} | — | — | — | — | — | — | — | — | — |`);
+      out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${r.status}: ${String(r.reason).slice(0, 80)} | — | — | — | — | — | — | — | — | — | — |`);
       continue;
     }
-    out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.decode_gb_per_token.toFixed(2)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.prefill_vs_llama_cpp_best.toFixed(2)} | ${r.decode_vs_llama_cpp_best.toFixed(2)} | ${r.weight_gb.toFixed(2)} | ${r.rss_end_gb?.toFixed(2) ?? '—'} (${r.rss_gb.toFixed(2)}) | ${r.rss_ratio_end?.toFixed(2) ?? '—'} (${r.rss_ratio_peak?.toFixed(2) ?? '—'}) |`);
+    out(`| ${label} | ${r.format} | ${engine} | ${layout} | ${range(r.prefill_tok_s)} | ${range(r.decode_tok_s)} | ${r.decode_gb_per_token.toFixed(2)} | ${r.bound_tok_s ? fmt(r.bound_tok_s) : '—'} | ${r.decode_to_bound ? r.decode_to_bound.toFixed(2) : '—'} | ${r.decode_to_adjacent_bound ? `${r.decode_to_adjacent_bound.median.toFixed(2)} (${r.decode_to_adjacent_bound.min.toFixed(2)}–${r.decode_to_adjacent_bound.max.toFixed(2)})` : '—'} | ${r.prefill_vs_llama_cpp_best.toFixed(2)} | ${r.decode_vs_llama_cpp_best.toFixed(2)} | ${r.weight_gb.toFixed(2)} | ${r.rss_end_gb?.toFixed(2) ?? '—'} (${r.rss_gb.toFixed(2)}) | ${r.rss_ratio_end?.toFixed(2) ?? '—'} (${r.rss_ratio_peak?.toFixed(2) ?? '—'}) |`);
   }
   out('\nResident memory at the end of each run (GB; the first run of each row): libtensorflow* (mapped, touched), the node binary, other file mappings (node-llama-cpp: its mmapped GGUF), anonymous (heaps of every isolate, ArrayBuffers: weights and KV, malloc); KV: the most the run wrote (weft fp32 K/V, every request counted whole).');
   for (const r of rows as Record<string, any>[]) if (r.status === 'ok' && r.rss_breakdown) out(`- ${r.shape} ${r.config}: ${r.rss_breakdown}`);
