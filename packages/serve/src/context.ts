@@ -14,6 +14,7 @@ import { ApiError, badRequest } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { PromptText } from './prompt-text.js';
 import type { SamplingDefaults } from './params.js';
+import { utf8Bytes, type TokenBytes } from './token-bytes.js';
 
 export interface Admission {
   signal: AbortSignal;
@@ -50,6 +51,8 @@ export class ServeContext {
     readonly text: PromptText,
     /** OpenAI's `system_fingerprint`: this server's build and model, so clients can tell when it changes. */
     readonly systemFingerprint: string,
+    /** Chat logprobs' `bytes` of a token (token-bytes.ts). */
+    readonly tokenBytes: TokenBytes = utf8Bytes,
   ) {}
 
   /**

@@ -1,6 +1,7 @@
 /** Engine logprobs in the two OpenAI shapes: completions' parallel lists and chat's per-token objects. */
 import type { Tokenizer } from '@weft/core';
 import type { TokenLogprob } from '@weft/engine';
+import { utf8Bytes, type TokenBytes } from './token-bytes.js';
 
 /** A token's text; `token_id:N` without a tokenizer, as vLLM writes it. */
 export function tokenString(tokenizer: Tokenizer | null, id: number): string {
@@ -24,8 +25,8 @@ export function completionLogprobs(tokenizer: Tokenizer | null, lps: TokenLogpro
     out.token_logprobs.push(safe(lp.logprob));
     const top: Record<string, number> = {};
     for (const t of lp.top.slice(0, topN)) top[tokenString(tokenizer, t.tokenId)] = safe(t.logprob);
-    // The OpenAI API always lists the sampled token among the top ones.
-    if (topN > 0) top[tok] ??= safe(lp.logprob);
+    // The OpenAI API always lists the sampled token among the top ones ("up to logprobs + 1"), logprobs: 0 too (vLLM).
+    top[tok] ??= safe(lp.logprob);
     out.top_logprobs.push(top);
     out.text_offset.push(offset);
     offset += tok.length;
@@ -40,10 +41,11 @@ export interface ChatTokenLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-export function chatLogprobs(tokenizer: Tokenizer | null, lps: TokenLogprob[], topN: number): { content: ChatTokenLogprob[] } {
+/** `bytes`: the token's own bytes (token-bytes.ts), also where its text alone is a piece of a character (U+FFFD). */
+export function chatLogprobs(tokenizer: Tokenizer | null, lps: TokenLogprob[], topN: number, bytes: TokenBytes = utf8Bytes): { content: ChatTokenLogprob[] } {
   const entry = (id: number, logprob: number) => {
     const token = tokenString(tokenizer, id);
-    return { token, logprob: safe(logprob), bytes: [...Buffer.from(token, 'utf8')] };
+    return { token, logprob: safe(logprob), bytes: bytes(id, token) };
   };
   return {
     content: lps.map((lp) => ({ ...entry(lp.tokenId, lp.logprob), top_logprobs: lp.top.slice(0, topN).map((t) => entry(t.tokenId, t.logprob)) })),

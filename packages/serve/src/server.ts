@@ -22,6 +22,7 @@ import { PromptText } from './prompt-text.js';
 import { chatRoute } from './routes/chat.js';
 import { completionsRoute } from './routes/completions.js';
 import { infoRoutes } from './routes/info.js';
+import { tokenBytesOf, utf8Bytes } from './token-bytes.js';
 
 export interface ServeOptions extends Partial<CorsOptions> {
   /** The model directory: its chat template, generation defaults, tokenizer (for the tokenizer worker) and vocabulary size are read from it. */
@@ -99,7 +100,8 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
   const vocabSize = llm.tokenizer?.vocabSize ?? (typeof config.vocab_size === 'number' ? config.vocab_size : undefined);
   const metrics = createMetrics(llm, model);
   const writeTimeoutMs = options.writeTimeoutMs ?? 30_000;
-  const text = new PromptText(llm.tokenizer, llm.tokenizer && dir && existsSync(join(dir, 'tokenizer.json')) ? readTokenizerSpec(dir) : null, {
+  const spec = llm.tokenizer && dir && existsSync(join(dir, 'tokenizer.json')) ? readTokenizerSpec(dir) : null;
+  const text = new PromptText(llm.tokenizer, spec, {
     templateTimeoutMs: options.templateTimeoutMs ?? 10_000,
     templateMaxHeapMb: options.templateMaxHeapMb ?? 512,
     offloadChars: 16 * 1024,
@@ -116,6 +118,7 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
     { maxWaitingRequests: options.maxWaitingRequests ?? 256, maxResponseBytes: options.maxResponseBytes ?? 256 * 2 ** 20, writeTimeoutMs },
     text,
     fingerprint,
+    spec ? tokenBytesOf(spec.json) : utf8Bytes,
   );
 
   const app = Fastify({

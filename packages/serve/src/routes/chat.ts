@@ -60,7 +60,7 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const deltas = runChoices(ctx.llm, [{ promptTokenIds: prompt.ids, params }], admission, ctx.metrics, ctx.model);
-    const lp = (l: Parameters<typeof chatLogprobs>[1] | undefined) => (wantLogprobs ? chatLogprobs(ctx.tokenizer, l ?? [], topLogprobs ?? 0) : null);
+    const lp = (l: Parameters<typeof chatLogprobs>[1] | undefined) => (wantLogprobs ? chatLogprobs(ctx.tokenizer, l ?? [], topLogprobs ?? 0, ctx.tokenBytes) : null);
     try {
       if (!common.stream) {
         const { results, cachedTokens } = await collectChoices(deltas, common.n);
