@@ -18,7 +18,7 @@ const VLLM_ALIASES: Record<string, string> = {
   '-dp': '--dp',
 };
 
-function vllmAlias(a: string): string {
+export function vllmAlias(a: string): string {
   const eq = a.indexOf('=');
   const name = eq < 0 ? a : a.slice(0, eq);
   const ours = VLLM_ALIASES[name];

@@ -6,10 +6,13 @@
  * them, and exits non-zero naming the first rank that died.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASTER_PORT, Supervisor, describeExit } from '@weft/comm';
 import { ConfigError } from '@weft/core';
-import { int, parse, positiveInt, UsageError } from './args.js';
+import { int, parse, positiveInt, UsageError, vllmAlias } from './args.js';
+import { defaultModelDir } from './load-model.js';
 import { preflight } from './preflight.js';
 
 export async function launchCommand(argv: string[]): Promise<number | void> {
@@ -24,10 +27,10 @@ export async function launchCommand(argv: string[]): Promise<number | void> {
     grace: { type: 'string' },
   });
   const command = argv.slice(sep + 1);
-  preflightCommand(command);
   const nproc = positiveInt(v['nproc-per-node'], 'nproc-per-node');
   if (nproc === undefined) throw new UsageError('launch needs --nproc-per-node N');
   const nnodes = positiveInt(v.nnodes, 'nnodes', 1)!;
+  preflightCommand(command, { nproc, nnodes });
   const nodeRank = int(v['node-rank'], 'node-rank', 0)!;
   if (nodeRank < 0 || nodeRank >= nnodes) throw new UsageError(`--node-rank ${nodeRank} is outside --nnodes ${nnodes}`);
   const masterAddr = (v['master-addr'] as string | undefined) ?? '127.0.0.1';
@@ -84,13 +87,18 @@ export async function launchCommand(argv: string[]): Promise<number | void> {
   }
 }
 
+/** The commands whose ranks a launcher starts. */
+const LAUNCHABLE = ['generate', 'logits', 'serve'];
+
 /**
- * The launched weft command's model and layout, checked here before any rank starts: a layout that cannot
- * work fails once, in one line, instead of as every rank failing during its entry.
+ * The launched weft command, its model and layout, checked here before any rank starts: a command that cannot
+ * work fails once, in one line, instead of as every rank failing during its entry (each printing the same
+ * error, then the launcher's summary of them).
  */
-function preflightCommand(command: string[]): void {
-  const [sub, ...args] = command;
-  if (!sub || !['generate', 'logits', 'serve'].includes(sub)) return;
+function preflightCommand(command: string[], nodes: { nproc: number; nnodes: number }): void {
+  const [sub, ...raw] = command;
+  if (!sub || !LAUNCHABLE.includes(sub)) throw new UsageError(`launch starts the ranks of ${LAUNCHABLE.join(', ')}; got '${sub ?? ''}'`);
+  const args = raw.map(vllmAlias);
   const value = (name: string) => {
     for (let i = 0; i < args.length; i++) {
       if (args[i] === `--${name}`) return args[i + 1];
@@ -99,8 +107,15 @@ function preflightCommand(command: string[]): void {
     return undefined;
   };
   const layout = { tp: positiveInt(value('tp'), 'tp'), pp: positiveInt(value('pp'), 'pp'), dp: positiveInt(value('dp'), 'dp'), ep: args.includes('--enable-expert-parallel') };
-  const model = value('model');
+  // serve's model may be a bare directory (vLLM's `serve MODEL`); generate and serve default to the embedded model.
+  const model = value('model') ?? (sub === 'serve' ? args.find((a) => !a.startsWith('-') && existsSync(join(a, 'config.json'))) : undefined) ?? (sub === 'logits' ? undefined : defaultModelDir());
   if (model !== undefined) preflight(model, layout, { dtype: value('dtype'), quantization: value('quantization') });
+  const { tp = 1, pp = 1, dp = 1 } = layout;
+  const ranks = nodes.nproc * nodes.nnodes;
+  if (tp * pp * dp !== ranks) {
+    const started = nodes.nnodes > 1 ? `--nproc-per-node ${nodes.nproc} × --nnodes ${nodes.nnodes} = ${ranks} ranks` : `--nproc-per-node ${nodes.nproc} starts ${ranks} rank(s)`;
+    throw new UsageError(`${started}, but tp ${tp} × pp ${pp} × dp ${dp} needs ${tp * pp * dp}`);
+  }
 }
 
 export class LaunchFailedError extends ConfigError {
