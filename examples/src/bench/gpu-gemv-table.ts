@@ -33,7 +33,8 @@ export interface SweepRow {
 export function gemvChoice(rows: SweepRow[], margin: number): GemvChoice[] {
   const out: GemvChoice[] = [];
   for (const key of new Set(rows.map((r) => `${r.format}|${r.linear}|${r.rows}`))) {
-    const rs = rows.filter((r) => `${r.format}|${r.linear}|${r.rows}` === key && r.us > 0);
+    // Shapes only: `convert` (the old decoders) and `rows4` (the untiled GEMV) are not.
+    const rs = rows.filter((r) => `${r.format}|${r.linear}|${r.rows}` === key && r.us > 0 && (r.shape === 'default' || /^\d+x\d+/.test(r.shape)));
     const def = rs.find((r) => r.shape === 'default');
     if (!def) continue;
     const best = rs.reduce((a, b) => (b.us < a.us ? b : a));
