@@ -41,12 +41,12 @@ is made; several nodes: export the same WEFT_JOB_TOKEN on every node first. Exit
   serve: `usage: weft serve [DIR | --model DIR] [--host ADDR] [--port N] [--api-key KEY] [--served-model-name NAME]
                   [--chat-template FILE] [--max-waiting-requests N] [--grace MS] [options]
 An OpenAI-compatible HTTP server (vLLM's routes): /v1/completions, /v1/chat/completions (streaming),
-/v1/models, /health, /metrics, /tokenize, /detokenize, and a playground page at /.
+/v1/models, /health (/ping), /version, /metrics, /tokenize, /detokenize, and a playground page at /.
 With no --model, serves the embedded weft-tiny-code model.
 server:
   --host ADDR                  default 127.0.0.1 (only this machine); 0.0.0.0 to listen on every interface
   --port N                     default 8000; 0 picks a free port
-  --api-key KEY                require Authorization: Bearer KEY on every route but /health and / (or set WEFT_API_KEY)
+  --api-key KEY                require Authorization: Bearer KEY on every route but /health, /ping and / (or set WEFT_API_KEY)
   --served-model-name NAME     the model name clients use (default: the directory's name)
   --chat-template FILE         a Jinja chat template instead of tokenizer_config.json's
   --max-waiting-requests N     past this many sequences (prompts × n) waiting for the engine, answer 429 (default 256)

@@ -14,6 +14,10 @@ export interface ChatMessage {
   role: string;
   content: string;
   name?: string;
+  /** An assistant turn's earlier tool calls, `arguments` parsed into an object as vLLM hands them to templates. */
+  tool_calls?: { id?: string; type: 'function'; function: { name: string; arguments: unknown } }[];
+  /** A tool turn's answer to this call. */
+  tool_call_id?: string;
 }
 
 export interface ChatTemplate {
@@ -106,6 +110,48 @@ export function parseMessages(v: unknown): ChatMessage[] {
         })
         .join('\n');
     } else throw badRequest(`messages[${i}].content must be a string or a list of text parts`, 'messages');
-    return { role, content: text, ...(typeof name === 'string' ? { name } : {}) };
+    const { tool_calls: calls, tool_call_id: callId } = m as Record<string, unknown>;
+    return {
+      role,
+      content: text,
+      ...(typeof name === 'string' ? { name } : {}),
+      ...toolCalls(calls, role, i),
+      ...(callId === undefined || callId === null ? {} : { tool_call_id: toolCallId(callId, role, i) }),
+    };
   });
+}
+
+/**
+ * A past assistant turn's tool calls go to the template (they were dropped, so the model saw an empty turn where
+ * it had called a tool). `arguments` is a JSON string in the API; templates (Qwen2.5's `tojson`, Llama 3.1's)
+ * expect the object, which vLLM parses for them.
+ */
+function toolCalls(v: unknown, role: string, i: number): Pick<ChatMessage, 'tool_calls'> {
+  if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) return {};
+  const where = `messages[${i}].tool_calls`;
+  if (role !== 'assistant') throw badRequest(`${where}: only assistant messages carry tool calls`, 'messages');
+  if (!Array.isArray(v)) throw badRequest(`${where} must be a list of {type: "function", function: {name, arguments}}`, 'messages');
+  return {
+    tool_calls: v.map((c: unknown, j) => {
+      const call = (c ?? {}) as { id?: unknown; type?: unknown; function?: { name?: unknown; arguments?: unknown } };
+      if (typeof call !== 'object' || (call.type !== undefined && call.type !== 'function') || typeof call.function?.name !== 'string') {
+        throw badRequest(`${where}[${j}] must be {type: "function", function: {name, arguments}}`, 'messages');
+      }
+      let args: unknown = call.function.arguments ?? {};
+      if (typeof args === 'string') {
+        try {
+          args = JSON.parse(args);
+        } catch {
+          throw badRequest(`${where}[${j}].function.arguments is not valid JSON`, 'messages');
+        }
+      }
+      return { ...(typeof call.id === 'string' ? { id: call.id } : {}), type: 'function' as const, function: { name: call.function.name, arguments: args } };
+    }),
+  };
+}
+
+function toolCallId(v: unknown, role: string, i: number): string {
+  if (role !== 'tool') throw badRequest(`messages[${i}].tool_call_id: only tool messages answer a tool call`, 'messages');
+  if (typeof v !== 'string') throw badRequest(`messages[${i}].tool_call_id must be a string`, 'messages');
+  return v;
 }

@@ -1,11 +1,27 @@
-/** GET /v1/models, /health, /metrics; POST /tokenize, /detokenize (vLLM's extras). */
-import type { FastifyInstance } from 'fastify';
+/** GET /v1/models, /health (and /ping), /version, /metrics; POST /tokenize, /detokenize (vLLM's extras). */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { createRequire } from 'node:module';
 import { renderChat } from './chat.js';
 import type { ServeContext } from '../context.js';
 import { ApiError, badRequest } from '../errors.js';
 import { tokenString } from '../logprobs.js';
 import { asBody, optBool, tokenIdList } from '../params.js';
 import { encodePrompt } from './shared.js';
+
+/** @weft/serve's package version: its package.json is one folder above dist/ and two above src/routes/. */
+function serveVersion(): string {
+  const require = createRequire(import.meta.url);
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = require(rel) as { name?: string; version?: string };
+      if (pkg.name === '@weft/serve' && pkg.version) return pkg.version;
+    } catch {
+      /* not this one */
+    }
+  }
+  return 'unknown';
+}
+const SERVE_VERSION = serveVersion();
 
 export function infoRoutes(app: FastifyInstance, ctx: ServeContext): void {
   const card = () => ({ id: ctx.model, object: 'model', created: ctx.created, owned_by: 'weft', root: ctx.root, parent: null, max_model_len: ctx.llm.maxModelLen });
@@ -17,13 +33,18 @@ export function infoRoutes(app: FastifyInstance, ctx: ServeContext): void {
     return card();
   });
 
-  // Open without the API key (auth.ts), as load balancers probe it.
-  app.get('/health', { config: { public: true } }, async (_req, reply) => {
+  // Open without the API key (auth.ts), as load balancers probe it; /ping is vLLM's (SageMaker's) name for it.
+  const health = async (_req: unknown, reply: FastifyReply) => {
     const h = ctx.llm.health();
     if (!h.ok) throw new ApiError(503, `the engine is not running: ${h.error}`);
     if (ctx.draining) throw new ApiError(503, 'the server is shutting down');
     return reply.send({ status: 'ok' });
-  });
+  };
+  app.get('/health', { config: { public: true } }, health);
+  app.route({ method: ['GET', 'POST'], url: '/ping', config: { public: true }, handler: health });
+
+  // vLLM's GET /version, which clients probe to tell what serves them.
+  app.get('/version', async () => ({ version: SERVE_VERSION, server: 'weft' }));
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', ctx.metrics.registry.contentType);
