@@ -3,7 +3,8 @@
  * close(), on real worker-thread ranks (llama-tiny): a misspelt or vLLM-spelt
  * option (`tensorParallelSize`, `max_model_len`) once loaded at the defaults
  * without a word, and an unknown backend failed on a rank as
- * `RankFailedError`; now both are a ConfigError before any rank starts. A
+ * `RankFailedError`; `tp: '2'` was told "--tp must be a positive integer, got 2"; now each is a
+ * ConfigError in the library's words before any rank starts. A
  * request after close() was told "ranks exited before they were ready".
  */
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ describe('LLM.load options', () => {
     [{ max_model_len: 64 }, /unknown option 'max_model_len' \(did you mean 'maxModelLen'\?\)/],
     [{ maxTokens: 8 }, /unknown option 'maxTokens'; the options are tp, pp, dp, /],
     [{ backend: 'gpu' }, /backend must be one of tensorflow, wasm, cpu, webgpu; got "gpu"/],
+    [{ tp: '2' }, /^LLM\.load: tp must be a positive integer, got "2"$/],
+    [{ pp: 0 }, /^LLM\.load: pp must be a positive integer, got 0$/],
   ])('%j: a ConfigError naming it, before any rank starts', async (opts, message) => {
     const t = Date.now();
     const err = await LLM.load(dir, opts as LLMOptions).then(

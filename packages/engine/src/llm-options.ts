@@ -88,6 +88,11 @@ export function checkLLMOptions(opts: LLMOptions): void {
     const ours = camel in OPTION_NAMES ? camel : VLLM_NAMES[camel];
     throw new ConfigError(`LLM.load: unknown option '${k}'${ours ? ` (did you mean '${ours}'?)` : ''}; the options are ${Object.keys(OPTION_NAMES).join(', ')}`);
   }
+  // In the library's words (core's check names the CLI's --tp and prints '2' as 2).
+  for (const k of ['tp', 'pp', 'dp'] as const) {
+    const v = opts[k];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new ConfigError(`LLM.load: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
   if (opts.backend !== undefined && !BACKEND_NAMES.includes(opts.backend)) {
     throw new ConfigError(`LLM.load: backend must be one of ${BACKEND_NAMES.join(', ')}; got ${JSON.stringify(opts.backend)}`);
   }
