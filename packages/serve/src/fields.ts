@@ -30,7 +30,7 @@ const emptyList = (v: unknown) => Array.isArray(v) && v.length === 0;
 export const FIELDS: Readonly<Record<string, FieldRule>> = {
   model: impl(BOTH, 'must be the served name (404 otherwise)'),
   prompt: impl(C, 'a string, strings, token ids or lists of token ids'),
-  messages: impl(CHAT, 'text content or lists of text parts, rendered with the chat template'),
+  messages: impl(CHAT, 'text content or lists of text parts (and a history\'s tool_calls / tool_call_id), rendered with the chat template'),
   max_tokens: impl(BOTH, 'tokens to generate at most'),
   max_completion_tokens: impl(CHAT, 'as max_tokens'),
   temperature: impl(BOTH, 'sampling temperature'),
