@@ -98,6 +98,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     seed: int(v.seed, 'seed', 0),
     stop: v.stop as string[] | undefined,
   };
+  // Values the engine would refuse only after every rank has loaded.
+  if (gen.stop?.includes('')) throw new UsageError('--stop must not be empty');
+  if (!promptIds && prompts.some((p) => p === '')) throw new UsageError('--prompt must not be empty');
   if (!promptIds) checkTextPrompt(dir, v.prompt ? 'a --prompt' : `the default prompt ${JSON.stringify(prompts[0])}`);
   if (gen.temperature! < 0) throw new UsageError('--temperature must be ≥ 0');
   if (gen.topP! <= 0 || gen.topP! > 1) throw new UsageError('--top-p must be in (0, 1]');

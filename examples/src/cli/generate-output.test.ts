@@ -22,4 +22,17 @@ describe('weft generate output', () => {
     expect(chosen.stdout).toBe(stdout);
     expect(chosen.stderr).toMatch(/weft: cpu backend, 2 rank\(s\)/);
   });
+
+  it.each([
+    [['--stop', ''], 'weft: --stop must not be empty'],
+    [['--prompt', ''], 'weft: --prompt must not be empty'],
+    [['--prompt', 'a', '--prompt', ''], 'weft: --prompt must not be empty'],
+  ])('%j: exit 2 with one line, before any rank loads (was the engine error after loading)', async (args, line) => {
+    const r = await weft(['generate', ...args]).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${line}\n`);
+  });
 });
