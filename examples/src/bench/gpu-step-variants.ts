@@ -2,7 +2,7 @@
  * Kernel tunings bench gpu-step compares with the executor's defaults (`--variants`): per weight format and
  * the device's subgroup size, a tuning, or null where the variant does not apply.
  */
-import { gemvShape, type KernelTuning } from '@weft/layers';
+import { gemvShape, gemvShapeBefore, type KernelTuning } from '@weft/layers';
 
 type Variant = (format: string, subgroupSize: number | null) => KernelTuning | null;
 
@@ -21,6 +21,8 @@ export const STEP_VARIANTS: Record<string, Variant> = {
       return [`gemv-${name}`, v];
     }),
   ),
+  /** Every linear with the GEMV shapes before the sweep of 2026-12-03 23:20 (the before of the before/after). */
+  'gemv-before': () => ({ gemv: gemvShapeBefore }),
   /** Q8_0 / Q4_0 linears decoded with int → float conversions, as before the exponent trick (same floats). */
   convert: (format) => (format === 'q8_0' || format === 'q4_0' ? { weightDecode: 'convert' } : null),
   /** The step's kernels in one command buffer (the executor's default submits its first 8, then 40, on their own). */

@@ -59,11 +59,15 @@ const shapes: [string, KernelTuning][] = [
   // Loads of several K passes in flight (U): the last pass partial, and U above the passes there are.
   ['L 16, R 2, U 2', { gemv: () => ({ L: 16, R: 2, U: 2 }) }],
   ['L 32, R 4, U 3', { gemv: () => ({ L: 32, R: 4, U: 3 }) }],
+  // The other defaults of gemvShape (picked by matrix size on the device; here every linear takes them).
+  ['L 16, R 8', { gemv: () => ({ L: 16, R: 8 }) }],
+  ['L 32, R 8', { gemv: () => ({ L: 32, R: 8 }) }],
+  ['L 128, R 4', { gemv: () => ({ L: 128, R: 4 }) }],
 ];
 
 describe('tiled GEMV against tfjs', () => {
   const cases = (['fp32', 'bf16', 'q8_0', 'q4_0'] as const).flatMap((format) => [
-    ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5, 1, 11][i]! })),
+    ...shapes.map(([name, tuning], i) => ({ format, name, tuning, T: [1, 2, 7, 1, 5, 1, 11, 13, 6, 2][i]! })),
     // Above 16 rows: chunks of 16 rows side by side (the last one partial), up to 64.
     { format, name: 'in chunks (gemvMaxRows 64)', tuning: { gemvMaxRows: 64 } as KernelTuning, T: format === 'q4_0' ? 64 : 37 },
     // The step's kernels in three command buffers, submitted one by one.

@@ -4,4 +4,4 @@ export type { FixtureRankCase as WebGpuFixtureRankCase } from './fixture-rank.en
 export { requestDevice, subgroupSize } from './device.js';
 export { StepTrace, type StepTiming } from './step-trace.js';
 export type { KernelTuning } from './plan-kernels.js';
-export { gemvShape, type GemvShape, type GemvWeight } from './wgsl-gemv.js';
+export { gemvShape, gemvShapeBefore, type GemvShape, type GemvWeight } from './wgsl-gemv.js';

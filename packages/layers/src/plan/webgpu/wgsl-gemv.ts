@@ -23,19 +23,46 @@ export interface GemvShape {
 }
 
 /**
- * The default shape per weight format, activation row count and output columns, from the H200 sweeps of
- * 2026-12-03 (bench gpu-kernels, 100 runs per point): always 64 lanes along K. Up to 4 rows: fp32 / bf16
- * take 2 weight rows a thread (4 with gate|up), Q8_0 / Q4_0 4 (8 with gate|up). From 5 rows: 4 weight rows
- * a thread, 8 for fp32 / bf16 where that still leaves ≥ 80 workgroups (gate|up, qkv, the LM head: the
- * accumulators reuse each x read 8 times; for o / down 8 would leave 64 workgroups and was slower).
+ * The shapes before the H200 sweep of 2026-12-03 23:20 (64 lanes along K; up to 4 rows fp32 / bf16 2 weight
+ * rows a thread, 4 with gate|up, Q8_0 / Q4_0 4, 8 with gate|up; from 5 rows 4 weight rows a thread, 8 for
+ * fp32 / bf16 where that leaves ≥ 80 workgroups). fp32 (not swept) keeps them; bench gpu-step's variant
+ * `gemv-before` runs them for the before/after.
  */
-export function gemvShape(m: number, gateUp: boolean, w: GemvWeight): GemvShape {
-  const { format, cols } = w;
-  const quant = format === 'q8_0' || format === 'q4_0';
+export function gemvShapeBefore(m: number, gateUp: boolean, w: GemvWeight): GemvShape {
+  const quant = w.format === 'q8_0' || w.format === 'q4_0';
   if (m <= 4) return { L: 64, R: (quant ? 4 : 2) * (gateUp ? 2 : 1) };
   if (quant) return { L: 64, R: 4 };
   const R8 = (256 / 64) * (gateUp ? 4 : 8);
-  return { L: 64, R: cols / R8 >= 80 ? 8 : 4 };
+  return { L: 64, R: w.cols / R8 >= 80 ? 8 : 4 };
+}
+
+/**
+ * The default shape per weight format, activation row count (1–4 rows, or a chunk of 5–8) and matrix, from the
+ * H200 call of 2026-12-03 23:20 (bench gpu-kernels' sweep of TinyLlama's linears at a kept-up clock, then whole
+ * decode steps: per-class µs of 22 layers; docs/benchmarks/gpu.md "GEMV shapes"). The sweep runs a linear's one
+ * matrix 50 times, L2-resident below ~50 MB, so only whole steps decided. Whole-step gains over gemvShapeBefore:
+ * - 1 row: down (K 5632) on 128 lanes (bf16 223 → 203 µs a step, Q4_0 216 → 203) or, Q8_0, 2 rows a thread
+ *   (269 → 197); Q4_0 qkv 8 rows a thread (177 → 151).
+ * - chunks: Q4_0 / Q8_0 8 weight rows a thread (each x read and each decoded weight serve 8 × 8 products):
+ *   Q4_0 qkv 865 → 616, gate|up 3,021 → 1,704, down 1,212 → 734, LM head 190 → 111; Q8_0 gate|up 1,960 →
+ *   1,409, down 701 → 590. bf16: 16 lanes × 4 rows for gate|up and the LM head (1,527 → 1,153; 197 → 111), 4
+ *   rows (not 8) for qkv (531 → 426).
+ * Tried and not taken: subgroupAdd sums (slower whole steps although faster alone), loads of 2–4 K passes in
+ * flight (`U`: faster alone on L2-resident matrices, equal or slower in the step).
+ */
+export function gemvShape(m: number, gateUp: boolean, w: GemvWeight): GemvShape {
+  const { format, cols, k } = w;
+  if (format === 'fp32') return gemvShapeBefore(m, gateUp, w);
+  const quant = format === 'q8_0' || format === 'q4_0';
+  if (m <= 4) {
+    if (gateUp) return { L: 64, R: quant ? 8 : 4 };
+    if (k > 4096) return format === 'q8_0' ? { L: 64, R: 2 } : { L: 128, R: quant ? 4 : 2 };
+    return { L: 64, R: !quant ? 2 : format === 'q4_0' && cols / 32 >= 80 ? 8 : 4 };
+  }
+  if (!quant) return cols >= 4096 ? { L: 16, R: 4 } : { L: 64, R: 4 };
+  if (cols >= 16384) return { L: 16, R: 8 };
+  if (k > 4096) return { L: 64, R: 8 };
+  return gateUp || (format === 'q4_0' && cols / 32 >= 80) ? { L: 32, R: 8 } : { L: 64, R: 4 };
 }
 
 /** What a GEMV's shape is chosen by: the weight's format, output columns (of one half for gate|up) and K. */
