@@ -71,3 +71,13 @@ describe('chat logprobs bytes', () => {
     }
   });
 });
+
+describe('chat top_logprobs without logprobs', () => {
+  it('top_logprobs: 0 without logprobs serves with no logprobs (vLLM); a positive one is a 400 naming it', async () => {
+    const r = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], max_tokens: 2, top_logprobs: 0 });
+    expect(r.choices[0].logprobs).toBeNull();
+    const bad = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], max_tokens: 2, top_logprobs: 2 }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { param: string } }).error.param).toBe('top_logprobs');
+  });
+});

@@ -46,7 +46,8 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
     const common = commonParams(b, ctx.defaults, ctx.vocabSize);
     const wantLogprobs = optBool(b, 'logprobs') ?? false;
     const topLogprobs = optInt(b, 'top_logprobs', { min: 0, max: MAX_LOGPROBS });
-    if (topLogprobs !== undefined && !wantLogprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
+    // top_logprobs: 0 asks for nothing, and clients send it without logprobs (vLLM refuses only a positive one).
+    if (topLogprobs !== undefined && topLogprobs > 0 && !wantLogprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
     const sequences = common.sampling.bestOf ?? common.n;
     ctx.checkSequences(sequences);
     const prompt = await renderChat(ctx, b);
