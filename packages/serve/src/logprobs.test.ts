@@ -48,6 +48,42 @@ describe('completions logprobs', () => {
   });
 });
 
+describe('completions text_offset', () => {
+  /** Each choice's text, tokens and text_offset put together from a stream's chunks. */
+  async function streamed(body: Record<string, unknown>): Promise<[string, string[], number[]][]> {
+    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+    const out: [string, string[], number[]][] = [];
+    for (const f of (await res.text()).split('\n\n')) {
+      if (!f.startsWith('data: {')) continue;
+      for (const c of (JSON.parse(f.slice(6)) as Json).choices as Json[]) {
+        const e = (out[c.index] ??= ['', [], []]);
+        e[0] += c.text;
+        if (c.logprobs) {
+          e[1].push(...(c.logprobs.tokens as string[]));
+          e[2].push(...(c.logprobs.text_offset as number[]));
+        }
+      }
+    }
+    return out;
+  }
+
+  it('a stream gives the offsets the whole response gives, also while a stop string holds text back (vLLM: test_completion_text_offset)', async () => {
+    let heldBack = 0;
+    for (let seed = 0; seed < 8; seed++) {
+      const req = { prompt: 'def f(x):\n', max_tokens: 24, temperature: 1, seed, logprobs: 1, n: 2, stop: ['\n\n', 'ret', ' = '] };
+      const whole = ((await post('/v1/completions', req)).choices as Json[]).map((c): [string, string[], number[]] => [c.text, c.logprobs.tokens, c.logprobs.text_offset]);
+      expect(await streamed(req), `seed ${seed}`).toEqual(whole);
+      // Offsets are the tokens' strings laid end to end from 0.
+      for (const [, tokens, offsets] of whole) {
+        expect(offsets).toEqual(tokens.map((_, i) => tokens.slice(0, i).join('').length));
+        if (tokens.join('').length > 0 && whole.some(([text, t]) => text.length < t.join('').length)) heldBack++;
+      }
+    }
+    // Some answers ended on a stop string: their tokens run past their text (what the stream held back).
+    expect(heldBack).toBeGreaterThan(0);
+  });
+});
+
 describe('chat logprobs bytes', () => {
   it("the bytes of the tokens of '😀é', each sampled alone, put together are its UTF-8", async () => {
     const text = '😀é';

@@ -82,19 +82,22 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
           usage: usage(promptTokens, results.reduce((a, r) => a + r.tokenIds.length, 0), cachedTokens),
         };
       }
-      const textSoFar = new Map<number, number>();
+      // text_offset counts the tokens' strings, as the whole response does: the text sent so far lags the tokens
+      // while a possible stop string (or a character's first bytes) is held back.
+      const tokenOffset = new Map<number, number>();
       await streamChoices(reply, ctx, deltas, { id, created, choices: prompts.length * n, promptTokens, includeUsage: common.includeUsage, continuousUsage: common.continuousUsage }, {
         object: 'text_completion',
         content(d, first) {
           const lead = first ? echoText(d.choice) : '';
           const text = lead + d.text;
-          const offset = textSoFar.get(d.choice) ?? 0;
-          textSoFar.set(d.choice, offset + text.length);
           if (!text && !(d.tokenIds.length && (common.returnTokenIds || logprobs !== undefined))) return null;
+          const start = first ? lead.length : (tokenOffset.get(d.choice) ?? 0);
+          const lp = logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, d.logprobs ?? [], start, logprobs);
+          if (lp) tokenOffset.set(d.choice, start + lp.tokens.reduce((a, t) => a + t.length, 0));
           return {
             index: d.choice,
             text,
-            logprobs: logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, d.logprobs ?? [], offset + lead.length, logprobs),
+            logprobs: lp,
             ...(common.returnTokenIds ? { token_ids: d.tokenIds, ...(first ? { prompt_token_ids: prompts[Math.floor(d.choice / n)]!.ids } : {}) } : {}),
           };
         },
