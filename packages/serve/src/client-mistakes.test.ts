@@ -52,6 +52,22 @@ describe('messages name fields as the HTTP API spells them', () => {
   });
 });
 
+describe("what vLLM's own API tests match on", () => {
+  it('a token id past the vocabulary: "out of vocabulary" (test_out_of_vocab_token_ids), naming the id and the size', async () => {
+    const r = await send(url, JSON.stringify({ prompt: [999999], max_tokens: 5 }), 'application/json');
+    expect(r.status).toBe(400);
+    expect(r.error.message).toMatch(/token id 999999 is out of vocabulary \(the vocabulary has 4096 tokens/);
+    const bias = await send(url, JSON.stringify({ prompt: 'x', max_tokens: 2, logit_bias: { 4097: 1 } }), 'application/json');
+    expect(bias.error.message).toMatch(/4097 is out of vocabulary.*4096/);
+  });
+
+  it('logit_bias keys that are not token ids are all named at once (test_chat_logit_bias_multiple_non_integer_keys)', async () => {
+    const r = await send(url, JSON.stringify({ prompt: 'x', max_tokens: 2, logit_bias: { bad1: 50, 7: 1, bad2: 20 } }), 'application/json');
+    expect(r.status).toBe(400);
+    expect(r.error).toMatchObject({ param: 'logit_bias', message: 'logit_bias: "bad1", "bad2" are not token ids' });
+  });
+});
+
 describe('a body that is not sent as JSON', () => {
   it("curl's bare -d (application/x-www-form-urlencoded): 415 saying to send Content-Type: application/json", async () => {
     const r = await send(url, '{"prompt": "x", "max_tokens": 2}', 'application/x-www-form-urlencoded');

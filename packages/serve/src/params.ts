@@ -49,7 +49,8 @@ export function optString(b: Body, key: string): string | undefined {
 export function tokenIdList(v: unknown, key: string, vocabSize: number | undefined): number[] {
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isInteger(x))) throw badRequest(`${key} must be a list of token ids (whole numbers)`, key);
   const bad = (v as number[]).find((x) => x < 0 || (vocabSize !== undefined && x >= vocabSize));
-  if (bad !== undefined) throw badRequest(`${key}: token id ${bad} is out of range (the vocabulary has ${vocabSize ?? '?'} tokens: 0..${vocabSize === undefined ? '?' : vocabSize - 1})`, key);
+  // "out of vocabulary", as vLLM words it (clients match on it).
+  if (bad !== undefined) throw badRequest(`${key}: token id ${bad} is out of vocabulary (the vocabulary has ${vocabSize ?? '?'} tokens: 0..${vocabSize === undefined ? '?' : vocabSize - 1})`, key);
   return v as number[];
 }
 
@@ -145,10 +146,12 @@ function logitBias(b: Body, vocabSize: number | undefined): { logitBias?: Record
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw badRequest('logit_bias must be an object of token id → bias', 'logit_bias');
   const out: Record<number, number> = {};
+  // Every key that is not a token id at once, as vLLM reports them.
+  const notIds = Object.keys(v).filter((k) => !/^\d+$/.test(k));
+  if (notIds.length > 0) throw badRequest(`logit_bias: ${notIds.map((k) => JSON.stringify(k)).join(', ')} ${notIds.length > 1 ? 'are not token ids' : 'is not a token id'}`, 'logit_bias');
   for (const [k, bias] of Object.entries(v as Record<string, unknown>)) {
-    if (!/^\d+$/.test(k)) throw badRequest(`logit_bias: key ${JSON.stringify(k)} is not a token id`, 'logit_bias');
     const id = Number(k);
-    if (vocabSize !== undefined && id >= vocabSize) throw badRequest(`logit_bias: token id ${id} is out of range (the vocabulary has ${vocabSize} tokens)`, 'logit_bias');
+    if (vocabSize !== undefined && id >= vocabSize) throw badRequest(`logit_bias: token id ${id} is out of vocabulary (the vocabulary has ${vocabSize} tokens)`, 'logit_bias');
     if (typeof bias !== 'number' || !Number.isFinite(bias) || bias < -100 || bias > 100) throw badRequest(`logit_bias: the bias of token ${id} must be a number in -100..100, got ${JSON.stringify(bias)}`, 'logit_bias');
     out[id] = bias;
   }
