@@ -44,7 +44,7 @@ export function infoRoutes(app: FastifyInstance, ctx: ServeContext): void {
   app.route({ method: ['GET', 'POST'], url: '/ping', config: { public: true }, handler: health });
 
   // vLLM's GET /version, which clients probe to tell what serves them.
-  app.get('/version', async () => ({ version: SERVE_VERSION, server: 'weft' }));
+  app.get('/version', async () => ({ version: SERVE_VERSION }));
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', ctx.metrics.registry.contentType);
