@@ -8,12 +8,16 @@
  *
  * usage: node --conditions=source --import tsx examples/src/bench/host-decode-profile.ts [--formats bf16,q8_0,q4_0]
  *          [--layers 22] [--vocab 32000] [--context 128] [--steps 12] [--threads 2] [--backend tensorflow|cpu]
- *          [--out bench-results/host-decode-profile.json]
+ *          [--out bench-results/host-decode-profile.json] [--pages huge,4k] [--rounds 3]
+ * --pages: where the weights (and the KV pool) live, one loaded rank each, rounds of --steps alternating between them:
+ * huge (hostBuffer's 2 MiB pages, the default) or 4k (ordinary ArrayBuffers). The anonymous huge pages after each
+ * load are reported (anonHugePagesMB, the process's, cumulative).
  */
 import { execSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setHugePagesDefault } from '@weft/cpu-kernels';
 import { initBackend, type BackendName } from '@weft/core';
 import { buildAttentionMetadata, HostPlanExecutor, positionsOf, type PlanOp } from '@weft/layers';
 import { loadPlanRank, planCheckpoint } from './plan-rank.js';
@@ -34,6 +38,105 @@ function opClass(op: PlanOp): string {
   return /lm_head|embed_tokens/.test(op.weight.name) ? 'linear lm_head' : 'linear decoder';
 }
 
+/** One loaded rank (weights in `pages`), its executor with a prompt prefilled: rounds of N decode steps, then a row. */
+function profiledRank(dir: string, fmt: string, pages: string, o: { threads: number; C: number; N: number; V: number }) {
+  const { threads, C, N, V } = o;
+  const model = loadPlanRank(dir, fmt);
+  const hugeMB = anonHugePagesMB();
+  const plan = model.recordPlan();
+  const bytes = new Map<string, number>();
+  for (const op of plan.ops) {
+    if (op.kind !== 'linear') continue;
+    const c = opClass(op);
+    const per = c === 'linear lm_head' ? 2 : BYTES_PER_WEIGHT[fmt]!; // embeddings and the LM head stay bf16
+    bytes.set(c, (bytes.get(c) ?? 0) + op.x.width * op.out.width * per);
+  }
+  const perStep: Map<string, { ms: number; calls: number }>[] = [];
+  let current: Map<string, { ms: number; calls: number }> | null = null;
+  // the executor's own time: before the first op (checks, step set-up), between ops, after the last (copies out)
+  let stepStart = 0, lastEnd = 0, firstStart = 0;
+  let gaps = { before: 0, between: 0, after: 0 };
+  const gapSteps: (typeof gaps)[] = [];
+  const ex = new HostPlanExecutor(plan, {
+    threads,
+    profile: (op, ms) => {
+      const end = performance.now(), start = end - ms;
+      if (!firstStart) firstStart = start;
+      else gaps.between += start - lastEnd;
+      lastEnd = end;
+      if (!current) return;
+      const e = current.get(opClass(op)) ?? { ms: 0, calls: 0 };
+      e.ms += ms;
+      e.calls++;
+      current.set(opClass(op), e);
+    },
+  });
+  const blockSize = 16, perSeq = Math.ceil((C + N + 4) / blockSize);
+  ex.initCaches(perSeq, blockSize);
+  const table = Array.from({ length: perSeq }, (_, i) => i);
+  const stepAt = async (ctx: number, q: number) => {
+    const meta = buildAttentionMetadata([{ seqId: 0, queryLen: q, contextLen: ctx, blockTable: table }], blockSize);
+    const tokenIds = Int32Array.from({ length: q }, (_, i) => (i * 7 + 3) % V), positions = positionsOf(meta);
+    firstStart = 0;
+    gaps = { before: 0, between: 0, after: 0 };
+    const t0 = (stepStart = performance.now());
+    await ex.step({ tokenIds, positions, seqs: meta.seqs, blockSize, sampledRows: Int32Array.of(q - 1) });
+    const t1 = performance.now();
+    gaps.before = firstStart - stepStart;
+    gaps.after = t1 - lastEnd;
+    return t1 - t0;
+  };
+  const walls: number[] = [];
+  let prefillMs = 0;
+  let prefill: Record<string, number> = {};
+  return {
+    /** N decode steps at context C (the cache's slots are rewritten each round); the first round prefills and warms up 2 steps. */
+    async round(first: boolean) {
+      if (first) {
+        current = new Map();
+        prefillMs = await stepAt(0, C);
+        prefill = Object.fromEntries([...current].map(([c, e]) => [c, +e.ms.toFixed(2)]));
+      }
+      for (let i = 0; i < N + (first ? 2 : 0); i++) {
+        const warm = first && i < 2;
+        current = warm ? null : new Map();
+        const ms = await stepAt(C + (first ? i : i + 2), 1);
+        if (current) {
+          gapSteps.push(gaps);
+          perStep.push(current);
+          walls.push(ms);
+        }
+      }
+    },
+    finish(): Record<string, unknown> {
+      ex.dispose();
+      model.dispose();
+      const classes = [...new Set(perStep.flatMap((m) => [...m.keys()]))];
+      const row: Record<string, unknown> = { format: fmt, pages, threads, tokS: +(1000 / median(walls)).toFixed(2), stepMs: +median(walls).toFixed(2) };
+      const split: Record<string, unknown> = {};
+      for (const c of classes) {
+        const ms = median(perStep.map((m) => m.get(c)?.ms ?? 0));
+        const calls = perStep[0]!.get(c)?.calls ?? 0;
+        const b = bytes.get(c);
+        split[c] = { ms: +ms.toFixed(3), calls, ...(b ? { GBs: +(b / ms / 1e6).toFixed(1), MB: +(b / 1e6).toFixed(1) } : {}) };
+      }
+      split['outside ops (executor JS)'] = {
+        ms: +median(walls.map((w, i) => w - [...perStep[i]!.values()].reduce((a, e) => a + e.ms, 0))).toFixed(3),
+        before: +median(gapSteps.map((g) => g.before)).toFixed(3),
+        between: +median(gapSteps.map((g) => g.between)).toFixed(3),
+        after: +median(gapSteps.map((g) => g.after)).toFixed(3),
+      };
+      row.split = split;
+      row.prefill = { tokens: C, ms: +prefillMs.toFixed(1), tokS: +((1000 * C) / prefillMs).toFixed(1), split: prefill };
+      const total = [...bytes.values()].reduce((a, b) => a + b, 0);
+      row.weightGB = +(total / 1e9).toFixed(3);
+      row.effectiveGBs = +(total / median(walls) / 1e6).toFixed(1);
+      row.anonHugePagesMB = hugeMB;
+      return row;
+    },
+  };
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -45,9 +148,12 @@ async function main() {
       threads: { type: 'string', default: '2' },
       backend: { type: 'string', default: 'tensorflow' },
       out: { type: 'string', default: 'bench-results/host-decode-profile.json' },
+      pages: { type: 'string', default: 'huge' },
+      rounds: { type: 'string', default: '1' },
     },
   });
   const L = Number(values.layers), V = Number(values.vocab), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
+  const rounds = Number(values.rounds);
   const uptime = execSync('uptime').toString().trim();
   console.log(uptime);
   const dir = planCheckpoint(L, V);
@@ -55,91 +161,22 @@ async function main() {
   // rank runs (bench:cpu's weft rows: libtensorflow not loaded)
   await initBackend({ prefer: values.backend as BackendName });
   const results: Record<string, unknown>[] = [];
+  const pagesList = values.pages!.split(',');
+  for (const p of pagesList) if (p !== 'huge' && p !== '4k') throw new Error(`--pages: '${p}' is not huge or 4k`);
   for (const fmt of values.formats!.split(',')) {
     if (!(fmt in BYTES_PER_WEIGHT)) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(BYTES_PER_WEIGHT).join(', ')})`);
-    const model = loadPlanRank(dir, fmt);
-    const hugeMB = anonHugePagesMB();
-    const plan = model.recordPlan();
-    const bytes = new Map<string, number>();
-    for (const op of plan.ops) {
-      if (op.kind !== 'linear') continue;
-      const c = opClass(op);
-      const per = c === 'linear lm_head' ? 2 : BYTES_PER_WEIGHT[fmt]!; // embeddings and the LM head stay bf16
-      bytes.set(c, (bytes.get(c) ?? 0) + op.x.width * op.out.width * per);
-    }
-    const perStep: Map<string, { ms: number; calls: number }>[] = [];
-    let current: Map<string, { ms: number; calls: number }> | null = null;
-    // the executor's own time: before the first op (checks, step set-up), between ops, after the last (copies out)
-    let stepStart = 0, lastEnd = 0, firstStart = 0;
-    let gaps = { before: 0, between: 0, after: 0 };
-    const gapSteps: (typeof gaps)[] = [];
-    const ex = new HostPlanExecutor(plan, {
-      threads,
-      profile: (op, ms) => {
-        const end = performance.now(), start = end - ms;
-        if (!firstStart) firstStart = start;
-        else gaps.between += start - lastEnd;
-        lastEnd = end;
-        if (!current) return;
-        const e = current.get(opClass(op)) ?? { ms: 0, calls: 0 };
-        e.ms += ms;
-        e.calls++;
-        current.set(opClass(op), e);
-      },
+    // one loaded rank per page size, rounds alternating between them (this machine is shared: only A/B in one process counts)
+    const variants = pagesList.map((pages) => {
+      setHugePagesDefault(pages === 'huge');
+      return profiledRank(dir, fmt, pages, { threads, C, N, V });
     });
-    const blockSize = 16, perSeq = Math.ceil((C + N + 4) / blockSize);
-    ex.initCaches(perSeq, blockSize);
-    const table = Array.from({ length: perSeq }, (_, i) => i);
-    const stepAt = async (ctx: number, q: number) => {
-      const meta = buildAttentionMetadata([{ seqId: 0, queryLen: q, contextLen: ctx, blockTable: table }], blockSize);
-      const tokenIds = Int32Array.from({ length: q }, (_, i) => (i * 7 + 3) % V), positions = positionsOf(meta);
-      firstStart = 0;
-      gaps = { before: 0, between: 0, after: 0 };
-      const t0 = (stepStart = performance.now());
-      await ex.step({ tokenIds, positions, seqs: meta.seqs, blockSize, sampledRows: Int32Array.of(q - 1) });
-      const t1 = performance.now();
-      gaps.before = firstStart - stepStart;
-      gaps.after = t1 - lastEnd;
-      return t1 - t0;
-    };
-    current = new Map();
-    const prefillMs = await stepAt(0, C);
-    const prefill = Object.fromEntries([...current].map(([c, e]) => [c, +e.ms.toFixed(2)]));
-    const walls: number[] = [];
-    for (let i = 0; i < N + 2; i++) {
-      current = i >= 2 ? new Map() : null;
-      const ms = await stepAt(C + i, 1);
-      if (current) {
-        gapSteps.push(gaps);
-        perStep.push(current);
-        walls.push(ms);
-      }
+    setHugePagesDefault(true);
+    for (let r = 0; r < rounds; r++) for (const v of r % 2 ? [...variants].reverse() : variants) await v.round(r === 0);
+    for (const v of variants) {
+      const row = v.finish();
+      console.log(JSON.stringify(row, null, 1));
+      results.push(row);
     }
-    ex.dispose();
-    model.dispose();
-    const classes = [...new Set(perStep.flatMap((m) => [...m.keys()]))];
-    const row: Record<string, unknown> = { format: fmt, threads, tokS: +(1000 / median(walls)).toFixed(2), stepMs: +median(walls).toFixed(2) };
-    const split: Record<string, unknown> = {};
-    for (const c of classes) {
-      const ms = median(perStep.map((m) => m.get(c)?.ms ?? 0));
-      const calls = perStep[0]!.get(c)?.calls ?? 0;
-      const b = bytes.get(c);
-      split[c] = { ms: +ms.toFixed(3), calls, ...(b ? { GBs: +(b / ms / 1e6).toFixed(1), MB: +(b / 1e6).toFixed(1) } : {}) };
-    }
-    split['outside ops (executor JS)'] = {
-      ms: +median(walls.map((w, i) => w - [...perStep[i]!.values()].reduce((a, e) => a + e.ms, 0))).toFixed(3),
-      before: +median(gapSteps.map((g) => g.before)).toFixed(3),
-      between: +median(gapSteps.map((g) => g.between)).toFixed(3),
-      after: +median(gapSteps.map((g) => g.after)).toFixed(3),
-    };
-    row.split = split;
-    row.prefill = { tokens: C, ms: +prefillMs.toFixed(1), tokS: +((1000 * C) / prefillMs).toFixed(1), split: prefill };
-    const total = [...bytes.values()].reduce((a, b) => a + b, 0);
-    row.weightGB = +(total / 1e9).toFixed(3);
-    row.effectiveGBs = +(total / median(walls) / 1e6).toFixed(1);
-    row.anonHugePagesMB = hugeMB;
-    console.log(JSON.stringify(row, null, 1));
-    results.push(row);
   }
   const after = execSync('uptime').toString().trim();
   console.log(after);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { hasHugePages, hostBuffer, HUGE_PAGE_BYTES } from './host-memory.js';
+import { hasHugePages, hostBuffer, HUGE_PAGE_BYTES, setHugePagesDefault } from './host-memory.js';
 import { cpuKernels } from './kernels.js';
 import { loadNative } from './native.js';
 import { quantizeQ4_0 } from './quantize.js';
@@ -39,6 +39,17 @@ describe('hostBuffer', () => {
     new Uint8Array(b).fill(1);
     expect(advisedKb() - before).toBeGreaterThanOrEqual((8 * HUGE_PAGE_BYTES) / 1024);
     expect(b.byteLength).toBe(8 * HUGE_PAGE_BYTES + 4096);
+  });
+
+  it('follows the process default unless asked', () => {
+    try {
+      setHugePagesDefault(false);
+      expect(hasHugePages(hostBuffer(HUGE_PAGE_BYTES))).toBe(false);
+      expect(hasHugePages(hostBuffer(HUGE_PAGE_BYTES, { hugePages: true }))).toBe(advisable);
+    } finally {
+      setHugePagesDefault(true);
+    }
+    expect(hasHugePages(hostBuffer(HUGE_PAGE_BYTES))).toBe(advisable);
   });
 
   it('rejects a bad size by name', () => {

@@ -10,14 +10,24 @@ import { loadNative } from './native.js';
 export const HUGE_PAGE_BYTES = 2 << 20;
 
 export interface HostBufferOptions {
-  /** Ask for huge pages (default true); false: an ordinary ArrayBuffer (for A/B measurements). */
+  /** Ask for huge pages (default: the process's, setHugePagesDefault); false: an ordinary ArrayBuffer. */
   hugePages?: boolean;
+}
+
+/** WEFT_HUGE_PAGES=0 turns huge pages off for the process (read once, here, as WEFT_CPU_KERNELS_ADDON is where the
+ * addon loads): an A/B of a whole run (bench:cpu's ranks are child processes) without a code change. */
+let hugePagesDefault = process.env.WEFT_HUGE_PAGES !== '0';
+
+/** The process's default for hostBuffer (WEFT_HUGE_PAGES, else true): an allocation policy set once at the edge,
+ * before the weights load (a launcher option, or a bench's A/B of the two in one process). */
+export function setHugePagesDefault(on: boolean): void {
+  hugePagesDefault = on;
 }
 
 /** `bytes` zeroed bytes; huge pages where available and the buffer is at least one huge page. */
 export function hostBuffer(bytes: number, options: HostBufferOptions = {}): ArrayBuffer {
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`hostBuffer: bytes = ${bytes} must be a non-negative integer`);
-  const addon = options.hugePages === false || bytes < HUGE_PAGE_BYTES ? null : loadNative().addon;
+  const addon = !(options.hugePages ?? hugePagesDefault) || bytes < HUGE_PAGE_BYTES ? null : loadNative().addon;
   return addon?.hostBuffer ? addon.hostBuffer(bytes, true) : new ArrayBuffer(bytes);
 }
 

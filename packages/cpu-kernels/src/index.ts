@@ -25,7 +25,7 @@ export {
   type CpuKernelsOptions,
   type KernelInfo,
 } from './kernels.js';
-export { hostBuffer, hasHugePages, HUGE_PAGE_BYTES, type HostBufferOptions } from './host-memory.js';
+export { hostBuffer, hasHugePages, setHugePagesDefault, HUGE_PAGE_BYTES, type HostBufferOptions } from './host-memory.js';
 export {
   planKernels,
   ATTN_SEQ_FIELDS,
