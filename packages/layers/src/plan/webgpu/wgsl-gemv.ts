@@ -44,9 +44,10 @@ export function gemvShapeBefore(m: number, gateUp: boolean, w: GemvWeight): Gemv
  * - 1 row: down (K 5632) on 128 lanes (bf16 223 → 203 µs a step, Q4_0 216 → 203) or, Q8_0, 2 rows a thread
  *   (269 → 197); Q4_0 qkv 8 rows a thread (177 → 151).
  * - chunks: Q4_0 / Q8_0 8 weight rows a thread (each x read and each decoded weight serve 8 × 8 products):
- *   Q4_0 qkv 865 → 616, gate|up 3,021 → 1,704, down 1,212 → 734, LM head 190 → 111; Q8_0 gate|up 1,960 →
- *   1,409, down 701 → 590. bf16: 16 lanes × 4 rows for gate|up and the LM head (1,527 → 1,153; 197 → 111), 4
- *   rows (not 8) for qkv (531 → 426).
+ *   Q4_0 qkv 865 → 616, gate|up 3,021 → 1,704, down 1,212 → 734; Q8_0 gate|up 1,960 → 1,409, down 701 → 590.
+ *   bf16: 16 lanes × 4 rows for gate|up and the LM head (1,527 → 1,153; 197 → 111), 4 rows (not 8) for qkv
+ *   (531 → 426). A quantized LM head (16 × 8 in chunks; Q4_0 8 rows a thread at 1 row) is the sweep's pick alone:
+ *   the bench's checkpoints keep it bf16.
  * Tried and not taken: subgroupAdd sums (slower whole steps although faster alone), loads of 2–4 K passes in
  * flight (`U`: faster alone on L2-resident matrices, equal or slower in the step).
  */
