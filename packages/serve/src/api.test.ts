@@ -159,10 +159,13 @@ describe('implemented fields do what vLLM does', () => {
     expect(withBos.json.choices[0].prompt_token_ids).toEqual(c.input_ids);
     const plain = await post('/v1/completions', { prompt: c.prompt, max_tokens: 1, return_token_ids: true, add_special_tokens: false });
     expect(plain.json.choices[0].prompt_token_ids).toEqual(llm.tokenizer!.encode(c.prompt, { addSpecialTokens: false }));
-    const s = await post('/v1/completions', { prompt: c.prompt, max_tokens: 4, ignore_eos: true, stream: true, stream_options: { continuous_usage_stats: true } });
+    const s = await post('/v1/completions', { prompt: c.prompt, max_tokens: 4, ignore_eos: true, stream: true, stream_options: { include_usage: true, continuous_usage_stats: true } });
     const counts = frames(s.text).map((f) => f.usage.completion_tokens);
     expect(counts.at(-1)).toBe(4);
     expect([...counts].sort((a, b) => a - b)).toEqual(counts);
+    // As vLLM (test_completion_stream_options): continuous_usage_stats without include_usage sends no usage.
+    const alone = await post('/v1/completions', { prompt: c.prompt, max_tokens: 4, ignore_eos: true, stream: true, stream_options: { include_usage: false, continuous_usage_stats: true } });
+    expect(frames(alone.text).every((f) => f.usage === undefined || f.usage === null)).toBe(true);
   });
 
   it('response_format text is what every answer is; json_object is refused', async () => {

@@ -135,7 +135,8 @@ export function commonParams(b: Body, defaults: SamplingDefaults, vocabSize: num
     n,
     stream,
     includeUsage: optBool(so, 'include_usage') ?? false,
-    continuousUsage: optBool(so, 'continuous_usage_stats') ?? false,
+    // vLLM: usage in every chunk only when usage is asked for at all (continuous_usage_stats alone sends none).
+    continuousUsage: (optBool(so, 'include_usage') ?? false) && (optBool(so, 'continuous_usage_stats') ?? false),
     returnTokenIds: optBool(b, 'return_token_ids') ?? false,
   };
 }
