@@ -29,7 +29,8 @@
 #   options, e.g. --variants), then the device plan's parity (plan-check.json). DEADLINE_S default 300 there.
 # `gemv` (issue 20's GEMV shapes, clocks logged as in `step`): bench gpu-kernels sweeps TinyLlama's linears per
 #   format × rows × GEMV shape (SWEEP_FORMATS default bf16,q4_0,q8_0; SWEEP_ROWS 1,16; SWEEP_SHAPES; SWEEP_S: its
-#   time budget, default 180 s; SWEEP_WARM_MS: ms of the same work before each point, default 100) and writes the fastest shape per linear (gemv-choice.json); then bench gpu-step runs
+#   time budget, default 180 s; SWEEP_WARM_MS: ms of the same work before each point, default 100; SWEEP_STREAM_MB: each point runs copies of
+#   its linear totalling this many MB, streamed from HBM as in a step, default 120, 0 = one L2-resident matrix) and writes the fastest shape per linear (gemv-choice.json); then bench gpu-step runs
 #   whole decode steps with the defaults and the variants `convert` (int → float weight decoding) and `swept` (the
 #   sweep's shapes) (gpu-step.json; STEP_FORMATS default bf16,q4_0,q8_0; STEP_ARGS adds options); then plan-check.
 #   DEADLINE_S default 540 there.
@@ -66,7 +67,7 @@ if [ "$what" = gemv ] && stage gemv-sweep 120; then
   sweep_s="${SWEEP_S:-180}"
   timeout "$(( sweep_s + 60 ))" node examples/dist/bench/gpu-kernels.js --formats "${SWEEP_FORMATS:-bf16,q4_0,q8_0}" --rows "${SWEEP_ROWS:-1,16}" \
     --shapes "${SWEEP_SHAPES:-default,convert,64x1,64x2,64x4,64x8,32x2,32x4,32x8,16x4,16x8,128x1,128x2,128x4,256x1,64x2u2,64x4u2,128x2u2,128x1u4,32x4sg,32x8sg}" \
-    --gemm-rows "" --attention-rows "" --warm-ms "${SWEEP_WARM_MS:-100}" --budget-s "$sweep_s" --choice-out "$out/gemv-choice.json" --out "$out/gpu-kernels.json" 2>&1 | grep -v 'artificially reduced\|^\[gpu-kernels\] {' || rc=1
+    --gemm-rows "" --attention-rows "" --warm-ms "${SWEEP_WARM_MS:-100}" --stream-mb "${SWEEP_STREAM_MB:-120}" --budget-s "$sweep_s" --choice-out "$out/gemv-choice.json" --out "$out/gpu-kernels.json" 2>&1 | grep -v 'artificially reduced\|^\[gpu-kernels\] {' || rc=1
   wait "$ckw"
   if stage gpu-step 100; then
     timeout "$(( $(left) > 100 ? $(left) - 60 : 30 ))" node examples/dist/bench/gpu-step.js --dir "$ck" --formats "${STEP_FORMATS:-bf16,q4_0,q8_0}" --rows 1,16 --chunk-rows '' \

@@ -42,6 +42,8 @@ const { values: v } = parseArgs({
     /** The fastest shape per (format, linear, rows), where it beats `default` by more than `margin` (a fraction). */
     'choice-out': { type: 'string' },
     margin: { type: 'string', default: '0.03' },
+    /** Each point runs copies of its linear (distinct device buffers of the same weights) totalling at least this many MB, so the weights stream from HBM as in a decode step (0: one matrix, L2-resident below ~50 MB). */
+    'stream-mb': { type: 'string', default: '0' },
     'bandwidth-tb-s': { type: 'string', default: '4.8' },
     out: { type: 'string', default: 'bench-results/gpu-kernels.json' },
     /** Also the whole decode step of bench:gpu's checkpoint in DIR per --plan-formats × --plan-shapes (a GEMV shape for every linear). */
@@ -111,16 +113,24 @@ const LINEARS: Linear[] = [
   { name: 'lm_head', n: 32000, k: 2048, norm: false, gateUp: false, accumulate: false },
 ];
 
-function linearPlan(l: Linear, w: LinearWeight, gn: Parameter): DevicePlan {
+/** The linear (its norm and activation fused) once per weight in `ws`, one after the other as a step's layers run. */
+function linearPlan(l: Linear, ws: LinearWeight[], gn: Parameter): DevicePlan {
   const b = new PlanBuilder();
   const x = b.act('x', l.k);
   const h = b.act('h', l.k);
   const y = b.act('y', l.gateUp ? l.n : l.n);
   const a = b.act('a', l.n / 2);
-  if (l.norm) b.op({ kind: 'rmsNorm', x: whole(x), out: whole(h), weight: gn, eps: 1e-5, residual: null, residualInit: false, groupSize: l.k, weightOffset: 0 });
-  b.op({ kind: 'linear', x: whole(l.norm ? h : x), out: whole(y), weight: w, bias: null, accumulate: l.accumulate });
-  if (l.gateUp) b.op({ kind: 'gatedAct', act: 'silu', x: whole(y), out: whole(a) });
+  for (const w of ws) {
+    if (l.norm) b.op({ kind: 'rmsNorm', x: whole(x), out: whole(h), weight: gn, eps: 1e-5, residual: null, residualInit: false, groupSize: l.k, weightOffset: 0 });
+    b.op({ kind: 'linear', x: whole(l.norm ? h : x), out: whole(y), weight: w, bias: null, accumulate: l.accumulate });
+    if (l.gateUp) b.op({ kind: 'gatedAct', act: 'silu', x: whole(y), out: whole(a) });
+  }
   return b.build(1, { inHidden: x, hidden: l.gateUp ? a : y });
+}
+
+/** `copies` weights holding `w`'s data: each its own object, so the executor uploads each to its own buffer. */
+function copiesOf(w: LinearWeight, copies: number): LinearWeight[] {
+  return [w, ...Array.from({ length: copies - 1 }, () => Object.create(w) as LinearWeight)];
 }
 
 function tuningOf(shape: string): KernelTuning {
@@ -159,6 +169,8 @@ async function timeKernels(ex: WebGpuPlanExecutor, T: number, only?: (tag: strin
 }
 
 interface GemvRow extends SweepRow {
+  /** Copies of the linear the point ran (`--stream-mb`); `us` is per copy. */
+  copies: number;
   gb_s: number;
   /** max |out − the untiled GEMV's out| / max |out| on the first step. */
   rel_diff: number;
@@ -170,7 +182,8 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[],
     for (const [li, l] of LINEARS.entries()) {
       const w = weight(l.n, l.k, format, 100 + li);
       const gn = vector(l.k, 200 + li);
-      const plan = linearPlan(l, w, gn);
+      const copies = Math.max(1, Math.ceil((Number(v['stream-mb']) * 1e6) / w.bytes));
+      const plan = linearPlan(l, copiesOf(w, copies), gn);
       const base = new Map<number, Float32Array>();
       for (const shape of shapes) {
         // int → float decoding is a quantized weights' variant only.
@@ -183,6 +196,7 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[],
         try {
           await ex.initCaches(40, 16);
           const bytes = ex.weightBytes;
+          if (shape === shapes[0]) log(`${format} ${l.name}: ${copies} copies, ${(bytes / 1e6).toFixed(1)} MB, kernels ${ex.tags(1, 1).join(',')}`);
           for (const m of rows) {
             // Checked first (accumulating linears add into zeroed buffers once), then timed.
             const got = (await ex.step(stepInput(m, l.k))).hidden!.slice();
@@ -195,8 +209,9 @@ async function sweepLinears(formats: string[], rows: number[], shapes: string[],
               mx = Math.max(mx, Math.abs(ref[i]!));
             }
             ex.prepare(stepInput(m, l.k));
-            const us = await timeKernels(ex, m, (t) => t !== 'rms_norm');
-            const r = { format, linear: l.name, n: l.n, k: l.k, gateUp: l.gateUp, rows: m, shape, us: +us.toFixed(1), gb_s: +(bytes / us / 1e3).toFixed(0), rel_diff: Number.isNaN(d) ? -1 : +(d / mx).toExponential(2) };
+            const all = await timeKernels(ex, m, (t) => t !== 'rms_norm');
+            const us = all / copies;
+            const r = { format, linear: l.name, n: l.n, k: l.k, gateUp: l.gateUp, rows: m, shape, copies, us: +us.toFixed(1), gb_s: +(bytes / all / 1e3).toFixed(0), rel_diff: Number.isNaN(d) ? -1 : +(d / mx).toExponential(2) };
             out.push(r);
             log(JSON.stringify(r));
           }
