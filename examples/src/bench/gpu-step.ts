@@ -23,7 +23,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '@weft/core';
+import { initBackend, webgpuOptionsFromEnv } from '@weft/core';
 import { requestDevice, StepTrace, subgroupSize, type KernelTuning, type StepTiming, type WebGpuPlanExecutor } from '@weft/layers';
 import { loadPlanExecutor, PLAN_FORMATS, stepOf, warmGpu } from './gpu-plan.js';
 import { median } from './stats.js';
@@ -231,9 +231,12 @@ async function ownDawnDevice(flags: string[]): Promise<GPUDevice> {
   return requestDevice('gpu-step', webgpu.create(['backend=vulkan', ...flags]));
 }
 
-await initBackend({ prefer: 'webgpu' });
+// WEFT_WEBGPU_DAWN_FEATURES (e.g. allow_unsafe_apis,skip_validation,disable_robustness) on the one Dawn instance of
+// the process: a second instance with other toggles (--toggles) aborted on the H200.
+const webgpuEnv = webgpuOptionsFromEnv(process.env);
+await initBackend({ prefer: 'webgpu', webgpu: webgpuEnv });
 await initBackend({ prefer: 'cpu' });
-const result: Record<string, unknown> = { date: new Date().toISOString(), steps: STEPS };
+const result: Record<string, unknown> = { date: new Date().toISOString(), steps: STEPS, dawn_features: webgpuEnv.dawnFeatures ?? [] };
 if (v['gemv-table']) {
   const table = JSON.parse(readFileSync(String(v['gemv-table']), 'utf8')) as GemvChoice[];
   result.gemv_table = table;

@@ -44,9 +44,14 @@ export interface WebgpuOptions {
   submitBatch?: number;
   /** Keep the graphics loader libraries mapped with RTLD_NODELETE (default true; the exit-crash fix). */
   pinLibraries?: boolean;
+  /**
+   * Dawn toggles to enable on the instance (`enable-dawn-features=…`), e.g. `allow_unsafe_apis`, `skip_validation`,
+   * `disable_robustness`: for measurements; Dawn allows one instance a process, so they apply to all of its work.
+   */
+  dawnFeatures?: string[];
 }
 
-/** `WEFT_WEBGPU_BACKEND`, `WEFT_WEBGPU_SUBMIT_BATCH`, `WEFT_WEBGPU_PIN_LIBS=0`, checked: for the edge to read once and pass down. */
+/** `WEFT_WEBGPU_BACKEND`, `WEFT_WEBGPU_SUBMIT_BATCH`, `WEFT_WEBGPU_PIN_LIBS=0`, `WEFT_WEBGPU_DAWN_FEATURES`, checked: for the edge to read once and pass down. */
 export function webgpuOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): WebgpuOptions {
   const o: WebgpuOptions = {};
   const forced = env.WEFT_WEBGPU_BACKEND;
@@ -60,6 +65,13 @@ export function webgpuOptionsFromEnv(env: Readonly<Record<string, string | undef
     o.submitBatch = batch;
   }
   if (env.WEFT_WEBGPU_PIN_LIBS === '0') o.pinLibraries = false;
+  const features = env.WEFT_WEBGPU_DAWN_FEATURES;
+  if (features !== undefined) {
+    const list = features.split(',').map((f) => f.trim()).filter(Boolean);
+    const bad = list.find((f) => !/^[a-z0-9_]+$/.test(f));
+    if (bad !== undefined || !list.length) throw new ConfigError(`WEFT_WEBGPU_DAWN_FEATURES must be a comma-separated list of Dawn toggle names (e.g. allow_unsafe_apis,skip_validation), got '${features}'`);
+    o.dawnFeatures = list;
+  }
   return o;
 }
 
@@ -233,16 +245,17 @@ async function installDawn(opts: WebgpuOptions): Promise<string | null> {
   // Dawn unloads the graphics loader when a rank's instance ends; other threads then crash at exit. Keep it mapped.
   if (opts.pinLibraries !== false) pinGpuDriverLibraries();
   const forced = opts.dawnBackend;
+  const toggles = opts.dawnFeatures?.length ? [`enable-dawn-features=${opts.dawnFeatures.join(',')}`] : [];
   let gpu: GpuLike | null = null;
   if (forced === 'vulkan' || (forced !== 'opengl' && vulkanLoaderPresent())) {
-    const vk = webgpu.create(['backend=vulkan']);
+    const vk = webgpu.create(['backend=vulkan', ...toggles]);
     const a = await vk.requestAdapter().catch(() => null);
     if (a || forced === 'vulkan') gpu = vk;
     if (a) dawnAdapter = `Vulkan: ${a.info?.vendor ?? ''} ${a.info?.description ?? ''}`.trim();
   }
   if (!gpu) {
     prepareWebgpuEnvironment();
-    const gl = webgpu.create(['backend=opengl']);
+    const gl = webgpu.create(['backend=opengl', ...toggles]);
     const a = await gl.requestAdapter({ featureLevel: 'compatibility' }).catch(() => null);
     if (a) {
       const request = gl.requestAdapter.bind(gl);
@@ -250,7 +263,7 @@ async function installDawn(opts: WebgpuOptions): Promise<string | null> {
       gpu = gl;
       dawnAdapter = `OpenGL (compatibility mode): ${a.info?.description ?? ''}`.trim();
     } else {
-      gpu = webgpu.create([]);
+      gpu = webgpu.create(toggles);
     }
   }
   const nav = (globalThis as { navigator?: object }).navigator ?? {};
