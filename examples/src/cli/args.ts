@@ -141,4 +141,11 @@ export const MODEL_OPTIONS = {
   timeout: { type: 'string' },
   trace: { type: 'string' },
   'intra-op-threads': { type: 'string' },
+  // The scheduler's sizes, under vLLM's flag names.
+  'max-model-len': { type: 'string' },
+  'max-num-seqs': { type: 'string' },
+  'max-num-batched-tokens': { type: 'string' },
+  'block-size': { type: 'string' },
+  'enable-prefix-caching': { type: 'boolean' },
+  'no-enable-prefix-caching': { type: 'boolean' },
 } as const;

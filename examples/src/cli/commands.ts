@@ -34,14 +34,28 @@ export function engineOptions(v: Values): LLMOptions {
     // tensorflow backend: its start-up log lines show only with --verbose; intra-op threads per rank.
     verbose: v.verbose === true,
     intraOpThreads: positiveInt(v['intra-op-threads'], 'intra-op-threads'),
+    maxModelLen: positiveInt(v['max-model-len'], 'max-model-len'),
+    maxNumSeqs: positiveInt(v['max-num-seqs'], 'max-num-seqs'),
+    maxNumBatchedTokens: positiveInt(v['max-num-batched-tokens'], 'max-num-batched-tokens'),
+    blockSize: positiveInt(v['block-size'], 'block-size'),
+    enablePrefixCaching: prefixCaching(v),
   };
+}
+
+/** vLLM's --enable-prefix-caching / --no-enable-prefix-caching (default on). */
+function prefixCaching(v: Values): boolean | undefined {
+  if (v['enable-prefix-caching'] && v['no-enable-prefix-caching']) throw new UsageError('give --enable-prefix-caching or --no-enable-prefix-caching, not both');
+  return v['no-enable-prefix-caching'] ? false : v['enable-prefix-caching'] ? true : undefined;
 }
 
 /** Everything that can be checked before a rank starts: options, model directory, layout, --trace path. */
 export function checkedEngineOptions(v: Values, dir: string): LLMOptions {
   const opts = engineOptions(v);
   if (typeof v.trace === 'string') checkWritable(v.trace, '--trace');
-  preflight(dir, { tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel }, { dtype: opts.dtype, quantization: opts.quantization });
+  const config = preflight(dir, { tp: opts.tp, pp: opts.pp, dp: opts.dp, ep: opts.enableExpertParallel }, { dtype: opts.dtype, quantization: opts.quantization });
+  if (opts.maxModelLen !== undefined && (opts.maxModelLen < 2 || opts.maxModelLen > config.maxPositionEmbeddings)) {
+    throw new UsageError(`--max-model-len must be in 2..${config.maxPositionEmbeddings} (the model's max_position_embeddings), got ${opts.maxModelLen}`);
+  }
   return opts;
 }
 

@@ -15,6 +15,9 @@ const MODEL = `model and layout:
   --rank-ports FIRST-LAST      tcp: ports ranks other than 0 listen on (default any; or WEFT_RANK_PORTS)
   --timeout MS                 collective timeout per blocking wait
   --intra-op-threads N         tensorflow backend: intra-op threads per rank
+  --max-model-len N            longest prompt + output (default: config.json's max_position_embeddings)
+  --max-num-seqs N, --max-num-batched-tokens N, --block-size N, --no-enable-prefix-caching
+                               the scheduler and KV cache, as vLLM's flags (defaults 64, 2048, 16, caching on)
   --trace FILE                 write a per-rank Chrome trace (checked for writability before the run)
   --verbose                    backend start-up logs (tensorflow) and stack traces on errors`;
 

@@ -70,6 +70,23 @@ function rankPids(pid: number): Map<number, number> {
 }
 
 describe('weft serve', () => {
+  it("vLLM's scheduler flags: --max-model-len bounds the context the server reports and checks", async () => {
+    const s = await serve([join(root, 'fixtures/llama-tiny'), '--backend', 'cpu', '--max-model-len', '48', '--max-num-seqs', '4', '--max-num-batched-tokens', '32', '--block-size', '8', '--no-enable-prefix-caching']);
+    const models = (await (await fetch(`${s.url}/v1/models`)).json()) as { data: { max_model_len: number }[] };
+    expect(models.data[0]!.max_model_len).toBe(48);
+    const post = (max: number) => fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: [5, 6, 7], max_tokens: max }) });
+    const long = await post(46);
+    expect(long.status).toBe(400);
+    expect(((await long.json()) as { error: { message: string } }).error.message).toMatch(/maximum context length is 48 tokens/);
+    // Prefix caching off: the same prompt twice finds nothing cached.
+    for (let i = 0; i < 2; i++) {
+      const r = (await (await post(4)).json()) as { usage: { prompt_tokens_details: { cached_tokens: number } } };
+      expect(r.usage.prompt_tokens_details.cached_tokens).toBe(0);
+    }
+    s.child.kill('SIGTERM');
+    expect((await s.exited).code).toBe(143);
+  });
+
   it('weft serve DIR serves DIR (vLLM: vllm serve MODEL); SIGTERM drains and exits 143', async () => {
     const s = await serve([join(root, 'fixtures/llama-tiny'), '--backend', 'cpu']);
     const models = (await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] };

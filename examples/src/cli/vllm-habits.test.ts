@@ -52,6 +52,28 @@ describe('vLLM spellings of the layout options', () => {
   });
 });
 
+describe("vLLM's scheduler flags", () => {
+  it.each([
+    [['--max-model-len', '5000'], 'weft: --max-model-len must be in 2..512 (the model\'s max_position_embeddings), got 5000'],
+    [['--max-model-len', '0'], 'weft: --max-model-len must be at least 1, got 0'],
+    [['--max-num-seqs', 'x'], "weft: --max-num-seqs must be a whole number, got 'x'"],
+    [['--enable-prefix-caching', '--no-enable-prefix-caching'], 'weft: give --enable-prefix-caching or --no-enable-prefix-caching, not both'],
+  ])('%j: exit 2, one line, before any rank starts', async (args, line) => {
+    const r = await weft(['generate', '--model', llamaTiny, '--ids', '1', ...args]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe(line);
+  });
+
+  it('--max-model-len 16 --block-size 4 --max-num-batched-tokens 8 run (a 12-token answer in 8-token chunks)', async () => {
+    const r = await weft(['generate', '--model', llamaTiny, '--ids', '5,6,7', '--max-tokens', '12', '--max-model-len', '16', '--block-size', '4', '--max-num-batched-tokens', '8', '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^5 6 7( \d+){12}\n$/);
+    const over = await weft(['generate', '--model', llamaTiny, '--ids', '5,6,7', '--max-tokens', '14', '--max-model-len', '16', '--backend', 'cpu']);
+    expect(over.code).toBe(1);
+    expect(over.stderr).toMatch(/is more than maxModelLen 16/);
+  });
+});
+
 describe('a bare word where an option belongs', () => {
   it('names the option it could be: --prompt for text, --model for a model directory', async () => {
     const text = await weft(['generate', 'def f(x):']);
