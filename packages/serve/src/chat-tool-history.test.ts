@@ -81,3 +81,12 @@ describe('tool calls in the history', () => {
     expect(r.json.error).toMatchObject({ message, param: 'messages' });
   });
 });
+
+describe('tool options with no tools', () => {
+  it('parallel_tool_calls true or false asks for nothing without tools (vLLM accepts it); a non-boolean is refused naming it', async () => {
+    for (const v of [true, false]) expect((await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], max_tokens: 1, parallel_tool_calls: v })).status).toBe(200);
+    const r = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], max_tokens: 1, parallel_tool_calls: 'yes' });
+    expect(r.status).toBe(400);
+    expect(r.json.error.param).toBe('parallel_tool_calls');
+  });
+});

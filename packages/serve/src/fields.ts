@@ -66,7 +66,8 @@ export const FIELDS: Readonly<Record<string, FieldRule>> = {
   suffix: refused(C, 'no fill-in-the-middle'),
   tools: refused(CHAT, 'no tool calling', emptyList),
   tool_choice: refused(CHAT, 'no tool calling', (v) => v === 'none'),
-  parallel_tool_calls: refused(CHAT, 'no tool calling'),
+  // With no tools (refused above) it asks for nothing; vLLM accepts it.
+  parallel_tool_calls: refused(CHAT, 'no tool calling', (v) => typeof v === 'boolean'),
   functions: refused(CHAT, 'no tool calling', emptyList),
   function_call: refused(CHAT, 'no tool calling', (v) => v === 'none'),
   modalities: refused(CHAT, 'text only', (v) => Array.isArray(v) && v.length === 1 && v[0] === 'text'),
