@@ -33,19 +33,29 @@ function describe(adapter) {
   };
 }
 
+/** 8-bit matrices live in arrays of 32-bit words, 4 components a word (offsets and strides count components). */
+const packed = (t) => t === 'i8' || t === 'u8';
+const store = (t) => (t === 'i8' ? 'i32' : t === 'u8' ? 'u32' : t);
+
 function shader(c, iters) {
   const t = c.componentType, rt = c.resultComponentType;
   const f16 = t === 'f16' || rt === 'f16';
   const L = `subgroup_matrix_left<${t}, ${c.K}, ${c.M}>`, R = `subgroup_matrix_right<${t}, ${c.N}, ${c.K}>`, C = `subgroup_matrix_result<${rt}, ${c.N}, ${c.M}>`;
+  const st = store(t), p = packed(t) ? 4 : 1;
+  // Fill a word from 4 (or 1) of o's values.
+  const fill = (dst, base, n) =>
+    p === 1
+      ? `for (var i = lid; i < ${n}u; i += 128u) { ${dst}[i] = ${t}(o[${base}u + i]); }`
+      : `for (var i = lid; i < ${n / 4}u; i += 128u) { var w = 0u; for (var j = 0u; j < 4u; j++) { w |= (bitcast<u32>(i32(o[${base}u + 4u * i + j])) & 0xffu) << (8u * j); } ${dst}[i] = ${st === 'i32' ? 'bitcast<i32>(w)' : 'w'}; }`;
   return `${f16 ? 'enable f16;\n' : ''}enable chromium_experimental_subgroup_matrix;
 @group(0) @binding(0) var<storage, read_write> o : array<f32>;
-var<workgroup> a : array<${t}, ${c.M * c.K}>;
-var<workgroup> b : array<${t}, ${c.K * c.N}>;
+var<workgroup> a : array<${st}, ${(c.M * c.K) / p}>;
+var<workgroup> b : array<${st}, ${(c.K * c.N) / p}>;
 var<workgroup> r : array<${rt}, ${c.M * c.N * 4}>;
 @compute @workgroup_size(128)
 fn main(@builtin(local_invocation_index) lid : u32, @builtin(workgroup_id) wid : vec3<u32>) {
-  for (var i = lid; i < ${c.M * c.K}u; i += 128u) { a[i] = ${t}(o[i]); }
-  for (var i = lid; i < ${c.K * c.N}u; i += 128u) { b[i] = ${t}(o[${c.M * c.K}u + i]); }
+  ${fill('a', 0, c.M * c.K)}
+  ${fill('b', c.M * c.K, c.K * c.N)}
   workgroupBarrier();
   let l = subgroupMatrixLoad<${L}>(&a, 0u, false, ${c.K}u);
   let rr = subgroupMatrixLoad<${R}>(&b, 0u, false, ${c.N}u);
@@ -72,7 +82,7 @@ async function tryConfig(device, c) {
   const { M, N, K } = c;
   const n = M * K + K * N + M * N + 1;
   const init = new Float32Array(n);
-  for (let i = 0; i < M * K + K * N; i++) init[i] = ((i * 7) % 11) - 5; // small integers: exact in every type
+  for (let i = 0; i < M * K + K * N; i++) init[i] = ((i * 7) % 11) - (c.componentType === 'u8' ? 0 : 5); // small integers: exact in every type
   const buf = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   const rb = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const iters = 4096, groups = 132 * 16;
