@@ -335,6 +335,9 @@ async function activate(name: BackendName, reason: string, opts: InitBackendOpti
   const ok = await tf.setBackend(name);
   if (!ok) throw new ConfigError(`tfjs could not initialise the '${name}' backend`);
   await tf.ready();
+  // tfjs's cpu backend prints "install our node backend" on its first tensor in Node: here it was chosen.
+  const backend = tf.backend() as { firstUse?: boolean };
+  if (name === 'cpu' && 'firstUse' in backend) backend.firstUse = false;
   if (name === 'webgpu') {
     // tfjs picks split-K / small-tile programs for decode-shaped (1-row) products; on the H200 its
     // packed 32×32 program ran a decode step's matmuls 2.5× faster (docs/benchmarks/gpu.md).

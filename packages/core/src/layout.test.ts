@@ -40,7 +40,7 @@ describe('vLLM rank layout', () => {
 describe('parallel config', () => {
   it('world size must equal dp·pp·tp, with the sizes named', () => {
     expect(() => resolveParallelConfig({ worldSize: 6, tp: 2, pp: 2 })).toThrow(/world size 6 does not match tp×pp×dp = 2×2×1 = 4/);
-    expect(() => resolveParallelConfig({ tp: 0 })).toThrow(/--tp must be a positive integer/);
+    expect(() => resolveParallelConfig({ tp: 0 })).toThrow(/^tp must be a positive integer, got 0$/);
     expect(resolveParallelConfig({ tp: 2, dp: 2 })).toMatchObject({ tp: 2, pp: 1, dp: 2, ep: false, worldSize: 4 });
   });
 });

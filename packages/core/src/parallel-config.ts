@@ -18,7 +18,7 @@ export function resolveParallelConfig(opts: ParallelOptions = {}): ParallelConfi
   const cfg = { tp: opts.tp ?? 1, pp: opts.pp ?? 1, dp: opts.dp ?? 1, ep: opts.ep ?? false, ppPartition: opts.ppPartition };
   for (const key of ['tp', 'pp', 'dp'] as const) {
     const v = cfg[key];
-    if (!Number.isInteger(v) || v < 1) throw new ConfigError(`--${key} must be a positive integer, got ${String(v)}`);
+    if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${key} must be a positive integer, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
   }
   const worldSize = cfg.tp * cfg.pp * cfg.dp;
   if (opts.worldSize !== undefined && opts.worldSize !== worldSize) {

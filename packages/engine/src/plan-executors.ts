@@ -42,7 +42,7 @@ export function choosePlanExecutor(model: CausalLMRank, state: ParallelState, ar
     };
   }
   if (backend === 'tensorflow' || backend === 'wasm') {
-    if (mode === 'auto' && !packed) return { reason: 'fp32 weights on the CPU run on TensorFlow\'s matmul (devicePlan: true for the plan)' };
+    if (mode === 'auto' && !packed) return { reason: `fp32 weights on the CPU run on ${backend === 'wasm' ? "tfjs-wasm's" : "TensorFlow's"} matmul (the plan: devicePlan: true, --device-plan on)` };
     if (args.cpuKernels === false) return { reason: 'cpuKernels: false (dequantize per op)' };
     const plan = model.recordPlan();
     const lacks = unsupportedOps(plan, HOST_CAPS);

@@ -42,6 +42,12 @@ describe('SamplingParams validation', () => {
     expect((err as Error).message).toContain(field);
   });
 
+  it('a non-finite number is named as it is (JSON would say null)', () => {
+    expect(() => resolveSamplingParams({ temperature: Number.NaN })).toThrow(/^temperature must be a finite number, got NaN$/);
+    expect(() => resolveSamplingParams({ topP: Number.POSITIVE_INFINITY })).toThrow(/^topP must be a finite number, got Infinity$/);
+    expect(() => resolveSamplingParams({ temperature: '1' } as never)).toThrow(/^temperature must be a finite number, got "1"$/);
+  });
+
   it('fills vLLM defaults; unseeded requests still get a fixed seed', () => {
     const p = resolveSamplingParams({});
     expect(p).toMatchObject({ n: 1, temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: 16, stop: [], logprobs: null, seeded: false });

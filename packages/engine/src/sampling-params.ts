@@ -92,7 +92,7 @@ function bad(field: string, msg: string): never {
 function num(init: SamplingParamsInit, field: keyof SamplingParamsInit, dflt: number, check: (v: number) => string | null): number {
   const v = init[field];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) bad(field, `must be a finite number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) bad(field, `must be a finite number, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
   const why = check(v);
   if (why) bad(field, `${why}, got ${v}`);
   return v;

@@ -1,4 +1,6 @@
 /**
+ * What a backend's start prints besides weft's own lines. tfjs's cpu backend greets Node users with "install our
+ * node backend" on its first tensor: weft chose it (asked for, or the last in order), so the banner is noise.
  * The webgpu backend asks Dawn for a Vulkan adapter only where the Vulkan loader loads: on a machine without
  * libvulkan.so.1 (CPU-only machines, CI: Dawn's OpenGL fallback) Dawn used to print "Couldn't load Vulkan:
  * libvulkan.so.1: cannot open shared object file" and a stack line to stderr at every start, for nothing.
@@ -25,8 +27,14 @@ function loaderListed(): boolean {
   }
 }
 
-function startWebgpu(): Promise<{ status: number | null; stderr: string; name: string }> {
-  const src = [`const { initBackend } = await import(${JSON.stringify(core)});`, `const info = await initBackend({ prefer: 'webgpu' });`, `console.log('backend', info.name);`].join('\n');
+function start(prefer: 'webgpu' | 'cpu'): Promise<{ status: number | null; stderr: string; name: string }> {
+  const src = [
+    `const { initBackend } = await import(${JSON.stringify(core)});`,
+    `const tf = await import('@tensorflow/tfjs-core');`,
+    `const info = await initBackend({ prefer: '${prefer}' });`,
+    `tf.add(tf.tensor1d([1, 2]), 1).dataSync();`,
+    `console.log('backend', info.name);`,
+  ].join('\n');
   return new Promise((resolve) => {
     const child = execFile(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', src], { timeout: 120_000 }, (_e, stdout, stderr) => {
       resolve({ status: child.exitCode, stderr, name: /backend (\S+)/.exec(stdout)?.[1] ?? '' });
@@ -34,13 +42,22 @@ function startWebgpu(): Promise<{ status: number | null; stderr: string; name: s
   });
 }
 
+describe('the cpu backend', () => {
+  it('computes without tfjs\'s "install our node backend" banner', async () => {
+    const r = await start('cpu');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.name).toBe('cpu');
+    expect(r.stderr).not.toMatch(/node backend|Hi, looks like/);
+  }, 130_000);
+});
+
 describe.runIf(process.platform === 'linux')('the Vulkan loader probe', () => {
   it('agrees with the dynamic loader cache', () => {
     expect(vulkanLoaderPresent()).toBe(loaderListed());
   });
 
   it.runIf(!loaderListed())('without libvulkan, starting webgpu prints nothing about Vulkan', async () => {
-    const r = await startWebgpu();
+    const r = await start('webgpu');
     expect(r.status, r.stderr).toBe(0);
     expect(r.name).toBe('webgpu');
     expect(r.stderr).not.toMatch(/Vulkan/i);
