@@ -71,7 +71,13 @@ interface MatrixConfig {
   K: number;
 }
 
-/** C = A·B on one subgroup (A [M,K] row-major at 0, B [K,N] at M·K, C [M,N] at M·K + K·N), then a timing loop. */
+/** 8-bit matrices (the H200's only ones, behind allow_unsafe_apis) live in arrays of 32-bit words, 4 components a word. */
+const packed8 = (t: string) => t === 'i8' || t === 'u8';
+
+/**
+ * C = A·B on one subgroup (A [M,K] row-major at 0, B [K,N] at M·K, C [M,N] at M·K + K·N), then a timing loop.
+ * Offsets and strides count components, also for 8-bit ones packed 4 to a word (as Tint's tests load them).
+ */
 function matrixShader(c: MatrixConfig, iters: number): string {
   const t = c.componentType;
   const rt = c.resultComponentType;
@@ -79,15 +85,22 @@ function matrixShader(c: MatrixConfig, iters: number): string {
   const L = `subgroup_matrix_left<${t}, ${c.K}, ${c.M}>`;
   const R = `subgroup_matrix_right<${t}, ${c.N}, ${c.K}>`;
   const C = `subgroup_matrix_result<${rt}, ${c.N}, ${c.M}>`;
+  const p = packed8(t) ? 4 : 1;
+  const word = t === 'i8' ? 'i32' : t === 'u8' ? 'u32' : t;
+  // dst's elements from o's values at base: one each, or 4 bytes a word
+  const fill = (dst: string, base: number, n: number) =>
+    p === 1
+      ? `for (var i = lid; i < ${n}u; i += 128u) { ${dst}[i] = ${t}(o[${base}u + i]); }`
+      : `for (var i = lid; i < ${n / 4}u; i += 128u) { var w = 0u; for (var j = 0u; j < 4u; j++) { w |= (bitcast<u32>(i32(o[${base}u + 4u * i + j])) & 0xffu) << (8u * j); } ${dst}[i] = ${word === 'i32' ? 'bitcast<i32>(w)' : 'w'}; }`;
   return `${f16 ? 'enable f16;\n' : ''}enable chromium_experimental_subgroup_matrix;
 @group(0) @binding(0) var<storage, read_write> o : array<f32>;
-var<workgroup> a : array<${t}, ${c.M * c.K}>;
-var<workgroup> b : array<${t}, ${c.K * c.N}>;
+var<workgroup> a : array<${word}, ${(c.M * c.K) / p}>;
+var<workgroup> b : array<${word}, ${(c.K * c.N) / p}>;
 var<workgroup> r : array<${rt}, ${c.M * c.N * 4}>;
 @compute @workgroup_size(128)
 fn main(@builtin(local_invocation_index) lid : u32, @builtin(workgroup_id) wid : vec3<u32>) {
-  for (var i = lid; i < ${c.M * c.K}u; i += 128u) { a[i] = ${t}(o[i]); }
-  for (var i = lid; i < ${c.K * c.N}u; i += 128u) { b[i] = ${t}(o[${c.M * c.K}u + i]); }
+  ${fill('a', 0, c.M * c.K)}
+  ${fill('b', c.M * c.K, c.K * c.N)}
   workgroupBarrier();
   let l = subgroupMatrixLoad<${L}>(&a, 0u, false, ${c.K}u);
   let rr = subgroupMatrixLoad<${R}>(&b, 0u, false, ${c.N}u);
@@ -145,7 +158,8 @@ export async function probeAdapter(log: (m: string) => void): Promise<Record<str
         const groups = 132 * 16;
         const n = c.M * c.K + c.K * c.N + c.M * c.N + 4;
         const init = new Float32Array(n);
-        for (let i = 0; i < c.M * c.K + c.K * c.N; i++) init[i] = ((i * 7) % 11) / 8 - 0.5;
+        // small values exact in every component type: eighths for floats, integers (non-negative for u8) for 8-bit
+        for (let i = 0; i < c.M * c.K + c.K * c.N; i++) init[i] = packed8(c.componentType) ? ((i * 7) % 11) - (c.componentType === 'u8' ? 0 : 5) : ((i * 7) % 11) / 8 - 0.5;
         const r = await runShader(dev, matrixShader(c, iters), init, groups);
         if ('error' in r) {
           tried.push({ ...c, error: r.error.slice(0, 400) });
