@@ -37,12 +37,6 @@ export function rankBackends(
   return { start: 'cpu', deferred: 'tensorflow' };
 }
 
-/** Rank side: quiet the `cpu` backend's advice to install tfjs-node (the rank has it, deferred). */
-export function startDeferred(): void {
-  const backend = tf.backend() as unknown as { firstUse?: boolean };
-  if (tf.getBackend() === 'cpu' && 'firstUse' in backend) backend.firstUse = false;
-}
-
 /** Rank side: make `name` tfjs's backend now (a no-op once it is). */
 export async function useDeferredBackend(name: BackendName | undefined, threadRanks: number): Promise<void> {
   if (name && tf.getBackend() !== name) await initBackend({ prefer: name, threadRanks });

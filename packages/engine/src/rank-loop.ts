@@ -9,7 +9,7 @@ import type { RankContext } from '@weft/comm';
 import { Checkpoint } from '@weft/core';
 import { loadWeights, PagedKVCache, QuantizationConfig, useCpuQuantKernels, traced, Tracer, traceState, type CausalLMRank } from '@weft/layers';
 import type { DriverMessage, RankMessage } from './protocol.js';
-import { startDeferred, useDeferredBackend } from './rank-backend.js';
+import { useDeferredBackend } from './rank-backend.js';
 import { ModelRunner } from './model-runner.js';
 import { choosePlanExecutor } from './plan-executors.js';
 import { PlanRunner } from './plan-runner.js';
@@ -20,7 +20,6 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   const send = (m: RankMessage) => ctx.driver.send(m);
   const tracer = args.trace ? new Tracer(ctx.rank) : null;
   const state = tracer ? traceState(ctx.state, tracer) : ctx.state;
-  if (args.deferredBackend) startDeferred();
   const model = await createModel(args.modelDir, state, args);
   const fmt = args.weightFormat;
   if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
