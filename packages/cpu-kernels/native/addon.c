@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "q4-tile.h"
 
 /* ---------------------------------------------------------------- fp16 (as src/fp16.ts) */
 
@@ -84,7 +85,7 @@ static void detect(void) {
 
 #define MAX_THREADS 64
 typedef struct {
-  int kind; /* 0 q8_0, 1 q4_0, 2 bf16, 3 fn(ctx, part, parts) */
+  int kind; /* 0 q8_0, 1 q4_0, 2 bf16, 3 fn(ctx, part, parts), 4 q4_0 in tile16 (q4-tile.h) */
   void (*fn)(const void *ctx, int t, int nt);
   const void *ctx;
   const isa_t *isa;
@@ -144,10 +145,37 @@ static void publish_generation(unsigned *g) {
 }
 #endif
 
-static void run_rows(const job_t *j, int r0, int r1) {
-  if (j->kind == 2) j->isa->bf16(j->a, j->w, r0, r1, j->n, j->out);
-  else (j->kind ? j->isa->q4_0 : j->isa->q8_0)(j->a, j->w, j->wd, r0, r1, j->n, j->out);
+/* Q4_0 tile16 rows [r0, r1) on an ISA without tile kernels: each whole tile put back in rows (q4-tile.h) and run by
+ * the ISA's q4_0; the last n % 16 rows are rows already. */
+static void q4_0_untiled(const isa_t *I, const act_t *a, const uint8_t *w, const uint16_t *wd, int r0, int r1, int n, float *out) {
+  const size_t wrow = (size_t)a->k / 2, nb = (size_t)a->nb;
+  uint8_t *tq = malloc(Q4T_ROWS * wrow);
+  uint16_t *td = malloc(Q4T_ROWS * nb * 2);
+  int r = r0;
+  for (; r + Q4T_ROWS <= r1; r += Q4T_ROWS) {
+    const uint8_t *sq = w + (size_t)r * wrow;
+    const uint16_t *sd = wd + (size_t)r * nb;
+    for (int l = 0; l < Q4T_ROWS; l++) {
+      for (size_t j = 0; j < wrow; j++) tq[l * wrow + j] = sq[q4t_at(wrow, Q4T_QS, l, j, NULL)];
+      for (size_t b = 0; b < nb; b++) td[l * nb + b] = sd[q4t_at(nb, Q4T_D, l, b, NULL)];
+    }
+    I->q4_0(a, tq, td, 0, Q4T_ROWS, n, out + r);
+  }
+  if (r < r1) I->q4_0(a, w, wd, r, r1, n, out);
+  free(tq);
+  free(td);
 }
+
+/* Rows [r0, r1) of out [m, n] (contiguous) for job kind 0 q8_0, 1 q4_0, 2 bf16, 4 q4_0 tile16 on prepared activations. */
+void weft_q_rows(const isa_t *I, int kind, const act_t *a, const void *w, const uint16_t *wd, int r0, int r1, int n, float *out) {
+  if (kind == 2) I->bf16(a, w, r0, r1, n, out);
+  else if (kind == 4) {
+    if (I->q4_0_tile16) I->q4_0_tile16(a, w, wd, r0, r1, n, out);
+    else q4_0_untiled(I, a, w, wd, r0, r1, n, out);
+  } else (kind ? I->q4_0 : I->q8_0)(a, w, wd, r0, r1, n, out);
+}
+
+static void run_rows(const job_t *j, int r0, int r1) { weft_q_rows(j->isa, j->kind, j->a, j->w, j->wd, r0, r1, j->n, j->out); }
 
 /* Rows: thread t owns one contiguous range (its 1/nt of the rows, from a multiple of 16), taken from its front in
  * chunks (about 8 a thread, multiples of 16), so that each thread reads its weights as one sequential stream (the
@@ -280,11 +308,6 @@ const isa_t *weft_isa(int i) { return i >= 0 && i < n_isas ? isas[i] : NULL; }
 /* The Q8_0 activations and the ISA's prep of x [m, k] (row stride ldx) for a block-format (q4: Q4_0) or bf16 gemm. */
 void weft_prep_act(const isa_t *I, act_t *a, int q4, int bf16);
 void weft_release_act(const isa_t *I, act_t *a);
-/* Rows [r0, r1) of out [m, n] (contiguous) for kind 0 q8_0, 1 q4_0, 2 bf16 on prepared activations. */
-void weft_q_rows(const isa_t *I, int kind, const act_t *a, const void *w, const uint16_t *wd, int r0, int r1, int n, float *out) {
-  if (kind == 2) I->bf16(a, w, r0, r1, n, out);
-  else (kind ? I->q4_0 : I->q8_0)(a, w, wd, r0, r1, n, out);
-}
 
 /* ---------------------------------------------------------------- N-API */
 
@@ -313,17 +336,18 @@ static napi_value gemm(napi_env env, napi_callback_info info, int kind) {
   CHECK(napi_get_value_int32(env, argv[nargs - 2], &n));
   size_t lx, lq, ld = 0, lo;
   float *x = typed(env, argv[2], napi_float32_array, &lx);
-  void *w = typed(env, argv[5], kind == 0 ? napi_int8_array : kind == 1 ? napi_uint8_array : napi_uint16_array, &lq);
+  const int q4 = kind == 1 || kind == 4;
+  void *w = typed(env, argv[5], kind == 0 ? napi_int8_array : q4 ? napi_uint8_array : napi_uint16_array, &lq);
   uint16_t *wd = kind == 2 ? NULL : typed(env, argv[6], napi_uint16_array, &ld);
   float *out = typed(env, argv[nargs - 1], napi_float32_array, &lo);
   if (isa < 0 || isa >= n_isas || nt < 1 || m < 1 || k < 1 || n < 1 || !x || !w || !out || (kind != 2 && (!wd || k % QK)) ||
-      lx != (size_t)m * k || lo != (size_t)m * n || lq != (size_t)n * k / (kind == 1 ? 2 : 1) || (kind != 2 && ld != (size_t)n * k / QK)) {
+      lx != (size_t)m * k || lo != (size_t)m * n || lq != (size_t)n * k / (q4 ? 2 : 1) || (kind != 2 && ld != (size_t)n * k / QK)) {
     napi_throw_range_error(env, NULL, "weft_cpu_kernels: bad arguments (isa, threads, shapes or array types)");
     return NULL;
   }
   act_t a = {m, k, k / QK, x, NULL, NULL, NULL, NULL, NULL};
   const isa_t *I = isas[isa];
-  weft_prep_act(I, &a, kind == 1, kind == 2);
+  weft_prep_act(I, &a, q4, kind == 2);
   job_t j = {kind, NULL, NULL, I, &a, w, wd, n, nt > MAX_THREADS ? MAX_THREADS : nt, out};
   run(&j);
   weft_release_act(I, &a);
@@ -373,6 +397,7 @@ void weft_run_q(const isa_t *I, int kind, const act_t *a, const void *w, const u
 static napi_value gemm_q8_0(napi_env env, napi_callback_info info) { return gemm(env, info, 0); }
 static napi_value gemm_q4_0(napi_env env, napi_callback_info info) { return gemm(env, info, 1); }
 static napi_value gemm_bf16(napi_env env, napi_callback_info info) { return gemm(env, info, 2); }
+static napi_value gemm_q4_0_tile16(napi_env env, napi_callback_info info) { return gemm(env, info, 4); }
 
 static napi_value info_fn(napi_env env, napi_callback_info info) {
   (void)info;
@@ -384,6 +409,16 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
     CHECK(napi_set_element(env, arr, i, s));
   }
   CHECK(napi_set_named_property(env, obj, "isas", arr));
+  /* the ISAs with tile16 kernels of their own (the others read a tile16 weight by putting each tile back in rows) */
+  napi_value tiled;
+  int nt = 0;
+  CHECK(napi_create_array(env, &tiled));
+  for (int i = 0; i < n_isas; i++)
+    if (isas[i]->q4_0_tile16) {
+      CHECK(napi_create_string_utf8(env, isas[i]->name, NAPI_AUTO_LENGTH, &s));
+      CHECK(napi_set_element(env, tiled, nt++, s));
+    }
+  CHECK(napi_set_named_property(env, obj, "q4_0Tile16", tiled));
   CHECK(napi_create_int32(env, MAX_THREADS, &mt));
   CHECK(napi_set_named_property(env, obj, "maxThreads", mt));
   return obj;
@@ -414,6 +449,7 @@ NAPI_MODULE_INIT() {
     {"gemmQ8_0", NULL, gemm_q8_0, NULL, NULL, NULL, napi_enumerable, NULL},
     {"gemmQ4_0", NULL, gemm_q4_0, NULL, NULL, NULL, napi_enumerable, NULL},
     {"gemmBf16", NULL, gemm_bf16, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gemmQ4_0Tile16", NULL, gemm_q4_0_tile16, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (weft_define_plan_ops(env, exports) != napi_ok) return NULL;

@@ -19,8 +19,9 @@
 /* Q8_0 / Q4_0: every batch size runs avx512_q16.h's 16-row tiles, which sum each output's blocks in one order (as
  * the scalar path): a row's bits depend neither on its batch nor on the thread split. */
 static void prep_q(act_t *a, int q4) { prep_q16(a, q4); }
-static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 0); }
-static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 1); }
+static void q8_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 0, 0); }
+static void q4_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 1, 0); }
+static void q4_tile16_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out) { q16_rows(a, wqs, wd, r0, r1, n, out, 1, 1); }
 
 /* bf16 (weight-only, x fp32 as it is) in kernels.h's BF16_ORDER, whatever the tile or batch: 32 bf16 of a row are one
  * 64-byte load, its 16 even elements widened by a shift, its 16 odd ones by a mask (fewer operations than zero-extends
@@ -133,4 +134,4 @@ static void release(act_t *a) {
   a->extra = NULL;
 }
 
-const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, NULL, bf16_rows, release, &dense_avx512, quantize};
+const isa_t isa_avx512 = {"avx512", NULL, prep_q, q8_rows, q4_rows, NULL, bf16_rows, release, &dense_avx512, quantize, q4_tile16_rows};

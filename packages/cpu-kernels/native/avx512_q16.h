@@ -8,9 +8,12 @@
  * reduced in registers. So every batch size gives a row the same bits.
  * Activation rows go 8 at a time (then 4, 2, 1); the first pass transposes the tile into a buffer that the
  * others read, and prefetches the tile Q_AHEAD on.
+ * Q4_0 weights come as rows or in q4-tile.h's tile16 layout (T): q4_at / d_at say where a tile's block and scales
+ * are in either, and the kernels read them at the stride those give; the same blocks, dotted in the same order.
  */
 #ifndef WEFT_AVX512_Q16_H
 #define WEFT_AVX512_Q16_H
+#include "q4-tile.h"
 /* Q8_0 up to this many activation rows runs q8s_tile (CPU time, 45056×2048 from memory: m = 1-3 14-57% faster than
  * the transposing tile; m = 4-7 8-12% slower) */
 #define Q8S_MAX_M 3
@@ -112,10 +115,15 @@ AI void load_q4(const uint8_t *w, size_t wrow, __m512i t[8]) {
   }
 }
 
-/* The 16 rows' scales of blocks b and b + 1 (lane l: row l), from one gather of 32 bits a row at block b0
- * (b0 = b, or b - 1 for an odd last block: then `hi` is block b). */
-AI void scales2(const uint16_t *wd, __m512i idx, int b0, __m512 *lo, __m512 *hi) {
-  const __m512i g = _mm512_i32gather_epi32(idx, (const void *)(wd + b0), 2);
+/* Lane l: l · stride (the gathers' index of row l, rows `stride` scales apart). */
+AI __m512i row_idx(size_t stride) {
+  return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)stride));
+}
+
+/* The 16 rows' scales of a block and the next (lane l: row l), from one gather of 32 bits a row at p (row 0's scale
+ * of the first block; idx: row_idx of the rows' stride). */
+AI void scales2(const uint16_t *p, __m512i idx, __m512 *lo, __m512 *hi) {
+  const __m512i g = _mm512_i32gather_epi32(idx, (const void *)p, 2);
   *lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
   *hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
 }
@@ -124,13 +132,13 @@ AI void scales2(const uint16_t *wd, __m512i idx, int b0, __m512 *lo, __m512 *hi)
  * third of the Q4_0 decode tile's time, measured: 36 -> 54 GB/s cache-resident without them): each row's 8 scales
  * are one 16-byte load (broadcast and blended 4 rows a zmm: z[j] lane i = row 4j + i), two word permutes pick rows
  * 0-7 (and 8-15) of blocks 0-3 (and 4-7), one more per block puts its 16 rows in order. */
-AI void scales8(const uint16_t *wd, size_t nb, int b, __m512 dw[8]) {
+AI void scales8(const uint16_t *p, size_t st, __m512 dw[8]) {
   __m512i z[4];
   for (int j = 0; j < 4; j++) {
-    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j) * nb + b)));
-    v = _mm512_mask_blend_epi32(0x00f0, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j + 1) * nb + b))));
-    v = _mm512_mask_blend_epi32(0x0f00, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j + 2) * nb + b))));
-    z[j] = _mm512_mask_blend_epi32(0xf000, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(wd + (size_t)(4 * j + 3) * nb + b))));
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * j) * st)));
+    v = _mm512_mask_blend_epi32(0x00f0, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * j + 1) * st))));
+    v = _mm512_mask_blend_epi32(0x0f00, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * j + 2) * st))));
+    z[j] = _mm512_mask_blend_epi32(0xf000, v, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * j + 3) * st))));
   }
   /* word 8·q + r (q < 4, r < 8): row r's block q (+4 for hi): z pair word (r / 4)·32 + (r % 4)·8 + q */
   static const short lo_idx[32] = {0, 8, 16, 24, 32, 40, 48, 56, 1, 9, 17, 25, 33, 41, 49, 57, 2, 10, 18, 26, 34, 42, 50, 58, 3, 11, 19, 27, 35, 43, 51, 59};
@@ -152,21 +160,51 @@ AI void scales8(const uint16_t *wd, size_t nb, int b, __m512 dw[8]) {
   }
 }
 
+/* The 16 rows' scales of one block (p: row 0's, rows st apart), without a gather (a last odd block). */
+AI __m512 scales1(const uint16_t *p, size_t st) {
+  float f[16];
+  for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(p[(size_t)l * st]);
+  return _mm512_loadu_ps(f);
+}
+
+/* Q4_0 block b of row l of a tile (w: the tile's start; rows wrow bytes), as rows (T 0) or tile16 (T 1): its 16 bytes,
+ * and in *st the row stride there. */
+AI const uint8_t *q4_at(const uint8_t *w, size_t wrow, const int T, int l, int b, size_t *st) {
+  if (!T) {
+    *st = wrow;
+    return w + (size_t)l * wrow + (size_t)b * 16;
+  }
+  return w + q4t_at(wrow, Q4T_QS, l, (size_t)b * 16, st);
+}
+
+/* Row 0's scale of block b of a tile (wd: the tile's scales; nb a row), and in *st the row stride there. */
+AI const uint16_t *d_at(const uint16_t *wd, size_t nb, const int T, int b, size_t *st) {
+  if (!T) {
+    *st = nb;
+    return wd + b;
+  }
+  return wd + q4t_at(nb, Q4T_D, 0, (size_t)b, st);
+}
+
 /* Rows [r, r + 16) (w, wd: row r's) × activation rows [i0, i0 + NA): out[i, r + l] for l < nr.
  * tb (mode 1: written, 2: read instead of the weights; 0: unused): each block's 8 transposed zmm and its scales. */
 AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, int i0, const int NA, float *out, int n, const int q4,
-                 const int pf, __m512i *tb, const int mode) {
+                 const int T, const int pf, __m512i *tb, const int mode) {
   const int k = a->k, nb = a->nb;
   const int32_t *corr = a->extra;
   const size_t wrow = q4 ? (size_t)k / 2 : (size_t)k, bb = q4 ? 16 : 32; /* bytes a row, a block */
-  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(nb));
+  const __m512i idx = row_idx((size_t)nb);
   __m512 acc[8], dlo = _mm512_setzero_ps(), dhi = dlo;
   for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
   for (int b = 0; b < nb; b++) {
     if (pf) {
       /* the tile Q_AHEAD on: a line a row every 64 bytes of this one's, its scales a line a block */
       if (b * bb % 64 == 0)
-        for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (Q_AHEAD * TR + l) * wrow + b * bb), _MM_HINT_T0);
+        for (int l = 0; l < TR; l++) {
+          size_t st;
+          const uint8_t *p = q4 ? q4_at(w + Q_AHEAD * TR * wrow, wrow, T, l, b, &st) : w + (Q_AHEAD * TR + l) * wrow + b * bb;
+          _mm_prefetch((const char *)p, _MM_HINT_T0);
+        }
       if ((size_t)b * 64 < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)Q_AHEAD * TR * nb) + b * 64, _MM_HINT_T0);
     }
     __m512i t[8];
@@ -175,16 +213,17 @@ AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
       for (int g = 0; g < 8; g++) t[g] = _mm512_load_si512(tb + (size_t)b * 9 + g);
       dw = _mm512_castsi512_ps(_mm512_load_si512(tb + (size_t)b * 9 + 8));
     } else {
-      if (q4) load_q4(w + b * bb, wrow, t);
-      else load_q8(w + b * bb, wrow, t);
+      if (q4) {
+        size_t st;
+        const uint8_t *p = q4_at(w, wrow, T, 0, b, &st);
+        load_q4(p, st, t);
+      } else load_q8(w + b * bb, wrow, t);
       if (!(b & 1)) {
-        if (b + 1 < nb) scales2(wd, idx, b, &dlo, &dhi);
-        else if (b) scales2(wd, idx, b - 1, &dhi, &dlo); /* the odd last block, in dlo */
-        else {
-          float f[16];
-          for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
-          dlo = _mm512_loadu_ps(f);
-        }
+        size_t ds;
+        const uint16_t *pd = d_at(wd, (size_t)nb, T, b, &ds);
+        if (b + 1 < nb) scales2(pd, T ? row_idx(ds) : idx, &dlo, &dhi);
+        else if (b && !T) scales2(pd - 1, idx, &dhi, &dlo); /* the odd last block, in dlo */
+        else dlo = scales1(pd, ds);
       }
       dw = b & 1 ? dhi : dlo;
       if (mode == 1) {
@@ -209,19 +248,22 @@ AI void q16_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
 
 /* Block b alone of the 16 rows (w, wd: row 0's) × activation rows [i0, i0 + NA), into acc: the transposed load and
  * q16_tile's sum (the untransposed tiles' blocks past their last whole pair / quad). */
-AI void one_block(const act_t *a, const uint8_t *w, const uint16_t *wd, __m512i idx, int b, int i0, const int NA, __m512 *acc, const int q4) {
+AI void one_block(const act_t *a, const uint8_t *w, const uint16_t *wd, __m512i idx, int b, int i0, const int NA, __m512 *acc, const int q4,
+                  const int T) {
   const int nb = a->nb;
   const int32_t *corr = a->extra;
   __m512i t[8];
   __m512 dw, unused;
-  if (q4) load_q4(w + (size_t)b * 16, (size_t)a->k / 2, t);
-  else load_q8(w + (size_t)b * 32, (size_t)a->k, t);
-  if (b) scales2(wd, idx, b - 1, &unused, &dw);
-  else {
-    float f[16];
-    for (int l = 0; l < TR; l++) f[l] = weft_fp16_to_fp32(wd[(size_t)l * nb]);
-    dw = _mm512_loadu_ps(f);
-  }
+  if (q4) {
+    size_t st;
+    const uint8_t *p = q4_at(w, (size_t)a->k / 2, T, 0, b, &st);
+    load_q4(p, st, t);
+  } else load_q8(w + (size_t)b * 32, (size_t)a->k, t);
+  size_t ds;
+  const uint16_t *pd = d_at(wd, (size_t)nb, T, b, &ds);
+  /* (tile16: a block's neighbour may lie in another step) */
+  if (b && !T) scales2(pd - 1, idx, &unused, &dw);
+  else dw = scales1(pd, ds);
   for (int ii = 0; ii < NA; ii++) {
     const size_t xb = (size_t)(i0 + ii) * nb + b;
     __m512i s = _mm512_set1_epi32(corr[xb]);
@@ -251,7 +293,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
   const int k = a->k, nb = a->nb;
   const int32_t *corr = a->extra;
   const size_t wrow = (size_t)k;
-  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(nb));
+  const __m512i idx = row_idx((size_t)nb);
   __m512 acc[Q8S_MAX_M];
   for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
   int b = 0;
@@ -262,7 +304,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
     }
     /* (scales8 here: cache-resident m = 1 +11%, but from memory 3-10% slower, in one process: kept the gather) */
     __m512 dlo, dhi;
-    scales2(wd, idx, b, &dlo, &dhi);
+    scales2(wd + b, idx, &dlo, &dhi);
     for (int ii = 0; ii < NA; ii++) {
       const size_t xb = (size_t)(i0 + ii) * nb + b;
       __m512i lo, hi;
@@ -273,7 +315,7 @@ AI void q8s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, i
       acc[ii] = _mm512_add_ps(acc[ii], _mm512_mul_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(dhi, _mm512_set1_ps(a->d[xb + 1]))));
     }
   }
-  if (b < nb) one_block(a, w, wd, idx, b, i0, NA, acc, 0);
+  if (b < nb) one_block(a, w, wd, idx, b, i0, NA, acc, 0, 0);
   const __mmask16 keep = (__mmask16)((1u << nr) - 1);
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)(i0 + ii) * n, keep, acc[ii]);
 }
@@ -306,31 +348,41 @@ AI void q4s_quad(const uint8_t *w, size_t wrow, __m512i xlo, __m512i xhi, __m512
   o[3] = _mm512_shuffle_i64x2(t1, t3, 0xdd);
 }
 
-AI void q4s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, const int NA, float *out, int n, const int pf) {
+AI void q4s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, const int NA, float *out, int n, const int T, const int pf) {
   const int k = a->k, nb = a->nb, nq = nb / 4;
   const int32_t *corr = a->extra;
   const int8_t *xq = (const int8_t *)a->extra + q4s_offset(a);
   const size_t wrow = (size_t)k / 2;
-  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(nb));
+  const __m512i idx = row_idx((size_t)nb);
   __m512 acc[Q4S_MAX_M], dw8[8];
   for (int ii = 0; ii < NA; ii++) acc[ii] = _mm512_setzero_ps();
   int b = 0;
   for (int q = 0; q < nq; q++, b += 4) {
     if (pf) {
-      for (int l = 0; l < TR; l++) _mm_prefetch((const char *)(w + (Q4S_AHEAD * TR + l) * wrow + b * 16), _MM_HINT_T0);
+      for (int l = 0; l < TR; l++) {
+        size_t st;
+        _mm_prefetch((const char *)q4_at(w + Q4S_AHEAD * TR * wrow, wrow, T, l, b, &st), _MM_HINT_T0);
+      }
       for (int o = 0; o < 128; o += 64)
         if ((size_t)b * 32 + o < (size_t)TR * nb * 2) _mm_prefetch((const char *)(wd + (size_t)Q4S_AHEAD * TR * nb) + b * 32 + o, _MM_HINT_T0);
     }
     /* blocks b..b+7 at once (two quads); a last quad alone by two gathers */
     if (!(q & 1)) {
-      if (b + 8 <= nb) scales8(wd, (size_t)nb, b, dw8);
-      else scales2(wd, idx, b, &dw8[0], &dw8[1]), scales2(wd, idx, b + 2, &dw8[2], &dw8[3]);
+      size_t ds;
+      const uint16_t *pd = d_at(wd, (size_t)nb, T, b, &ds);
+      if (b + 8 <= nb) scales8(pd, ds, dw8);
+      else {
+        const __m512i ix = T ? row_idx(ds) : idx;
+        scales2(pd, ix, &dw8[0], &dw8[1]), scales2(pd + 2, ix, &dw8[2], &dw8[3]);
+      }
     }
     const __m512 *dw = dw8 + (q & 1) * 4;
+    size_t st;
+    const uint8_t *pw = q4_at(w, wrow, T, 0, b, &st);
     for (int ii = 0; ii < NA; ii++) {
       const int8_t *x = xq + ((size_t)ii * nq + q) * 128;
       __m512i o[4];
-      q4s_quad(w + (size_t)b * 16, wrow, _mm512_load_si512(x), _mm512_load_si512(x + 64), o);
+      q4s_quad(pw, st, _mm512_load_si512(x), _mm512_load_si512(x + 64), o);
       const size_t xb = (size_t)ii * nb + b;
       for (int j = 0; j < 4; j++) {
         const __m512i dot = _mm512_add_epi32(o[j], _mm512_set1_epi32(corr[xb + j]));
@@ -338,15 +390,16 @@ AI void q4s_tile(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, c
       }
     }
   }
-  for (; b < nb; b++) one_block(a, w, wd, idx, b, 0, NA, acc, 1);
+  for (; b < nb; b++) one_block(a, w, wd, idx, b, 0, NA, acc, 1, T);
   const __mmask16 keep = (__mmask16)((1u << nr) - 1);
   for (int ii = 0; ii < NA; ii++) _mm512_mask_storeu_ps(out + (size_t)ii * n, keep, acc[ii]);
 }
 
-AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, float *out, int n, const int q4, int pf, __m512i *tb) {
+AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int nr, float *out, int n, const int q4, const int T, int pf,
+                       __m512i *tb) {
   if (q4 && Q4S_ROWS(a->m)) {
-    if (a->m == 1) q4s_tile(a, w, wd, nr, 1, out, n, pf);
-    else q4s_tile(a, w, wd, nr, 3, out, n, pf);
+    if (a->m == 1) q4s_tile(a, w, wd, nr, 1, out, n, T, pf);
+    else q4s_tile(a, w, wd, nr, 3, out, n, T, pf);
     return;
   }
   if (!q4 && a->m <= Q8S_MAX_M) {
@@ -360,20 +413,21 @@ AI void q16_tile_rows(const act_t *a, const uint8_t *w, const uint16_t *wd, int 
   int mode = a->m > 8 ? 1 : 0;
   for (int i0 = 0; i0 < a->m;) {
     const int left = a->m - i0;
-    if (left >= 8) q16_tile(a, w, wd, nr, i0, 8, out, n, q4, pf, tb, mode), i0 += 8;
-    else if (left >= 4) q16_tile(a, w, wd, nr, i0, 4, out, n, q4, pf, tb, mode), i0 += 4;
-    else if (left >= 2) q16_tile(a, w, wd, nr, i0, 2, out, n, q4, pf, tb, mode), i0 += 2;
-    else q16_tile(a, w, wd, nr, i0, 1, out, n, q4, pf, tb, mode), i0 += 1;
+    if (left >= 8) q16_tile(a, w, wd, nr, i0, 8, out, n, q4, T, pf, tb, mode), i0 += 8;
+    else if (left >= 4) q16_tile(a, w, wd, nr, i0, 4, out, n, q4, T, pf, tb, mode), i0 += 4;
+    else if (left >= 2) q16_tile(a, w, wd, nr, i0, 2, out, n, q4, T, pf, tb, mode), i0 += 2;
+    else q16_tile(a, w, wd, nr, i0, 1, out, n, q4, T, pf, tb, mode), i0 += 1;
     pf = 0;
     mode = mode ? 2 : 0;
   }
 }
 
-AI void q16_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out, const int q4) {
+/* Rows [r0, r1) (r0 a multiple of 16; T: whole tiles in tile16, the last n % 16 rows as rows). */
+AI void q16_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0, int r1, int n, float *out, const int q4, const int T) {
   const size_t wrow = q4 ? (size_t)a->k / 2 : (size_t)a->k, nb = (size_t)a->nb;
   __m512i *tb = a->m > 8 ? aligned_alloc(64, nb * 9 * 64) : NULL;
   int r = r0;
-  for (; r + TR <= r1; r += TR) q16_tile_rows(a, wqs + r * wrow, wd + r * nb, TR, out + r, n, q4, 1, tb);
+  for (; r + TR <= r1; r += TR) q16_tile_rows(a, wqs + r * wrow, wd + r * nb, TR, out + r, n, q4, T, 1, tb);
   if (r < r1) {
     /* the last rows, fewer than 16: a padded copy (repeating the last row) keeps the tile whole */
     const int nr = r1 - r;
@@ -383,7 +437,7 @@ AI void q16_rows(const act_t *a, const uint8_t *wqs, const uint16_t *wd, int r0,
       memcpy(w + l * wrow, wqs + (size_t)(r + (l < nr ? l : nr - 1)) * wrow, wrow);
       memcpy(d + l * nb, wd + (size_t)(r + (l < nr ? l : nr - 1)) * nb, nb * 2);
     }
-    q16_tile_rows(a, w, d, nr, out + r, n, q4, 0, tb);
+    q16_tile_rows(a, w, d, nr, out + r, n, q4, 0, 0, tb);
     free(w);
     free(d);
   }

@@ -68,6 +68,7 @@ typedef struct {
   void (*release)(act_t *a);        /* frees what a prep made; may be NULL */
   const dense_t *dense;
   void (*quantize)(act_t *a);       /* x → qs, d, sx bit for bit as addon.c's quantize_act, faster; may be NULL */
+  q_rows_fn q4_0_tile16;            /* Q4_0 in q4-tile.h's tile16 layout (r0 a multiple of 16); NULL: addon.c untiles for q4_0 */
 } isa_t;
 
 extern const isa_t isa_avx512, isa_avx2, isa_scalar;

@@ -116,7 +116,8 @@ static void f32_part(const void *ctx, int t, int nt) {
 
 /*
  * linear(isa, threads, kind, m, k, n, x, xoff, ldx, w, wd, out, ooff, ldo, accumulate, bias)
- * kind 0 q8_0 (w Int8Array, wd fp16 scales), 1 q4_0 (Uint8Array), 2 bf16 (Uint16Array), 3 fp32 W [n, k], 4 fp32 W [k, n].
+ * kind 0 q8_0 (w Int8Array, wd fp16 scales), 1 q4_0 (Uint8Array), 2 bf16 (Uint16Array), 3 fp32 W [n, k], 4 fp32 W [k, n],
+ * 5 q4_0 in q4-tile.h's tile16 layout.
  * out view ← (accumulate ? out : 0) + x · Wᵀ + bias.
  */
 static napi_value linear(napi_env env, napi_callback_info info) {
@@ -127,16 +128,18 @@ static napi_value linear(napi_env env, napi_callback_info info) {
   const long xoff = i32(&A, 7), ldx = i32(&A, 8), ooff = i32(&A, 12), ldo = i32(&A, 13);
   const int acc = i32(&A, 14);
   if (A.failed || !I) return NULL;
-  if (kind < 0 || kind > 4 || m < 0 || k < 1 || n < 1 || (kind <= 1 && k % QK)) { fail(&A, "bad kind or shape"); return NULL; }
+  /* blk: a block format; q: a gemm of addon.c's jobs (kind jk there) */
+  const int q4 = kind == 1 || kind == 5, blk = kind <= 1 || kind == 5, q = kind <= 2 || kind == 5, jk = kind == 5 ? 4 : kind;
+  if (kind < 0 || kind > 5 || m < 0 || k < 1 || n < 1 || (blk && k % QK)) { fail(&A, "bad kind or shape"); return NULL; }
   size_t lx, lw, ld = 0, lo, lb = 0;
   float *x = arr(&A, 6, napi_float32_array, -1, &lx, NULL);
-  const napi_typedarray_type wt = kind == 0 ? napi_int8_array : kind == 1 ? napi_uint8_array : kind == 2 ? napi_uint16_array : napi_float32_array;
+  const napi_typedarray_type wt = kind == 0 ? napi_int8_array : q4 ? napi_uint8_array : kind == 2 ? napi_uint16_array : napi_float32_array;
   void *w = arr(&A, 9, wt, -1, &lw, NULL);
-  uint16_t *wd = kind <= 1 ? arr(&A, 10, napi_uint16_array, -1, &ld, NULL) : NULL;
+  uint16_t *wd = blk ? arr(&A, 10, napi_uint16_array, -1, &ld, NULL) : NULL;
   float *out = arr(&A, 11, napi_float32_array, -1, &lo, NULL);
   float *bias = is_null(&A, 15) ? NULL : arr(&A, 15, napi_float32_array, -1, &lb, NULL);
   if (A.failed) return NULL;
-  if (lw != (size_t)n * k / (kind == 1 ? 2 : 1) || (kind <= 1 && ld != (size_t)n * k / QK) || (bias && lb != (size_t)n)) {
+  if (lw != (size_t)n * k / (q4 ? 2 : 1) || (blk && ld != (size_t)n * k / QK) || (bias && lb != (size_t)n)) {
     fail(&A, "the weight (or bias) has the wrong length for [n, k]");
     return NULL;
   }
@@ -144,21 +147,21 @@ static napi_value linear(napi_env env, napi_callback_info info) {
   /* The kernels read x [m, k] and write out [m, n] contiguously (block formats: x is quantized into a copy anyway). */
   const float *xs = x + xoff;
   float *xtmp = NULL, *otmp = NULL;
-  if (kind <= 2 && ldx != k) {
+  if (q && ldx != k) {
     xtmp = malloc((size_t)m * k * sizeof(float));
     for (int i = 0; i < m; i++) memcpy(xtmp + (size_t)i * k, xs + (size_t)i * ldx, (size_t)k * sizeof(float));
     xs = xtmp;
   }
-  const int staged = acc || bias || (kind <= 2 && ldo != n);
+  const int staged = acc || bias || (q && ldo != n);
   float *dst = staged ? (otmp = malloc((size_t)m * n * sizeof(float))) : out + ooff;
   const int ldd = staged ? n : (int)ldo;
-  if (kind <= 2) {
+  if (q) {
     act_t a = {m, k, k / QK, xs, NULL, NULL, NULL, NULL, NULL};
-    weft_prep_act(I, &a, kind == 1, kind == 2);
-    weft_run_q(I, kind, &a, w, wd, n, nt, dst);
+    weft_prep_act(I, &a, q4, kind == 2);
+    weft_run_q(I, jk, &a, w, wd, n, nt, dst);
     weft_release_act(I, &a);
   } else {
-    f32job_t j = {I->dense, kind == 4, m, k, n, xs, w, kind <= 2 ? k : (int)ldx, dst, ldd};
+    f32job_t j = {I->dense, kind == 4, m, k, n, xs, w, (int)ldx, dst, ldd};
     weft_parallel(f32_part, &j, nt);
   }
   if (staged) {

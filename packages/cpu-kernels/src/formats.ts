@@ -5,6 +5,7 @@
  *   Q8_0: qs Int8Array(n·k) row-major; d Uint16Array(n·k/32) fp16 bits, block j of row r at d[r·(k/32)+j].
  *   Q4_0: qs Uint8Array(n·k/2), each row's blocks consecutive, 16 bytes a block as GGUF (byte i holds
  *         element i in its low nibble and element i+16 in its high nibble, both offset by 8); d as Q8_0.
+ *         Or (layout 'tile16') whole tiles of 16 rows in q4-tile.ts's order: the same bytes, permuted within a tile.
  *   bf16: Uint16Array(n·k) bf16 bits.
  */
 export const QK = 32;
@@ -14,9 +15,14 @@ export interface Q8_0Weight {
   d: Uint16Array;
 }
 
+/** How a Q4_0 weight's bytes are ordered: 'rows' (GGUF's, above) or 'tile16' (q4-tile.ts). */
+export type Q4_0Layout = 'rows' | 'tile16';
+
 export interface Q4_0Weight {
   qs: Uint8Array;
   d: Uint16Array;
+  /** Absent: 'rows'. */
+  layout?: Q4_0Layout;
 }
 
 /** Throws unless `k` is a positive multiple of the block size. */
@@ -49,6 +55,7 @@ export function checkQ8_0(name: string, w: Q8_0Weight, n: number, k: number): vo
 export function checkQ4_0(name: string, w: Q4_0Weight, n: number, k: number): void {
   checkBlocks(k, name);
   if (!(w.qs instanceof Uint8Array) || !(w.d instanceof Uint16Array)) throw new Error(`${name}: a Q4_0 weight is { qs: Uint8Array, d: Uint16Array }`);
+  if (w.layout !== undefined && w.layout !== 'rows' && w.layout !== 'tile16') throw new Error(`${name}: a Q4_0 weight's layout is 'rows' or 'tile16', got ${String(w.layout)}`);
   checkLength(w.qs.length, (n * k) / 2, `${name}: w.qs [n=${n}, k/2=${k / 2}]`);
   checkLength(w.d.length, (n * k) / QK, `${name}: w.d [n=${n}, k/32=${k / QK}]`);
 }

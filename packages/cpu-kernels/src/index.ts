@@ -1,4 +1,5 @@
-export { QK, type Q8_0Weight, type Q4_0Weight } from './formats.js';
+export { QK, type Q8_0Weight, type Q4_0Weight, type Q4_0Layout } from './formats.js';
+export { repackQ4_0, q4_0Rows, Q4_TILE_ROWS } from './q4-tile.js';
 export { fp32ToFp16, fp16ToFp32, fp32ToBf16, bf16ToFp32, toBf16, fromBf16 } from './fp16.js';
 export {
   quantizeQ8_0,

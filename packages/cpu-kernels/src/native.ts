@@ -10,11 +10,15 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's functions: `isa` indexes `info().isas`, `threads` ≥ 1 (the caller's thread is one of them). */
 export interface NativeAddon {
-  info(): { isas: string[]; maxThreads: number };
+  /** q4_0Tile16: the ISAs with tile16 kernels of their own (absent from builds before the layout). */
+  info(): { isas: string[]; maxThreads: number; q4_0Tile16?: string[] };
   gemmQ8_0(isa: number, threads: number, x: Float32Array, m: number, k: number, qs: Int8Array, d: Uint16Array, n: number, out: Float32Array): void;
   gemmQ4_0(isa: number, threads: number, x: Float32Array, m: number, k: number, qs: Uint8Array, d: Uint16Array, n: number, out: Float32Array): void;
   gemmBf16(isa: number, threads: number, x: Float32Array, m: number, k: number, w: Uint16Array, n: number, out: Float32Array): void;
-  /** The host plan ops (native/plan-ops.c documents each; src/plan-ops.ts wraps them). kind: 0 q8_0, 1 q4_0, 2 bf16, 3 fp32 [n, k], 4 fp32 [k, n]. */
+  /** gemmQ4_0 on a weight in the tile16 layout (src/q4-tile.ts); an ISA without tile kernels puts each tile back in rows. Absent from builds before it. */
+  gemmQ4_0Tile16?(isa: number, threads: number, x: Float32Array, m: number, k: number, qs: Uint8Array, d: Uint16Array, n: number, out: Float32Array): void;
+  /** The host plan ops (native/plan-ops.c documents each; src/plan-ops.ts wraps them). kind: 0 q8_0, 1 q4_0, 2 bf16, 3 fp32 [n, k], 4 fp32 [k, n],
+   * 5 q4_0 tile16 (builds with gemmQ4_0Tile16). */
   linear(
     isa: number, threads: number, kind: number, m: number, k: number, n: number, x: Float32Array, xoff: number, ldx: number,
     w: Int8Array | Uint8Array | Uint16Array | Float32Array, wd: Uint16Array | null, out: Float32Array, ooff: number, ldo: number, accumulate: number, bias: Float32Array | null,

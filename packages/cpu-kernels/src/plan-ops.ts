@@ -17,6 +17,7 @@ import { cpuKernels, type CpuKernelsOptions, type KernelInfo } from './kernels.j
 import { loadNative, type NativeAddon } from './native.js';
 import { pagedAttentionPortable } from './paged-attention-portable.js';
 import type { EmbedTable, HostMatrix, PagedAttentionArgs, View } from './plan-types.js';
+import { q4_0Rows } from './q4-tile.js';
 import { addPortable, embedPortable, gatedActPortable, linearPortable, rmsNormPortable, rotaryPortable, softcapPortable } from './plan-ops-portable.js';
 
 export { ATTN_SEQ_FIELDS, type EmbedTable, type HostMatrix, type PagedAttentionArgs, type View } from './plan-types.js';
@@ -74,6 +75,10 @@ function nativeKernels(a: NativeAddon, isa: number, threads: number, info: Kerne
         a.linear(isa, threads, w.layout === 'kn' ? 4 : 3, m, w.k, w.n, x.data, x.offset, x.stride, w.data, null, out.data, out.offset, out.stride, acc, bias);
       } else if (w.format === 'bf16') {
         a.linear(isa, threads, 2, m, w.k, w.n, x.data, x.offset, x.stride, w.data, null, out.data, out.offset, out.stride, acc, bias);
+      } else if (w.format === 'q4_0' && w.layout === 'tile16') {
+        // kind 5: the tile16 kernels (builds before them: a copy in rows a call)
+        const r = a.gemmQ4_0Tile16 ? w : q4_0Rows(w, w.n, w.k);
+        a.linear(isa, threads, r === w ? 5 : 1, m, w.k, w.n, x.data, x.offset, x.stride, r.qs, r.d, out.data, out.offset, out.stride, acc, bias);
       } else {
         a.linear(isa, threads, LINEAR_KIND[w.format], m, w.k, w.n, x.data, x.offset, x.stride, w.qs, w.d, out.data, out.offset, out.stride, acc, bias);
       }

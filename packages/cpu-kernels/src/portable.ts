@@ -13,6 +13,7 @@
  */
 import { fp16Table } from './fp16.js';
 import { QK, type Q4_0Weight, type Q8_0Weight } from './formats.js';
+import { q4_0Rows } from './q4-tile.js';
 import { quantizeActivationsQ8_0 } from './quantize.js';
 
 const fr = Math.fround;
@@ -36,7 +37,8 @@ export function gemmQ8_0Portable(x: Float32Array, m: number, k: number, w: Q8_0W
   }
 }
 
-export function gemmQ4_0Portable(x: Float32Array, m: number, k: number, w: Q4_0Weight, n: number, out: Float32Array): void {
+export function gemmQ4_0Portable(x: Float32Array, m: number, k: number, weight: Q4_0Weight, n: number, out: Float32Array): void {
+  const w = q4_0Rows(weight, n, k); // (a tiled weight is the native kernels' layout: put back in rows, a copy a call)
   const a = quantizeActivationsQ8_0(x, k);
   const t = fp16Table();
   const nb = k / QK;

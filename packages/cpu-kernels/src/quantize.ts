@@ -10,6 +10,7 @@
  */
 import { fp16Table, fp32ToFp16 } from './fp16.js';
 import { checkBf16, checkBlocks, checkQ4_0, checkQ8_0, QK, type Q4_0Weight, type Q8_0Weight } from './formats.js';
+import { q4_0Rows } from './q4-tile.js';
 
 const fr = Math.fround;
 
@@ -54,6 +55,7 @@ export function quantizeRowsQ8_0(src: Float32Array, rows: number, k: number, out
 
 /** Q4_0 blocks (GGUF's nibble order: byte i holds element i low, element i+16 high) of `rows` rows of `src` into rows `row0…` of `out`. */
 export function quantizeRowsQ4_0(src: Float32Array, rows: number, k: number, out: Q4_0Weight, row0 = 0): void {
+  if ((out.layout ?? 'rows') !== 'rows') throw new Error(`quantizeRowsQ4_0: the weight is in layout '${out.layout}' (tiled once all its rows were in): rows are stored before repacking`);
   const { nb, b0 } = blockRange(src, rows, k, out.d, row0, 'quantizeRowsQ4_0');
   const { qs, d } = out;
   for (let b = 0; b < nb; b++) {
@@ -134,6 +136,7 @@ export function dequantizeQ8_0(w: Q8_0Weight): Float32Array {
 }
 
 export function dequantizeQ4_0(w: Q4_0Weight): Float32Array {
+  if ((w.layout ?? 'rows') !== 'rows') throw new Error(`dequantizeQ4_0: the blocks are in layout '${w.layout}' (dequantizeQ4_0Transposed takes any layout)`);
   return dequantQ4_0(w, 1, w.qs.length * 2, new Float32Array(w.qs.length * 2), 0, 1);
 }
 
@@ -146,7 +149,7 @@ export function dequantizeQ8_0Transposed(w: Q8_0Weight, n: number, k: number, ou
 /** A [n, k] Q4_0 weight dequantized and transposed to `[k, n]`. */
 export function dequantizeQ4_0Transposed(w: Q4_0Weight, n: number, k: number, out = new Float32Array(n * k)): Float32Array {
   checkQ4_0('dequantizeQ4_0Transposed', w, n, k);
-  return dequantQ4_0(w, n, k, out, 1, n);
+  return dequantQ4_0(q4_0Rows(w, n, k), n, k, out, 1, n);
 }
 
 /** bf16 bits `[n, k]` row-major → fp32 transposed `[k, n]` (exact). */

@@ -8,6 +8,11 @@
  * @weft/cpu-kernels', the package whose kernels read them. The arrays sit in
  * its hostBuffer: 2 MiB huge pages where Linux and the addon give them (decode
  * streams every weight once a token), an ordinary ArrayBuffer elsewhere.
+ * Q4_0 is stored in rows and, once all rows are in, may be repacked in place
+ * into @weft/cpu-kernels' tile16 layout (`repack`, called by the linear
+ * method's processWeightsAfterLoading); `layout` says which. Readers go
+ * through the kernels (both layouts) or `dequantizeTransposed` / cpu-kernels'
+ * `q4_0Rows`.
  */
 import { float32ToBf16, QUANT_BLOCK, quantizedBytes } from '@weft/core';
 import {
@@ -16,6 +21,8 @@ import {
   dequantizeQ8_0Transposed,
   hostBuffer,
   quantizeRowsQ4_0,
+  repackQ4_0,
+  type Q4_0Layout,
   quantizeRowsQ8_0,
   type Q4_0Weight as Q4_0Blocks,
   type Q8_0Weight as Q8_0Blocks,
@@ -42,6 +49,9 @@ export interface Q8_0Weight extends PackedBase, Q8_0Blocks {
 }
 export interface Q4_0Weight extends PackedBase, Q4_0Blocks {
   readonly format: 'q4_0';
+  readonly layout: Q4_0Layout;
+  /** The bytes in place in `layout`'s order (all rows stored first: storeRows takes rows only). */
+  repack(layout: Q4_0Layout): void;
 }
 export type PackedWeight = Bf16Weight | Q8_0Weight | Q4_0Weight;
 
@@ -66,10 +76,15 @@ export function createPackedWeight(format: PackedFormat, n: number, k: number): 
     };
     return w;
   }
+  let layout: Q4_0Layout = 'rows';
   const w: Q4_0Weight = {
     format, n, k, bytes, d, qs: new Uint8Array(hostBuffer((n * k) / 2)),
+    get layout() {
+      return layout;
+    },
     storeRows: (src, row0, rows) => quantizeRowsQ4_0(src, rows, k, w, row0),
     dequantizeTransposed: () => dequantizeQ4_0Transposed(w, n, k),
+    repack: (to) => void (layout = repackQ4_0(w, n, k, to)),
   };
   return w;
 }

@@ -4,7 +4,7 @@
  * bytes directly: `x [m, k]` fp32 row-major → `out [m, n]` = x · Wᵀ. Without
  * one, a method dequantizes per op into a tfjs matmul (every backend).
  */
-import type { Q4_0Weight, Q8_0Weight } from '@weft/cpu-kernels';
+import type { Q4_0Layout, Q4_0Weight, Q8_0Weight } from '@weft/cpu-kernels';
 
 export interface QuantKernels {
   /**
@@ -12,6 +12,8 @@ export interface QuantKernels {
    * activations quantized to Q8_0 blocks inside the dot product, as llama.cpp does (expected-q*_0-a8.json).
    */
   readonly activations: Readonly<Record<'q8_0' | 'q4_0' | 'bf16', 'exact' | 'a8'>>;
+  /** The Q4_0 layout these kernels read fastest (they read both); absent: 'rows'. */
+  readonly q4_0Layout?: Q4_0Layout;
   gemmQ8_0?(x: Float32Array, m: number, k: number, w: Q8_0Weight, n: number, out: Float32Array): void;
   gemmQ4_0?(x: Float32Array, m: number, k: number, w: Q4_0Weight, n: number, out: Float32Array): void;
   /** `w`: bf16 bits `[n, k]` row-major. */

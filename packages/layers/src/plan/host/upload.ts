@@ -28,7 +28,7 @@ export function hostMatrix(w: LinearWeight | EmbeddingWeight): HostMatrix {
   if (s.format !== 'fp32') {
     const p = s.packed;
     if (p.format === 'bf16') return { format: 'bf16', n: s.n, k: s.k, data: p.data };
-    return p.format === 'q8_0' ? { format: 'q8_0', n: s.n, k: s.k, qs: p.qs, d: p.d } : { format: 'q4_0', n: s.n, k: s.k, qs: p.qs, d: p.d };
+    return p.format === 'q8_0' ? { format: 'q8_0', n: s.n, k: s.k, qs: p.qs, d: p.d } : { format: 'q4_0', n: s.n, k: s.k, qs: p.qs, d: p.d, layout: p.layout };
   }
   const data = s.data();
   return { format: 'fp32', n: s.n, k: s.k, layout: 'nk', data: s.transposed ? transpose(data, s.k, s.n) : data };

@@ -9,6 +9,7 @@
  * ops (a tied embedding and LM head) is uploaded once.
  */
 import { WeftError } from '@weft/core';
+import { q4_0Rows } from '@weft/cpu-kernels';
 import type { EmbeddingWeight } from '../../embedding-weight.js';
 import type { LinearWeight } from '../../linear/linear-weight.js';
 import type { Parameter } from '../../parameter.js';
@@ -180,7 +181,8 @@ function hostRows(w: LinearWeight | EmbeddingWeight): HostRows {
     }
     return { format: 'bf16', n, k, kp, data: rows, scales: null, bytes: n * k * 2 };
   }
-  const p = s.packed as { qs: Int8Array | Uint8Array; d: Uint16Array };
+  // (the WGSL kernels read Q4_0 in rows: a tile16 weight, the CPU kernels' layout, is copied back)
+  const p = s.packed.format === 'q4_0' ? q4_0Rows(s.packed, n, k) : (s.packed as { qs: Int8Array | Uint8Array; d: Uint16Array });
   return { format: s.format, n, k, kp: k, data: p.qs, scales: p.d, bytes: p.qs.byteLength + p.d.byteLength };
 }
 
