@@ -6,7 +6,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Checkpoint, type WeightFormat } from '@weft/core';
-import { loadWeights, QuantizationConfig, soloParallelState } from '@weft/layers';
+import { loadWeights, QuantizationConfig, soloParallelState, useCpuQuantKernels } from '@weft/layers';
 import { registration } from '@weft/llama';
 import { hasRandomLlama, writeRandomLlama, type LlamaShape } from './random-checkpoint.js';
 
@@ -30,6 +30,8 @@ export function loadPlanRank(dir: string, fmt: string) {
   const format = PLAN_FORMATS[fmt];
   if (!format) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(PLAN_FORMATS).join(', ')})`);
   const model = registration.createModel(dir, soloParallelState());
+  // as a rank does before loading (engine rank-loop): the CPU kernels its linears run, so that Q4_0 takes their layout
+  if (format.quantization || format.dtype !== 'float32') useCpuQuantKernels(true);
   const ckpt = Checkpoint.open(dir);
   try {
     loadWeights({ params: model.parameters(), checkpoint: ckpt, stacked: model.stackedParams, ignore: (n) => model.ignoreTensor(n), quantization: new QuantizationConfig(format) });

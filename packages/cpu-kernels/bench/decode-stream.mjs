@@ -12,6 +12,8 @@
  *          [--threads 1,2] [--rounds 3] [--steps 4] [--layers 22] [--probe /tmp/weft-native-bandwidth/bw-xxxx] [--pages 4k,huge]
  * --pages: where the weights live, each a variant alternated with the builds: 4k (ArrayBuffer), huge (hostBuffer).
  * The probe is run as `probe threads 256 5 [huge]`: a probe binary that takes the 4th argument reads huge pages.
+ * --layouts rows,tile16: Q4_0 weights also in the tile16 layout (src/q4-tile.ts, repacked by the built dist;
+ * gemmQ4_0Tile16), alternated like the builds; the first step of each is checked bit for bit against rows.
  */
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -19,7 +21,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { allocator, BYTES, bf16Values, fillRandom, fp16Scales } from './random-weights.mjs';
+import { allocator, BYTES, bf16Values, fillRandom, fp16Scales, seedBench } from './random-weights.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -33,12 +35,18 @@ const { values } = parseArgs({
     probe: { type: 'string', default: '' },
     'no-head': { type: 'boolean', default: false },
     pages: { type: 'string', default: '4k' },
+    layouts: { type: 'string', default: 'rows' },
   },
 });
 const req = createRequire(import.meta.url);
 const builds = values.addon.split(',').map((p) => ({ path: p, mod: req(resolve(p)) }));
 const pagesList = values.pages.split(',');
-const addons = builds.flatMap((b) => pagesList.map((pages) => ({ ...b, pages, path: pagesList.length > 1 ? `${b.path} ${pages}` : b.path })));
+const layoutList = values.layouts.split(',');
+const { repackQ4_0 } = layoutList.includes('tile16') ? await import('../dist/index.js') : {};
+const variants = builds.flatMap((b) => pagesList.map((pages) => ({ ...b, pages, path: pagesList.length > 1 ? `${b.path} ${pages}` : b.path })));
+// Q4_0 runs every layout; the other formats rows only
+const addonsOf = (fmt) =>
+  fmt !== 'q4_0' ? variants.map((v) => ({ ...v, layout: 'rows' })) : variants.flatMap((v) => layoutList.map((layout) => ({ ...v, layout, path: layoutList.length > 1 ? `${v.path} ${layout}` : v.path })));
 const allocMod = (builds.find((b) => b.mod.hostBuffer) ?? builds[0]).mod;
 const SHAPES = [
   ['qkv', 2560, 2048],
@@ -55,10 +63,16 @@ function weight(fmt, n, k, alloc) {
   return { fmt, n, k, w: qs, d: fp16Scales((n * k) / 32, alloc) };
 }
 
-function model(fmt, pages) {
+function model(fmt, pages, layout) {
   const alloc = allocator(pages, allocMod);
   const ops = [];
-  for (let l = 0; l < Number(values.layers); l++) for (const [name, n, k] of SHAPES) ops.push({ name, ...weight(fmt, n, k, alloc) });
+  seedBench();
+  for (let l = 0; l < Number(values.layers); l++)
+    for (const [name, n, k] of SHAPES) {
+      const op = { name, layout, ...weight(fmt, n, k, alloc) };
+      if (layout === 'tile16') repackQ4_0({ qs: op.w, d: op.d }, n, k, 'tile16');
+      ops.push(op);
+    }
   if (!values['no-head']) ops.push({ name: 'lm_head(bf16)', ...weight('bf16', 32000, 2048, alloc) });
   return ops;
 }
@@ -66,7 +80,7 @@ function model(fmt, pages) {
 function call(mod, t, op, x, out) {
   const isa = Number(values.isa);
   if (op.fmt === 'q8_0') mod.gemmQ8_0(isa, t, x, 1, op.k, op.w, op.d, op.n, out);
-  else if (op.fmt === 'q4_0') mod.gemmQ4_0(isa, t, x, 1, op.k, op.w, op.d, op.n, out);
+  else if (op.fmt === 'q4_0') (op.layout === 'tile16' ? mod.gemmQ4_0Tile16 : mod.gemmQ4_0)(isa, t, x, 1, op.k, op.w, op.d, op.n, out);
   else mod.gemmBf16(isa, t, x, 1, op.k, op.w, op.n, out);
 }
 
@@ -92,9 +106,20 @@ const results = new Map();
 const loads = [];
 const probes = {};
 for (const fmt of values.formats.split(',')) {
-  const models = Object.fromEntries(pagesList.map((p) => [p, model(fmt, p)]));
+  const addons = addonsOf(fmt);
+  const models = {};
+  for (const a of addons) models[`${a.pages} ${a.layout}`] ??= model(fmt, a.pages, a.layout);
+  // the same values in every layout: the same bits (the first of each shape, 2 threads)
+  const ref = models[`${addons[0].pages} rows`];
+  for (const a of addons)
+    for (const [i, op] of models[`${a.pages} ${a.layout}`].slice(0, SHAPES.length).entries()) {
+      const want = new Float32Array(op.n), got = new Float32Array(op.n);
+      call(builds[0].mod, 2, ref[i], xOf(op.k), want);
+      call(a.mod, 2, op, xOf(op.k), got);
+      if (!Buffer.from(want.buffer).equals(Buffer.from(got.buffer))) throw new Error(`${a.path} ${op.name}: not the rows layout's bits`);
+    }
   const bytes = {};
-  for (const op of models[pagesList[0]]) bytes[op.name] = (bytes[op.name] ?? 0) + op.n * op.k * BYTES[op.fmt];
+  for (const op of ref) bytes[op.name] = (bytes[op.name] ?? 0) + op.n * op.k * BYTES[op.fmt];
   const total = Object.values(bytes).reduce((a, b) => a + b, 0);
   for (let r = 0; r < Number(values.rounds); r++) {
     loads.push(loadavg()[0]);
@@ -102,7 +127,7 @@ for (const fmt of values.formats.split(',')) {
       if (values.probe) for (const p of pagesList) (probes[`t=${t} ${p}`] ??= []).push(probe(t, p));
       const order = r % 2 ? [...addons].reverse() : addons;
       for (const a of order) {
-        const ops = models[a.pages];
+        const ops = models[`${a.pages} ${a.layout}`];
         step(a.mod, t, ops); // warm: pages touched, pool started
         for (let i = 0; i < Number(values.steps); i++) {
           const ms = step(a.mod, t, ops);

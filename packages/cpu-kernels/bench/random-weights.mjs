@@ -1,5 +1,7 @@
 /** Random weights for the addon benches (speed does not depend on the values): xorshift bytes, fp16 scales, bf16 values. */
 let s = 0x9e3779b9;
+/** Start the sequence again (two copies of a model get the same values). */
+export const seedBench = () => void (s = 0x9e3779b9);
 export function fillRandom(u8) {
   const u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2);
   for (let i = 0; i < u32.length; i++) {
