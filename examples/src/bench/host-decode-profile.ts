@@ -8,10 +8,14 @@
  *
  * usage: node --conditions=source --import tsx examples/src/bench/host-decode-profile.ts [--formats bf16,q8_0,q4_0]
  *          [--layers 22] [--vocab 32000] [--context 128] [--steps 12] [--threads 2] [--backend tensorflow|cpu]
- *          [--out bench-results/host-decode-profile.json] [--pages huge,4k] [--rounds 3]
+ *          [--out bench-results/host-decode-profile.json] [--pages huge,4k] [--rounds 3] [--engine plain,traced] [--fuse on,off]
  * --pages: where the weights (and the KV pool) live, one loaded rank each, rounds of --steps alternating between them:
  * huge (hostBuffer's 2 MiB pages, the default) or 4k (ordinary ArrayBuffers). The anonymous huge pages after each
  * load are reported (anonHugePagesMB, the process's, cumulative).
+ * --fuse: the executor's fusions (HostPlanExecutorOptions.fuse) on and/or off, one executor each on the same weights.
+ * --engine: the same format also through `LLM` (a worker-thread rank on the host plan, as bench:cpu's weft rows),
+ * its rounds alternating with the bare executor's (host-decode-engine.ts): `plain` (tokens streamed, the gap between
+ * two), `traced` (the same with the rank's trace, which splits each gap: rank step, executor step, rank waiting).
  */
 import { execSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,12 +23,15 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setHugePagesDefault } from '@weft/cpu-kernels';
 import { initBackend, type BackendName } from '@weft/core';
-import { buildAttentionMetadata, HostPlanExecutor, positionsOf, type PlanOp } from '@weft/layers';
+import { buildAttentionMetadata, HostPlanExecutor, positionsOf, type DevicePlan, type PlanOp } from '@weft/layers';
+import { engineRank } from './host-decode-engine.js';
 import { loadPlanRank, planCheckpoint } from './plan-rank.js';
 import { median } from './stats.js';
 
 /** Bytes a decoder weight takes per element in each format. */
 const BYTES_PER_WEIGHT: Record<string, number> = { bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
+/** The same for any weight the plan's linears read (the LM head stays bf16 or fp32). */
+const BYTES_PER_ELEMENT: Record<string, number> = { ...BYTES_PER_WEIGHT, fp32: 4 };
 
 /** MB of this process's anonymous memory in transparent huge pages (Linux; the packed weights' hostBuffer asks for them), null elsewhere. */
 function anonHugePagesMB(): number | null {
@@ -38,19 +45,22 @@ function opClass(op: PlanOp): string {
   return /lm_head|embed_tokens/.test(op.weight.name) ? 'linear lm_head' : 'linear decoder';
 }
 
-/** One loaded rank (weights in `pages`), its executor with a prompt prefilled: rounds of N decode steps, then a row. */
-function profiledRank(dir: string, fmt: string, pages: string, o: { threads: number; C: number; N: number; V: number }) {
-  const { threads, C, N, V } = o;
-  const model = loadPlanRank(dir, fmt);
-  const hugeMB = anonHugePagesMB();
-  const plan = model.recordPlan();
+/** An executor of a loaded rank's plan (weights in `pages`), a prompt prefilled: rounds of N decode steps, then a row. */
+function profiledRank(plan: DevicePlan, hugeMB: number | null, fmt: string, pages: string, o: { threads: number; C: number; N: number; V: number; fuse: boolean }) {
+  const { threads, C, N, V, fuse } = o;
   const bytes = new Map<string, number>();
   for (const op of plan.ops) {
     if (op.kind !== 'linear') continue;
     const c = opClass(op);
-    const per = c === 'linear lm_head' ? 2 : BYTES_PER_WEIGHT[fmt]!; // embeddings and the LM head stay bf16
+    const per = BYTES_PER_ELEMENT[op.weight.packed?.format ?? 'fp32']!;
     bytes.set(c, (bytes.get(c) ?? 0) + op.x.width * op.out.width * per);
   }
+  // Per op run (and per gap before it): the least time over the timed steps. On a shared machine a step's median
+  // carries the other tenants; the sum of each op's best is what the step costs when nobody preempts it. Keyed by the
+  // op the executor reports (a fused op is one).
+  const index = new Map<PlanOp, number>();
+  const opMin: number[] = [], gapMin: number[] = [];
+  let afterMin = Infinity;
   const perStep: Map<string, { ms: number; calls: number }>[] = [];
   let current: Map<string, { ms: number; calls: number }> | null = null;
   // the executor's own time: before the first op (checks, step set-up), between ops, after the last (copies out)
@@ -59,12 +69,18 @@ function profiledRank(dir: string, fmt: string, pages: string, o: { threads: num
   const gapSteps: (typeof gaps)[] = [];
   const ex = new HostPlanExecutor(plan, {
     threads,
+    fuse,
     profile: (op, ms) => {
       const end = performance.now(), start = end - ms;
+      const gap = firstStart ? start - lastEnd : start - stepStart;
       if (!firstStart) firstStart = start;
       else gaps.between += start - lastEnd;
       lastEnd = end;
       if (!current) return;
+      let at = index.get(op);
+      if (at === undefined) index.set(op, (at = index.size));
+      opMin[at] = Math.min(opMin[at] ?? Infinity, ms);
+      gapMin[at] = Math.min(gapMin[at] ?? Infinity, gap);
       const e = current.get(opClass(op)) ?? { ms: 0, calls: 0 };
       e.ms += ms;
       e.calls++;
@@ -84,6 +100,7 @@ function profiledRank(dir: string, fmt: string, pages: string, o: { threads: num
     const t1 = performance.now();
     gaps.before = firstStart - stepStart;
     gaps.after = t1 - lastEnd;
+    if (current) afterMin = Math.min(afterMin, gaps.after);
     return t1 - t0;
   };
   const walls: number[] = [];
@@ -110,18 +127,25 @@ function profiledRank(dir: string, fmt: string, pages: string, o: { threads: num
     },
     finish(): Record<string, unknown> {
       ex.dispose();
-      model.dispose();
       const classes = [...new Set(perStep.flatMap((m) => [...m.keys()]))];
-      const row: Record<string, unknown> = { format: fmt, pages, threads, tokS: +(1000 / median(walls)).toFixed(2), stepMs: +median(walls).toFixed(2) };
+      const row: Record<string, unknown> = {
+        format: fmt, pages, fuse, threads, tokS: +(1000 / median(walls)).toFixed(2), stepMs: +median(walls).toFixed(2), stepMinMs: +Math.min(...walls).toFixed(2),
+        sumOfBestMs: +[...opMin, ...gapMin, afterMin].reduce((a, b) => a + b, 0).toFixed(2),
+      };
       const split: Record<string, unknown> = {};
       for (const c of classes) {
         const ms = median(perStep.map((m) => m.get(c)?.ms ?? 0));
+        const best = [...index].reduce((a, [op, i]) => a + (opClass(op) === c ? opMin[i]! : 0), 0);
         const calls = perStep[0]!.get(c)?.calls ?? 0;
         const b = bytes.get(c);
-        split[c] = { ms: +ms.toFixed(3), calls, ...(b ? { GBs: +(b / ms / 1e6).toFixed(1), MB: +(b / 1e6).toFixed(1) } : {}) };
+        split[c] = {
+          ms: +ms.toFixed(3), bestMs: +best.toFixed(3), calls, usPerCallBest: +((1000 * best) / calls).toFixed(1),
+          ...(b ? { GBs: +(b / ms / 1e6).toFixed(1), GBsBest: +(b / best / 1e6).toFixed(1), MB: +(b / 1e6).toFixed(1) } : {}),
+        };
       }
       split['outside ops (executor JS)'] = {
         ms: +median(walls.map((w, i) => w - [...perStep[i]!.values()].reduce((a, e) => a + e.ms, 0))).toFixed(3),
+        bestMs: +(gapMin.reduce((a, b) => a + b, 0) + afterMin).toFixed(3),
         before: +median(gapSteps.map((g) => g.before)).toFixed(3),
         between: +median(gapSteps.map((g) => g.between)).toFixed(3),
         after: +median(gapSteps.map((g) => g.after)).toFixed(3),
@@ -150,6 +174,8 @@ async function main() {
       out: { type: 'string', default: 'bench-results/host-decode-profile.json' },
       pages: { type: 'string', default: 'huge' },
       rounds: { type: 'string', default: '1' },
+      engine: { type: 'string', default: '' },
+      fuse: { type: 'string', default: 'on' },
     },
   });
   const L = Number(values.layers), V = Number(values.vocab), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
@@ -163,20 +189,36 @@ async function main() {
   const results: Record<string, unknown>[] = [];
   const pagesList = values.pages!.split(',');
   for (const p of pagesList) if (p !== 'huge' && p !== '4k') throw new Error(`--pages: '${p}' is not huge or 4k`);
+  const fuseList = values.fuse!.split(',').map((f) => {
+    if (f !== 'on' && f !== 'off') throw new Error(`--fuse: '${f}' is not on or off`);
+    return f === 'on';
+  });
   for (const fmt of values.formats!.split(',')) {
     if (!(fmt in BYTES_PER_WEIGHT)) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(BYTES_PER_WEIGHT).join(', ')})`);
     // one loaded rank per page size, rounds alternating between them (this machine is shared: only A/B in one process counts)
-    const variants = pagesList.map((pages) => {
+    // and, per loaded rank, one executor per --fuse value (packed weights are shared between executors, not copied)
+    const models: { dispose(): void }[] = [];
+    const variants: { round(first: boolean): Promise<void>; finish(): Record<string, unknown> | Promise<Record<string, unknown>> }[] = pagesList.flatMap((pages) => {
       setHugePagesDefault(pages === 'huge');
-      return profiledRank(dir, fmt, pages, { threads, C, N, V });
+      const model = loadPlanRank(dir, fmt);
+      models.push(model);
+      const hugeMB = anonHugePagesMB();
+      const plan = model.recordPlan();
+      return fuseList.map((fuse) => profiledRank(plan, hugeMB, fmt, pages, { threads, C, N, V, fuse }));
     });
     setHugePagesDefault(true);
+    for (const e of values.engine ? values.engine.split(',') : []) {
+      if (e !== 'plain' && e !== 'traced') throw new Error(`--engine: '${e}' is not plain or traced`);
+      const eng = await engineRank(dir, fmt, { C, N, V, backend: 'tensorflow', trace: e === 'traced' }); // bench:cpu's weft rows (deferred libtensorflow)
+      variants.push({ round: () => eng.round(), finish: () => eng.finish() });
+    }
     for (let r = 0; r < rounds; r++) for (const v of r % 2 ? [...variants].reverse() : variants) await v.round(r === 0);
     for (const v of variants) {
-      const row = v.finish();
+      const row = await v.finish();
       console.log(JSON.stringify(row, null, 1));
       results.push(row);
     }
+    for (const m of models) m.dispose();
   }
   const after = execSync('uptime').toString().trim();
   console.log(after);

@@ -16,6 +16,7 @@ import type { DevicePlan } from '../builder.js';
 import { unsupportedOps, type PlanExecutor, type PlanStepInput, type PlanStepOutput } from '../executor.js';
 import type { ActView, AttentionOp, PlanAct, PlanOp } from '../ops.js';
 import type { HostKvCache, HostOpImpl, HostOpRun, HostStep } from './context.js';
+import { fusePlanOps } from './fuse.js';
 import { HOST_CAPS, HOST_OPS } from './op-table.js';
 import { packSequences } from './sequences.js';
 import { HostWeights } from './upload.js';
@@ -25,7 +26,9 @@ export interface HostPlanExecutorOptions {
   threads?: number;
   /** A @weft/cpu-kernels ISA path ('avx512' | 'avx2' | 'scalar' | 'portable'); default the best this CPU has. */
   isa?: string;
-  /** Called after every op with its wall time in ms (benchmarks, traces); absent: nothing is timed. */
+  /** Run adjacent ops as one kernel call where fuse.ts can (default true; false: one call per plan op, for A/B and tests). */
+  fuse?: boolean;
+  /** Called after every op with its wall time in ms (benchmarks, traces); absent: nothing is timed. Fused ops (fuse.ts) are reported as the op that ran. */
   profile?: (op: PlanOp, ms: number) => void;
 }
 
@@ -40,7 +43,8 @@ export class HostPlanExecutor implements PlanExecutor {
   readonly name = 'host';
   readonly kernels: PlanKernels;
   private readonly weights: HostWeights;
-  private readonly runs: Array<{ op: PlanOp; run: HostOpRun }>;
+  /** What a step runs: the plan's ops, some fused (fuse.ts); `at` is the plan index of the first op each stands for. */
+  private readonly runs: Array<{ op: PlanOp; at: number; run: HostOpRun }>;
   private readonly specs: CacheSpec[];
   /** The window block tables are checked with: null (every block) when any layer attends globally. */
   private readonly checkWindow: number | null;
@@ -59,11 +63,12 @@ export class HostPlanExecutor implements PlanExecutor {
     if (why) throw new WeftError(why);
     this.kernels = planKernels({ isa: options.isa, threads: options.threads ?? 1 });
     this.weights = new HostWeights(this.kernels);
-    this.runs = plan.ops.map((op, i) => {
+    const units = options.fuse === false ? plan.ops.map((op, at) => ({ op, at })) : fusePlanOps(plan.ops);
+    this.runs = units.map(({ op, at }) => {
       try {
-        return { op, run: (HOST_OPS[op.kind] as HostOpImpl<typeof op.kind>)(op as never, this.weights) };
+        return { op, at, run: (HOST_OPS[op.kind] as HostOpImpl<typeof op.kind>)(op as never, this.weights) };
       } catch (e) {
-        throw new WeftError(`host executor: op ${i} (${op.kind}): ${(e as Error).message}`);
+        throw new WeftError(`host executor: op ${at} (${op.kind}): ${(e as Error).message}`);
       }
     });
     this.specs = cacheSpecs(plan);
@@ -111,14 +116,14 @@ export class HostPlanExecutor implements PlanExecutor {
     copyIn(plan.inputs.residual, input.residual, 'residual');
     const step = this.makeStep(input, T, S);
     for (let i = 0; i < this.runs.length; i++) {
-      const { op, run } = this.runs[i]!;
+      const { op, at, run } = this.runs[i]!;
       try {
         const t0 = this.profile ? performance.now() : 0;
         const r = run(step);
         if (r) await r;
         if (this.profile) this.profile(op, performance.now() - t0);
       } catch (e) {
-        throw new WeftError(`host executor: op ${i} (${op.kind}${op.kind === 'attention' ? `, cache ${op.cacheIndex}` : ''}): ${(e as Error).message}`);
+        throw new WeftError(`host executor: op ${at} (${op.kind}${op.kind === 'attention' ? `, cache ${op.cacheIndex}` : ''}): ${(e as Error).message}`);
       }
     }
     const copyOut = (act: PlanAct | null, rows: number) => (act ? this.bufs[act.id]!.slice(0, rows * act.width) : null);
