@@ -3,5 +3,6 @@ export { webgpuFixtureCheck, WEBGPU_PARITY_BOUNDS } from './webgpu-fixture-check
 export type { FixtureRankCase as WebGpuFixtureRankCase } from './fixture-rank.entry.js';
 export { requestDevice, subgroupSize } from './device.js';
 export { StepTrace, type StepTiming } from './step-trace.js';
+export { GpuWait, sleepMs } from './gpu-wait.js';
 export type { KernelTuning } from './plan-kernels.js';
 export { gemvShape, gemvShapeBefore, type GemvShape, type GemvWeight } from './wgsl-gemv.js';

@@ -4,6 +4,9 @@
  * (pipelines shared by identical WGSL, bind groups per kernel and variant)
  * and Dawn's asynchronous validation errors collected per kernel, so a step
  * can throw them with the kernel's name; `scoped` does the same for uploads.
+ * A step's dispatches (pipeline, bind group, workgroups) are resolved once
+ * per step shape (`resolved`) and replayed: recording a step is then only
+ * Dawn's calls, no per-dispatch lookups, shape arithmetic or garbage.
  */
 import { WeftError } from '@weft/core';
 import type { PlanAct } from '../ops.js';
@@ -21,10 +24,18 @@ interface Variant {
   bindGroup: GPUBindGroup;
 }
 
+/** One dispatch as recorded: a kernel's variant at its shape, its workgroups. */
+export interface Dispatch extends Variant {
+  x: number;
+  y: number;
+}
+
 export class KernelRecorder {
   private readonly variants = new Map<Kernel, Map<string, Variant>>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly errors: string[] = [];
+  /** Resolved dispatch lists by the caller's key (a step shape); made again with the variants. */
+  private readonly lists = new Map<string, Dispatch[][]>();
 
   constructor(
     private readonly device: GPUDevice,
@@ -34,25 +45,37 @@ export class KernelRecorder {
   /** Bind groups name the step buffer and caches: made again after they change. */
   reset(): void {
     this.variants.clear();
+    this.lists.clear();
   }
 
   /** One compute pass: `prefix` at their shapes, then `kernels` at the step's; returns the dispatches. `timestampWrites`: the pass's begin/end on the GPU clock (step traces). */
   encode(enc: GPUCommandEncoder, kernels: readonly Kernel[], stepShape: StepShape, si: GPUBuffer, layout: StepLayout, prefix: readonly ShapedKernel[] = [], timestampWrites?: GPUComputePassTimestampWrites): number {
+    return this.record(enc, this.resolve([...prefix, ...kernels.map((kernel) => ({ kernel, shape: stepShape }))], si, layout), timestampWrites);
+  }
+
+  /**
+   * The dispatches of each group of `groups()` (one command buffer's each), resolved the first time `key` is
+   * asked for and kept until `reset`: the caller's key must name everything the groups' variants and
+   * workgroups depend on (the step's shape). null: resolved now, not kept.
+   */
+  resolved(key: string | null, groups: () => readonly (readonly ShapedKernel[])[], si: GPUBuffer, layout: StepLayout): readonly Dispatch[][] {
+    if (key === null) return groups().map((g) => this.resolve(g, si, layout));
+    let l = this.lists.get(key);
+    if (!l) this.lists.set(key, (l = groups().map((g) => this.resolve(g, si, layout))));
+    return l;
+  }
+
+  /** One compute pass of resolved dispatches; returns their count. */
+  record(enc: GPUCommandEncoder, list: readonly Dispatch[], timestampWrites?: GPUComputePassTimestampWrites): number {
     const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : undefined);
-    let n = 0;
     let last: GPUComputePipeline | null = null;
-    for (const { kernel: k, shape } of [...prefix, ...kernels.map((kernel) => ({ kernel, shape: stepShape }))]) {
-      const key = k.variant(shape);
-      const wg = k.workgroups(shape, key);
-      if (!wg) continue;
-      const v = this.variant(k, key, si, layout);
-      if (v.pipeline !== last) pass.setPipeline((last = v.pipeline));
-      pass.setBindGroup(0, v.bindGroup);
-      pass.dispatchWorkgroups(wg[0], wg[1]);
-      n++;
+    for (const d of list) {
+      if (d.pipeline !== last) pass.setPipeline((last = d.pipeline));
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.x, d.y);
     }
     pass.end();
-    return n;
+    return list.length;
   }
 
   /** Throw what the device reported about any kernel so far. */
@@ -80,6 +103,20 @@ export class KernelRecorder {
   clear(): void {
     this.variants.clear();
     this.pipelines.clear();
+    this.lists.clear();
+  }
+
+  /** Each kernel's variant at its shape, compiled where new; kernels with nothing to do at their shape left out. */
+  private resolve(items: readonly ShapedKernel[], si: GPUBuffer, layout: StepLayout): Dispatch[] {
+    const out: Dispatch[] = [];
+    for (const { kernel: k, shape } of items) {
+      const key = k.variant(shape);
+      const wg = k.workgroups(shape, key);
+      if (!wg) continue;
+      const v = this.variant(k, key, si, layout);
+      out.push({ pipeline: v.pipeline, bindGroup: v.bindGroup, x: wg[0], y: wg[1] });
+    }
+    return out;
   }
 
   private variant(k: Kernel, key: string, si: GPUBuffer, layout: StepLayout): Variant {

@@ -44,6 +44,8 @@ export interface KernelTuning {
   gemvChunk?: number;
   /** Rows up to which a linear runs the tiled GEMV (in chunks above a chunk's rows): 16 … GEMV_CHUNK_ROWS (the default). */
   gemvMaxRows?: number;
+  /** 'poll': the host awaits each step's read-back on dawn-node's polling alone, as before gpu-wait.ts (a device A/B of the long steps). */
+  hostWait?: 'poll';
 }
 
 export interface KernelContext {

@@ -16,6 +16,8 @@ export interface StepTiming {
   submitted: number;
   /** The next step's command buffer recorded (NaN: not recorded ahead). */
   recorded: number;
+  /** ms the host slept before awaiting the read-back (gpu-wait.ts; 0: none). */
+  slept: number;
   done: number;
   mapped: number;
   end: number;
@@ -69,7 +71,7 @@ export class StepTrace {
 
   begin(rows: number): StepTiming {
     const t = performance.now();
-    const s: StepTiming = { rows, start: t, written: NaN, submitted: NaN, recorded: NaN, done: NaN, mapped: NaN, end: NaN, slot: -1 };
+    const s: StepTiming = { rows, start: t, written: NaN, submitted: NaN, recorded: NaN, slept: 0, done: NaN, mapped: NaN, end: NaN, slot: -1 };
     this.steps.push(s);
     return s;
   }

@@ -35,6 +35,7 @@ import { copyOutputs, HEAD_BYTES, IDS_BYTES, readOutputs, type OutputLayout } fr
 import { DeviceSampler } from './device-sampler.js';
 import { layoutOffsets, type StepLayout } from './wgsl-common.js';
 import type { StepTrace } from './step-trace.js';
+import { GpuWait } from './gpu-wait.js';
 
 export const WEBGPU_CAPS: ExecutorCaps = {
   name: 'webgpu',
@@ -108,6 +109,8 @@ export class WebGpuPlanExecutor implements PlanExecutor {
   private readonly window: number | null;
   private pending: { key: string; cbs: GPUCommandBuffer[]; slot: number } | null = null;
   private readonly trace: StepTrace | null;
+  /** Sleeps through most of each read-back's wait (gpu-wait.ts: dawn-node's polling feeds V8 long collections). */
+  private readonly gpuWait = new GpuWait();
   private destroyed = false;
 
   private constructor(
@@ -255,7 +258,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       const key = `${T}/${S}/${shape.decode ? 1 : 0}/${holdsLogits ? 1 : 0}/${rowsAsked.map((r) => (r ? 1 : 0)).join('')}/${sampleKey}`;
       const ahead = hostFree && this.pending?.key === key ? this.pending : null;
       const slot = ahead ? ahead.slot : (this.trace?.take() ?? -1);
-      const cbs = ahead ? ahead.cbs : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, slot);
+      const cbs = ahead ? ahead.cbs : this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, slot, hostFree ? key : null);
       this.pending = null;
       // One submit each: Dawn turns a command buffer into Vulkan commands when it is submitted, so the GPU starts on the first while the host turns the rest.
       for (const cb of cbs) this.device.queue.submit([cb]);
@@ -267,10 +270,13 @@ export class WebGpuPlanExecutor implements PlanExecutor {
       // Without read-backs the next step of this shape has the same command buffer: record it now.
       if (hostFree) {
         const next = this.trace?.take() ?? -1;
-        this.pending = { key, cbs: this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, next), slot: next };
+        this.pending = { key, cbs: this.recordLast(seg, shape, holdsLogits, rowsAsked, prefix, next, key), slot: next };
         if (tr) tr.recorded = performance.now();
       }
+      const from = this.tuning.hostWait === 'poll' ? performance.now() : this.gpuWait.before(key);
+      if (tr) tr.slept = performance.now() - from;
       const out = await this.readOutputs(T, S, holdsLogits, rowsAsked);
+      this.gpuWait.learn(key, from);
       if (tr) tr.mapped = performance.now();
       this.recorder.throwErrors();
       if (tr) tr.end = performance.now();
@@ -305,6 +311,7 @@ export class WebGpuPlanExecutor implements PlanExecutor {
     if (!this.layout) throw new ConfigError('webgpu plan: initCaches before retune');
     this.tuning = tuning;
     this.recorder.reset();
+    this.gpuWait.clear();
     this.pending = null;
     this.buildSegments();
   }
@@ -440,22 +447,27 @@ export class WebGpuPlanExecutor implements PlanExecutor {
    * The last segment's command buffers: its kernels (argmax included) — the first few in command buffers of
    * their own (`submitSplit`: Dawn turns each into Vulkan commands at its submit, ~1.5 µs a dispatch on the
    * host, and the GPU waits for that) — then the outputs into the read-back buffer. `slot`: the trace's
-   * timestamp slot (−1: none), written at the first pass's beginning and the last one's end.
+   * timestamp slot (−1: none), written at the first pass's beginning and the last one's end. `key`: the step's
+   * shape key where its dispatches depend on it alone (no boundary before): they are resolved once per key.
    */
-  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[], prefix: ShapedKernel[] = [], slot = -1): GPUCommandBuffer[] {
+  private recordLast(seg: Segment, shape: StepShape, holdsLogits: boolean, rowsAsked: boolean[], prefix: ShapedKernel[] = [], slot = -1, key: string | null = null): GPUCommandBuffer[] {
     const { T, S } = shape;
-    const kernels = holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax');
-    const all: ShapedKernel[] = [...prefix, ...kernels.map((kernel) => ({ kernel, shape }))];
-    const cuts = [0];
-    for (const n of this.tuning.submitSplit ?? SUBMIT_SPLIT) if (cuts[cuts.length - 1]! + n < all.length) cuts.push(cuts[cuts.length - 1]! + n);
-    cuts.push(all.length);
+    const groups = () => {
+      const kernels = holdsLogits ? seg.kernels : seg.kernels.filter((k) => k.tag !== 'argmax');
+      const all: ShapedKernel[] = [...prefix, ...kernels.map((kernel) => ({ kernel, shape }))];
+      const cuts = [0];
+      for (const n of this.tuning.submitSplit ?? SUBMIT_SPLIT) if (cuts[cuts.length - 1]! + n < all.length) cuts.push(cuts[cuts.length - 1]! + n);
+      cuts.push(all.length);
+      return cuts.slice(1).map((c, i) => all.slice(cuts[i], c));
+    };
+    const lists = this.recorder.resolved(key, groups, this.si!, this.layout!);
     const cbs: GPUCommandBuffer[] = [];
-    for (let i = 0; i + 1 < cuts.length; i++) {
+    for (let i = 0; i < lists.length; i++) {
       const first = i === 0;
-      const last = i + 2 === cuts.length;
+      const last = i + 1 === lists.length;
       const enc = this.device.createCommandEncoder();
       const ts = first || last ? this.trace?.passWrites(slot, first && last ? 'both' : first ? 'begin' : 'end') : undefined;
-      this.recorder.encode(enc, [], shape, this.si!, this.layout!, all.slice(cuts[i], cuts[i + 1]), ts);
+      this.recorder.record(enc, lists[i]!, ts);
       if (last) {
         this.trace?.resolve(enc, slot);
         copyOutputs(enc, this.outputLayout(), { T, S, holdsLogits, rowsAsked }, this.ids, (a) => this.acts.get(a)!, this.readback);
