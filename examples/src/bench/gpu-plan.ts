@@ -10,9 +10,10 @@
  */
 import { GroupCoordinator, SoloCommunicator, type ParallelState } from '@weft/comm';
 import { Checkpoint, initBackend, resolveParallelConfig, type WeightFormat } from '@weft/core';
-import { buildAttentionMetadata, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type KernelTuning, type PlanStepInput, type WebGpuPlanExecutorOptions } from '@weft/layers';
+import { buildAttentionMetadata, GpuWait, loadWeights, positionsOf, QuantizationConfig, WebGpuPlanExecutor, WEBGPU_PARITY_BOUNDS, webgpuFixtureCheck, type KernelTuning, type PlanStepInput, type WebGpuPlanExecutorOptions } from '@weft/layers';
 import { registration } from '@weft/llama';
 import { median } from './stats.js';
+import { GcLog } from './host-stalls.js';
 
 export const PLAN_FORMATS: Record<string, WeightFormat> = {
   fp32: { dtype: 'float32', quantization: null },
@@ -44,6 +45,10 @@ export interface PlanBenchRow {
   decode_tok_s_median: number;
   step_ms_median: number;
   step_ms_max: number;
+  /** The longest step's index in the loop and the ms of V8's collections inside it; collections over the loop by kind. */
+  step_max_index: number;
+  step_max_gc_ms: number;
+  gc_in_decode: Record<string, { n: number; ms: number; max_ms: number }>;
   dispatches_per_step: number;
   /** ms per decode step read back every step; the GPU alone (10 steps in one submit). */
   step_ms: number;
@@ -81,14 +86,19 @@ export function stepOf(tokens: number[][], context: number[], tables: number[][]
  * and needs 0.1–0.6 s of load (more for light 1-row steps: still 2.6 ms a step after 0.5 s, 1.05 at full
  * clock) to reach 1,980: steps timed right after host work (loading, quantizing, a prefill) ran 2.5–4.8×
  * slower on the GPU (bench gpu-step, 2026-12-03 20:01 and 20:24; the 17:47 run's "host share" at 16 rows was this).
+ * The host sleeps through most of each wait (GpuWait): 1.5 s of dawn-node's polling would leave ~10⁵ finalizable
+ * functions for a long collection inside the loop timed next.
  */
 export async function warmGpu(ex: WebGpuPlanExecutor, T: number, S: number, decode = T === S, ms = 1500): Promise<void> {
   const dev = ex.device;
+  const wait = new GpuWait();
   for (const t0 = performance.now(); performance.now() - t0 < ms; ) {
     const enc = dev.createCommandEncoder();
     for (let i = 0; i < 4; i++) ex.encode(enc, T, S, undefined, decode);
     dev.queue.submit([enc.finish()]);
+    const from = wait.before('warm');
     await dev.queue.onSubmittedWorkDone();
+    wait.learn('warm', from);
   }
 }
 
@@ -154,6 +164,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
   // The weights load into host tensors; the executor uploads them to its own device.
   await initBackend({ prefer: 'cpu' });
   const rows: PlanBenchRow[] = [];
+  const gcLog = new GcLog();
   const maxB = Math.max(...o.batches);
   const blockSize = 16;
   const promptBlocks = Math.ceil((o.promptLen + 1) / blockSize);
@@ -194,12 +205,15 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
         const first = await ex.step(stepOf(prompts, prompts.map(() => 0), tables, blockSize));
         let toks = Array.from(first.greedy!);
         const each: number[] = [];
+        const starts: number[] = [];
         const decode = async (n: number) => {
           each.length = 0;
+          starts.length = 0;
           for (let t = 0; t < n; t++) {
             const t1 = performance.now();
             const r = await ex.step(stepOf(toks.map((x) => [x]), toks.map(() => 8 + t), tables, blockSize));
             toks = Array.from(r.greedy!);
+            starts.push(t1);
             each.push(performance.now() - t1);
           }
         };
@@ -212,6 +226,10 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
         const stepMs = (performance.now() - t) / o.decodeTokens;
         const stepMedian = median(each);
         const stepMax = Math.max(...each);
+        const maxAt = each.indexOf(stepMax);
+        await gcLog.settle();
+        const maxGc = gcLog.within(starts[maxAt]!, starts[maxAt]! + stepMax).reduce((a, e) => a + e.ms, 0);
+        const gcInDecode = gcLog.summary(t, t + stepMs * o.decodeTokens);
         ex.prepare(stepOf(toks.map((x) => [x]), toks.map(() => 8), tables, blockSize));
         const gpuMs = await timeGpu(b, b);
         const encs: number[] = [];
@@ -232,6 +250,9 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
           decode_tok_s_median: +((b / stepMedian) * 1000).toFixed(2),
           step_ms_median: +stepMedian.toFixed(3),
           step_ms_max: +stepMax.toFixed(3),
+          step_max_index: maxAt,
+          step_max_gc_ms: +maxGc.toFixed(3),
+          gc_in_decode: gcInDecode,
           dispatches_per_step: dispatches,
           step_ms: +stepMs.toFixed(3),
           gpu_step_ms: +gpuMs.toFixed(3),
@@ -251,6 +272,7 @@ export async function benchPlan(o: PlanBenchOptions): Promise<PlanBenchRow[]> {
       ex.dispose();
     }
   }
+  gcLog.stop();
   return rows;
 }
 

@@ -28,6 +28,8 @@ export const STEP_VARIANTS: Record<string, Variant> = {
   /** The step's kernels in one command buffer (the executor's default submits its first 8, then 40, on their own). */
   nosplit: () => ({ submitSplit: [] }),
   'split-4-16': () => ({ submitSplit: [4, 16] }),
+  /** The host awaits each read-back on dawn-node's polling alone (no GpuWait sleep): the long steps' A/B. */
+  poll: () => ({ hostWait: 'poll' }),
   /** Steps above 8 (4) rows in chunks of 8 (4): fewer accumulators a thread, each weight tile read per chunk (from L2 after the first). */
   chunk8: () => ({ gemvChunk: 8 }),
   chunk4: () => ({ gemvChunk: 4 }),

@@ -5,7 +5,9 @@
  *   the ramp), decode as an engine runs it (one step, one read-back, the next step's command buffer recorded
  *   while the GPU runs), traced step by step — host: inputs written, submitted, next recorded,
  *   onSubmittedWorkDone, read-back mapped; GPU: the step's pass begin/end timestamps, so its duration in the
- *   loop and the GPU's idle gap before the next step;
+ *   loop and the GPU's idle gap before the next step; every step's host phases and the process's CPU time, V8's
+ *   collections during the loop, and the longest step laid out (host-stalls.ts: which phase, GPU time, idle gap
+ *   after, collections inside it);
  * - `alone`: the same step 10 times in one submit (the GPU time bench:gpu reports);
  * - `back_to_back`: 32 steps in 32 submits without waiting (no host gap);
  * - `spaced`: steps with the GPU idle 0 / 1 / 5 ms between them (a GPU that clocks down shows here);
@@ -17,16 +19,19 @@
  *
  * usage: node examples/dist/bench/gpu-step.js --dir CK [--formats bf16,q4_0] [--rows 1,16] [--chunk-rows 24,32,48,64]
  *          [--steps 32] [--variants chunk8:16+64,nosplit,…] [--variant-rows 1,16] [--no-warm] [--toggles]
- *          [--gemv-table gemv-choice.json (adds the variant `swept`)] [--out gpu-step.json]
+ *          [--gemv-table gemv-choice.json (adds the variant `swept`)] [--gc-before] [--out gpu-step.json]
  */
 /// <reference types="@webgpu/types" />
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { initBackend, webgpuOptionsFromEnv } from '@weft/core';
 import { requestDevice, StepTrace, subgroupSize, type KernelTuning, type StepTiming, type WebGpuPlanExecutor } from '@weft/layers';
 import { loadPlanExecutor, PLAN_FORMATS, stepOf, warmGpu } from './gpu-plan.js';
 import { median } from './stats.js';
+import { CpuLog, GcLog, gpuMs, longestStep, stallLine } from './host-stalls.js';
 import { STEP_VARIANTS } from './gpu-step-variants.js';
 import { gemvTableTuning, type GemvChoice } from './gpu-gemv-table.js';
 
@@ -45,6 +50,8 @@ const { values: v } = parseArgs({
     'gemv-table': { type: 'string' },
     /** No warm-up before each traced loop (shows the GPU's clock ramp after host work). */
     'no-warm': { type: 'boolean', default: false },
+    /** A full V8 collection before each traced loop (are the long steps collections of what loading and warming left?). */
+    'gc-before': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/gpu-step.json' },
   },
 });
@@ -58,6 +65,15 @@ const MAX_SEQS = 64;
 const nums = (s: string) => s.split(',').filter(Boolean).map(Number);
 const r3 = (x: number) => +x.toFixed(3);
 const med = (xs: number[]) => r3(median(xs.filter(Number.isFinite)));
+const gcLog = new GcLog();
+const cpuLog = new CpuLog();
+const fullGc = v['gc-before'] ? exposeGc() : null;
+
+/** V8's gc() without --expose-gc on the command line (the bundle's `node` call stays the same). */
+function exposeGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
 
 interface Seqs {
   tables: number[][];
@@ -77,7 +93,9 @@ async function prefill(ex: WebGpuPlanExecutor, m: number): Promise<Seqs> {
 async function decode(ex: WebGpuPlanExecutor, s: Seqs, n: number): Promise<number[]> {
   const ids: number[] = [];
   for (let t = 0; t < n; t++) {
+    cpuLog.begin();
     const r = await ex.step(stepOf(s.toks.map((x) => [x]), s.toks.map(() => s.ctx), s.tables, BLOCK));
+    cpuLog.end();
     s.toks = Array.from(r.greedy!);
     ids.push(...s.toks);
     s.ctx++;
@@ -88,10 +106,12 @@ async function decode(ex: WebGpuPlanExecutor, s: Seqs, n: number): Promise<numbe
 /** The default kernels' greedy ids per format and row count: each other tuning's loop is checked against them. */
 const reference = new Map<string, number[]>();
 
-const gpuMs = (t: StepTiming) => (t.gpuEnd !== undefined && t.gpuBegin !== undefined && t.gpuEnd > t.gpuBegin ? (t.gpuEnd - t.gpuBegin) / 1e6 : NaN);
 
-/** Medians of a traced run of steps: host phases (ms) and the GPU's duration and idle gap before the next step. */
-function summary(ts: StepTiming[], rows: number): Record<string, number | number[]> {
+/**
+ * Medians of a traced run of steps: host phases (ms) and the GPU's duration and idle gap before the next step;
+ * each step's phases, CPU time and the longest step (host-stalls.ts), V8's collections over the run, the heap.
+ */
+function summary(ts: StepTiming[], rows: number): Record<string, unknown> {
   const gaps = ts.slice(1).map((t, i) => (t.gpuBegin !== undefined && ts[i]!.gpuEnd !== undefined ? (t.gpuBegin - ts[i]!.gpuEnd!) / 1e6 : NaN));
   const wall = ts.length ? (ts[ts.length - 1]!.end - ts[0]!.start) / ts.length : NaN;
   return {
@@ -102,16 +122,29 @@ function summary(ts: StepTiming[], rows: number): Record<string, number | number
     host_write_ms: med(ts.map((t) => t.written - t.start)),
     host_submit_ms: med(ts.map((t) => t.submitted - t.written)),
     host_record_next_ms: med(ts.map((t) => t.recorded - t.submitted)),
+    host_slept_ms: med(ts.map((t) => t.slept)),
     submit_to_done_ms: med(ts.map((t) => t.done - t.submitted)),
     submit_to_mapped_ms: med(ts.map((t) => t.mapped - t.submitted)),
     gpu_ms_each: ts.map((t) => r3(gpuMs(t))),
     gap_ms_each: gaps.map(r3),
     step_ms_each: ts.map((t) => r3(t.end - t.start)),
+    record_next_ms_each: ts.map((t) => r3(t.recorded - t.submitted)),
+    wait_mapped_ms_each: ts.map((t) => r3(t.mapped - t.recorded)),
+    cpu_ms_each: cpuLog.each.slice(-ts.length),
+    step_ms_max: r3(Math.max(...ts.map((t) => t.end - t.start))),
+    longest: longestStep(ts, gcLog, cpuLog.each.slice(-ts.length)),
+    gc: ts.length ? gcLog.summary(ts[0]!.start, ts[ts.length - 1]!.end) : {},
+    heap_mb: memory(),
   };
 }
 
+const memory = () => {
+  const m = process.memoryUsage();
+  return { heap_used: r3(m.heapUsed / 2 ** 20), external: r3(m.external / 2 ** 20), array_buffers: r3(m.arrayBuffers / 2 ** 20), rss: r3(m.rss / 2 ** 20) };
+};
+
 /** The traced loop; `ref`: where the default kernels' greedy ids are kept (the first run) or compared (token_mismatch: the fraction that differ). */
-async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: string, n = STEPS): Promise<Record<string, number | number[]>> {
+async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: string, n = STEPS): Promise<Record<string, unknown>> {
   const s = await prefill(ex, m);
   const first = s.toks.slice();
   const warm = await decode(ex, s, 3);
@@ -120,8 +153,11 @@ async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: strin
     ex.prepare(stepOf(s.toks.map((x) => [x]), s.toks.map(() => s.ctx), s.tables, BLOCK));
     await warmGpu(ex, m, m);
   }
+  fullGc?.();
   tr.clear();
+  cpuLog.clear();
   const ids = [...first, ...warm, ...(await decode(ex, s, n))];
+  await gcLog.settle();
   const out = summary(await tr.read(), m);
   const base = reference.get(ref);
   if (!base) reference.set(ref, ids);
@@ -221,6 +257,7 @@ async function atRows(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, full: bo
   }
   const l = res.loop as Record<string, number>;
   log(`${ref} m=${m}: loop ${l.step_ms} ms/step (${l.tok_s} tok/s), GPU in loop ${l.gpu_ms} ms, gap ${l.gpu_gap_ms} ms, alone ${(res.alone as { gpu_ms: number }).gpu_ms} ms; submit→done ${l.submit_to_done_ms}, submit→mapped ${l.submit_to_mapped_ms}, record next ${l.host_record_next_ms}${l.token_mismatch !== undefined ? `; greedy ids differing from the defaults ${l.token_mismatch}` : ''}`);
+  log(`${ref} m=${m}: ${stallLine((res.loop as { longest: Record<string, unknown> | null }).longest)}; GC in the loop ${JSON.stringify((res.loop as { gc: unknown }).gc)}`);
   return res;
 }
 

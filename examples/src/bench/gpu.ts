@@ -218,8 +218,9 @@ for (const r of rows) console.log(`| ${String(r.engine)} | ${String(r.batch)} | 
 console.log('\nweft ÷ other\n\n| weft | batch | vs | prefill | decode |\n| --- | --- | --- | --- | --- |');
 for (const r of ratios) console.log(`| ${String(r.weft ?? 'tfjs path, weft kernels')} | ${String(r.batch)} | ${String(r.vs)} | ${r.prefill ?? '—'} | ${String(r.decode)} |`);
 if (planRows.length) {
-  console.log('\nweft device plan on WebGPU, per decode step\n\n| weights | batch | dispatches | step ms (read back) | GPU ms | encode ms | host overhead ms | bandwidth fraction |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const r of planRows) console.log(`| ${r.dtype} | ${r.batch} | ${r.dispatches_per_step} | ${r.step_ms} | ${r.gpu_step_ms} | ${r.encode_ms} | ${r.host_overhead_ms} | ${r.bandwidth_fraction} |`);
+  console.log('\nweft device plan on WebGPU, per decode step\n\n| weights | batch | dispatches | step ms (read back) | median step ms | longest step ms (#, V8 collections in it ms) | GPU ms | encode ms | host overhead ms | bandwidth fraction |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of planRows) console.log(`| ${r.dtype} | ${r.batch} | ${r.dispatches_per_step} | ${r.step_ms} | ${r.step_ms_median} | ${r.step_ms_max} (#${r.step_max_index}, ${r.step_max_gc_ms}) | ${r.gpu_step_ms} | ${r.encode_ms} | ${r.host_overhead_ms} | ${r.bandwidth_fraction} |`);
+  console.log(`\nV8's collections in each decode loop: ${JSON.stringify(Object.fromEntries(planRows.map((r) => [`${r.dtype}/${r.batch}`, r.gc_in_decode])))}`);
   const tags = Object.keys(planRows[0]!.kernel_us);
   console.log(`\nµs per decode step by kernel (each class alone)\n\n| weights | batch | ${tags.join(' | ')} |\n| --- | --- | ${tags.map(() => '---').join(' | ')} |`);
   for (const r of planRows) console.log(`| ${r.dtype} | ${r.batch} | ${tags.map((t) => r.kernel_us[t] ?? '—').join(' | ')} |`);
