@@ -27,6 +27,8 @@ const WINDOW = 8;
 const MARGIN_MS = 0.3;
 const MIN_SLEEP_MS = 0.2;
 const MAX_SLEEP_MS = 200;
+/** Shapes remembered (serving meets many): the latest. */
+const MAX_KEYS = 64;
 
 export class GpuWait {
   private readonly waits = new Map<string, number[]>();
@@ -49,7 +51,10 @@ export class GpuWait {
   /** The read-back for `key` resolved; `from`: what `before` returned. A wait shorter than the sleep lowers the next one. */
   learn(key: string, from: number): void {
     let w = this.waits.get(key);
-    if (!w) this.waits.set(key, (w = []));
+    if (!w) {
+      if (this.waits.size >= MAX_KEYS) this.waits.delete(this.waits.keys().next().value!);
+      this.waits.set(key, (w = []));
+    }
     w.push(performance.now() - from);
     if (w.length > WINDOW) w.shift();
   }

@@ -30,11 +30,13 @@ export interface Dispatch extends Variant {
   y: number;
 }
 
+const MAX_LISTS = 64;
+
 export class KernelRecorder {
   private readonly variants = new Map<Kernel, Map<string, Variant>>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly errors: string[] = [];
-  /** Resolved dispatch lists by the caller's key (a step shape); made again with the variants. */
+  /** Resolved dispatch lists by the caller's key (a step shape), the latest `MAX_LISTS`; made again with the variants. */
   private readonly lists = new Map<string, Dispatch[][]>();
 
   constructor(
@@ -61,7 +63,11 @@ export class KernelRecorder {
   resolved(key: string | null, groups: () => readonly (readonly ShapedKernel[])[], si: GPUBuffer, layout: StepLayout): readonly Dispatch[][] {
     if (key === null) return groups().map((g) => this.resolve(g, si, layout));
     let l = this.lists.get(key);
-    if (!l) this.lists.set(key, (l = groups().map((g) => this.resolve(g, si, layout))));
+    if (!l) {
+      // Serving meets many shapes (prefill chunks, batch sizes): keep the latest.
+      if (this.lists.size >= MAX_LISTS) this.lists.delete(this.lists.keys().next().value!);
+      this.lists.set(key, (l = groups().map((g) => this.resolve(g, si, layout))));
+    }
     return l;
   }
 
