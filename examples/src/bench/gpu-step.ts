@@ -62,7 +62,8 @@ const WARM = !v['no-warm'];
 const BLOCK = 16;
 const SEQ_BLOCKS = Math.ceil((8 + STEPS + 8) / BLOCK);
 const MAX_SEQS = 64;
-const nums = (s: string) => s.split(',').filter(Boolean).map(Number);
+// Row counts; anything else ('none') drops out, so STEP_ARGS can say --chunk-rows none.
+const nums = (s: string) => s.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
 const r3 = (x: number) => +x.toFixed(3);
 const med = (xs: number[]) => r3(median(xs.filter(Number.isFinite)));
 const gcLog = new GcLog();
