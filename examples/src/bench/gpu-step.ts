@@ -19,7 +19,7 @@
  *
  * usage: node examples/dist/bench/gpu-step.js --dir CK [--formats bf16,q4_0] [--rows 1,16] [--chunk-rows 24,32,48,64]
  *          [--steps 32] [--variants chunk8:16+64,nosplit,…] [--variant-rows 1,16] [--no-warm] [--toggles]
- *          [--gemv-table gemv-choice.json (adds the variant `swept`)] [--gc-before] [--out gpu-step.json]
+ *          [--gemv-table gemv-choice.json (adds the variant `swept`)] [--gc-before] [--count-polls] [--out gpu-step.json]
  */
 /// <reference types="@webgpu/types" />
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ import { initBackend, webgpuOptionsFromEnv } from '@weft/core';
 import { requestDevice, StepTrace, subgroupSize, type KernelTuning, type StepTiming, type WebGpuPlanExecutor } from '@weft/layers';
 import { loadPlanExecutor, PLAN_FORMATS, stepOf, warmGpu } from './gpu-plan.js';
 import { median } from './stats.js';
-import { CpuLog, GcLog, gpuMs, longestStep, stallLine } from './host-stalls.js';
+import { CpuLog, GcLog, gpuMs, longestStep, PollCount, stallLine } from './host-stalls.js';
 import { STEP_VARIANTS } from './gpu-step-variants.js';
 import { gemvTableTuning, type GemvChoice } from './gpu-gemv-table.js';
 
@@ -52,6 +52,8 @@ const { values: v } = parseArgs({
     'no-warm': { type: 'boolean', default: false },
     /** A full V8 collection before each traced loop (are the long steps collections of what loading and warming left?). */
     'gc-before': { type: 'boolean', default: false },
+    /** Count dawn-node's polls (setImmediate calls) per step (wraps the global: opt-in). */
+    'count-polls': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/gpu-step.json' },
   },
 });
@@ -69,6 +71,8 @@ const med = (xs: number[]) => r3(median(xs.filter(Number.isFinite)));
 const gcLog = new GcLog();
 const cpuLog = new CpuLog();
 const fullGc = v['gc-before'] ? exposeGc() : null;
+const polls = v['count-polls'] ? new PollCount() : null;
+const pollsEach: number[] = [];
 
 /** V8's gc() without --expose-gc on the command line (the bundle's `node` call stays the same). */
 function exposeGc(): () => void {
@@ -95,8 +99,10 @@ async function decode(ex: WebGpuPlanExecutor, s: Seqs, n: number): Promise<numbe
   const ids: number[] = [];
   for (let t = 0; t < n; t++) {
     cpuLog.begin();
+    const p0 = polls?.n ?? 0;
     const r = await ex.step(stepOf(s.toks.map((x) => [x]), s.toks.map(() => s.ctx), s.tables, BLOCK));
     cpuLog.end();
+    if (polls) pollsEach.push(polls.n - p0);
     s.toks = Array.from(r.greedy!);
     ids.push(...s.toks);
     s.ctx++;
@@ -132,6 +138,7 @@ function summary(ts: StepTiming[], rows: number): Record<string, unknown> {
     record_next_ms_each: ts.map((t) => r3(t.recorded - t.submitted)),
     wait_mapped_ms_each: ts.map((t) => r3(t.mapped - t.recorded)),
     cpu_ms_each: cpuLog.each.slice(-ts.length),
+    ...(polls ? { polls_each: pollsEach.slice(-ts.length), polls_median: median(pollsEach.slice(-ts.length)) } : {}),
     step_ms_max: r3(Math.max(...ts.map((t) => t.end - t.start))),
     longest: longestStep(ts, gcLog, cpuLog.each.slice(-ts.length)),
     gc: ts.length ? gcLog.summary(ts[0]!.start, ts[ts.length - 1]!.end) : {},
@@ -157,6 +164,7 @@ async function loop(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, ref: strin
   fullGc?.();
   tr.clear();
   cpuLog.clear();
+  pollsEach.length = 0;
   const ids = [...first, ...warm, ...(await decode(ex, s, n))];
   await gcLog.settle();
   const out = summary(await tr.read(), m);
@@ -258,7 +266,7 @@ async function atRows(ex: WebGpuPlanExecutor, tr: StepTrace, m: number, full: bo
   }
   const l = res.loop as Record<string, number>;
   log(`${ref} m=${m}: loop ${l.step_ms} ms/step (${l.tok_s} tok/s), GPU in loop ${l.gpu_ms} ms, gap ${l.gpu_gap_ms} ms, alone ${(res.alone as { gpu_ms: number }).gpu_ms} ms; submit→done ${l.submit_to_done_ms}, submit→mapped ${l.submit_to_mapped_ms}, record next ${l.host_record_next_ms}${l.token_mismatch !== undefined ? `; greedy ids differing from the defaults ${l.token_mismatch}` : ''}`);
-  log(`${ref} m=${m}: ${stallLine((res.loop as { longest: Record<string, unknown> | null }).longest)}; GC in the loop ${JSON.stringify((res.loop as { gc: unknown }).gc)}`);
+  log(`${ref} m=${m}: ${stallLine((res.loop as { longest: Record<string, unknown> | null }).longest)}; GC in the loop ${JSON.stringify((res.loop as { gc: unknown }).gc)}${polls ? `; dawn-node polls a step (median) ${String((res.loop as { polls_median: number }).polls_median)}` : ''}`);
   return res;
 }
 

@@ -86,6 +86,23 @@ export class CpuLog {
   }
 }
 
+/**
+ * Counts `setImmediate` calls: dawn-node's polls (AsyncRunner::ScheduleProcessEvents looks the global up on each
+ * one). A bench-only measurement (`--count-polls`): it wraps a global for the process, so it stays opt-in.
+ */
+export class PollCount {
+  n = 0;
+
+  constructor() {
+    const orig = globalThis.setImmediate;
+    const wrapped = (cb: (...a: unknown[]) => void, ...rest: unknown[]) => {
+      this.n++;
+      return orig(cb, ...rest);
+    };
+    globalThis.setImmediate = Object.assign(wrapped, orig) as typeof setImmediate;
+  }
+}
+
 /** A traced step's host phases in ms (NaN where not marked). */
 function phases(t: StepTiming): Record<string, number> {
   return {
