@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RankContext } from '@weft/comm';
 import { Checkpoint } from '@weft/core';
-import { loadWeights, PagedKVCache, QuantizationConfig, useCpuQuantKernels, traced, Tracer, traceState, type CausalLMRank } from '@weft/layers';
+import { LinearWeight, loadWeights, PagedKVCache, QuantizationConfig, useCpuQuantKernels, traced, Tracer, traceState, type CausalLMRank } from '@weft/layers';
 import type { DriverMessage, RankMessage } from './protocol.js';
 import { useDeferredBackend } from './rank-backend.js';
 import { ModelRunner } from './model-runner.js';
@@ -25,6 +25,9 @@ export async function runRank(ctx: RankContext, createModel: ModelFactory): Prom
   if (fmt && (fmt.quantization || fmt.dtype !== 'float32')) useCpuQuantKernels(args.cpuKernels ?? true);
   const onProgress = (loaded: number, total: number, name: string) => send({ type: 'progress', rank: ctx.rank, loaded, total, name });
   const choice = choosePlanExecutor(model, state, args);
+  // The host executor multiplies fp32 weights as they are in the checkpoint, [out, in]: held so, its upload keeps no
+  // transposed copy (an fp32 LM head beside int4 layers: 0.26 GB for TinyLlama).
+  if ('plan' in choice && choice.name === 'host') for (const p of model.parameters()) if (p instanceof LinearWeight) p.holdRowMajor();
   const useTfjsBackend = () => useDeferredBackend(args.deferredBackend, state.world.worldSize);
   if (!('plan' in choice)) await useTfjsBackend();
   const runner: RankRunner = 'plan' in choice ? new PlanRunner(model, state, tracer, choice.plan, choice.factory, useTfjsBackend) : new ModelRunner(model, state, tracer);

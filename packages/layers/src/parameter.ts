@@ -53,6 +53,11 @@ export class Parameter {
 
   /** The tensor (transposed if `storeTransposed`); throws if never loaded. */
   get tensor(): tf.Tensor {
+    return this.held;
+  }
+
+  /** The value as this parameter holds it (what `tensor` is, unless a subclass serves another layout); throws if never loaded. */
+  get held(): tf.Tensor {
     if (this.value === null) throw new CheckpointError(`parameter ${this.name} ${JSON.stringify(this.shape)} was never loaded`);
     return this.value;
   }
@@ -85,9 +90,14 @@ export class Parameter {
     return false;
   }
 
-  private commit(t: tf.Tensor): void {
+  /** Whether a committed value is kept as the 2-D transpose of `shape` (`storeTransposed`, unless a subclass holds it otherwise). */
+  protected get transposeOnCommit(): boolean {
+    return this.storeTransposed;
+  }
+
+  protected commit(t: tf.Tensor): void {
     this.value?.dispose();
-    if (this.storeTransposed) {
+    if (this.transposeOnCommit) {
       this.value = tf.transpose(t);
       t.dispose();
     } else {

@@ -17,6 +17,9 @@ export class LinearWeight extends Parameter {
   private storage: PackedWeight | null = null;
   /** Packed rows filled so far (a fused weight arrives shard by shard). */
   private rowsStored = 0;
+  /** fp32 held `[out, in]` (`holdRowMajor`); the tfjs path's `[in, out]` is then made when first asked for. */
+  private rowMajor = false;
+  private transposedValue: tf.Tensor | null = null;
 
   constructor(name: string, outFeatures: number, inFeatures: number, loader: WeightLoader, expectedShards: readonly ShardId[] = []) {
     super(name, [outFeatures, inFeatures], loader, expectedShards, true);
@@ -46,6 +49,32 @@ export class LinearWeight extends Parameter {
     this.storage = method.createWeights(this.outFeatures, this.inFeatures);
   }
 
+  /**
+   * Before loading: keep an fp32 value `[out, in]` as the checkpoint has it, not transposed for tfjs's matmul — for a
+   * rank whose step is the host plan, whose kernels multiply by `[n, k]` (no transposed copy at upload, plan/host/
+   * upload.ts). The tfjs path (a full-sequence forward, a fallback) transposes it once when it first needs it.
+   * No effect on a packed weight.
+   */
+  holdRowMajor(): void {
+    if (this.value || this.rowsStored > 0) throw new WeftError(`${this.name}: holdRowMajor must come before the weight is loaded`);
+    this.rowMajor = true;
+  }
+
+  /** An fp32 value held `[out, in]` (`held` is that; `tensor` its transpose). */
+  get isRowMajor(): boolean {
+    return this.rowMajor && !this.storage;
+  }
+
+  protected override get transposeOnCommit(): boolean {
+    return this.storeTransposed && !this.rowMajor;
+  }
+
+  protected override commit(t: tf.Tensor): void {
+    this.transposedValue?.dispose();
+    this.transposedValue = null;
+    super.commit(t);
+  }
+
   override get loaded(): boolean {
     if (!this.storage) return super.loaded;
     return this.rowsStored >= this.outFeatures && this.expectedShards.every((s) => this.loadedShards.has(s));
@@ -53,11 +82,12 @@ export class LinearWeight extends Parameter {
 
   override get tensor(): tf.Tensor {
     if (this.storage) throw new WeftError(`${this.name} is held as ${this.storage.format}: use apply() or denseTransposed()`);
-    return super.tensor;
+    if (!this.rowMajor) return super.tensor;
+    return (this.transposedValue ??= tf.keep(tf.transpose(this.held)));
   }
 
   override get bytes(): number {
-    return this.storage ? this.storage.bytes : super.bytes;
+    return this.storage ? this.storage.bytes : super.bytes + (this.transposedValue ? this.transposedValue.size * 4 : 0);
   }
 
   /** `x [m, in] → x · Wᵀ (+ bias) [m, out]` through the method. */
@@ -72,7 +102,7 @@ export class LinearWeight extends Parameter {
 
   /** The weight as an fp32 tensor `[in, out]` that the caller owns (MLA's absorption dequantizes kv_b_proj, as vLLM). */
   denseTransposed(): tf.Tensor2D {
-    if (!this.storage) return tf.clone(super.tensor) as tf.Tensor2D;
+    if (!this.storage) return (this.rowMajor ? tf.transpose(this.held) : tf.clone(super.tensor)) as tf.Tensor2D;
     return tf.tensor2d(this.storage.dequantizeTransposed(), [this.inFeatures, this.outFeatures]);
   }
 
@@ -108,6 +138,8 @@ export class LinearWeight extends Parameter {
 
   override dispose(): void {
     super.dispose();
+    this.transposedValue?.dispose();
+    this.transposedValue = null;
     this.storage = null;
     this.rowsStored = 0;
     this.method = FP32_LINEAR;

@@ -5,6 +5,7 @@
  * embedding, as `transposed` says); packed formats are the host blocks the
  * CPU kernels read.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { WeftError } from '@weft/core';
 import { EmbeddingWeight } from '../embedding-weight.js';
 import { LinearWeight } from '../linear/linear-weight.js';
@@ -29,9 +30,10 @@ export function matrixStorage(w: LinearWeight | EmbeddingWeight): MatrixStorage 
   const [n, k] = w.shape as [number, number];
   const packed = w.packed;
   if (packed) return { format: packed.format, n, k, packed };
-  const transposed = w instanceof LinearWeight;
-  if (!transposed && !(w instanceof EmbeddingWeight)) throw new WeftError(`plan: ${String((w as { name: string }).name)} is not a matrix weight`);
-  return { format: 'fp32', n, k, transposed, data: () => hostValues(w) };
+  if (!(w instanceof LinearWeight) && !(w instanceof EmbeddingWeight)) throw new WeftError(`plan: ${String((w as { name: string }).name)} is not a matrix weight`);
+  // a LinearWeight's fp32 tensor is `[k, n]`, unless it is held row-major for a host executor (holdRowMajor)
+  const rowMajor = w instanceof LinearWeight && w.isRowMajor;
+  return { format: 'fp32', n, k, transposed: w instanceof LinearWeight && !rowMajor, data: () => (rowMajor ? (w.held.dataSync() as Float32Array) : hostValues(w)) };
 }
 
 /** A vector parameter's fp32 values (norm weights, biases). */
@@ -42,9 +44,20 @@ export function vectorData(p: Parameter): Float32Array {
 /** Values read ahead by `prefetchHostValues`, until its release. */
 const prefetched = new WeakMap<Parameter, Float32Array>();
 
-/** An fp32 parameter's values: prefetched, or read synchronously (every CPU backend can). */
+/**
+ * An fp32 parameter's values as its `tensor` gives them (`[in, out]` for a LinearWeight): prefetched, or read
+ * synchronously (every CPU backend can). A LinearWeight held row-major is transposed for the caller (not kept).
+ */
 export function hostValues(p: Parameter): Float32Array {
-  return prefetched.get(p) ?? (p.tensor.dataSync() as Float32Array);
+  const got = prefetched.get(p);
+  if (got) return got;
+  if (!(p instanceof LinearWeight && p.isRowMajor)) return p.tensor.dataSync() as Float32Array;
+  const t = tf.transpose(p.held);
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
+  }
 }
 
 /**

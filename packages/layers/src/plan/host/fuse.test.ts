@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { availableIsas } from '@weft/cpu-kernels';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildAttentionMetadata } from '../../attention-metadata.js';
+import { buildAttentionMetadata, type SeqInput } from '../../attention-metadata.js';
 import { RotaryEmbedding } from '../../rotary/rotary-embedding.js';
 import { randomHost } from '../../test-entries/random.js';
 import { PlanBuilder, view, whole } from '../builder.js';
@@ -57,7 +57,8 @@ describe('host executor fusions', () => {
       const [fused, apart] = [true, false].map((fuse) => new HostPlanExecutor(plan, { isa, threads: 2, fuse }));
       for (const ex of [fused!, apart!]) ex.initCaches(8, 4);
       let seed = 5;
-      for (const steps of [[{ seqId: 0, queryLen: 7, blockTable: [2, 5] }], [{ seqId: 0, queryLen: 1, contextLen: 7, blockTable: [2, 5] }]]) {
+      const schedule: SeqInput[][] = [[{ seqId: 0, queryLen: 7, blockTable: [2, 5] }], [{ seqId: 0, queryLen: 1, contextLen: 7, blockTable: [2, 5] }]];
+      for (const steps of schedule) {
         const meta = buildAttentionMetadata(steps, 4);
         const T = steps[0]!.queryLen;
         const positions = Int32Array.from({ length: T }, (_, i) => (steps[0]!.contextLen ?? 0) + i);

@@ -95,7 +95,7 @@ export class HostPlanExecutor implements PlanExecutor {
     return this.caches.reduce((b, c) => b + c.k.byteLength + (c.v?.byteLength ?? 0), 0);
   }
 
-  /** Bytes of weights this executor copied at upload (fp32 weights, norm vectors; packed blocks are shared with the parameters). */
+  /** Bytes of weights this executor copied at upload (transposed fp32 weights, norm vectors; packed blocks and row-major fp32 weights are the parameters'). */
   get uploadedBytes(): number {
     return this.weights.copiedBytes;
   }

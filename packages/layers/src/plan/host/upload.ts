@@ -3,7 +3,8 @@
  * that names it. Packed bf16 / Q8_0 / Q4_0 blocks are the kernels' input as
  * they are (no copy). fp32 is held `[n, k]`: a LinearWeight's `[k, n]` tensor
  * is transposed once here, because @weft/cpu-kernels' `[n, k]` GEMM is
- * 1.7-3× faster than its `[k, n]` one (docs/benchmarks/cpu-plan.md).
+ * 1.7-3× faster than its `[k, n]` one (docs/benchmarks/cpu-plan.md); a
+ * LinearWeight held row-major (`holdRowMajor`, host-plan ranks) is used as it is.
  */
 import type { HostMatrix, PlanKernels } from '@weft/cpu-kernels';
 import type { EmbeddingWeight } from '../../embedding-weight.js';
@@ -22,8 +23,8 @@ function transpose(src: Float32Array, rows: number, cols: number): Float32Array 
   return out;
 }
 
-/** The host form of a plan weight `[n, k]`. */
-export function hostMatrix(w: LinearWeight | EmbeddingWeight): HostMatrix {
+/** The host form of a plan weight `[n, k]`; `copied`: its data is a transposed copy, not the parameter's. */
+export function hostMatrix(w: LinearWeight | EmbeddingWeight): HostMatrix & { copied?: boolean } {
   const s = matrixStorage(w);
   if (s.format !== 'fp32') {
     const p = s.packed;
@@ -31,7 +32,7 @@ export function hostMatrix(w: LinearWeight | EmbeddingWeight): HostMatrix {
     return p.format === 'q8_0' ? { format: 'q8_0', n: s.n, k: s.k, qs: p.qs, d: p.d } : { format: 'q4_0', n: s.n, k: s.k, qs: p.qs, d: p.d, layout: p.layout };
   }
   const data = s.data();
-  return { format: 'fp32', n: s.n, k: s.k, layout: 'nk', data: s.transposed ? transpose(data, s.k, s.n) : data };
+  return { format: 'fp32', n: s.n, k: s.k, layout: 'nk', data: s.transposed ? transpose(data, s.k, s.n) : data, copied: s.transposed };
 }
 
 export class HostWeights implements HostUpload {
@@ -52,10 +53,10 @@ export class HostWeights implements HostUpload {
     return v;
   }
 
-  /** Bytes the upload holds outside the parameters (fp32 copies; packed blocks are shared, not counted). */
+  /** Bytes the upload holds outside the parameters (transposed fp32 copies, norm vectors; packed blocks and row-major fp32 are the parameters'). */
   get copiedBytes(): number {
     let b = 0;
-    for (const m of this.matrices.values()) if (m.format === 'fp32') b += m.data.byteLength;
+    for (const m of this.matrices.values()) if (m.format === 'fp32' && (m as { copied?: boolean }).copied) b += m.data.byteLength;
     for (const v of this.vectors.values()) b += v.byteLength;
     return b;
   }
