@@ -9,7 +9,7 @@ import { spawnRanks, type RankPoolLike, type SpawnOptions } from '@weft/comm';
 import { freeableWindow } from '@weft/layers';
 import { EngineDeadError } from './errors.js';
 import type { RankArgs } from './rank-runner.js';
-import type { DriverMessage, RankMessage, StepMode, StepSeq, TraceEvent } from './protocol.js';
+import type { DriverMessage, PromptLogprobsRequest, RankMessage, StepMode, StepSeq, TraceEvent } from './protocol.js';
 
 export type ResultMessage = Extract<RankMessage, { type: 'result' }>;
 export type ReadyMessage = Extract<RankMessage, { type: 'ready' }>;
@@ -145,7 +145,7 @@ export class RankExecutor {
    * order and may overlap: ranks run them in that order, so with pipeline
    * parallelism the stages work on different steps at once.
    */
-  step(mode: StepMode, replicas: StepSeq[][], freed: number[][]): Promise<ResultMessage[]> {
+  step(mode: StepMode, replicas: StepSeq[][], freed: number[][], promptLogprobs?: PromptLogprobsRequest): Promise<ResultMessage[]> {
     if (this.dead) return Promise.reject(this.dead);
     const stepId = ++this.stepId;
     const answer = new Promise<ResultMessage[]>((resolve, reject) => this.pending.set(stepId, { results: [], n: 0, resolve, reject }));
@@ -153,7 +153,7 @@ export class RankExecutor {
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     const done = () => this.inFlight--;
     answer.then(done, done);
-    const sent = this.stepChain.then(() => this.pool.broadcast({ type: 'step', stepId, mode, replicas, freed } satisfies DriverMessage));
+    const sent = this.stepChain.then(() => this.pool.broadcast({ type: 'step', stepId, mode, replicas, freed, ...(promptLogprobs ? { promptLogprobs } : {}) } satisfies DriverMessage));
     this.stepChain = sent.catch(() => {});
     return sent.then(() => answer);
   }

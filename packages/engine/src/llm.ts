@@ -18,7 +18,8 @@ import { maxBlocksPerRequest } from './kv-cache-manager.js';
 import { numKvBlocks } from './kv-sizing.js';
 import type { RankArgs } from './rank-runner.js';
 import { outputOf, type GenerateOutput, type Parent, type StreamEvent } from './outputs.js';
-import type { StepSeq, TraceEvent } from './protocol.js';
+import type { PromptLogprobsRequest, StepMode, StepSeq, TraceEvent } from './protocol.js';
+import type { TokenLogprob } from './sampler.js';
 import { loadModelRegistration, modelModuleOf, resolveArchitecture } from './registry.js';
 import { checkVocab, resolveSamplingParams, type SamplingParams, type SamplingParamsInit } from './sampling-params.js';
 
@@ -27,6 +28,9 @@ export type { LLMStats } from './engine-core.js';
 export type { LLMOptions } from './llm-options.js';
 
 export type Prompt = string | number[];
+
+/** Logits a rank holds at once while it reduces prompt logprobs: rows × vocab ≤ this many floats (64 MiB). */
+const PROMPT_LOGPROBS_FLOATS = 16 * 2 ** 20;
 
 
 export interface RequestOptions {
@@ -264,17 +268,7 @@ export class LLM {
 
   /** Full-sequence logits of several prompts at once, spread over the DP replicas. */
   async logitsMany(prompts: number[][]): Promise<Float32Array[][]> {
-    this.checkAlive();
-    if (!Array.isArray(prompts)) throw new RequestError('prompts must be an array', 'prompts');
-    const seqs = prompts.map((p, i) => {
-      const tokens = this.promptIds(p, prompts.length > 1 ? `prompt ${i}` : 'prompt');
-      if (tokens.length > this.maxModelLen) throw new RequestError(`prompt of ${tokens.length} tokens is longer than maxModelLen ${this.maxModelLen}`, 'prompt');
-      return { seqId: this.core.nextSeqId(), tokens };
-    });
-    if (seqs.length === 0) return [];
-    const replicas = Array.from({ length: this.dp }, (_, d) => seqs.filter((_, i) => i % this.dp === d));
-    const step: StepSeq[][] = replicas.map((rs) => rs.map((s) => ({ seqId: s.seqId, tokens: s.tokens, contextLen: 0, blockTable: [], sample: false, tokenIndex: 0 })));
-    const results = await this.executor.hold(() => this.executor.step('logits-all', step, replicas.map(() => [])));
+    const { seqs, replicas, results } = await this.fullSequenceStep(prompts, 'logits-all');
     const out: Float32Array[][] = [];
     replicas.forEach((rs, d) => {
       // A replica with no prompt this time answers without logits.
@@ -287,6 +281,41 @@ export class LLM {
       }
     });
     return out;
+  }
+
+  /**
+   * vLLM's prompt logprobs: for each prompt, each token's logprob given the tokens before it (the first token has
+   * none: `null`), with the `top` most likely tokens of that position — one full-sequence forward, no cache, reduced
+   * on the ranks (no `[tokens, vocab]` matrix leaves them). `chunkRows`: rows of logits a rank holds at once
+   * (default: 64 MiB of them).
+   */
+  async promptLogprobs(prompts: number[][], top = 0, chunkRows = Math.max(1, Math.floor(PROMPT_LOGPROBS_FLOATS / this.vocabSize))): Promise<(TokenLogprob | null)[][]> {
+    if (!Number.isInteger(top) || top < 0 || top > this.vocabSize) throw new RequestError(`top must be an integer in 0..${this.vocabSize}, got ${top}`, 'top');
+    if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new RequestError(`chunkRows must be a positive integer, got ${chunkRows}`, 'chunkRows');
+    const { seqs, replicas, results } = await this.fullSequenceStep(prompts, 'prompt-logprobs', { top, chunkRows });
+    const out: (TokenLogprob | null)[][] = [];
+    replicas.forEach((rs, d) => {
+      if (rs.length === 0) return;
+      const lps = results[d]!.promptLogprobs!;
+      rs.forEach((s, i) => (out[seqs.indexOf(s)] = [null, ...lps[i]!]));
+    });
+    return out;
+  }
+
+  /** One step of whole prompts without the cache (parity checks, prompt logprobs), prompts dealt over the DP replicas. */
+  private async fullSequenceStep(prompts: number[][], mode: Exclude<StepMode, 'sample'>, req?: PromptLogprobsRequest) {
+    this.checkAlive();
+    if (!Array.isArray(prompts)) throw new RequestError('prompts must be an array', 'prompts');
+    const seqs = prompts.map((p, i) => {
+      const tokens = this.promptIds(p, prompts.length > 1 ? `prompt ${i}` : 'prompt');
+      if (tokens.length > this.maxModelLen) throw new RequestError(`prompt of ${tokens.length} tokens is longer than maxModelLen ${this.maxModelLen}`, 'prompt');
+      return { seqId: this.core.nextSeqId(), tokens };
+    });
+    const replicas = Array.from({ length: this.dp }, (_, d) => seqs.filter((_, i) => i % this.dp === d));
+    if (seqs.length === 0) return { seqs, replicas, results: [] };
+    const step: StepSeq[][] = replicas.map((rs) => rs.map((s) => ({ seqId: s.seqId, tokens: s.tokens, contextLen: 0, blockTable: [], sample: false, tokenIndex: 0 })));
+    const results = await this.executor.hold(() => this.executor.step(mode, step, replicas.map(() => []), req));
+    return { seqs, replicas, results };
   }
 
   /**

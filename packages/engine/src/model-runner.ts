@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
 import { buildAttentionMetadata, PagedKVCache, scoped, traced, Tracer, type CausalLMRank, type ForwardInput, type IntermediateTensors } from '@weft/layers';
-import type { SampledToken, StepSeq } from './protocol.js';
-import { sampleToken, type TokenHistory } from './sampler.js';
+import type { PromptLogprobsRequest, SampledToken, StepSeq } from './protocol.js';
+import { logprobsOf, sampleToken, type TokenHistory, type TokenLogprob } from './sampler.js';
 import { allGatherCounts, startState, type RankRunner, type SeqState, type StepMsg, type StepResult } from './rank-runner.js';
 
 
@@ -57,7 +57,7 @@ export class ModelRunner implements RankRunner {
       return empty;
     }
     return scoped(async () => {
-      const useCache = msg.mode !== 'logits-all';
+      const useCache = msg.mode === 'sample';
       const meta = buildAttentionMetadata(
         seqs.map((s) => ({ seqId: s.seqId, queryLen: s.tokens.length, contextLen: useCache ? s.contextLen : 0, blockTable: useCache ? s.blockTable : [] })),
         this.blockSize,
@@ -66,6 +66,10 @@ export class ModelRunner implements RankRunner {
       const positions = tf.tensor1d(seqs.flatMap((s) => s.tokens.map((_, i) => (useCache ? s.contextLen : 0) + i)), 'int32');
       const out = await this.forwardStage({ inputIds, positions, meta, useCache, tracer: this.tracer });
       if (out === null) return null;
+      if (msg.mode === 'prompt-logprobs') {
+        if (!msg.promptLogprobs) throw new Error('rank: a prompt-logprobs step without its request');
+        return this.promptLogprobs(dpRank, seqs, out, msg.promptLogprobs);
+      }
       if (!useCache) {
         const logits = await traced(this.tracer, 'lm_head', 'compute', () => this.model.computeLogits(out));
         if (logits === null) return null;
@@ -84,6 +88,40 @@ export class ModelRunner implements RankRunner {
       const sampled = sampling.map(({ s }, i) => this.sample(s, data.subarray(i * cols, (i + 1) * cols)));
       return { dpRank, sampled };
     });
+  }
+
+  /**
+   * Each prompt position's logprob of the token after it (the first token has none), over the LM head in chunks
+   * of rows so that a long prompt on a large vocabulary never holds its whole `[tokens, vocab]` logits. Every TP rank
+   * runs the same chunks (the LM head's gather is a collective); the sampling rank reduces.
+   */
+  private async promptLogprobs(dpRank: number, seqs: StepSeq[], hidden: tf.Tensor2D, req: PromptLogprobsRequest): Promise<StepResult | null> {
+    const targets = seqs.flatMap((s) => s.tokens.map((_, i) => s.tokens[i + 1] ?? -1));
+    const rowsPerChunk = Math.max(1, req.chunkRows);
+    const topN = req.top;
+    const entries: (TokenLogprob | null)[] = [];
+    for (let r0 = 0; r0 < targets.length; r0 += rowsPerChunk) {
+      const rows = Math.min(rowsPerChunk, targets.length - r0);
+      const part = tf.slice(hidden, [r0, 0], [rows, -1]);
+      const logits = await this.model.computeLogits(part);
+      part.dispose();
+      if (logits === null) continue;
+      const cols = logits.shape[1];
+      const data = (await logits.data()) as Float32Array;
+      logits.dispose();
+      for (let i = 0; i < rows; i++) {
+        const t = targets[r0 + i]!;
+        entries.push(t < 0 ? null : logprobsOf(data.subarray(i * cols, (i + 1) * cols), t, topN));
+      }
+    }
+    if (!this.isReporter) return null;
+    let at = 0;
+    const promptLogprobs = seqs.map((s) => {
+      const mine = entries.slice(at, at + s.tokens.length - 1) as TokenLogprob[];
+      at += s.tokens.length;
+      return mine;
+    });
+    return { dpRank, promptLogprobs };
   }
 
   private sample(s: StepSeq, row: Float32Array): SampledToken {

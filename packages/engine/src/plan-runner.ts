@@ -87,7 +87,7 @@ export class PlanRunner implements RankRunner {
   }
 
   async step(msg: StepMsg): Promise<StepResult | null> {
-    if (msg.mode === 'logits-all' || (this.tfjs && !this.executor)) {
+    if (msg.mode !== 'sample' || (this.tfjs && !this.executor)) {
       await this.useTfjsBackend();
       return this.tfjsRunner().step(msg);
     }

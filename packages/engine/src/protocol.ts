@@ -24,14 +24,24 @@ export interface StepSeq {
   };
 }
 
-/** `sample`: next token of each sequence that asks. `logits-all`: every position's logits, no cache (parity checks). */
-export type StepMode = 'sample' | 'logits-all';
+/**
+ * `sample`: next token of each sequence that asks. `logits-all`: every position's logits, no cache (parity checks).
+ * `prompt-logprobs`: no cache; each position's logprob of the token after it, with the step's `promptLogprobs.top`
+ * best (vLLM's prompt_logprobs), reduced on the rank so that no `[tokens, vocab]` matrix crosses threads.
+ */
+export type StepMode = 'sample' | 'logits-all' | 'prompt-logprobs';
+
+/** A `prompt-logprobs` step: how many best tokens each position lists, and how many rows of logits at a time. */
+export interface PromptLogprobsRequest {
+  top: number;
+  chunkRows: number;
+}
 
 export type DriverMessage =
   /** Allocate this many blocks of every attention layer's paged KV cache. */
   | { type: 'init-kv'; numBlocks: number; blockSize: number }
   /** `replicas[d]`: what DP replica d runs (may be empty); `freed[d]`: its sequences to forget first. */
-  | { type: 'step'; stepId: number; mode: StepMode; replicas: StepSeq[][]; freed: number[][] }
+  | { type: 'step'; stepId: number; mode: StepMode; replicas: StepSeq[][]; freed: number[][]; promptLogprobs?: PromptLogprobsRequest }
   | { type: 'shutdown' };
 
 export interface SampledToken {
@@ -61,7 +71,7 @@ export type RankMessage =
     }
   | { type: 'kv-ready'; rank: number; kvBytes: number }
   /** `numTensors`: live tensors on the answering rank after the step (leak checks). */
-  | { type: 'result'; stepId: number; dpRank: number; numTensors: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array } }
+  | { type: 'result'; stepId: number; dpRank: number; numTensors: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array }; promptLogprobs?: TokenLogprob[][] }
   | { type: 'trace'; rank: number; events: TraceEvent[] };
 
 export type { TraceEvent } from '@weft/layers';

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ParallelState } from '@weft/comm';
 import type { BackendName, WeightFormat } from '@weft/core';
 import type { CausalLMRank, CpuKernelsOptions } from '@weft/layers';
-import type { DriverMessage, SampledToken, StepSeq } from './protocol.js';
+import type { DriverMessage, RankMessage, StepSeq } from './protocol.js';
 import type { ModelModule } from './registry.js';
 import { usesPenalties, type SamplingParams } from './sampling-params.js';
 
@@ -56,7 +56,7 @@ export interface SeqState {
 }
 
 export type StepMsg = Extract<DriverMessage, { type: 'step' }>;
-export type StepResult = { dpRank: number; sampled?: SampledToken[]; logits?: { rows: number; cols: number; data: Float32Array } };
+export type StepResult = Omit<Extract<RankMessage, { type: 'result' }>, 'type' | 'stepId' | 'numTensors'>;
 
 export function startState(start: NonNullable<StepSeq['start']>): SeqState {
   const sampling = start.sampling;

@@ -107,7 +107,7 @@ export function applyPenalties(row: Float32Array, p: SamplingParams, hist: Token
 }
 
 /** log softmax of `row` at the given ids (raw model logprobs, as vLLM returns by default). */
-function logprobsOf(row: ArrayLike<number>, sampled: number, numTop: number): TokenLogprob {
+export function logprobsOf(row: ArrayLike<number>, sampled: number, numTop: number): TokenLogprob {
   let max = -Infinity;
   for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
   let sum = 0;

@@ -5,4 +5,4 @@
  */
 import type { LLM } from '@weft/engine';
 
-export type EngineClient = Pick<LLM, 'tokenizer' | 'maxModelLen' | 'eosTokenIds' | 'generate' | 'stream' | 'health' | 'stats' | 'close'>;
+export type EngineClient = Pick<LLM, 'tokenizer' | 'maxModelLen' | 'eosTokenIds' | 'generate' | 'stream' | 'promptLogprobs' | 'health' | 'stats' | 'close'>;

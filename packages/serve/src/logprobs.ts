@@ -10,16 +10,30 @@ export function tokenString(tokenizer: Tokenizer | null, id: number): string {
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[];
+  /** null: the first prompt token of an echoed prompt (nothing before it to condition on). */
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
   text_offset: number[];
 }
 
-/** `textOffset`: where this delta's text starts in the choice's whole text. */
-export function completionLogprobs(tokenizer: Tokenizer | null, lps: TokenLogprob[], textOffset: number, topN: number): CompletionLogprobs {
+/**
+ * `textOffset`: where this delta's text starts in the choice's whole text. `lps` may start with an echoed prompt's
+ * logprobs (the engine's `promptLogprobs`): its first token has none, `null`, and is listed by `firstTokenId`.
+ */
+export function completionLogprobs(tokenizer: Tokenizer | null, lps: (TokenLogprob | null)[], textOffset: number, topN: number, firstTokenId?: number): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let offset = textOffset;
   for (const lp of lps) {
+    if (lp === null) {
+      if (firstTokenId === undefined) throw new Error('completionLogprobs: a token without logprobs needs its id');
+      const tok = tokenString(tokenizer, firstTokenId);
+      out.tokens.push(tok);
+      out.token_logprobs.push(null);
+      out.top_logprobs.push(null);
+      out.text_offset.push(offset);
+      offset += tok.length;
+      continue;
+    }
     const tok = tokenString(tokenizer, lp.tokenId);
     out.tokens.push(tok);
     out.token_logprobs.push(safe(lp.logprob));

@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ServeContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import { checkFields } from '../fields.js';
-import { collectChoices, runChoices, type PromptRequest } from '../generation.js';
-import { completionLogprobs } from '../logprobs.js';
+import { collectChoices, runChoices, type ChoiceDelta, type PromptRequest } from '../generation.js';
+import { completionLogprobs, type CompletionLogprobs } from '../logprobs.js';
 import { asBody, commonParams, MAX_LOGPROBS, optBool, optInt, tokenIdList, type Body } from '../params.js';
 import { checkLength, encodePrompt, usage } from './shared.js';
 import { streamChoices } from './stream.js';
@@ -32,6 +32,11 @@ async function readPrompts(ctx: ServeContext, b: Body, addSpecialTokens: boolean
   return out;
 }
 
+/** max_tokens 0 (with echo): each choice ends at once, with nothing generated; the route adds the echoed prompt. */
+async function* echoOnly(choices: number): AsyncGenerator<ChoiceDelta> {
+  for (let choice = 0; choice < choices; choice++) yield { choice, text: '', tokenIds: [], logprobs: [], finishReason: 'length', stopReason: null };
+}
+
 export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void {
   app.post('/v1/completions', async (req, reply) => {
     const b = asBody(req.body);
@@ -40,28 +45,44 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
     const common = commonParams(b, ctx.defaults, ctx.vocabSize);
     // No tokenizer, no text: a stop string could never match, and nothing is accepted only to be ignored.
     if (!ctx.tokenizer && common.sampling.stop?.length) throw badRequest('this model is served without a tokenizer (no tokenizer.json): stop strings can never match; use stop_token_ids', 'stop');
-    const maxTokens = optInt(b, 'max_tokens', { min: 1 }) ?? 16;
-    const logprobs = optInt(b, 'logprobs', { min: 0, max: MAX_LOGPROBS });
     const echo = optBool(b, 'echo') ?? false;
-    if (echo && logprobs !== undefined) throw badRequest('echo together with logprobs (prompt logprobs) is not supported', 'echo');
+    // max_tokens 0 with echo: the prompt back (with its logprobs), nothing generated — how eval harnesses score text.
+    const maxTokens = optInt(b, 'max_tokens', { min: 0 }) ?? 16;
+    if (maxTokens === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo: the prompt back, nothing generated)', 'max_tokens');
+    const logprobs = optInt(b, 'logprobs', { min: 0, max: MAX_LOGPROBS });
     const perPrompt = common.sampling.bestOf ?? common.n;
     const prompts = await readPrompts(ctx, b, optBool(b, 'add_special_tokens') ?? true, perPrompt);
     for (const p of prompts) {
       if (p.ids.length === 0) throw badRequest('prompt must not be empty', 'prompt');
-      checkLength(ctx, p.ids.length, maxTokens, 'max_tokens');
+      checkLength(ctx, p.ids.length, Math.max(maxTokens, 1), 'max_tokens');
     }
     const n = common.n;
-    ctx.checkResponseSize(prompts.length * n, maxTokens, logprobs, 'max_tokens');
+    // An echoed prompt's logprobs are part of the response as much as the generated ones.
+    ctx.checkResponseSize(prompts.length * n, maxTokens + (echo && logprobs !== undefined ? Math.max(...prompts.map((p) => p.ids.length)) : 0), logprobs, 'max_tokens');
     const requests: PromptRequest[] = prompts.map((p) => ({ promptTokenIds: p.ids, params: { ...common.sampling, maxTokens, ...(logprobs !== undefined ? { logprobs } : {}) } }));
     const echoText = (c: number) => {
       const p = prompts[Math.floor(c / n)]!;
       return echo ? (p.text ?? ctx.tokenizer?.decode(p.ids) ?? '') : '';
     };
+    // vLLM: with echo and logprobs, the prompt's own logprobs (the first token's null) lead the choice's list, and
+    // text_offset counts token strings from the start.
+    const promptLps = echo && logprobs !== undefined ? await ctx.llm.promptLogprobs(prompts.map((p) => p.ids), logprobs) : null;
+    const echoLogprobs = (c: number) => {
+      const p = prompts[Math.floor(c / n)]!;
+      return completionLogprobs(ctx.tokenizer, promptLps![Math.floor(c / n)]!, 0, logprobs!, p.ids[0]);
+    };
+    const endOf = (lp: CompletionLogprobs, from: number) => (lp.tokens.length ? lp.text_offset.at(-1)! + lp.tokens.at(-1)!.length : from);
+    const withEcho = (c: number, rest: (start: number) => CompletionLogprobs): CompletionLogprobs => {
+      if (!promptLps) return rest(echoText(c).length);
+      const head = echoLogprobs(c);
+      const tail = rest(endOf(head, 0));
+      return { tokens: [...head.tokens, ...tail.tokens], token_logprobs: [...head.token_logprobs, ...tail.token_logprobs], top_logprobs: [...head.top_logprobs, ...tail.top_logprobs], text_offset: [...head.text_offset, ...tail.text_offset] };
+    };
     const admission = ctx.admit(reply, prompts.length * perPrompt);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const promptTokens = prompts.reduce((a, p) => a + p.ids.length, 0);
-    const deltas = runChoices(ctx.llm, requests, admission, ctx.metrics, ctx.model);
+    const deltas = maxTokens === 0 ? echoOnly(prompts.length * n) : runChoices(ctx.llm, requests, admission, ctx.metrics, ctx.model);
     try {
       if (!common.stream) {
         const { results, cachedTokens } = await collectChoices(deltas, prompts.length * n);
@@ -74,7 +95,7 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
           choices: results.map((r, c) => ({
             index: c,
             text: echoText(c) + r.text,
-            logprobs: logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, r.logprobs, echoText(c).length, logprobs),
+            logprobs: logprobs === undefined ? null : withEcho(c, (start) => completionLogprobs(ctx.tokenizer, r.logprobs, start, logprobs)),
             finish_reason: r.finishReason,
             stop_reason: r.stopReason,
             ...(common.returnTokenIds ? { prompt_token_ids: prompts[Math.floor(c / n)]!.ids, token_ids: r.tokenIds } : {}),
@@ -92,8 +113,9 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
           const text = lead + d.text;
           if (!text && !(d.tokenIds.length && (common.returnTokenIds || logprobs !== undefined))) return null;
           const start = first ? lead.length : (tokenOffset.get(d.choice) ?? 0);
-          const lp = logprobs === undefined ? null : completionLogprobs(ctx.tokenizer, d.logprobs ?? [], start, logprobs);
-          if (lp) tokenOffset.set(d.choice, start + lp.tokens.reduce((a, t) => a + t.length, 0));
+          const rest = (at: number) => completionLogprobs(ctx.tokenizer, d.logprobs ?? [], at, logprobs!);
+          const lp = logprobs === undefined ? null : first ? withEcho(d.choice, rest) : rest(start);
+          if (lp) tokenOffset.set(d.choice, endOf(lp, start));
           return {
             index: d.choice,
             text,
