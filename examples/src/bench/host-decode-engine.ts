@@ -3,7 +3,8 @@
  * decode timed as a user sees it — the gap between streamed tokens — in the same process as the bare executor's
  * rounds, so that the difference is what the engine adds around a step (driver ↔ rank messages, the scheduler, the
  * rank's step set-up and sampling). With `trace`, each decode token is split by the rank's own spans: its step
- * (`step N`), the executor's step inside it (`plan step`), and the rank's wait for the next step message.
+ * (`step N`), the executor's step inside it (`plan step`), and the rank's wait for the next step message (split at
+ * the moment the token reaches the stream here: the result's way to the caller, then the next step's way to the rank).
  */
 import { LLM } from '@weft/engine';
 import { median } from './stats.js';
@@ -31,7 +32,7 @@ export async function engineRank(dir: string, fmt: string, o: { C: number; N: nu
     trace: o.trace,
   });
   const gaps: number[] = [];
-  const split = { rankStep: [] as number[], planStep: [] as number[], rankOutsidePlan: [] as number[], rankWait: [] as number[] };
+  const split = { rankStep: [] as number[], planStep: [] as number[], rankOutsidePlan: [] as number[], rankWait: [] as number[], resultToToken: [] as number[], tokenToNextStep: [] as number[] };
   let salt = 1;
   let seen = 0; // trace events already split (LLM.trace() returns them all)
   return {
@@ -58,6 +59,10 @@ export async function engineRank(dir: string, fmt: string, o: { C: number; N: nu
         split.planStep.push(plans[i]!.dur / 1000);
         split.rankOutsidePlan.push((s.dur - plans[i]!.dur) / 1000);
         split.rankWait.push((s.ts - (prev.ts + prev.dur)) / 1000);
+        // the rank's wait, from this thread's clock: its result to the token streamed here, then to the next step's start
+        const arrived = arrivals[i - 1]! * 1000; // epoch µs of the token step i − 1 sampled
+        split.resultToToken.push((arrived - (prev.ts + prev.dur)) / 1000);
+        split.tokenToNextStep.push((s.ts - arrived) / 1000);
       }
     },
     async finish(): Promise<Record<string, unknown>> {
