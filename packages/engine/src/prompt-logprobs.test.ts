@@ -88,6 +88,18 @@ describe('prompt logprobs (llama-tiny) match Hugging Face', () => {
     expect(worst).toBeLessThan(1e-2);
   });
 
+  it('a host-plan rank keeps no transposed copy of its fp32 weights after the full-sequence forward (int4, fp32 LM head)', async () => {
+    const q4 = await LLM.load(dir, { quantization: 'int4' });
+    open.push(q4);
+    expect(q4.stepPath).toMatch(/^plan/);
+    const gen = () => q4.generate([cases[0]!.input_ids], { maxTokens: 2, ignoreEos: true });
+    await gen();
+    const before = q4.tensorCounts.at(-1);
+    await q4.promptLogprobs([cases[0]!.input_ids, cases[1]!.input_ids], 1);
+    await gen();
+    expect(q4.tensorCounts.at(-1), 'live tensors on the rank after a decode step').toBe(before);
+  });
+
   it('top 0 lists no alternatives; a bad top or chunk size is refused by name', async () => {
     const llm = await LLM.load(dir);
     open.push(llm);

@@ -65,6 +65,10 @@ export class LinearWeight extends Parameter {
     return this.rowMajor && !this.storage;
   }
 
+  get rowMajorTensor(): tf.Tensor | null {
+    return this.isRowMajor ? this.held : null;
+  }
+
   protected override get transposeOnCommit(): boolean {
     return this.storeTransposed && !this.rowMajor;
   }

@@ -25,6 +25,8 @@ export interface LinearWeightData {
   readonly shape: readonly number[];
   /** The fp32 tensor `[in, out]` (fp32 method only). */
   readonly tensor: tf.Tensor;
+  /** The fp32 tensor `[out, in]` where it is held so (host-plan ranks): multiplied transposed, no `[in, out]` copy. */
+  readonly rowMajorTensor?: tf.Tensor | null;
   /** The packed storage (other methods). */
   readonly packed: PackedWeight | null;
 }
@@ -54,8 +56,15 @@ export class UnquantizedLinearMethod implements LinearMethodBase {
   processWeightsAfterLoading(): void {}
 
   apply(weight: LinearWeightData, x: tf.Tensor2D, bias?: tf.Tensor | null): tf.Tensor2D {
-    if (this.dtype === 'float32') return linearOp(x, weight.tensor as tf.Tensor2D, bias);
-    return applyPacked(weight, x, bias);
+    if (this.dtype !== 'float32') return applyPacked(weight, x, bias);
+    const rowMajor = weight.rowMajorTensor;
+    if (!rowMajor) return linearOp(x, weight.tensor as tf.Tensor2D, bias);
+    // A host-plan rank's fallback forward (full-sequence logits, prompt logprobs): a kept transpose would double
+    // these weights for the rest of the process.
+    return tf.tidy(() => {
+      const y = tf.matMul(x, rowMajor as tf.Tensor2D, false, true);
+      return (bias ? tf.add(y, bias) : y) as tf.Tensor2D;
+    });
   }
 }
 
