@@ -9,6 +9,9 @@
  * usage: node --conditions=source --import tsx examples/src/bench/host-decode-profile.ts [--formats bf16,q8_0,q4_0]
  *          [--layers 22] [--vocab 32000] [--context 128] [--steps 12] [--threads 2] [--backend tensorflow|cpu]
  *          [--out bench-results/host-decode-profile.json] [--pages huge,4k] [--rounds 3] [--engine plain,traced] [--fuse on,off]
+ *          [--interleave]
+ * --interleave: load every format first, then alternate the rounds over all of them (default: one format after the
+ * other, each disposed before the next loads). On a shared machine formats measured in turn land in different minutes.
  * --pages: where the weights (and the KV pool) live, one loaded rank each, rounds of --steps alternating between them:
  * huge (hostBuffer's 2 MiB pages, the default) or 4k (ordinary ArrayBuffers). The anonymous huge pages after each
  * load are reported (anonHugePagesMB, the process's, cumulative).
@@ -161,6 +164,18 @@ function profiledRank(plan: DevicePlan, hugeMB: number | null, fmt: string, page
   };
 }
 
+type Variant = { round(first: boolean): Promise<void>; finish(): Record<string, unknown> | Promise<Record<string, unknown>> };
+
+/** `rounds` rounds over `variants`, alternating (every other round reversed); each variant's row printed and kept. */
+async function runRounds(variants: Variant[], rounds: number, results: Record<string, unknown>[]) {
+  for (let r = 0; r < rounds; r++) for (const v of r % 2 ? [...variants].reverse() : variants) await v.round(r === 0);
+  for (const v of variants) {
+    const row = await v.finish();
+    console.log(JSON.stringify(row, null, 1));
+    results.push(row);
+  }
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -176,6 +191,7 @@ async function main() {
       rounds: { type: 'string', default: '1' },
       engine: { type: 'string', default: '' },
       fuse: { type: 'string', default: 'on' },
+      interleave: { type: 'boolean', default: false },
     },
   });
   const L = Number(values.layers), V = Number(values.vocab), C = Number(values.context), N = Number(values.steps), threads = Number(values.threads);
@@ -193,12 +209,16 @@ async function main() {
     if (f !== 'on' && f !== 'off') throw new Error(`--fuse: '${f}' is not on or off`);
     return f === 'on';
   });
+  // --interleave: every format loaded first, then rounds alternating over all of them (formats run one after the
+  // other land in different minutes of a shared machine: the last one measured its neighbours' load, not itself)
+  const pending: Variant[] = [];
+  const held: { dispose(): void }[] = [];
   for (const fmt of values.formats!.split(',')) {
     if (!(fmt in BYTES_PER_WEIGHT)) throw new Error(`--formats: unknown format '${fmt}' (${Object.keys(BYTES_PER_WEIGHT).join(', ')})`);
     // one loaded rank per page size, rounds alternating between them (this machine is shared: only A/B in one process counts)
     // and, per loaded rank, one executor per --fuse value (packed weights are shared between executors, not copied)
     const models: { dispose(): void }[] = [];
-    const variants: { round(first: boolean): Promise<void>; finish(): Record<string, unknown> | Promise<Record<string, unknown>> }[] = pagesList.flatMap((pages) => {
+    const variants: Variant[] = pagesList.flatMap((pages) => {
       setHugePagesDefault(pages === 'huge');
       const model = loadPlanRank(dir, fmt);
       models.push(model);
@@ -212,14 +232,16 @@ async function main() {
       const eng = await engineRank(dir, fmt, { C, N, V, backend: 'tensorflow', trace: e === 'traced' }); // bench:cpu's weft rows (deferred libtensorflow)
       variants.push({ round: () => eng.round(), finish: () => eng.finish() });
     }
-    for (let r = 0; r < rounds; r++) for (const v of r % 2 ? [...variants].reverse() : variants) await v.round(r === 0);
-    for (const v of variants) {
-      const row = await v.finish();
-      console.log(JSON.stringify(row, null, 1));
-      results.push(row);
+    if (values.interleave) {
+      pending.push(...variants);
+      held.push(...models);
+      continue;
     }
+    await runRounds(variants, rounds, results);
     for (const m of models) m.dispose();
   }
+  await runRounds(pending, rounds, results);
+  for (const m of held) m.dispose();
   const after = execSync('uptime').toString().trim();
   console.log(after);
   mkdirSync(dirname(values.out!), { recursive: true });
