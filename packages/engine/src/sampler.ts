@@ -19,6 +19,8 @@ export interface TokenHistory {
 export interface TokenLogprob {
   tokenId: number;
   logprob: number;
+  /** 1 + how many tokens the row scores higher (vLLM's Logprob.rank); logprobsOf sets it, the device sampler does not. */
+  rank?: number;
   top: { tokenId: number; logprob: number }[];
 }
 
@@ -114,7 +116,9 @@ export function logprobsOf(row: ArrayLike<number>, sampled: number, numTop: numb
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
   const lse = max + Math.log(sum);
   const top = numTop > 0 ? topKIndices(row, numTop).map((t) => ({ tokenId: t, logprob: row[t]! - lse })) : [];
-  return { tokenId: sampled, logprob: row[sampled]! - lse, top };
+  let above = 0;
+  for (let i = 0; i < row.length; i++) if (row[i]! > row[sampled]!) above++;
+  return { tokenId: sampled, logprob: row[sampled]! - lse, rank: above + 1, top };
 }
 
 /**

@@ -96,8 +96,9 @@ export function parseMessages(v: unknown): ChatMessage[] {
   return v.map((m, i) => {
     if (typeof m !== 'object' || m === null) throw badRequest(`messages[${i}] must be an object with role and content`, 'messages');
     const { role, content, name } = m as Record<string, unknown>;
-    if (typeof role !== 'string' || !['system', 'user', 'assistant', 'developer', 'tool'].includes(role)) {
-      throw badRequest(`messages[${i}].role must be one of system, developer, user, assistant, tool; got ${JSON.stringify(role)}`, 'messages');
+    // Any role the template knows (vLLM passes custom roles through); a template that refuses one says so (a 400).
+    if (typeof role !== 'string' || role === '') {
+      throw badRequest(`messages[${i}].role must be a non-empty string (system, developer, user, assistant, tool, or one the chat template knows); got ${JSON.stringify(role)}`, 'messages');
     }
     let text: string;
     if (typeof content === 'string') text = content;

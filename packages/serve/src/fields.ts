@@ -83,7 +83,7 @@ export const FIELDS: Readonly<Record<string, FieldRule>> = {
   safety_identifier: refused(BOTH, 'no moderation'),
   use_beam_search: refused(BOTH, 'no beam search', (v) => v === false),
   length_penalty: refused(BOTH, 'no beam search', (v) => v === 1),
-  prompt_logprobs: refused(BOTH, 'no prompt logprobs'),
+  prompt_logprobs: impl(BOTH, 'vLLM: each prompt token\'s logprob and the k most likely there (0..20; not with stream)'),
   truncate_prompt_tokens: refused(BOTH, 'prompts are never truncated (too long: 400)'),
   allowed_token_ids: refused(BOTH, 'not implemented (logit_bias can ban tokens)'),
   bad_words: refused(BOTH, 'not implemented', emptyList),

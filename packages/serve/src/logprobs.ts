@@ -36,11 +36,11 @@ export function completionLogprobs(tokenizer: Tokenizer | null, lps: (TokenLogpr
     }
     const tok = tokenString(tokenizer, lp.tokenId);
     out.tokens.push(tok);
-    out.token_logprobs.push(safe(lp.logprob));
+    out.token_logprobs.push(safeLogprob(lp.logprob));
     const top: Record<string, number> = {};
-    for (const t of lp.top.slice(0, topN)) top[tokenString(tokenizer, t.tokenId)] = safe(t.logprob);
+    for (const t of lp.top.slice(0, topN)) top[tokenString(tokenizer, t.tokenId)] = safeLogprob(t.logprob);
     // The OpenAI API always lists the sampled token among the top ones ("up to logprobs + 1"), logprobs: 0 too (vLLM).
-    top[tok] ??= safe(lp.logprob);
+    top[tok] ??= safeLogprob(lp.logprob);
     out.top_logprobs.push(top);
     out.text_offset.push(offset);
     offset += tok.length;
@@ -59,14 +59,14 @@ export interface ChatTokenLogprob {
 export function chatLogprobs(tokenizer: Tokenizer | null, lps: TokenLogprob[], topN: number, bytes: TokenBytes = utf8Bytes): { content: ChatTokenLogprob[] } {
   const entry = (id: number, logprob: number) => {
     const token = tokenString(tokenizer, id);
-    return { token, logprob: safe(logprob), bytes: bytes(id, token) };
+    return { token, logprob: safeLogprob(logprob), bytes: bytes(id, token) };
   };
   return {
     content: lps.map((lp) => ({ ...entry(lp.tokenId, lp.logprob), top_logprobs: lp.top.slice(0, topN).map((t) => entry(t.tokenId, t.logprob)) })),
   };
 }
 
-/** JSON has no -Infinity; vLLM writes the most negative float32 instead. */
-function safe(x: number): number {
+/** JSON has no -Infinity; vLLM writes -9999.0 instead. */
+export function safeLogprob(x: number): number {
   return Number.isFinite(x) ? x : -9999.0;
 }

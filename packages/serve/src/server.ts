@@ -22,6 +22,7 @@ import { PromptText } from './prompt-text.js';
 import { chatRoute } from './routes/chat.js';
 import { completionsRoute } from './routes/completions.js';
 import { infoRoutes } from './routes/info.js';
+import { invocationsRoute } from './routes/invocations.js';
 import { tokenBytesOf, utf8Bytes } from './token-bytes.js';
 
 export interface ServeOptions extends Partial<CorsOptions> {
@@ -147,8 +148,7 @@ export async function createServer(llm: EngineClient, options: ServeOptions = {}
   if (options.apiKey) authHook(app, options.apiKey);
   slowReaderHook(app, writeTimeoutMs);
 
-  completionsRoute(app, ctx);
-  chatRoute(app, ctx);
+  invocationsRoute(app, { completions: completionsRoute(app, ctx), chat: chatRoute(app, ctx) });
   infoRoutes(app, ctx);
   playgroundRoute(app, ctx);
   await app.ready();

@@ -1,12 +1,13 @@
 /** POST /v1/chat/completions: messages rendered with the chat template; streaming or whole. */
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import { parseMessages } from '../chat-template.js';
 import type { ServeContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import { checkFields } from '../fields.js';
 import { collectChoices, runChoices } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
+import { promptLogprobsField, readPromptLogprobs } from '../prompt-logprobs.js';
 import { asBody, commonParams, MAX_LOGPROBS, optBool, optInt, type Body } from '../params.js';
 import { checkLength, encodePrompt, usage } from './shared.js';
 import { streamChoices } from './stream.js';
@@ -38,8 +39,9 @@ export async function renderChat(ctx: ServeContext, b: Body): Promise<{ text: st
   return { text, ids: await encodePrompt(ctx, text, optBool(b, 'add_special_tokens') ?? false, 'messages') };
 }
 
-export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
-  app.post('/v1/chat/completions', async (req, reply) => {
+/** Registers the route; returns its handler (POST /invocations dispatches to it). */
+export function chatRoute(app: FastifyInstance, ctx: ServeContext): RouteHandlerMethod {
+  const handler: RouteHandlerMethod = async (req, reply) => {
     const b = asBody(req.body);
     checkFields(b, 'chat');
     ctx.checkModel(b.model);
@@ -48,6 +50,7 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
     const topLogprobs = optInt(b, 'top_logprobs', { min: 0, max: MAX_LOGPROBS });
     // top_logprobs: 0 asks for nothing, and clients send it without logprobs (vLLM refuses only a positive one).
     if (topLogprobs !== undefined && topLogprobs > 0 && !wantLogprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
+    const promptLogprobs = readPromptLogprobs(b, common.stream);
     const sequences = common.sampling.bestOf ?? common.n;
     ctx.checkSequences(sequences);
     const prompt = await renderChat(ctx, b);
@@ -56,6 +59,8 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
     const tokensParam = b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
     checkLength(ctx, prompt.ids.length, maxTokens, tokensParam);
     ctx.checkResponseSize(common.n, maxTokens, wantLogprobs ? (topLogprobs ?? 0) : undefined, tokensParam);
+    if (promptLogprobs !== undefined) ctx.checkResponseSize(1, prompt.ids.length, promptLogprobs, 'prompt_logprobs');
+    const promptLps = promptLogprobs === undefined ? null : promptLogprobsField(ctx.tokenizer, (await ctx.llm.promptLogprobs([prompt.ids], promptLogprobs))[0]!, promptLogprobs);
     const params = { ...common.sampling, maxTokens, ...(wantLogprobs ? { logprobs: topLogprobs ?? 0 } : {}) };
     const admission = ctx.admit(reply, sequences);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
@@ -81,6 +86,7 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
           })),
           usage: usage(prompt.ids.length, results.reduce((a, r) => a + r.tokenIds.length, 0), cachedTokens),
           ...(common.returnTokenIds ? { prompt_token_ids: prompt.ids } : {}),
+          ...(promptLps ? { prompt_logprobs: promptLps } : {}),
         };
       }
       await streamChoices(reply, ctx, deltas, { id, created, choices: common.n, promptTokens: prompt.ids.length, includeUsage: common.includeUsage, continuousUsage: common.continuousUsage }, {
@@ -97,5 +103,7 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): void {
     } finally {
       admission.end();
     }
-  });
+  };
+  app.post('/v1/chat/completions', handler);
+  return handler;
 }

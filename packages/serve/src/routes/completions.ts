@@ -1,11 +1,12 @@
 /** POST /v1/completions: prompts as text, texts, token ids or lists of them; streaming or whole. */
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import type { ServeContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import { checkFields } from '../fields.js';
 import { collectChoices, runChoices, type ChoiceDelta, type PromptRequest } from '../generation.js';
 import { completionLogprobs, type CompletionLogprobs } from '../logprobs.js';
+import { promptLogprobsField, readPromptLogprobs } from '../prompt-logprobs.js';
 import { asBody, commonParams, MAX_LOGPROBS, optBool, optInt, tokenIdList, type Body } from '../params.js';
 import { checkLength, encodePrompt, usage } from './shared.js';
 import { streamChoices } from './stream.js';
@@ -37,8 +38,9 @@ async function* echoOnly(choices: number): AsyncGenerator<ChoiceDelta> {
   for (let choice = 0; choice < choices; choice++) yield { choice, text: '', tokenIds: [], logprobs: [], finishReason: 'length', stopReason: null };
 }
 
-export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void {
-  app.post('/v1/completions', async (req, reply) => {
+/** Registers the route; returns its handler (POST /invocations dispatches to it). */
+export function completionsRoute(app: FastifyInstance, ctx: ServeContext): RouteHandlerMethod {
+  const handler: RouteHandlerMethod = async (req, reply) => {
     const b = asBody(req.body);
     checkFields(b, 'completions');
     ctx.checkModel(b.model);
@@ -50,6 +52,7 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
     const maxTokens = optInt(b, 'max_tokens', { min: 0 }) ?? 16;
     if (maxTokens === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo: the prompt back, nothing generated)', 'max_tokens');
     const logprobs = optInt(b, 'logprobs', { min: 0, max: MAX_LOGPROBS });
+    const promptLogprobs = readPromptLogprobs(b, common.stream);
     const perPrompt = common.sampling.bestOf ?? common.n;
     const prompts = await readPrompts(ctx, b, optBool(b, 'add_special_tokens') ?? true, perPrompt);
     for (const p of prompts) {
@@ -58,7 +61,9 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
     }
     const n = common.n;
     // An echoed prompt's logprobs are part of the response as much as the generated ones.
-    ctx.checkResponseSize(prompts.length * n, maxTokens + (echo && logprobs !== undefined ? Math.max(...prompts.map((p) => p.ids.length)) : 0), logprobs, 'max_tokens');
+    const echoLps = echo && logprobs !== undefined;
+    const longest = Math.max(...prompts.map((p) => p.ids.length));
+    ctx.checkResponseSize(prompts.length * n, maxTokens + (echoLps ? longest : 0) + (promptLogprobs !== undefined ? longest : 0), logprobs === undefined && promptLogprobs === undefined ? undefined : Math.max(logprobs ?? 0, promptLogprobs ?? 0), 'max_tokens');
     const requests: PromptRequest[] = prompts.map((p) => ({ promptTokenIds: p.ids, params: { ...common.sampling, maxTokens, ...(logprobs !== undefined ? { logprobs } : {}) } }));
     const echoText = (c: number) => {
       const p = prompts[Math.floor(c / n)]!;
@@ -66,14 +71,16 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
     };
     // vLLM: with echo and logprobs, the prompt's own logprobs (the first token's null) lead the choice's list, and
     // text_offset counts token strings from the start.
-    const promptLps = echo && logprobs !== undefined ? await ctx.llm.promptLogprobs(prompts.map((p) => p.ids), logprobs) : null;
+    // One full-sequence pass serves both echo's logprobs and prompt_logprobs.
+    const promptLps = echoLps || promptLogprobs !== undefined ? await ctx.llm.promptLogprobs(prompts.map((p) => p.ids), Math.max(echoLps ? logprobs! : 0, promptLogprobs ?? 0)) : null;
+    const promptLpsField = promptLogprobs === undefined ? null : promptLps!.map((lps) => promptLogprobsField(ctx.tokenizer, lps, promptLogprobs));
     const echoLogprobs = (c: number) => {
       const p = prompts[Math.floor(c / n)]!;
       return completionLogprobs(ctx.tokenizer, promptLps![Math.floor(c / n)]!, 0, logprobs!, p.ids[0]);
     };
     const endOf = (lp: CompletionLogprobs, from: number) => (lp.tokens.length ? lp.text_offset.at(-1)! + lp.tokens.at(-1)!.length : from);
     const withEcho = (c: number, rest: (start: number) => CompletionLogprobs): CompletionLogprobs => {
-      if (!promptLps) return rest(echoText(c).length);
+      if (!echoLps) return rest(echoText(c).length);
       const head = echoLogprobs(c);
       const tail = rest(endOf(head, 0));
       return { tokens: [...head.tokens, ...tail.tokens], token_logprobs: [...head.token_logprobs, ...tail.token_logprobs], top_logprobs: [...head.top_logprobs, ...tail.top_logprobs], text_offset: [...head.text_offset, ...tail.text_offset] };
@@ -99,6 +106,7 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
             finish_reason: r.finishReason,
             stop_reason: r.stopReason,
             ...(common.returnTokenIds ? { prompt_token_ids: prompts[Math.floor(c / n)]!.ids, token_ids: r.tokenIds } : {}),
+            ...(promptLpsField ? { prompt_logprobs: promptLpsField[Math.floor(c / n)] } : {}),
           })),
           usage: usage(promptTokens, results.reduce((a, r) => a + r.tokenIds.length, 0), cachedTokens),
         };
@@ -128,5 +136,7 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): void 
     } finally {
       admission.end();
     }
-  });
+  };
+  app.post('/v1/completions', handler);
+  return handler;
 }
