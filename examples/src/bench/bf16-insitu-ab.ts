@@ -4,17 +4,19 @@
  *  exec:   the executor's decode step, its bf16 linears' time from the profile hook;
  *  bare:   the addon's gemmBf16 on the plan's own weight arrays, in plan order, m = 1;
  *  planop: planKernels().linear on the same arrays (the executor's kernel call, contiguous views);
- *  fresh:  gemmBf16 on copies of the weights in new hostBuffers (new memory, filled by one memcpy).
+ *  fresh:  gemmBf16 on copies of the weights in new hostBuffers (new memory, filled by one memcpy);
+ *  q4:     a Q4_0 rank's executor step (its ms; its LM head, bf16 as the bf16 rank's, in 'q4_0 head');
+ *  probe:  the native read-bandwidth probe (--probe path, 2 MiB pages), printed as the ms it would take for the bf16 bytes.
  * usage: node --conditions=source --import tsx examples/src/bench/bf16-insitu-ab.ts [--rounds 6] [--fmt bf16]
  */
-import { execSync } from 'node:child_process';
+import { execFileSync, execSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { cpuKernels, hostBuffer, planKernels, type HostMatrix } from '@weft/cpu-kernels';
 import { initBackend } from '@weft/core';
 import { buildAttentionMetadata, HostPlanExecutor, positionsOf, type PlanOp } from '@weft/layers';
 import { loadPlanRank, planCheckpoint } from './plan-rank.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, threads: { type: 'string', default: '2' }, variants: { type: 'string', default: 'exec,bare,planop,fresh' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, threads: { type: 'string', default: '2' }, variants: { type: 'string', default: 'exec,bare,planop,fresh' }, probe: { type: 'string', default: '' } } });
 const threads = Number(values.threads);
 console.log(execSync('uptime').toString().trim());
 await initBackend({ prefer: 'cpu' as never });
@@ -67,7 +69,9 @@ function executor(p: typeof plan, tag: string) {
 const exec = executor(plan, 'bf16');
 const q4plan = values.variants!.includes('q4') ? loadPlanRank(dir, 'q4_0').recordPlan() : null;
 const q4 = q4plan ? executor(q4plan, "q4_0") : async () => 0; // its ms (the GB/s printed for it use bf16 bytes: read the ms)
-const variants: Record<string, () => Promise<number> | number> = { exec, bare: () => bare(ws), planop: () => planop(ws), fresh: () => bare(fresh), q4 };
+// the native read-bandwidth probe (examples' native-bandwidth.ts binary, huge pages) as if it read the bf16 bytes
+const probe = () => bytes / 1e6 / Number(execFileSync(values.probe!, [String(threads), '256', '5', 'huge'], { encoding: 'utf8' }).trim());
+const variants: Record<string, () => Promise<number> | number> = { probe, exec, bare: () => bare(ws), planop: () => planop(ws), fresh: () => bare(fresh), q4 };
 const names = values.variants!.split(',');
 const res: Record<string, number[]> = {};
 for (const v of names) await variants[v]!(); // warm
