@@ -198,7 +198,7 @@ describe('every other field is refused with a 400 naming it', () => {
     for (const [path, body] of [
       ['/v1/completions', { ...base.completions, temprature: 0 }],
       ['/v1/completions', { ...base.completions, messages: [] }],
-      ['/v1/chat/completions', { ...base.chat, echo: true }],
+      ['/v1/chat/completions', { ...base.chat, prompt: 'x' }],
       ['/v1/chat/completions', { ...base.chat, tools: [{ type: 'function', function: { name: 'f' } }] }],
     ] as const) {
       const r = await post(path, body);

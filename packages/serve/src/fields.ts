@@ -44,7 +44,7 @@ export const FIELDS: Readonly<Record<string, FieldRule>> = {
   seed: impl(BOTH, 'reproducible sampling (choice i uses seed + i)'),
   logprobs: impl(BOTH, 'completions: top-k count (0..20); chat: true/false'),
   top_logprobs: impl(CHAT, 'with logprobs: true (0..20)'),
-  echo: impl(C, "prepend the prompt to the text; with logprobs, its tokens' logprobs lead (the first null); max_tokens 0: the prompt alone"),
+  echo: impl(BOTH, "completions: prepend the prompt to the text; with logprobs, its tokens' logprobs lead (the first null); max_tokens 0: the prompt alone. chat (vLLM): prepend the last message's content when it is an assistant message (or add_generation_prompt is false)"),
   presence_penalty: impl(BOTH, '-2..2'),
   frequency_penalty: impl(BOTH, '-2..2'),
   repetition_penalty: impl(BOTH, 'vLLM: > 0'),

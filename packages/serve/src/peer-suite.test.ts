@@ -3,7 +3,8 @@
  * missing, on a real server over weft-tiny-code's ranks with the official `openai` client:
  * `prompt_logprobs` (both routes; vLLM's shape: token id → {logprob, rank, decoded_token}, the first null) was
  * refused although the engine computes prompt logprobs; `POST /invocations` (vLLM's SageMaker route) was 404;
- * a custom message role (vLLM passes it to the template) was a 400.
+ * a custom message role (vLLM passes it to the template) was a 400; chat's `echo` (vLLM's, with
+ * continue_final_message: the reply starts with the assistant message it continues) was a 400.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,5 +130,29 @@ describe('custom message roles (vLLM passes them to the chat template)', () => {
     const bad = await post('/v1/chat/completions', { messages: [{ role: 7, content: 'x' }], max_tokens: 2 });
     expect(bad.status).toBe(400);
     expect(bad.json.error.param).toBe('messages');
+  });
+});
+
+describe("chat echo (vLLM's test_chat_echo)", () => {
+  const messages = [{ role: 'user', content: 'write a python function' }, { role: 'assistant', content: 'def add(a, b):' }];
+  it('with continue_final_message the reply starts with the continued message, streamed or not; without echo it does not', async () => {
+    const body = { messages, max_tokens: 6, temperature: 0, continue_final_message: true, add_generation_prompt: false };
+    const plain = await post('/v1/chat/completions', body);
+    const echoed = await post('/v1/chat/completions', { ...body, echo: true });
+    expect(echoed.status).toBe(200);
+    expect(plain.json.choices[0].message.content.startsWith('def add(a, b):')).toBe(false);
+    expect(echoed.json.choices[0].message.content).toBe('def add(a, b):' + plain.json.choices[0].message.content);
+    expect(echoed.json.usage).toEqual(plain.json.usage);
+    const stream = await client.chat.completions.create({ model: 'weft-tiny-code', ...body, echo: true, stream: true } as never) as unknown as AsyncIterable<{ choices: { delta: { content?: string } }[] }>;
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+    expect(text).toBe(echoed.json.choices[0].message.content);
+  });
+  it('a last message of the user (with the generation prompt) is not echoed', async () => {
+    const body = { messages: [{ role: 'user', content: 'hello there' }], max_tokens: 4, temperature: 0 };
+    const a = await post('/v1/chat/completions', body);
+    const b = await post('/v1/chat/completions', { ...body, echo: true });
+    expect(b.json.choices[0].message.content).toBe(a.json.choices[0].message.content);
+    expect((await post('/v1/chat/completions', { ...body, echo: 'yes' })).json.error.param).toBe('echo');
   });
 });

@@ -13,7 +13,7 @@ import { checkLength, encodePrompt, usage } from './shared.js';
 import { streamChoices } from './stream.js';
 
 /** The prompt of a chat request: the rendered template, then its token ids (the template writes any BOS itself). */
-export async function renderChat(ctx: ServeContext, b: Body): Promise<{ text: string; ids: number[] }> {
+export async function renderChat(ctx: ServeContext, b: Body): Promise<{ text: string; ids: number[]; echo: string }> {
   const messages = parseMessages(b.messages);
   if (!ctx.template) {
     throw badRequest(
@@ -36,7 +36,11 @@ export async function renderChat(ctx: ServeContext, b: Body): Promise<{ text: st
     const at = text.lastIndexOf(last);
     if (at >= 0) text = text.slice(0, at + last.length);
   }
-  return { text, ids: await encodePrompt(ctx, text, optBool(b, 'add_special_tokens') ?? false, 'messages') };
+  // vLLM's chat `echo`: the reply is prepended with the last message's content when that message has the reply's
+  // role (assistant; with add_generation_prompt false vLLM answers in the last message's own role).
+  const last = messages[messages.length - 1]!;
+  const echo = (optBool(b, 'echo') ?? false) && (last.role === 'assistant' || !addGenerationPrompt) ? last.content : '';
+  return { text, ids: await encodePrompt(ctx, text, optBool(b, 'add_special_tokens') ?? false, 'messages'), echo };
 }
 
 /** Registers the route; returns its handler (POST /invocations dispatches to it). */
@@ -78,7 +82,7 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): RouteHandler
           system_fingerprint: ctx.systemFingerprint,
           choices: results.map((r, c) => ({
             index: c,
-            message: { role: 'assistant', content: r.text },
+            message: { role: 'assistant', content: prompt.echo + r.text },
             logprobs: lp(r.logprobs),
             finish_reason: r.finishReason,
             stop_reason: r.stopReason,
@@ -94,9 +98,10 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): RouteHandler
         // The role comes first, in a delta of its own, as the OpenAI API sends it.
         opening: (c) => ({ index: c, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
         firstChunkExtra: common.returnTokenIds ? { prompt_token_ids: prompt.ids } : {},
-        content(d) {
-          if (!d.text && !(d.tokenIds.length && (common.returnTokenIds || wantLogprobs))) return null;
-          return { index: d.choice, delta: d.text ? { content: d.text } : {}, logprobs: lp(d.logprobs), ...(common.returnTokenIds ? { token_ids: d.tokenIds } : {}) };
+        content(d, first) {
+          const text = (first ? prompt.echo : '') + d.text;
+          if (!text && !(d.tokenIds.length && (common.returnTokenIds || wantLogprobs))) return null;
+          return { index: d.choice, delta: text ? { content: text } : {}, logprobs: lp(d.logprobs), ...(common.returnTokenIds ? { token_ids: d.tokenIds } : {}) };
         },
         closing: (choice) => ({ index: choice, delta: {}, logprobs: null }),
       });
