@@ -98,7 +98,7 @@ export const FIELDS: Readonly<Record<string, FieldRule>> = {
   structured_outputs: refused(BOTH, 'no structured output'),
   priority: refused(BOTH, 'first come, first served', (v) => v === 0),
   request_id: refused(BOTH, 'ids are the server\'s'),
-  return_tokens_as_token_ids: refused(BOTH, 'not implemented', (v) => v === false),
+  return_tokens_as_token_ids: impl(BOTH, 'vLLM: logprobs name tokens "token_id:N" instead of their text'),
   prompt_embeds: refused(C, 'token or text prompts only'),
   cache_salt: refused(BOTH, 'not implemented'),
   kv_transfer_params: refused(BOTH, 'no disaggregated serving'),

@@ -4,7 +4,10 @@
  * `prompt_logprobs` (both routes; vLLM's shape: token id → {logprob, rank, decoded_token}, the first null) was
  * refused although the engine computes prompt logprobs; `POST /invocations` (vLLM's SageMaker route) was 404;
  * a custom message role (vLLM passes it to the template) was a 400; chat's `echo` (vLLM's, with
- * continue_final_message: the reply starts with the assistant message it continues) was a 400.
+ * continue_final_message: the reply starts with the assistant message it continues) was a 400;
+ * `return_tokens_as_token_ids` (RL clients read ids from logprobs) was refused; a stream's closing chunk
+ * (finish_reason, empty text) had `logprobs: null` and no `token_ids`, where the choice's other chunks have them
+ * (vLLM's test_return_token_ids iterates `chunk.choices[0].logprobs.tokens` and adds up `token_ids` of every chunk).
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,5 +157,43 @@ describe("chat echo (vLLM's test_chat_echo)", () => {
     const b = await post('/v1/chat/completions', { ...body, echo: true });
     expect(b.json.choices[0].message.content).toBe(a.json.choices[0].message.content);
     expect((await post('/v1/chat/completions', { ...body, echo: 'yes' })).json.error.param).toBe('echo');
+  });
+});
+
+describe("return_tokens_as_token_ids and every streamed chunk's shape (vLLM's test_return_token_ids)", () => {
+  it('completions: logprobs name tokens token_id:N, echo and prompt_logprobs too; the ids are the generated ones', async () => {
+    const body = { prompt: 'Hello, world! How are you today?', max_tokens: 8, temperature: 0, echo: true, logprobs: 1, return_token_ids: true, prompt_logprobs: 1 };
+    const named = (await post('/v1/completions', body)).json.choices[0];
+    const r = (await post('/v1/completions', { ...body, return_tokens_as_token_ids: true })).json.choices[0];
+    const ids = (r.logprobs.tokens as string[]).map((t) => Number(/^token_id:(\d+)$/.exec(t)![1]));
+    expect(ids).toEqual([...r.prompt_token_ids, ...r.token_ids]);
+    expect(r.logprobs.token_logprobs).toEqual(named.logprobs.token_logprobs);
+    for (const top of r.logprobs.top_logprobs.slice(1)) for (const k of Object.keys(top)) expect(k).toMatch(/^token_id:\d+$/);
+    for (const e of r.prompt_logprobs.slice(1)) for (const v of Object.values(e as object)) expect((v as { decoded_token: string }).decoded_token).toMatch(/^token_id:\d+$/);
+    expect(r.text).toBe(named.text);
+  });
+
+  it('chat: token and top tokens are token_id:N, bytes those of the string', async () => {
+    const r = (await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 2, return_token_ids: true, return_tokens_as_token_ids: true })).json.choices[0];
+    expect(r.logprobs.content.map((c: Json) => c.token)).toEqual(r.token_ids.map((id: number) => `token_id:${id}`));
+    for (const c of r.logprobs.content) {
+      expect(c.bytes).toEqual([...Buffer.from(c.token)]);
+      for (const t of c.top_logprobs) expect(t.token).toMatch(/^token_id:\d+$/);
+    }
+  });
+
+  it('streamed completions: every chunk of a choice carries logprobs and token_ids when asked, the closing one empty lists', async () => {
+    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Tell me a short fact about Python:', max_tokens: 12, temperature: 0, stream: true, logprobs: 1, return_token_ids: true, return_tokens_as_token_ids: true }) });
+    const chunks = (await res.text()).split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)) as Json);
+    const fromLogprobs: number[] = [];
+    const tokenIds: number[] = [];
+    for (const c of chunks) {
+      for (const t of c.choices[0].logprobs.tokens as string[]) fromLogprobs.push(Number(t.slice('token_id:'.length)));
+      tokenIds.push(...(c.choices[0].token_ids as number[]));
+    }
+    expect(tokenIds).toHaveLength(12);
+    expect(tokenIds).toEqual(fromLogprobs);
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('length');
+    expect(chunks[0]!.choices[0].prompt_token_ids.length).toBeGreaterThan(0);
   });
 });

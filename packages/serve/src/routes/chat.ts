@@ -55,6 +55,8 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): RouteHandler
     // top_logprobs: 0 asks for nothing, and clients send it without logprobs (vLLM refuses only a positive one).
     if (topLogprobs !== undefined && topLogprobs > 0 && !wantLogprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
     const promptLogprobs = readPromptLogprobs(b, common.stream);
+    // vLLM's return_tokens_as_token_ids: logprobs name each token `token_id:N` (what tokenString writes without a tokenizer).
+    const lpTokenizer = optBool(b, 'return_tokens_as_token_ids') ? null : ctx.tokenizer;
     const sequences = common.sampling.bestOf ?? common.n;
     ctx.checkSequences(sequences);
     const prompt = await renderChat(ctx, b);
@@ -64,13 +66,13 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): RouteHandler
     checkLength(ctx, prompt.ids.length, maxTokens, tokensParam);
     ctx.checkResponseSize(common.n, maxTokens, wantLogprobs ? (topLogprobs ?? 0) : undefined, tokensParam);
     if (promptLogprobs !== undefined) ctx.checkResponseSize(1, prompt.ids.length, promptLogprobs, 'prompt_logprobs');
-    const promptLps = promptLogprobs === undefined ? null : promptLogprobsField(ctx.tokenizer, (await ctx.llm.promptLogprobs([prompt.ids], promptLogprobs))[0]!, promptLogprobs);
+    const promptLps = promptLogprobs === undefined ? null : promptLogprobsField(lpTokenizer, (await ctx.llm.promptLogprobs([prompt.ids], promptLogprobs))[0]!, promptLogprobs);
     const params = { ...common.sampling, maxTokens, ...(wantLogprobs ? { logprobs: topLogprobs ?? 0 } : {}) };
     const admission = ctx.admit(reply, sequences);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const deltas = runChoices(ctx.llm, [{ promptTokenIds: prompt.ids, params }], admission, ctx.metrics, ctx.model);
-    const lp = (l: Parameters<typeof chatLogprobs>[1] | undefined) => (wantLogprobs ? chatLogprobs(ctx.tokenizer, l ?? [], topLogprobs ?? 0, ctx.tokenBytes) : null);
+    const lp = (l: Parameters<typeof chatLogprobs>[1] | undefined) => (wantLogprobs ? chatLogprobs(lpTokenizer, l ?? [], topLogprobs ?? 0, ctx.tokenBytes) : null);
     try {
       if (!common.stream) {
         const { results, cachedTokens } = await collectChoices(deltas, common.n);
@@ -103,7 +105,7 @@ export function chatRoute(app: FastifyInstance, ctx: ServeContext): RouteHandler
           if (!text && !(d.tokenIds.length && (common.returnTokenIds || wantLogprobs))) return null;
           return { index: d.choice, delta: text ? { content: text } : {}, logprobs: lp(d.logprobs), ...(common.returnTokenIds ? { token_ids: d.tokenIds } : {}) };
         },
-        closing: (choice) => ({ index: choice, delta: {}, logprobs: null }),
+        closing: (choice) => ({ index: choice, delta: {}, logprobs: null, ...(common.returnTokenIds ? { token_ids: [] } : {}) }),
       });
     } finally {
       admission.end();

@@ -52,6 +52,8 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): Route
     const maxTokens = optInt(b, 'max_tokens', { min: 0 }) ?? 16;
     if (maxTokens === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo: the prompt back, nothing generated)', 'max_tokens');
     const logprobs = optInt(b, 'logprobs', { min: 0, max: MAX_LOGPROBS });
+    // vLLM's return_tokens_as_token_ids: logprobs name each token `token_id:N` (what tokenString writes without a tokenizer).
+    const lpTokenizer = optBool(b, 'return_tokens_as_token_ids') ? null : ctx.tokenizer;
     const promptLogprobs = readPromptLogprobs(b, common.stream);
     const perPrompt = common.sampling.bestOf ?? common.n;
     const prompts = await readPrompts(ctx, b, optBool(b, 'add_special_tokens') ?? true, perPrompt);
@@ -73,10 +75,10 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): Route
     // text_offset counts token strings from the start.
     // One full-sequence pass serves both echo's logprobs and prompt_logprobs.
     const promptLps = echoLps || promptLogprobs !== undefined ? await ctx.llm.promptLogprobs(prompts.map((p) => p.ids), Math.max(echoLps ? logprobs! : 0, promptLogprobs ?? 0)) : null;
-    const promptLpsField = promptLogprobs === undefined ? null : promptLps!.map((lps) => promptLogprobsField(ctx.tokenizer, lps, promptLogprobs));
+    const promptLpsField = promptLogprobs === undefined ? null : promptLps!.map((lps) => promptLogprobsField(lpTokenizer, lps, promptLogprobs));
     const echoLogprobs = (c: number) => {
       const p = prompts[Math.floor(c / n)]!;
-      return completionLogprobs(ctx.tokenizer, promptLps![Math.floor(c / n)]!, 0, logprobs!, p.ids[0]);
+      return completionLogprobs(lpTokenizer, promptLps![Math.floor(c / n)]!, 0, logprobs!, p.ids[0]);
     };
     const endOf = (lp: CompletionLogprobs, from: number) => (lp.tokens.length ? lp.text_offset.at(-1)! + lp.tokens.at(-1)!.length : from);
     const withEcho = (c: number, rest: (start: number) => CompletionLogprobs): CompletionLogprobs => {
@@ -102,7 +104,7 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): Route
           choices: results.map((r, c) => ({
             index: c,
             text: echoText(c) + r.text,
-            logprobs: logprobs === undefined ? null : withEcho(c, (start) => completionLogprobs(ctx.tokenizer, r.logprobs, start, logprobs)),
+            logprobs: logprobs === undefined ? null : withEcho(c, (start) => completionLogprobs(lpTokenizer, r.logprobs, start, logprobs)),
             finish_reason: r.finishReason,
             stop_reason: r.stopReason,
             ...(common.returnTokenIds ? { prompt_token_ids: prompts[Math.floor(c / n)]!.ids, token_ids: r.tokenIds } : {}),
@@ -121,7 +123,7 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): Route
           const text = lead + d.text;
           if (!text && !(d.tokenIds.length && (common.returnTokenIds || logprobs !== undefined))) return null;
           const start = first ? lead.length : (tokenOffset.get(d.choice) ?? 0);
-          const rest = (at: number) => completionLogprobs(ctx.tokenizer, d.logprobs ?? [], at, logprobs!);
+          const rest = (at: number) => completionLogprobs(lpTokenizer, d.logprobs ?? [], at, logprobs!);
           const lp = logprobs === undefined ? null : first ? withEcho(d.choice, rest) : rest(start);
           if (lp) tokenOffset.set(d.choice, endOf(lp, start));
           return {
@@ -131,7 +133,13 @@ export function completionsRoute(app: FastifyInstance, ctx: ServeContext): Route
             ...(common.returnTokenIds ? { token_ids: d.tokenIds, ...(first ? { prompt_token_ids: prompts[Math.floor(d.choice / n)]!.ids } : {}) } : {}),
           };
         },
-        closing: (choice) => ({ index: choice, text: '', logprobs: null }),
+        // The same fields as the choice's other chunks (vLLM's clients read logprobs.tokens and token_ids from each).
+        closing: (choice) => ({
+          index: choice,
+          text: '',
+          logprobs: logprobs === undefined ? null : { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+          ...(common.returnTokenIds ? { token_ids: [] } : {}),
+        }),
       });
     } finally {
       admission.end();
