@@ -41,7 +41,7 @@ export const FIELDS: Readonly<Record<string, FieldRule>> = {
   stream_options: impl(BOTH, 'include_usage, continuous_usage_stats'),
   stop: impl(BOTH, 'stop strings (at most 256)'),
   stop_token_ids: impl(BOTH, 'vLLM: stop at these token ids'),
-  seed: impl(BOTH, 'reproducible sampling (choice i uses seed + i)'),
+  seed: impl(BOTH, 'reproducible sampling (choice i uses seed + i); within ±(2^53 − 1): a JSON number past that has lost its low bits'),
   logprobs: impl(BOTH, 'completions: top-k count (0..20); chat: true/false'),
   top_logprobs: impl(CHAT, 'with logprobs: true (0..20)'),
   echo: impl(BOTH, "completions: prepend the prompt to the text; with logprobs, its tokens' logprobs lead (the first null); max_tokens 0: the prompt alone. chat (vLLM): prepend the last message's content when it is an assistant message (or add_generation_prompt is false)"),

@@ -106,7 +106,11 @@ export function commonParams(b: Body, defaults: SamplingDefaults, vocabSize: num
   const so = (streamOptions ?? {}) as Body;
   for (const k of Object.keys(so)) if (k !== 'include_usage' && k !== 'continuous_usage_stats') throw badRequest(`stream_options.${k} is not supported (include_usage, continuous_usage_stats)`, 'stream_options');
   if (streamOptions && !stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
-  const seed = optInt(b, 'seed', { min: -(2 ** 63), max: 2 ** 64 });
+  // vLLM takes any int64; a JSON number past 2^53 has already lost its low bits here (2^63 − 1 and 2^63 read alike),
+  // so such a seed is refused rather than silently merged with its neighbours. The engine folds the rest into its
+  // generator's 32 bits, high bits included.
+  const seed = optInt(b, 'seed');
+  if (seed !== undefined && !Number.isSafeInteger(seed)) throw badRequest(`seed must be an integer within ±${Number.MAX_SAFE_INTEGER} (JSON numbers beyond 2^53 lose their low bits), got ${seed}`, 'seed');
   const n = optInt(b, 'n', { min: 1, max: MAX_N }) ?? 1;
   const bestOf = optInt(b, 'best_of', { min: 1, max: MAX_N });
   if (bestOf !== undefined && bestOf < n) throw badRequest(`best_of must be at least n (${n}), got ${bestOf}`, 'best_of');
@@ -125,7 +129,7 @@ export function commonParams(b: Body, defaults: SamplingDefaults, vocabSize: num
     minTokens: optInt(b, 'min_tokens', { min: 0 }) ?? 0,
     includeStopStrInOutput: optBool(b, 'include_stop_str_in_output') ?? false,
     skipSpecialTokens: optBool(b, 'skip_special_tokens') ?? true,
-    ...(seed === undefined ? {} : { seed: Number(BigInt.asUintN(32, BigInt(seed))) }),
+    ...(seed === undefined ? {} : { seed }),
     ...(stopList ? { stop: stopList } : {}),
     ...(stopTokenIds ? { stopTokenIds } : {}),
     ...logitBias(b, vocabSize),

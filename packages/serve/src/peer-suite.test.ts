@@ -197,3 +197,19 @@ describe("return_tokens_as_token_ids and every streamed chunk's shape (vLLM's te
     expect(chunks[0]!.choices[0].prompt_token_ids.length).toBeGreaterThan(0);
   });
 });
+
+describe('seeds (vLLM test_long_seed)', () => {
+  it('seeds that differ above bit 32 sample differently, as the engine samples them; past 2^53 refused naming seed', async () => {
+    const body = (seed: number) => ({ model: 'weft-tiny-code', prompt: PROMPT, max_tokens: 12, temperature: 1, ignore_eos: true, seed });
+    const [low, high] = [5, 5 + 2 ** 32];
+    const [a, b] = await Promise.all([post('/v1/completions', body(low)), post('/v1/completions', body(high))]);
+    const ids = await llm.generate([PROMPT, PROMPT].map((p) => llm.tokenizer!.encode(p)), { maxTokens: 12, temperature: 1, ignoreEos: true, seed: high });
+    expect(a.json.choices[0].text).not.toBe(b.json.choices[0].text);
+    expect(b.json.choices[0].text).toBe(ids[0]!.text);
+    for (const seed of [2 ** 53, -(2 ** 63) - 1, 2 ** 63]) {
+      const r = await post('/v1/completions', body(seed));
+      expect(r.status, String(seed)).toBe(400);
+      expect(r.json.error.param).toBe('seed');
+    }
+  });
+});
